@@ -1,1 +1,43 @@
-fn main() {}
+//! The `modelfleet` binary. It only wires the crates together: each
+//! subcommand parses its arguments, calls into the parts, and prints.
+
+mod catalog;
+mod output;
+mod plan;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// modelfleet: serve large language models on GPU and NPU node pools across clouds.
+#[derive(Debug, Parser)]
+#[command(name = "modelfleet", version, about, long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Size a model: precision, tensor and pipeline parallelism, KV-cache
+    /// capacity and cost on every pool of a fleet, best first.
+    Plan(Box<plan::PlanArgs>),
+    /// List the models and accelerators modelfleet knows.
+    Catalog(catalog::CatalogArgs),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Plan(args) => plan::run(*args),
+        Command::Catalog(args) => catalog::run(args),
+    };
+    match result {
+        Ok(code) => code,
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            // The same code clap uses for bad arguments: the input was wrong.
+            ExitCode::from(2)
+        }
+    }
+}

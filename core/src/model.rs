@@ -238,7 +238,7 @@ impl ModelArch {
                 "kvHeads ({}) cannot exceed attentionHeads ({})",
                 self.kv_heads, self.attention_heads
             ));
-        } else if self.kv_heads > 0 && self.attention_heads % self.kv_heads != 0 {
+        } else if self.kv_heads > 0 && !self.attention_heads.is_multiple_of(self.kv_heads) {
             problems.push(format!(
                 "attentionHeads ({}) must be a multiple of kvHeads ({})",
                 self.attention_heads, self.kv_heads

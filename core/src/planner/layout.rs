@@ -79,21 +79,24 @@ pub fn tensor_parallel_problem(
             devices_per_node,
         });
     }
-    if model.attention_heads % tp != 0 {
+    if !model.attention_heads.is_multiple_of(tp) {
         return Some(Reason::TensorParallelHeads {
             model: model.id.clone(),
             heads: model.attention_heads,
             tensor_parallel: tp,
         });
     }
-    if model.mla.is_none() && model.kv_heads % tp != 0 && tp % model.kv_heads != 0 {
+    if model.mla.is_none()
+        && !model.kv_heads.is_multiple_of(tp)
+        && !tp.is_multiple_of(model.kv_heads)
+    {
         return Some(Reason::TensorParallelKvHeads {
             model: model.id.clone(),
             kv_heads: model.kv_heads,
             tensor_parallel: tp,
         });
     }
-    if model.ffn_size % tp != 0 {
+    if !model.ffn_size.is_multiple_of(tp) {
         return Some(Reason::TensorParallelFfn {
             model: model.id.clone(),
             ffn: model.ffn_size,
@@ -204,6 +207,7 @@ pub fn best_layout(
         .max_by_key(|l| (l.memory.kv_tokens(), Reverse(l.devices())));
     Err(match closest {
         Some(best) => Reason::KvCacheTooSmall {
+            precision,
             best: best.desc(),
             tokens: best.memory.kv_tokens(),
             max_model_len: needs.max_model_len,

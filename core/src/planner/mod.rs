@@ -10,7 +10,6 @@ pub mod memory;
 pub mod reason;
 
 use std::cmp::Reverse;
-use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize, Serializer};
 
@@ -134,16 +133,16 @@ pub struct Plan {
     pub replicas: u32,
     #[serde(serialize_with = "fraction")]
     pub gpu_memory_utilization: MemoryUtilization,
-    #[serde(serialize_with = "gib")]
-    pub device_memory_gib: u64,
-    #[serde(serialize_with = "gib")]
-    pub weights_gib_per_device: u64,
-    #[serde(serialize_with = "gib")]
-    pub activation_gib_per_device: u64,
-    #[serde(serialize_with = "gib")]
-    pub runtime_overhead_gib_per_device: u64,
-    #[serde(serialize_with = "gib")]
-    pub kv_cache_gib_per_device: u64,
+    #[serde(rename = "device_memory_gib", serialize_with = "gib")]
+    pub device_memory_bytes: u64,
+    #[serde(rename = "weights_gib_per_device", serialize_with = "gib")]
+    pub weights_bytes_per_device: u64,
+    #[serde(rename = "activation_gib_per_device", serialize_with = "gib")]
+    pub activation_bytes_per_device: u64,
+    #[serde(rename = "runtime_overhead_gib_per_device", serialize_with = "gib")]
+    pub runtime_overhead_bytes_per_device: u64,
+    #[serde(rename = "kv_cache_gib_per_device", serialize_with = "gib")]
+    pub kv_cache_bytes_per_device: u64,
     pub kv_cache_bytes_per_token: u64,
     /// Tokens the KV cache of one replica holds.
     pub kv_cache_tokens: u64,
@@ -434,11 +433,11 @@ fn plan_pool(
         devices_per_node: layout.devices_per_node(),
         replicas: request.replicas,
         gpu_memory_utilization: request.gpu_memory_utilization,
-        device_memory_gib: m.device,
-        weights_gib_per_device: m.weights,
-        activation_gib_per_device: m.activation,
-        runtime_overhead_gib_per_device: m.non_torch,
-        kv_cache_gib_per_device: m.kv_cache,
+        device_memory_bytes: m.device,
+        weights_bytes_per_device: m.weights,
+        activation_bytes_per_device: m.activation,
+        runtime_overhead_bytes_per_device: m.non_torch,
+        kv_cache_bytes_per_device: m.kv_cache,
         kv_cache_bytes_per_token: m.kv_bytes_per_token,
         kv_cache_tokens: kv_tokens,
         max_concurrency: kv_tokens / u64::from(request.max_model_len),
@@ -482,7 +481,7 @@ fn admit(
     if !constraints.clouds.is_empty() && !constraints.clouds.contains(&pool.cloud) {
         return Err(Reason::CloudNotAllowed { cloud: pool.cloud });
     }
-    if !constraints.regions.is_empty() && !constraints.regions.iter().any(|r| *r == pool.region) {
+    if !constraints.regions.is_empty() && !constraints.regions.contains(&pool.region) {
         return Err(Reason::RegionNotAllowed {
             region: pool.region.clone(),
         });
@@ -548,15 +547,6 @@ fn check_budget(
         return Err(Reason::OverBudget { cost, budget });
     }
     Ok(())
-}
-
-/// Counts of rejections by code, for summaries.
-pub fn rejection_summary(report: &PlanReport) -> BTreeMap<&'static str, usize> {
-    let mut counts = BTreeMap::new();
-    for r in &report.rejections {
-        *counts.entry(r.reason.code()).or_insert(0) += 1;
-    }
-    counts
 }
 
 #[cfg(test)]

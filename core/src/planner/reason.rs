@@ -97,6 +97,7 @@ pub enum Reason {
         per_device_budget: u64,
     },
     KvCacheTooSmall {
+        precision: Precision,
         best: LayoutDesc,
         tokens: u64,
         max_model_len: u32,
@@ -124,6 +125,19 @@ fn gib(bytes: u64) -> String {
 }
 
 impl Reason {
+    /// Whether the pool was set aside by the user's constraints rather than
+    /// found unable to serve the model.
+    pub fn is_constraint(&self) -> bool {
+        matches!(
+            self,
+            Reason::CloudNotAllowed { .. }
+                | Reason::RegionNotAllowed { .. }
+                | Reason::AcceleratorNotAllowed { .. }
+                | Reason::SpotNotAllowed
+                | Reason::NotPinnedPool { .. }
+        )
+    }
+
     /// A stable, bounded code for programs and metrics.
     pub fn code(&self) -> &'static str {
         match self {
@@ -250,13 +264,14 @@ impl fmt::Display for Reason {
                 gib(*per_device_budget)
             ),
             Reason::KvCacheTooSmall {
+                precision,
                 best,
                 tokens,
                 max_model_len,
                 concurrency,
             } => write!(
                 f,
-                "the KV cache holds at most {tokens} tokens ({best}); {concurrency} concurrent \
+                "in {precision}, the KV cache holds at most {tokens} tokens ({best}); {concurrency} concurrent \
                  sequence{} of {max_model_len} tokens need {}",
                 if *concurrency == 1 { "" } else { "s" },
                 u64::from(*max_model_len) * u64::from(*concurrency)

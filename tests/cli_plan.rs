@@ -1,0 +1,261 @@
+//! The `modelfleet plan` and `catalog` commands as a user runs them: the real
+//! binary, its exit codes, its table and its JSON.
+
+use std::process::{Command, Output};
+
+fn modelfleet(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_modelfleet"))
+        .args(args)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .expect("the modelfleet binary runs")
+}
+
+fn json(args: &[&str]) -> (i32, serde_json::Value) {
+    let mut all = args.to_vec();
+    all.extend(["--output", "json"]);
+    let out = modelfleet(&all);
+    let value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&out.stdout)));
+    (out.status.code().unwrap(), value)
+}
+
+#[test]
+fn llama_70b_bf16_on_h100_is_tensor_parallel_4_and_fewer_h200s() {
+    let (code, h100) = json(&[
+        "plan",
+        "--model",
+        "llama-3.1-70b",
+        "--precision",
+        "bf16",
+        "--accelerator",
+        "h100-80gb",
+    ]);
+    assert_eq!(code, 0);
+    let best = &h100["plans"][0];
+    assert!(best["tensor_parallel"].as_u64().unwrap() >= 4);
+    assert_eq!(best["nodes_per_replica"], 1);
+    assert_eq!(best["gpu_memory_utilization"], 0.9);
+    assert_eq!(best["cost_per_hour"]["amount"], "27.52");
+    assert_eq!(best["cost_per_hour"]["currency"], "USD");
+
+    let (_, h200) = json(&[
+        "plan",
+        "--model",
+        "llama-3.1-70b",
+        "--precision",
+        "bf16",
+        "--accelerator",
+        "h200",
+    ]);
+    assert!(
+        h200["plans"][0]["devices_per_replica"].as_u64() < best["devices_per_replica"].as_u64()
+    );
+}
+
+#[test]
+fn the_json_shape_is_the_documented_one() {
+    let (_, report) = json(&["plan", "--model", "llama-3.1-8b", "--accelerator", "l40s"]);
+    let plan = report["plans"][0].as_object().unwrap();
+    for field in [
+        "rank",
+        "pool",
+        "accelerator",
+        "runtime",
+        "capacity_type",
+        "precision",
+        "tensor_parallel",
+        "pipeline_parallel",
+        "nodes_per_replica",
+        "devices_per_replica",
+        "devices_per_node",
+        "replicas",
+        "gpu_memory_utilization",
+        "weights_gib_per_device",
+        "kv_cache_gib_per_device",
+        "kv_cache_tokens",
+        "max_concurrency",
+        "max_model_len",
+        "price_per_device_hour",
+        "cost_per_hour",
+    ] {
+        assert!(plan.contains_key(field), "plans[0] lacks {field}");
+    }
+    for field in ["model", "request", "plans", "rejections"] {
+        assert!(report.get(field).is_some(), "report lacks {field}");
+    }
+    let rejection = report["rejections"][0].as_object().unwrap();
+    for field in ["pool", "accelerator", "code", "reason"] {
+        assert!(rejection.contains_key(field), "rejections[0] lacks {field}");
+    }
+}
+
+#[test]
+fn an_impossible_request_exits_non_zero_with_the_reason() {
+    let out = modelfleet(&[
+        "plan",
+        "--model",
+        "qwen2.5-7b",
+        "--accelerator",
+        "h100-80gb",
+        "--tensor-parallel",
+        "8",
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout
+            .contains("qwen2.5-7b has 28 attention heads; tensor parallel 8 does not divide them"),
+        "{stdout}"
+    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no pool can serve qwen2.5-7b"));
+}
+
+#[test]
+fn deepseek_v3_fits_an_h200_node_in_fp8_and_ascend_refuses_fp8() {
+    let (code, h200) = json(&[
+        "plan",
+        "--model",
+        "deepseek-v3",
+        "--precision",
+        "fp8",
+        "--accelerator",
+        "h200",
+    ]);
+    assert_eq!(code, 0);
+    assert_eq!(h200["plans"][0]["devices_per_replica"], 8);
+
+    let (code, ascend) = json(&[
+        "plan",
+        "--model",
+        "deepseek-v3",
+        "--precision",
+        "fp8",
+        "--accelerator",
+        "ascend-910b",
+    ]);
+    assert_eq!(code, 1);
+    let reasons: Vec<&str> = ascend["rejections"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["accelerator"] == "ascend-910b")
+        .map(|r| r["reason"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        reasons,
+        ["ascend-910b does not support fp8 (it supports bf16, int8, int4)"]
+    );
+}
+
+#[test]
+fn gpt3_plans_two_nodes_on_the_example_fleet_when_concurrency_needs_them() {
+    let (code, report) = json(&[
+        "plan",
+        "--model",
+        "gpt3-175b",
+        "--precision",
+        "bf16",
+        "--accelerator",
+        "h100-80gb",
+        "--concurrency",
+        "64",
+        "--fleet",
+        "examples/fleet.yaml",
+    ]);
+    assert_eq!(code, 0);
+    assert_eq!(report["plans"][0]["pipeline_parallel"], 2);
+    assert_eq!(report["plans"][0]["nodes_per_replica"], 2);
+}
+
+#[test]
+fn a_model_of_your_own_from_a_file() {
+    let out = modelfleet(&[
+        "plan",
+        "--model-file",
+        "examples/custom-model.yaml",
+        "--accelerator",
+        "a100-80gb",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).starts_with("acme-13b-chat"));
+}
+
+#[test]
+fn bad_input_is_refused_with_a_clear_message() {
+    let cases: [(&[&str], &str); 6] = [
+        (
+            &["plan", "--model", "llama-9"],
+            "unknown model \"llama-9\"; known models: llama-3.2-1b",
+        ),
+        (
+            &["plan", "--model", "gpt3-175b", "--max-model-len", "4096"],
+            "exceeds gpt3-175b's context of 2048 tokens",
+        ),
+        (
+            &["plan", "--model", "llama-3.1-8b", "--precision", "fp4"],
+            "unknown precision \"fp4\"",
+        ),
+        (
+            &[
+                "plan",
+                "--model",
+                "llama-3.1-8b",
+                "--gpu-memory-utilization",
+                "1.5",
+            ],
+            "between 0.05 and 1.0",
+        ),
+        (
+            &[
+                "plan",
+                "--model",
+                "llama-3.1-8b",
+                "--fleet",
+                "no/such/fleet.yaml",
+            ],
+            "cannot read fleet file no/such/fleet.yaml",
+        ),
+        (
+            &["plan", "--model", "llama-3.1-8b", "--accelerator", "tpu"],
+            "unknown accelerator \"tpu\"",
+        ),
+    ];
+    for (args, message) in cases {
+        let out = modelfleet(args);
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains(message), "{args:?}: {stderr}");
+        assert!(out.stdout.is_empty(), "{args:?} printed a plan");
+    }
+}
+
+#[test]
+fn catalog_lists_every_model_and_accelerator() {
+    let (code, models) = json(&["catalog", "models"]);
+    assert_eq!(code, 0);
+    assert_eq!(models.as_array().unwrap().len(), 15);
+    let table =
+        String::from_utf8_lossy(&modelfleet(&["catalog", "accelerators"]).stdout).into_owned();
+    for id in [
+        "h200",
+        "h100-80gb",
+        "a100-80gb",
+        "a100-40gb",
+        "l40s",
+        "a10",
+        "ascend-910b",
+        "ascend-910b4",
+        "ascend-910c",
+    ] {
+        assert!(
+            table.lines().any(|l| l.starts_with(id)),
+            "{id} missing:\n{table}"
+        );
+    }
+    assert!(table.contains("huawei.com/Ascend910") && table.contains("vllm-ascend"));
+}
