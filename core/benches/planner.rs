@@ -40,6 +40,7 @@ fn generated_fleet(pools: usize) -> Fleet {
                     devices_per_node: accelerator.devices_per_node,
                     nodes_total,
                     nodes_free: nodes_total - (i % 2) as u32,
+                    partly_free: Vec::new(),
                     price_per_device_hour: Some(Money::from_micros(
                         1_000_000 + (i as i64 * 37_000) % 9_000_000,
                         currency,

@@ -98,6 +98,10 @@ pub struct NodePool {
     pub nodes_total: u32,
     /// Nodes with all their devices unallocated.
     pub nodes_free: u32,
+    /// Free devices on each node that is partly allocated (`[4, 2]`: one
+    /// node with 4 free, one with 2). Replicas smaller than a node can use them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub partly_free: Vec<u32>,
     /// Price per device-hour; an unpriced pool can be planned on but not
     /// ranked by cost or held to a budget.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -202,6 +206,25 @@ impl Fleet {
                     pool.nodes_free, pool.nodes_total
                 ));
             }
+            if let Some(bad) = pool
+                .partly_free
+                .iter()
+                .find(|&&n| n == 0 || n >= pool.devices_per_node)
+            {
+                problems.push(format!(
+                    "{at}: partlyFree entry {bad} must be between 1 and devicesPerNode − 1 ({}); \
+                     a node with all devices free counts in nodesFree",
+                    pool.devices_per_node.saturating_sub(1)
+                ));
+            }
+            if pool.nodes_free as usize + pool.partly_free.len() > pool.nodes_total as usize {
+                problems.push(format!(
+                    "{at}: nodesFree ({}) plus partly free nodes ({}) exceed nodesTotal ({})",
+                    pool.nodes_free,
+                    pool.partly_free.len(),
+                    pool.nodes_total
+                ));
+            }
             if !seen.insert((pool.cluster.clone(), pool.name.clone())) {
                 problems.push(format!(
                     "{at}: a pool with this cluster and name is listed twice"
@@ -231,6 +254,7 @@ impl Fleet {
                     devices_per_node: a.devices_per_node,
                     nodes_total: 1,
                     nodes_free: 1,
+                    partly_free: Vec::new(),
                     price_per_device_hour: a.list_price,
                     capacity_type: CapacityType::OnDemand,
                     labels: BTreeMap::new(),
@@ -305,7 +329,7 @@ mod tests {
         let err = Fleet::from_yaml(
             "pools:\n\
              - {cloud: aws, region: us-east-1, cluster: c1, name: p1, accelerator: h1000, devicesPerNode: 0, nodesTotal: 1, nodesFree: 2}\n\
-             - {cloud: aws, region: US_East, cluster: c1, name: p1, accelerator: a10, devicesPerNode: 4, nodesTotal: 1, nodesFree: 1}\n",
+             - {cloud: aws, region: US_East, cluster: c1, name: p1, accelerator: a10, devicesPerNode: 4, nodesTotal: 1, nodesFree: 1, partlyFree: [4]}\n",
         )
         .unwrap_err()
         .to_string();
@@ -315,6 +339,8 @@ mod tests {
             "nodesFree (2) cannot exceed nodesTotal (1)",
             "pools[1] (c1/p1): region \"US_East\" must be a DNS label",
             "listed twice",
+            "partlyFree entry 4 must be between 1 and devicesPerNode − 1 (3)",
+            "nodesFree (1) plus partly free nodes (1) exceed nodesTotal (1)",
         ] {
             assert!(err.contains(needle), "missing {needle:?} in:\n{err}");
         }

@@ -28,6 +28,7 @@ fn pool(
         devices_per_node: accelerator.devices_per_node,
         nodes_total,
         nodes_free: nodes_free.min(nodes_total),
+        partly_free: Vec::new(),
         price_per_device_hour: Some(Money::from_micros(1_000_000 + i as i64, Currency::Usd)),
         capacity_type: if spot {
             CapacityType::Spot

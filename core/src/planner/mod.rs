@@ -504,20 +504,26 @@ fn admit(
     Ok(())
 }
 
-/// Whether the pool's free nodes hold every replica. Replicas smaller than a
-/// node share nodes; larger ones take whole nodes each.
+/// Whether the pool's free devices hold every replica. A replica within one
+/// node fits in a whole free node or in the free part of a used one; a
+/// replica that spans nodes takes whole free nodes.
 fn check_capacity(pool: &NodePool, layout: &Layout, replicas: u32) -> Result<(), Reason> {
-    let nodes_needed = if layout.nodes == 1 {
-        let per_node = pool.devices_per_node / layout.devices();
-        replicas.div_ceil(per_node)
+    let devices = layout.devices();
+    let (room, nodes_needed) = if layout.nodes == 1 {
+        let per_free_node = pool.devices_per_node / devices;
+        let in_partly_free: u32 = pool.partly_free.iter().map(|free| free / devices).sum();
+        let room = pool.nodes_free * per_free_node + in_partly_free;
+        let beyond_partial = replicas.saturating_sub(in_partly_free);
+        (room, beyond_partial.div_ceil(per_free_node))
     } else {
-        layout.nodes * replicas
+        (pool.nodes_free / layout.nodes, layout.nodes * replicas)
     };
-    if nodes_needed > pool.nodes_free {
+    if room < replicas {
         return Err(Reason::InsufficientCapacity {
             nodes_needed,
             devices_per_node: pool.devices_per_node,
             nodes_free: pool.nodes_free,
+            partly_free: pool.partly_free.clone(),
         });
     }
     Ok(())

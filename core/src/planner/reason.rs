@@ -107,6 +107,8 @@ pub enum Reason {
         nodes_needed: u32,
         devices_per_node: u32,
         nodes_free: u32,
+        /// Free devices on partly used nodes that were too few to help.
+        partly_free: Vec<u32>,
     },
     Unpriced,
     OverBudget {
@@ -280,11 +282,23 @@ impl fmt::Display for Reason {
                 nodes_needed,
                 devices_per_node,
                 nodes_free,
-            } => write!(
-                f,
-                "needs {nodes_needed} node{} of {devices_per_node} devices, pool has {nodes_free} free",
-                if *nodes_needed == 1 { "" } else { "s" }
-            ),
+                partly_free,
+            } => {
+                write!(
+                    f,
+                    "needs {nodes_needed} node{} of {devices_per_node} devices, pool has {nodes_free} free",
+                    if *nodes_needed == 1 { "" } else { "s" }
+                )?;
+                if !partly_free.is_empty() {
+                    let counts: Vec<_> = partly_free.iter().map(u32::to_string).collect();
+                    write!(
+                        f,
+                        " (and partly used nodes with {} free devices, too few for a replica)",
+                        counts.join(", ")
+                    )?;
+                }
+                Ok(())
+            }
             Reason::Unpriced => write!(f, "the pool has no price, so the budget cannot be checked"),
             Reason::OverBudget { cost, budget } => {
                 write!(

@@ -304,6 +304,37 @@ fn small_replicas_share_nodes() {
 }
 
 #[test]
+fn replicas_use_the_free_part_of_partly_used_nodes() {
+    // One node free, two with 3 and 1 devices free: room for 8 + 3 + 1
+    // single-device replicas of llama-3.1-8b, no more.
+    let fleet = one_pool(
+        "{cloud: aws, region: us-east-1, cluster: c1, name: l40s, accelerator: l40s, \
+         devicesPerNode: 8, nodesTotal: 4, nodesFree: 1, partlyFree: [3, 1], pricePerDeviceHour: \"3.77 USD\"}",
+    );
+    let m = model("llama-3.1-8b");
+    let fits = ServingRequest {
+        replicas: 12,
+        ..ServingRequest::default()
+    };
+    assert_eq!(
+        plan(m, &fits, &fleet, &Constraints::default())
+            .unwrap()
+            .plans
+            .len(),
+        1
+    );
+    let too_many = ServingRequest {
+        replicas: 13,
+        ..ServingRequest::default()
+    };
+    let report = plan(m, &too_many, &fleet, &Constraints::default()).unwrap();
+    assert_eq!(
+        report.rejections[0].reason.to_string(),
+        "needs 2 nodes of 8 devices, pool has 1 free (and partly used nodes with 3, 1 free devices, too few for a replica)"
+    );
+}
+
+#[test]
 fn plans_rank_by_cost_across_currencies() {
     let fleet = Fleet::from_yaml(
         "exchangeRates: {reference: USD, rates: {CNY: \"0.14\"}}\npools:\n\
