@@ -51,6 +51,7 @@ fn generated_fleet(pools: usize) -> Fleet {
                         CapacityType::OnDemand
                     },
                     labels: BTreeMap::new(),
+                    taints: Vec::new(),
                 }
             })
             .collect(),

@@ -108,8 +108,25 @@ pub struct NodePool {
     pub price_per_device_hour: Option<Money>,
     #[serde(default)]
     pub capacity_type: CapacityType,
+    /// Node labels every node of the pool carries. Workloads are pinned to
+    /// the pool by requiring them.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub labels: BTreeMap<String, String>,
+    /// Taints every node of the pool carries; workloads placed on the pool
+    /// tolerate them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub taints: Vec<Taint>,
+}
+
+/// A node taint, as Kubernetes writes it.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Taint {
+    pub key: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub value: Option<String>,
+    /// NoSchedule, PreferNoSchedule or NoExecute.
+    pub effect: String,
 }
 
 impl NodePool {
@@ -225,6 +242,17 @@ impl Fleet {
                     pool.nodes_total
                 ));
             }
+            for taint in &pool.taints {
+                if !matches!(
+                    taint.effect.as_str(),
+                    "NoSchedule" | "PreferNoSchedule" | "NoExecute"
+                ) {
+                    problems.push(format!(
+                        "{at}: taint {} has effect {:?}; use NoSchedule, PreferNoSchedule or NoExecute",
+                        taint.key, taint.effect
+                    ));
+                }
+            }
             if !seen.insert((pool.cluster.clone(), pool.name.clone())) {
                 problems.push(format!(
                     "{at}: a pool with this cluster and name is listed twice"
@@ -258,6 +286,7 @@ impl Fleet {
                     price_per_device_hour: a.list_price,
                     capacity_type: CapacityType::OnDemand,
                     labels: BTreeMap::new(),
+                    taints: Vec::new(),
                 })
                 .collect(),
         }

@@ -36,6 +36,7 @@ fn pool(
             CapacityType::OnDemand
         },
         labels: BTreeMap::new(),
+        taints: Vec::new(),
     }
 }
 
