@@ -3,6 +3,6 @@
 //! PodDisruptionBudgets) and reports their status.
 //!
 //! It may talk to the Kubernetes API through a `kube::Client`; it may not talk
-//! to the database. Nothing lives here yet: the controller is built by the
-//! issue "ModelDeployment CRD and the operator", and until then this crate
-//! exports nothing rather than something that pretends to reconcile.
+//! to the database.
+
+pub mod discovery;

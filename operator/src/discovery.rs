@@ -1,0 +1,432 @@
+//! Node-pool discovery: from a cluster's Nodes and Pods to the fleet the
+//! planner sizes against. Pure: the controller lists the objects, this
+//! module only reads them.
+//!
+//! A pool is the nodes that share a pool label: `modelfleet.io/pool` if a
+//! platform engineer set one, else the cloud's node-group label (EKS node
+//! group, Karpenter node pool, ACK, TKE or CCE node pool). The accelerator is
+//! read from the device plugin's allocatable resource and the product labels;
+//! free devices are allocatable minus what non-terminated pods request.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::core::v1::{Node, Pod};
+use modelfleet_core::accelerator::{ACCELERATORS, Accelerator, Vendor};
+use modelfleet_core::fleet::{CapacityType, Cloud, Fleet, NodePool, Taint};
+use modelfleet_core::money::Money;
+
+/// Labels and annotations a platform engineer may set on nodes to say what
+/// discovery cannot infer.
+pub const POOL_LABEL: &str = "modelfleet.io/pool";
+pub const ACCELERATOR_LABEL: &str = "modelfleet.io/accelerator";
+pub const CLOUD_LABEL: &str = "modelfleet.io/cloud";
+pub const CAPACITY_TYPE_LABEL: &str = "modelfleet.io/capacity-type";
+pub const PRICE_ANNOTATION: &str = "modelfleet.io/price-per-device-hour";
+
+/// Node-group labels by cloud, in the order they are tried.
+const NODE_GROUP_LABELS: &[(&str, Cloud)] = &[
+    ("eks.amazonaws.com/nodegroup", Cloud::Aws),
+    ("karpenter.sh/nodepool", Cloud::Aws),
+    ("alibabacloud.com/nodepool-id", Cloud::Aliyun),
+    ("tke.cloud.tencent.com/nodepool-id", Cloud::Tencentcloud),
+    ("cce.cloud.com/cce-nodepool", Cloud::Huaweicloud),
+];
+
+/// Extended resources device plugins advertise, with the vendor they mean.
+/// Huawei Cloud CCE's AI suite names the 910B class `huawei.com/ascend-1980`.
+const DEVICE_RESOURCES: &[(&str, Vendor)] = &[
+    ("nvidia.com/gpu", Vendor::Nvidia),
+    ("huawei.com/Ascend910", Vendor::Huawei),
+    ("huawei.com/ascend-1980", Vendor::Huawei),
+];
+
+/// A node discovery could not place in a pool, and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Skipped {
+    pub node: String,
+    pub reason: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Discovery {
+    pub fleet: Fleet,
+    /// Accelerator nodes that belong to no pool the planner can use.
+    pub skipped: Vec<Skipped>,
+}
+
+/// One accelerator node, as discovery reads it.
+struct NodeFacts {
+    pool: String,
+    cloud: Cloud,
+    region: String,
+    accelerator: &'static Accelerator,
+    resource: &'static str,
+    allocatable: u32,
+    schedulable: bool,
+    capacity_type: CapacityType,
+    price: Option<Money>,
+    pool_labels: BTreeMap<String, String>,
+    taints: Vec<Taint>,
+}
+
+/// Groups `nodes` into pools of cluster `cluster` and counts free devices
+/// from `pods`. Nodes without accelerators are ignored.
+pub fn discover(cluster: &str, nodes: &[Node], pods: &[Pod]) -> Discovery {
+    let mut skipped = Vec::new();
+    let mut pools: BTreeMap<String, NodePool> = BTreeMap::new();
+    for node in nodes {
+        let name = node.metadata.name.clone().unwrap_or_default();
+        let facts = match read_node(node) {
+            Ok(Some(facts)) => facts,
+            Ok(None) => continue,
+            Err(reason) => {
+                skipped.push(Skipped { node: name, reason });
+                continue;
+            }
+        };
+        let used = requested_on(&name, facts.resource, pods);
+        let free = facts.allocatable.saturating_sub(used);
+        let pool = pools.entry(facts.pool.clone()).or_insert_with(|| NodePool {
+            cloud: facts.cloud,
+            region: facts.region.clone(),
+            cluster: cluster.to_owned(),
+            name: facts.pool.clone(),
+            accelerator: facts.accelerator.id.to_owned(),
+            devices_per_node: facts.allocatable,
+            nodes_total: 0,
+            nodes_free: 0,
+            partly_free: Vec::new(),
+            price_per_device_hour: facts.price,
+            capacity_type: facts.capacity_type,
+            labels: facts.pool_labels.clone(),
+            taints: facts.taints.clone(),
+        });
+        if pool.accelerator != facts.accelerator.id {
+            skipped.push(Skipped {
+                node: name,
+                reason: format!(
+                    "has {} but pool {} has {}; a pool must be one kind of device",
+                    facts.accelerator.id, pool.name, pool.accelerator
+                ),
+            });
+            continue;
+        }
+        pool.nodes_total += 1;
+        // Pools are homogeneous; a node with fewer devices (one broken, say)
+        // still counts, and its devices are counted as they are.
+        pool.devices_per_node = pool.devices_per_node.max(facts.allocatable);
+        pool.taints.retain(|t| facts.taints.contains(t));
+        if facts.schedulable && free > 0 {
+            if free >= pool.devices_per_node {
+                pool.nodes_free += 1;
+            } else {
+                pool.partly_free.push(free);
+            }
+        }
+    }
+    let mut pools: Vec<NodePool> = pools.into_values().collect();
+    for pool in &mut pools {
+        // A node seen before a larger one was counted as whole; keep the
+        // split between whole and partly free nodes consistent.
+        pool.partly_free
+            .retain(|&free| free < pool.devices_per_node);
+        pool.partly_free.sort_unstable_by(|a, b| b.cmp(a));
+    }
+    Discovery {
+        fleet: Fleet {
+            exchange_rates: Default::default(),
+            pools,
+        },
+        skipped,
+    }
+}
+
+fn label<'a>(node: &'a Node, key: &str) -> Option<&'a str> {
+    node.metadata.labels.as_ref()?.get(key).map(String::as_str)
+}
+
+/// `Ok(None)` for a node without accelerators.
+fn read_node(node: &Node) -> Result<Option<NodeFacts>, String> {
+    let allocatable = node.status.as_ref().and_then(|s| s.allocatable.as_ref());
+    let Some((resource, vendor, count)) = DEVICE_RESOURCES.iter().find_map(|(resource, vendor)| {
+        let quantity = allocatable?.get(*resource)?;
+        let count: u32 = quantity.0.parse().ok()?;
+        (count > 0).then_some((*resource, *vendor, count))
+    }) else {
+        return Ok(None);
+    };
+    let accelerator = identify(node, vendor)?;
+    let (pool, pool_key) = match label(node, POOL_LABEL) {
+        Some(pool) => (pool.to_owned(), Some(POOL_LABEL)),
+        None => NODE_GROUP_LABELS
+            .iter()
+            .find_map(|(key, _)| label(node, key).map(|v| (v.to_owned(), Some(*key))))
+            .unwrap_or_else(|| (format!("{}-nodes", accelerator.id.replace('.', "-")), None)),
+    };
+    let pool = dns_label(&pool);
+    let mut pool_labels = BTreeMap::new();
+    match pool_key {
+        Some(key) => {
+            pool_labels.insert(
+                key.to_owned(),
+                label(node, key).unwrap_or_default().to_owned(),
+            );
+        }
+        // No pool label: pin by the device's own product label instead.
+        None => {
+            if let Some((key, value)) = product_label(node) {
+                pool_labels.insert(key.to_owned(), value.to_owned());
+            }
+        }
+    }
+    let price = match node
+        .metadata
+        .annotations
+        .as_ref()
+        .and_then(|a| a.get(PRICE_ANNOTATION))
+    {
+        Some(text) => Some(text.parse::<Money>().map_err(|e| {
+            format!(
+                "annotation {PRICE_ANNOTATION} is not a price ({e}); write it like \"6.88 USD\""
+            )
+        })?),
+        None => None,
+    };
+    Ok(Some(NodeFacts {
+        pool,
+        cloud: cloud_of(node)?,
+        region: label(node, "topology.kubernetes.io/region")
+            .map(dns_label)
+            .unwrap_or_else(|| "unknown".to_owned()),
+        accelerator,
+        resource,
+        allocatable: count,
+        schedulable: is_schedulable(node),
+        capacity_type: capacity_type_of(node),
+        price,
+        pool_labels,
+        taints: node
+            .spec
+            .as_ref()
+            .and_then(|s| s.taints.as_ref())
+            .map(|taints| {
+                taints
+                    .iter()
+                    .map(|t| Taint {
+                        key: t.key.clone(),
+                        value: t.value.clone(),
+                        effect: t.effect.clone(),
+                    })
+                    .collect()
+            })
+            .unwrap_or_default(),
+    }))
+}
+
+fn product_label(node: &Node) -> Option<(&'static str, &str)> {
+    ["nvidia.com/gpu.product", "accelerator-type"]
+        .into_iter()
+        .find_map(|key| label(node, key).map(|v| (key, v)))
+}
+
+/// Which catalog accelerator a node carries.
+fn identify(node: &Node, vendor: Vendor) -> Result<&'static Accelerator, String> {
+    if let Some(id) = label(node, ACCELERATOR_LABEL) {
+        return Accelerator::find(id).ok_or_else(|| {
+            format!(
+                "label {ACCELERATOR_LABEL}={id} names no catalog accelerator (known: {})",
+                Accelerator::ids()
+            )
+        });
+    }
+    let candidates = ACCELERATORS.iter().filter(|a| a.vendor == vendor);
+    let found = match vendor {
+        Vendor::Nvidia => {
+            let product = label(node, "nvidia.com/gpu.product")
+                .or_else(|| label(node, "aliyun.accelerator/nvidia_name"))
+                .or_else(|| label(node, "karpenter.k8s.aws/instance-gpu-name"));
+            product.and_then(|p| {
+                let p = p.to_ascii_lowercase();
+                // Exact product labels first (GPU Feature Discovery), then
+                // names such as "a10g" or "h100" as token matches.
+                if let Some(a) = candidates
+                    .clone()
+                    .find(|a| a.product_label.eq_ignore_ascii_case(&p))
+                {
+                    return Some(a);
+                }
+                let tokens: Vec<&str> = p.split(|c: char| !c.is_ascii_alphanumeric()).collect();
+                let family: Vec<&'static Accelerator> = candidates
+                    .clone()
+                    .filter(|a| {
+                        let short = a.id.split('-').next().unwrap_or(a.id);
+                        tokens
+                            .iter()
+                            .any(|t| *t == short || *t == format!("{short}g"))
+                    })
+                    .collect();
+                let memory_gb = gpu_memory_gb(node);
+                match family.as_slice() {
+                    [only] => Some(*only),
+                    several => several
+                        .iter()
+                        .find(|a| {
+                            tokens.contains(&a.memory_gb.to_string().as_str())
+                                || tokens.contains(&format!("{}gb", a.memory_gb).as_str())
+                        })
+                        .or_else(|| {
+                            let gb = memory_gb?;
+                            several.iter().min_by_key(|a| a.memory_gb.abs_diff(gb))
+                        })
+                        .copied(),
+                }
+            })
+        }
+        // module-910b-8 is both the 64 GB 910B and the 32 GB 910B4: the
+        // label alone cannot tell them apart, so it names the common 64 GB
+        // card and the 910B4 needs modelfleet.io/accelerator.
+        Vendor::Huawei => label(node, "accelerator-type")
+            .and_then(|t| candidates.clone().find(|a| a.product_label == t)),
+    };
+    found.ok_or_else(|| {
+        format!(
+            "its {} accelerator is not recognised from its labels; set {ACCELERATOR_LABEL} to one of {}",
+            match vendor {
+                Vendor::Nvidia => "NVIDIA",
+                Vendor::Huawei => "Ascend",
+            },
+            Accelerator::ids()
+        )
+    })
+}
+
+/// Device memory from GPU Feature Discovery (`nvidia.com/gpu.memory`) or
+/// Karpenter (`karpenter.k8s.aws/instance-gpu-memory`), both in MiB.
+fn gpu_memory_gb(node: &Node) -> Option<u32> {
+    [
+        "nvidia.com/gpu.memory",
+        "karpenter.k8s.aws/instance-gpu-memory",
+    ]
+    .into_iter()
+    .find_map(|key| label(node, key)?.parse::<u32>().ok())
+    .map(|mib| mib / 1024)
+}
+
+fn cloud_of(node: &Node) -> Result<Cloud, String> {
+    if let Some(cloud) = label(node, CLOUD_LABEL) {
+        return cloud
+            .parse()
+            .map_err(|e| format!("label {CLOUD_LABEL}: {e}"));
+    }
+    let labels = node.metadata.labels.as_ref();
+    let has_prefix = |prefix: &str| labels.is_some_and(|l| l.keys().any(|k| k.starts_with(prefix)));
+    Ok(NODE_GROUP_LABELS
+        .iter()
+        .find(|(key, _)| label(node, key).is_some())
+        .map(|(_, cloud)| *cloud)
+        .or_else(|| {
+            [
+                ("eks.amazonaws.com/", Cloud::Aws),
+                ("karpenter.k8s.aws/", Cloud::Aws),
+                ("alibabacloud.com/", Cloud::Aliyun),
+                ("aliyun.accelerator/", Cloud::Aliyun),
+                ("tke.cloud.tencent.com/", Cloud::Tencentcloud),
+                ("cce.cloud.com/", Cloud::Huaweicloud),
+            ]
+            .into_iter()
+            .find(|(prefix, _)| has_prefix(prefix))
+            .map(|(_, cloud)| cloud)
+        })
+        .unwrap_or(Cloud::Generic))
+}
+
+fn capacity_type_of(node: &Node) -> CapacityType {
+    let spot = [
+        (CAPACITY_TYPE_LABEL, "spot"),
+        ("eks.amazonaws.com/capacityType", "SPOT"),
+        ("karpenter.sh/capacity-type", "spot"),
+    ]
+    .iter()
+    .any(|(key, value)| label(node, key).is_some_and(|v| v.eq_ignore_ascii_case(value)));
+    if spot {
+        CapacityType::Spot
+    } else {
+        CapacityType::OnDemand
+    }
+}
+
+fn is_schedulable(node: &Node) -> bool {
+    let cordoned = node
+        .spec
+        .as_ref()
+        .and_then(|s| s.unschedulable)
+        .unwrap_or(false);
+    let ready = node
+        .status
+        .as_ref()
+        .and_then(|s| s.conditions.as_ref())
+        .and_then(|c| c.iter().find(|c| c.type_ == "Ready"))
+        .is_some_and(|c| c.status == "True");
+    ready && !cordoned
+}
+
+/// Devices of `resource` requested by non-terminated pods bound to `node`,
+/// counted as the scheduler does: the larger of the containers' sum and
+/// the largest init container.
+pub fn requested_on(node: &str, resource: &str, pods: &[Pod]) -> u32 {
+    pods.iter()
+        .filter(|p| p.spec.as_ref().and_then(|s| s.node_name.as_deref()) == Some(node))
+        .filter(|p| {
+            let phase = p.status.as_ref().and_then(|s| s.phase.as_deref());
+            !matches!(phase, Some("Succeeded" | "Failed"))
+        })
+        .map(|p| pod_request(p, resource))
+        .sum()
+}
+
+fn pod_request(pod: &Pod, resource: &str) -> u32 {
+    let Some(spec) = &pod.spec else { return 0 };
+    let of = |c: &k8s_openapi::api::core::v1::Container| -> u32 {
+        let resources = c.resources.as_ref();
+        resources
+            .and_then(|r| r.requests.as_ref().and_then(|q| q.get(resource)))
+            .or_else(|| resources.and_then(|r| r.limits.as_ref().and_then(|q| q.get(resource))))
+            .and_then(|q| q.0.parse().ok())
+            .unwrap_or(0)
+    };
+    let containers: u32 = spec.containers.iter().map(of).sum();
+    let init = spec
+        .init_containers
+        .iter()
+        .flatten()
+        .map(of)
+        .max()
+        .unwrap_or(0);
+    containers.max(init)
+}
+
+/// Lowercases and replaces what a DNS label may not hold, so that any node
+/// group id can name a pool.
+fn dns_label(s: &str) -> String {
+    let mapped: String = s
+        .to_ascii_lowercase()
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' {
+                c
+            } else {
+                '-'
+            }
+        })
+        .collect();
+    let trimmed = mapped.trim_matches('-');
+    let label: String = trimmed.chars().take(63).collect();
+    if label.is_empty() {
+        "pool".to_owned()
+    } else {
+        label.trim_end_matches('-').to_owned()
+    }
+}
+
+#[cfg(test)]
+mod tests;
