@@ -6,3 +6,5 @@
 //! to the database.
 
 pub mod discovery;
+pub mod metrics;
+pub mod probes;
