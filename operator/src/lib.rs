@@ -6,5 +6,6 @@
 //! to the database.
 
 pub mod discovery;
+pub mod leader;
 pub mod metrics;
 pub mod probes;
