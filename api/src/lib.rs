@@ -1,7 +1,15 @@
-//! The hub: the REST API, tenants and quotas, placement across clusters,
-//! cluster sync, billing, audit and exports. `store/` will be the only place
-//! that runs SQL; this crate never renders HTML.
+//! The hub: tenants and their users and API keys, quotas and admission,
+//! secrets at rest, and the store they live in. The REST API, placement
+//! across clusters and cluster sync are built on these.
 //!
-//! Nothing lives here yet: the hub is built by the issue "The hub: tenants,
-//! quotas, multi-cloud placement and `modelfleet serve`". Until then the crate
-//! exports nothing rather than handlers that pretend to work.
+//! `store/` is the only place in modelfleet that runs SQL; this crate never
+//! renders HTML.
+
+pub mod identity;
+pub mod ids;
+pub mod secret;
+pub mod store;
+
+pub use identity::{Actor, Origin, Principal, Role, Scope};
+pub use secret::{Keyring, Sealed, Secret, SecretKey};
+pub use store::{Store, StoreError, Tx};

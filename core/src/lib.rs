@@ -11,6 +11,7 @@ pub mod model;
 pub mod money;
 pub mod planner;
 pub mod precision;
+pub mod quota;
 
 pub use accelerator::Accelerator;
 pub use fleet::{Fleet, NodePool};

@@ -1,0 +1,462 @@
+//! Deployments as the hub tracks them, and admission against the quota.
+//!
+//! Quota use is never stored: it is summed from the tenant's live rows
+//! (`deleted_at IS NULL`) inside the same transaction that inserts or grows
+//! a row, after taking the tenant's lock (`quotas::lock_tenant`), so two
+//! admissions can never both see the room that only one of them fits in.
+
+use chrono::{DateTime, Utc};
+use modelfleet_core::accelerator::Accelerator;
+use modelfleet_core::fleet::is_dns_label;
+use modelfleet_core::model::ParamCount;
+use modelfleet_core::money::Money;
+use modelfleet_core::precision::Precision;
+use modelfleet_core::quota::{Footprint, check_admission, check_resize};
+use serde::Serialize;
+
+use super::quotas::{db_int, load_quota, load_usage, lock_tenant, parse_currency};
+use super::{Store, StoreError, Tx, now, on_conn, visible};
+use crate::identity::{Permission, Scope};
+use crate::ids::{DeploymentId, TenantId};
+
+/// Admitted; not yet written into its cluster.
+pub const PHASE_PENDING: &str = "Pending";
+/// Released; cluster sync removes it from its cluster.
+pub const PHASE_DELETING: &str = "Deleting";
+
+/// Where a deployment came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Source {
+    /// Admitted by the hub (REST API or console).
+    Api,
+    /// Applied into a cluster directly (`kubectl apply`) and found by sync.
+    Cluster,
+}
+
+impl Source {
+    fn name(self) -> &'static str {
+        match self {
+            Source::Api => "api",
+            Source::Cluster => "cluster",
+        }
+    }
+}
+
+/// A placed deployment to admit: the planner's choice plus its name.
+#[derive(Debug, Clone)]
+pub struct DeploymentRequest {
+    pub name: String,
+    pub model: String,
+    pub model_params: ParamCount,
+    pub cluster: String,
+    pub namespace: String,
+    pub pool: String,
+    pub accelerator: String,
+    pub devices_per_replica: u32,
+    pub replicas: u32,
+    pub precision: Precision,
+    pub replica_cost_per_hour: Money,
+    pub source: Source,
+    /// The ModelDeployment's `metadata.uid`, when it already exists.
+    pub resource_uid: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Deployment {
+    pub id: DeploymentId,
+    pub tenant: TenantId,
+    pub name: String,
+    pub model: String,
+    pub model_params: ParamCount,
+    pub cluster: String,
+    pub namespace: String,
+    pub pool: String,
+    pub accelerator: String,
+    pub devices_per_replica: u32,
+    pub replicas: u32,
+    pub precision: Precision,
+    pub replica_cost_per_hour: Money,
+    pub source: Source,
+    pub phase: String,
+    pub ready_replicas: u32,
+    pub status_message: Option<String>,
+    pub resource_uid: Option<String>,
+    /// Bumped on every change: an ETag, and a guard for sync's updates.
+    pub revision: u64,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    pub deleted_at: Option<DateTime<Utc>>,
+}
+
+impl Deployment {
+    pub fn footprint(&self) -> Footprint {
+        Footprint {
+            accelerator: self.accelerator.clone(),
+            devices_per_replica: self.devices_per_replica,
+            replicas: self.replicas,
+            model_params: self.model_params,
+            replica_cost_per_hour: self.replica_cost_per_hour,
+        }
+    }
+}
+
+/// What cluster sync observed of a deployment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeploymentStatus {
+    pub phase: String,
+    pub ready_replicas: u32,
+    pub message: Option<String>,
+    pub resource_uid: Option<String>,
+}
+
+#[derive(sqlx::FromRow)]
+struct Row {
+    id: DeploymentId,
+    tenant_id: TenantId,
+    name: String,
+    model: String,
+    model_params: i64,
+    cluster: String,
+    namespace: String,
+    pool: String,
+    accelerator: String,
+    devices_per_replica: i64,
+    replicas: i64,
+    precision: String,
+    replica_cost_micros: i64,
+    currency: String,
+    source: String,
+    phase: String,
+    ready_replicas: i64,
+    status_message: Option<String>,
+    resource_uid: Option<String>,
+    revision: i64,
+    created_at: DateTime<Utc>,
+    updated_at: DateTime<Utc>,
+    deleted_at: Option<DateTime<Utc>>,
+}
+
+macro_rules! select {
+    ($tail:literal) => {
+        concat!(
+            "SELECT id, tenant_id, name, model, model_params, cluster, namespace, pool, \
+             accelerator, devices_per_replica, replicas, precision, replica_cost_micros, \
+             currency, source, phase, ready_replicas, status_message, resource_uid, revision, \
+             created_at, updated_at, deleted_at FROM deployments ",
+            $tail
+        )
+    };
+}
+
+impl TryFrom<Row> for Deployment {
+    type Error = StoreError;
+
+    fn try_from(r: Row) -> Result<Self, StoreError> {
+        let corrupt = |_| StoreError::Corrupt("deployment");
+        Ok(Deployment {
+            id: r.id,
+            tenant: r.tenant_id,
+            name: r.name,
+            model: r.model,
+            model_params: ParamCount(u64::try_from(r.model_params).map_err(corrupt)?),
+            cluster: r.cluster,
+            namespace: r.namespace,
+            pool: r.pool,
+            accelerator: r.accelerator,
+            devices_per_replica: u32::try_from(r.devices_per_replica).map_err(corrupt)?,
+            replicas: u32::try_from(r.replicas).map_err(corrupt)?,
+            precision: r
+                .precision
+                .parse()
+                .map_err(|_| StoreError::Corrupt("precision"))?,
+            replica_cost_per_hour: Money::from_micros(
+                r.replica_cost_micros,
+                parse_currency(&r.currency)?,
+            ),
+            source: match r.source.as_str() {
+                "api" => Source::Api,
+                "cluster" => Source::Cluster,
+                _ => return Err(StoreError::Corrupt("deployment source")),
+            },
+            phase: r.phase,
+            ready_replicas: u32::try_from(r.ready_replicas).map_err(corrupt)?,
+            status_message: r.status_message,
+            resource_uid: r.resource_uid,
+            revision: u64::try_from(r.revision).map_err(corrupt)?,
+            created_at: r.created_at,
+            updated_at: r.updated_at,
+            deleted_at: r.deleted_at,
+        })
+    }
+}
+
+fn validate(r: &DeploymentRequest) -> Result<(), StoreError> {
+    if !is_dns_label(&r.name) {
+        return Err(StoreError::invalid(
+            "name",
+            format!(
+                "{:?} must be at most 63 lower-case letters, digits and '-'",
+                r.name
+            ),
+        ));
+    }
+    for (field, value) in [
+        ("model", &r.model),
+        ("cluster", &r.cluster),
+        ("namespace", &r.namespace),
+        ("pool", &r.pool),
+    ] {
+        if value.trim().is_empty() || value.len() > 253 {
+            return Err(StoreError::invalid(field, "must be 1 to 253 characters"));
+        }
+    }
+    if Accelerator::find(&r.accelerator).is_none() {
+        return Err(StoreError::invalid(
+            "accelerator",
+            format!("unknown {:?}; known: {}", r.accelerator, Accelerator::ids()),
+        ));
+    }
+    if r.devices_per_replica == 0 || r.replicas == 0 {
+        return Err(StoreError::invalid(
+            "replicas",
+            "a deployment needs at least one replica of at least one device",
+        ));
+    }
+    if r.replica_cost_per_hour.micros() < 0 {
+        return Err(StoreError::invalid("cost", "cannot be negative"));
+    }
+    db_int(r.model_params.0, "model_params")?;
+    Ok(())
+}
+
+impl Tx {
+    /// Admits a deployment if it fits the tenant's quota next to the
+    /// tenant's live deployments, and records it, in this transaction.
+    /// A rejection is [`StoreError::Quota`] and changes nothing; the
+    /// transaction stays usable (e.g. to audit the rejection and commit).
+    pub async fn admit_deployment(
+        &mut self,
+        tenant: TenantId,
+        request: DeploymentRequest,
+    ) -> Result<Deployment, StoreError> {
+        self.actor()
+            .check(tenant, Permission::Deploy)
+            .map_err(|d| StoreError::denied(d, "tenant"))?;
+        validate(&request)?;
+        lock_tenant(self, tenant).await?;
+        let taken: Option<(DeploymentId,)> = on_conn!(self.conn(), c => sqlx::query_as(
+            "SELECT id FROM deployments WHERE tenant_id = $1 AND name = $2 AND deleted_at IS NULL",
+        ).bind(tenant).bind(&request.name).fetch_optional(c).await)?;
+        if taken.is_some() {
+            return Err(StoreError::Conflict {
+                kind: "deployment",
+                name: request.name,
+            });
+        }
+        let quota = load_quota(self.conn(), tenant).await?;
+        let usage = load_usage(self.conn(), tenant).await?;
+        let DeploymentRequest {
+            name,
+            model,
+            model_params,
+            cluster,
+            namespace,
+            pool,
+            accelerator,
+            devices_per_replica,
+            replicas,
+            precision,
+            replica_cost_per_hour,
+            source,
+            resource_uid,
+        } = request;
+        let at = now();
+        let deployment = Deployment {
+            id: DeploymentId::new(),
+            tenant,
+            name,
+            model,
+            model_params,
+            cluster,
+            namespace,
+            pool,
+            accelerator,
+            devices_per_replica,
+            replicas,
+            precision,
+            replica_cost_per_hour,
+            source,
+            phase: PHASE_PENDING.to_owned(),
+            ready_replicas: 0,
+            status_message: None,
+            resource_uid,
+            revision: 1,
+            created_at: at,
+            updated_at: at,
+            deleted_at: None,
+        };
+        check_admission(&quota, &usage, &deployment.footprint())?;
+        let d = &deployment;
+        on_conn!(self.conn(), c => sqlx::query(
+            "INSERT INTO deployments (id, tenant_id, name, model, model_params, cluster, namespace, \
+             pool, accelerator, devices_per_replica, replicas, precision, replica_cost_micros, \
+             currency, source, phase, ready_replicas, resource_uid, revision, created_at, updated_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, 0, $17, 1, $18, $18)",
+        )
+        .bind(d.id).bind(tenant).bind(&d.name).bind(&d.model).bind(db_int(d.model_params.0, "model_params")?)
+        .bind(&d.cluster).bind(&d.namespace).bind(&d.pool).bind(&d.accelerator)
+        .bind(i64::from(d.devices_per_replica)).bind(i64::from(d.replicas)).bind(d.precision.name())
+        .bind(d.replica_cost_per_hour.micros()).bind(d.replica_cost_per_hour.currency().code())
+        .bind(d.source.name()).bind(&d.phase).bind(&d.resource_uid).bind(at)
+        .execute(c).await.map(|r| r.rows_affected()))
+        .map_err(StoreError::unique("deployment", &d.name))?;
+        self.note("create", "deployments", Some(tenant), d.id.0, &d.name);
+        Ok(deployment)
+    }
+
+    /// Changes the replica count. Growth is checked against the quota under
+    /// the tenant's lock, like admission; shrinking always succeeds.
+    pub async fn resize_deployment(
+        &mut self,
+        id: DeploymentId,
+        replicas: u32,
+    ) -> Result<Deployment, StoreError> {
+        let tenant = self.live_tenant_of(id, Permission::Deploy).await?;
+        lock_tenant(self, tenant).await?;
+        // Read again under the lock: a concurrent resize may have won.
+        let current = self.live(id).await?;
+        if current.replicas == replicas {
+            return Ok(current);
+        }
+        let quota = load_quota(self.conn(), tenant).await?;
+        let usage = load_usage(self.conn(), tenant).await?;
+        check_resize(&quota, &usage, &current.footprint(), replicas)?;
+        let at = now();
+        on_conn!(self.conn(), c => sqlx::query(
+            "UPDATE deployments SET replicas = $2, revision = revision + 1, updated_at = $3 WHERE id = $1",
+        ).bind(id).bind(i64::from(replicas)).bind(at).execute(c).await.map(|r| r.rows_affected()))?;
+        self.note("update", "deployments", Some(tenant), id.0, &current.name);
+        self.live(id).await
+    }
+
+    /// Marks a deployment deleted: it stops counting against the quota now,
+    /// and cluster sync removes it from its cluster.
+    pub async fn release_deployment(&mut self, id: DeploymentId) -> Result<Deployment, StoreError> {
+        let tenant = self.live_tenant_of(id, Permission::Deploy).await?;
+        let at = now();
+        on_conn!(self.conn(), c => sqlx::query(
+            "UPDATE deployments SET deleted_at = $2, phase = $3, revision = revision + 1, updated_at = $2 \
+             WHERE id = $1 AND deleted_at IS NULL",
+        ).bind(id).bind(at).bind(PHASE_DELETING).execute(c).await.map(|r| r.rows_affected()))?;
+        let released = self.any(id).await?;
+        self.note("delete", "deployments", Some(tenant), id.0, &released.name);
+        Ok(released)
+    }
+
+    /// Records what cluster sync observed. `resource_uid` is kept when
+    /// `None` is given.
+    pub async fn record_deployment_status(
+        &mut self,
+        id: DeploymentId,
+        status: &DeploymentStatus,
+    ) -> Result<Deployment, StoreError> {
+        let current = self.any(id).await?;
+        self.actor()
+            .check(current.tenant, Permission::Deploy)
+            .map_err(|d| StoreError::denied(d, "deployment"))?;
+        let DeploymentStatus {
+            phase,
+            ready_replicas,
+            message,
+            resource_uid,
+        } = status;
+        on_conn!(self.conn(), c => sqlx::query(
+            "UPDATE deployments SET phase = $2, ready_replicas = $3, status_message = $4, \
+             resource_uid = COALESCE($5, resource_uid), revision = revision + 1, updated_at = $6 \
+             WHERE id = $1",
+        ).bind(id).bind(phase).bind(i64::from(*ready_replicas)).bind(message)
+        .bind(resource_uid).bind(now()).execute(c).await.map(|r| r.rows_affected()))?;
+        self.note(
+            "update",
+            "deployments/status",
+            Some(current.tenant),
+            id.0,
+            &current.name,
+        );
+        self.any(id).await
+    }
+
+    /// The tenant of a live deployment the actor may act on with `permission`.
+    async fn live_tenant_of(
+        &mut self,
+        id: DeploymentId,
+        permission: Permission,
+    ) -> Result<TenantId, StoreError> {
+        let found: Option<(TenantId,)> = on_conn!(self.conn(), c => sqlx::query_as(
+            "SELECT tenant_id FROM deployments WHERE id = $1 AND deleted_at IS NULL",
+        ).bind(id).fetch_optional(c).await)?;
+        let (tenant,) = found.ok_or(StoreError::NotFound("deployment"))?;
+        self.actor()
+            .check(tenant, permission)
+            .map_err(|d| StoreError::denied(d, "deployment"))?;
+        Ok(tenant)
+    }
+
+    async fn live(&mut self, id: DeploymentId) -> Result<Deployment, StoreError> {
+        let row: Option<Row> = on_conn!(self.conn(), c => sqlx::query_as(
+            select!("WHERE id = $1 AND deleted_at IS NULL")).bind(id).fetch_optional(c).await)?;
+        row.ok_or(StoreError::NotFound("deployment"))?.try_into()
+    }
+
+    async fn any(&mut self, id: DeploymentId) -> Result<Deployment, StoreError> {
+        let row: Option<Row> = on_conn!(self.conn(), c => sqlx::query_as(
+            select!("WHERE id = $1")).bind(id).fetch_optional(c).await)?;
+        row.ok_or(StoreError::NotFound("deployment"))?.try_into()
+    }
+}
+
+impl Store {
+    /// A deployment by id, deleted ones included (`deleted_at` says so).
+    pub async fn deployment(
+        &self,
+        scope: Scope,
+        id: DeploymentId,
+    ) -> Result<Deployment, StoreError> {
+        let mut reader = self.reader().await?;
+        let row: Option<Row> = on_conn!(reader.conn(), c => sqlx::query_as(select!("WHERE id = $1"))
+            .bind(id).fetch_optional(c).await)?;
+        let deployment: Deployment = row.ok_or(StoreError::NotFound("deployment"))?.try_into()?;
+        visible(scope, deployment.tenant, "deployment")?;
+        Ok(deployment)
+    }
+
+    /// A tenant's live deployment by name.
+    pub async fn deployment_by_name(
+        &self,
+        scope: Scope,
+        tenant: TenantId,
+        name: &str,
+    ) -> Result<Deployment, StoreError> {
+        visible(scope, tenant, "deployment")?;
+        let mut reader = self.reader().await?;
+        let row: Option<Row> = on_conn!(reader.conn(), c => sqlx::query_as(
+            select!("WHERE tenant_id = $1 AND name = $2 AND deleted_at IS NULL"))
+            .bind(tenant).bind(name).fetch_optional(c).await)?;
+        row.ok_or(StoreError::NotFound("deployment"))?.try_into()
+    }
+
+    /// The deployments a scope can see, by tenant and name.
+    pub async fn deployments(
+        &self,
+        scope: Scope,
+        include_deleted: bool,
+    ) -> Result<Vec<Deployment>, StoreError> {
+        let mut reader = self.reader().await?;
+        let rows: Vec<Row> = on_conn!(reader.conn(), c => sqlx::query_as(
+            select!("WHERE ($1 IS NULL OR tenant_id = $1) AND ($2 OR deleted_at IS NULL) \
+                     ORDER BY tenant_id, name, created_at"))
+            .bind(scope.tenant()).bind(include_deleted).fetch_all(c).await)?;
+        rows.into_iter().map(Deployment::try_from).collect()
+    }
+}

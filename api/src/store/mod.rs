@@ -1,0 +1,385 @@
+//! The hub's store: the only place in modelfleet that runs SQL.
+//!
+//! PostgreSQL is the production store, SQLite the embedded default; the
+//! database URL picks one. `sqlx::Any` cannot carry UUIDs or timestamps, so
+//! the store holds an enum of the two pool types and each query is written
+//! once and compiled for both through [`on_conn!`]: `$n` placeholders,
+//! typed ids (see `ids.rs`) and `chrono` times mean the same text works on
+//! both. Where the dialects differ (row locks, how a write transaction
+//! starts) the code matches on the backend explicitly.
+//!
+//! Reads go through [`Store`] and take the caller's [`Scope`], so a row of
+//! another tenant is `NotFound`. Every change goes through a [`Tx`]: it is
+//! opened for an [`Actor`], checks that actor's tenant and role, and notes
+//! each change it makes ([`Change`]) so the audit trail can be written on
+//! the same transaction before it commits.
+//!
+//! SQLite allows one writer at a time. Rather than let concurrent writers
+//! discover that through `SQLITE_BUSY`, the store keeps a separate pool of
+//! exactly one writer connection (waiters queue fairly in the pool) and
+//! starts every write transaction with `BEGIN IMMEDIATE`, so a second process
+//! on the same file waits on the busy timeout instead of failing mid-way.
+
+mod api_keys;
+mod deployments;
+mod error;
+mod quotas;
+mod tenants;
+pub mod testing;
+mod users;
+
+#[cfg(test)]
+mod tests;
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use chrono::{DateTime, DurationRound, TimeDelta, Utc};
+use sqlx::migrate::Migrator;
+use sqlx::pool::PoolConnection;
+use sqlx::postgres::{PgConnection, PgPool, PgPoolOptions};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePool, SqlitePoolOptions,
+    SqliteSynchronous,
+};
+use sqlx::{Postgres, Sqlite, Transaction};
+use uuid::Uuid;
+
+pub use api_keys::{ApiKey, AuthenticatedKey, CreatedApiKey, KeyAuthError, NewApiKey};
+pub use deployments::{
+    Deployment, DeploymentRequest, DeploymentStatus, PHASE_DELETING, PHASE_PENDING, Source,
+};
+pub use error::StoreError;
+pub use tenants::{NewTenant, Tenant};
+pub use users::{LoginError, LoginPolicy, NewUser, User};
+
+use crate::identity::{Actor, Scope};
+use crate::ids::TenantId;
+
+static POSTGRES_MIGRATIONS: Migrator = sqlx::migrate!("../migrations/postgres");
+static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("../migrations/sqlite");
+
+/// How long a writer waits for another process's write lock on SQLite.
+const SQLITE_BUSY_TIMEOUT: Duration = Duration::from_secs(30);
+const POOL_ACQUIRE_TIMEOUT: Duration = Duration::from_secs(30);
+const POSTGRES_CONNECTIONS: u32 = 16;
+const SQLITE_READERS: u32 = 8;
+
+/// Which database a store runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Postgres,
+    Sqlite,
+}
+
+impl Backend {
+    /// The backend a database URL names: `postgres://…`/`postgresql://…`,
+    /// `sqlite:…`, or a plain file path (SQLite).
+    pub fn of_url(url: &str) -> Result<Backend, StoreError> {
+        if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            Ok(Backend::Postgres)
+        } else if url.starts_with("sqlite:") || !url.contains("://") {
+            Ok(Backend::Sqlite)
+        } else {
+            Err(StoreError::UnsupportedUrl)
+        }
+    }
+}
+
+/// The hub's database. Cheap to clone: it holds connection pools.
+#[derive(Debug, Clone)]
+pub struct Store {
+    pools: Pools,
+    login_policy: LoginPolicy,
+}
+
+#[derive(Debug, Clone)]
+enum Pools {
+    Postgres(PgPool),
+    Sqlite { read: SqlitePool, write: SqlitePool },
+}
+
+/// Opens the database at `url`, applies pending migrations and closes it:
+/// what `modelfleet migrate` runs.
+pub async fn migrate(url: &str) -> Result<(), StoreError> {
+    let store = Store::connect(url).await?;
+    store.close().await;
+    Ok(())
+}
+
+impl Store {
+    /// Opens the database at `url` and applies pending migrations.
+    pub async fn connect(url: &str) -> Result<Store, StoreError> {
+        let pools = match Backend::of_url(url)? {
+            Backend::Postgres => Pools::Postgres(
+                PgPoolOptions::new()
+                    .max_connections(POSTGRES_CONNECTIONS)
+                    .acquire_timeout(POOL_ACQUIRE_TIMEOUT)
+                    .connect(url)
+                    .await
+                    .map_err(StoreError::Connect)?,
+            ),
+            Backend::Sqlite => sqlite_pools(url).await?,
+        };
+        let store = Store {
+            pools,
+            login_policy: LoginPolicy::default(),
+        };
+        match &store.pools {
+            Pools::Postgres(pool) => POSTGRES_MIGRATIONS.run(pool).await,
+            Pools::Sqlite { write, .. } => SQLITE_MIGRATIONS.run(write).await,
+        }
+        .map_err(StoreError::Migrate)?;
+        Ok(store)
+    }
+
+    pub fn with_login_policy(mut self, policy: LoginPolicy) -> Store {
+        self.login_policy = policy;
+        self
+    }
+
+    pub fn backend(&self) -> Backend {
+        match self.pools {
+            Pools::Postgres(_) => Backend::Postgres,
+            Pools::Sqlite { .. } => Backend::Sqlite,
+        }
+    }
+
+    /// Waits for open connections to be returned, then closes them.
+    pub async fn close(&self) {
+        match &self.pools {
+            Pools::Postgres(pool) => pool.close().await,
+            Pools::Sqlite { read, write } => {
+                read.close().await;
+                write.close().await;
+            }
+        }
+    }
+
+    /// Opens a write transaction acting as `actor`. Dropping it without
+    /// [`Tx::commit`] rolls everything back.
+    pub async fn begin(&self, actor: &Actor) -> Result<Tx, StoreError> {
+        let inner = match &self.pools {
+            Pools::Postgres(pool) => TxInner::Postgres(pool.begin().await?),
+            Pools::Sqlite { write, .. } => {
+                TxInner::Sqlite(write.begin_with("BEGIN IMMEDIATE").await?)
+            }
+        };
+        Ok(Tx {
+            inner,
+            actor: actor.clone(),
+            changes: Vec::new(),
+        })
+    }
+
+    pub(crate) async fn reader(&self) -> Result<Reader, StoreError> {
+        Ok(match &self.pools {
+            Pools::Postgres(pool) => Reader::Postgres(pool.acquire().await?),
+            Pools::Sqlite { read, .. } => Reader::Sqlite(read.acquire().await?),
+        })
+    }
+}
+
+async fn sqlite_pools(url: &str) -> Result<Pools, StoreError> {
+    let options = if url.starts_with("sqlite:") {
+        SqliteConnectOptions::from_str(url).map_err(StoreError::Connect)?
+    } else {
+        SqliteConnectOptions::new().filename(url)
+    };
+    let options = options.foreign_keys(true).busy_timeout(SQLITE_BUSY_TIMEOUT);
+    let in_memory = url.contains(":memory:") || url.contains("mode=memory");
+    if in_memory {
+        // Every connection to `:memory:` is its own database: keep exactly
+        // one, forever, and use it for reads and writes alike.
+        let pool = SqlitePoolOptions::new()
+            .max_connections(1)
+            .min_connections(1)
+            .idle_timeout(None)
+            .max_lifetime(None)
+            .acquire_timeout(POOL_ACQUIRE_TIMEOUT)
+            .connect_with(options.create_if_missing(true))
+            .await
+            .map_err(StoreError::Connect)?;
+        return Ok(Pools::Sqlite {
+            read: pool.clone(),
+            write: pool,
+        });
+    }
+    // The writer creates the file and switches it to WAL (a setting that
+    // stays with the file), so readers never block the writer; readers open
+    // read-only, so no query on them can write by mistake.
+    let write = SqlitePoolOptions::new()
+        .max_connections(1)
+        .acquire_timeout(POOL_ACQUIRE_TIMEOUT)
+        .connect_with(
+            options
+                .clone()
+                .create_if_missing(true)
+                .journal_mode(SqliteJournalMode::Wal)
+                .synchronous(SqliteSynchronous::Normal),
+        )
+        .await
+        .map_err(StoreError::Connect)?;
+    let read = SqlitePoolOptions::new()
+        .max_connections(SQLITE_READERS)
+        .acquire_timeout(POOL_ACQUIRE_TIMEOUT)
+        .connect_with(options.read_only(true))
+        .await
+        .map_err(StoreError::Connect)?;
+    Ok(Pools::Sqlite { read, write })
+}
+
+/// A connection of either backend, borrowed for one or more queries.
+pub(crate) enum Conn<'a> {
+    Postgres(&'a mut PgConnection),
+    Sqlite(&'a mut SqliteConnection),
+}
+
+/// Runs `$body` with `$c` bound to the backend's connection. The body is
+/// compiled once per backend, so one query text serves both.
+macro_rules! on_conn {
+    ($conn:expr, $c:ident => $body:expr) => {
+        match $conn {
+            $crate::store::Conn::Postgres($c) => $body,
+            $crate::store::Conn::Sqlite($c) => $body,
+        }
+    };
+}
+pub(crate) use on_conn;
+
+impl Conn<'_> {
+    /// Reborrows, so one connection can run several queries in turn.
+    pub(crate) fn re(&mut self) -> Conn<'_> {
+        match self {
+            Conn::Postgres(c) => Conn::Postgres(c),
+            Conn::Sqlite(c) => Conn::Sqlite(c),
+        }
+    }
+}
+
+pub(crate) enum Reader {
+    Postgres(PoolConnection<Postgres>),
+    Sqlite(PoolConnection<Sqlite>),
+}
+
+impl Reader {
+    pub(crate) fn conn(&mut self) -> Conn<'_> {
+        match self {
+            Reader::Postgres(c) => Conn::Postgres(c),
+            Reader::Sqlite(c) => Conn::Sqlite(c),
+        }
+    }
+}
+
+/// A write transaction, acting for one [`Actor`].
+///
+/// Every mutating store function is a method on `Tx`: it checks the actor's
+/// tenant and role, makes its change, and appends a [`Change`]. The audit
+/// trail (issue 6) joins here: `audit::record(&mut tx, …)` writes on the same
+/// connection, and [`Tx::commit`] is the one place to refuse a commit whose
+/// changes were not all recorded.
+#[derive(Debug)]
+pub struct Tx {
+    inner: TxInner,
+    actor: Actor,
+    changes: Vec<Change>,
+}
+
+#[derive(Debug)]
+enum TxInner {
+    Postgres(Transaction<'static, Postgres>),
+    Sqlite(Transaction<'static, Sqlite>),
+}
+
+/// One change a transaction made, in the terms of a Kubernetes audit event:
+/// a verb on an object of a kind, in a tenant.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Change {
+    /// `create`, `update`, `delete`, `revoke`, `login`, `login-failed`, …
+    pub verb: &'static str,
+    /// `tenants`, `users`, `apikeys`, `quotas`, `deployments`.
+    pub resource: &'static str,
+    pub tenant: Option<TenantId>,
+    pub id: Uuid,
+    pub name: String,
+}
+
+impl Tx {
+    pub fn actor(&self) -> &Actor {
+        &self.actor
+    }
+
+    pub fn backend(&self) -> Backend {
+        match self.inner {
+            TxInner::Postgres(_) => Backend::Postgres,
+            TxInner::Sqlite(_) => Backend::Sqlite,
+        }
+    }
+
+    /// What this transaction has changed so far, in order.
+    pub fn changes(&self) -> &[Change] {
+        &self.changes
+    }
+
+    pub async fn commit(self) -> Result<(), StoreError> {
+        match self.inner {
+            TxInner::Postgres(tx) => tx.commit().await?,
+            TxInner::Sqlite(tx) => tx.commit().await?,
+        }
+        Ok(())
+    }
+
+    pub async fn rollback(self) -> Result<(), StoreError> {
+        match self.inner {
+            TxInner::Postgres(tx) => tx.rollback().await?,
+            TxInner::Sqlite(tx) => tx.rollback().await?,
+        }
+        Ok(())
+    }
+
+    /// The transaction's connection, for store modules that join it.
+    pub(crate) fn conn(&mut self) -> Conn<'_> {
+        match &mut self.inner {
+            TxInner::Postgres(tx) => Conn::Postgres(tx),
+            TxInner::Sqlite(tx) => Conn::Sqlite(tx),
+        }
+    }
+
+    pub(crate) fn note(
+        &mut self,
+        verb: &'static str,
+        resource: &'static str,
+        tenant: Option<TenantId>,
+        id: Uuid,
+        name: &str,
+    ) {
+        self.changes.push(Change {
+            verb,
+            resource,
+            tenant,
+            id,
+            name: name.to_owned(),
+        });
+    }
+}
+
+/// The current time, to the microsecond: what PostgreSQL keeps, so a value
+/// reads back equal on both backends.
+pub(crate) fn now() -> DateTime<Utc> {
+    let t = Utc::now();
+    t.duration_trunc(TimeDelta::microseconds(1)).unwrap_or(t)
+}
+
+/// Checks a scope against a row's tenant: another tenant's row is simply
+/// not there.
+pub(crate) fn visible(
+    scope: Scope,
+    tenant: TenantId,
+    what: &'static str,
+) -> Result<(), StoreError> {
+    if scope.allows(tenant) {
+        Ok(())
+    } else {
+        Err(StoreError::NotFound(what))
+    }
+}

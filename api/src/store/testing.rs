@@ -1,0 +1,181 @@
+//! A throwaway database per test, on each backend, so every store test is
+//! written once and runs on SQLite always and on PostgreSQL whenever
+//! `MODELFLEET_TEST_DATABASE_URL` names a server (CI sets it). Each
+//! PostgreSQL test creates its own `mf_test_<random>` database and drops it
+//! afterwards, also when the test panics.
+//!
+//! ```ignore
+//! async fn admits_within_quota(db: TestDb) { … db.store … }
+//! modelfleet_api::store_tests!(admits_within_quota);
+//! ```
+
+use std::future::Future;
+use std::path::PathBuf;
+
+use sqlx::{Connection, PgConnection};
+use tokio::sync::Semaphore;
+
+use super::{Backend, Store};
+
+/// A PostgreSQL server URL (any database on it) the tests may create and
+/// drop databases on, e.g. `postgres://postgres@127.0.0.1:5432/postgres`.
+pub const TEST_DATABASE_URL_ENV: &str = "MODELFLEET_TEST_DATABASE_URL";
+
+/// At most this many PostgreSQL test databases at once, so parallel tests
+/// stay well under the server's connection limit (each store pools 16).
+static POSTGRES_SLOTS: Semaphore = Semaphore::const_new(4);
+
+/// One test's database.
+#[derive(Debug, Clone)]
+pub struct TestDb {
+    pub store: Store,
+    /// The URL the store was opened with, to open it again.
+    pub url: String,
+}
+
+enum Cleanup {
+    Sqlite(PathBuf),
+    Postgres { admin_url: String, name: String },
+}
+
+/// Runs `test` on a fresh database of `backend`, then removes the database
+/// whatever the outcome, and re-raises the test's panic. A PostgreSQL run
+/// without `MODELFLEET_TEST_DATABASE_URL` is skipped with a note.
+pub async fn run<F, Fut>(backend: Backend, test: F)
+where
+    F: FnOnce(TestDb) -> Fut,
+    Fut: Future<Output = ()> + Send + 'static,
+{
+    let _slot;
+    let (url, cleanup) = match backend {
+        Backend::Sqlite => {
+            let path = std::env::temp_dir().join(format!("mf-test-{}.db", uuid::Uuid::new_v4()));
+            (path.display().to_string(), Cleanup::Sqlite(path))
+        }
+        Backend::Postgres => {
+            let Ok(admin_url) = std::env::var(TEST_DATABASE_URL_ENV) else {
+                eprintln!("skipped on PostgreSQL: {TEST_DATABASE_URL_ENV} is not set");
+                return;
+            };
+            _slot = POSTGRES_SLOTS.acquire().await.expect("never closed");
+            let name = format!("mf_test_{}", uuid::Uuid::new_v4().simple());
+            let mut admin = PgConnection::connect(&admin_url)
+                .await
+                .unwrap_or_else(|e| panic!("{TEST_DATABASE_URL_ENV}: cannot connect: {e}"));
+            sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+                .execute(&mut admin)
+                .await
+                .expect("CREATE DATABASE");
+            admin.close().await.ok();
+            (
+                with_database(&admin_url, &name),
+                Cleanup::Postgres { admin_url, name },
+            )
+        }
+    };
+    let outcome = match Store::connect(&url).await {
+        Ok(store) => {
+            let db = TestDb {
+                store: store.clone(),
+                url,
+            };
+            let outcome = tokio::spawn(test(db)).await;
+            store.close().await;
+            outcome
+        }
+        Err(e) => {
+            remove(cleanup).await;
+            panic!("cannot open the test database: {e:?}");
+        }
+    };
+    remove(cleanup).await;
+    if let Err(e) = outcome {
+        match e.try_into_panic() {
+            Ok(panic) => std::panic::resume_unwind(panic),
+            Err(e) => panic!("test task failed: {e}"),
+        }
+    }
+}
+
+async fn remove(cleanup: Cleanup) {
+    match cleanup {
+        Cleanup::Sqlite(path) => {
+            for suffix in ["", "-wal", "-shm"] {
+                let mut p = path.clone().into_os_string();
+                p.push(suffix);
+                std::fs::remove_file(p).ok();
+            }
+        }
+        Cleanup::Postgres { admin_url, name } => {
+            if let Ok(mut admin) = PgConnection::connect(&admin_url).await {
+                let drop = format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)");
+                if let Err(e) = sqlx::query(sqlx::AssertSqlSafe(drop))
+                    .execute(&mut admin)
+                    .await
+                {
+                    eprintln!("could not drop test database {name}: {e}");
+                }
+                admin.close().await.ok();
+            }
+        }
+    }
+}
+
+/// `admin_url` with its database replaced by `name`, query string kept.
+fn with_database(admin_url: &str, name: &str) -> String {
+    let (base, query) = match admin_url.split_once('?') {
+        Some((b, q)) => (b, Some(q)),
+        None => (admin_url, None),
+    };
+    let authority_start = base.find("://").map_or(0, |i| i + 3);
+    let base = match base[authority_start..].find('/') {
+        Some(slash) => &base[..authority_start + slash],
+        None => base,
+    };
+    match query {
+        Some(q) => format!("{base}/{name}?{q}"),
+        None => format!("{base}/{name}"),
+    }
+}
+
+/// Declares, for each async fn `name(db: TestDb)`, a module `name` with
+/// two tests: `sqlite` and `postgres`.
+#[macro_export]
+macro_rules! store_tests {
+    ($($name:ident),* $(,)?) => {
+        $(
+            mod $name {
+                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+                async fn sqlite() {
+                    $crate::store::testing::run($crate::store::Backend::Sqlite, super::$name).await;
+                }
+
+                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+                async fn postgres() {
+                    $crate::store::testing::run($crate::store::Backend::Postgres, super::$name).await;
+                }
+            }
+        )*
+    };
+}
+
+#[cfg(test)]
+mod tests {
+    use super::with_database;
+
+    #[test]
+    fn replaces_only_the_database() {
+        assert_eq!(
+            with_database("postgres://postgres@127.0.0.1:5432/postgres", "mf_test_1"),
+            "postgres://postgres@127.0.0.1:5432/mf_test_1"
+        );
+        assert_eq!(
+            with_database("postgres://u:p@h/db?sslmode=disable", "x"),
+            "postgres://u:p@h/x?sslmode=disable"
+        );
+        assert_eq!(
+            with_database("postgres://h:5432", "x"),
+            "postgres://h:5432/x"
+        );
+    }
+}
