@@ -12,7 +12,19 @@ use serde::{Deserialize, Serialize};
 use crate::accelerator::{ACCELERATORS, Accelerator};
 use crate::money::{ExchangeRates, Money};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    Serialize,
+    Deserialize,
+    schemars::JsonSchema,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum Cloud {
     Aws,

@@ -6,6 +6,7 @@
 use std::fmt;
 use std::sync::LazyLock;
 
+use schemars::{JsonSchema, Schema, SchemaGenerator, json_schema};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::precision::Precision;
@@ -59,6 +60,21 @@ impl Serialize for ParamCount {
     }
 }
 
+/// Kubernetes' int-or-string: the API server keeps `70.55B` as text and
+/// `70553706496` as a number, and both read back the same.
+impl JsonSchema for ParamCount {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "ParamCount".into()
+    }
+
+    fn json_schema(_: &mut SchemaGenerator) -> Schema {
+        json_schema!({
+            "description": "A parameter count: an integer (70553706496) or text with a unit (\"70.55B\", \"500M\").",
+            "x-kubernetes-int-or-string": true,
+        })
+    }
+}
+
 impl<'de> Deserialize<'de> for ParamCount {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         #[derive(Deserialize)]
@@ -83,24 +99,29 @@ impl<'de> Deserialize<'de> for ParamCount {
 
 /// Mixture-of-experts routing. Every expert must be resident in memory; the
 /// top-k only decides how much compute each token costs.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Moe {
     /// Routed experts per MoE layer.
+    #[schemars(range(min = 2))]
     pub experts: u32,
     /// Always-active shared experts per MoE layer.
     #[serde(default)]
     pub shared_experts: u32,
     /// Routed experts each token uses.
+    #[schemars(range(min = 1))]
     pub top_k: u32,
 }
 
 /// Multi-head latent attention (DeepSeek): the KV cache holds one compressed
 /// latent per token and layer instead of per-head keys and values.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Mla {
+    /// Width of the compressed key/value latent (`kv_lora_rank`).
+    #[schemars(range(min = 1))]
     pub kv_lora_rank: u32,
+    /// Rotary-embedding part of each key, cached beside the latent.
     pub qk_rope_head_dim: u32,
 }
 
@@ -112,7 +133,9 @@ fn is_bf16(p: &Precision) -> bool {
     *p == Precision::Bf16
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// A model's architecture: what sizing needs to know, in the field names of
+/// its `config.json` turned camelCase.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ModelArch {
     /// Stable id: lowercase letters, digits, '.', '-' (`llama-3.1-70b`).
@@ -120,28 +143,44 @@ pub struct ModelArch {
     /// Display name; the id when empty.
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub name: String,
+    /// Transformer layers (`num_hidden_layers`).
+    #[schemars(range(min = 1))]
     pub layers: u32,
+    /// Width of the residual stream (`hidden_size`).
+    #[schemars(range(min = 1))]
     pub hidden_size: u32,
+    /// Query heads (`num_attention_heads`); tensor parallelism must divide it.
+    #[schemars(range(min = 1))]
     pub attention_heads: u32,
     /// Key/value heads (GQA). Equal to `attentionHeads` for full multi-head
     /// attention; for MLA models, the attention heads.
+    #[schemars(range(min = 1))]
     pub kv_heads: u32,
+    /// Width of one attention head (`head_dim`).
+    #[schemars(range(min = 1))]
     pub head_dim: u32,
     /// Feed-forward width; for mixture-of-experts models, per expert.
+    #[schemars(range(min = 1))]
     pub ffn_size: u32,
+    /// Tokens in the vocabulary (`vocab_size`).
+    #[schemars(range(min = 1))]
     pub vocab_size: u32,
     /// Whether the output head shares the input embedding's weights.
     #[serde(default)]
     pub tie_word_embeddings: bool,
+    /// Every parameter, experts included.
     pub total_params: ParamCount,
     /// Parameters used per token (mixture-of-experts); `totalParams` if absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub active_params: Option<ParamCount>,
+    /// Mixture-of-experts routing; absent for dense models.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub moe: Option<Moe>,
+    /// Multi-head latent attention (DeepSeek); absent otherwise.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mla: Option<Mla>,
     /// Longest context the model was trained for (`max_position_embeddings`).
+    #[schemars(range(min = 1))]
     pub max_context: u32,
     /// Precision the weights are published in.
     #[serde(default = "bf16", skip_serializing_if = "is_bf16")]

@@ -3,11 +3,14 @@
 use std::fmt;
 use std::str::FromStr;
 
+use schemars::{JsonSchema, Schema, SchemaGenerator, json_schema};
 use serde::{Deserialize, Serialize};
 
 /// Weight precision. The KV cache stays in 16-bit whatever the weights are
 /// (vLLM's default `--kv-cache-dtype auto`), so this only changes weights.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, JsonSchema,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum Precision {
     /// 16-bit brain float (fp16 takes the same memory).
@@ -86,6 +89,21 @@ pub enum PrecisionChoice {
     Auto,
     #[serde(untagged)]
     Fixed(Precision),
+}
+
+/// One flat list of words, as Kubernetes needs: the derived schema of an
+/// enum with an untagged variant is not a structural schema.
+impl JsonSchema for PrecisionChoice {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "PrecisionChoice".into()
+    }
+
+    fn json_schema(_: &mut SchemaGenerator) -> Schema {
+        json_schema!({
+            "type": "string",
+            "enum": ["auto", "bf16", "fp8", "int8", "int4"],
+        })
+    }
 }
 
 impl fmt::Display for PrecisionChoice {

@@ -5,6 +5,7 @@
 //! It may talk to the Kubernetes API through a `kube::Client`; it may not talk
 //! to the database.
 
+pub mod build;
 pub mod discovery;
 pub mod leader;
 pub mod metrics;

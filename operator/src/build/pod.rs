@@ -1,0 +1,338 @@
+//! One engine pod: the devices it asks for, the pool it is pinned to, the
+//! taints it tolerates, the weights it fetches and mounts, and the probes
+//! that tell Kubernetes when it serves.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::core::v1::{
+    Affinity, Container, ContainerPort, EmptyDirVolumeSource, EnvVar, HTTPGetAction,
+    HostPathVolumeSource, NodeAffinity, NodeSelector, NodeSelectorRequirement, NodeSelectorTerm,
+    PersistentVolumeClaimVolumeSource, PodSpec, PodTemplateSpec, Probe, ResourceRequirements,
+    Toleration, Volume, VolumeMount,
+};
+use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+use modelfleet_core::accelerator::{Accelerator, Vendor};
+use modelfleet_core::crd::{ModelSource, SourceScheme};
+use modelfleet_core::fleet::NodePool;
+use modelfleet_core::planner::Plan;
+
+use super::engine::{self, HTTP_PORT, LEADER_SCRIPT, MODELS_DIR, RAY_PORT, WORKER_SCRIPT};
+use super::meta::{Owner, ROLE_SERVER, ROLE_WORKER};
+use crate::discovery::POOL_LABEL;
+
+/// Shared memory for the engine's worker processes (NCCL/HCCL buffers,
+/// PyTorch tensors between processes); the container runtime's 64 MiB
+/// default makes multi-device serving fail.
+const SHM_SIZE: &str = "16Gi";
+const GIB: u64 = 1 << 30;
+
+/// What a pod is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    /// The whole replica on one node (a Deployment's pod).
+    Server,
+    /// Node 0 of a multi-node replica: Ray head and `vllm serve`.
+    Leader,
+    /// Another node of a multi-node replica: a Ray worker.
+    Worker,
+}
+
+/// Everything a pod template is made from.
+#[derive(Debug)]
+pub struct PodInputs<'a> {
+    pub owner: &'a Owner,
+    pub plan: &'a Plan,
+    pub pool: &'a NodePool,
+    pub accelerator: &'a Accelerator,
+    pub image: String,
+    /// The arguments after `vllm serve`.
+    pub serve_args: Vec<String>,
+    pub source: ModelSource,
+    pub fetcher_image: &'a str,
+}
+
+pub fn pod_template(inputs: &PodInputs, role: Role) -> PodTemplateSpec {
+    let label_role = if role == Role::Worker {
+        ROLE_WORKER
+    } else {
+        ROLE_SERVER
+    };
+    let fetches = inputs.source.scheme != SourceScheme::Pvc;
+    PodTemplateSpec {
+        metadata: Some(ObjectMeta {
+            labels: Some(inputs.owner.pod_labels(label_role)),
+            ..ObjectMeta::default()
+        }),
+        spec: Some(PodSpec {
+            // A Service named like an engine setting (`vllm` gives
+            // VLLM_PORT=tcp://…) would otherwise inject variables the engine
+            // misreads as its own configuration.
+            enable_service_links: Some(false),
+            affinity: Some(pin_to_pool(inputs.pool)),
+            tolerations: Some(tolerations(inputs.pool, inputs.accelerator)),
+            init_containers: fetches.then(|| vec![fetch_container(inputs)]),
+            containers: vec![engine_container(inputs, role)],
+            volumes: Some(volumes(inputs)),
+            ..PodSpec::default()
+        }),
+    }
+}
+
+/// Requires every label the pool's nodes share (the node-group label, or
+/// `modelfleet.io/pool` where a platform engineer set it; discovery records
+/// them on the pool). A pool without recorded labels is pinned by
+/// `modelfleet.io/pool`, which its nodes must then carry.
+fn pin_to_pool(pool: &NodePool) -> Affinity {
+    let labels = if pool.labels.is_empty() {
+        BTreeMap::from([(POOL_LABEL.to_owned(), pool.name.clone())])
+    } else {
+        pool.labels.clone()
+    };
+    let requirements = labels
+        .into_iter()
+        .map(|(key, value)| NodeSelectorRequirement {
+            key,
+            operator: "In".to_owned(),
+            values: Some(vec![value]),
+        })
+        .collect();
+    Affinity {
+        node_affinity: Some(NodeAffinity {
+            required_during_scheduling_ignored_during_execution: Some(NodeSelector {
+                node_selector_terms: vec![NodeSelectorTerm {
+                    match_expressions: Some(requirements),
+                    match_fields: None,
+                }],
+            }),
+            preferred_during_scheduling_ignored_during_execution: None,
+        }),
+        ..Affinity::default()
+    }
+}
+
+/// The taint device nodes usually carry for their vendor, then the pool's
+/// own. The vendor taint is tolerated whatever its value: clouds set
+/// `nvidia.com/gpu=present` or `=true`.
+fn tolerations(pool: &NodePool, accelerator: &Accelerator) -> Vec<Toleration> {
+    let mut tolerations = vec![Toleration {
+        key: Some(accelerator.resource_name.to_owned()),
+        operator: Some("Exists".to_owned()),
+        effect: Some("NoSchedule".to_owned()),
+        ..Toleration::default()
+    }];
+    for taint in &pool.taints {
+        let toleration = Toleration {
+            key: Some(taint.key.clone()),
+            operator: Some(
+                if taint.value.is_some() {
+                    "Equal"
+                } else {
+                    "Exists"
+                }
+                .to_owned(),
+            ),
+            value: taint.value.clone(),
+            effect: Some(taint.effect.clone()),
+            ..Toleration::default()
+        };
+        if !tolerations.contains(&toleration) {
+            tolerations.push(toleration);
+        }
+    }
+    tolerations
+}
+
+fn engine_container(inputs: &PodInputs, role: Role) -> Container {
+    let devices = Quantity(inputs.plan.devices_per_node.to_string());
+    let resources = BTreeMap::from([(inputs.accelerator.resource_name.to_owned(), devices)]);
+    let (command, args) = match role {
+        // The vLLM image's own entrypoint, written out so that the
+        // vllm-ascend image (which has none) runs the same way.
+        Role::Server => (vec!["vllm", "serve"], inputs.serve_args.clone()),
+        Role::Leader => (
+            vec!["/bin/sh", "-c", LEADER_SCRIPT, "leader"],
+            inputs.serve_args.clone(),
+        ),
+        Role::Worker => (vec!["/bin/sh", "-c", WORKER_SCRIPT], Vec::new()),
+    };
+    let serves = role != Role::Worker;
+    let mut ports = Vec::new();
+    if serves {
+        ports.push(port("http", HTTP_PORT));
+    }
+    if role == Role::Leader {
+        ports.push(port("ray", RAY_PORT));
+    }
+    Container {
+        name: "engine".to_owned(),
+        image: Some(inputs.image.clone()),
+        command: Some(command.into_iter().map(str::to_owned).collect()),
+        args: (!args.is_empty()).then_some(args),
+        ports: (!ports.is_empty()).then_some(ports),
+        env: Some(env(inputs, role)),
+        resources: Some(ResourceRequirements {
+            requests: Some(resources.clone()),
+            limits: Some(resources),
+            ..ResourceRequirements::default()
+        }),
+        volume_mounts: Some(engine_mounts(inputs)),
+        startup_probe: serves.then(|| startup_probe(inputs.plan)),
+        readiness_probe: serves.then(|| health_probe(5, 3)),
+        liveness_probe: serves.then(|| health_probe(10, 6)),
+        ..Container::default()
+    }
+}
+
+fn env(inputs: &PodInputs, role: Role) -> Vec<EnvVar> {
+    let var = |name: &str, value: &str| EnvVar {
+        name: name.to_owned(),
+        value: Some(value.to_owned()),
+        value_from: None,
+    };
+    // The weights are on local disk; never let the engine or a tokenizer
+    // reach for the Hugging Face Hub at run time.
+    let mut env = vec![var("HF_HUB_OFFLINE", "1")];
+    if inputs.accelerator.vendor == Vendor::Huawei && role != Role::Server {
+        // The device plugin sets ASCEND_RT_VISIBLE_DEVICES; Ray must not
+        // renumber it when it places the engine's workers.
+        env.push(var("RAY_EXPERIMENTAL_NOSET_ASCEND_RT_VISIBLE_DEVICES", "1"));
+    }
+    env
+}
+
+/// Allows 10 minutes to load and warm up, plus a minute per 20 GiB of
+/// weights: a 70B model in bf16 gets about 17 minutes, a 175B one 27.
+/// Fetching happens before, in the init container, and is not counted.
+fn startup_probe(plan: &Plan) -> Probe {
+    let weights = plan.weights_bytes_per_device * u64::from(plan.devices_per_replica);
+    let seconds = 600 + 60 * weights.div_ceil(20 * GIB);
+    let checks = i32::try_from(seconds / 10).unwrap_or(i32::MAX);
+    health_probe(10, checks)
+}
+
+fn health_probe(period_seconds: i32, failure_threshold: i32) -> Probe {
+    Probe {
+        http_get: Some(HTTPGetAction {
+            path: Some("/health".to_owned()),
+            port: IntOrString::String("http".to_owned()),
+            ..HTTPGetAction::default()
+        }),
+        period_seconds: Some(period_seconds),
+        timeout_seconds: Some(5),
+        failure_threshold: Some(failure_threshold),
+        ..Probe::default()
+    }
+}
+
+fn port(name: &str, port: i32) -> ContainerPort {
+    ContainerPort {
+        name: Some(name.to_owned()),
+        container_port: port,
+        protocol: Some("TCP".to_owned()),
+        ..ContainerPort::default()
+    }
+}
+
+/// Downloads the weights into the shared volume before the engine starts.
+fn fetch_container(inputs: &PodInputs) -> Container {
+    let dest = engine::model_dir(&inputs.owner.model);
+    Container {
+        name: "fetch-weights".to_owned(),
+        image: Some(inputs.fetcher_image.to_owned()),
+        command: Some(
+            ["modelfleet", "fetch", "--source"]
+                .into_iter()
+                .map(str::to_owned)
+                .chain([inputs.source.to_string(), "--dest".to_owned(), dest])
+                .collect(),
+        ),
+        volume_mounts: Some(vec![mount(WEIGHTS_VOLUME, MODELS_DIR, false)]),
+        ..Container::default()
+    }
+}
+
+const WEIGHTS_VOLUME: &str = "model-weights";
+const SHM_VOLUME: &str = "dshm";
+
+/// The host paths a vllm-ascend container needs from an Atlas node (driver
+/// libraries and version, the DCMI library and `npu-smi`), mounted
+/// read-only at the same paths as vllm-ascend's own `docker run` does.
+const ASCEND_HOST_PATHS: [(&str, &str, &str); 4] = [
+    ("ascend-driver", "/usr/local/Ascend/driver", "Directory"),
+    ("ascend-dcmi", "/usr/local/dcmi", "Directory"),
+    ("npu-smi", "/usr/local/bin/npu-smi", "File"),
+    ("ascend-install-info", "/etc/ascend_install.info", "File"),
+];
+
+fn volumes(inputs: &PodInputs) -> Vec<Volume> {
+    let weights = match inputs.source.scheme {
+        SourceScheme::Pvc => Volume {
+            name: WEIGHTS_VOLUME.to_owned(),
+            persistent_volume_claim: Some(PersistentVolumeClaimVolumeSource {
+                claim_name: inputs.source.root.clone(),
+                read_only: Some(true),
+            }),
+            ..Volume::default()
+        },
+        _ => Volume {
+            name: WEIGHTS_VOLUME.to_owned(),
+            empty_dir: Some(EmptyDirVolumeSource::default()),
+            ..Volume::default()
+        },
+    };
+    let shm = Volume {
+        name: SHM_VOLUME.to_owned(),
+        empty_dir: Some(EmptyDirVolumeSource {
+            medium: Some("Memory".to_owned()),
+            size_limit: Some(Quantity(SHM_SIZE.to_owned())),
+        }),
+        ..Volume::default()
+    };
+    let mut volumes = vec![weights, shm];
+    if inputs.accelerator.vendor == Vendor::Huawei {
+        volumes.extend(ASCEND_HOST_PATHS.iter().map(|(name, path, kind)| Volume {
+            name: (*name).to_owned(),
+            host_path: Some(HostPathVolumeSource {
+                path: (*path).to_owned(),
+                type_: Some((*kind).to_owned()),
+            }),
+            ..Volume::default()
+        }));
+    }
+    volumes
+}
+
+fn engine_mounts(inputs: &PodInputs) -> Vec<VolumeMount> {
+    let weights = match inputs.source.scheme {
+        // The claim's directory appears where fetched weights would be.
+        SourceScheme::Pvc => VolumeMount {
+            sub_path: (!inputs.source.path.is_empty()).then(|| inputs.source.path.clone()),
+            ..mount(
+                WEIGHTS_VOLUME,
+                &engine::model_dir(&inputs.owner.model),
+                true,
+            )
+        },
+        _ => mount(WEIGHTS_VOLUME, MODELS_DIR, true),
+    };
+    let mut mounts = vec![weights, mount(SHM_VOLUME, "/dev/shm", false)];
+    if inputs.accelerator.vendor == Vendor::Huawei {
+        mounts.extend(
+            ASCEND_HOST_PATHS
+                .iter()
+                .map(|(name, path, _)| mount(name, path, true)),
+        );
+    }
+    mounts
+}
+
+fn mount(name: &str, path: &str, read_only: bool) -> VolumeMount {
+    VolumeMount {
+        name: name.to_owned(),
+        mount_path: path.to_owned(),
+        read_only: read_only.then_some(true),
+        ..VolumeMount::default()
+    }
+}

@@ -1,0 +1,219 @@
+//! The YAML in `manifests/` checked against the Kubernetes types, offline.
+//!
+//! `kubectl apply --dry-run=client` needs an API server for discovery, so it
+//! cannot run here. Instead every document is read into its k8s-openapi (or
+//! modelfleet) type and written back: a field the type does not have (a
+//! typo, a wrong level of nesting) is dropped on the way and the comparison
+//! names it. The RBAC is checked against what the build step emits.
+
+use std::path::{Path, PathBuf};
+
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::{Namespace, Service, ServiceAccount};
+use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, PolicyRule, Role, RoleBinding};
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use modelfleet_core::crd::ModelDeployment;
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+fn manifests() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../manifests")
+}
+
+fn documents(relative: &str) -> Vec<Value> {
+    let text = std::fs::read_to_string(manifests().join(relative)).unwrap();
+    serde_yaml::Deserializer::from_str(&text)
+        .map(|doc| serde_json::to_value(serde_yaml::Value::deserialize(doc).unwrap()).unwrap())
+        .filter(|v| !v.is_null())
+        .collect()
+}
+
+/// Every field of `original` is in `round_trip` with the same value
+/// (`round_trip` may add defaults the type always writes).
+fn missing_fields(original: &Value, round_trip: &Value, at: &str, out: &mut Vec<String>) {
+    match (original, round_trip) {
+        (Value::Object(a), Value::Object(b)) => {
+            for (key, value) in a {
+                match b.get(key) {
+                    Some(other) => missing_fields(value, other, &format!("{at}.{key}"), out),
+                    None => out.push(format!("{at}.{key}")),
+                }
+            }
+        }
+        (Value::Array(a), Value::Array(b)) if a.len() == b.len() => {
+            for (i, (x, y)) in a.iter().zip(b).enumerate() {
+                missing_fields(x, y, &format!("{at}[{i}]"), out);
+            }
+        }
+        (Value::Number(a), Value::Number(b)) if a.as_f64() == b.as_f64() => {}
+        (a, b) if a == b => {}
+        _ => out.push(format!("{at} (value differs)")),
+    }
+}
+
+fn check_as<T: DeserializeOwned + Serialize>(doc: &Value, file: &str) -> T {
+    let typed: T = serde_json::from_value(doc.clone())
+        .unwrap_or_else(|e| panic!("{file}: {} is not valid: {e}", doc["kind"]));
+    let mut missing = Vec::new();
+    missing_fields(
+        doc,
+        &serde_json::to_value(&typed).unwrap(),
+        "",
+        &mut missing,
+    );
+    assert!(
+        missing.is_empty(),
+        "{file}: {} has fields its type does not know: {missing:?}",
+        doc["kind"]
+    );
+    typed
+}
+
+fn check_document(doc: &Value, file: &str) {
+    match doc["kind"].as_str().unwrap() {
+        "Namespace" => drop(check_as::<Namespace>(doc, file)),
+        "ServiceAccount" => drop(check_as::<ServiceAccount>(doc, file)),
+        "ClusterRole" => drop(check_as::<ClusterRole>(doc, file)),
+        "ClusterRoleBinding" => drop(check_as::<ClusterRoleBinding>(doc, file)),
+        "Role" => drop(check_as::<Role>(doc, file)),
+        "RoleBinding" => drop(check_as::<RoleBinding>(doc, file)),
+        "Deployment" => drop(check_as::<Deployment>(doc, file)),
+        "Service" => drop(check_as::<Service>(doc, file)),
+        "CustomResourceDefinition" => drop(check_as::<CustomResourceDefinition>(doc, file)),
+        "ModelDeployment" => drop(check_as::<ModelDeployment>(doc, file)),
+        other => panic!("{file}: no check for kind {other}"),
+    }
+}
+
+#[test]
+fn every_manifest_reads_as_its_kubernetes_type() {
+    let mut checked = 0;
+    for dir in ["crds", "examples", "operator", "testing"] {
+        let mut files: Vec<_> = std::fs::read_dir(manifests().join(dir))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        files.sort();
+        for file in files {
+            let relative = format!("{dir}/{file}");
+            for doc in documents(&relative) {
+                check_document(&doc, &relative);
+                checked += 1;
+            }
+        }
+    }
+    assert!(checked >= 14, "only {checked} documents found");
+}
+
+#[test]
+fn the_typo_check_catches_an_unknown_field() {
+    let doc = serde_json::json!({
+        "apiVersion": "v1", "kind": "Service",
+        "metadata": {"name": "x"},
+        "spec": {"ports": [{"port": 80, "targtPort": 8080}]}
+    });
+    let caught = std::panic::catch_unwind(|| check_document(&doc, "inline"));
+    assert!(caught.is_err(), "a misspelt field must fail the check");
+}
+
+fn rules() -> Vec<PolicyRule> {
+    let role: ClusterRole = documents("operator/10-rbac.yaml")
+        .into_iter()
+        .find(|d| d["kind"] == "ClusterRole")
+        .map(|d| serde_json::from_value(d).unwrap())
+        .unwrap();
+    role.rules.unwrap()
+}
+
+fn allows(rules: &[PolicyRule], group: &str, resource: &str, verb: &str) -> bool {
+    rules.iter().any(|r| {
+        r.api_groups
+            .as_ref()
+            .is_some_and(|g| g.iter().any(|g| g == group))
+            && r.resources
+                .as_ref()
+                .is_some_and(|rs| rs.iter().any(|x| x == resource))
+            && r.verbs.iter().any(|v| v == verb)
+    })
+}
+
+#[test]
+fn the_operator_may_manage_exactly_what_it_builds() {
+    let rules = rules();
+    for (group, resource) in [
+        ("apps", "deployments"),
+        ("leaderworkerset.x-k8s.io", "leaderworkersets"),
+        ("", "services"),
+        ("policy", "poddisruptionbudgets"),
+    ] {
+        for verb in ["get", "list", "watch", "create", "patch", "delete"] {
+            assert!(
+                allows(&rules, group, resource, verb),
+                "{verb} {group}/{resource}"
+            );
+        }
+    }
+    assert!(allows(
+        &rules,
+        "modelfleet.io",
+        "modeldeployments/status",
+        "patch"
+    ));
+    assert!(allows(
+        &rules,
+        "modelfleet.io",
+        "modeldeployments/finalizers",
+        "update"
+    ));
+    assert!(allows(&rules, "", "nodes", "list"));
+    assert!(
+        !allows(&rules, "", "nodes", "patch"),
+        "discovery only reads nodes"
+    );
+    assert!(!allows(
+        &rules,
+        "modelfleet.io",
+        "modeldeployments",
+        "delete"
+    ));
+    for rule in &rules {
+        assert!(
+            !rule.verbs.iter().any(|v| v == "*")
+                && !rule.resources.iter().flatten().any(|r| r == "*"),
+            "no wildcards: {rule:?}"
+        );
+    }
+}
+
+#[test]
+fn the_operator_deployment_probes_its_own_endpoints() {
+    let deployment: Deployment = documents("operator/20-deployment.yaml")
+        .into_iter()
+        .find(|d| d["kind"] == "Deployment")
+        .map(|d| serde_json::from_value(d).unwrap())
+        .unwrap();
+    let pod = deployment.spec.unwrap().template.spec.unwrap();
+    assert_eq!(
+        pod.service_account_name.as_deref(),
+        Some("modelfleet-operator")
+    );
+    let container = &pod.containers[0];
+    assert_eq!(
+        container.args.as_deref(),
+        Some(&["operator".to_owned()][..])
+    );
+    let path = |p: &Option<k8s_openapi::api::core::v1::Probe>| {
+        p.as_ref()
+            .unwrap()
+            .http_get
+            .as_ref()
+            .unwrap()
+            .path
+            .clone()
+            .unwrap()
+    };
+    assert_eq!(path(&container.liveness_probe), "/healthz");
+    assert_eq!(path(&container.readiness_probe), "/readyz");
+    assert_eq!(container.ports.as_ref().unwrap()[0].container_port, 8080);
+}
