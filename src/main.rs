@@ -2,6 +2,8 @@
 //! subcommand parses its arguments, calls into the parts, and prints.
 
 mod catalog;
+mod logging;
+mod operator;
 mod output;
 mod plan;
 
@@ -24,6 +26,10 @@ enum Command {
     Plan(Box<plan::PlanArgs>),
     /// List the models and accelerators modelfleet knows.
     Catalog(catalog::CatalogArgs),
+    /// Print the ModelDeployment CustomResourceDefinition as YAML.
+    Crd,
+    /// Run the ModelDeployment controller against a cluster.
+    Operator(operator::OperatorArgs),
 }
 
 fn main() -> ExitCode {
@@ -31,6 +37,11 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Plan(args) => plan::run(*args),
         Command::Catalog(args) => catalog::run(args),
+        Command::Crd => {
+            print!("{}", modelfleet_core::crd::crd_yaml());
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Operator(args) => operator::run(args),
     };
     match result {
         Ok(code) => code,

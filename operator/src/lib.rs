@@ -6,7 +6,9 @@
 //! to the database.
 
 pub mod build;
+pub mod controller;
 pub mod discovery;
 pub mod leader;
 pub mod metrics;
 pub mod probes;
+pub mod runner;

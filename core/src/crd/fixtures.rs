@@ -73,7 +73,7 @@ impl ModelDeployment {
         self
     }
 
-    pub fn namespace(mut self, namespace: &str) -> Self {
+    pub fn in_namespace(mut self, namespace: &str) -> Self {
         self.metadata.namespace = Some(namespace.to_owned());
         self
     }

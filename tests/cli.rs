@@ -259,3 +259,15 @@ fn catalog_lists_every_model_and_accelerator() {
     }
     assert!(table.contains("huawei.com/Ascend910") && table.contains("vllm-ascend"));
 }
+
+#[test]
+fn crd_prints_the_committed_custom_resource_definition() {
+    let out = modelfleet(&["crd"]);
+    assert!(out.status.success());
+    let committed = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/manifests/crds/modeldeployment.yaml"
+    ))
+    .unwrap();
+    assert_eq!(String::from_utf8(out.stdout).unwrap(), committed);
+}

@@ -1,0 +1,102 @@
+//! The `apply` step: server-side apply of the built objects with one field
+//! manager, and removal of a workload of the other kind after a re-plan
+//! moved the model between one node and several.
+
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::Service;
+use k8s_openapi::api::policy::v1::PodDisruptionBudget;
+use kube::api::{Api, DeleteParams, Patch, PatchParams};
+use kube::{Client, Resource};
+use modelfleet_core::crd::lws::LeaderWorkerSet;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use super::Error;
+use crate::build::{Applied, Built, GROUP_SUFFIX, Resources, Workload};
+
+/// The field manager of everything the operator writes.
+pub const MANAGER: &str = "modelfleet-operator";
+
+pub async fn apply(
+    client: &Client,
+    namespace: &str,
+    built: Resources<Built>,
+) -> Result<Resources<Applied>, Error> {
+    let workload = match &built.workload {
+        Workload::Deployment(d) => {
+            let applied = ssa(client, namespace, d.as_ref()).await?;
+            delete_if_present::<LeaderWorkerSet>(
+                client,
+                namespace,
+                &format!("{}{GROUP_SUFFIX}", name_of(d.as_ref())),
+            )
+            .await?;
+            Workload::Deployment(Box::new(applied))
+        }
+        Workload::LeaderWorkerSet(l) => {
+            let applied = ssa(client, namespace, l.as_ref()).await?;
+            let plain = name_of(l.as_ref())
+                .trim_end_matches(GROUP_SUFFIX)
+                .to_owned();
+            delete_if_present::<Deployment>(client, namespace, &plain).await?;
+            Workload::LeaderWorkerSet(Box::new(applied))
+        }
+    };
+    let service: Service = ssa(client, namespace, &built.service).await?;
+    let pdb: PodDisruptionBudget = ssa(client, namespace, &built.disruption_budget).await?;
+    Ok(built.applied(workload, service, pdb))
+}
+
+fn name_of<K: Resource>(object: &K) -> String {
+    object.meta().name.clone().unwrap_or_default()
+}
+
+async fn ssa<K>(client: &Client, namespace: &str, object: &K) -> Result<K, Error>
+where
+    K: Resource<Scope = k8s_openapi::NamespaceResourceScope>
+        + Clone
+        + DeserializeOwned
+        + Serialize
+        + std::fmt::Debug,
+    K::DynamicType: Default,
+{
+    let name = name_of(object);
+    let api: Api<K> = Api::namespaced(client.clone(), namespace);
+    api.patch(
+        &name,
+        &PatchParams::apply(MANAGER).force(),
+        &Patch::Apply(object),
+    )
+    .await
+    .map_err(|source| Error::Apply {
+        kind: K::kind(&Default::default()).into_owned(),
+        name,
+        source,
+    })
+}
+
+/// Deletes `name` if it exists; a kind whose API is not installed (no
+/// LeaderWorkerSet CRD) has nothing to delete either.
+pub async fn delete_if_present<K>(
+    client: &Client,
+    namespace: &str,
+    name: &str,
+) -> Result<bool, Error>
+where
+    K: Resource<Scope = k8s_openapi::NamespaceResourceScope>
+        + Clone
+        + DeserializeOwned
+        + std::fmt::Debug,
+    K::DynamicType: Default,
+{
+    let api: Api<K> = Api::namespaced(client.clone(), namespace);
+    match api.delete(name, &DeleteParams::background()).await {
+        Ok(_) => Ok(true),
+        Err(kube::Error::Api(status)) if status.code == 404 => Ok(false),
+        Err(source) => Err(Error::Delete {
+            kind: K::kind(&Default::default()).into_owned(),
+            name: name.to_owned(),
+            source,
+        }),
+    }
+}

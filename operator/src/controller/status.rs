@@ -1,0 +1,256 @@
+//! The `status` step's arithmetic: from what was planned and applied, and
+//! the pods' state, to the ModelDeployment's phase and conditions. Pure: no
+//! client required.
+
+use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+use k8s_openapi::jiff::Timestamp;
+use modelfleet_core::crd::{ModelDeploymentStatus, Phase, PlanStatus, condition};
+use modelfleet_core::planner::Plan;
+
+/// What the apply step saw of the running workload.
+#[derive(Debug, Clone, Copy)]
+pub struct Observed<'a> {
+    pub generation: Option<i64>,
+    pub desired_replicas: u32,
+    /// Replicas the workload object counts (ready or not).
+    pub replicas: u32,
+    pub ready_replicas: u32,
+    /// The deployment's pods.
+    pub pods: &'a [Pod],
+    pub previous: Option<&'a ModelDeploymentStatus>,
+    pub now: Timestamp,
+}
+
+/// Status of a deployment running `plan`.
+pub fn running(
+    plan: &Plan,
+    endpoint: &str,
+    waiting_for_capacity: Option<&str>,
+    seen: &Observed<'_>,
+) -> ModelDeploymentStatus {
+    let unschedulable = first_unschedulable(seen.pods);
+    let failing = first_failing(seen.pods);
+    let scheduled = seen
+        .pods
+        .iter()
+        .any(|p| p.spec.as_ref().and_then(|s| s.node_name.as_ref()).is_some());
+    let all_ready = seen.ready_replicas >= seen.desired_replicas && seen.desired_replicas > 0;
+
+    let (phase, workload_reason, workload_message) = if seen.desired_replicas == 0 {
+        (
+            Phase::Pending,
+            "ScaledToZero",
+            "spec.replicas is 0: nothing runs".to_owned(),
+        )
+    } else if all_ready {
+        (
+            Phase::Ready,
+            "AllReplicasReady",
+            format!(
+                "{}/{} replicas ready",
+                seen.ready_replicas, seen.desired_replicas
+            ),
+        )
+    } else if let Some(message) = &failing {
+        let phase = if seen.ready_replicas > 0 {
+            Phase::Degraded
+        } else {
+            Phase::Failed
+        };
+        (phase, "PodFailed", message.clone())
+    } else if let Some(message) = &unschedulable {
+        let phase = if seen.ready_replicas > 0 {
+            Phase::Degraded
+        } else {
+            Phase::Scheduling
+        };
+        let message = match waiting_for_capacity {
+            Some(why) => format!("{message} (planner: {why})"),
+            None => message.clone(),
+        };
+        (phase, "Unschedulable", message)
+    } else if seen.ready_replicas > 0 {
+        (
+            Phase::Degraded,
+            "ReplicasNotReady",
+            format!(
+                "{}/{} replicas ready",
+                seen.ready_replicas, seen.desired_replicas
+            ),
+        )
+    } else if scheduled {
+        (
+            Phase::Loading,
+            "Loading",
+            "pods are placed; the model is being fetched and loaded".to_owned(),
+        )
+    } else {
+        (
+            Phase::Scheduling,
+            "WaitingForPods",
+            "waiting for pods to be created and placed".to_owned(),
+        )
+    };
+
+    let previous = seen
+        .previous
+        .map(|s| s.conditions.as_slice())
+        .unwrap_or_default();
+    let planned_message = match waiting_for_capacity {
+        Some(why) => format!(
+            "{} devices of {} on {}; waiting for free capacity: {why}",
+            plan.devices_per_replica, plan.accelerator, plan.pool
+        ),
+        None => format!(
+            "{} × {} on {} (tensor parallel {}, pipeline parallel {}, {})",
+            plan.devices_per_replica,
+            plan.accelerator,
+            plan.pool,
+            plan.tensor_parallel,
+            plan.pipeline_parallel,
+            plan.precision
+        ),
+    };
+    let ready = phase == Phase::Ready;
+    let conditions = vec![
+        set(
+            previous,
+            condition::PLANNED,
+            true,
+            "PlanChosen",
+            &planned_message,
+            seen,
+        ),
+        set(
+            previous,
+            condition::WORKLOAD_READY,
+            ready,
+            workload_reason,
+            &workload_message,
+            seen,
+        ),
+        set(
+            previous,
+            condition::READY,
+            ready,
+            if ready { "Serving" } else { workload_reason },
+            &if ready {
+                format!("serving at {endpoint}")
+            } else {
+                workload_message.clone()
+            },
+            seen,
+        ),
+    ];
+    ModelDeploymentStatus {
+        phase: Some(phase),
+        observed_generation: seen.generation,
+        conditions,
+        plan: Some(PlanStatus::from(plan)),
+        replicas: Some(seen.replicas),
+        ready_replicas: Some(seen.ready_replicas),
+        endpoint: Some(endpoint.to_owned()),
+    }
+}
+
+/// Status of a deployment that cannot be planned: `Planned=False` with the
+/// planner's reason. What ran before (if anything) is left running and
+/// reported as it is.
+pub fn unplannable(reason: &str, message: &str, seen: &Observed<'_>) -> ModelDeploymentStatus {
+    let previous = seen
+        .previous
+        .map(|s| s.conditions.as_slice())
+        .unwrap_or_default();
+    let kept = seen.previous.cloned().unwrap_or_default();
+    ModelDeploymentStatus {
+        phase: Some(Phase::Failed),
+        observed_generation: seen.generation,
+        conditions: vec![
+            set(previous, condition::PLANNED, false, reason, message, seen),
+            set(
+                previous,
+                condition::WORKLOAD_READY,
+                false,
+                reason,
+                "no workload for this spec",
+                seen,
+            ),
+            set(previous, condition::READY, false, reason, message, seen),
+        ],
+        plan: kept.plan,
+        replicas: Some(seen.replicas),
+        ready_replicas: Some(seen.ready_replicas),
+        endpoint: kept.endpoint,
+    }
+}
+
+/// A condition, keeping its transition time while its status is unchanged.
+fn set(
+    previous: &[Condition],
+    type_: &str,
+    status: bool,
+    reason: &str,
+    message: &str,
+    seen: &Observed<'_>,
+) -> Condition {
+    let status = if status { "True" } else { "False" }.to_owned();
+    let since = previous
+        .iter()
+        .find(|c| c.type_ == type_ && c.status == status)
+        .map(|c| c.last_transition_time.clone())
+        .unwrap_or(Time(seen.now));
+    Condition {
+        type_: type_.to_owned(),
+        status,
+        reason: reason.to_owned(),
+        message: message.to_owned(),
+        last_transition_time: since,
+        observed_generation: seen.generation,
+    }
+}
+
+/// The scheduler's message for the first pod it could not place.
+fn first_unschedulable(pods: &[Pod]) -> Option<String> {
+    pods.iter().find_map(|p| {
+        let c = p
+            .status
+            .as_ref()?
+            .conditions
+            .as_ref()?
+            .iter()
+            .find(|c| c.type_ == "PodScheduled" && c.status == "False")?;
+        (c.reason.as_deref() == Some("Unschedulable")).then(|| {
+            let name = p.metadata.name.as_deref().unwrap_or("a pod");
+            format!(
+                "{name}: {}",
+                c.message.as_deref().unwrap_or("Unschedulable")
+            )
+        })
+    })
+}
+
+/// The first pod that failed or keeps crashing, and why.
+fn first_failing(pods: &[Pod]) -> Option<String> {
+    pods.iter().find_map(|p| {
+        let name = p.metadata.name.as_deref().unwrap_or("a pod");
+        let status = p.status.as_ref()?;
+        if status.phase.as_deref() == Some("Failed") {
+            let why = status
+                .reason
+                .as_deref()
+                .or(status.message.as_deref())
+                .unwrap_or("failed");
+            return Some(format!("{name}: {why}"));
+        }
+        status.container_statuses.iter().flatten().find_map(|c| {
+            let waiting = c.state.as_ref()?.waiting.as_ref()?;
+            (waiting.reason.as_deref() == Some("CrashLoopBackOff")).then(|| {
+                format!(
+                    "{name}: container {} is crash-looping ({} restarts)",
+                    c.name, c.restart_count
+                )
+            })
+        })
+    })
+}
