@@ -3,5 +3,12 @@
 //! kubelet. It is the embedded default cluster of `modelfleet serve` and the
 //! harness for end-to-end tests; it is not a Kubernetes distribution.
 //!
-//! Nothing lives here yet: the sandbox is built by the issue "Sandbox: an
-//! in-process Kubernetes API". Until then the crate exports nothing.
+//! - [`api`]: the API server ([`ApiServer`]), reachable in process through
+//!   a `kube::Client` and over HTTP on a loopback port for `kubectl`.
+//! - [`cluster`]: the simulated cluster behind it (nodes, scheduler,
+//!   kubelet, workload controllers), acting only through a `kube::Client`.
+
+pub mod api;
+pub mod cluster;
+
+pub use api::{ApiServer, ApiServerOptions, Faults, ServingHandle, Verb};

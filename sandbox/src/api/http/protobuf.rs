@@ -1,0 +1,247 @@
+//! Request bodies in the Kubernetes protobuf encoding, for the kinds
+//! kubectl's `create` generators send that way (`kubectl create namespace`,
+//! `create configmap`, `create secret`). The server answers in JSON, which
+//! kubectl accepts. Other kinds answer 415 with a hint to use
+//! `kubectl apply`, which sends JSON.
+//!
+//! The envelope is the `k8s\0` magic and a `runtime.Unknown` message
+//! (type meta, raw object); the object's field numbers are those of the
+//! `k8s.io/api` `generated.proto` files.
+
+use base64::Engine;
+use serde_json::{Map, Value, json};
+
+use super::super::error::{ApiError, ApiResult};
+
+const MAGIC: &[u8] = b"k8s\0";
+
+/// One protobuf field: number and raw value.
+enum Field<'a> {
+    Varint(u64),
+    Bytes(&'a [u8]),
+}
+
+fn varint(buf: &[u8], pos: &mut usize) -> Option<u64> {
+    let mut value = 0u64;
+    for shift in (0..64).step_by(7) {
+        let byte = *buf.get(*pos)?;
+        *pos += 1;
+        value |= u64::from(byte & 0x7f) << shift;
+        if byte & 0x80 == 0 {
+            return Some(value);
+        }
+    }
+    None
+}
+
+fn fields(buf: &[u8]) -> Option<Vec<(u64, Field<'_>)>> {
+    let mut pos = 0;
+    let mut out = Vec::new();
+    while pos < buf.len() {
+        let key = varint(buf, &mut pos)?;
+        let field = match key & 7 {
+            0 => Field::Varint(varint(buf, &mut pos)?),
+            2 => {
+                let len = usize::try_from(varint(buf, &mut pos)?).ok()?;
+                let bytes = buf.get(pos..pos.checked_add(len)?)?;
+                pos += len;
+                Field::Bytes(bytes)
+            }
+            1 => {
+                pos += 8;
+                Field::Varint(0)
+            }
+            5 => {
+                pos += 4;
+                Field::Varint(0)
+            }
+            _ => return None,
+        };
+        out.push((key >> 3, field));
+    }
+    Some(out)
+}
+
+fn text(bytes: &[u8]) -> Value {
+    Value::String(String::from_utf8_lossy(bytes).into_owned())
+}
+
+/// A `map<string, …>` entry: key 1, value 2.
+fn entry(bytes: &[u8]) -> Option<(String, &[u8])> {
+    let mut key = String::new();
+    let mut value: &[u8] = &[];
+    for (n, f) in fields(bytes)? {
+        match (n, f) {
+            (1, Field::Bytes(b)) => key = String::from_utf8_lossy(b).into_owned(),
+            (2, Field::Bytes(b)) => value = b,
+            _ => {}
+        }
+    }
+    Some((key, value))
+}
+
+fn object_meta(bytes: &[u8]) -> Option<Value> {
+    let mut meta = Map::new();
+    let mut labels = Map::new();
+    let mut annotations = Map::new();
+    let mut finalizers = Vec::new();
+    for (n, f) in fields(bytes)? {
+        match (n, f) {
+            (1, Field::Bytes(b)) => drop(meta.insert("name".into(), text(b))),
+            (2, Field::Bytes(b)) => drop(meta.insert("generateName".into(), text(b))),
+            (3, Field::Bytes(b)) => drop(meta.insert("namespace".into(), text(b))),
+            (11, Field::Bytes(b)) => {
+                let (k, v) = entry(b)?;
+                labels.insert(k, text(v));
+            }
+            (12, Field::Bytes(b)) => {
+                let (k, v) = entry(b)?;
+                annotations.insert(k, text(v));
+            }
+            (14, Field::Bytes(b)) => finalizers.push(text(b)),
+            _ => {}
+        }
+    }
+    if !labels.is_empty() {
+        meta.insert("labels".into(), Value::Object(labels));
+    }
+    if !annotations.is_empty() {
+        meta.insert("annotations".into(), Value::Object(annotations));
+    }
+    if !finalizers.is_empty() {
+        meta.insert("finalizers".into(), Value::Array(finalizers));
+    }
+    Some(Value::Object(meta))
+}
+
+fn base64(bytes: &[u8]) -> Value {
+    Value::String(base64::engine::general_purpose::STANDARD.encode(bytes))
+}
+
+fn decode_kind(kind: &str, raw: &[u8]) -> Option<Value> {
+    let mut obj = json!({});
+    let mut data = Map::new();
+    let mut binary = Map::new();
+    let mut string_data = Map::new();
+    for (n, f) in fields(raw)? {
+        match (kind, n, f) {
+            (_, 1, Field::Bytes(b)) => obj["metadata"] = object_meta(b)?,
+            ("Namespace", 2, Field::Bytes(b)) => {
+                let finalizers: Vec<Value> = fields(b)?
+                    .into_iter()
+                    .filter_map(|(n, f)| match (n, f) {
+                        (1, Field::Bytes(s)) => Some(text(s)),
+                        _ => None,
+                    })
+                    .collect();
+                obj["spec"] = json!({"finalizers": finalizers});
+            }
+            ("ConfigMap", 2, Field::Bytes(b)) => {
+                let (k, v) = entry(b)?;
+                data.insert(k, text(v));
+            }
+            ("ConfigMap", 3, Field::Bytes(b)) => {
+                let (k, v) = entry(b)?;
+                binary.insert(k, base64(v));
+            }
+            ("ConfigMap", 4, Field::Varint(v)) | ("Secret", 5, Field::Varint(v)) => {
+                obj["immutable"] = json!(v != 0);
+            }
+            ("Secret", 2, Field::Bytes(b)) => {
+                let (k, v) = entry(b)?;
+                data.insert(k, base64(v));
+            }
+            ("Secret", 3, Field::Bytes(b)) => obj["type"] = text(b),
+            ("Secret", 4, Field::Bytes(b)) => {
+                let (k, v) = entry(b)?;
+                string_data.insert(k, text(v));
+            }
+            _ => {}
+        }
+    }
+    for (field, map) in [
+        ("data", data),
+        ("binaryData", binary),
+        ("stringData", string_data),
+    ] {
+        if !map.is_empty() {
+            obj[field] = Value::Object(map);
+        }
+    }
+    Some(obj)
+}
+
+/// Decodes a protobuf-encoded body into JSON.
+pub fn decode(body: &[u8]) -> ApiResult<Value> {
+    let malformed = || ApiError::bad_request("the protobuf body could not be decoded");
+    let envelope = body.strip_prefix(MAGIC).ok_or_else(malformed)?;
+    let mut api_version = String::new();
+    let mut kind = String::new();
+    let mut raw: &[u8] = &[];
+    for (n, f) in fields(envelope).ok_or_else(malformed)? {
+        match (n, f) {
+            (1, Field::Bytes(type_meta)) => {
+                for (m, g) in fields(type_meta).ok_or_else(malformed)? {
+                    match (m, g) {
+                        (1, Field::Bytes(b)) => {
+                            api_version = String::from_utf8_lossy(b).into_owned()
+                        }
+                        (2, Field::Bytes(b)) => kind = String::from_utf8_lossy(b).into_owned(),
+                        _ => {}
+                    }
+                }
+            }
+            (2, Field::Bytes(b)) => raw = b,
+            _ => {}
+        }
+    }
+    if !matches!(kind.as_str(), "Namespace" | "ConfigMap" | "Secret") {
+        return Err(ApiError::unsupported_media_type(format!(
+            "the sandbox reads protobuf only for Namespace, ConfigMap and Secret, not {kind}; \
+             send JSON (for example with `kubectl apply`)"
+        )));
+    }
+    let mut obj = decode_kind(&kind, raw).ok_or_else(malformed)?;
+    obj["apiVersion"] = json!(api_version);
+    obj["kind"] = json!(kind);
+    Ok(obj)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn field(n: u64, bytes: &[u8]) -> Vec<u8> {
+        let mut out = vec![((n << 3) | 2) as u8, bytes.len() as u8];
+        out.extend_from_slice(bytes);
+        out
+    }
+
+    #[test]
+    fn a_config_map_in_protobuf_decodes() {
+        let meta = [
+            field(1, b"c"),
+            field(11, &[field(1, b"app"), field(2, b"x")].concat()),
+        ]
+        .concat();
+        let raw = [
+            field(1, &meta),
+            field(2, &[field(1, b"k"), field(2, b"v")].concat()),
+        ]
+        .concat();
+        let type_meta = [field(1, b"v1"), field(2, b"ConfigMap")].concat();
+        let body = [MAGIC.to_vec(), field(1, &type_meta), field(2, &raw)].concat();
+        let obj = decode(&body).unwrap();
+        assert_eq!(
+            obj,
+            json!({"apiVersion": "v1", "kind": "ConfigMap",
+                   "metadata": {"name": "c", "labels": {"app": "x"}}, "data": {"k": "v"}})
+        );
+        let pod = [
+            MAGIC.to_vec(),
+            field(1, &[field(1, b"v1"), field(2, b"Pod")].concat()),
+        ]
+        .concat();
+        assert_eq!(decode(&pod).unwrap_err().code, 415);
+    }
+}

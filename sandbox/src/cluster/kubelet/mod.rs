@@ -1,0 +1,340 @@
+//! The kubelet of every simulated node, and the node lifecycle
+//! controller's part in what happens to pods of a node that stops
+//! reporting. One task plays all nodes' kubelets: each pod bound to a node
+//! is run by the runtime model in `runtime`, its status rendered by
+//! `status`, and written back through the API.
+//!
+//! - A bound pod runs its init containers one by one, then its app
+//!   containers; containers with a readiness or startup probe become ready
+//!   after a load time that grows with the model (see `Timings`).
+//! - A pod being deleted is finalized (deleted with grace 0) once its
+//!   containers are "stopped", as a kubelet does; on a NotReady node it
+//!   stays Terminating, as it would in a real cluster.
+//! - On a NotReady node, pods lose their Ready condition, and after the
+//!   grace period fail with reason `NodeLost`.
+//! - `KubeletHandle::fail_pod` crashes a pod's main container, as an engine
+//!   dying of an out-of-memory error would.
+
+pub mod runtime;
+pub mod status;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use futures::StreamExt;
+use futures::channel::mpsc;
+use k8s_openapi::api::core::v1::{Node, Pod, PodStatus};
+use k8s_openapi::jiff::Timestamp;
+use kube::api::{Api, DeleteParams, PostParams, Preconditions};
+use kube::runtime::controller::{Action, Controller};
+use kube::runtime::reflector::{self, ObjectRef, Store};
+use kube::runtime::{WatchStreamExt, watcher};
+use kube::{Client, ResourceExt};
+
+use super::common::{
+    is_terminal, later, name_of, namespace_of, node_is_ready, node_of, now, until,
+};
+use runtime::{PodRuntime, Timings, pick_pod_ip};
+
+type Key = (String, String);
+
+#[derive(Debug, thiserror::Error)]
+pub enum KubeletError {
+    #[error("writing the status of pod {pod}: {source}")]
+    Status {
+        pod: String,
+        #[source]
+        source: kube::Error,
+    },
+    #[error("finalizing pod {pod}: {source}")]
+    Delete {
+        pod: String,
+        #[source]
+        source: kube::Error,
+    },
+}
+
+impl KubeletError {
+    pub fn metric_label(&self) -> &'static str {
+        match self {
+            KubeletError::Status { .. } => "status",
+            KubeletError::Delete { .. } => "delete",
+        }
+    }
+}
+
+/// A fault asked for on a pod the kubelet is not running.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("pod {namespace}/{name} is not running on a simulated node")]
+pub struct NotRunning {
+    pub namespace: String,
+    pub name: String,
+}
+
+struct Shared {
+    runtimes: Mutex<HashMap<Key, PodRuntime>>,
+    timings: Timings,
+}
+
+/// Reaches into the simulated container runtime, for fault injection.
+#[derive(Clone)]
+pub struct KubeletHandle {
+    shared: Arc<Shared>,
+    trigger: mpsc::UnboundedSender<ObjectRef<Pod>>,
+}
+
+impl std::fmt::Debug for KubeletHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KubeletHandle").finish_non_exhaustive()
+    }
+}
+
+impl KubeletHandle {
+    /// Crashes the main container of `namespace/name`.
+    pub fn fail_pod(&self, namespace: &str, name: &str) -> Result<(), NotRunning> {
+        let key = (namespace.to_owned(), name.to_owned());
+        {
+            let mut runtimes = self
+                .shared
+                .runtimes
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            let rt = runtimes.get_mut(&key).ok_or_else(|| NotRunning {
+                namespace: namespace.to_owned(),
+                name: name.to_owned(),
+            })?;
+            rt.crash(now(), &self.shared.timings);
+        }
+        // The receiver lives as long as the kubelet task; if that is gone
+        // there is no one left to tell.
+        let _ = self
+            .trigger
+            .unbounded_send(ObjectRef::new(name).within(namespace));
+        Ok(())
+    }
+}
+
+struct Ctx {
+    client: Client,
+    nodes: Store<Node>,
+    pods: Store<Pod>,
+    shared: Arc<Shared>,
+    /// When this kubelet first saw each node NotReady.
+    down_since: Mutex<HashMap<String, Timestamp>>,
+}
+
+/// The kubelet task and the handle to its runtime.
+pub fn kubelet(
+    client: Client,
+    timings: Timings,
+) -> (KubeletHandle, impl Future<Output = ()> + Send) {
+    let shared = Arc::new(Shared {
+        runtimes: Mutex::new(HashMap::new()),
+        timings,
+    });
+    let (trigger, faults) = mpsc::unbounded();
+    let handle = KubeletHandle {
+        shared: shared.clone(),
+        trigger,
+    };
+    let task = async move {
+        // One node watch both fills the store reconciles read and wakes
+        // the pods of a node that changed.
+        let (nodes, node_writer) = reflector::store::<Node>();
+        let node_changes = watcher(Api::<Node>::all(client.clone()), watcher::Config::default())
+            .default_backoff()
+            .reflect(node_writer)
+            .touched_objects();
+        let controller =
+            Controller::new(Api::<Pod>::all(client.clone()), watcher::Config::default());
+        let pods = controller.store();
+        let by_node = pods.clone();
+        let ctx = Arc::new(Ctx {
+            client,
+            nodes,
+            pods,
+            shared,
+            down_since: Mutex::new(HashMap::new()),
+        });
+        controller
+            .watches_stream(node_changes, move |node: Node| {
+                let name = node.name_any();
+                by_node
+                    .state()
+                    .into_iter()
+                    .filter(|p| node_of(p) == Some(name.as_str()))
+                    .map(|p| ObjectRef::from_obj(p.as_ref()))
+                    .collect::<Vec<_>>()
+            })
+            .reconcile_on(faults)
+            .run(reconcile, error_policy, ctx)
+            .for_each(|result| {
+                if let Err(error) = result {
+                    tracing::debug!(%error, "kubelet");
+                }
+                std::future::ready(())
+            })
+            .await;
+    };
+    (handle, task)
+}
+
+fn error_policy(_pod: Arc<Pod>, error: &KubeletError, _ctx: Arc<Ctx>) -> Action {
+    tracing::debug!(%error, reason = error.metric_label(), "kubelet retries");
+    Action::requeue(Duration::from_millis(200))
+}
+
+async fn reconcile(pod: Arc<Pod>, ctx: Arc<Ctx>) -> Result<Action, KubeletError> {
+    let Some(node_name) = node_of(&pod) else {
+        return Ok(Action::await_change());
+    };
+    if ctx.nodes.wait_until_ready().await.is_err() {
+        return Ok(Action::await_change());
+    }
+    let Some(node) = ctx.nodes.get(&ObjectRef::new(node_name)) else {
+        // No such node: nothing runs the pod (the real pod GC deletes it).
+        return Ok(Action::await_change());
+    };
+    let now = now();
+    let key = (
+        namespace_of(pod.as_ref()).to_owned(),
+        name_of(pod.as_ref()).to_owned(),
+    );
+    let api: Api<Pod> = Api::namespaced(ctx.client.clone(), &key.0);
+    let timings = &ctx.shared.timings;
+    let node_ready = node_is_ready(&node);
+    let down_since = {
+        let mut down = ctx
+            .down_since
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if node_ready {
+            down.remove(node_name);
+            None
+        } else {
+            Some(*down.entry(node_name.to_owned()).or_insert(now))
+        }
+    };
+    if pod.metadata.deletion_timestamp.is_some() {
+        if !node_ready {
+            return Ok(Action::await_change());
+        }
+        ctx.runtimes().remove(&key);
+        let params = DeleteParams {
+            grace_period_seconds: Some(0),
+            preconditions: Some(Preconditions {
+                uid: pod.metadata.uid.clone(),
+                resource_version: None,
+            }),
+            ..Default::default()
+        };
+        return match api.delete(&key.1, &params).await {
+            Ok(_) => Ok(Action::await_change()),
+            Err(kube::Error::Api(s)) if matches!(s.code, 404 | 409) => Ok(Action::await_change()),
+            Err(source) => Err(KubeletError::Delete { pod: key.1, source }),
+        };
+    }
+    if let Some(since) = down_since {
+        if is_terminal(&pod) {
+            return Ok(Action::await_change());
+        }
+        let lost_at = later(since, timings.scaled(timings.node_lost_grace));
+        if now >= lost_at {
+            ctx.runtimes().remove(&key);
+            write_status(&api, &pod, status::mark_node_lost(&pod, node_name, now)).await?;
+            return Ok(Action::await_change());
+        }
+        write_status(&api, &pod, status::mark_not_ready(&pod, now)).await?;
+        return Ok(Action::requeue(
+            until(now, lost_at).max(Duration::from_millis(1)),
+        ));
+    }
+    let host_ip = node
+        .status
+        .as_ref()
+        .and_then(|s| s.addresses.as_ref())
+        .and_then(|a| a.iter().find(|a| a.type_ == "InternalIP"))
+        .map(|a| a.address.clone())
+        .unwrap_or_default();
+    let (status, wake) = {
+        let mut runtimes = ctx.runtimes();
+        let uid = pod.metadata.uid.clone().unwrap_or_default();
+        if runtimes.get(&key).is_none_or(|rt| rt.uid != uid) {
+            if is_terminal(&pod) {
+                // Finished before this kubelet knew it (lost with its node,
+                // say): it stays as it is.
+                return Ok(Action::await_change());
+            }
+            // Forget pods that were deleted without this kubelet seeing
+            // their deletion (an owner's cascade), so their addresses free up.
+            runtimes.retain(|(ns, name), rt| {
+                let known = ctx.pods.get(&ObjectRef::new(name).within(ns));
+                known.is_some_and(|p| p.metadata.uid.as_deref() == Some(rt.uid.as_str()))
+            });
+            let rt = match PodRuntime::adopt(&pod, now, timings) {
+                Some(rt) => rt,
+                None => {
+                    let used: Vec<&str> = runtimes
+                        .values()
+                        .filter(|rt| rt.node == node_name)
+                        .map(|rt| rt.pod_ip.as_str())
+                        .collect();
+                    let cidr = node
+                        .spec
+                        .as_ref()
+                        .and_then(|s| s.pod_cidr.clone())
+                        .unwrap_or_default();
+                    let ip = pick_pod_ip(&cidr, &used).unwrap_or_default();
+                    PodRuntime::admit(&pod, ip, now, timings)
+                }
+            };
+            runtimes.insert(key.clone(), rt);
+        }
+        let Some(rt) = runtimes.get_mut(&key) else {
+            return Ok(Action::await_change());
+        };
+        let wake = rt.advance(&pod, now, timings);
+        (status::render(&pod, rt, &host_ip, now), wake)
+    };
+    write_status(&api, &pod, status).await?;
+    Ok(match wake {
+        Some(at) => Action::requeue(until(now, at).max(Duration::from_millis(1))),
+        None => Action::await_change(),
+    })
+}
+
+impl Ctx {
+    fn runtimes(&self) -> std::sync::MutexGuard<'_, HashMap<Key, PodRuntime>> {
+        self.shared
+            .runtimes
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// Replaces the pod's status if it differs from what the API holds. The
+/// write carries the pod's resourceVersion, so a status someone changed
+/// meanwhile is not overwritten: the conflict retries with the new pod.
+async fn write_status(api: &Api<Pod>, pod: &Pod, status: PodStatus) -> Result<(), KubeletError> {
+    let current = serde_json::to_value(&pod.status).unwrap_or_default();
+    if serde_json::to_value(Some(&status)).unwrap_or_default() == current {
+        return Ok(());
+    }
+    let mut updated = pod.clone();
+    updated.status = Some(status);
+    match api
+        .replace_status(name_of(pod), &PostParams::default(), &updated)
+        .await
+    {
+        Ok(_) => Ok(()),
+        Err(kube::Error::Api(s)) if s.code == 404 => Ok(()),
+        Err(source) => Err(KubeletError::Status {
+            pod: name_of(pod).to_owned(),
+            source,
+        }),
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,108 @@
+//! The simulated cluster behind the sandbox API: nodes from a fleet, a
+//! scheduler, a kubelet for every node, and the Deployment and
+//! LeaderWorkerSet controllers.
+//!
+//! Every part is an API client, as real Kubernetes components are: it
+//! acts on the cluster only through a `kube::Client` (watch, list, create,
+//! patch, delete), never by reaching into the API server's store. That
+//! keeps the API server honest, and would let these parts run against any
+//! API server. Each part splits into a pure decision over k8s-openapi
+//! types, unit-tested, and a thin loop that applies it:
+//!
+//! | part | decision (pure) | loop |
+//! | --- | --- | --- |
+//! | nodes | `nodes::fleet_nodes` | `SimulatedCluster::start` |
+//! | scheduler | `scheduler::filter::schedule` | `scheduler::run` |
+//! | kubelet | `kubelet::runtime`, `kubelet::status` | `kubelet::kubelet` |
+//! | Deployment controller | `deployment::rollout::plan` | `deployment::run` |
+//! | LeaderWorkerSet controller | `lws::groups::plan` | `lws::run` |
+//!
+//! The loops are kube-runtime watchers and controllers: a dropped watch is
+//! re-established with back-off, a failed write is retried with back-off,
+//! so the cluster converges through an API server that injects faults.
+//!
+//! ```no_run
+//! # async fn demo(client: kube::Client) -> Result<(), modelfleet_sandbox::cluster::ClusterError> {
+//! use modelfleet_core::Fleet;
+//! use modelfleet_sandbox::cluster::{ClusterOptions, SimulatedCluster};
+//!
+//! let options = ClusterOptions::default().time_factor(0.001);
+//! let cluster = SimulatedCluster::start(client, &Fleet::example(), options).await?;
+//! cluster.node_not_ready("p5-h100-1").await?;
+//! cluster.shutdown().await;
+//! # Ok(()) }
+//! ```
+//!
+//! What is simpler than real Kubernetes is said where it is simplified:
+//! no ReplicaSet objects (pods carry `pod-template-hash` and are owned by
+//! the Deployment), no StatefulSets under LeaderWorkerSets, no node
+//! heartbeats or leases, no preemption, no images or volumes.
+
+pub mod common;
+pub mod deployment;
+pub mod events;
+pub mod kubelet;
+pub mod lws;
+pub mod nodes;
+pub mod resources;
+pub mod scheduler;
+
+#[cfg(test)]
+mod fixtures;
+
+mod handle;
+
+pub use handle::{ClusterError, ClusterHandle};
+pub use kubelet::runtime::{MODEL_BYTES_ANNOTATION, Timings};
+
+use kube::Client;
+use modelfleet_core::fleet::Fleet;
+
+/// How a simulated cluster behaves.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ClusterOptions {
+    /// How long things take on the nodes; `timings.time_factor` scales them
+    /// all (1.0 is real time; tests use about 0.001).
+    pub timings: Timings,
+    /// Where the pods that hold a fleet's busy devices live.
+    pub reserved_namespace: String,
+    /// Create the LeaderWorkerSet CRD if the API server has none, as
+    /// installing LWS would.
+    pub install_lws_crd: bool,
+}
+
+impl Default for ClusterOptions {
+    fn default() -> Self {
+        ClusterOptions {
+            timings: Timings::default(),
+            reserved_namespace: "kube-system".to_owned(),
+            install_lws_crd: true,
+        }
+    }
+}
+
+impl ClusterOptions {
+    pub fn time_factor(mut self, factor: f64) -> Self {
+        self.timings.time_factor = factor;
+        self
+    }
+}
+
+/// Starts simulated clusters.
+#[derive(Debug)]
+pub struct SimulatedCluster;
+
+impl SimulatedCluster {
+    /// Creates the fleet's nodes (and the pods that hold its busy devices)
+    /// through `client`, then starts the scheduler, the kubelet and the
+    /// controllers as tokio tasks. Nodes and pods that already exist are
+    /// left as they are, so a cluster can be restarted against the same
+    /// API server.
+    pub async fn start(
+        client: Client,
+        fleet: &Fleet,
+        options: ClusterOptions,
+    ) -> Result<ClusterHandle, ClusterError> {
+        handle::start(client, fleet, options).await
+    }
+}
