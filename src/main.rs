@@ -6,6 +6,7 @@ mod logging;
 mod operator;
 mod output;
 mod plan;
+mod sandbox;
 
 use std::process::ExitCode;
 
@@ -30,6 +31,8 @@ enum Command {
     Crd,
     /// Run the ModelDeployment controller against a cluster.
     Operator(operator::OperatorArgs),
+    /// Run a simulated cluster with the operator, for kubectl.
+    Sandbox(sandbox::SandboxArgs),
 }
 
 fn main() -> ExitCode {
@@ -42,6 +45,7 @@ fn main() -> ExitCode {
             Ok(ExitCode::SUCCESS)
         }
         Command::Operator(args) => operator::run(args),
+        Command::Sandbox(args) => sandbox::run(args),
     };
     match result {
         Ok(code) => code,

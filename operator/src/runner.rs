@@ -8,6 +8,7 @@ use kube::Client;
 use tokio::sync::watch;
 use tracing::info;
 
+use crate::controller::fetch::ClusterView;
 use crate::controller::{self, Context, Settings};
 use crate::leader::{LeaderElection, LeaderError};
 use crate::metrics::Metrics;
@@ -78,7 +79,9 @@ pub async fn run(
         info!(%addr, "serving /metrics, /healthz and /readyz");
     }
     let lws = controller::lws_installed(&client).await;
-    let ctx = Arc::new(Context::new(client.clone(), options.settings, metrics, lws));
+    let (view, _caches) = ClusterView::cached(&client).await;
+    let ctx =
+        Arc::new(Context::new(client.clone(), options.settings, metrics, lws).with_view(view));
     readiness.set_ready(true);
     let run_controller = || controller::run(ctx.clone(), stopped(stop.clone()));
     match options.leader_election {

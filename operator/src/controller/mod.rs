@@ -11,6 +11,7 @@
 
 pub mod apply;
 pub mod choose;
+pub mod fetch;
 pub mod status;
 
 use std::collections::BTreeMap;
@@ -19,7 +20,7 @@ use std::time::{Duration, Instant};
 
 use futures::StreamExt;
 use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::core::v1::{Node, Pod, Service};
+use k8s_openapi::api::core::v1::{Pod, Service};
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use k8s_openapi::jiff::Timestamp;
 use kube::api::{Api, ListParams, Patch, PatchParams};
@@ -139,6 +140,8 @@ pub struct Context {
     /// Whether the LeaderWorkerSet API is installed, so multi-node replicas
     /// can run.
     pub lws_available: bool,
+    /// Where the fetch step reads Nodes and Pods.
+    pub view: fetch::ClusterView,
 }
 
 impl std::fmt::Debug for Context {
@@ -162,7 +165,14 @@ impl Context {
             settings,
             metrics,
             lws_available,
+            view: fetch::ClusterView::Live,
         }
+    }
+
+    /// Reads Nodes and Pods from `view` instead of listing them.
+    pub fn with_view(mut self, view: fetch::ClusterView) -> Self {
+        self.view = view;
+        self
     }
 }
 
@@ -243,8 +253,7 @@ async fn apply_step(md: &ModelDeployment, ctx: &Context) -> Result<Action, Error
     let name = md.name_any();
 
     // fetch
-    let nodes = list::<Node>(Api::all(ctx.client.clone()), ListParams::default(), "nodes").await?;
-    let pods = list::<Pod>(Api::all(ctx.client.clone()), ListParams::default(), "pods").await?;
+    let (nodes, pods) = ctx.view.nodes_and_pods(&ctx.client).await?;
     let (own_pods, others): (Vec<Pod>, Vec<Pod>) = pods.into_iter().partition(|p| {
         p.namespace().as_deref() == Some(namespace.as_str())
             && p.labels().get(DEPLOYMENT_LABEL) == Some(&name)

@@ -1,0 +1,145 @@
+//! An embedded cluster: a sandbox Kubernetes API server, a simulated fleet
+//! of GPU and NPU nodes behind it, the ModelDeployment CRD installed, and
+//! the real modelfleet operator reconciling against it through the same
+//! `kube::Client` path it uses in production.
+//!
+//! `modelfleet sandbox` runs one; `modelfleet serve` runs one per cloud; the
+//! end-to-end tests start them in-process.
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use kube::api::{Api, Patch, PatchParams};
+use kube::{Client, CustomResourceExt};
+use modelfleet_core::crd::ModelDeployment;
+use modelfleet_core::fleet::Fleet;
+use modelfleet_operator::controller::Settings;
+use modelfleet_operator::runner::{self, Options, Shutdown};
+use modelfleet_sandbox::cluster::{ClusterHandle, ClusterOptions, SimulatedCluster};
+use modelfleet_sandbox::{ApiServer, ServingHandle};
+use tokio::task::JoinHandle;
+
+/// How to start an embedded cluster.
+#[derive(Debug, Clone)]
+pub struct EmbeddedOptions {
+    /// The cluster's name, as pools are referenced (`cluster/pool`).
+    pub name: String,
+    pub fleet: Fleet,
+    /// Scales the simulated load times (1.0 is real time).
+    pub time_factor: f64,
+    /// Serve the API over HTTP for kubectl (port 0 picks one).
+    pub listen: Option<SocketAddr>,
+    /// How often the operator looks again at a converging deployment.
+    pub requeue: Duration,
+}
+
+impl EmbeddedOptions {
+    pub fn new(name: impl Into<String>, fleet: Fleet) -> Self {
+        EmbeddedOptions {
+            name: name.into(),
+            fleet,
+            time_factor: 0.01,
+            listen: None,
+            requeue: Duration::from_secs(2),
+        }
+    }
+}
+
+/// A running embedded cluster; dropping it leaves its tasks running until
+/// the runtime stops, [`EmbeddedCluster::shutdown`] stops them.
+#[derive(Debug)]
+pub struct EmbeddedCluster {
+    pub name: String,
+    pub api: ApiServer,
+    pub nodes: ClusterHandle,
+    pub serving: Option<ServingHandle>,
+    operator: JoinHandle<()>,
+    stop: Shutdown,
+}
+
+impl EmbeddedCluster {
+    pub async fn start(options: EmbeddedOptions) -> anyhow::Result<EmbeddedCluster> {
+        let api = ApiServer::new();
+        let client = api.client();
+        install_crd(&client).await?;
+        let nodes = SimulatedCluster::start(
+            client.clone(),
+            &options.fleet,
+            ClusterOptions::default().time_factor(options.time_factor),
+        )
+        .await
+        .with_context(|| format!("cannot start the simulated nodes of {}", options.name))?;
+        let serving = match options.listen {
+            Some(addr) => Some(
+                api.serve(addr)
+                    .await
+                    .with_context(|| format!("cannot listen on {addr}"))?,
+            ),
+            None => None,
+        };
+        let mut settings = Settings::new(options.name.clone());
+        settings.converging_requeue = options.requeue;
+        settings.unplannable_requeue = options.requeue * 5;
+        let (stop, stopped) = Shutdown::channel();
+        let operator_options = Options {
+            settings,
+            probe_addr: None,
+            leader_election: None,
+        };
+        let operator = tokio::spawn(async move {
+            if let Err(e) = runner::run(client, operator_options, stopped).await {
+                tracing::error!(error = %e, "the embedded operator stopped");
+            }
+        });
+        Ok(EmbeddedCluster {
+            name: options.name,
+            api,
+            nodes,
+            serving,
+            operator,
+            stop,
+        })
+    }
+
+    pub fn client(&self) -> Client {
+        self.api.client()
+    }
+
+    /// A kubeconfig for `kubectl`, if the cluster listens.
+    pub fn write_kubeconfig(&self, path: &Path) -> anyhow::Result<()> {
+        let serving = self
+            .serving
+            .as_ref()
+            .context("this embedded cluster does not listen on a port")?;
+        std::fs::write(path, serving.kubeconfig_yaml(&self.name))
+            .with_context(|| format!("cannot write {}", path.display()))
+    }
+
+    pub async fn shutdown(self) {
+        self.stop.trigger();
+        let _ = self.operator.await;
+        self.nodes.shutdown().await;
+        if let Some(serving) = self.serving {
+            serving.shutdown().await;
+        }
+    }
+}
+
+/// Installs (or updates) the ModelDeployment CRD, as `kubectl apply -f
+/// manifests/crds/` would.
+pub async fn install_crd(client: &Client) -> anyhow::Result<()> {
+    let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
+    let crd = ModelDeployment::crd();
+    let name = crd.metadata.name.clone().unwrap_or_default();
+    crds.patch(
+        &name,
+        &PatchParams::apply("modelfleet").force(),
+        &Patch::Apply(&crd),
+    )
+    .await
+    .with_context(|| format!("cannot install the CRD {name}"))?;
+    Ok(())
+}

@@ -1,0 +1,77 @@
+//! `modelfleet sandbox`: one simulated cluster with the operator running
+//! against it, and a kubeconfig for the real `kubectl` — the `kubectl
+//! apply` path without a cluster.
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context as _;
+use clap::Args;
+use modelfleet::embedded::{EmbeddedCluster, EmbeddedOptions};
+use modelfleet_core::fleet::Fleet;
+
+#[derive(Debug, Args)]
+pub struct SandboxArgs {
+    /// Node pools to simulate [default: examples/fleet.yaml's fleet, all four clouds].
+    #[arg(long, env = "MODELFLEET_FLEET", value_name = "FILE")]
+    fleet: Option<PathBuf>,
+    /// Port of the Kubernetes API on 127.0.0.1 (0 picks a free one).
+    #[arg(long, env = "MODELFLEET_SANDBOX_PORT", default_value_t = 6443)]
+    port: u16,
+    /// Where to write the kubeconfig for kubectl.
+    #[arg(
+        long,
+        env = "MODELFLEET_KUBECONFIG",
+        default_value = "sandbox.kubeconfig"
+    )]
+    kubeconfig: PathBuf,
+    /// Cluster name, as pools are referenced (`cluster/pool`).
+    #[arg(long, default_value = "sandbox")]
+    name: String,
+    /// Scales how long simulated models take to load (1.0 is real time).
+    #[arg(long, default_value_t = 0.05)]
+    time_factor: f64,
+}
+
+pub fn run(args: SandboxArgs) -> anyhow::Result<ExitCode> {
+    crate::logging::init();
+    let fleet = match &args.fleet {
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("cannot read fleet file {}", path.display()))?;
+            Fleet::from_yaml(&text).with_context(|| format!("in {}", path.display()))?
+        }
+        None => Fleet::example(),
+    };
+    if !(args.time_factor > 0.0 && args.time_factor <= 10.0) {
+        anyhow::bail!(
+            "--time-factor {} must be above 0 and at most 10",
+            args.time_factor
+        );
+    }
+    let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
+    runtime.block_on(async {
+        let mut options = EmbeddedOptions::new(args.name.clone(), fleet);
+        options.time_factor = args.time_factor;
+        options.listen = Some(SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), args.port));
+        let cluster = EmbeddedCluster::start(options).await?;
+        cluster.write_kubeconfig(&args.kubeconfig)?;
+        let url = cluster
+            .serving
+            .as_ref()
+            .map(|s| s.url().to_owned())
+            .unwrap_or_default();
+        println!("sandbox cluster {} is up at {url}", args.name);
+        println!("  export KUBECONFIG={}", args.kubeconfig.display());
+        println!("  kubectl get nodes");
+        println!("  kubectl apply -f manifests/examples/llama-3.1-8b-l40s.yaml");
+        println!("  kubectl get md -w");
+        println!("Ctrl-C stops it.");
+        tokio::signal::ctrl_c()
+            .await
+            .context("cannot wait for Ctrl-C")?;
+        cluster.shutdown().await;
+        Ok(ExitCode::SUCCESS)
+    })
+}
