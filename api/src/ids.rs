@@ -115,3 +115,7 @@ id_type!(
     /// A registered Kubernetes cluster.
     ClusterId
 );
+id_type!(
+    /// A signed-in user's session.
+    SessionId
+);

@@ -1,15 +1,24 @@
 //! The hub: tenants and their users and API keys, quotas and admission,
-//! secrets at rest, and the store they live in. The REST API, placement
-//! across clusters and cluster sync are built on these.
+//! secrets at rest, and the store they live in; the clusters it places
+//! models on ([`clusters`]), placement ([`placement`]) and the REST API
+//! ([`http`]) that `modelfleet serve` and `modelfleet api` mount with
+//! [`router`].
 //!
 //! `store/` is the only place in modelfleet that runs SQL; this crate never
 //! renders HTML.
 
+pub mod clusters;
+pub mod config;
+pub mod http;
 pub mod identity;
 pub mod ids;
+pub mod placement;
 pub mod secret;
 pub mod store;
 
+pub use clusters::ClusterRegistry;
+pub use config::ApiSettings;
+pub use http::{AppState, SandboxLauncher, openapi, router};
 pub use identity::{Actor, Origin, Principal, Role, Scope};
 pub use secret::{Keyring, Sealed, Secret, SecretKey};
 pub use store::{Store, StoreError, Tx};

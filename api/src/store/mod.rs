@@ -21,9 +21,12 @@
 //! on the same file waits on the busy timeout instead of failing mid-way.
 
 mod api_keys;
+mod clusters;
 mod deployments;
 mod error;
+mod idempotency;
 mod quotas;
+mod sessions;
 mod tenants;
 pub mod testing;
 mod users;
@@ -46,10 +49,15 @@ use sqlx::{Postgres, Sqlite, Transaction};
 use uuid::Uuid;
 
 pub use api_keys::{ApiKey, AuthenticatedKey, CreatedApiKey, KeyAuthError, NewApiKey};
+pub use clusters::{
+    Cluster, ClusterKind, MAX_CLUSTER_NAME_LEN, MAX_KUBECONFIG_BYTES, NewCluster, PoolPrice,
+};
 pub use deployments::{
     Deployment, DeploymentRequest, DeploymentStatus, PHASE_DELETING, PHASE_PENDING, Source,
 };
 pub use error::StoreError;
+pub use idempotency::{IdempotencyClaim, StoredResponse};
+pub use sessions::{CreatedSession, SESSION_TOKEN_PREFIX, Session, SessionAuthError};
 pub use tenants::{NewTenant, Tenant};
 pub use users::{LoginError, LoginPolicy, NewUser, User};
 
@@ -154,6 +162,14 @@ impl Store {
                 write.close().await;
             }
         }
+    }
+
+    /// Runs a trivial query: the database answers.
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        let mut reader = self.reader().await?;
+        let _: (i64,) = on_conn!(reader.conn(), c => sqlx::query_as("SELECT CAST(1 AS BIGINT)")
+            .fetch_one(c).await)?;
+        Ok(())
     }
 
     /// Opens a write transaction acting as `actor`. Dropping it without
@@ -297,7 +313,8 @@ enum TxInner {
 pub struct Change {
     /// `create`, `update`, `delete`, `revoke`, `login`, `login-failed`, …
     pub verb: &'static str,
-    /// `tenants`, `users`, `apikeys`, `quotas`, `deployments`.
+    /// `tenants`, `users`, `apikeys`, `quotas`, `deployments`, `clusters`,
+    /// `prices`, `sessions`.
     pub resource: &'static str,
     pub tenant: Option<TenantId>,
     pub id: Uuid,

@@ -10,8 +10,10 @@
 //! ```
 
 use std::future::Future;
+use std::panic::AssertUnwindSafe;
 use std::path::PathBuf;
 
+use futures::FutureExt;
 use sqlx::{Connection, PgConnection};
 use tokio::sync::Semaphore;
 
@@ -44,7 +46,7 @@ enum Cleanup {
 pub async fn run<F, Fut>(backend: Backend, test: F)
 where
     F: FnOnce(TestDb) -> Fut,
-    Fut: Future<Output = ()> + Send + 'static,
+    Fut: Future<Output = ()>,
 {
     let _slot;
     let (url, cleanup) = match backend {
@@ -79,7 +81,10 @@ where
                 store: store.clone(),
                 url,
             };
-            let outcome = tokio::spawn(test(db)).await;
+            // Run in place rather than spawned, so a test's future need not
+            // be `Send` (the API tests hold borrows across awaits that the
+            // compiler cannot prove `Send` for every lifetime).
+            let outcome = AssertUnwindSafe(test(db)).catch_unwind().await;
             store.close().await;
             outcome
         }
@@ -89,11 +94,8 @@ where
         }
     };
     remove(cleanup).await;
-    if let Err(e) = outcome {
-        match e.try_into_panic() {
-            Ok(panic) => std::panic::resume_unwind(panic),
-            Err(e) => panic!("test task failed: {e}"),
-        }
+    if let Err(panic) = outcome {
+        std::panic::resume_unwind(panic);
     }
 }
 

@@ -1,0 +1,138 @@
+//! The hub's calls into a cluster: list Nodes and Pods for discovery, and
+//! write, scale and delete ModelDeployments in a tenant's namespace.
+//! Writes are server-side apply under one field manager, so the hub owns
+//! exactly the fields it sets and a re-apply is idempotent.
+
+use k8s_openapi::api::core::v1::{Namespace, Node, Pod};
+use kube::api::{Api, DeleteParams, ListParams, ObjectMeta, Patch, PatchParams};
+use modelfleet_core::crd::ModelDeployment;
+use modelfleet_operator::discovery;
+use serde_json::json;
+
+use super::{ClusterError, ClusterRegistry, Discovered, timed};
+use crate::store::now;
+
+/// The field manager of everything the hub applies.
+pub const FIELD_MANAGER: &str = "modelfleet-hub";
+/// Names the tenant on its namespace and its ModelDeployments; cluster sync
+/// maps namespaces back to tenants by it.
+pub const TENANT_LABEL: &str = "modelfleet.io/tenant";
+/// The hub's id of a deployment, on its ModelDeployment.
+pub const DEPLOYMENT_ID_LABEL: &str = "modelfleet.io/deployment-id";
+
+/// The namespace a tenant's deployments live in, in every cluster.
+pub fn namespace_of(tenant_name: &str) -> String {
+    format!("mf-{tenant_name}")
+}
+
+pub(super) async fn discover(
+    cluster: &str,
+    client: &kube::Client,
+) -> Result<Discovered, ClusterError> {
+    let nodes: Api<Node> = Api::all(client.clone());
+    let pods: Api<Pod> = Api::all(client.clone());
+    let nodes = timed(cluster, "listing nodes", nodes.list(&ListParams::default())).await?;
+    // Finished pods hold no devices; leaving them out keeps the list short.
+    let running = ListParams::default().fields("status.phase!=Succeeded,status.phase!=Failed");
+    let pods = timed(cluster, "listing pods", pods.list(&running)).await?;
+    let found = discovery::discover(cluster, &nodes.items, &pods.items);
+    Ok(Discovered {
+        pools: found.fleet.pools,
+        skipped: found.skipped,
+        observed_at: now(),
+    })
+}
+
+impl ClusterRegistry {
+    /// Applies `md` (named, in its namespace: the tenant's unless it says
+    /// otherwise) into `cluster`, creating the namespace first if missing
+    /// and labelling it with the tenant. Returns the object as
+    /// the cluster stored it.
+    pub async fn apply_deployment(
+        &self,
+        cluster: &str,
+        tenant_name: &str,
+        md: &ModelDeployment,
+    ) -> Result<ModelDeployment, ClusterError> {
+        let client = self.client(cluster)?;
+        let namespace = md
+            .metadata
+            .namespace
+            .clone()
+            .unwrap_or_else(|| namespace_of(tenant_name));
+        let params = PatchParams::apply(FIELD_MANAGER).force();
+        let ns = Namespace {
+            metadata: ObjectMeta {
+                name: Some(namespace.clone()),
+                labels: Some([(TENANT_LABEL.to_owned(), tenant_name.to_owned())].into()),
+                ..ObjectMeta::default()
+            },
+            ..Namespace::default()
+        };
+        let namespaces: Api<Namespace> = Api::all(client.clone());
+        timed(
+            cluster,
+            "applying the tenant namespace",
+            namespaces.patch(&namespace, &params, &Patch::Apply(&ns)),
+        )
+        .await?;
+        let name = md.metadata.name.clone().unwrap_or_default();
+        let mds: Api<ModelDeployment> = Api::namespaced(client, &namespace);
+        timed(
+            cluster,
+            "applying the ModelDeployment",
+            mds.patch(&name, &params, &Patch::Apply(md)),
+        )
+        .await
+    }
+
+    /// Sets `spec.replicas` of a ModelDeployment; everything else stays.
+    pub async fn scale_deployment(
+        &self,
+        cluster: &str,
+        namespace: &str,
+        name: &str,
+        replicas: u32,
+    ) -> Result<(), ClusterError> {
+        let client = self.client(cluster)?;
+        let mds: Api<ModelDeployment> = Api::namespaced(client, namespace);
+        let patch = json!({ "spec": { "replicas": replicas } });
+        let params = PatchParams {
+            field_manager: Some(FIELD_MANAGER.to_owned()),
+            ..PatchParams::default()
+        };
+        timed(
+            cluster,
+            "scaling the ModelDeployment",
+            mds.patch(name, &params, &Patch::Merge(&patch)),
+        )
+        .await
+        .map(drop)
+    }
+
+    /// Deletes a ModelDeployment; its finalizer lets the operator clean up.
+    /// One that is already gone counts as deleted.
+    pub async fn delete_deployment(
+        &self,
+        cluster: &str,
+        namespace: &str,
+        name: &str,
+    ) -> Result<(), ClusterError> {
+        let client = self.client(cluster)?;
+        let mds: Api<ModelDeployment> = Api::namespaced(client, namespace);
+        match timed(
+            cluster,
+            "deleting the ModelDeployment",
+            mds.delete(name, &DeleteParams::default()),
+        )
+        .await
+        {
+            Ok(_) => Ok(()),
+            Err(ClusterError::Kube {
+                source: kube::Error::Api(status),
+                ..
+            }) if status.is_not_found() => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+}

@@ -1,0 +1,309 @@
+//! Clusters at runtime: a [`kube::Client`] per registered cluster and the
+//! node pools last discovered in it.
+//!
+//! The database says which clusters exist (see `store/clusters.rs`); this
+//! registry holds the connections. A kubeconfig cluster is connected from
+//! its sealed kubeconfig ([`ClusterRegistry::load`], [`ClusterRegistry::connect`]);
+//! a sandbox cluster runs in the same process and whoever started it hands
+//! its client in with [`ClusterRegistry::attach`], so this crate needs no
+//! dependency on the sandbox. Production and sandbox clusters are then
+//! reached through the same client path.
+//!
+//! Pools are discovered exactly as the operator discovers them
+//! (`modelfleet_operator::discovery::discover`), then the registered cloud
+//! and region and the hub's own prices are laid over them: the platform
+//! admin's word wins over node labels.
+
+mod kube_ops;
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, PoisonError, RwLock};
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, Utc};
+use futures::future::join_all;
+use kube::Client;
+use modelfleet_core::fleet::{Cloud, Fleet, NodePool};
+use modelfleet_core::money::ExchangeRates;
+use modelfleet_operator::discovery::Skipped;
+use tracing::warn;
+
+use crate::secret::{Keyring, Secret};
+use crate::store::{Cluster, ClusterKind, PoolPrice, Store};
+
+pub use kube_ops::{DEPLOYMENT_ID_LABEL, FIELD_MANAGER, TENANT_LABEL, namespace_of};
+
+/// How long one call to a cluster's API may take.
+const CALL_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// A cluster's API could not be used. Messages name the cluster and the
+/// step, never the kubeconfig or the server's own words (which can carry
+/// addresses and tokens); the source is logged.
+#[derive(Debug, thiserror::Error)]
+pub enum ClusterError {
+    #[error("cluster {0:?} is not connected to this hub")]
+    NotConnected(String),
+    #[error("the kubeconfig cannot be used: {0}")]
+    Kubeconfig(&'static str),
+    #[error("cluster {cluster:?} did not answer within {seconds} s")]
+    Timeout { cluster: String, seconds: u64 },
+    #[error("cluster {cluster:?}: {step} failed")]
+    Kube {
+        cluster: String,
+        step: &'static str,
+        #[source]
+        source: kube::Error,
+    },
+}
+
+impl ClusterError {
+    pub fn metric_label(&self) -> &'static str {
+        match self {
+            ClusterError::NotConnected(_) => "not_connected",
+            ClusterError::Kubeconfig(_) => "kubeconfig",
+            ClusterError::Timeout { .. } => "timeout",
+            ClusterError::Kube { .. } => "kube",
+        }
+    }
+}
+
+/// What discovery last found in one cluster.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Discovered {
+    /// With the registered cloud and region; prices not yet applied.
+    pub pools: Vec<NodePool>,
+    /// Accelerator nodes in no usable pool, and why.
+    pub skipped: Vec<Skipped>,
+    pub observed_at: DateTime<Utc>,
+}
+
+/// A registered cluster with what the hub currently knows of its pools.
+#[derive(Debug, Clone)]
+pub struct ClusterView {
+    pub cluster: Cluster,
+    /// Pools with the hub's prices applied, or why they are unknown.
+    pub pools: Result<Discovered, String>,
+}
+
+struct Member {
+    cloud: Cloud,
+    region: String,
+    client: Client,
+    /// Held across a refresh, so concurrent requests wait for one listing
+    /// instead of each listing the cluster.
+    discovered: tokio::sync::Mutex<Option<(Instant, Discovered)>>,
+}
+
+/// The hub's live connections to its clusters. Cheap to clone.
+#[derive(Clone, Default)]
+pub struct ClusterRegistry {
+    members: Arc<RwLock<BTreeMap<String, Arc<Member>>>>,
+}
+
+impl std::fmt::Debug for ClusterRegistry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClusterRegistry")
+            .field("clusters", &self.names())
+            .finish()
+    }
+}
+
+impl ClusterRegistry {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Connects cluster `name` through a client made elsewhere: how
+    /// `modelfleet serve` hands in the sandbox clusters it runs. Replaces an
+    /// earlier connection of the same name.
+    pub fn attach(&self, name: &str, cloud: Cloud, region: &str, client: Client) {
+        let member = Arc::new(Member {
+            cloud,
+            region: region.to_owned(),
+            client,
+            discovered: tokio::sync::Mutex::new(None),
+        });
+        self.members
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(name.to_owned(), member);
+    }
+
+    /// Connects cluster `name` through a kubeconfig (its current context).
+    pub async fn connect(
+        &self,
+        name: &str,
+        cloud: Cloud,
+        region: &str,
+        kubeconfig: &Secret,
+    ) -> Result<(), ClusterError> {
+        let client = client_from_kubeconfig(kubeconfig).await?;
+        self.attach(name, cloud, region, client);
+        Ok(())
+    }
+
+    pub fn detach(&self, name: &str) {
+        self.members
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(name);
+    }
+
+    pub fn is_connected(&self, name: &str) -> bool {
+        self.member(name).is_ok()
+    }
+
+    pub fn names(&self) -> Vec<String> {
+        self.members
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .keys()
+            .cloned()
+            .collect()
+    }
+
+    /// Connects every kubeconfig cluster of the store that is not connected
+    /// yet. Sandbox clusters are left to whoever runs them. A cluster that
+    /// cannot be connected is logged and returned; the others still are.
+    pub async fn load(
+        &self,
+        store: &Store,
+        keyring: &Keyring,
+    ) -> Result<Vec<(String, ClusterError)>, crate::StoreError> {
+        let mut failed = Vec::new();
+        for cluster in store.clusters().await? {
+            if cluster.kind != ClusterKind::Kubeconfig || self.is_connected(&cluster.name) {
+                continue;
+            }
+            let Some(kubeconfig) = store.cluster_kubeconfig(cluster.id, keyring).await? else {
+                continue;
+            };
+            if let Err(e) = self
+                .connect(&cluster.name, cluster.cloud, &cluster.region, &kubeconfig)
+                .await
+            {
+                warn!(cluster = %cluster.name, error = %e, "cannot connect to a registered cluster");
+                failed.push((cluster.name, e));
+            }
+        }
+        Ok(failed)
+    }
+
+    fn member(&self, name: &str) -> Result<Arc<Member>, ClusterError> {
+        self.members
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(name)
+            .cloned()
+            .ok_or_else(|| ClusterError::NotConnected(name.to_owned()))
+    }
+
+    pub(crate) fn client(&self, name: &str) -> Result<Client, ClusterError> {
+        Ok(self.member(name)?.client.clone())
+    }
+
+    /// The pools of cluster `name`, listed again if the last listing is
+    /// older than `max_age`.
+    pub async fn discover(
+        &self,
+        name: &str,
+        max_age: Duration,
+    ) -> Result<Discovered, ClusterError> {
+        let member = self.member(name)?;
+        let mut cached = member.discovered.lock().await;
+        if let Some((at, discovered)) = cached.as_ref()
+            && at.elapsed() <= max_age
+        {
+            return Ok(discovered.clone());
+        }
+        let mut discovered = kube_ops::discover(name, &member.client).await?;
+        for pool in &mut discovered.pools {
+            pool.cloud = member.cloud;
+            pool.region.clone_from(&member.region);
+        }
+        *cached = Some((Instant::now(), discovered.clone()));
+        Ok(discovered)
+    }
+
+    /// Every registered cluster with its pools (listed concurrently, each
+    /// no older than `max_age`) and the hub's prices laid over them.
+    pub async fn observe(
+        &self,
+        clusters: Vec<Cluster>,
+        prices: &[PoolPrice],
+        max_age: Duration,
+    ) -> Vec<ClusterView> {
+        let lookups = clusters.iter().map(|c| self.discover(&c.name, max_age));
+        let found = join_all(lookups).await;
+        clusters
+            .into_iter()
+            .zip(found)
+            .map(|(cluster, found)| {
+                let pools = found
+                    .map(|mut d| {
+                        for pool in &mut d.pools {
+                            if let Some(p) = prices
+                                .iter()
+                                .find(|p| p.cluster == cluster.id && p.pool == pool.name)
+                            {
+                                pool.price_per_device_hour = Some(p.price_per_device_hour);
+                            }
+                        }
+                        d
+                    })
+                    .map_err(|e| {
+                        warn!(cluster = %cluster.name, error = %e, "cluster pools unknown");
+                        e.to_string()
+                    });
+                ClusterView { cluster, pools }
+            })
+            .collect()
+    }
+}
+
+/// The fleet the planner sizes against: every pool of every cluster whose
+/// pools are known.
+pub fn fleet_of(views: &[ClusterView], exchange_rates: &ExchangeRates) -> Fleet {
+    Fleet {
+        exchange_rates: exchange_rates.clone(),
+        pools: views
+            .iter()
+            .filter_map(|v| v.pools.as_ref().ok())
+            .flat_map(|d| d.pools.iter().cloned())
+            .collect(),
+    }
+}
+
+/// A client for the kubeconfig's current context. The kubeconfig's text
+/// never reaches an error: kube's parse errors can quote it.
+pub async fn client_from_kubeconfig(kubeconfig: &Secret) -> Result<Client, ClusterError> {
+    use kube::config::{Config, KubeConfigOptions, Kubeconfig};
+    let parsed = Kubeconfig::from_yaml(kubeconfig.expose())
+        .map_err(|_| ClusterError::Kubeconfig("it is not kubeconfig YAML"))?;
+    let config = Config::from_custom_kubeconfig(parsed, &KubeConfigOptions::default())
+        .await
+        .map_err(|_| {
+            ClusterError::Kubeconfig("its current context does not name a usable cluster and user")
+        })?;
+    Client::try_from(config).map_err(|_| ClusterError::Kubeconfig("no client can be built from it"))
+}
+
+/// Runs one call to a cluster with the hub's timeout.
+async fn timed<T>(
+    cluster: &str,
+    step: &'static str,
+    call: impl Future<Output = Result<T, kube::Error>>,
+) -> Result<T, ClusterError> {
+    match tokio::time::timeout(CALL_TIMEOUT, call).await {
+        Ok(Ok(value)) => Ok(value),
+        Ok(Err(source)) => Err(ClusterError::Kube {
+            cluster: cluster.to_owned(),
+            step,
+            source,
+        }),
+        Err(_) => Err(ClusterError::Timeout {
+            cluster: cluster.to_owned(),
+            seconds: CALL_TIMEOUT.as_secs(),
+        }),
+    }
+}

@@ -1,0 +1,130 @@
+//! Who is calling: `Authorization: Bearer <token>`, where the token is a
+//! tenant API key (`mf_…`) or a session token (`mfs_…`) from
+//! `POST /api/v1/sessions`, which is how platform staff (who have no
+//! tenant, so no API keys) and people reach the API with a password.
+//!
+//! Every refusal is the same 401, whatever was wrong with the token; the
+//! reason goes to the debug log only. Roles and tenants are checked by the
+//! store on every read and write; [`Caller`] only says who acts.
+
+use std::net::SocketAddr;
+
+use axum::extract::{ConnectInfo, FromRequestParts};
+use axum::http::header;
+use axum::http::request::Parts;
+use tracing::debug;
+
+use super::AppState;
+use super::error::ApiError;
+use super::layers::RequestId;
+use crate::identity::{Actor, Origin, Permission, Scope};
+use crate::ids::{SessionId, TenantId};
+use crate::store::{KeyAuthError, SESSION_TOKEN_PREFIX, SessionAuthError};
+
+/// The authenticated caller of a request.
+#[derive(Debug, Clone)]
+pub struct Caller {
+    pub actor: Actor,
+    /// Set when the caller signed in with a password.
+    pub session: Option<SessionId>,
+}
+
+impl Caller {
+    pub fn scope(&self) -> Scope {
+        self.actor.scope()
+    }
+
+    /// The tenant a request acts in: the caller's own, or for platform
+    /// staff the one they name. Naming another tenant than one's own is
+    /// asking about something that does not exist.
+    pub fn tenant(&self, named: Option<TenantId>) -> Result<TenantId, ApiError> {
+        match (self.actor.tenant, named) {
+            (Some(own), None) => Ok(own),
+            (Some(own), Some(named)) if named == own => Ok(own),
+            (Some(_), Some(_)) => Err(ApiError::not_found("tenant")),
+            (None, Some(named)) => Ok(named),
+            (None, None) => Err(ApiError::invalid(
+                "tenant",
+                "platform staff act on a tenant they name: give its id",
+            )),
+        }
+    }
+
+    /// Refuses callers whose role lacks `permission` (platform actions).
+    pub fn require(&self, permission: Permission) -> Result<(), ApiError> {
+        self.actor
+            .check_role(permission)
+            .map_err(|_| ApiError::forbidden())
+    }
+}
+
+/// Where the request came from, for the audit trail.
+pub(crate) fn origin(parts: &Parts) -> Origin {
+    Origin {
+        source_ip: parts
+            .extensions
+            .get::<ConnectInfo<SocketAddr>>()
+            .map(|ConnectInfo(addr)| addr.ip()),
+        user_agent: parts
+            .headers
+            .get(header::USER_AGENT)
+            .and_then(|v| v.to_str().ok())
+            .map(|s| s.chars().take(256).collect()),
+        request_id: parts.extensions.get::<RequestId>().map(|r| r.0.clone()),
+    }
+}
+
+/// Authenticates the bearer token of a request.
+pub(crate) async fn authenticate(state: &AppState, parts: &Parts) -> Result<Caller, ApiError> {
+    let token = parts
+        .headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::trim)
+        .ok_or_else(ApiError::unauthorized)?;
+    let origin = origin(parts);
+    let store = state.store();
+    if token.starts_with(SESSION_TOKEN_PREFIX) {
+        match store.authenticate_session(token).await {
+            Ok((session, user)) => Ok(Caller {
+                actor: user.actor(origin),
+                session: Some(session.id),
+            }),
+            Err(SessionAuthError::Store(e)) => Err(e.into()),
+            Err(e) => {
+                debug!(reason = e.metric_label(), "session token refused");
+                Err(ApiError::unauthorized())
+            }
+        }
+    } else {
+        match store.authenticate_api_key(token).await {
+            Ok(key) => Ok(Caller {
+                actor: key.actor(origin),
+                session: None,
+            }),
+            Err(KeyAuthError::Store(e)) => Err(e.into()),
+            Err(e) => {
+                debug!(reason = e.metric_label(), "API key refused");
+                Err(ApiError::unauthorized())
+            }
+        }
+    }
+}
+
+impl FromRequestParts<AppState> for Caller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        // The idempotency layer may have authenticated this request already.
+        if let Some(caller) = parts.extensions.get::<Caller>() {
+            return Ok(caller.clone());
+        }
+        let caller = authenticate(state, parts).await?;
+        parts.extensions.insert(caller.clone());
+        Ok(caller)
+    }
+}

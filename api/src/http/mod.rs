@@ -1,0 +1,251 @@
+//! The hub's REST API: axum under `/api/v1`, JSON in and out, errors as
+//! RFC 9457 problem documents, the OpenAPI 3.1 document generated from the
+//! handlers at `/api/openapi.json` with a Swagger UI at `/api/docs`, and
+//! `/healthz`, `/readyz`, `/metrics`.
+//!
+//! One module per resource under `v1/`, named after its URL segment, each
+//! with its own `router()` and its request and response types; they are
+//! assembled here and nowhere else. Handlers authenticate with [`Caller`],
+//! read through the store with the caller's scope and change things only
+//! through a [`crate::Tx`] opened for the caller, so tenant and role are
+//! checked on every call and every change can be audited.
+
+mod auth;
+pub mod error;
+mod extract;
+mod health;
+mod idempotency;
+mod layers;
+pub mod metrics;
+mod page;
+mod schema;
+mod v1;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::middleware::{from_fn, from_fn_with_state};
+use axum::routing::get;
+use futures::future::BoxFuture;
+use modelfleet_core::fleet::Cloud;
+use utoipa::OpenApi;
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_swagger_ui::SwaggerUi;
+
+pub use auth::Caller;
+pub use error::{ApiError, Problem};
+pub use idempotency::{IDEMPOTENCY_KEY, REPLAYED};
+pub use layers::{REQUEST_ID_HEADER, RequestId};
+pub use metrics::HttpMetrics;
+
+use crate::clusters::ClusterRegistry;
+use crate::config::ApiSettings;
+use crate::identity::Actor;
+use crate::secret::Keyring;
+use crate::store::{Cluster, NewCluster, Store, StoreError};
+
+/// Starts embedded sandbox clusters on request (`POST /api/v1/clusters`
+/// with `"sandbox": true`). `modelfleet serve` implements it with the
+/// sandbox crate; a hub without one refuses sandbox registrations.
+pub trait SandboxLauncher: Send + Sync {
+    /// Starts cluster `name` (or finds it running) and returns its client.
+    fn launch(
+        &self,
+        name: &str,
+        cloud: Cloud,
+        region: &str,
+    ) -> BoxFuture<'static, Result<kube::Client, String>>;
+}
+
+/// What every handler shares. Cheap to clone.
+#[derive(Clone)]
+pub struct AppState {
+    store: Store,
+    keyring: Arc<Keyring>,
+    registry: ClusterRegistry,
+    settings: Arc<ApiSettings>,
+    metrics: Arc<HttpMetrics>,
+    sandbox: Option<Arc<dyn SandboxLauncher>>,
+}
+
+impl std::fmt::Debug for AppState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AppState")
+            .field("registry", &self.registry)
+            .field("settings", &self.settings)
+            .field("sandbox", &self.sandbox.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+impl AppState {
+    pub fn new(
+        store: Store,
+        keyring: Arc<Keyring>,
+        registry: ClusterRegistry,
+        settings: ApiSettings,
+    ) -> Self {
+        AppState {
+            store,
+            keyring,
+            registry,
+            settings: Arc::new(settings),
+            metrics: Arc::new(HttpMetrics::default()),
+            sandbox: None,
+        }
+    }
+
+    /// Lets `POST /api/v1/clusters` register `"sandbox": true` clusters.
+    pub fn with_sandbox_launcher(mut self, launcher: Arc<dyn SandboxLauncher>) -> Self {
+        self.sandbox = Some(launcher);
+        self
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    pub fn keyring(&self) -> &Keyring {
+        &self.keyring
+    }
+
+    pub fn registry(&self) -> &ClusterRegistry {
+        &self.registry
+    }
+
+    pub fn settings(&self) -> &ApiSettings {
+        &self.settings
+    }
+
+    pub fn metrics(&self) -> &HttpMetrics {
+        &self.metrics
+    }
+
+    pub(crate) fn sandbox(&self) -> Option<&Arc<dyn SandboxLauncher>> {
+        self.sandbox.as_ref()
+    }
+
+    pub(crate) fn pool_max_age(&self) -> Duration {
+        Duration::from_secs(self.settings.pool_max_age_seconds)
+    }
+
+    /// Registers (once; later calls find the row) and connects an embedded
+    /// sandbox cluster that runs in this process: how `modelfleet serve`
+    /// puts its sandbox clusters in front of the API.
+    pub async fn register_sandbox_cluster(
+        &self,
+        name: &str,
+        cloud: Cloud,
+        region: &str,
+        client: kube::Client,
+    ) -> Result<Cluster, StoreError> {
+        let cluster = match self.store.cluster_by_name(name).await {
+            Ok(found) => found,
+            Err(StoreError::NotFound(_)) => {
+                let mut tx = self.store.begin(&Actor::system("serve")).await?;
+                let cluster = tx
+                    .register_cluster(
+                        NewCluster {
+                            name: name.to_owned(),
+                            cloud,
+                            region: region.to_owned(),
+                            kubeconfig: None,
+                        },
+                        &self.keyring,
+                    )
+                    .await?;
+                tx.commit().await?;
+                cluster
+            }
+            Err(e) => return Err(e),
+        };
+        self.registry
+            .attach(&cluster.name, cluster.cloud, &cluster.region, client);
+        Ok(cluster)
+    }
+}
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "modelfleet hub API",
+        description = "Deploy large language models across clusters and clouds, within each tenant's quota.\n\n\
+            Authenticate with `Authorization: Bearer <token>`: a tenant API key, or a session token from `POST /api/v1/sessions`. \
+            Errors are RFC 9457 problem documents (`application/problem+json`). \
+            POST requests may carry an `Idempotency-Key` header to make retries safe.",
+        license(name = "Apache-2.0", identifier = "Apache-2.0"),
+    ),
+    modifiers(&BearerAuth),
+    components(schemas(Problem)),
+    tags(
+        (name = "sessions", description = "Signing in with a password"),
+        (name = "tenants", description = "Tenants and their quotas (platform admins)"),
+        (name = "users", description = "A tenant's people"),
+        (name = "api-keys", description = "A tenant's API keys"),
+        (name = "clusters", description = "Registered clusters, their pools and prices (platform admins)"),
+        (name = "plans", description = "Sizing and placement across every cluster"),
+        (name = "deployments", description = "Models deployed by a tenant"),
+        (name = "quota", description = "A tenant's limits and what is in use"),
+    )
+)]
+struct ApiDoc;
+
+struct BearerAuth;
+
+impl utoipa::Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .description(Some(
+                        "A tenant API key (`mf_…`) or a session token (`mfs_…`)",
+                    ))
+                    .build(),
+            ),
+        );
+    }
+}
+
+/// Every `/api/v1` route, with its OpenAPI description.
+fn api_v1() -> OpenApiRouter<AppState> {
+    let v1 = OpenApiRouter::new()
+        .merge(v1::sessions::router())
+        .merge(v1::tenants::router())
+        .merge(v1::users::router())
+        .merge(v1::api_keys::router())
+        .merge(v1::clusters::router())
+        .merge(v1::plans::router())
+        .merge(v1::deployments::router())
+        .merge(v1::quota::router());
+    OpenApiRouter::with_openapi(ApiDoc::openapi()).nest("/api/v1", v1)
+}
+
+/// The OpenAPI 3.1 document the API serves at `/api/openapi.json`.
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    api_v1().into_openapi()
+}
+
+/// The whole HTTP surface of the hub, ready to serve.
+pub fn router(state: AppState) -> Router {
+    let (v1, openapi) = api_v1().split_for_parts();
+    let max_body = state.settings.max_body_bytes;
+    let v1 = v1
+        .layer(from_fn_with_state(state.clone(), idempotency::idempotency))
+        .layer(DefaultBodyLimit::max(max_body));
+    Router::new()
+        .merge(v1)
+        .merge(SwaggerUi::new("/api/docs").url("/api/openapi.json", openapi))
+        .route("/healthz", get(health::live))
+        .route("/readyz", get(health::ready))
+        .route("/metrics", get(metrics::render))
+        .with_state(state.clone())
+        .layer(from_fn_with_state(state.metrics.clone(), metrics::track))
+        .layer(from_fn(layers::problems))
+        .layer(from_fn(layers::request_id))
+}

@@ -1,0 +1,10 @@
+//! The resources of `/api/v1`, one module per URL segment.
+
+pub mod api_keys;
+pub mod clusters;
+pub mod deployments;
+pub mod plans;
+pub mod quota;
+pub mod sessions;
+pub mod tenants;
+pub mod users;

@@ -1,0 +1,365 @@
+//! `/api/v1/plans`: what a model would run on, across every registered
+//! cluster: the ranked plans, every pool that was rejected and why, and for
+//! each plan whether the tenant's quota admits it now. Nothing changes.
+//!
+//! The request and plan types here are shared with `deployments`, whose
+//! body is a plan request with a name.
+
+use axum::Json;
+use axum::extract::State;
+use modelfleet_core::crd::{Placement, RuntimeChoice, Serving};
+use modelfleet_core::fleet::{Cloud, Fleet};
+use modelfleet_core::money::Money;
+use modelfleet_core::planner::{Plan, PlanReport, SpotPolicy};
+use modelfleet_core::precision::PrecisionChoice;
+use modelfleet_core::quota::QuotaExceeded;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use crate::clusters::{ClusterView, fleet_of};
+use crate::http::error::Problem;
+use crate::http::extract::ApiJson;
+use crate::http::{ApiError, AppState, Caller};
+use crate::identity::Permission;
+use crate::ids::TenantId;
+use crate::placement::{Ask, MAX_REPLICAS, quota_view};
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(create))
+}
+
+/// Engine settings; everything is optional and the planner picks what fits.
+#[derive(Debug, Clone, Default, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ServingOptions {
+    #[schema(value_type = Option<crate::http::schema::PrecisionChoiceSchema>)]
+    pub precision: Option<PrecisionChoice>,
+    #[schema(value_type = Option<crate::http::schema::RuntimeChoiceSchema>)]
+    pub runtime: Option<RuntimeChoice>,
+    /// Longest sequence in tokens; default 8192 or the model's context.
+    pub max_model_len: Option<u32>,
+    /// Sequences of `maxModelLen` tokens held at once per replica; default 16.
+    pub concurrency: Option<u32>,
+    /// Share of device memory the engine may use, above 0.05 and up to 1.0.
+    pub gpu_memory_utilization: Option<f64>,
+    pub tensor_parallel_size: Option<u32>,
+    pub pipeline_parallel_size: Option<u32>,
+}
+
+/// Where the model may run; empty lists allow everything.
+#[derive(Debug, Clone, Default, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct PlacementOptions {
+    /// Accelerator catalog ids (`h100-80gb`, `ascend-910b`, …).
+    #[serde(default)]
+    pub accelerators: Vec<String>,
+    #[serde(default)]
+    #[schema(value_type = Vec<crate::http::schema::CloudSchema>)]
+    pub clouds: Vec<Cloud>,
+    #[serde(default)]
+    pub regions: Vec<String>,
+    /// Only this pool, written `cluster/pool`.
+    pub pool: Option<String>,
+    #[schema(value_type = Option<crate::http::schema::SpotPolicySchema>)]
+    pub spot: Option<SpotPolicy>,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct PlanRequest {
+    /// A catalog model id, e.g. `llama-3.1-70b`.
+    pub model: String,
+    /// Default 1.
+    pub replicas: Option<u32>,
+    pub serving: Option<ServingOptions>,
+    pub placement: Option<PlacementOptions>,
+    /// The most all replicas together may cost per hour.
+    #[schema(value_type = Option<crate::http::schema::MoneySchema>)]
+    pub max_cost_per_hour: Option<Money>,
+    /// Whose quota to check (platform admins); tenants leave it out.
+    #[schema(value_type = Option<uuid::Uuid>)]
+    pub tenant: Option<TenantId>,
+}
+
+/// Builds the ask from request fields; `source` defaults from settings.
+pub(crate) fn ask(
+    state: &AppState,
+    model: String,
+    source: Option<String>,
+    replicas: Option<u32>,
+    serving: Option<ServingOptions>,
+    placement: Option<PlacementOptions>,
+    max_cost_per_hour: Option<Money>,
+) -> Result<Ask, ApiError> {
+    let replicas = replicas.unwrap_or(1);
+    if !(1..=MAX_REPLICAS).contains(&replicas) {
+        return Err(ApiError::invalid(
+            "replicas",
+            format!("must be between 1 and {MAX_REPLICAS}"),
+        ));
+    }
+    let ServingOptions {
+        precision,
+        runtime,
+        max_model_len,
+        concurrency,
+        gpu_memory_utilization,
+        tensor_parallel_size,
+        pipeline_parallel_size,
+    } = serving.unwrap_or_default();
+    let PlacementOptions {
+        accelerators,
+        clouds,
+        regions,
+        pool,
+        spot,
+    } = placement.unwrap_or_default();
+    Ok(Ask {
+        source: source.unwrap_or_else(|| state.settings().model_source(&model)),
+        model,
+        replicas,
+        serving: Serving {
+            runtime: runtime.unwrap_or_default(),
+            precision: precision.unwrap_or_default(),
+            max_model_len,
+            concurrency,
+            gpu_memory_utilization,
+            tensor_parallel_size,
+            pipeline_parallel_size,
+            // Engine image and arguments are the platform's to choose, not
+            // a tenant's: they decide what runs on the platform's nodes.
+            extra_args: Vec::new(),
+            image: None,
+        },
+        placement: Placement {
+            accelerators,
+            clouds,
+            regions,
+            pool,
+            spot: spot.unwrap_or_default(),
+        },
+        max_cost_per_hour,
+    })
+}
+
+/// Every registered cluster with its current pools, and the fleet they make.
+pub(crate) async fn observe(state: &AppState) -> Result<(Vec<ClusterView>, Fleet), ApiError> {
+    let clusters = state.store().clusters().await?;
+    let prices = state.store().pool_prices().await?;
+    let views = state
+        .registry()
+        .observe(clusters, &prices, state.pool_max_age())
+        .await;
+    let fleet = fleet_of(&views, &state.settings().exchange_rates());
+    Ok((views, fleet))
+}
+
+/// Whether the tenant's quota admits a plan now.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct QuotaCheck {
+    pub allowed: bool,
+    /// Which limit, how much is in use and how much the plan needs.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
+}
+
+impl From<&Result<(), QuotaExceeded>> for QuotaCheck {
+    fn from(r: &Result<(), QuotaExceeded>) -> Self {
+        QuotaCheck {
+            allowed: r.is_ok(),
+            detail: r.as_ref().err().map(ToString::to_string),
+        }
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PlanView {
+    /// 1 is the best.
+    pub rank: usize,
+    /// `cluster/pool`.
+    pub pool: String,
+    pub cluster: String,
+    #[schema(value_type = crate::http::schema::CloudSchema)]
+    pub cloud: Cloud,
+    pub region: String,
+    pub accelerator: String,
+    /// `vllm` or `vllm-ascend`.
+    pub runtime: String,
+    /// `on-demand` or `spot`.
+    pub capacity_type: String,
+    #[schema(value_type = crate::http::schema::PrecisionSchema)]
+    pub precision: modelfleet_core::precision::Precision,
+    pub tensor_parallel: u32,
+    pub pipeline_parallel: u32,
+    pub nodes_per_replica: u32,
+    pub devices_per_replica: u32,
+    pub replicas: u32,
+    pub max_model_len: u32,
+    /// Tokens the KV cache of one replica holds.
+    pub kv_cache_tokens: u64,
+    /// Sequences of `maxModelLen` tokens one replica holds at once.
+    pub max_concurrency: u64,
+    #[schema(value_type = Option<crate::http::schema::MoneySchema>)]
+    pub price_per_device_hour: Option<Money>,
+    /// All replicas together.
+    #[schema(value_type = Option<crate::http::schema::MoneySchema>)]
+    pub cost_per_hour: Option<Money>,
+    /// Choices made for the caller (e.g. a narrower precision).
+    pub notes: Vec<String>,
+    /// Absent when no tenant's quota applies (platform admins).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub quota: Option<QuotaCheck>,
+}
+
+impl PlanView {
+    pub(crate) fn new(plan: &Plan, quota: Option<QuotaCheck>) -> Self {
+        PlanView {
+            rank: plan.rank,
+            pool: plan.pool.to_string(),
+            cluster: plan.pool.cluster.clone(),
+            cloud: plan.pool.cloud,
+            region: plan.pool.region.clone(),
+            accelerator: plan.accelerator.clone(),
+            runtime: plan.runtime.to_string(),
+            capacity_type: plan.capacity_type.to_string(),
+            precision: plan.precision,
+            tensor_parallel: plan.tensor_parallel,
+            pipeline_parallel: plan.pipeline_parallel,
+            nodes_per_replica: plan.nodes_per_replica,
+            devices_per_replica: plan.devices_per_replica,
+            replicas: plan.replicas,
+            max_model_len: plan.max_model_len,
+            kv_cache_tokens: plan.kv_cache_tokens,
+            max_concurrency: plan.max_concurrency,
+            price_per_device_hour: plan.price_per_device_hour,
+            cost_per_hour: plan.cost_per_hour,
+            notes: plan.notes.clone(),
+            quota,
+        }
+    }
+}
+
+/// A pool that has no plan, and why.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RejectionView {
+    /// `cluster/pool`.
+    pub pool: String,
+    pub accelerator: String,
+    /// Stable, for programs: `insufficient_capacity`, `weights_do_not_fit`, …
+    pub code: String,
+    pub reason: String,
+}
+
+/// A registered cluster whose pools are unknown right now.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct UnreachableCluster {
+    pub cluster: String,
+    pub reason: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PlanReportView {
+    pub model: String,
+    /// Feasible plans, best first.
+    pub plans: Vec<PlanView>,
+    /// Every pool without a plan.
+    pub rejections: Vec<RejectionView>,
+    /// Clusters left out because their pools could not be read.
+    pub unreachable_clusters: Vec<UnreachableCluster>,
+}
+
+pub(crate) fn rejections(report: &PlanReport) -> Vec<RejectionView> {
+    report
+        .rejections
+        .iter()
+        .map(|r| RejectionView {
+            pool: r.pool.to_string(),
+            accelerator: r.accelerator.clone(),
+            code: r.reason.code().to_owned(),
+            reason: r.reason.to_string(),
+        })
+        .collect()
+}
+
+pub(crate) fn unreachable(views: &[ClusterView]) -> Vec<UnreachableCluster> {
+    views
+        .iter()
+        .filter_map(|v| {
+            v.pools.as_ref().err().map(|reason| UnreachableCluster {
+                cluster: v.cluster.name.clone(),
+                reason: reason.clone(),
+            })
+        })
+        .collect()
+}
+
+/// Ranks every pool of every cluster for a request.
+#[utoipa::path(post, path = "/plans", tag = "plans", security(("bearer" = [])),
+    request_body = PlanRequest,
+    responses(
+        (status = 200, body = PlanReportView),
+        (status = 400, body = Problem, content_type = "application/problem+json"),
+        (status = 422, body = Problem, content_type = "application/problem+json"),
+    ))]
+async fn create(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiJson(body): ApiJson<PlanRequest>,
+) -> Result<Json<PlanReportView>, ApiError> {
+    let PlanRequest {
+        model,
+        replicas,
+        serving,
+        placement,
+        max_cost_per_hour,
+        tenant,
+    } = body;
+    caller.require(Permission::Read)?;
+    // Platform staff may plan without a tenant; then no quota applies.
+    let tenant = match (caller.actor.tenant, tenant) {
+        (None, None) => None,
+        (_, named) => Some(caller.tenant(named)?),
+    };
+    let ask = ask(
+        &state,
+        model,
+        None,
+        replicas,
+        serving,
+        placement,
+        max_cost_per_hour,
+    )?;
+    let inputs = ask.planner_inputs()?;
+    let (views, fleet) = observe(&state).await?;
+    let report = inputs.plan(&fleet)?;
+    let checks: Vec<Option<QuotaCheck>> = match tenant {
+        Some(tenant) => {
+            let quota = state.store().quota(caller.scope(), tenant).await?;
+            let usage = state.store().usage(caller.scope(), tenant).await?;
+            let fallback = state.settings().reference_currency;
+            quota_view(&report.plans, &inputs.model, &quota, &usage, fallback)
+                .iter()
+                .map(|r| Some(QuotaCheck::from(r)))
+                .collect()
+        }
+        None => report.plans.iter().map(|_| None).collect(),
+    };
+    Ok(Json(PlanReportView {
+        model: report.model.clone(),
+        plans: report
+            .plans
+            .iter()
+            .zip(checks)
+            .map(|(plan, check)| PlanView::new(plan, check))
+            .collect(),
+        rejections: rejections(&report),
+        unreachable_clusters: unreachable(&views),
+    }))
+}

@@ -1,0 +1,194 @@
+//! `/api/v1/tenants`: the organisations on the platform. Platform admins
+//! create them and set their quotas; a tenant's own callers see only
+//! their tenant.
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use chrono::{DateTime, Utc};
+use modelfleet_core::quota::Quota;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use super::quota::{QuotaLimits, QuotaStatus, status};
+use crate::http::error::Problem;
+use crate::http::extract::{ApiJson, ApiQuery, parse_id};
+use crate::http::page::{PageParams, paginate};
+use crate::http::{ApiError, AppState, Caller};
+use crate::identity::Permission;
+use crate::ids::TenantId;
+use crate::store::{NewTenant, Tenant};
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list, create))
+        .routes(routes!(show))
+        .routes(routes!(show_quota, set_quota))
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct TenantView {
+    #[schema(value_type = uuid::Uuid)]
+    pub id: TenantId,
+    /// A DNS label; the tenant's namespace in every cluster is `mf-<name>`.
+    pub name: String,
+    pub display_name: String,
+    pub created_at: DateTime<Utc>,
+}
+
+impl From<Tenant> for TenantView {
+    fn from(t: Tenant) -> Self {
+        TenantView {
+            id: t.id,
+            name: t.name,
+            display_name: t.display_name,
+            created_at: t.created_at,
+        }
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct TenantList {
+    pub items: Vec<TenantView>,
+    pub next_cursor: Option<String>,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct CreateTenant {
+    /// At most 40 lower-case letters, digits and '-'.
+    pub name: String,
+    /// Defaults to the name.
+    #[serde(default)]
+    pub display_name: String,
+    /// Defaults to nothing at all: no deployments until limits are set.
+    pub quota: Option<QuotaLimits>,
+}
+
+/// The tenants the caller can see.
+#[utoipa::path(get, path = "/tenants", tag = "tenants", security(("bearer" = [])),
+    params(PageParams),
+    responses(
+        (status = 200, body = TenantList),
+        (status = 401, body = Problem, content_type = "application/problem+json"),
+    ))]
+async fn list(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiQuery(page): ApiQuery<PageParams>,
+) -> Result<Json<TenantList>, ApiError> {
+    caller.require(Permission::Read)?;
+    let tenants = state.store().tenants(caller.scope()).await?;
+    let (tenants, next_cursor) = paginate(tenants, |t| t.name.clone(), &page)?;
+    Ok(Json(TenantList {
+        items: tenants.into_iter().map(TenantView::from).collect(),
+        next_cursor,
+    }))
+}
+
+/// Creates a tenant (platform admins).
+#[utoipa::path(post, path = "/tenants", tag = "tenants", security(("bearer" = [])),
+    request_body = CreateTenant,
+    responses(
+        (status = 201, body = TenantView),
+        (status = 403, body = Problem, content_type = "application/problem+json"),
+        (status = 409, body = Problem, content_type = "application/problem+json"),
+        (status = 422, body = Problem, content_type = "application/problem+json"),
+    ))]
+async fn create(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiJson(body): ApiJson<CreateTenant>,
+) -> Result<(StatusCode, Json<TenantView>), ApiError> {
+    let CreateTenant {
+        name,
+        display_name,
+        quota,
+    } = body;
+    caller.require(Permission::ManagePlatform)?;
+    let quota = match quota {
+        Some(q) => q.into_quota()?,
+        None => Quota::nothing(),
+    };
+    let mut tx = state.store().begin(&caller.actor).await?;
+    let tenant = tx
+        .create_tenant(NewTenant {
+            display_name: if display_name.trim().is_empty() {
+                name.clone()
+            } else {
+                display_name
+            },
+            name,
+            quota,
+        })
+        .await?;
+    tx.commit().await?;
+    Ok((StatusCode::CREATED, Json(tenant.into())))
+}
+
+/// One tenant.
+#[utoipa::path(get, path = "/tenants/{id}", tag = "tenants", security(("bearer" = [])),
+    params(("id" = uuid::Uuid, Path, description = "The tenant's id")),
+    responses(
+        (status = 200, body = TenantView),
+        (status = 404, body = Problem, content_type = "application/problem+json"),
+    ))]
+async fn show(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Json<TenantView>, ApiError> {
+    let id: TenantId = parse_id(&id, "tenant")?;
+    caller.require(Permission::Read)?;
+    Ok(Json(state.store().tenant(caller.scope(), id).await?.into()))
+}
+
+/// A tenant's limits and what is in use.
+#[utoipa::path(get, path = "/tenants/{id}/quota", tag = "tenants", security(("bearer" = [])),
+    params(("id" = uuid::Uuid, Path, description = "The tenant's id")),
+    responses(
+        (status = 200, body = QuotaStatus),
+        (status = 404, body = Problem, content_type = "application/problem+json"),
+    ))]
+async fn show_quota(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Json<QuotaStatus>, ApiError> {
+    let id: TenantId = parse_id(&id, "tenant")?;
+    caller.require(Permission::Read)?;
+    Ok(Json(status(&state, caller.scope(), id).await?))
+}
+
+/// Replaces a tenant's limits (platform admins). Lowering a limit below
+/// what is in use stops new deployments; nothing running is stopped.
+#[utoipa::path(put, path = "/tenants/{id}/quota", tag = "tenants", security(("bearer" = [])),
+    params(("id" = uuid::Uuid, Path, description = "The tenant's id")),
+    request_body = QuotaLimits,
+    responses(
+        (status = 200, body = QuotaStatus),
+        (status = 403, body = Problem, content_type = "application/problem+json"),
+        (status = 404, body = Problem, content_type = "application/problem+json"),
+        (status = 422, body = Problem, content_type = "application/problem+json"),
+    ))]
+async fn set_quota(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    ApiJson(body): ApiJson<QuotaLimits>,
+) -> Result<Json<QuotaStatus>, ApiError> {
+    let id: TenantId = parse_id(&id, "tenant")?;
+    // Another tenant's id is "not found" even to its admins' peers; a
+    // tenant's own callers learn their role does not allow this.
+    state.store().tenant(caller.scope(), id).await?;
+    caller.require(Permission::ManagePlatform)?;
+    let quota = body.into_quota()?;
+    let mut tx = state.store().begin(&caller.actor).await?;
+    tx.set_quota(id, &quota).await?;
+    tx.commit().await?;
+    Ok(Json(status(&state, caller.scope(), id).await?))
+}

@@ -1,0 +1,247 @@
+//! Placement, the pure part: from what a tenant asks for to the
+//! ModelDeployment spec, the planner's inputs, what each plan would hold
+//! against the quota, the row admission records and the object written
+//! into the chosen cluster. No client, no database: the handlers in
+//! `http/v1/{plans,deployments}.rs` do the I/O around these.
+//!
+//! The request becomes a [`ModelDeploymentSpec`] first and is planned
+//! through [`ModelDeploymentSpec::planner_inputs`], the same conversion the
+//! operator uses, so a request means the same thing to the hub that plans
+//! it and to the operator that runs it.
+
+use std::collections::BTreeMap;
+
+use modelfleet_core::crd::{
+    ModelDeployment, ModelDeploymentSpec, Placement, PlannerInputs, Serving, SpecError,
+};
+use modelfleet_core::model::ModelArch;
+use modelfleet_core::money::{Currency, Money};
+use modelfleet_core::planner::Plan;
+use modelfleet_core::quota::{Footprint, Quota, QuotaExceeded, Usage, check_admission};
+
+use crate::clusters::{DEPLOYMENT_ID_LABEL, TENANT_LABEL};
+use crate::ids::DeploymentId;
+use crate::store::{DeploymentRequest, Source};
+
+/// The most replicas one deployment may ask for.
+pub const MAX_REPLICAS: u32 = 1000;
+
+/// What a tenant asks for, defaults filled in.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Ask {
+    pub model: String,
+    pub source: String,
+    pub replicas: u32,
+    pub serving: Serving,
+    pub placement: Placement,
+    /// All replicas together.
+    pub max_cost_per_hour: Option<Money>,
+}
+
+impl Ask {
+    pub fn spec(&self) -> ModelDeploymentSpec {
+        ModelDeploymentSpec {
+            model: self.model.clone(),
+            architecture: None,
+            source: self.source.clone(),
+            serving: self.serving.clone(),
+            replicas: self.replicas,
+            placement: self.placement.clone(),
+        }
+    }
+
+    /// The model, the request and the constraints, checked together.
+    pub fn planner_inputs(&self) -> Result<PlannerInputs, SpecError> {
+        let mut inputs = self.spec().planner_inputs()?;
+        inputs.constraints.max_cost_per_hour = self.max_cost_per_hour;
+        Ok(inputs)
+    }
+}
+
+/// Whether a ModelDeployment name is one the CRD accepts: it also names the
+/// model's Service and pods, so it must start with a letter.
+pub fn check_name(name: &str) -> Result<(), String> {
+    let b = name.as_bytes();
+    let ok = !b.is_empty()
+        && b.len() <= modelfleet_core::crd::MAX_NAME_LEN
+        && b[0].is_ascii_lowercase()
+        && b[b.len() - 1].is_ascii_alphanumeric()
+        && b.iter()
+            .all(|&c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'-');
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "{name:?} must be at most {} lower-case letters, digits and '-', starting with a \
+             letter and ending with a letter or digit",
+            modelfleet_core::crd::MAX_NAME_LEN
+        ))
+    }
+}
+
+/// The price of one replica of `plan` for an hour. An unpriced pool costs
+/// nothing known: zero in `fallback`, so no spend ceiling is charged for it.
+pub fn replica_cost(plan: &Plan, fallback: Currency) -> Money {
+    plan.price_per_device_hour
+        .and_then(|p| p.checked_mul(u64::from(plan.devices_per_replica)))
+        .unwrap_or_else(|| Money::zero(fallback))
+}
+
+/// What `plan` would hold against a quota.
+pub fn footprint(plan: &Plan, model: &ModelArch, fallback: Currency) -> Footprint {
+    Footprint {
+        accelerator: plan.accelerator.clone(),
+        devices_per_replica: plan.devices_per_replica,
+        replicas: plan.replicas,
+        model_params: model.total_params,
+        replica_cost_per_hour: replica_cost(plan, fallback),
+    }
+}
+
+/// For each plan, in order, whether the quota admits it next to `usage`.
+/// Advisory: admission checks again inside its transaction.
+pub fn quota_view(
+    plans: &[Plan],
+    model: &ModelArch,
+    quota: &Quota,
+    usage: &Usage,
+    fallback: Currency,
+) -> Vec<Result<(), QuotaExceeded>> {
+    plans
+        .iter()
+        .map(|plan| check_admission(quota, usage, &footprint(plan, model, fallback)))
+        .collect()
+}
+
+/// The row admission records for `plan`.
+pub fn deployment_request(
+    name: &str,
+    model: &ModelArch,
+    plan: &Plan,
+    namespace: &str,
+    fallback: Currency,
+) -> DeploymentRequest {
+    DeploymentRequest {
+        name: name.to_owned(),
+        model: model.id.clone(),
+        model_params: model.total_params,
+        cluster: plan.pool.cluster.clone(),
+        namespace: namespace.to_owned(),
+        pool: plan.pool.name.clone(),
+        accelerator: plan.accelerator.clone(),
+        devices_per_replica: plan.devices_per_replica,
+        replicas: plan.replicas,
+        precision: plan.precision,
+        replica_cost_per_hour: replica_cost(plan, fallback),
+        source: Source::Api,
+        resource_uid: None,
+    }
+}
+
+/// The ModelDeployment written into the plan's cluster: the tenant's spec
+/// with the chosen pool pinned, so the operator there runs it where the hub
+/// placed it (and counted it against the quota).
+pub fn model_deployment(
+    ask: &Ask,
+    name: &str,
+    namespace: &str,
+    tenant_name: &str,
+    id: DeploymentId,
+    plan: &Plan,
+) -> ModelDeployment {
+    let mut spec = ask.spec();
+    spec.placement.pool = Some(plan.pool.to_string());
+    let mut md = ModelDeployment::new(name, spec);
+    md.metadata.namespace = Some(namespace.to_owned());
+    md.metadata.labels = Some(BTreeMap::from([
+        (TENANT_LABEL.to_owned(), tenant_name.to_owned()),
+        (DEPLOYMENT_ID_LABEL.to_owned(), id.to_string()),
+        (
+            "app.kubernetes.io/managed-by".to_owned(),
+            crate::clusters::FIELD_MANAGER.to_owned(),
+        ),
+    ]));
+    md
+}
+
+#[cfg(test)]
+mod tests {
+    use modelfleet_core::fleet::Fleet;
+    use modelfleet_core::model::ParamCount;
+
+    use super::*;
+
+    fn ask(model: &str) -> Ask {
+        Ask {
+            model: model.to_owned(),
+            source: format!("s3://models/{model}"),
+            replicas: 1,
+            serving: Serving::default(),
+            placement: Placement::default(),
+            max_cost_per_hour: None,
+        }
+    }
+
+    #[test]
+    fn names_follow_the_crd_rule() {
+        assert!(check_name("llama70").is_ok());
+        for bad in ["", "7b", "Llama", "a-", &"a".repeat(41), "a.b"] {
+            assert!(check_name(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn a_plan_pins_its_pool_and_counts_against_the_quota() {
+        let ask = ask("llama-3.1-70b");
+        let inputs = ask.planner_inputs().unwrap();
+        let report = inputs.plan(&Fleet::example()).unwrap();
+        let best = report.best().expect("the example fleet holds a 70B model");
+        let id = DeploymentId::new();
+        let md = model_deployment(&ask, "llama70", "mf-acme", "acme", id, best);
+        assert_eq!(md.spec.placement.pool, Some(best.pool.to_string()));
+        assert_eq!(md.metadata.namespace.as_deref(), Some("mf-acme"));
+        assert_eq!(
+            md.metadata.labels.as_ref().unwrap()[DEPLOYMENT_ID_LABEL],
+            id.to_string()
+        );
+        let request = deployment_request("llama70", &inputs.model, best, "mf-acme", Currency::Usd);
+        assert_eq!(request.cluster, best.pool.cluster);
+        assert_eq!(request.devices_per_replica, best.devices_per_replica);
+
+        let small = Quota::unlimited().max_model_params(ParamCount::billions(8));
+        let view = quota_view(
+            &report.plans,
+            &inputs.model,
+            &small,
+            &Usage::default(),
+            Currency::Usd,
+        );
+        assert!(view.iter().all(Result::is_err));
+        let view = quota_view(
+            &report.plans,
+            &inputs.model,
+            &Quota::unlimited(),
+            &Usage::default(),
+            Currency::Usd,
+        );
+        assert!(view.iter().all(Result::is_ok));
+    }
+
+    #[test]
+    fn a_budget_rejects_pools_that_cost_more() {
+        let mut ask = ask("llama-3.1-70b");
+        ask.max_cost_per_hour = Some(Money::parse_amount("0.01", Currency::Usd).unwrap());
+        let report = ask
+            .planner_inputs()
+            .unwrap()
+            .plan(&Fleet::example())
+            .unwrap();
+        assert!(report.plans.is_empty());
+        assert!(
+            report
+                .rejections
+                .iter()
+                .any(|r| r.reason.code() == "over_budget")
+        );
+    }
+}
