@@ -2,7 +2,8 @@
 //! large number of ModelDeployments, and how much memory it takes.
 //!
 //! `cargo bench --bench sandbox_scale` runs 1,000 nodes and 2,000
-//! deployments; under `cargo test` it runs a small smoke version.
+//! deployments (`SANDBOX_SCALE=200x400` picks another size, nodes x
+//! deployments); under `cargo test` it runs a small smoke version.
 
 use std::time::{Duration, Instant};
 
@@ -27,16 +28,28 @@ fn fleet(nodes: usize) -> Fleet {
     Fleet::from_yaml(&format!("pools:\n{}\n", pools.join("\n"))).unwrap()
 }
 
-fn peak_rss_mib() -> Option<u64> {
+/// `"200x400"`: 200 nodes, 400 deployments.
+fn parse_size(size: &str) -> Option<(usize, usize)> {
+    let (nodes, deployments) = size.split_once('x')?;
+    Some((nodes.parse().ok()?, deployments.parse().ok()?))
+}
+
+/// A memory figure of this process from /proc (`VmHWM:` is the peak RSS).
+fn status_mib(field: &str) -> Option<u64> {
     let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let line = status.lines().find(|l| l.starts_with(field))?;
     let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
     Some(kib / 1024)
 }
 
 fn main() {
     let full = std::env::args().any(|a| a == "--bench");
-    let (nodes, deployments) = if full { (1000, 2000) } else { (20, 20) };
+    let (nodes, deployments) = match std::env::var("SANDBOX_SCALE") {
+        Ok(size) => parse_size(&size)
+            .unwrap_or_else(|| panic!("SANDBOX_SCALE is NODESxDEPLOYMENTS, not {size:?}")),
+        Err(_) if full => (1000, 2000),
+        Err(_) => (20, 20),
+    };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -61,6 +74,7 @@ fn main() {
             md.metadata.namespace = Some("default".to_owned());
             api.create(&PostParams::default(), &md).await.unwrap();
         }
+        let mut last_progress = Instant::now();
         let deadline = Instant::now() + Duration::from_secs(if full { 1800 } else { 120 });
         loop {
             let list = api.list(&ListParams::default()).await.unwrap();
@@ -72,6 +86,14 @@ fn main() {
             if ready == deployments {
                 break;
             }
+            if full && last_progress.elapsed() >= Duration::from_secs(30) {
+                last_progress = Instant::now();
+                eprintln!(
+                    "  {:.0?}: {ready} of {deployments} Ready, RSS {} MiB",
+                    created.elapsed(),
+                    status_mib("VmRSS:").map_or_else(|| "unknown".to_owned(), |m| m.to_string())
+                );
+            }
             assert!(Instant::now() < deadline, "only {ready} of {deployments} Ready");
             tokio::time::sleep(Duration::from_millis(500)).await;
         }
@@ -79,7 +101,7 @@ fn main() {
             "sandbox scale: {nodes} nodes up in {:.1?}; {deployments} ModelDeployments Ready {:.1?} after creation; peak RSS {} MiB",
             nodes_up,
             created.elapsed(),
-            peak_rss_mib().map_or_else(|| "unknown".to_owned(), |m| m.to_string())
+            status_mib("VmHWM:").map_or_else(|| "unknown".to_owned(), |m| m.to_string())
         );
         cluster.shutdown().await;
     });

@@ -29,6 +29,15 @@ pub struct OperatorArgs {
     /// This replica's identity in the Lease.
     #[arg(long, env = "POD_NAME", default_value = "modelfleet-operator")]
     identity: String,
+    /// ModelDeployments reconciled at once; more only adds memory and API
+    /// load once the API server is the bottleneck.
+    #[arg(long, env = "MODELFLEET_CONCURRENCY", default_value_t = 16, value_parser = clap::value_parser!(u16).range(1..))]
+    concurrency: u16,
+    /// Run only ModelDeployments a modelfleet hub has admitted (annotation
+    /// `modelfleet.io/admission`), so that quota applies to `kubectl apply`
+    /// too. Set it when a hub manages this cluster.
+    #[arg(long, env = "MODELFLEET_REQUIRE_ADMISSION")]
+    require_admission: bool,
 }
 
 pub fn run(args: OperatorArgs) -> anyhow::Result<ExitCode> {
@@ -38,8 +47,11 @@ pub fn run(args: OperatorArgs) -> anyhow::Result<ExitCode> {
         let client = kube::Client::try_default()
             .await
             .context("cannot reach a Kubernetes API server (in-cluster config or KUBECONFIG)")?;
+        let mut settings = Settings::new(args.cluster);
+        settings.concurrency = args.concurrency;
+        settings.require_admission = args.require_admission;
         let options = Options {
-            settings: Settings::new(args.cluster),
+            settings,
             probe_addr: Some(args.probe_addr),
             leader_election: (!args.no_leader_election).then(|| LeaderElection {
                 lease_name: "modelfleet-operator".to_owned(),

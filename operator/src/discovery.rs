@@ -8,7 +8,8 @@
 //! read from the device plugin's allocatable resource and the product labels;
 //! free devices are allocatable minus what non-terminated pods request.
 
-use std::collections::BTreeMap;
+use std::borrow::Borrow;
+use std::collections::{BTreeMap, HashMap};
 
 use k8s_openapi::api::core::v1::{Node, Pod};
 use modelfleet_core::accelerator::{ACCELERATORS, Accelerator, Vendor};
@@ -70,11 +71,21 @@ struct NodeFacts {
 }
 
 /// Groups `nodes` into pools of cluster `cluster` and counts free devices
-/// from `pods`. Nodes without accelerators are ignored.
-pub fn discover(cluster: &str, nodes: &[Node], pods: &[Pod]) -> Discovery {
+/// from `pods`. Nodes without accelerators are ignored. Takes the objects
+/// owned or shared (`Arc`, as a watch cache hands them out), so that a
+/// caller need not copy a whole cluster to ask.
+pub fn discover<N: Borrow<Node>, P: Borrow<Pod>>(
+    cluster: &str,
+    nodes: &[N],
+    pods: &[P],
+) -> Discovery {
     let mut skipped = Vec::new();
     let mut pools: BTreeMap<String, NodePool> = BTreeMap::new();
+    // Pods are read once, not once per node: a reconcile of a large
+    // cluster would otherwise cost nodes × pods.
+    let bound = live_pods_by_node(pods);
     for node in nodes {
+        let node = node.borrow();
         let name = node.metadata.name.clone().unwrap_or_default();
         let facts = match read_node(node) {
             Ok(Some(facts)) => facts,
@@ -84,7 +95,9 @@ pub fn discover(cluster: &str, nodes: &[Node], pods: &[Pod]) -> Discovery {
                 continue;
             }
         };
-        let used = requested_on(&name, facts.resource, pods);
+        let used = bound
+            .get(name.as_str())
+            .map_or(0, |on_node| requested(facts.resource, on_node));
         let free = facts.allocatable.saturating_sub(used);
         let pool = pools.entry(facts.pool.clone()).or_insert_with(|| NodePool {
             cloud: facts.cloud,
@@ -374,14 +387,29 @@ fn is_schedulable(node: &Node) -> bool {
 /// counted as the scheduler does: the larger of the containers' sum and
 /// the largest init container.
 pub fn requested_on(node: &str, resource: &str, pods: &[Pod]) -> u32 {
-    pods.iter()
-        .filter(|p| p.spec.as_ref().and_then(|s| s.node_name.as_deref()) == Some(node))
-        .filter(|p| {
-            let phase = p.status.as_ref().and_then(|s| s.phase.as_deref());
-            !matches!(phase, Some("Succeeded" | "Failed"))
-        })
-        .map(|p| pod_request(p, resource))
-        .sum()
+    live_pods_by_node(pods)
+        .get(node)
+        .map_or(0, |on_node| requested(resource, on_node))
+}
+
+/// Non-terminated pods by the node they are bound to.
+fn live_pods_by_node<P: Borrow<Pod>>(pods: &[P]) -> HashMap<&str, Vec<&Pod>> {
+    let mut bound: HashMap<&str, Vec<&Pod>> = HashMap::new();
+    for pod in pods {
+        let pod = pod.borrow();
+        let phase = pod.status.as_ref().and_then(|s| s.phase.as_deref());
+        if matches!(phase, Some("Succeeded" | "Failed")) {
+            continue;
+        }
+        if let Some(node) = pod.spec.as_ref().and_then(|s| s.node_name.as_deref()) {
+            bound.entry(node).or_default().push(pod);
+        }
+    }
+    bound
+}
+
+fn requested(resource: &str, pods: &[&Pod]) -> u32 {
+    pods.iter().map(|p| pod_request(p, resource)).sum()
 }
 
 fn pod_request(pod: &Pod, resource: &str) -> u32 {

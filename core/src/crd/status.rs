@@ -20,6 +20,11 @@ pub mod condition {
     pub const WORKLOAD_READY: &str = "WorkloadReady";
     /// The model answers at `status.endpoint`.
     pub const READY: &str = "Ready";
+    /// Set only by an operator that requires admission by the hub
+    /// (`require_admission`): `True` once admitted, `Unknown` while
+    /// waiting, `False` (reason `QuotaExceeded`, `NoTenant`, …) when
+    /// rejected.
+    pub const ADMITTED: &str = "Admitted";
 }
 
 /// The observed state, written by the operator.

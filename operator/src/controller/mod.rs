@@ -9,6 +9,7 @@
 //! the ModelDeployment is; the same code runs against a production cluster
 //! and the sandbox, through a `kube::Client`.
 
+pub mod admission;
 pub mod apply;
 pub mod choose;
 pub mod fetch;
@@ -24,7 +25,7 @@ use k8s_openapi::api::core::v1::{Pod, Service};
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use k8s_openapi::jiff::Timestamp;
 use kube::api::{Api, ListParams, Patch, PatchParams};
-use kube::runtime::controller::{Action, Controller};
+use kube::runtime::controller::{Action, Config as ControllerConfig, Controller};
 use kube::runtime::events::{Event, EventType, Recorder, Reporter};
 use kube::runtime::finalizer::{self, finalizer};
 use kube::runtime::watcher;
@@ -116,6 +117,16 @@ pub struct Settings {
     pub unplannable_requeue: Duration,
     /// Reporter name on Events.
     pub reporter: String,
+    /// Run a ModelDeployment only once the hub has admitted it (the
+    /// `modelfleet.io/admission` annotation, see [`admission`]): for
+    /// clusters a hub manages, so that nothing runs outside a tenant's
+    /// quota. Off by default: a standalone operator runs what it is given.
+    pub require_admission: bool,
+    /// Reconciles run at once, at least one (never two of one deployment). Each reads
+    /// the whole cluster and makes several API calls, so an unbounded
+    /// number (kube-runtime's default) lets thousands of due deployments
+    /// pile up at once: more memory and API load, and no sooner done.
+    pub concurrency: u16,
 }
 
 impl Settings {
@@ -127,6 +138,8 @@ impl Settings {
             steady_requeue: Duration::from_secs(300),
             unplannable_requeue: Duration::from_secs(120),
             reporter: "modelfleet-operator".to_owned(),
+            require_admission: false,
+            concurrency: 16,
         }
     }
 }
@@ -208,6 +221,7 @@ pub async fn run(ctx: Arc<Context>, shutdown: impl Future<Output = ()> + Send + 
         }
     });
     controller
+        .with_config(ControllerConfig::default().concurrency(ctx.settings.concurrency.max(1)))
         .graceful_shutdown_on(shutdown)
         .run(reconcile, error_policy, ctx)
         .for_each(|result| async move {
@@ -252,12 +266,39 @@ async fn apply_step(md: &ModelDeployment, ctx: &Context) -> Result<Action, Error
     let namespace = md.namespace().ok_or(Error::NotNamespaced)?;
     let name = md.name_any();
 
+    // admission (only when a hub manages this cluster)
+    if ctx.settings.require_admission {
+        let previous = md.status.as_ref();
+        let generation = md.meta().generation;
+        match admission::of(md) {
+            admission::Admission::Admitted => {}
+            admission::Admission::Awaiting => {
+                let next = admission::awaiting(previous, generation, Timestamp::now());
+                write_status(ctx, md, &namespace, previous, next).await?;
+                // The hub's annotation is a change of the object: it wakes us.
+                return Ok(Action::await_change());
+            }
+            admission::Admission::Rejected { reason, message } => {
+                remove_workloads(md, ctx).await?;
+                let next =
+                    admission::rejected(&reason, &message, previous, generation, Timestamp::now());
+                if previous.and_then(|s| s.phase) != Some(Phase::Failed) {
+                    publish(ctx, md, EventType::Warning, &reason, &message).await;
+                }
+                write_status(ctx, md, &namespace, previous, next).await?;
+                return Ok(Action::await_change());
+            }
+        }
+    }
+
     // fetch
     let (nodes, pods) = ctx.view.nodes_and_pods(&ctx.client).await?;
-    let (own_pods, others): (Vec<Pod>, Vec<Pod>) = pods.into_iter().partition(|p| {
+    let (own_pods, others): (Vec<Arc<Pod>>, Vec<Arc<Pod>>) = pods.into_iter().partition(|p| {
         p.namespace().as_deref() == Some(namespace.as_str())
             && p.labels().get(DEPLOYMENT_LABEL) == Some(&name)
     });
+    // Only this deployment's own few pods are copied, for the status step.
+    let own_pods: Vec<Pod> = own_pods.iter().map(|p| Pod::clone(p)).collect();
     let fleet = discovery::discover(&ctx.settings.cluster, &nodes, &others).fleet;
 
     // plan
@@ -276,7 +317,13 @@ async fn apply_step(md: &ModelDeployment, ctx: &Context) -> Result<Action, Error
                 previous,
                 now,
             };
-            let next = status::unplannable(reason, &message, &seen);
+            let next = admitted(
+                ctx,
+                status::unplannable(reason, &message, &seen),
+                previous,
+                generation,
+                now,
+            );
             if planned_was_true(previous) || previous.and_then(|s| s.phase) != Some(Phase::Failed) {
                 publish(ctx, md, EventType::Warning, "PlanFailed", &message).await;
             }
@@ -322,6 +369,7 @@ async fn apply_step(md: &ModelDeployment, ctx: &Context) -> Result<Action, Error
         chosen.waiting_for_capacity.as_deref(),
         &seen,
     );
+    let next = admitted(ctx, next, previous, generation, now);
     let plan_changed = previous.and_then(|s| s.plan.as_ref()) != next.plan.as_ref();
     if plan_changed {
         let plan = &chosen.plan;
@@ -364,6 +412,40 @@ async fn apply_step(md: &ModelDeployment, ctx: &Context) -> Result<Action, Error
     Ok(Action::requeue(requeue))
 }
 
+/// With `require_admission`, says in the status that the hub admitted it.
+fn admitted(
+    ctx: &Context,
+    next: ModelDeploymentStatus,
+    previous: Option<&ModelDeploymentStatus>,
+    generation: Option<i64>,
+    now: Timestamp,
+) -> ModelDeploymentStatus {
+    if ctx.settings.require_admission {
+        admission::admitted(next, previous, generation, now)
+    } else {
+        next
+    }
+}
+
+/// Deletes the workload objects of a deployment (not waiting for pods).
+async fn remove_workloads(md: &ModelDeployment, ctx: &Context) -> Result<(), Error> {
+    let namespace = md.namespace().ok_or(Error::NotNamespaced)?;
+    let name = md.name_any();
+    let client = &ctx.client;
+    apply::delete_if_present::<Deployment>(client, &namespace, &name).await?;
+    if ctx.lws_available {
+        apply::delete_if_present::<LeaderWorkerSet>(
+            client,
+            &namespace,
+            &format!("{name}{GROUP_SUFFIX}"),
+        )
+        .await?;
+    }
+    apply::delete_if_present::<Service>(client, &namespace, &name).await?;
+    apply::delete_if_present::<PodDisruptionBudget>(client, &namespace, &name).await?;
+    Ok(())
+}
+
 /// Deletes what the deployment owns and waits until its pods are gone, so
 /// that its devices are free (and no longer billed) when it disappears.
 async fn cleanup(md: &ModelDeployment, ctx: &Context) -> Result<Action, Error> {
@@ -377,18 +459,8 @@ async fn cleanup(md: &ModelDeployment, ctx: &Context) -> Result<Action, Error> {
             warn!(error = %e, "could not mark {name} Terminating");
         }
     }
+    remove_workloads(md, ctx).await?;
     let client = &ctx.client;
-    apply::delete_if_present::<Deployment>(client, &namespace, &name).await?;
-    if ctx.lws_available {
-        apply::delete_if_present::<LeaderWorkerSet>(
-            client,
-            &namespace,
-            &format!("{name}{GROUP_SUFFIX}"),
-        )
-        .await?;
-    }
-    apply::delete_if_present::<Service>(client, &namespace, &name).await?;
-    apply::delete_if_present::<PodDisruptionBudget>(client, &namespace, &name).await?;
     let pods = list::<Pod>(
         Api::namespaced(client.clone(), &namespace),
         ListParams::default().labels(&format!("{DEPLOYMENT_LABEL}={name}")),

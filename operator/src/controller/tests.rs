@@ -107,6 +107,14 @@ fn answer(cluster: &Cluster, md: &Value, call: &Call) -> (StatusCode, Value) {
 /// Runs one reconcile of `md` against `cluster`; returns its result and the
 /// conversation.
 async fn converse(md: ModelDeployment, cluster: Cluster) -> (Result<Action, Error>, Vec<Call>) {
+    converse_with(md, cluster, Settings::new("prod")).await
+}
+
+async fn converse_with(
+    md: ModelDeployment,
+    cluster: Cluster,
+    mut settings: Settings,
+) -> (Result<Action, Error>, Vec<Call>) {
     let (service, mut handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
     let md_json = serde_json::to_value(&md).unwrap();
     let server = tokio::spawn(async move {
@@ -137,7 +145,6 @@ async fn converse(md: ModelDeployment, cluster: Cluster) -> (Result<Action, Erro
         calls
     });
     let client = Client::new(service, "default");
-    let mut settings = Settings::new("prod");
     settings.build = BuildOptions::default();
     let ctx = Arc::new(Context::new(client, settings, Metrics::new(), false));
     let result = reconcile(Arc::new(md), ctx).await;
@@ -418,4 +425,97 @@ fn nodes_of_the_fake_cluster_are_real_nodes() {
     // Guards the fixtures above: they must parse as the API's own types.
     let node: Node = serde_json::from_value(h100_node("n")).unwrap();
     assert_eq!(node.metadata.name.as_deref(), Some("n"));
+}
+
+fn admission_required() -> Settings {
+    let mut settings = Settings::new("prod");
+    settings.require_admission = true;
+    settings
+}
+
+fn annotate(mut md: ModelDeployment, pairs: &[(&str, &str)]) -> ModelDeployment {
+    md.meta_mut().annotations = Some(
+        pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect(),
+    );
+    md
+}
+
+fn created_workloads(calls: &[Call]) -> Vec<String> {
+    calls
+        .iter()
+        .filter(|c| c.method == Method::PATCH || c.method == Method::POST)
+        .filter(|c| c.path.contains("/deployments/") || c.path.contains("/services/"))
+        .map(|c| format!("{} {}", c.method, c.path))
+        .collect()
+}
+
+#[tokio::test]
+async fn with_admission_required_an_unadmitted_deployment_waits_and_creates_nothing() {
+    let md = with_finalizer(llama70());
+    let (result, calls) = converse_with(md, h100_cluster(1), admission_required()).await;
+    assert_eq!(result.unwrap(), Action::await_change());
+    assert!(created_workloads(&calls).is_empty(), "{:#?}", paths(&calls));
+    let status = status_of(find(&calls, Method::PATCH, "/llama70/status"));
+    assert_eq!(status.phase, Some(Phase::Pending));
+    let admitted = condition(&status, "Admitted");
+    assert_eq!(
+        (admitted.status.as_str(), admitted.reason.as_str()),
+        ("Unknown", "AwaitingAdmission")
+    );
+}
+
+#[tokio::test]
+async fn a_rejected_deployment_says_why_and_its_workloads_are_removed() {
+    use modelfleet_core::crd::admission::*;
+    let md = annotate(
+        with_finalizer(llama70()),
+        &[
+            (ANNOTATION, REJECTED),
+            (REASON_ANNOTATION, REASON_QUOTA_EXCEEDED),
+            (
+                MESSAGE_ANNOTATION,
+                "total devices: 8 in use of 8; this needs 4 more",
+            ),
+        ],
+    );
+    let (result, calls) = converse_with(md, h100_cluster(1), admission_required()).await;
+    assert_eq!(result.unwrap(), Action::await_change());
+    assert!(created_workloads(&calls).is_empty(), "{:#?}", paths(&calls));
+    assert!(
+        calls
+            .iter()
+            .any(|c| c.method == Method::DELETE && c.path.ends_with("/deployments/llama70")),
+        "removes a workload that may already run: {:#?}",
+        paths(&calls)
+    );
+    let status = status_of(find(&calls, Method::PATCH, "/llama70/status"));
+    assert_eq!(status.phase, Some(Phase::Failed));
+    let admitted = condition(&status, "Admitted");
+    assert_eq!(
+        (admitted.status.as_str(), admitted.reason.as_str()),
+        ("False", "QuotaExceeded")
+    );
+    assert!(
+        admitted.message.contains("8 in use"),
+        "{}",
+        admitted.message
+    );
+}
+
+#[tokio::test]
+async fn an_admitted_deployment_runs_and_says_so() {
+    use modelfleet_core::crd::admission::*;
+    let md = annotate(with_finalizer(llama70()), &[(ANNOTATION, ADMITTED)]);
+    let (result, calls) = converse_with(md, h100_cluster(1), admission_required()).await;
+    assert!(result.is_ok(), "{result:?}");
+    assert!(
+        !created_workloads(&calls).is_empty(),
+        "{:#?}",
+        paths(&calls)
+    );
+    let status = status_of(find(&calls, Method::PATCH, "/llama70/status"));
+    assert_eq!(condition(&status, "Admitted").status, "True");
 }

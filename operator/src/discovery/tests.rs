@@ -10,6 +10,8 @@ use modelfleet_core::fleet::{CapacityType, Cloud, Taint};
 
 use super::*;
 
+const NO_PODS: &[Pod] = &[];
+
 /// A Ready node with `devices` of `resource` and the given labels.
 fn node(name: &str, resource: &str, devices: u32, labels: &[(&str, &str)]) -> Node {
     Node {
@@ -127,7 +129,7 @@ fn the_modelfleet_pool_label_wins_and_ascend_is_recognised() {
             ("accelerator-type", "module-910b-8"),
         ],
     );
-    let d = discover("gy", &[n], &[]);
+    let d = discover("gy", &[n], NO_PODS);
     let pool = &d.fleet.pools[0];
     assert_eq!(pool.name, "snt9b-pool");
     assert_eq!(pool.accelerator, "ascend-910b");
@@ -142,7 +144,7 @@ fn the_modelfleet_pool_label_wins_and_ascend_is_recognised() {
 fn cpu_nodes_are_ignored_and_unknown_devices_are_explained() {
     let cpu = node("cpu", "cpu", 16, &[]);
     let mystery = node("m1", GPU, 8, &[("nvidia.com/gpu.product", "NVIDIA-B300")]);
-    let d = discover("c", &[cpu, mystery], &[]);
+    let d = discover("c", &[cpu, mystery], NO_PODS);
     assert!(d.fleet.pools.is_empty());
     assert_eq!(d.skipped.len(), 1);
     assert_eq!(d.skipped[0].node, "m1");
@@ -161,7 +163,7 @@ fn cpu_nodes_are_ignored_and_unknown_devices_are_explained() {
         8,
         &[("karpenter.k8s.aws/instance-gpu-name", "a100")],
     );
-    assert!(!discover("c", &[ambiguous], &[]).skipped.is_empty());
+    assert!(!discover("c", &[ambiguous], NO_PODS).skipped.is_empty());
     let a10g = node(
         "m4",
         GPU,
@@ -169,12 +171,12 @@ fn cpu_nodes_are_ignored_and_unknown_devices_are_explained() {
         &[("karpenter.k8s.aws/instance-gpu-name", "a10g")],
     );
     assert_eq!(
-        discover("c", &[a10g], &[]).fleet.pools[0].accelerator,
+        discover("c", &[a10g], NO_PODS).fleet.pools[0].accelerator,
         "a10"
     );
 
     let labelled = node("m2", GPU, 8, &[("modelfleet.io/accelerator", "h200")]);
-    let d = discover("c", &[labelled], &[]);
+    let d = discover("c", &[labelled], NO_PODS);
     assert_eq!(d.fleet.pools[0].accelerator, "h200");
     assert_eq!(d.fleet.pools[0].cloud, Cloud::Generic);
 }
@@ -192,7 +194,7 @@ fn not_ready_and_cordoned_nodes_count_but_are_not_free() {
         .as_mut()
         .unwrap()[0]
         .status = "False".to_owned();
-    let d = discover("c", &[cordoned, not_ready, eks_h100("n3")], &[]);
+    let d = discover("c", &[cordoned, not_ready, eks_h100("n3")], NO_PODS);
     let pool = &d.fleet.pools[0];
     assert_eq!((pool.nodes_total, pool.nodes_free), (3, 1));
 }
@@ -220,7 +222,7 @@ fn spot_price_and_taints_are_read_from_the_nodes() {
         effect: "NoSchedule".to_owned(),
         time_added: None,
     }]);
-    let d = discover("c", &[n], &[]);
+    let d = discover("c", &[n], NO_PODS);
     let pool = &d.fleet.pools[0];
     assert_eq!(pool.capacity_type, CapacityType::Spot);
     assert_eq!(pool.price_per_device_hour.unwrap().to_string(), "1.50 USD");
@@ -239,7 +241,7 @@ fn spot_price_and_taints_are_read_from_the_nodes() {
         PRICE_ANNOTATION.to_owned(),
         "cheap".to_owned(),
     )]));
-    let d = discover("c", &[bad], &[]);
+    let d = discover("c", &[bad], NO_PODS);
     assert!(
         d.skipped[0].reason.contains("is not a price"),
         "{:?}",

@@ -1,0 +1,224 @@
+//! The admission gate, for an operator whose cluster is managed by a hub
+//! (`Settings::require_admission`): a ModelDeployment runs only once the
+//! hub has annotated it `admitted`; a `rejected` one runs nothing and says
+//! why in its `Admitted` condition. Pure: no client required.
+//!
+//! Without `require_admission` (standalone `modelfleet operator` and
+//! `modelfleet sandbox`) the annotations are ignored and nothing changes.
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+use k8s_openapi::jiff::Timestamp;
+use kube::ResourceExt;
+use modelfleet_core::crd::admission::{
+    ADMITTED, ANNOTATION, MESSAGE_ANNOTATION, REASON_ANNOTATION, REJECTED,
+};
+use modelfleet_core::crd::{ModelDeployment, ModelDeploymentStatus, Phase, condition};
+
+/// What the hub decided about a ModelDeployment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Admission {
+    Admitted,
+    /// No decision yet (or one this operator does not know).
+    Awaiting,
+    Rejected {
+        reason: String,
+        message: String,
+    },
+}
+
+/// Reads the hub's annotations.
+pub fn of(md: &ModelDeployment) -> Admission {
+    let annotations = md.annotations();
+    match annotations.get(ANNOTATION).map(String::as_str) {
+        Some(ADMITTED) => Admission::Admitted,
+        Some(REJECTED) => Admission::Rejected {
+            reason: annotations
+                .get(REASON_ANNOTATION)
+                .filter(|r| is_reason(r))
+                .cloned()
+                .unwrap_or_else(|| "Rejected".to_owned()),
+            message: annotations
+                .get(MESSAGE_ANNOTATION)
+                .cloned()
+                .unwrap_or_else(|| "the hub did not admit this ModelDeployment".to_owned()),
+        },
+        _ => Admission::Awaiting,
+    }
+}
+
+/// A condition reason must be CamelCase letters (Kubernetes validates it).
+fn is_reason(reason: &str) -> bool {
+    !reason.is_empty() && reason.len() <= 1024 && reason.chars().all(|c| c.is_ascii_alphabetic())
+}
+
+/// The `Admitted` condition, keeping its transition time while its status
+/// is unchanged.
+pub fn condition(
+    previous: Option<&ModelDeploymentStatus>,
+    status: &str,
+    reason: &str,
+    message: &str,
+    generation: Option<i64>,
+    now: Timestamp,
+) -> Condition {
+    let since = previous
+        .into_iter()
+        .flat_map(|s| s.conditions.iter())
+        .find(|c| c.type_ == condition::ADMITTED && c.status == status)
+        .map(|c| c.last_transition_time.clone())
+        .unwrap_or(Time(now));
+    Condition {
+        type_: condition::ADMITTED.to_owned(),
+        status: status.to_owned(),
+        reason: reason.to_owned(),
+        message: message.to_owned(),
+        last_transition_time: since,
+        observed_generation: generation,
+    }
+}
+
+/// Adds `Admitted=True` to the status of an admitted deployment.
+pub fn admitted(
+    mut next: ModelDeploymentStatus,
+    previous: Option<&ModelDeploymentStatus>,
+    generation: Option<i64>,
+    now: Timestamp,
+) -> ModelDeploymentStatus {
+    next.conditions.retain(|c| c.type_ != condition::ADMITTED);
+    next.conditions.push(condition(
+        previous,
+        "True",
+        "Admitted",
+        "admitted by the hub",
+        generation,
+        now,
+    ));
+    next
+}
+
+/// Status while the hub has not decided: Pending, nothing created.
+pub fn awaiting(
+    previous: Option<&ModelDeploymentStatus>,
+    generation: Option<i64>,
+    now: Timestamp,
+) -> ModelDeploymentStatus {
+    ModelDeploymentStatus {
+        phase: Some(Phase::Pending),
+        observed_generation: generation,
+        conditions: vec![condition(
+            previous,
+            "Unknown",
+            "AwaitingAdmission",
+            "waiting for the hub to admit this ModelDeployment against its tenant's quota",
+            generation,
+            now,
+        )],
+        ..ModelDeploymentStatus::default()
+    }
+}
+
+/// Status of a rejected deployment: Failed, `Admitted=False` with the
+/// hub's reason, and no workload.
+pub fn rejected(
+    reason: &str,
+    message: &str,
+    previous: Option<&ModelDeploymentStatus>,
+    generation: Option<i64>,
+    now: Timestamp,
+) -> ModelDeploymentStatus {
+    ModelDeploymentStatus {
+        phase: Some(Phase::Failed),
+        observed_generation: generation,
+        conditions: vec![
+            condition(previous, "False", reason, message, generation, now),
+            Condition {
+                type_: condition::READY.to_owned(),
+                status: "False".to_owned(),
+                reason: reason.to_owned(),
+                message: message.to_owned(),
+                last_transition_time: previous
+                    .into_iter()
+                    .flat_map(|s| s.conditions.iter())
+                    .find(|c| c.type_ == condition::READY && c.status == "False")
+                    .map(|c| c.last_transition_time.clone())
+                    .unwrap_or(Time(now)),
+                observed_generation: generation,
+            },
+        ],
+        replicas: Some(0),
+        ready_replicas: Some(0),
+        ..ModelDeploymentStatus::default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use super::*;
+
+    fn annotated(pairs: &[(&str, &str)]) -> ModelDeployment {
+        let mut md = ModelDeployment::test("m").model("llama-3.1-8b");
+        md.metadata.annotations = Some(
+            pairs
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect::<BTreeMap<_, _>>(),
+        );
+        md
+    }
+
+    #[test]
+    fn reads_the_hubs_decision() {
+        assert_eq!(of(&annotated(&[])), Admission::Awaiting);
+        assert_eq!(
+            of(&annotated(&[(ANNOTATION, "maybe")])),
+            Admission::Awaiting
+        );
+        assert_eq!(
+            of(&annotated(&[(ANNOTATION, ADMITTED)])),
+            Admission::Admitted
+        );
+        assert_eq!(
+            of(&annotated(&[
+                (ANNOTATION, REJECTED),
+                (REASON_ANNOTATION, "QuotaExceeded"),
+                (
+                    MESSAGE_ANNOTATION,
+                    "total devices: 8 in use, limit 8, needs 8"
+                ),
+            ])),
+            Admission::Rejected {
+                reason: "QuotaExceeded".into(),
+                message: "total devices: 8 in use, limit 8, needs 8".into()
+            }
+        );
+        // A reason Kubernetes would refuse on a condition is replaced.
+        let Admission::Rejected { reason, .. } = of(&annotated(&[
+            (ANNOTATION, REJECTED),
+            (REASON_ANNOTATION, "no way!"),
+        ])) else {
+            panic!("rejected")
+        };
+        assert_eq!(reason, "Rejected");
+    }
+
+    #[test]
+    fn a_rejection_is_failed_with_the_reason_and_keeps_its_time() {
+        let now = Timestamp::now();
+        let first = rejected("QuotaExceeded", "over", None, Some(1), now);
+        assert_eq!(first.phase, Some(Phase::Failed));
+        let admitted = first
+            .conditions
+            .iter()
+            .find(|c| c.type_ == condition::ADMITTED)
+            .unwrap();
+        assert_eq!(
+            (admitted.status.as_str(), admitted.reason.as_str()),
+            ("False", "QuotaExceeded")
+        );
+        let later = now + std::time::Duration::from_secs(60);
+        let again = rejected("QuotaExceeded", "over", Some(&first), Some(1), later);
+        assert_eq!(again, first, "unchanged, so nothing is written again");
+    }
+}
