@@ -9,6 +9,7 @@ pub const DEFAULT_SESSION_MINUTES: u32 = 60;
 pub const DEFAULT_IDEMPOTENCY_HOURS: u32 = 24;
 pub const DEFAULT_POOL_MAX_AGE_SECONDS: u64 = 10;
 pub const DEFAULT_MODEL_SOURCE: &str = "s3://models/{model}";
+pub const DEFAULT_FAILOVER_AFTER_SECONDS: u64 = 300;
 
 #[derive(Debug, Clone, PartialEq, Eq, clap::Args)]
 pub struct ApiSettings {
@@ -49,6 +50,12 @@ pub struct ApiSettings {
     /// Used only to rank plans, never to bill.
     #[arg(long = "exchange-rate", env = "MODELFLEET_EXCHANGE_RATES", value_delimiter = ',', value_parser = parse_rate)]
     pub exchange_rates: Vec<(Currency, Rate)>,
+
+    /// How long a deployment's pods may stay unschedulable before failover
+    /// moves it to the next-best pool of another cluster, in seconds.
+    #[arg(long = "failover-after-seconds", env = "MODELFLEET_FAILOVER_AFTER_SECONDS", default_value_t = DEFAULT_FAILOVER_AFTER_SECONDS,
+          value_parser = clap::value_parser!(u64).range(1..=7 * 24 * 3600))]
+    pub failover_after_seconds: u64,
 }
 
 impl Default for ApiSettings {
@@ -61,6 +68,7 @@ impl Default for ApiSettings {
             default_model_source: DEFAULT_MODEL_SOURCE.to_owned(),
             reference_currency: Currency::Usd,
             exchange_rates: Vec::new(),
+            failover_after_seconds: DEFAULT_FAILOVER_AFTER_SECONDS,
         }
     }
 }
@@ -114,5 +122,8 @@ mod tests {
         assert_eq!(cli.api.exchange_rates().rates.len(), 1);
         assert_eq!(cli.api.model_source("m"), "hf://m");
         assert!(Cli::try_parse_from(["hub", "--exchange-rate", "EUR=1"]).is_err());
+        let cli = Cli::parse_from(["hub", "--failover-after-seconds", "30"]);
+        assert_eq!(cli.api.failover_after_seconds, 30);
+        assert!(Cli::try_parse_from(["hub", "--failover-after-seconds", "0"]).is_err());
     }
 }

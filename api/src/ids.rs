@@ -119,3 +119,11 @@ id_type!(
     /// A signed-in user's session.
     SessionId
 );
+id_type!(
+    /// One replica's (pod's) device interval, as cluster sync recorded it.
+    IntervalId
+);
+id_type!(
+    /// Something that happened to a deployment (a failover step).
+    EventId
+);

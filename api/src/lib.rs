@@ -2,19 +2,23 @@
 //! secrets at rest, and the store they live in; the clusters it places
 //! models on ([`clusters`]), placement ([`placement`]) and the REST API
 //! ([`http`]) that `modelfleet serve` and `modelfleet api` mount with
-//! [`router`].
+//! [`router`], and the background loops they run next to it: cluster sync
+//! ([`sync::run`]) and failover ([`failover::run`]).
 //!
 //! `store/` is the only place in modelfleet that runs SQL; this crate never
 //! renders HTML.
 
+pub mod bootstrap;
 pub mod clusters;
 pub mod config;
+pub mod failover;
 pub mod http;
 pub mod identity;
 pub mod ids;
 pub mod placement;
 pub mod secret;
 pub mod store;
+pub mod sync;
 
 pub use clusters::ClusterRegistry;
 pub use config::ApiSettings;

@@ -149,7 +149,19 @@ pub fn model_deployment(
     id: DeploymentId,
     plan: &Plan,
 ) -> ModelDeployment {
-    let mut spec = ask.spec();
+    placed(ask.spec(), name, namespace, tenant_name, id, plan)
+}
+
+/// `spec` with `plan`'s pool pinned, as the hub writes it into the plan's
+/// cluster (also when failover moves it there).
+pub fn placed(
+    mut spec: ModelDeploymentSpec,
+    name: &str,
+    namespace: &str,
+    tenant_name: &str,
+    id: DeploymentId,
+    plan: &Plan,
+) -> ModelDeployment {
     spec.placement.pool = Some(plan.pool.to_string());
     let mut md = ModelDeployment::new(name, spec);
     md.metadata.namespace = Some(namespace.to_owned());
@@ -161,6 +173,12 @@ pub fn model_deployment(
             crate::clusters::FIELD_MANAGER.to_owned(),
         ),
     ]));
+    // Admitted against the quota before it is written: an operator that
+    // requires admission runs it at once.
+    md.metadata.annotations = Some(BTreeMap::from([(
+        modelfleet_core::crd::admission::ANNOTATION.to_owned(),
+        modelfleet_core::crd::admission::ADMITTED.to_owned(),
+    )]));
     md
 }
 
@@ -203,6 +221,10 @@ mod tests {
         assert_eq!(
             md.metadata.labels.as_ref().unwrap()[DEPLOYMENT_ID_LABEL],
             id.to_string()
+        );
+        assert_eq!(
+            md.metadata.annotations.as_ref().unwrap()[modelfleet_core::crd::admission::ANNOTATION],
+            "admitted"
         );
         let request = deployment_request("llama70", &inputs.model, best, "mf-acme", Currency::Usd);
         assert_eq!(request.cluster, best.pool.cluster);

@@ -135,4 +135,76 @@ impl ClusterRegistry {
             Err(e) => Err(e),
         }
     }
+
+    /// A ModelDeployment, or `None` when it does not exist.
+    pub async fn get_deployment(
+        &self,
+        cluster: &str,
+        namespace: &str,
+        name: &str,
+    ) -> Result<Option<ModelDeployment>, ClusterError> {
+        let client = self.client(cluster)?;
+        let mds: Api<ModelDeployment> = Api::namespaced(client, namespace);
+        timed(cluster, "reading the ModelDeployment", mds.get_opt(name)).await
+    }
+
+    /// Writes the hub's admission decision on a ModelDeployment (and, when
+    /// admitted, the id of the deployment it counts as), as a merge patch
+    /// of its metadata so the spec someone applied stays theirs.
+    pub async fn annotate_admission(
+        &self,
+        cluster: &str,
+        namespace: &str,
+        name: &str,
+        decision: &Decision,
+    ) -> Result<(), ClusterError> {
+        use modelfleet_core::crd::admission::{
+            ADMITTED, ANNOTATION, MESSAGE_ANNOTATION, REASON_ANNOTATION, REJECTED,
+        };
+        let client = self.client(cluster)?;
+        let mds: Api<ModelDeployment> = Api::namespaced(client, namespace);
+        let patch = match decision {
+            Decision::Admitted { deployment, tenant } => json!({"metadata": {
+                "annotations": {
+                    ANNOTATION: ADMITTED,
+                    REASON_ANNOTATION: null,
+                    MESSAGE_ANNOTATION: null,
+                },
+                "labels": {
+                    DEPLOYMENT_ID_LABEL: deployment.to_string(),
+                    TENANT_LABEL: tenant,
+                },
+            }}),
+            Decision::Rejected { reason, message } => json!({"metadata": {"annotations": {
+                ANNOTATION: REJECTED,
+                REASON_ANNOTATION: reason,
+                MESSAGE_ANNOTATION: message,
+            }}}),
+        };
+        let params = PatchParams {
+            field_manager: Some(FIELD_MANAGER.to_owned()),
+            ..PatchParams::default()
+        };
+        timed(
+            cluster,
+            "annotating the ModelDeployment",
+            mds.patch(name, &params, &Patch::Merge(&patch)),
+        )
+        .await
+        .map(drop)
+    }
+}
+
+/// What the hub decided about a ModelDeployment it did not create.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Decision {
+    Admitted {
+        deployment: crate::ids::DeploymentId,
+        tenant: String,
+    },
+    Rejected {
+        /// One CamelCase word, e.g. `QuotaExceeded`.
+        reason: &'static str,
+        message: String,
+    },
 }

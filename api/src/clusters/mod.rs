@@ -31,7 +31,7 @@ use tracing::warn;
 use crate::secret::{Keyring, Secret};
 use crate::store::{Cluster, ClusterKind, PoolPrice, Store};
 
-pub use kube_ops::{DEPLOYMENT_ID_LABEL, FIELD_MANAGER, TENANT_LABEL, namespace_of};
+pub use kube_ops::{DEPLOYMENT_ID_LABEL, Decision, FIELD_MANAGER, TENANT_LABEL, namespace_of};
 
 /// How long one call to a cluster's API may take.
 const CALL_TIMEOUT: Duration = Duration::from_secs(10);
@@ -86,6 +86,8 @@ pub struct ClusterView {
 }
 
 struct Member {
+    /// Tells a re-attached cluster (a new client) from the one before.
+    generation: u64,
     cloud: Cloud,
     region: String,
     client: Client,
@@ -117,7 +119,9 @@ impl ClusterRegistry {
     /// `modelfleet serve` hands in the sandbox clusters it runs. Replaces an
     /// earlier connection of the same name.
     pub fn attach(&self, name: &str, cloud: Cloud, region: &str, client: Client) {
+        static ATTACHED: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
         let member = Arc::new(Member {
+            generation: ATTACHED.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
             cloud,
             region: region.to_owned(),
             client,
@@ -187,6 +191,22 @@ impl ClusterRegistry {
             }
         }
         Ok(failed)
+    }
+
+    /// Every connected cluster: its name, a generation that changes when it
+    /// is attached again, and its client. What cluster sync watches.
+    pub fn connections(&self) -> Vec<(String, u64, Client)> {
+        self.members
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .iter()
+            .map(|(name, m)| (name.clone(), m.generation, m.client.clone()))
+            .collect()
+    }
+
+    /// The cloud cluster `name` was registered on.
+    pub fn cloud_of(&self, name: &str) -> Option<Cloud> {
+        self.member(name).ok().map(|m| m.cloud)
     }
 
     fn member(&self, name: &str) -> Result<Arc<Member>, ClusterError> {

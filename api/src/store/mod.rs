@@ -24,7 +24,9 @@ mod api_keys;
 mod clusters;
 mod deployments;
 mod error;
+mod events;
 mod idempotency;
+mod intervals;
 mod quotas;
 mod sessions;
 mod tenants;
@@ -53,10 +55,13 @@ pub use clusters::{
     Cluster, ClusterKind, MAX_CLUSTER_NAME_LEN, MAX_KUBECONFIG_BYTES, NewCluster, PoolPrice,
 };
 pub use deployments::{
-    Deployment, DeploymentRequest, DeploymentStatus, PHASE_DELETING, PHASE_PENDING, Source,
+    Deployment, DeploymentRequest, DeploymentStatus, PHASE_DELETING, PHASE_PENDING, Relocation,
+    Source,
 };
 pub use error::StoreError;
+pub use events::{DeploymentEvent, EventKind, NewEvent};
 pub use idempotency::{IdempotencyClaim, StoredResponse};
+pub use intervals::{NewInterval, ReplicaInterval};
 pub use sessions::{CreatedSession, SESSION_TOKEN_PREFIX, Session, SessionAuthError};
 pub use tenants::{NewTenant, Tenant};
 pub use users::{LoginError, LoginPolicy, NewUser, User};

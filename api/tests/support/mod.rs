@@ -2,6 +2,10 @@
 //! sandbox cluster (the example fleet's `aws-use1-prod` pools) registered
 //! in-process, a platform admin signed in, and helpers to call the API
 //! through `tower::ServiceExt::oneshot`, without a socket.
+//!
+//! [`Hub::start_clusters`] starts several sandbox clusters instead, each
+//! optionally with the real operator reconciling in it, and
+//! [`Hub::background`] runs cluster sync and failover.
 
 #![allow(dead_code)]
 
@@ -23,6 +27,8 @@ use modelfleet_api::{
 use modelfleet_core::crd::ModelDeployment;
 use modelfleet_core::fleet::{Cloud, Fleet};
 use modelfleet_core::money::{Currency, Rate};
+use modelfleet_operator::controller::Settings;
+use modelfleet_operator::runner::{self, Options, Shutdown};
 use modelfleet_sandbox::ApiServer;
 use modelfleet_sandbox::cluster::{ClusterHandle, ClusterOptions, SimulatedCluster};
 use serde_json::{Value, json};
@@ -39,7 +45,72 @@ pub struct Hub {
     pub kube: kube::Client,
     /// A platform admin's session token.
     pub admin: String,
-    _cluster: ClusterHandle,
+    /// The sandbox clusters, in the order they were asked for.
+    pub sandboxes: Vec<Sandbox>,
+}
+
+/// One sandbox cluster of a test hub.
+pub struct Sandbox {
+    pub name: String,
+    pub kube: kube::Client,
+    pub nodes: ClusterHandle,
+    operator: Option<Shutdown>,
+}
+
+impl Drop for Sandbox {
+    fn drop(&mut self) {
+        if let Some(stop) = &self.operator {
+            stop.trigger();
+        }
+    }
+}
+
+/// What [`Hub::start_clusters`] starts.
+#[derive(Debug, Clone)]
+pub struct SandboxSpec {
+    pub name: &'static str,
+    pub cloud: Cloud,
+    pub region: &'static str,
+    pub fleet: Fleet,
+    /// Run the operator in it; `Some(true)` requires the hub's admission.
+    pub operator: Option<bool>,
+}
+
+/// Cluster sync and failover running for a test hub.
+pub struct Background {
+    stop: tokio::sync::watch::Sender<bool>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl Background {
+    /// Stops both loops and waits until they have.
+    pub async fn stop(self) {
+        self.stop.send_replace(true);
+        for task in self.tasks {
+            task.await.unwrap();
+        }
+    }
+}
+
+/// Polls `check` until it returns `Some`, and returns that. Gives up (and
+/// fails the test, naming `what`) only after a generous minute, so a slow
+/// machine is never mistaken for a bug.
+pub async fn eventually<T, F, Fut>(what: &str, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    let give_up = std::time::Instant::now() + std::time::Duration::from_secs(90);
+    loop {
+        if let Some(found) = check().await {
+            return found;
+        }
+        assert!(
+            std::time::Instant::now() < give_up,
+            "gave up waiting: {what}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
 }
 
 /// A response, its body parsed as JSON (`Null` when empty).
@@ -85,29 +156,24 @@ impl Hub {
     }
 
     pub async fn start_with(db: TestDb, fleet: Fleet) -> Hub {
-        let keyring = Arc::new(Keyring::new(SecretKey::generate().unwrap()));
-        let settings = ApiSettings {
-            exchange_rates: vec![(Currency::Cny, Rate::parse("0.14").unwrap())],
-            // Tests change the cluster and look again at once.
-            pool_max_age_seconds: 0,
-            ..ApiSettings::default()
+        let spec = SandboxSpec {
+            name: CLUSTER,
+            cloud: Cloud::Aws,
+            region: "us-east-1",
+            fleet,
+            operator: None,
         };
-        let state = AppState::new(db.store.clone(), keyring, ClusterRegistry::new(), settings);
+        Self::start_clusters(db, vec![spec], test_settings()).await
+    }
 
-        let server = ApiServer::new();
-        let kube = server.client();
-        let crds: Api<CustomResourceDefinition> = Api::all(kube.clone());
-        crds.create(&PostParams::default(), &ModelDeployment::crd())
-            .await
-            .expect("the sandbox takes the ModelDeployment CRD");
-        let options = ClusterOptions::default().time_factor(0.001);
-        let cluster = SimulatedCluster::start(kube.clone(), &fleet, options)
-            .await
-            .expect("the sandbox cluster starts");
-        state
-            .register_sandbox_cluster(CLUSTER, Cloud::Aws, "us-east-1", kube.clone())
-            .await
-            .unwrap();
+    /// A hub over several sandbox clusters, each registered under its name.
+    pub async fn start_clusters(db: TestDb, specs: Vec<SandboxSpec>, settings: ApiSettings) -> Hub {
+        let keyring = Arc::new(Keyring::new(SecretKey::generate().unwrap()));
+        let state = AppState::new(db.store.clone(), keyring, ClusterRegistry::new(), settings);
+        let mut sandboxes = Vec::new();
+        for spec in specs {
+            sandboxes.push(start_sandbox(&state, spec).await);
+        }
 
         let password = Secret::new(ADMIN_PASSWORD);
         let mut tx = db.store.begin(&Actor::system("test")).await.unwrap();
@@ -127,9 +193,9 @@ impl Hub {
             router: router(state.clone()),
             state,
             store: db.store,
-            kube,
+            kube: sandboxes[0].kube.clone(),
             admin: String::new(),
-            _cluster: cluster,
+            sandboxes,
         };
         let reply = hub
             .call(
@@ -142,6 +208,30 @@ impl Hub {
         assert_eq!(reply.status, StatusCode::CREATED, "{:#}", reply.body);
         hub.admin = reply.body["token"].as_str().unwrap().to_owned();
         hub
+    }
+
+    /// Starts cluster sync and failover, as `modelfleet serve` does.
+    pub fn background(&self) -> Background {
+        let (stop, stopped) = tokio::sync::watch::channel(false);
+        let tasks = vec![
+            modelfleet_api::sync::spawn(self.state.clone(), stopped.clone()),
+            modelfleet_api::failover::spawn(self.state.clone(), stopped),
+        ];
+        Background { stop, tasks }
+    }
+
+    /// Cluster sync alone.
+    pub fn sync_only(&self) -> Background {
+        let (stop, stopped) = tokio::sync::watch::channel(false);
+        let tasks = vec![modelfleet_api::sync::spawn(self.state.clone(), stopped)];
+        Background { stop, tasks }
+    }
+
+    pub fn sandbox(&self, name: &str) -> &Sandbox {
+        self.sandboxes
+            .iter()
+            .find(|s| s.name == name)
+            .unwrap_or_else(|| panic!("no sandbox {name}"))
     }
 
     pub async fn send(&self, request: Request<Body>) -> Reply {
@@ -234,4 +324,63 @@ impl Hub {
 /// A quota that fits a 70B model on one 8-GPU node.
 pub fn roomy() -> Value {
     json!({"totalDevices": 32, "deployments": 10})
+}
+
+/// The settings every test hub starts with.
+pub fn test_settings() -> ApiSettings {
+    ApiSettings {
+        exchange_rates: vec![(Currency::Cny, Rate::parse("0.14").unwrap())],
+        // Tests change the cluster and look again at once.
+        pool_max_age_seconds: 0,
+        ..ApiSettings::default()
+    }
+}
+
+async fn start_sandbox(state: &AppState, spec: SandboxSpec) -> Sandbox {
+    let SandboxSpec {
+        name,
+        cloud,
+        region,
+        fleet,
+        operator,
+    } = spec;
+    let server = ApiServer::new();
+    let kube = server.client();
+    let crds: Api<CustomResourceDefinition> = Api::all(kube.clone());
+    crds.create(&PostParams::default(), &ModelDeployment::crd())
+        .await
+        .expect("the sandbox takes the ModelDeployment CRD");
+    let options = ClusterOptions::default().time_factor(0.001);
+    let nodes = SimulatedCluster::start(kube.clone(), &fleet, options)
+        .await
+        .expect("the sandbox cluster starts");
+    state
+        .register_sandbox_cluster(name, cloud, region, kube.clone())
+        .await
+        .unwrap();
+    let operator = operator.map(|require_admission| {
+        let mut settings = Settings::new(name);
+        settings.converging_requeue = std::time::Duration::from_millis(200);
+        settings.unplannable_requeue = std::time::Duration::from_secs(1);
+        settings.require_admission = require_admission;
+        let (stop, stopped) = Shutdown::channel();
+        let options = Options {
+            settings,
+            probe_addr: None,
+            leader_election: None,
+        };
+        let client = kube.clone();
+        tokio::spawn(async move {
+            runner::run(client, options, stopped)
+                .await
+                .expect("the operator runs");
+        });
+        stop
+    });
+    Sandbox {
+        name: name.to_owned(),
+        kube,
+        nodes,
+        operator,
+    }
 }

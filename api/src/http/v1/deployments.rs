@@ -289,6 +289,7 @@ async fn create(
                         ready_replicas: 0,
                         message: None,
                         resource_uid: applied.metadata.uid,
+                        unschedulable: false,
                     },
                 )
                 .await?;

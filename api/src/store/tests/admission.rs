@@ -240,6 +240,7 @@ async fn resize_and_release_are_confined_and_rechecked(db: TestDb) {
         ready_replicas: 0,
         message: Some("scaled to zero".into()),
         resource_uid: Some("5f0c-uid".into()),
+        unschedulable: false,
     };
     let synced = tx.record_deployment_status(d.id, &status).await.unwrap();
     assert_eq!(

@@ -6,6 +6,7 @@ mod admission;
 mod identity;
 mod race;
 mod schema;
+mod sync;
 mod tenants;
 
 use modelfleet_core::model::ParamCount;

@@ -1,0 +1,183 @@
+//! What a hub does the first time it starts on an empty database: create a
+//! platform admin and a demo tenant whose quota fits a 70B model, with an
+//! API key, so a newcomer can sign in and deploy at once.
+//!
+//! The credentials are generated here and handed to a `keep` callback
+//! before the transaction commits: if they cannot be kept (written to a
+//! file, say), nothing is created and the next start tries again.
+
+use modelfleet_core::quota::Quota;
+
+use crate::identity::Role;
+use crate::identity::password::{PasswordHash, check_policy};
+use crate::store::{NewApiKey, NewTenant, NewUser, Store, StoreError};
+use crate::{Actor, Scope, Secret};
+
+pub const ADMIN_USER: &str = "admin";
+pub const DEMO_TENANT: &str = "demo";
+
+/// Sign-in details created on first start. Shown once; only hashes are kept.
+pub struct InitialCredentials {
+    pub admin_user: String,
+    pub admin_password: Secret,
+    pub tenant: String,
+    pub api_key: Secret,
+}
+
+impl std::fmt::Debug for InitialCredentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("InitialCredentials")
+            .field("admin_user", &self.admin_user)
+            .field("tenant", &self.tenant)
+            .finish_non_exhaustive()
+    }
+}
+
+impl InitialCredentials {
+    /// `name=value` lines: `admin_user`, `admin_password`, `tenant`, `api_key`.
+    pub fn to_file_text(&self) -> String {
+        format!(
+            "admin_user={}\nadmin_password={}\ntenant={}\napi_key={}\n",
+            self.admin_user,
+            self.admin_password.expose(),
+            self.tenant,
+            self.api_key.expose()
+        )
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum BootstrapError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("cannot generate a password: {0}")]
+    Password(String),
+    #[error("cannot keep the initial credentials: {0}")]
+    Keep(#[source] std::io::Error),
+}
+
+/// The demo tenant's quota: room for one 70B model (four H100s in bf16, two
+/// H200s, eight A100 40GB) and a small one beside it.
+pub fn demo_quota() -> Quota {
+    Quota {
+        total_devices: Some(12),
+        deployments: Some(4),
+        ..Quota::unlimited()
+    }
+}
+
+/// Creates the platform admin, the demo tenant and its API key when the
+/// store has no platform admin yet, calling `keep` with the credentials
+/// before committing. Returns `None` when there was already an admin.
+pub async fn first_start(
+    store: &Store,
+    keep: impl FnOnce(&InitialCredentials) -> std::io::Result<()>,
+) -> Result<Option<InitialCredentials>, BootstrapError> {
+    let users = store.users(Scope::All).await?;
+    if users.iter().any(|u| u.role == Role::PlatformAdmin) {
+        return Ok(None);
+    }
+    let admin_password = generate_password(ADMIN_USER)?;
+    let mut tx = store.begin(&Actor::system("bootstrap")).await?;
+    tx.create_user(NewUser {
+        tenant: None,
+        username: ADMIN_USER.to_owned(),
+        display_name: "Platform admin".to_owned(),
+        password: PasswordHash::new(ADMIN_USER, &admin_password)
+            .await
+            .map_err(|e| BootstrapError::Password(e.to_string()))?,
+        role: Role::PlatformAdmin,
+        expires_at: None,
+    })
+    .await?;
+    let tenant = tx
+        .create_tenant(NewTenant {
+            name: DEMO_TENANT.to_owned(),
+            display_name: "Demo tenant".to_owned(),
+            quota: demo_quota(),
+        })
+        .await?;
+    let key = tx
+        .create_api_key(
+            tenant.id,
+            NewApiKey {
+                name: "initial".to_owned(),
+                role: Role::TenantAdmin,
+                expires_at: None,
+            },
+        )
+        .await?;
+    let credentials = InitialCredentials {
+        admin_user: ADMIN_USER.to_owned(),
+        admin_password,
+        tenant: tenant.name,
+        api_key: key.token,
+    };
+    if let Err(e) = keep(&credentials) {
+        tx.rollback().await?;
+        return Err(BootstrapError::Keep(e));
+    }
+    tx.commit().await?;
+    Ok(Some(credentials))
+}
+
+/// 24 random characters behind a fixed `Mf1-`, which gives every class
+/// the password policy counts.
+fn generate_password(username: &str) -> Result<Secret, BootstrapError> {
+    use base64::Engine as _;
+    loop {
+        let mut bytes = [0u8; 18];
+        getrandom::fill(&mut bytes).map_err(|e| BootstrapError::Password(e.to_string()))?;
+        let text = format!(
+            "Mf1-{}",
+            base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+        );
+        let password = Secret::new(text);
+        if check_policy(username, &password).is_ok() {
+            return Ok(password);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn first_start_creates_an_admin_and_a_demo_tenant_once() {
+        let store = Store::connect("sqlite::memory:").await.unwrap();
+        let mut kept = String::new();
+        let created = first_start(&store, |c| {
+            kept = c.to_file_text();
+            Ok(())
+        })
+        .await
+        .unwrap()
+        .expect("an empty store gets an admin");
+        assert!(kept.contains(&format!("api_key={}", created.api_key.expose())));
+        assert!(!format!("{created:?}").contains(created.admin_password.expose()));
+
+        let users = store.users(Scope::All).await.unwrap();
+        assert_eq!(users.len(), 1);
+        assert_eq!(users[0].role, Role::PlatformAdmin);
+        let tenant = store.tenant_by_name(Scope::All, DEMO_TENANT).await.unwrap();
+        assert_eq!(
+            store.quota(Scope::All, tenant.id).await.unwrap(),
+            demo_quota()
+        );
+
+        let again = first_start(&store, |_| panic!("nothing new to keep"))
+            .await
+            .unwrap();
+        assert!(again.is_none());
+    }
+
+    #[tokio::test]
+    async fn credentials_that_cannot_be_kept_create_nothing() {
+        let store = Store::connect("sqlite::memory:").await.unwrap();
+        let failed = first_start(&store, |_| Err(std::io::Error::other("the disk is full"))).await;
+        assert!(matches!(failed, Err(BootstrapError::Keep(_))));
+        assert!(store.users(Scope::All).await.unwrap().is_empty());
+        assert!(store.tenants(Scope::All).await.unwrap().is_empty());
+    }
+}

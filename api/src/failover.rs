@@ -1,0 +1,324 @@
+//! Failover: a deployment whose pods have stayed unschedulable for longer
+//! than `ApiSettings::failover_after_seconds` (cluster sync records since
+//! when, from the operator's `WorkloadReady=False, reason Unschedulable`)
+//! is re-placed on the best plan in *another* cluster that its spec's
+//! constraints and its tenant's quota allow, then written there, and the
+//! old ModelDeployment is deleted.
+//!
+//! The quota sees the move as one step: `Tx::move_deployment` releases the
+//! old footprint and admits the new one in one transaction under the
+//! tenant's lock, so a move never needs the old and the new devices at
+//! once. Each step is recorded in `deployment_events` on the transaction
+//! that makes it: `failover-placed` (from → to, with why), then
+//! `failover-removed` once the old ModelDeployment is deleted. When no
+//! other placement fits, `failover-stuck` is recorded once per episode and
+//! the deployment stays where it is (it is looked at again on every pass,
+//! so it moves as soon as room appears).
+//!
+//! Only deployments the hub placed (source `api`) are moved: one that
+//! someone applied into a cluster with kubectl is theirs to place, and
+//! moving it would delete their object.
+
+use std::time::Duration;
+
+use chrono::TimeDelta;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+use tracing::{info, warn};
+
+use crate::clusters::{ClusterError, fleet_of};
+use crate::http::AppState;
+use crate::identity::{Actor, Scope};
+use crate::placement::{placed, replica_cost};
+use crate::store::{
+    Deployment, DeploymentStatus, EventKind, NewEvent, PHASE_PENDING, Relocation, Source,
+    StoreError, now,
+};
+
+/// What one look at a deployment did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// Moved to `cluster/pool`.
+    Moved { cluster: String, pool: String },
+    /// Nothing else fits; recorded.
+    Stuck(String),
+    /// Not unschedulable long enough, or its ModelDeployment is not there.
+    Waiting,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum FailoverError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Cluster(#[from] ClusterError),
+}
+
+fn actor() -> Actor {
+    Actor::system("failover")
+}
+
+/// Runs failover until `stop` becomes `true` (or its sender is dropped);
+/// see [`crate::sync::run`] for how `serve` spawns both.
+pub async fn run(state: AppState, mut stop: watch::Receiver<bool>) {
+    let after = Duration::from_secs(state.settings().failover_after_seconds);
+    let tick = (after / 4).clamp(Duration::from_millis(500), Duration::from_secs(30));
+    loop {
+        if let Err(e) = pass(&state).await {
+            warn!(error = %e, "failover pass failed; retrying");
+        }
+        tokio::select! {
+            () = tokio::time::sleep(tick) => {}
+            _ = stop.wait_for(|s| *s) => break,
+        }
+    }
+}
+
+/// [`run`] on its own task.
+pub fn spawn(state: AppState, stop: watch::Receiver<bool>) -> JoinHandle<()> {
+    tokio::spawn(run(state, stop))
+}
+
+/// Looks once at every deployment that is unschedulable.
+pub async fn pass(state: &AppState) -> Result<Vec<(Deployment, Outcome)>, FailoverError> {
+    let after = TimeDelta::seconds(
+        i64::try_from(state.settings().failover_after_seconds).unwrap_or(i64::MAX / 1000),
+    );
+    let mut outcomes = Vec::new();
+    for deployment in state.store().unschedulable_deployments().await? {
+        let Some(since) = deployment.unschedulable_since else {
+            continue;
+        };
+        if deployment.source != Source::Api {
+            continue;
+        }
+        if now() - since < after {
+            continue;
+        }
+        let outcome = match fail_over(state, &deployment).await {
+            Ok(outcome) => outcome,
+            Err(e) => {
+                warn!(deployment = %deployment.id, error = %e, "failover of a deployment failed");
+                continue;
+            }
+        };
+        outcomes.push((deployment, outcome));
+    }
+    Ok(outcomes)
+}
+
+async fn fail_over(state: &AppState, d: &Deployment) -> Result<Outcome, FailoverError> {
+    // The spec as it runs, from the ModelDeployment at its placement.
+    let Some(md) = state
+        .registry()
+        .get_deployment(&d.cluster, &d.namespace, &d.name)
+        .await?
+    else {
+        return Ok(Outcome::Waiting);
+    };
+    let why = format!(
+        "unschedulable on {}/{} since {}: {}",
+        d.cluster,
+        d.pool,
+        d.unschedulable_since
+            .map(|t| t.to_rfc3339())
+            .unwrap_or_default(),
+        d.status_message
+            .as_deref()
+            .unwrap_or("pods cannot be placed")
+    );
+    let mut spec = md.spec.clone();
+    spec.placement.pool = None;
+    let inputs = match spec.planner_inputs() {
+        Ok(inputs) => inputs,
+        Err(e) => return stuck(state, d, format!("its spec cannot be planned: {e}")).await,
+    };
+    let clusters = state.store().clusters().await?;
+    let prices = state.store().pool_prices().await?;
+    let views = state
+        .registry()
+        .observe(clusters, &prices, state.pool_max_age())
+        .await;
+    let mut fleet = fleet_of(&views, &state.settings().exchange_rates());
+    fleet.pools.retain(|p| p.cluster != d.cluster);
+    let report = match inputs.plan(&fleet) {
+        Ok(report) => report,
+        Err(e) => return stuck(state, d, format!("its spec cannot be planned: {e}")).await,
+    };
+    if report.plans.is_empty() {
+        return stuck(
+            state,
+            d,
+            format!(
+                "no pool of another cluster can run it now ({} pools passed over)",
+                report.rejections.len()
+            ),
+        )
+        .await;
+    }
+
+    let fallback = state.settings().reference_currency;
+    let mut moved = None;
+    let mut refusal = None;
+    for plan in &report.plans {
+        let to = Relocation {
+            cluster: plan.pool.cluster.clone(),
+            pool: plan.pool.name.clone(),
+            accelerator: plan.accelerator.clone(),
+            devices_per_replica: plan.devices_per_replica,
+            precision: plan.precision,
+            replica_cost_per_hour: replica_cost(plan, fallback),
+        };
+        let mut tx = state.store().begin(&actor()).await?;
+        match tx.move_deployment(d.id, Some(d.revision), &to).await {
+            Ok(row) => {
+                tx.record_event(&NewEvent {
+                    deployment: d.id,
+                    tenant: d.tenant,
+                    kind: EventKind::FailoverPlaced,
+                    from: Some((d.cluster.clone(), d.pool.clone())),
+                    to: Some((to.cluster.clone(), to.pool.clone())),
+                    reason: why.clone(),
+                })
+                .await?;
+                tx.commit().await?;
+                moved = Some((row, plan));
+                break;
+            }
+            Err(StoreError::Quota(r)) => {
+                tx.rollback().await?;
+                refusal.get_or_insert(r);
+            }
+            // Changed since it was read (recovered, resized, deleted):
+            // the next pass decides again.
+            Err(StoreError::Conflict { .. } | StoreError::NotFound(_)) => {
+                tx.rollback().await?;
+                return Ok(Outcome::Waiting);
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+    let Some((row, plan)) = moved else {
+        let refusal = refusal.map(|r| r.to_string()).unwrap_or_default();
+        return stuck(
+            state,
+            d,
+            format!("the tenant's quota allows none of the other placements: {refusal}"),
+        )
+        .await;
+    };
+
+    let tenant = state.store().tenant(Scope::All, d.tenant).await?;
+    let new_md = placed(spec, &d.name, &d.namespace, &tenant.name, d.id, plan);
+    match state
+        .registry()
+        .apply_deployment(&row.cluster, &tenant.name, &new_md)
+        .await
+    {
+        Ok(applied) => {
+            let mut tx = state.store().begin(&actor()).await?;
+            tx.record_deployment_status(
+                d.id,
+                &DeploymentStatus {
+                    phase: PHASE_PENDING.to_owned(),
+                    ready_replicas: 0,
+                    message: Some(format!("moved from {}/{}", d.cluster, d.pool)),
+                    resource_uid: applied.metadata.uid,
+                    unschedulable: false,
+                },
+            )
+            .await?;
+            tx.commit().await?;
+        }
+        Err(e) => {
+            // Put it back where it was; it is tried again later.
+            let back = Relocation {
+                cluster: d.cluster.clone(),
+                pool: d.pool.clone(),
+                accelerator: d.accelerator.clone(),
+                devices_per_replica: d.devices_per_replica,
+                precision: d.precision,
+                replica_cost_per_hour: d.replica_cost_per_hour,
+            };
+            let mut tx = state.store().begin(&actor()).await?;
+            tx.move_deployment(d.id, None, &back).await?;
+            tx.record_deployment_status(
+                d.id,
+                &DeploymentStatus {
+                    phase: d.phase.clone(),
+                    ready_replicas: d.ready_replicas,
+                    message: d.status_message.clone(),
+                    resource_uid: d.resource_uid.clone(),
+                    unschedulable: false,
+                },
+            )
+            .await?;
+            tx.record_event(&NewEvent {
+                deployment: d.id,
+                tenant: d.tenant,
+                kind: EventKind::FailoverStuck,
+                from: Some((d.cluster.clone(), d.pool.clone())),
+                to: Some((row.cluster.clone(), row.pool.clone())),
+                reason: format!("{e}; it stays on {}/{}", d.cluster, d.pool),
+            })
+            .await?;
+            tx.commit().await?;
+            return Err(e.into());
+        }
+    }
+
+    let removed = state
+        .registry()
+        .delete_deployment(&d.cluster, &d.namespace, &d.name)
+        .await;
+    match removed {
+        Ok(()) => {
+            let mut tx = state.store().begin(&actor()).await?;
+            tx.record_event(&NewEvent {
+                deployment: d.id,
+                tenant: d.tenant,
+                kind: EventKind::FailoverRemoved,
+                from: Some((d.cluster.clone(), d.pool.clone())),
+                to: None,
+                reason: format!("replaced by {}/{}", row.cluster, row.pool),
+            })
+            .await?;
+            tx.commit().await?;
+        }
+        // Cluster sync deletes it once the cluster answers: the row no
+        // longer places it there.
+        Err(e) => warn!(deployment = %d.id, error = %e, "old ModelDeployment not deleted yet"),
+    }
+    info!(deployment = %d.id, from = %format!("{}/{}", d.cluster, d.pool),
+          to = %format!("{}/{}", row.cluster, row.pool), "failed over");
+    Ok(Outcome::Moved {
+        cluster: row.cluster,
+        pool: row.pool,
+    })
+}
+
+/// Records, once per unschedulable episode, that nothing else fits.
+async fn stuck(state: &AppState, d: &Deployment, reason: String) -> Result<Outcome, FailoverError> {
+    let events = state
+        .store()
+        .deployment_events(Scope::All, d.tenant, d.id)
+        .await?;
+    let told = events.last().is_some_and(|e| {
+        e.kind == EventKind::FailoverStuck && d.unschedulable_since.is_some_and(|s| e.at >= s)
+    });
+    if !told {
+        let mut tx = state.store().begin(&actor()).await?;
+        tx.record_event(&NewEvent {
+            deployment: d.id,
+            tenant: d.tenant,
+            kind: EventKind::FailoverStuck,
+            from: Some((d.cluster.clone(), d.pool.clone())),
+            to: None,
+            reason: reason.clone(),
+        })
+        .await?;
+        tx.commit().await?;
+        info!(deployment = %d.id, %reason, "failover found no other placement");
+    }
+    Ok(Outcome::Stuck(reason))
+}

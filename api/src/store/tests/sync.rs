@@ -1,0 +1,219 @@
+//! What cluster sync and failover write: device intervals (each pod once,
+//! closed once), deployment events, status guarded by revision, and moves
+//! that release and admit in one transaction.
+
+use chrono::TimeDelta;
+use modelfleet_core::precision::Precision;
+use modelfleet_core::quota::{Limit, Quota};
+
+use super::{member, platform, tenant, usd};
+use crate::identity::{Role, Scope};
+use crate::store::testing::TestDb;
+use crate::store::{
+    DeploymentRequest, DeploymentStatus, EventKind, NewEvent, NewInterval, Relocation, StoreError,
+    now,
+};
+
+fn interval(d: &crate::store::Deployment, uid: &str) -> NewInterval {
+    NewInterval {
+        deployment: d.id,
+        tenant: d.tenant,
+        cluster: d.cluster.clone(),
+        namespace: d.namespace.clone(),
+        pod_name: format!("pod-{uid}"),
+        pod_uid: uid.into(),
+        node: "node-1".into(),
+        pool: d.pool.clone(),
+        accelerator: d.accelerator.clone(),
+        devices: d.devices_per_replica,
+        allocated_at: now() - TimeDelta::seconds(30),
+    }
+}
+
+async fn intervals_are_recorded_once_and_closed_once(db: TestDb) {
+    let store = &db.store;
+    let a = tenant(store, "acme", Quota::unlimited()).await;
+    let mut tx = store.begin(&platform()).await.unwrap();
+    let d = tx
+        .admit_deployment(a.id, DeploymentRequest::test("llama", 8))
+        .await
+        .unwrap();
+    assert!(tx.open_interval(&interval(&d, "u1")).await.unwrap());
+    assert!(
+        !tx.open_interval(&interval(&d, "u1")).await.unwrap(),
+        "the same pod again adds nothing"
+    );
+    assert!(tx.open_interval(&interval(&d, "u2")).await.unwrap());
+    tx.commit().await.unwrap();
+    assert_eq!(store.open_intervals(&d.cluster).await.unwrap().len(), 2);
+    assert!(store.open_intervals("elsewhere").await.unwrap().is_empty());
+
+    let mut tx = store.begin(&platform()).await.unwrap();
+    // A clock that says earlier than the start closes it at its start.
+    let early = now() - TimeDelta::hours(1);
+    assert!(tx.close_interval(&d.cluster, "u1", early).await.unwrap());
+    assert!(
+        !tx.close_interval(&d.cluster, "u1", now()).await.unwrap(),
+        "an end, once written, stays"
+    );
+    tx.commit().await.unwrap();
+    let all = store
+        .deployment_intervals(Scope::All, a.id, d.id)
+        .await
+        .unwrap();
+    assert_eq!(all.len(), 2);
+    let closed = all.iter().find(|i| i.pod_uid == "u1").unwrap();
+    assert_eq!(closed.released_at, Some(closed.allocated_at));
+    assert_eq!(closed.devices, 8);
+    assert!(
+        all.iter()
+            .any(|i| i.pod_uid == "u2" && i.released_at.is_none())
+    );
+
+    // Another tenant sees none of them and cannot write them.
+    let b = tenant(store, "other", Quota::unlimited()).await;
+    assert!(matches!(
+        store
+            .deployment_intervals(Scope::Tenant(b.id), a.id, d.id)
+            .await,
+        Err(StoreError::NotFound(_))
+    ));
+    let mut tx = store.begin(&member(b.id, Role::TenantAdmin)).await.unwrap();
+    assert!(tx.open_interval(&interval(&d, "u3")).await.is_err());
+    assert!(tx.close_interval(&d.cluster, "u2", now()).await.is_err());
+}
+
+async fn a_move_releases_and_admits_in_one_step(db: TestDb) {
+    let store = &db.store;
+    let a = tenant(store, "acme", Quota::unlimited().total_devices(8)).await;
+    let mut tx = store.begin(&platform()).await.unwrap();
+    let d = tx
+        .admit_deployment(a.id, DeploymentRequest::test("llama", 8))
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    let to = |devices| Relocation {
+        cluster: "aliyun-hz".into(),
+        pool: "gn8-h100".into(),
+        accelerator: "h100-80gb".into(),
+        devices_per_replica: devices,
+        precision: Precision::Bf16,
+        replica_cost_per_hour: usd("20"),
+    };
+
+    // Sixteen devices do not fit 8 even with its own 8 released.
+    let mut tx = store.begin(&platform()).await.unwrap();
+    match tx.move_deployment(d.id, Some(d.revision), &to(16)).await {
+        Err(StoreError::Quota(q)) => assert_eq!(q.limit, Limit::TotalDevices),
+        other => panic!("expected a quota refusal, got {other:?}"),
+    }
+    tx.rollback().await.unwrap();
+    let unchanged = store.deployment(Scope::All, d.id).await.unwrap();
+    assert_eq!(unchanged, d, "a refused move changes nothing");
+
+    // A stale revision is refused: the row changed since it was read.
+    let mut tx = store.begin(&platform()).await.unwrap();
+    assert!(matches!(
+        tx.move_deployment(d.id, Some(d.revision + 1), &to(8)).await,
+        Err(StoreError::Conflict { .. })
+    ));
+    drop(tx);
+
+    // Eight devices move although the quota never had room for both.
+    let mut tx = store.begin(&platform()).await.unwrap();
+    let moved = tx
+        .move_deployment(d.id, Some(d.revision), &to(8))
+        .await
+        .unwrap();
+    tx.record_event(&NewEvent {
+        deployment: d.id,
+        tenant: a.id,
+        kind: EventKind::FailoverPlaced,
+        from: Some((d.cluster.clone(), d.pool.clone())),
+        to: Some(("aliyun-hz".into(), "gn8-h100".into())),
+        reason: "unschedulable".into(),
+    })
+    .await
+    .unwrap();
+    tx.commit().await.unwrap();
+    assert_eq!(
+        (
+            moved.cluster.as_str(),
+            moved.pool.as_str(),
+            moved.phase.as_str()
+        ),
+        ("aliyun-hz", "gn8-h100", "Pending")
+    );
+    assert_eq!(moved.replica_cost_per_hour, usd("20"));
+    assert!(moved.resource_uid.is_none() && moved.unschedulable_since.is_none());
+    assert_eq!(
+        store.usage(Scope::All, a.id).await.unwrap().total_devices(),
+        8
+    );
+    let events = store
+        .deployment_events(Scope::All, a.id, d.id)
+        .await
+        .unwrap();
+    assert_eq!(events.len(), 1);
+    assert_eq!(events[0].to_pool.as_deref(), Some("gn8-h100"));
+}
+
+async fn sync_status_is_guarded_by_revision(db: TestDb) {
+    let store = &db.store;
+    let a = tenant(store, "acme", Quota::unlimited()).await;
+    let mut tx = store.begin(&platform()).await.unwrap();
+    let d = tx
+        .admit_deployment(a.id, DeploymentRequest::test("llama", 8))
+        .await
+        .unwrap();
+    let stuck = DeploymentStatus {
+        phase: "Scheduling".into(),
+        ready_replicas: 0,
+        message: Some("0/1 nodes are available".into()),
+        resource_uid: Some("uid-1".into()),
+        unschedulable: true,
+    };
+    let first = tx
+        .record_synced_status(d.id, d.revision, &stuck)
+        .await
+        .unwrap()
+        .expect("current revision");
+    let since = first.unschedulable_since.expect("flagged");
+    assert!(
+        tx.record_synced_status(d.id, d.revision, &stuck)
+            .await
+            .unwrap()
+            .is_none(),
+        "an observation of an older revision is dropped"
+    );
+    let again = tx
+        .record_synced_status(d.id, first.revision, &stuck)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        again.unschedulable_since,
+        Some(since),
+        "kept while it lasts"
+    );
+    let recovered = DeploymentStatus {
+        phase: "Ready".into(),
+        ready_replicas: 1,
+        unschedulable: false,
+        ..stuck
+    };
+    let ready = tx
+        .record_synced_status(d.id, again.revision, &recovered)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(ready.unschedulable_since.is_none());
+    tx.commit().await.unwrap();
+    assert!(store.unschedulable_deployments().await.unwrap().is_empty());
+}
+
+crate::store_tests!(
+    intervals_are_recorded_once_and_closed_once,
+    a_move_releases_and_admits_in_one_step,
+    sync_status_is_guarded_by_revision,
+);

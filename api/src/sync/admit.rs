@@ -1,0 +1,224 @@
+//! ModelDeployments someone applied straight into a cluster (`kubectl
+//! apply`), found by sync. One in a tenant's namespace (`mf-<tenant>`)
+//! belongs to that tenant and is admitted against the tenant's quota with
+//! the same transaction as a REST request (`Tx::admit_deployment`, source
+//! `cluster`), sized by the planner on the cluster's own pools the way its
+//! operator will size it. The decision is written back as annotations
+//! (`modelfleet_core::crd::admission`): `admitted`, or `rejected` with a
+//! reason and the quota's message. An operator with `require_admission`
+//! runs only admitted ones; a rejected one is tried again on later passes,
+//! so it runs once the tenant has room.
+//!
+//! One in a namespace mapped to no tenant is marked `rejected` with reason
+//! `NoTenant`: the hub counts it against no quota, and an operator that
+//! requires admission does not run it (one that does not, runs it as
+//! before — the hub does not delete what it does not own).
+
+use kube::ResourceExt;
+use modelfleet_core::crd::ModelDeployment;
+use modelfleet_core::crd::admission::{
+    ADMITTED, ANNOTATION, MESSAGE_ANNOTATION, REASON_ANNOTATION, REASON_NO_FEASIBLE_PLAN,
+    REASON_NO_TENANT, REASON_QUOTA_EXCEEDED, REJECTED,
+};
+use modelfleet_core::fleet::Fleet;
+use modelfleet_core::planner::Plan;
+
+use super::SyncError;
+use super::cluster::actor;
+use crate::clusters::{Decision, fleet_of};
+use crate::http::AppState;
+use crate::identity::Scope;
+use crate::placement::deployment_request;
+use crate::store::{Deployment, Source, StoreError};
+
+const TENANT_NAMESPACE_PREFIX: &str = "mf-";
+
+/// Decides about a ModelDeployment the hub did not create. Returns its row
+/// when it is (now) admitted.
+pub(super) async fn found(
+    state: &AppState,
+    cluster: &str,
+    md: &ModelDeployment,
+    namespace: &str,
+    name: &str,
+    uid: &str,
+) -> Result<Option<Deployment>, SyncError> {
+    if md.metadata.deletion_timestamp.is_some() {
+        return Ok(None);
+    }
+    let tenant = match namespace.strip_prefix(TENANT_NAMESPACE_PREFIX) {
+        Some(tenant) => match state.store().tenant_by_name(Scope::All, tenant).await {
+            Ok(t) => Some(t),
+            Err(StoreError::NotFound(_)) => None,
+            Err(e) => return Err(e.into()),
+        },
+        None => None,
+    };
+    let Some(tenant) = tenant else {
+        let message = format!(
+            "namespace {namespace:?} belongs to no tenant of the hub; apply ModelDeployments \
+             into mf-<tenant> so that they count against that tenant's quota"
+        );
+        return reject(state, cluster, md, REASON_NO_TENANT, message).await;
+    };
+
+    // Admitted before (the annotation write may have failed): same object.
+    match state
+        .store()
+        .deployment_by_name(Scope::All, tenant.id, name)
+        .await
+    {
+        Ok(row) if row.resource_uid.as_deref() == Some(uid) && row.cluster == cluster => {
+            mark(state, cluster, md, &row, &tenant.name).await?;
+            return Ok(Some(row));
+        }
+        Ok(row) => {
+            let message = format!(
+                "tenant {} already has a deployment named {name:?} (on cluster {}); \
+                 rename this one",
+                tenant.name, row.cluster
+            );
+            return reject(state, cluster, md, "NameTaken", message).await;
+        }
+        Err(StoreError::NotFound(_)) => {}
+        Err(e) => return Err(e.into()),
+    }
+
+    let inputs = match md.spec.planner_inputs() {
+        Ok(inputs) => inputs,
+        Err(e) => return reject(state, cluster, md, "InvalidSpec", e.to_string()).await,
+    };
+    let fleet = cluster_fleet(state, cluster).await?;
+    let Some(plan) = plan_like_the_operator(&inputs, &fleet) else {
+        let message = format!(
+            "no pool of cluster {cluster} can run {} as asked, so there is nothing to count \
+             against the quota",
+            inputs.model.id
+        );
+        return reject(state, cluster, md, REASON_NO_FEASIBLE_PLAN, message).await;
+    };
+    let mut request = deployment_request(
+        name,
+        &inputs.model,
+        &plan,
+        namespace,
+        state.settings().reference_currency,
+    );
+    request.source = Source::Cluster;
+    request.resource_uid = Some(uid.to_owned());
+    let mut tx = state.store().begin(&actor()).await?;
+    match tx.admit_deployment(tenant.id, request).await {
+        Ok(row) => {
+            tx.commit().await?;
+            tracing::info!(%cluster, %namespace, %name, tenant = %tenant.name, "admitted a kubectl-applied ModelDeployment");
+            mark(state, cluster, md, &row, &tenant.name).await?;
+            Ok(Some(row))
+        }
+        Err(StoreError::Quota(refusal)) => {
+            tx.rollback().await?;
+            reject(
+                state,
+                cluster,
+                md,
+                REASON_QUOTA_EXCEEDED,
+                refusal.to_string(),
+            )
+            .await
+        }
+        Err(StoreError::Invalid { field, reason }) => {
+            tx.rollback().await?;
+            reject(
+                state,
+                cluster,
+                md,
+                "InvalidSpec",
+                format!("{field}: {reason}"),
+            )
+            .await
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// The pools of this one cluster, with the hub's prices.
+async fn cluster_fleet(state: &AppState, cluster: &str) -> Result<Fleet, SyncError> {
+    let row = state.store().cluster_by_name(cluster).await?;
+    let prices = state.store().pool_prices().await?;
+    let views = state
+        .registry()
+        .observe(vec![row], &prices, state.pool_max_age())
+        .await;
+    if let Some(Err(e)) = views.first().map(|v| &v.pools) {
+        return Err(SyncError::Pools(e.clone()));
+    }
+    Ok(fleet_of(&views, &state.settings().exchange_rates()))
+}
+
+/// The plan the operator will choose: the best on free devices, else the
+/// best on the pools' shape (its pods then wait for capacity, and its
+/// devices count against the quota all the same).
+fn plan_like_the_operator(
+    inputs: &modelfleet_core::crd::PlannerInputs,
+    fleet: &Fleet,
+) -> Option<Plan> {
+    if let Ok(report) = inputs.plan(fleet)
+        && let Some(best) = report.best()
+    {
+        return Some(best.clone());
+    }
+    let mut whole = fleet.clone();
+    for pool in &mut whole.pools {
+        pool.nodes_free = pool.nodes_total;
+        pool.partly_free.clear();
+    }
+    inputs.plan(&whole).ok()?.best().cloned()
+}
+
+async fn mark(
+    state: &AppState,
+    cluster: &str,
+    md: &ModelDeployment,
+    row: &Deployment,
+    tenant: &str,
+) -> Result<(), SyncError> {
+    let done = md.annotations().get(ANNOTATION).map(String::as_str) == Some(ADMITTED)
+        && md.labels().get(crate::clusters::DEPLOYMENT_ID_LABEL) == Some(&row.id.to_string());
+    if !done {
+        let decision = Decision::Admitted {
+            deployment: row.id,
+            tenant: tenant.to_owned(),
+        };
+        state
+            .registry()
+            .annotate_admission(cluster, &row.namespace, &row.name, &decision)
+            .await?;
+    }
+    Ok(())
+}
+
+async fn reject(
+    state: &AppState,
+    cluster: &str,
+    md: &ModelDeployment,
+    reason: &'static str,
+    message: String,
+) -> Result<Option<Deployment>, SyncError> {
+    let a = md.annotations();
+    let same = a.get(ANNOTATION).map(String::as_str) == Some(REJECTED)
+        && a.get(REASON_ANNOTATION).map(String::as_str) == Some(reason)
+        && a.get(MESSAGE_ANNOTATION) == Some(&message);
+    if !same {
+        tracing::info!(%cluster, md = %md.name_any(), reason, "ModelDeployment not admitted");
+        let namespace = md.namespace().unwrap_or_default();
+        state
+            .registry()
+            .annotate_admission(
+                cluster,
+                &namespace,
+                &md.name_any(),
+                &Decision::Rejected { reason, message },
+            )
+            .await?;
+    }
+    Ok(None)
+}

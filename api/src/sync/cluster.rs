@@ -1,0 +1,313 @@
+//! One cluster's sync: watch its ModelDeployments and their pods, and after
+//! every change (and every [`RESYNC`] at the latest) bring the database in
+//! line with what the cluster says. Each pass is level-triggered — it
+//! compares the whole picture, not the event — so a missed event, a hub
+//! restart or a second hub replica all converge to the same rows.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::StreamExt;
+use k8s_openapi::api::core::v1::Pod;
+use kube::api::Api;
+use kube::runtime::reflector::{self, Store as Cache};
+use kube::runtime::{WatchStreamExt, watcher};
+use kube::{Client, ResourceExt};
+use modelfleet_core::accelerator::Accelerator;
+use modelfleet_core::crd::ModelDeployment;
+use modelfleet_operator::build::DEPLOYMENT_LABEL;
+use tokio::sync::{Notify, watch};
+use tracing::{debug, warn};
+
+use super::{SyncError, admit, observe};
+use crate::clusters::DEPLOYMENT_ID_LABEL;
+use crate::http::AppState;
+use crate::identity::{Actor, Scope};
+use crate::ids::DeploymentId;
+use crate::store::{Deployment, NewInterval, Source, now};
+
+/// A pass runs at least this often, to pick up changes made in the
+/// database (a deployment released while its cluster was unreachable).
+pub const RESYNC: Duration = Duration::from_secs(5);
+
+pub(super) fn actor() -> Actor {
+    Actor::system("cluster-sync")
+}
+
+/// Watches `cluster` until `stop` fires.
+pub(super) async fn run(
+    state: AppState,
+    cluster: String,
+    client: Client,
+    mut stop: watch::Receiver<bool>,
+) {
+    let changed = Arc::new(Notify::new());
+    let (mds, md_writer) = reflector::store::<ModelDeployment>();
+    let (pods, pod_writer) = reflector::store::<Pod>();
+    let md_stream = watcher(
+        Api::<ModelDeployment>::all(client.clone()),
+        watcher::Config::default(),
+    )
+    .default_backoff()
+    .reflect(md_writer);
+    let pod_stream = watcher(
+        Api::<Pod>::all(client.clone()),
+        watcher::Config::default().labels(DEPLOYMENT_LABEL),
+    )
+    .default_backoff()
+    .reflect(pod_writer);
+    let watches = {
+        let (a, b) = (changed.clone(), changed.clone());
+        let cluster = cluster.clone();
+        let mds = md_stream.for_each(move |event| {
+            if let Err(e) = &event {
+                debug!(%cluster, error = %e, "ModelDeployment watch interrupted; retrying");
+            }
+            a.notify_one();
+            async {}
+        });
+        let pods = pod_stream.for_each(move |_| {
+            b.notify_one();
+            async {}
+        });
+        futures::future::join(mds, pods)
+    };
+    let work = async {
+        // Only a complete picture may close intervals or release rows.
+        if mds.wait_until_ready().await.is_err() || pods.wait_until_ready().await.is_err() {
+            return;
+        }
+        loop {
+            if let Err(e) = pass(&state, &cluster, &mds, &pods).await {
+                warn!(%cluster, error = %e, "cluster sync pass failed; retrying");
+            }
+            tokio::select! {
+                () = changed.notified() => {}
+                () = tokio::time::sleep(RESYNC) => {}
+            }
+        }
+    };
+    tokio::select! {
+        _ = watches => {}
+        () = work => {}
+        _ = stop.wait_for(|s| *s) => {}
+    }
+}
+
+/// One comparison of the cluster with the database.
+pub(super) async fn pass(
+    state: &AppState,
+    cluster: &str,
+    mds: &Cache<ModelDeployment>,
+    pods: &Cache<Pod>,
+) -> Result<(), SyncError> {
+    // A row admitted after this picture was taken (by another hub
+    // replica) may have its object missing from it: such rows are left to
+    // the next pass.
+    let taken_at = now();
+    let mds = mds.state();
+    let pods = pods.state();
+    let live = state.store().cluster_deployments(cluster).await?;
+
+    // ModelDeployments → rows (and rows' status).
+    let mut owners: BTreeMap<(String, String), Deployment> = BTreeMap::new();
+    let mut present: BTreeSet<String> = BTreeSet::new();
+    for md in &mds {
+        let (Some(namespace), Some(uid)) = (md.namespace(), md.metadata.uid.clone()) else {
+            continue;
+        };
+        let name = md.name_any();
+        match one(state, cluster, md, &namespace, &name, &uid).await {
+            Ok(Some((row, counts))) => {
+                if counts {
+                    present.insert(uid);
+                }
+                owners.insert((namespace, name), row);
+            }
+            Ok(None) => {}
+            Err(e) => {
+                // Unknown: keep its quota, whatever it is.
+                present.insert(uid);
+                warn!(%cluster, %namespace, %name, error = %e, "cannot sync a ModelDeployment");
+            }
+        }
+    }
+
+    // Rows whose kubectl-applied ModelDeployment is gone (or going): their
+    // quota is free again.
+    for row in live
+        .iter()
+        .filter(|r| r.source == Source::Cluster && r.created_at < taken_at)
+    {
+        let Some(uid) = &row.resource_uid else {
+            continue;
+        };
+        if !present.contains(uid) {
+            let mut tx = state.store().begin(&actor()).await?;
+            tx.release_deployment(row.id).await?;
+            tx.commit().await?;
+            debug!(%cluster, deployment = %row.id, "kubectl-applied ModelDeployment deleted; quota released");
+        }
+    }
+
+    intervals(state, cluster, &pods, &owners).await
+}
+
+/// Syncs one ModelDeployment: its row, and whether the row still counts
+/// (the object exists and is not being deleted).
+async fn one(
+    state: &AppState,
+    cluster: &str,
+    md: &ModelDeployment,
+    namespace: &str,
+    name: &str,
+    uid: &str,
+) -> Result<Option<(Deployment, bool)>, SyncError> {
+    let alive = md.metadata.deletion_timestamp.is_none();
+    match ours(state, cluster, md, namespace, name, uid).await? {
+        Ours::Tracked(row) => Ok(Some((record_status(state, row, md).await?, alive))),
+        Ours::Stale(row) => {
+            // Released, or moved elsewhere by failover: it goes.
+            if alive {
+                state
+                    .registry()
+                    .delete_deployment(cluster, namespace, name)
+                    .await?;
+            }
+            Ok(Some((row, false)))
+        }
+        Ours::No => Ok(admit::found(state, cluster, md, namespace, name, uid)
+            .await?
+            .map(|row| (row, alive))),
+    }
+}
+
+enum Ours {
+    /// The hub's own (or admitted) deployment, placed here.
+    Tracked(Deployment),
+    /// The hub's, but released or placed elsewhere now.
+    Stale(Deployment),
+    /// Not (yet) the hub's.
+    No,
+}
+
+/// Which row a ModelDeployment is, by the id label the hub wrote, checked
+/// against the row so that a copied label claims nothing.
+async fn ours(
+    state: &AppState,
+    cluster: &str,
+    md: &ModelDeployment,
+    namespace: &str,
+    name: &str,
+    uid: &str,
+) -> Result<Ours, SyncError> {
+    let Some(id) = md
+        .labels()
+        .get(DEPLOYMENT_ID_LABEL)
+        .and_then(|v| v.parse::<DeploymentId>().ok())
+    else {
+        return Ok(Ours::No);
+    };
+    let row = match state.store().deployment(Scope::All, id).await {
+        Ok(row) => row,
+        Err(crate::StoreError::NotFound(_)) => return Ok(Ours::No),
+        Err(e) => return Err(e.into()),
+    };
+    if row.namespace != namespace || row.name != name {
+        return Ok(Ours::No);
+    }
+    let here = row.cluster == cluster
+        && row.deleted_at.is_none()
+        && row.resource_uid.as_deref().is_none_or(|u| u == uid);
+    if here {
+        Ok(Ours::Tracked(row))
+    } else if row.deleted_at.is_some() || row.cluster != cluster {
+        Ok(Ours::Stale(row))
+    } else {
+        // Placed here but recorded with another object's uid: the hub's
+        // object was replaced by someone else's.
+        Ok(Ours::No)
+    }
+}
+
+async fn record_status(
+    state: &AppState,
+    row: Deployment,
+    md: &ModelDeployment,
+) -> Result<Deployment, SyncError> {
+    let seen = observe::status_of(md);
+    if !observe::differs(&row, &seen) {
+        return Ok(row);
+    }
+    let mut tx = state.store().begin(&actor()).await?;
+    let recorded = tx.record_synced_status(row.id, row.revision, &seen).await?;
+    tx.commit().await?;
+    Ok(recorded.unwrap_or(row))
+}
+
+/// Opens an interval for every pod that holds devices and has none, and
+/// closes every open interval whose pod no longer holds them.
+async fn intervals(
+    state: &AppState,
+    cluster: &str,
+    pods: &[Arc<Pod>],
+    owners: &BTreeMap<(String, String), Deployment>,
+) -> Result<(), SyncError> {
+    let open = state.store().open_intervals(cluster).await?;
+    let open_uids: BTreeSet<&str> = open.iter().map(|i| i.pod_uid.as_str()).collect();
+    let mut holding = BTreeSet::new();
+    let mut new = Vec::new();
+    for pod in pods.iter().filter(|p| observe::holds_devices(p)) {
+        let (Some(namespace), Some(uid)) = (pod.namespace(), pod.metadata.uid.clone()) else {
+            continue;
+        };
+        holding.insert(uid.clone());
+        if open_uids.contains(uid.as_str()) {
+            continue;
+        }
+        let Some(owner) = pod
+            .labels()
+            .get(DEPLOYMENT_LABEL)
+            .and_then(|md| owners.get(&(namespace.clone(), md.clone())))
+        else {
+            continue;
+        };
+        let resource = Accelerator::find(&owner.accelerator).map_or("", |a| a.resource_name);
+        new.push(NewInterval {
+            deployment: owner.id,
+            tenant: owner.tenant,
+            cluster: cluster.to_owned(),
+            namespace,
+            pod_name: pod.name_any(),
+            pod_uid: uid,
+            node: pod
+                .spec
+                .as_ref()
+                .and_then(|s| s.node_name.clone())
+                .unwrap_or_default(),
+            pool: owner.pool.clone(),
+            accelerator: owner.accelerator.clone(),
+            devices: observe::devices_of(pod, resource),
+            allocated_at: observe::bound_at(pod).unwrap_or_else(now),
+        });
+    }
+    let ended: Vec<&str> = open
+        .iter()
+        .map(|i| i.pod_uid.as_str())
+        .filter(|uid| !holding.contains(*uid))
+        .collect();
+    if new.is_empty() && ended.is_empty() {
+        return Ok(());
+    }
+    let at = now();
+    let mut tx = state.store().begin(&actor()).await?;
+    for interval in &new {
+        tx.open_interval(interval).await?;
+    }
+    for uid in ended {
+        tx.close_interval(cluster, uid, at).await?;
+    }
+    tx.commit().await?;
+    Ok(())
+}

@@ -1,0 +1,200 @@
+//! The pure half of cluster sync: what a ModelDeployment's status means
+//! for the hub's row, and what a pod means for device intervals. No client,
+//! no database.
+
+use chrono::{DateTime, Utc};
+use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::jiff::Timestamp;
+use modelfleet_core::crd::{ModelDeployment, Phase, condition};
+
+use crate::store::{Deployment, DeploymentStatus};
+
+/// The operator's reason on `WorkloadReady` when pods cannot be placed.
+pub const UNSCHEDULABLE_REASON: &str = "Unschedulable";
+
+/// What the database should say of a deployment whose ModelDeployment is
+/// `md`.
+pub fn status_of(md: &ModelDeployment) -> DeploymentStatus {
+    let status = md.status.as_ref();
+    let conditions = status.map(|s| s.conditions.as_slice()).unwrap_or_default();
+    let find = |type_: &str| conditions.iter().find(|c| c.type_ == type_);
+    let phase = status
+        .and_then(|s| s.phase)
+        .unwrap_or(Phase::Pending)
+        .as_str()
+        .to_owned();
+    let message = find(condition::READY)
+        .or_else(|| find(condition::ADMITTED))
+        .map(|c| c.message.clone())
+        .filter(|m| !m.is_empty());
+    let unschedulable = find(condition::WORKLOAD_READY)
+        .is_some_and(|c| c.status == "False" && c.reason == UNSCHEDULABLE_REASON);
+    DeploymentStatus {
+        phase,
+        ready_replicas: status.and_then(|s| s.ready_replicas).unwrap_or(0),
+        message,
+        resource_uid: md.metadata.uid.clone(),
+        unschedulable,
+    }
+}
+
+/// Whether recording `seen` would change `row`.
+pub fn differs(row: &Deployment, seen: &DeploymentStatus) -> bool {
+    let DeploymentStatus {
+        phase,
+        ready_replicas,
+        message,
+        resource_uid,
+        unschedulable,
+    } = seen;
+    row.phase != *phase
+        || row.ready_replicas != *ready_replicas
+        || row.status_message != *message
+        || (resource_uid.is_some() && row.resource_uid != *resource_uid)
+        || row.unschedulable_since.is_some() != *unschedulable
+}
+
+/// A pod that holds devices now: bound to a node and not finished. A pod
+/// being deleted still holds them until it is gone.
+pub fn holds_devices(pod: &Pod) -> bool {
+    let bound = pod
+        .spec
+        .as_ref()
+        .and_then(|s| s.node_name.as_deref())
+        .is_some_and(|n| !n.is_empty());
+    let phase = pod.status.as_ref().and_then(|s| s.phase.as_deref());
+    bound && !matches!(phase, Some("Succeeded" | "Failed"))
+}
+
+/// When the pod was bound: its `PodScheduled=True` transition, or `None`
+/// when the pod does not say.
+pub fn bound_at(pod: &Pod) -> Option<DateTime<Utc>> {
+    let c = pod
+        .status
+        .as_ref()?
+        .conditions
+        .as_ref()?
+        .iter()
+        .find(|c| c.type_ == "PodScheduled" && c.status == "True")?;
+    c.last_transition_time.as_ref().and_then(|t| chrono_of(t.0))
+}
+
+fn chrono_of(t: Timestamp) -> Option<DateTime<Utc>> {
+    let nanos = u32::try_from(t.subsec_nanosecond()).ok()?;
+    DateTime::from_timestamp(t.as_second(), nanos - nanos % 1000)
+}
+
+/// Devices of `resource` the pod requests (the larger of its containers'
+/// sum and its largest init container, as the scheduler counts).
+pub fn devices_of(pod: &Pod, resource: &str) -> u32 {
+    let Some(spec) = &pod.spec else { return 0 };
+    let of = |c: &k8s_openapi::api::core::v1::Container| -> u32 {
+        let r = c.resources.as_ref();
+        r.and_then(|r| r.requests.as_ref().and_then(|q| q.get(resource)))
+            .or_else(|| r.and_then(|r| r.limits.as_ref().and_then(|q| q.get(resource))))
+            .and_then(|q| q.0.parse().ok())
+            .unwrap_or(0)
+    };
+    let containers: u32 = spec.containers.iter().map(of).sum();
+    let init = spec
+        .init_containers
+        .iter()
+        .flatten()
+        .map(of)
+        .max()
+        .unwrap_or(0);
+    containers.max(init)
+}
+
+#[cfg(test)]
+mod tests {
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+    use modelfleet_core::crd::ModelDeploymentStatus;
+    use serde_json::json;
+
+    use super::*;
+
+    fn cond(type_: &str, status: &str, reason: &str, message: &str) -> Condition {
+        Condition {
+            type_: type_.into(),
+            status: status.into(),
+            reason: reason.into(),
+            message: message.into(),
+            last_transition_time: Time(Timestamp::now()),
+            observed_generation: None,
+        }
+    }
+
+    #[test]
+    fn an_unschedulable_workload_is_flagged_with_the_operators_message() {
+        let mut md: ModelDeployment = serde_json::from_value(json!({
+            "apiVersion": "modelfleet.io/v1alpha1",
+            "kind": "ModelDeployment",
+            "metadata": {"name": "m", "namespace": "mf-acme"},
+            "spec": {"model": "llama-3.1-8b", "source": "s3://models/llama-3.1-8b"}
+        }))
+        .unwrap();
+        md.status = Some(ModelDeploymentStatus {
+            phase: Some(Phase::Scheduling),
+            conditions: vec![
+                cond(
+                    condition::WORKLOAD_READY,
+                    "False",
+                    "Unschedulable",
+                    "m-0: 0/2 nodes are available",
+                ),
+                cond(
+                    condition::READY,
+                    "False",
+                    "Unschedulable",
+                    "m-0: 0/2 nodes are available",
+                ),
+            ],
+            ready_replicas: Some(0),
+            ..ModelDeploymentStatus::default()
+        });
+        let seen = status_of(&md);
+        assert_eq!(seen.phase, "Scheduling");
+        assert!(seen.unschedulable);
+        assert_eq!(
+            seen.message.as_deref(),
+            Some("m-0: 0/2 nodes are available")
+        );
+
+        md.status.as_mut().unwrap().conditions[0].reason = "Loading".into();
+        assert!(!status_of(&md).unschedulable);
+        md.status = None;
+        assert_eq!(status_of(&md).phase, "Pending");
+    }
+
+    #[test]
+    fn pods_hold_devices_while_bound_and_running() {
+        let pod: Pod = serde_json::from_value(json!({
+            "metadata": {"name": "p", "uid": "u1"},
+            "spec": {
+                "nodeName": "n1",
+                "initContainers": [{"name": "fetch", "resources": {"requests": {"nvidia.com/gpu": "1"}}}],
+                "containers": [
+                    {"name": "a", "resources": {"limits": {"nvidia.com/gpu": "4"}}},
+                    {"name": "b", "resources": {"requests": {"nvidia.com/gpu": "2"}}}
+                ]
+            },
+            "status": {"phase": "Running", "conditions": [
+                {"type": "PodScheduled", "status": "True", "lastTransitionTime": "2026-01-02T03:04:05Z"}
+            ]}
+        }))
+        .unwrap();
+        assert!(holds_devices(&pod));
+        assert_eq!(devices_of(&pod, "nvidia.com/gpu"), 6);
+        assert_eq!(
+            bound_at(&pod).unwrap().to_rfc3339(),
+            "2026-01-02T03:04:05+00:00"
+        );
+        let mut done = pod.clone();
+        done.status.as_mut().unwrap().phase = Some("Failed".into());
+        assert!(!holds_devices(&done));
+        let mut pending = pod;
+        pending.spec.as_mut().unwrap().node_name = None;
+        assert!(!holds_devices(&pending));
+    }
+}

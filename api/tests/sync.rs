@@ -1,0 +1,192 @@
+//! Cluster sync against sandbox clusters with the real operator: a
+//! deployment's phase and ready replicas reach the database, each replica's
+//! device interval opens when its pod is bound and closes when it is gone,
+//! and stopping and starting sync neither duplicates nor loses intervals.
+//! Each test runs on SQLite and, when `MODELFLEET_TEST_DATABASE_URL` is
+//! set, on PostgreSQL.
+
+mod support;
+
+use axum::http::{Method, StatusCode};
+use chrono::DurationRound;
+use k8s_openapi::api::core::v1::Pod;
+use kube::api::{Api, ListParams};
+use modelfleet_api::identity::Scope;
+use modelfleet_api::ids::{DeploymentId, TenantId};
+use modelfleet_api::store::testing::TestDb;
+use modelfleet_api::store::{Deployment, ReplicaInterval};
+use modelfleet_core::fleet::{Cloud, Fleet};
+use serde_json::json;
+use support::{Hub, SandboxSpec, eventually, test_settings};
+
+const CLUSTER: &str = "aws-a";
+
+fn fleet() -> Fleet {
+    Fleet::from_yaml(
+        "pools:\n\
+         - {cloud: aws, region: us-east-1, cluster: aws-a, name: l40s, accelerator: l40s, \
+            devicesPerNode: 4, nodesTotal: 2, nodesFree: 2, pricePerDeviceHour: \"1.80 USD\"}\n",
+    )
+    .unwrap()
+}
+
+async fn hub(db: TestDb) -> Hub {
+    let spec = SandboxSpec {
+        name: CLUSTER,
+        cloud: Cloud::Aws,
+        region: "us-east-1",
+        fleet: fleet(),
+        operator: Some(true),
+    };
+    Hub::start_clusters(db, vec![spec], test_settings()).await
+}
+
+async fn row(hub: &Hub, id: DeploymentId) -> Deployment {
+    hub.store.deployment(Scope::All, id).await.unwrap()
+}
+
+async fn intervals(hub: &Hub, tenant: TenantId, id: DeploymentId) -> Vec<ReplicaInterval> {
+    hub.store
+        .deployment_intervals(Scope::All, tenant, id)
+        .await
+        .unwrap()
+}
+
+async fn pods_of(hub: &Hub, name: &str) -> Vec<Pod> {
+    let pods: Api<Pod> = Api::namespaced(hub.kube.clone(), "mf-acme");
+    let selector = format!("modelfleet.io/deployment={name}");
+    pods.list(&ListParams::default().labels(&selector))
+        .await
+        .unwrap()
+        .items
+}
+
+async fn a_deployment_reaches_ready_and_its_intervals_follow_its_pods(db: TestDb) {
+    let hub = hub(db).await;
+    let sync = hub.sync_only();
+    let (tenant, key) = hub.tenant("acme", support::roomy()).await;
+    let tenant: TenantId = tenant.parse().unwrap();
+    let reply = hub
+        .post(
+            "/api/v1/deployments",
+            &key,
+            json!({"name": "chat", "model": "llama-3.1-8b"}),
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::ACCEPTED, "{:#}", reply.body);
+    let id: DeploymentId = reply.body["deployment"]["id"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let devices = reply.body["plan"]["devicesPerReplica"].as_u64().unwrap();
+
+    let ready = eventually("the deployment is Ready in the database", || async {
+        let d = row(&hub, id).await;
+        (d.phase == "Ready").then_some(d)
+    })
+    .await;
+    assert_eq!(ready.ready_replicas, 1);
+    assert!(ready.unschedulable_since.is_none());
+    let shown = hub.get(&format!("/api/v1/deployments/{id}"), &key).await;
+    assert_eq!(shown.body["phase"], "Ready", "{:#}", shown.body);
+    assert_eq!(shown.body["readyReplicas"], 1, "{:#}", shown.body);
+
+    let first = eventually("the replica's interval is open", || async {
+        let found = intervals(&hub, tenant, id).await;
+        (found.len() == 1).then_some(found)
+    })
+    .await
+    .remove(0);
+    let pod = pods_of(&hub, "chat").await.remove(0);
+    assert_eq!(Some(&first.pod_uid), pod.metadata.uid.as_ref());
+    assert_eq!(
+        Some(&first.node),
+        pod.spec.as_ref().unwrap().node_name.as_ref()
+    );
+    assert_eq!(
+        (
+            first.cluster.as_str(),
+            first.pool.as_str(),
+            first.accelerator.as_str()
+        ),
+        (CLUSTER, "l40s", "l40s")
+    );
+    assert_eq!(first.devices as u64, devices);
+    assert!(first.released_at.is_none());
+    assert!(first.allocated_at <= chrono::Utc::now());
+
+    // Stop sync; start it again: the running replica's interval is the
+    // same row, and a new replica gets its own.
+    sync.stop().await;
+    let sync = hub.sync_only();
+    let scaled = hub
+        .call(
+            Method::PATCH,
+            &format!("/api/v1/deployments/{id}"),
+            Some(&key),
+            Some(json!({"replicas": 2})),
+        )
+        .await;
+    assert_eq!(scaled.status, StatusCode::OK, "{:#}", scaled.body);
+    let both = eventually("the second replica's interval is open", || async {
+        let found = intervals(&hub, tenant, id).await;
+        (found.len() == 2).then_some(found)
+    })
+    .await;
+    assert!(both.contains(&first), "kept as it was: {both:#?}");
+    assert!(both.iter().all(|i| i.released_at.is_none()), "{both:#?}");
+    eventually("both replicas are ready", || async {
+        (row(&hub, id).await.ready_replicas == 2).then_some(())
+    })
+    .await;
+
+    // Delete while sync is stopped: the pods go, the intervals stay open
+    // until a sync sees it, and then close at the time it sees it.
+    sync.stop().await;
+    let deleted = hub
+        .call(
+            Method::DELETE,
+            &format!("/api/v1/deployments/{id}"),
+            Some(&key),
+            None,
+        )
+        .await;
+    assert_eq!(deleted.status, StatusCode::ACCEPTED, "{:#}", deleted.body);
+    eventually("the pods are gone", || async {
+        pods_of(&hub, "chat").await.is_empty().then_some(())
+    })
+    .await;
+    assert!(
+        intervals(&hub, tenant, id)
+            .await
+            .iter()
+            .all(|i| i.released_at.is_none()),
+        "nothing closes them while sync is stopped"
+    );
+    // To the microsecond, as the store keeps times.
+    let restarted = chrono::Utc::now()
+        .duration_trunc(chrono::TimeDelta::microseconds(1))
+        .unwrap();
+    let sync = hub.sync_only();
+    let closed = eventually("the intervals are closed", || async {
+        let found = intervals(&hub, tenant, id).await;
+        found
+            .iter()
+            .all(|i| i.released_at.is_some())
+            .then_some(found)
+    })
+    .await;
+    assert_eq!(closed.len(), 2, "none duplicated, none lost: {closed:#?}");
+    for interval in &closed {
+        let released = interval.released_at.unwrap();
+        assert!(
+            released >= restarted,
+            "closed when it was seen: {interval:#?}"
+        );
+        assert!(released >= interval.allocated_at);
+    }
+    sync.stop().await;
+}
+
+modelfleet_api::store_tests!(a_deployment_reaches_ready_and_its_intervals_follow_its_pods);
