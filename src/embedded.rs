@@ -34,6 +34,8 @@ pub struct EmbeddedOptions {
     pub listen: Option<SocketAddr>,
     /// How often the operator looks again at a converging deployment.
     pub requeue: Duration,
+    /// Run only ModelDeployments a hub has admitted (as under `serve`).
+    pub require_admission: bool,
 }
 
 impl EmbeddedOptions {
@@ -44,6 +46,7 @@ impl EmbeddedOptions {
             time_factor: 0.01,
             listen: None,
             requeue: Duration::from_secs(2),
+            require_admission: false,
         }
     }
 }
@@ -83,6 +86,7 @@ impl EmbeddedCluster {
         let mut settings = Settings::new(options.name.clone());
         settings.converging_requeue = options.requeue;
         settings.unplannable_requeue = options.requeue * 5;
+        settings.require_admission = options.require_admission;
         let (stop, stopped) = Shutdown::channel();
         let operator_options = Options {
             settings,

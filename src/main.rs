@@ -7,6 +7,7 @@ mod operator;
 mod output;
 mod plan;
 mod sandbox;
+mod serve;
 
 use std::process::ExitCode;
 
@@ -33,6 +34,11 @@ enum Command {
     Operator(operator::OperatorArgs),
     /// Run a simulated cluster with the operator, for kubectl.
     Sandbox(sandbox::SandboxArgs),
+    /// Run the whole product on this machine: the hub's API, a sandbox
+    /// cluster with an operator for each cluster of the fleet.
+    Serve(Box<serve::ServeArgs>),
+    /// Bring the hub's database schema up to date.
+    Migrate(serve::MigrateArgs),
 }
 
 fn main() -> ExitCode {
@@ -46,6 +52,8 @@ fn main() -> ExitCode {
         }
         Command::Operator(args) => operator::run(args),
         Command::Sandbox(args) => sandbox::run(args),
+        Command::Serve(args) => serve::serve(*args),
+        Command::Migrate(args) => serve::migrate(args),
     };
     match result {
         Ok(code) => code,

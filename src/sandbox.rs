@@ -3,7 +3,7 @@
 //! apply` path without a cluster.
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::Context as _;
@@ -34,22 +34,26 @@ pub struct SandboxArgs {
     time_factor: f64,
 }
 
+pub fn read_fleet(path: &Path) -> anyhow::Result<Fleet> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read fleet file {}", path.display()))?;
+    Fleet::from_yaml(&text).with_context(|| format!("in {}", path.display()))
+}
+
+pub fn check_time_factor(time_factor: f64) -> anyhow::Result<()> {
+    if !(time_factor > 0.0 && time_factor <= 10.0) {
+        anyhow::bail!("--time-factor {time_factor} must be above 0 and at most 10");
+    }
+    Ok(())
+}
+
 pub fn run(args: SandboxArgs) -> anyhow::Result<ExitCode> {
     crate::logging::init();
     let fleet = match &args.fleet {
-        Some(path) => {
-            let text = std::fs::read_to_string(path)
-                .with_context(|| format!("cannot read fleet file {}", path.display()))?;
-            Fleet::from_yaml(&text).with_context(|| format!("in {}", path.display()))?
-        }
+        Some(path) => read_fleet(path)?,
         None => Fleet::example(),
     };
-    if !(args.time_factor > 0.0 && args.time_factor <= 10.0) {
-        anyhow::bail!(
-            "--time-factor {} must be above 0 and at most 10",
-            args.time_factor
-        );
-    }
+    check_time_factor(args.time_factor)?;
     let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
     runtime.block_on(async {
         let mut options = EmbeddedOptions::new(args.name.clone(), fleet);

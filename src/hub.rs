@@ -1,0 +1,222 @@
+//! The whole product in one process, as `modelfleet serve` runs it: the
+//! hub's store (SQLite in the data directory unless a database URL is
+//! given), one embedded sandbox cluster per cluster of the fleet, each with
+//! its own operator and a kubeconfig in the data directory, the hub's
+//! cluster sync and failover loops, and the hub's API on one listener.
+//! The operators run only what the hub admitted, so a ModelDeployment
+//! someone `kubectl apply`s counts against its tenant's quota too.
+//!
+//! The end-to-end tests start it in process exactly as the command does.
+
+use std::collections::BTreeMap;
+use std::io::Write as _;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use modelfleet_api::bootstrap::{self, InitialCredentials};
+use modelfleet_api::{ApiSettings, AppState, ClusterRegistry, Keyring, Store};
+use modelfleet_core::fleet::Fleet;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use crate::embedded::{EmbeddedCluster, EmbeddedOptions};
+
+/// The file, in the data directory, that holds the credentials created on
+/// first start.
+pub const CREDENTIALS_FILE: &str = "initial-credentials";
+/// The file, in the data directory, that holds the key secrets are sealed
+/// with (unless `MODELFLEET_SECRET_KEY` gives one).
+pub const KEY_FILE: &str = "secret.key";
+
+#[derive(Debug, Clone)]
+pub struct HubOptions {
+    pub data_dir: PathBuf,
+    pub listen: SocketAddr,
+    /// The hub's database; SQLite in `data_dir` when `None`.
+    pub database_url: Option<String>,
+    /// The simulated clusters: one per distinct `cluster` of the fleet.
+    pub fleet: Fleet,
+    /// Scales simulated model load times (1.0 is real time).
+    pub time_factor: f64,
+    /// How often an operator looks again at a converging deployment.
+    pub requeue: Duration,
+    pub settings: ApiSettings,
+}
+
+impl HubOptions {
+    pub fn new(data_dir: impl Into<PathBuf>, listen: SocketAddr) -> Self {
+        HubOptions {
+            data_dir: data_dir.into(),
+            listen,
+            database_url: None,
+            fleet: Fleet::example(),
+            time_factor: 0.05,
+            requeue: Duration::from_secs(2),
+            settings: ApiSettings::default(),
+        }
+    }
+
+    pub fn database_url(&self) -> String {
+        self.database_url.clone().unwrap_or_else(|| {
+            format!(
+                "sqlite://{}?mode=rwc",
+                self.data_dir.join("modelfleet.db").display()
+            )
+        })
+    }
+}
+
+/// A running hub. [`RunningHub::shutdown`] stops everything it started.
+#[derive(Debug)]
+pub struct RunningHub {
+    /// Where the API and (when it lands) the console listen: `http://127.0.0.1:8080`.
+    pub url: String,
+    pub data_dir: PathBuf,
+    /// Set on the first start only: the file holds them too.
+    pub initial_credentials: Option<InitialCredentials>,
+    pub clusters: Vec<EmbeddedCluster>,
+    pub state: AppState,
+    stop: watch::Sender<bool>,
+    server: JoinHandle<()>,
+    /// Cluster sync and failover.
+    background: Vec<JoinHandle<()>>,
+}
+
+impl RunningHub {
+    pub async fn start(options: HubOptions) -> anyhow::Result<RunningHub> {
+        create_private_dir(&options.data_dir)?;
+        let keyring = Keyring::from_env_or_file(&options.data_dir.join(KEY_FILE))
+            .context("cannot load the key that seals secrets")?;
+        let store = Store::connect(&options.database_url())
+            .await
+            .context("cannot open the hub's database")?;
+
+        let credentials_path = options.data_dir.join(CREDENTIALS_FILE);
+        let initial_credentials = bootstrap::first_start(&store, |credentials| {
+            write_private(&credentials_path, &credentials.to_file_text())
+        })
+        .await
+        .context("cannot create the first platform admin and demo tenant")?;
+
+        let mut settings = options.settings.clone();
+        if settings.exchange_rates.is_empty() {
+            // Rank the fleet's pools in different currencies as its file says.
+            let rates = &options.fleet.exchange_rates;
+            settings.exchange_rates = rates.rates.iter().map(|(c, r)| (*c, *r)).collect();
+            if let Some(reference) = rates.reference {
+                settings.reference_currency = reference;
+            }
+        }
+        let state = AppState::new(store, Arc::new(keyring), ClusterRegistry::new(), settings);
+        let mut clusters = Vec::new();
+        for (name, fleet) in clusters_of(&options.fleet) {
+            let pool = &fleet.pools[0];
+            let (cloud, region) = (pool.cloud, pool.region.clone());
+            let mut embedded = EmbeddedOptions::new(name.clone(), fleet);
+            embedded.time_factor = options.time_factor;
+            embedded.requeue = options.requeue;
+            embedded.listen = Some(SocketAddr::from(([127, 0, 0, 1], 0)));
+            // The hub decides what runs: quota applies to kubectl too.
+            embedded.require_admission = true;
+            let cluster = EmbeddedCluster::start(embedded)
+                .await
+                .with_context(|| format!("cannot start sandbox cluster {name}"))?;
+            cluster.write_kubeconfig(&options.data_dir.join(format!("{name}.kubeconfig")))?;
+            state
+                .register_sandbox_cluster(&name, cloud, &region, cluster.client())
+                .await
+                .with_context(|| format!("cannot register sandbox cluster {name}"))?;
+            clusters.push(cluster);
+        }
+
+        let listener = tokio::net::TcpListener::bind(options.listen)
+            .await
+            .with_context(|| format!("cannot listen on {}", options.listen))?;
+        let addr = listener.local_addr().context("no local address")?;
+        let (stop, mut stopped) = watch::channel(false);
+        let background = vec![
+            modelfleet_api::sync::spawn(state.clone(), stopped.clone()),
+            modelfleet_api::failover::spawn(state.clone(), stopped.clone()),
+        ];
+        let app = modelfleet_api::router(state.clone());
+        let server = tokio::spawn(async move {
+            let shutdown = async move {
+                let _ = stopped.wait_for(|s| *s).await;
+            };
+            if let Err(e) = axum::serve(listener, app)
+                .with_graceful_shutdown(shutdown)
+                .await
+            {
+                tracing::error!(error = %e, "the hub's listener stopped");
+            }
+        });
+        Ok(RunningHub {
+            url: format!("http://{addr}"),
+            data_dir: options.data_dir,
+            initial_credentials,
+            clusters,
+            state,
+            stop,
+            server,
+            background,
+        })
+    }
+
+    pub async fn shutdown(self) {
+        let _ = self.stop.send(true);
+        let _ = self.server.await;
+        for task in self.background {
+            let _ = task.await;
+        }
+        for cluster in self.clusters {
+            cluster.shutdown().await;
+        }
+        self.state.store().close().await;
+    }
+}
+
+/// The fleet split by cluster, in name order.
+pub fn clusters_of(fleet: &Fleet) -> BTreeMap<String, Fleet> {
+    let mut clusters: BTreeMap<String, Fleet> = BTreeMap::new();
+    for pool in &fleet.pools {
+        clusters
+            .entry(pool.cluster.clone())
+            .or_insert_with(|| Fleet {
+                exchange_rates: fleet.exchange_rates.clone(),
+                pools: Vec::new(),
+            })
+            .pools
+            .push(pool.clone());
+    }
+    clusters
+}
+
+fn create_private_dir(dir: &Path) -> anyhow::Result<()> {
+    let mut builder = std::fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::DirBuilderExt as _;
+        builder.mode(0o700);
+    }
+    builder
+        .create(dir)
+        .with_context(|| format!("cannot create the data directory {}", dir.display()))
+}
+
+/// Writes `text` to a new file only its owner can read.
+fn write_private(path: &Path, text: &str) -> std::io::Result<()> {
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt as _;
+        options.mode(0o600);
+    }
+    let mut file = options.open(path)?;
+    file.write_all(text.as_bytes())?;
+    file.sync_all()
+}

@@ -1,0 +1,116 @@
+//! `modelfleet serve`: the whole product on one machine (see
+//! [`modelfleet::hub`]), and `modelfleet migrate`, which brings a hub
+//! database up to date without starting anything else.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context as _;
+use clap::Args;
+use modelfleet::hub::{CREDENTIALS_FILE, HubOptions, RunningHub};
+use modelfleet_api::ApiSettings;
+use modelfleet_core::fleet::Fleet;
+
+#[derive(Debug, Args)]
+pub struct Storage {
+    /// Where the hub keeps its state: the SQLite database, the key that
+    /// seals secrets, the first start's credentials and the sandbox
+    /// clusters' kubeconfigs.
+    #[arg(
+        long,
+        env = "MODELFLEET_DATA_DIR",
+        default_value = "modelfleet-data",
+        value_name = "DIR"
+    )]
+    data_dir: PathBuf,
+    /// The hub's database instead of SQLite in the data directory:
+    /// `postgres://user@host/db` or `sqlite://path?mode=rwc`.
+    #[arg(long, env = "MODELFLEET_DATABASE_URL", value_name = "URL")]
+    database_url: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    #[command(flatten)]
+    storage: Storage,
+    /// Address of the API (and the console, when it lands).
+    #[arg(long, env = "MODELFLEET_LISTEN", default_value = "127.0.0.1:8080")]
+    listen: SocketAddr,
+    /// Node pools to simulate, one sandbox cluster per `cluster` in it
+    /// [default: examples/fleet.yaml's fleet, all four clouds].
+    #[arg(long, env = "MODELFLEET_FLEET", value_name = "FILE")]
+    fleet: Option<PathBuf>,
+    /// Scales how long simulated models take to load (1.0 is real time).
+    #[arg(long, default_value_t = 0.05)]
+    time_factor: f64,
+    #[command(flatten)]
+    settings: ApiSettings,
+}
+
+#[derive(Debug, Args)]
+pub struct MigrateArgs {
+    #[command(flatten)]
+    storage: Storage,
+}
+
+pub fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
+    crate::logging::init();
+    let fleet = match &args.fleet {
+        Some(path) => crate::sandbox::read_fleet(path)?,
+        None => Fleet::example(),
+    };
+    crate::sandbox::check_time_factor(args.time_factor)?;
+    let mut options = HubOptions::new(args.storage.data_dir, args.listen);
+    options.database_url = args.storage.database_url;
+    options.fleet = fleet;
+    options.time_factor = args.time_factor;
+    options.settings = args.settings;
+    let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
+    runtime.block_on(async {
+        let hub = RunningHub::start(options).await?;
+        let data_dir = hub.data_dir.display();
+        println!("modelfleet is up");
+        println!("  API:          {}/api/v1  (docs: {}/api/docs)", hub.url, hub.url);
+        match &hub.initial_credentials {
+            Some(_) => println!(
+                "  credentials:  {data_dir}/{CREDENTIALS_FILE}  (created now: the admin's password and the demo tenant's API key)"
+            ),
+            None => println!(
+                "  credentials:  created on first start, in {data_dir}/{CREDENTIALS_FILE}"
+            ),
+        }
+        for cluster in &hub.clusters {
+            println!(
+                "  cluster {:<16} export KUBECONFIG={data_dir}/{}.kubeconfig",
+                cluster.name, cluster.name
+            );
+        }
+        println!("Ctrl-C stops it.");
+        tokio::signal::ctrl_c()
+            .await
+            .context("cannot wait for Ctrl-C")?;
+        hub.shutdown().await;
+        Ok(ExitCode::SUCCESS)
+    })
+}
+
+pub fn migrate(args: MigrateArgs) -> anyhow::Result<ExitCode> {
+    let mut options = HubOptions::new(args.storage.data_dir, ([127, 0, 0, 1], 0).into());
+    options.database_url = args.storage.database_url;
+    let url = options.database_url();
+    if options.database_url.is_none() {
+        std::fs::create_dir_all(&options.data_dir).with_context(|| {
+            format!(
+                "cannot create the data directory {}",
+                options.data_dir.display()
+            )
+        })?;
+    }
+    let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
+    runtime
+        .block_on(modelfleet_api::store::migrate(&url))
+        .context("cannot migrate the hub's database")?;
+    println!("the hub's database is up to date");
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,302 @@
+//! End to end: `modelfleet serve` started in process, driven over HTTP as a
+//! tenant's scripts would drive it. A platform admin signs in with the
+//! credentials of the first start and creates a tenant with a quota; the
+//! tenant deploys `llama-3.1-70b` through the REST API, it lands on the
+//! cheapest feasible pool across the four clouds' sandbox clusters, the
+//! real operator brings it to Ready, it is scaled and deleted.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use kube::Api;
+use modelfleet::hub::{CREDENTIALS_FILE, HubOptions, RunningHub};
+use modelfleet_core::crd::ModelDeployment;
+use modelfleet_core::fleet::Fleet;
+use modelfleet_core::money::Money;
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+const WAIT: Duration = Duration::from_secs(90);
+
+async fn start(data_dir: &Path) -> RunningHub {
+    let mut options = HubOptions::new(data_dir, ([127, 0, 0, 1], 0).into());
+    options.time_factor = 0.002;
+    options.requeue = Duration::from_millis(300);
+    RunningHub::start(options).await.expect("serve starts")
+}
+
+fn credentials(data_dir: &Path) -> BTreeMap<String, String> {
+    let text = std::fs::read_to_string(data_dir.join(CREDENTIALS_FILE)).unwrap();
+    text.lines()
+        .map(|line| {
+            let (name, value) = line.split_once('=').expect("name=value lines");
+            (name.to_owned(), value.to_owned())
+        })
+        .collect()
+}
+
+struct Http {
+    base: String,
+    client: reqwest::Client,
+}
+
+impl Http {
+    async fn call(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        token: &str,
+        body: Option<Value>,
+    ) -> (StatusCode, Value) {
+        let mut request = self
+            .client
+            .request(method, format!("{}{path}", self.base))
+            .bearer_auth(token);
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let response = request.send().await.expect("the hub answers");
+        let status = response.status();
+        let text = response.text().await.unwrap();
+        let body = if text.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_str(&text).unwrap_or(Value::String(text))
+        };
+        (status, body)
+    }
+
+    async fn get(&self, path: &str, token: &str) -> (StatusCode, Value) {
+        self.call(reqwest::Method::GET, path, token, None).await
+    }
+
+    async fn post(&self, path: &str, token: &str, body: Value) -> (StatusCode, Value) {
+        self.call(reqwest::Method::POST, path, token, Some(body))
+            .await
+    }
+
+    /// Polls a deployment until `done` says yes, or fails with what it saw.
+    async fn wait_for(
+        &self,
+        id: &str,
+        token: &str,
+        what: &str,
+        done: impl Fn(&Value) -> bool,
+    ) -> Value {
+        let deadline = Instant::now() + WAIT;
+        loop {
+            let (status, body) = self.get(&format!("/api/v1/deployments/{id}"), token).await;
+            assert_eq!(status, StatusCode::OK, "{body:#}");
+            if done(&body) {
+                return body;
+            }
+            assert!(Instant::now() < deadline, "never became {what}: {body:#}");
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+}
+
+/// A plan's hourly cost in USD micros, at the example fleet's rates.
+fn usd_micros(cost: &Value) -> i128 {
+    let money: Money = serde_json::from_value(cost.clone()).unwrap();
+    Fleet::example()
+        .exchange_rates
+        .comparable_micros(money)
+        .expect("the example fleet prices every currency")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tenant_deploys_a_70b_model_through_the_api_and_it_becomes_ready() {
+    let data = tempfile::tempdir().unwrap();
+    let hub = start(data.path()).await;
+    let http = Http {
+        base: hub.url.clone(),
+        client: reqwest::Client::new(),
+    };
+
+    // The first start wrote the admin's and the demo tenant's credentials,
+    // readable by the owner only, and a kubeconfig per sandbox cluster.
+    let creds = credentials(data.path());
+    assert_eq!(
+        creds.keys().map(String::as_str).collect::<Vec<_>>(),
+        ["admin_password", "admin_user", "api_key", "tenant"]
+    );
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        let mode = std::fs::metadata(data.path().join(CREDENTIALS_FILE))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
+    let clouds: BTreeSet<_> = hub
+        .clusters
+        .iter()
+        .map(|c| {
+            assert!(data.path().join(format!("{}.kubeconfig", c.name)).exists());
+            c.name.split('-').next().unwrap().to_owned()
+        })
+        .collect();
+    assert_eq!(
+        clouds.len(),
+        4,
+        "a sandbox cluster on every cloud: {clouds:?}"
+    );
+
+    // The demo tenant's key works as written.
+    let (status, demo) = http.get("/api/v1/quota", &creds["api_key"]).await;
+    assert_eq!(status, StatusCode::OK, "{demo:#}");
+
+    // The admin signs in and creates a tenant with a quota of 16 devices.
+    let (status, session) = http
+        .post(
+            "/api/v1/sessions",
+            "",
+            json!({"username": creds["admin_user"], "password": creds["admin_password"]}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{session:#}");
+    let admin = session["token"].as_str().unwrap().to_owned();
+    let (status, tenant) = http
+        .post(
+            "/api/v1/tenants",
+            &admin,
+            json!({"name": "acme", "quota": {"totalDevices": 16, "deployments": 4}}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{tenant:#}");
+    let (status, key) = http
+        .post(
+            "/api/v1/api-keys",
+            &admin,
+            json!({"name": "ci", "role": "developer", "tenant": tenant["id"]}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{key:#}");
+    let key = key["token"].as_str().unwrap().to_owned();
+
+    // Plans span every cloud; the first is the cheapest the quota allows.
+    let (status, plans) = http
+        .post("/api/v1/plans", &key, json!({"model": "llama-3.1-70b"}))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{plans:#}");
+    let plans = plans["plans"].as_array().unwrap().clone();
+    let plan_clouds: BTreeSet<_> = plans
+        .iter()
+        .map(|p| {
+            p["pool"]
+                .as_str()
+                .unwrap()
+                .split('-')
+                .next()
+                .unwrap()
+                .to_owned()
+        })
+        .collect();
+    assert_eq!(plan_clouds.len(), 4, "{plan_clouds:?}");
+    let cheapest = plans
+        .iter()
+        .filter(|p| p["quota"]["allowed"] == true)
+        .min_by_key(|p| usd_micros(&p["costPerHour"]))
+        .unwrap();
+
+    let (status, created) = http
+        .post(
+            "/api/v1/deployments",
+            &key,
+            json!({"name": "llama70", "model": "llama-3.1-70b"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{created:#}");
+    assert_eq!(created["plan"]["pool"], cheapest["pool"], "{created:#}");
+    let id = created["deployment"]["id"].as_str().unwrap().to_owned();
+    let cluster_name = created["deployment"]["cluster"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let cluster = hub
+        .clusters
+        .iter()
+        .find(|c| c.name == cluster_name)
+        .expect("placed on one of serve's clusters");
+
+    let ready = http
+        .wait_for(&id, &key, "Ready", |d| d["phase"] == "Ready")
+        .await;
+    assert_eq!(ready["readyReplicas"], 1);
+
+    // Two replicas: the operator scales the workload, the hub sees it.
+    let (status, scaled) = http
+        .call(
+            reqwest::Method::PATCH,
+            &format!("/api/v1/deployments/{id}"),
+            &key,
+            Some(json!({"replicas": 2})),
+        )
+        .await;
+    assert!(status.is_success(), "{scaled:#}");
+    http.wait_for(&id, &key, "two ready replicas", |d| {
+        d["phase"] == "Ready" && d["readyReplicas"] == 2
+    })
+    .await;
+
+    // Delete: the ModelDeployment leaves its cluster and the API forgets it.
+    let (status, body) = http
+        .call(
+            reqwest::Method::DELETE,
+            &format!("/api/v1/deployments/{id}"),
+            &key,
+            None,
+        )
+        .await;
+    assert!(status.is_success(), "{body:#}");
+    let mds: Api<ModelDeployment> = Api::namespaced(cluster.client(), "mf-acme");
+    let deadline = Instant::now() + WAIT;
+    while mds.get_opt("llama70").await.unwrap().is_some() {
+        assert!(
+            Instant::now() < deadline,
+            "the ModelDeployment was never removed"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    // The record stays, marked deleted, and the list no longer shows it.
+    let (status, gone) = http.get(&format!("/api/v1/deployments/{id}"), &key).await;
+    assert_eq!(status, StatusCode::OK, "{gone:#}");
+    assert!(gone["deletedAt"].is_string(), "{gone:#}");
+    let (_, listed) = http.get("/api/v1/deployments", &key).await;
+    assert!(
+        listed["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|d| d["id"] != id.as_str()),
+        "{listed:#}"
+    );
+
+    hub.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restart_keeps_the_first_credentials_and_creates_no_more() {
+    let data = tempfile::tempdir().unwrap();
+    let hub = start(data.path()).await;
+    assert!(hub.initial_credentials.is_some());
+    let first = std::fs::read_to_string(data.path().join(CREDENTIALS_FILE)).unwrap();
+    hub.shutdown().await;
+
+    let hub = start(data.path()).await;
+    assert!(hub.initial_credentials.is_none(), "created only once");
+    let again = std::fs::read_to_string(data.path().join(CREDENTIALS_FILE)).unwrap();
+    assert_eq!(first, again);
+    // The sealing key and database survived: the old API key still works.
+    let creds = credentials(data.path());
+    let http = Http {
+        base: hub.url.clone(),
+        client: reqwest::Client::new(),
+    };
+    let (status, body) = http.get("/api/v1/quota", &creds["api_key"]).await;
+    assert_eq!(status, StatusCode::OK, "{body:#}");
+    hub.shutdown().await;
+}
