@@ -412,7 +412,9 @@ fn requested(resource: &str, pods: &[&Pod]) -> u32 {
     pods.iter().map(|p| pod_request(p, resource)).sum()
 }
 
-fn pod_request(pod: &Pod, resource: &str) -> u32 {
+/// Devices of `resource` the pod asks for: the larger of its containers'
+/// sum and its largest init container, as the scheduler counts.
+pub fn pod_request(pod: &Pod, resource: &str) -> u32 {
     let Some(spec) = &pod.spec else { return 0 };
     let of = |c: &k8s_openapi::api::core::v1::Container| -> u32 {
         let resources = c.resources.as_ref();

@@ -84,26 +84,10 @@ fn chrono_of(t: Timestamp) -> Option<DateTime<Utc>> {
     DateTime::from_timestamp(t.as_second(), nanos - nanos % 1000)
 }
 
-/// Devices of `resource` the pod requests (the larger of its containers'
-/// sum and its largest init container, as the scheduler counts).
+/// Devices of `resource` the pod requests, counted as the operator's
+/// discovery (and the scheduler) counts them.
 pub fn devices_of(pod: &Pod, resource: &str) -> u32 {
-    let Some(spec) = &pod.spec else { return 0 };
-    let of = |c: &k8s_openapi::api::core::v1::Container| -> u32 {
-        let r = c.resources.as_ref();
-        r.and_then(|r| r.requests.as_ref().and_then(|q| q.get(resource)))
-            .or_else(|| r.and_then(|r| r.limits.as_ref().and_then(|q| q.get(resource))))
-            .and_then(|q| q.0.parse().ok())
-            .unwrap_or(0)
-    };
-    let containers: u32 = spec.containers.iter().map(of).sum();
-    let init = spec
-        .init_containers
-        .iter()
-        .flatten()
-        .map(of)
-        .max()
-        .unwrap_or(0);
-    containers.max(init)
+    modelfleet_operator::discovery::pod_request(pod, resource)
 }
 
 #[cfg(test)]
