@@ -103,29 +103,6 @@ impl Deployment {
     }
 }
 
-/// Where failover moves a deployment: a plan's pool and shape.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Relocation {
-    pub cluster: String,
-    pub pool: String,
-    pub accelerator: String,
-    pub devices_per_replica: u32,
-    pub precision: Precision,
-    pub replica_cost_per_hour: Money,
-}
-
-/// What cluster sync observed of a deployment.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct DeploymentStatus {
-    pub phase: String,
-    pub ready_replicas: u32,
-    pub message: Option<String>,
-    pub resource_uid: Option<String>,
-    /// Its pods cannot be scheduled (the operator's `WorkloadReady`
-    /// condition says `Unschedulable`).
-    pub unschedulable: bool,
-}
-
 #[derive(sqlx::FromRow)]
 struct Row {
     id: DeploymentId,
@@ -165,6 +142,11 @@ macro_rules! select {
         )
     };
 }
+
+// After `select!`, which it uses.
+mod observed;
+
+pub use observed::{DeploymentStatus, Relocation};
 
 impl TryFrom<Row> for Deployment {
     type Error = StoreError;
@@ -373,145 +355,6 @@ impl Tx {
         Ok(released)
     }
 
-    /// Records what cluster sync observed. `resource_uid` is kept when
-    /// `None` is given.
-    pub async fn record_deployment_status(
-        &mut self,
-        id: DeploymentId,
-        status: &DeploymentStatus,
-    ) -> Result<Deployment, StoreError> {
-        self.write_status(id, status, None)
-            .await?
-            .ok_or(StoreError::NotFound("deployment"))
-    }
-
-    /// Records what cluster sync observed of the row as it read it: only
-    /// if the row is still at `revision`. `None` when it changed meanwhile
-    /// (moved by failover, resized, released), so that an observation of
-    /// the old state never overwrites the new one; the next pass looks
-    /// again.
-    pub async fn record_synced_status(
-        &mut self,
-        id: DeploymentId,
-        revision: u64,
-        status: &DeploymentStatus,
-    ) -> Result<Option<Deployment>, StoreError> {
-        self.write_status(id, status, Some(revision)).await
-    }
-
-    async fn write_status(
-        &mut self,
-        id: DeploymentId,
-        status: &DeploymentStatus,
-        revision: Option<u64>,
-    ) -> Result<Option<Deployment>, StoreError> {
-        let current = self.any(id).await?;
-        self.actor()
-            .check(current.tenant, Permission::Deploy)
-            .map_err(|d| StoreError::denied(d, "deployment"))?;
-        let DeploymentStatus {
-            phase,
-            ready_replicas,
-            message,
-            resource_uid,
-            unschedulable,
-        } = status;
-        let revision = revision
-            .map(|r| i64::try_from(r).map_err(|_| StoreError::invalid("revision", "out of range")))
-            .transpose()?;
-        let changed = on_conn!(self.conn(), c => sqlx::query(
-            "UPDATE deployments SET phase = $2, ready_replicas = $3, status_message = $4, \
-             resource_uid = COALESCE($5, resource_uid), revision = revision + 1, updated_at = $6, \
-             unschedulable_since = CASE WHEN $7 THEN COALESCE(unschedulable_since, $6) ELSE NULL END \
-             WHERE id = $1 AND ($8 IS NULL OR revision = $8)",
-        ).bind(id).bind(phase).bind(i64::from(*ready_replicas)).bind(message)
-        .bind(resource_uid).bind(now()).bind(*unschedulable).bind(revision)
-        .execute(c).await.map(|r| r.rows_affected()))?;
-        if changed == 0 {
-            return Ok(None);
-        }
-        self.note(
-            "update",
-            "deployments/status",
-            Some(current.tenant),
-            id.0,
-            &current.name,
-        );
-        self.any(id).await.map(Some)
-    }
-
-    /// Moves a live deployment to another placement (failover): in this
-    /// transaction, under the tenant's lock, its current footprint is
-    /// released and the new one admitted against the quota, so the move
-    /// never needs the old and the new devices at once, and two admissions
-    /// cannot both count the room it frees. A rejection is
-    /// [`StoreError::Quota`]; roll the transaction back then.
-    ///
-    /// With `revision`, the row must still be at that revision (unchanged
-    /// since the caller decided to move it), else [`StoreError::Conflict`].
-    pub async fn move_deployment(
-        &mut self,
-        id: DeploymentId,
-        revision: Option<u64>,
-        to: &Relocation,
-    ) -> Result<Deployment, StoreError> {
-        let tenant = self.live_tenant_of(id, Permission::Deploy).await?;
-        lock_tenant(self, tenant).await?;
-        let current = self.live(id).await?;
-        if revision.is_some_and(|r| r != current.revision) {
-            return Err(StoreError::Conflict {
-                kind: "deployment revision",
-                name: current.name,
-            });
-        }
-        let Relocation {
-            cluster,
-            pool,
-            accelerator,
-            devices_per_replica,
-            precision,
-            replica_cost_per_hour,
-        } = to;
-        if Accelerator::find(accelerator).is_none() || *devices_per_replica == 0 {
-            return Err(StoreError::invalid(
-                "placement",
-                "a placement needs a known accelerator and at least one device",
-            ));
-        }
-        let at = now();
-        // Out of the sum for the check, back in with its new shape below.
-        on_conn!(self.conn(), c => sqlx::query(
-            "UPDATE deployments SET deleted_at = $2 WHERE id = $1",
-        ).bind(id).bind(at).execute(c).await.map(|r| r.rows_affected()))?;
-        let quota = load_quota(self.conn(), tenant).await?;
-        let usage = load_usage(self.conn(), tenant).await?;
-        let moved = Footprint {
-            accelerator: accelerator.clone(),
-            devices_per_replica: *devices_per_replica,
-            replicas: current.replicas,
-            model_params: current.model_params,
-            replica_cost_per_hour: *replica_cost_per_hour,
-        };
-        check_admission(&quota, &usage, &moved)?;
-        on_conn!(self.conn(), c => sqlx::query(
-            "UPDATE deployments SET deleted_at = NULL, cluster = $2, pool = $3, accelerator = $4, \
-             devices_per_replica = $5, precision = $6, replica_cost_micros = $7, currency = $8, \
-             phase = $9, ready_replicas = 0, status_message = NULL, resource_uid = NULL, \
-             unschedulable_since = NULL, revision = revision + 1, updated_at = $10 WHERE id = $1",
-        ).bind(id).bind(cluster).bind(pool).bind(accelerator).bind(i64::from(*devices_per_replica))
-        .bind(precision.name()).bind(replica_cost_per_hour.micros())
-        .bind(replica_cost_per_hour.currency().code()).bind(PHASE_PENDING).bind(at)
-        .execute(c).await.map(|r| r.rows_affected()))?;
-        self.note(
-            "update",
-            "deployments/placement",
-            Some(tenant),
-            id.0,
-            &current.name,
-        );
-        self.live(id).await
-    }
-
     /// The tenant of a live deployment the actor may act on with `permission`.
     async fn live_tenant_of(
         &mut self,
@@ -582,27 +425,6 @@ impl Store {
             select!("WHERE ($1 IS NULL OR tenant_id = $1) AND ($2 OR deleted_at IS NULL) \
                      ORDER BY tenant_id, name, created_at"))
             .bind(scope.tenant()).bind(include_deleted).fetch_all(c).await)?;
-        rows.into_iter().map(Deployment::try_from).collect()
-    }
-
-    /// Live deployments placed on `cluster`, every tenant's: what cluster
-    /// sync compares the cluster's ModelDeployments with.
-    pub async fn cluster_deployments(&self, cluster: &str) -> Result<Vec<Deployment>, StoreError> {
-        let mut reader = self.reader().await?;
-        let rows: Vec<Row> = on_conn!(reader.conn(), c => sqlx::query_as(
-            select!("WHERE cluster = $1 AND deleted_at IS NULL ORDER BY tenant_id, name"))
-            .bind(cluster).fetch_all(c).await)?;
-        rows.into_iter().map(Deployment::try_from).collect()
-    }
-
-    /// Live deployments whose pods sync has seen unschedulable, longest
-    /// first: failover's candidates.
-    pub async fn unschedulable_deployments(&self) -> Result<Vec<Deployment>, StoreError> {
-        let mut reader = self.reader().await?;
-        let rows: Vec<Row> = on_conn!(reader.conn(), c => sqlx::query_as(
-            select!("WHERE unschedulable_since IS NOT NULL AND deleted_at IS NULL \
-                     ORDER BY unschedulable_since"))
-            .fetch_all(c).await)?;
         rows.into_iter().map(Deployment::try_from).collect()
     }
 }
