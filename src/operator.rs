@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use anyhow::Context as _;
 use clap::Args;
-use modelfleet_operator::controller::Settings;
+use modelfleet_operator::controller::{DEFAULT_CONCURRENCY, Settings};
 use modelfleet_operator::leader::LeaderElection;
 use modelfleet_operator::runner::{self, Options, Shutdown};
 
@@ -31,7 +31,7 @@ pub struct OperatorArgs {
     identity: String,
     /// ModelDeployments reconciled at once; more only adds memory and API
     /// load once the API server is the bottleneck.
-    #[arg(long, env = "MODELFLEET_CONCURRENCY", default_value_t = 16, value_parser = clap::value_parser!(u16).range(1..))]
+    #[arg(long, env = "MODELFLEET_CONCURRENCY", default_value_t = DEFAULT_CONCURRENCY, value_parser = clap::value_parser!(u16).range(1..))]
     concurrency: u16,
     /// Run only ModelDeployments a modelfleet hub has admitted (annotation
     /// `modelfleet.io/admission`), so that quota applies to `kubectl apply`

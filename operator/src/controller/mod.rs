@@ -102,6 +102,9 @@ impl Error {
     }
 }
 
+/// Reconciles in flight at once unless told otherwise.
+pub const DEFAULT_CONCURRENCY: u16 = 16;
+
 /// How the controller behaves; the defaults suit a production cluster.
 #[derive(Debug, Clone)]
 pub struct Settings {
@@ -139,7 +142,7 @@ impl Settings {
             unplannable_requeue: Duration::from_secs(120),
             reporter: "modelfleet-operator".to_owned(),
             require_admission: false,
-            concurrency: 16,
+            concurrency: DEFAULT_CONCURRENCY,
         }
     }
 }
