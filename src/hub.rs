@@ -16,9 +16,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
+use modelfleet_api::audit;
 use modelfleet_api::bootstrap::{self, InitialCredentials};
 use modelfleet_api::{ApiSettings, AppState, ClusterRegistry, Keyring, Store};
 use modelfleet_core::fleet::Fleet;
+use modelfleet_web::compliance::HubReportRenderer;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
@@ -30,6 +32,11 @@ pub const CREDENTIALS_FILE: &str = "initial-credentials";
 /// The file, in the data directory, that holds the key secrets are sealed
 /// with (unless `MODELFLEET_SECRET_KEY` gives one).
 pub const KEY_FILE: &str = "secret.key";
+/// Where audit exports go in the data directory unless `--audit-export`
+/// names another place.
+pub const AUDIT_EXPORT_DIR: &str = "audit-exports";
+/// The SQLite database in the data directory, when no database URL is given.
+pub const DATABASE_FILE: &str = "modelfleet.db";
 
 #[derive(Debug, Clone)]
 pub struct HubOptions {
@@ -63,7 +70,7 @@ impl HubOptions {
         self.database_url.clone().unwrap_or_else(|| {
             format!(
                 "sqlite://{}?mode=rwc",
-                self.data_dir.join("modelfleet.db").display()
+                self.data_dir.join(DATABASE_FILE).display()
             )
         })
     }
@@ -110,7 +117,22 @@ impl RunningHub {
                 settings.reference_currency = reference;
             }
         }
-        let state = AppState::new(store, Arc::new(keyring), ClusterRegistry::new(), settings);
+        if settings.audit_export.is_none() {
+            // Embedded default: exports next to the database, until an
+            // object store in another region is configured.
+            let dir = std::path::absolute(options.data_dir.join(AUDIT_EXPORT_DIR))
+                .context("cannot resolve the audit export directory")?;
+            settings.audit_export = Some(format!("file://{}", dir.display()));
+        }
+        let audit_target = settings
+            .audit_target()
+            .context("cannot use the audit export location")?;
+        let keyring = Arc::new(keyring);
+        let mut state = AppState::new(store, keyring.clone(), ClusterRegistry::new(), settings)
+            .with_report_renderer(Arc::new(HubReportRenderer::system()));
+        if let Some(target) = audit_target.clone() {
+            state = state.with_audit_target(target);
+        }
         let mut clusters = Vec::new();
         for (name, fleet) in clusters_of(&options.fleet) {
             let pool = &fleet.pools[0];
@@ -137,15 +159,34 @@ impl RunningHub {
             .with_context(|| format!("cannot listen on {}", options.listen))?;
         let addr = listener.local_addr().context("no local address")?;
         let (stop, mut stopped) = watch::channel(false);
-        let background = vec![
+        let mut background = vec![
             modelfleet_api::sync::spawn(state.clone(), stopped.clone()),
             modelfleet_api::failover::spawn(state.clone(), stopped.clone()),
         ];
+        if let Some(target) = audit_target {
+            let every =
+                Duration::from_secs(u64::from(state.settings().audit_export_every_hours) * 3600);
+            background.push(tokio::spawn(audit::run_scheduled(
+                state.store().clone(),
+                keyring.clone(),
+                target,
+                every,
+                stopped.clone(),
+            )));
+            background.push(tokio::spawn(prune_audit(
+                state.store().clone(),
+                state.settings().audit_retention_days,
+                every,
+                stopped.clone(),
+            )));
+        }
         let app = modelfleet_api::router(state.clone());
         let server = tokio::spawn(async move {
             let shutdown = async move {
                 let _ = stopped.wait_for(|s| *s).await;
             };
+            // Peer addresses go into the audit trail as sourceIPs.
+            let app = app.into_make_service_with_connect_info::<SocketAddr>();
             if let Err(e) = axum::serve(listener, app)
                 .with_graceful_shutdown(shutdown)
                 .await
@@ -175,6 +216,28 @@ impl RunningHub {
             cluster.shutdown().await;
         }
         self.state.store().close().await;
+    }
+}
+
+/// Removes audit records older than the retention, once they were exported
+/// (the store refuses anything else), every `every`.
+async fn prune_audit(
+    store: Store,
+    retention_days: u32,
+    every: Duration,
+    mut stop: watch::Receiver<bool>,
+) {
+    let actor = modelfleet_api::Actor::system("audit");
+    loop {
+        let before = chrono::Utc::now() - chrono::TimeDelta::days(i64::from(retention_days));
+        match store.prune_audit(&actor, before).await {
+            Ok(pruned) => tracing::info!(?pruned, "pruned exported audit records past retention"),
+            Err(e) => tracing::debug!(error = %e, "no audit records to prune"),
+        }
+        tokio::select! {
+            () = tokio::time::sleep(every) => {}
+            _ = stop.wait_for(|s| *s) => return,
+        }
     }
 }
 

@@ -1,6 +1,7 @@
 //! The `modelfleet` binary. It only wires the crates together: each
 //! subcommand parses its arguments, calls into the parts, and prints.
 
+mod audit;
 mod catalog;
 mod logging;
 mod operator;
@@ -39,6 +40,8 @@ enum Command {
     Serve(Box<serve::ServeArgs>),
     /// Bring the hub's database schema up to date.
     Migrate(serve::MigrateArgs),
+    /// The audit trail: verify its hash chain and its exports.
+    Audit(audit::AuditArgs),
 }
 
 fn main() -> ExitCode {
@@ -54,6 +57,7 @@ fn main() -> ExitCode {
         Command::Sandbox(args) => sandbox::run(args),
         Command::Serve(args) => serve::serve(*args),
         Command::Migrate(args) => serve::migrate(args),
+        Command::Audit(args) => audit::run(args),
     };
     match result {
         Ok(code) => code,

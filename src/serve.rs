@@ -13,7 +13,7 @@ use modelfleet_api::ApiSettings;
 use modelfleet_core::fleet::Fleet;
 
 #[derive(Debug, Args)]
-pub struct Storage {
+pub(crate) struct Storage {
     /// Where the hub keeps its state: the SQLite database, the key that
     /// seals secrets, the first start's credentials and the sandbox
     /// clusters' kubeconfigs.
@@ -23,11 +23,11 @@ pub struct Storage {
         default_value = "modelfleet-data",
         value_name = "DIR"
     )]
-    data_dir: PathBuf,
+    pub(crate) data_dir: PathBuf,
     /// The hub's database instead of SQLite in the data directory:
     /// `postgres://user@host/db` or `sqlite://path?mode=rwc`.
     #[arg(long, env = "MODELFLEET_DATABASE_URL", value_name = "URL")]
-    database_url: Option<String>,
+    pub(crate) database_url: Option<String>,
 }
 
 #[derive(Debug, Args)]

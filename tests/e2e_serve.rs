@@ -275,6 +275,33 @@ async fn a_tenant_deploys_a_70b_model_through_the_api_and_it_becomes_ready() {
         "{listed:#}"
     );
 
+    // The audit trail has the whole story, with where each request came
+    // from, and the compliance report is a PDF an auditor can file.
+    let (status, trail) = http
+        .get("/api/v1/audit?resource=deployments&verb=delete", &admin)
+        .await;
+    assert_eq!(status, StatusCode::OK, "{trail:#}");
+    let deleted = &trail["items"][0];
+    assert_eq!(deleted["objectRef"]["name"], "llama70", "{trail:#}");
+    assert_eq!(deleted["responseStatus"]["code"], 202, "{trail:#}");
+    assert_eq!(deleted["sourceIPs"][0], "127.0.0.1", "{trail:#}");
+    let (status, chain) = http.get("/api/v1/audit/verify", &admin).await;
+    assert_eq!(status, StatusCode::OK, "{chain:#}");
+    assert_eq!(chain["intact"], true, "{chain:#}");
+    let pdf = http
+        .client
+        .get(format!(
+            "{}/api/v1/compliance/mlps-l3?format=pdf",
+            http.base
+        ))
+        .bearer_auth(&admin)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(pdf.status(), StatusCode::OK);
+    assert_eq!(pdf.headers()["content-type"], "application/pdf");
+    assert!(pdf.bytes().await.unwrap().starts_with(b"%PDF-"));
+
     hub.shutdown().await;
 }
 

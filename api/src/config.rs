@@ -4,12 +4,19 @@
 
 use modelfleet_core::money::{Currency, ExchangeRates, MoneyError, Rate};
 
+use crate::audit::{ExportTarget, Location, S3Settings, TargetError};
+use crate::secret::Secret;
+
 pub const DEFAULT_MAX_BODY_BYTES: usize = 1024 * 1024;
 pub const DEFAULT_SESSION_MINUTES: u32 = 60;
 pub const DEFAULT_IDEMPOTENCY_HOURS: u32 = 24;
 pub const DEFAULT_POOL_MAX_AGE_SECONDS: u64 = 10;
 pub const DEFAULT_MODEL_SOURCE: &str = "s3://models/{model}";
 pub const DEFAULT_FAILOVER_AFTER_SECONDS: u64 = 300;
+/// Six calendar months can be 184 days: the least China's Cybersecurity Law
+/// (Article 21) allows network logs to be kept.
+pub const MIN_AUDIT_RETENTION_DAYS: u32 = 184;
+pub const DEFAULT_AUDIT_EXPORT_EVERY_HOURS: u32 = 24;
 
 #[derive(Debug, Clone, PartialEq, Eq, clap::Args)]
 pub struct ApiSettings {
@@ -56,7 +63,58 @@ pub struct ApiSettings {
     #[arg(long = "failover-after-seconds", env = "MODELFLEET_FAILOVER_AFTER_SECONDS", default_value_t = DEFAULT_FAILOVER_AFTER_SECONDS,
           value_parser = clap::value_parser!(u64).range(1..=7 * 24 * 3600))]
     pub failover_after_seconds: u64,
+
+    /// How long audit records stay in the database, in days (at least 184,
+    /// six months). Older records are removed only once exported.
+    #[arg(long = "audit-retention-days", env = "MODELFLEET_AUDIT_RETENTION_DAYS", default_value_t = MIN_AUDIT_RETENTION_DAYS,
+          value_parser = clap::value_parser!(u32).range(i64::from(MIN_AUDIT_RETENTION_DAYS)..=36_500))]
+    pub audit_retention_days: u32,
+
+    /// Where audit records are exported: `s3://bucket/prefix` (AWS S3,
+    /// Alibaba OSS, Huawei OBS, Tencent COS) or `file:///dir`. `serve`
+    /// defaults to a directory in its data directory.
+    #[arg(
+        long = "audit-export",
+        env = "MODELFLEET_AUDIT_EXPORT",
+        value_name = "LOCATION"
+    )]
+    pub audit_export: Option<String>,
+
+    /// How often the audit trail is exported (and then pruned), in hours.
+    #[arg(long = "audit-export-every-hours", env = "MODELFLEET_AUDIT_EXPORT_EVERY_HOURS", default_value_t = DEFAULT_AUDIT_EXPORT_EVERY_HOURS,
+          value_parser = clap::value_parser!(u32).range(1..=24 * 7))]
+    pub audit_export_every_hours: u32,
+
+    /// The S3-compatible endpoint of an `s3://` export location, e.g.
+    /// `https://oss-cn-hangzhou.aliyuncs.com`; AWS S3 itself when absent.
+    /// Credentials come from `MODELFLEET_AUDIT_S3_ACCESS_KEY_ID` and
+    /// `MODELFLEET_AUDIT_S3_SECRET_ACCESS_KEY` (never a flag, so they stay
+    /// out of process listings).
+    #[arg(
+        long = "audit-s3-endpoint",
+        env = "MODELFLEET_AUDIT_S3_ENDPOINT",
+        value_name = "URL"
+    )]
+    pub audit_s3_endpoint: Option<String>,
+
+    /// The region of an `s3://` export location (`us-east-1`,
+    /// `cn-hangzhou`, `cn-north-4`, `ap-guangzhou`).
+    #[arg(
+        long = "audit-s3-region",
+        env = "MODELFLEET_AUDIT_S3_REGION",
+        default_value = "us-east-1"
+    )]
+    pub audit_s3_region: String,
+
+    /// Address buckets as `endpoint/bucket` (most self-hosted stores)
+    /// rather than `bucket.endpoint`.
+    #[arg(long = "audit-s3-path-style", env = "MODELFLEET_AUDIT_S3_PATH_STYLE")]
+    pub audit_s3_path_style: bool,
 }
+
+/// Where the credentials of an `s3://` audit export location come from.
+pub const AUDIT_S3_ACCESS_KEY_ENV: &str = "MODELFLEET_AUDIT_S3_ACCESS_KEY_ID";
+pub const AUDIT_S3_SECRET_KEY_ENV: &str = "MODELFLEET_AUDIT_S3_SECRET_ACCESS_KEY";
 
 impl Default for ApiSettings {
     fn default() -> Self {
@@ -69,6 +127,12 @@ impl Default for ApiSettings {
             reference_currency: Currency::Usd,
             exchange_rates: Vec::new(),
             failover_after_seconds: DEFAULT_FAILOVER_AFTER_SECONDS,
+            audit_retention_days: MIN_AUDIT_RETENTION_DAYS,
+            audit_export: None,
+            audit_export_every_hours: DEFAULT_AUDIT_EXPORT_EVERY_HOURS,
+            audit_s3_endpoint: None,
+            audit_s3_region: "us-east-1".to_owned(),
+            audit_s3_path_style: false,
         }
     }
 }
@@ -79,6 +143,36 @@ impl ApiSettings {
             reference: Some(self.reference_currency),
             rates: self.exchange_rates.iter().copied().collect(),
         }
+    }
+
+    /// The audit export target `--audit-export` names, if any, with S3
+    /// credentials from the environment for an `s3://` location.
+    pub fn audit_target(&self) -> Result<Option<ExportTarget>, TargetError> {
+        let Some(location) = &self.audit_export else {
+            return Ok(None);
+        };
+        let location: Location = location.parse()?;
+        let s3 = match &location {
+            Location::S3 { .. } => {
+                let var = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
+                let (Some(access_key_id), Some(secret)) =
+                    (var(AUDIT_S3_ACCESS_KEY_ENV), var(AUDIT_S3_SECRET_KEY_ENV))
+                else {
+                    return Err(TargetError::MissingS3Settings(format!(
+                        "{location} (set {AUDIT_S3_ACCESS_KEY_ENV} and {AUDIT_S3_SECRET_KEY_ENV})"
+                    )));
+                };
+                Some(S3Settings {
+                    endpoint: self.audit_s3_endpoint.clone(),
+                    region: self.audit_s3_region.clone(),
+                    path_style: self.audit_s3_path_style,
+                    access_key_id,
+                    secret_access_key: Secret::new(secret),
+                })
+            }
+            Location::Dir(_) => None,
+        };
+        ExportTarget::open(location, s3.as_ref()).map(Some)
     }
 
     /// The weights of `model` when the request names none.
@@ -125,5 +219,9 @@ mod tests {
         let cli = Cli::parse_from(["hub", "--failover-after-seconds", "30"]);
         assert_eq!(cli.api.failover_after_seconds, 30);
         assert!(Cli::try_parse_from(["hub", "--failover-after-seconds", "0"]).is_err());
+        // Retention below six months is refused, not quietly raised.
+        assert!(Cli::try_parse_from(["hub", "--audit-retention-days", "90"]).is_err());
+        let cli = Cli::parse_from(["hub", "--audit-retention-days", "400"]);
+        assert_eq!(cli.api.audit_retention_days, 400);
     }
 }

@@ -127,3 +127,12 @@ id_type!(
     /// Something that happened to a deployment (a failover step).
     EventId
 );
+id_type!(
+    /// One request's id in the audit trail (`auditID`): every record the
+    /// request causes carries it.
+    AuditId
+);
+id_type!(
+    /// One export of audit records to object storage.
+    ExportId
+);

@@ -8,8 +8,10 @@
 //! `store/` is the only place in modelfleet that runs SQL; this crate never
 //! renders HTML.
 
+pub mod audit;
 pub mod bootstrap;
 pub mod clusters;
+pub mod compliance;
 pub mod config;
 pub mod failover;
 pub mod http;
@@ -22,7 +24,7 @@ pub mod sync;
 
 pub use clusters::ClusterRegistry;
 pub use config::ApiSettings;
-pub use http::{AppState, SandboxLauncher, openapi, router};
+pub use http::{AUDIT_ID_HEADER, AppState, ReportRenderer, SandboxLauncher, openapi, router};
 pub use identity::{Actor, Origin, Principal, Role, Scope};
 pub use secret::{Keyring, Sealed, Secret, SecretKey};
 pub use store::{Store, StoreError, Tx};

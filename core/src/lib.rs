@@ -6,6 +6,7 @@
 //! or a clock, so every function here can be tested with plain values.
 
 pub mod accelerator;
+pub mod audit;
 pub mod crd;
 pub mod fleet;
 pub mod model;

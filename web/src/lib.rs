@@ -2,8 +2,10 @@
 //! calls the hub's services in-process and never runs SQL itself.
 //!
 //! The console's pages are not built yet (the issue "The web console").
-//! What lives here so far is [`report`]: the MLPS 2.0 (等保2.0) level-3
-//! compliance report, laid out from a plain [`report::ReportDocument`] as a
-//! printable HTML page and as a PDF.
+//! What lives here so far is the MLPS 2.0 (等保2.0) level-3 compliance
+//! report rendered as a printable HTML page and as a PDF: [`report`] lays
+//! out a plain [`report::ReportDocument`], and [`compliance`] makes one
+//! from the hub's report and renders it for the API.
 
+pub mod compliance;
 pub mod report;

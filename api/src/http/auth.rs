@@ -15,6 +15,7 @@ use axum::http::request::Parts;
 use tracing::debug;
 
 use super::AppState;
+use super::audit::RequestAudit;
 use super::error::ApiError;
 use super::layers::RequestId;
 use crate::identity::{Actor, Origin, Permission, Scope};
@@ -71,11 +72,22 @@ pub(crate) fn origin(parts: &Parts) -> Origin {
             .and_then(|v| v.to_str().ok())
             .map(|s| s.chars().take(256).collect()),
         request_id: parts.extensions.get::<RequestId>().map(|r| r.0.clone()),
+        ..Origin::default()
     }
+    .with_request(parts.extensions.get::<RequestAudit>())
 }
 
-/// Authenticates the bearer token of a request.
+/// Authenticates the bearer token of a request, and tells the audit layer
+/// who it is.
 pub(crate) async fn authenticate(state: &AppState, parts: &Parts) -> Result<Caller, ApiError> {
+    let caller = authenticate_token(state, parts).await?;
+    if let Some(tracking) = parts.extensions.get::<RequestAudit>() {
+        tracking.authenticated(&caller.actor);
+    }
+    Ok(caller)
+}
+
+async fn authenticate_token(state: &AppState, parts: &Parts) -> Result<Caller, ApiError> {
     let token = parts
         .headers
         .get(header::AUTHORIZATION)

@@ -10,6 +10,7 @@
 //! through a [`crate::Tx`] opened for the caller, so tenant and role are
 //! checked on every call and every change can be audited.
 
+pub mod audit;
 mod auth;
 pub mod error;
 mod extract;
@@ -35,12 +36,15 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_swagger_ui::SwaggerUi;
 
+pub use audit::AUDIT_ID_HEADER;
 pub use auth::Caller;
 pub use error::{ApiError, Problem};
 pub use idempotency::{IDEMPOTENCY_KEY, REPLAYED};
 pub use layers::{REQUEST_ID_HEADER, RequestId};
 pub use metrics::HttpMetrics;
+pub use v1::compliance::ReportRenderer;
 
+use crate::audit::ExportTarget;
 use crate::clusters::ClusterRegistry;
 use crate::config::ApiSettings;
 use crate::identity::Actor;
@@ -69,6 +73,8 @@ pub struct AppState {
     settings: Arc<ApiSettings>,
     metrics: Arc<HttpMetrics>,
     sandbox: Option<Arc<dyn SandboxLauncher>>,
+    report_renderer: Option<Arc<dyn ReportRenderer>>,
+    audit_target: Option<Arc<ExportTarget>>,
 }
 
 impl std::fmt::Debug for AppState {
@@ -95,7 +101,29 @@ impl AppState {
             settings: Arc::new(settings),
             metrics: Arc::new(HttpMetrics::default()),
             sandbox: None,
+            report_renderer: None,
+            audit_target: None,
         }
+    }
+
+    /// Where `POST /api/v1/audit/exports` writes.
+    pub fn with_audit_target(mut self, target: ExportTarget) -> Self {
+        self.audit_target = Some(Arc::new(target));
+        self
+    }
+
+    pub fn audit_target(&self) -> Option<&ExportTarget> {
+        self.audit_target.as_deref()
+    }
+
+    /// Lets the compliance report be served as HTML and PDF.
+    pub fn with_report_renderer(mut self, renderer: Arc<dyn ReportRenderer>) -> Self {
+        self.report_renderer = Some(renderer);
+        self
+    }
+
+    pub(crate) fn report_renderer(&self) -> Option<&Arc<dyn ReportRenderer>> {
+        self.report_renderer.as_ref()
     }
 
     /// Lets `POST /api/v1/clusters` register `"sandbox": true` clusters.
@@ -189,6 +217,7 @@ impl AppState {
         (name = "plans", description = "Sizing and placement across every cluster"),
         (name = "deployments", description = "Models deployed by a tenant"),
         (name = "quota", description = "A tenant's limits and what is in use"),
+        (name = "audit", description = "The tamper-evident audit trail (auditors, platform and tenant admins)"),
     )
 )]
 struct ApiDoc;
@@ -222,7 +251,9 @@ fn api_v1() -> OpenApiRouter<AppState> {
         .merge(v1::clusters::router())
         .merge(v1::plans::router())
         .merge(v1::deployments::router())
-        .merge(v1::quota::router());
+        .merge(v1::quota::router())
+        .merge(v1::audit::router())
+        .merge(v1::compliance::router());
     OpenApiRouter::with_openapi(ApiDoc::openapi()).nest("/api/v1", v1)
 }
 
@@ -237,6 +268,7 @@ pub fn router(state: AppState) -> Router {
     let max_body = state.settings.max_body_bytes;
     let v1 = v1
         .layer(from_fn_with_state(state.clone(), idempotency::idempotency))
+        .layer(from_fn_with_state(state.clone(), audit::audit))
         .layer(DefaultBodyLimit::max(max_body));
     Router::new()
         .merge(v1)

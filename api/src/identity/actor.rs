@@ -3,10 +3,11 @@
 
 use std::net::IpAddr;
 
+use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 use super::role::{Permission, Role};
-use crate::ids::{ApiKeyId, TenantId, UserId};
+use crate::ids::{ApiKeyId, AuditId, TenantId, UserId};
 
 /// Who acts.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -24,6 +25,8 @@ pub enum Principal {
     System {
         component: &'static str,
     },
+    /// A request that did not authenticate (recorded when it is refused).
+    Anonymous,
 }
 
 /// Where a request came from, for the audit trail.
@@ -32,6 +35,12 @@ pub struct Origin {
     pub source_ip: Option<IpAddr>,
     pub user_agent: Option<String>,
     pub request_id: Option<String>,
+    /// The request's id in the audit trail, chosen by the hub (unlike
+    /// `request_id`, which a client may set).
+    pub audit_id: Option<AuditId>,
+    pub received_at: Option<DateTime<Utc>>,
+    /// The path and query, as `requestURI`.
+    pub request_uri: Option<String>,
 }
 
 /// A principal with its tenant and role: what every store call runs as.
@@ -88,6 +97,29 @@ impl Actor {
             role: Role::PlatformAdmin,
             origin: Origin::default(),
         }
+    }
+
+    /// Whoever sent a request that did not authenticate.
+    pub fn anonymous(origin: Origin) -> Actor {
+        Actor {
+            principal: Principal::Anonymous,
+            tenant: None,
+            role: Role::Viewer,
+            origin,
+        }
+    }
+
+    /// The hub finishing or undoing, on its own account, what a request
+    /// started after the request's own transaction committed (recording
+    /// what a cluster answered, putting a quota back when a cluster
+    /// refused). Its records keep the request's id, source and agent but
+    /// are not the request's record.
+    pub fn follow_up(&self, component: &'static str) -> Actor {
+        Actor::system(component).with_origin(Origin {
+            audit_id: None,
+            received_at: None,
+            ..self.origin.clone()
+        })
     }
 
     pub fn with_origin(mut self, origin: Origin) -> Actor {

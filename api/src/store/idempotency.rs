@@ -38,6 +38,7 @@ fn scope_of(actor: &Actor) -> String {
         (None, Principal::User { id, .. }) => format!("user:{id}"),
         (None, Principal::ApiKey { id, .. }) => format!("apikey:{id}"),
         (None, Principal::System { component }) => format!("system:{component}"),
+        (None, Principal::Anonymous) => "anonymous".to_owned(),
     }
 }
 

@@ -21,7 +21,10 @@
 //! on the same file waits on the busy timeout instead of failing mid-way.
 
 mod api_keys;
+mod audit;
+mod audit_exports;
 mod clusters;
+mod compliance;
 mod deployments;
 mod error;
 mod events;
@@ -51,9 +54,12 @@ use sqlx::{Postgres, Sqlite, Transaction};
 use uuid::Uuid;
 
 pub use api_keys::{ApiKey, AuthenticatedKey, CreatedApiKey, KeyAuthError, NewApiKey};
+pub use audit::{AuditEntry, AuditPage, AuditQuery, ChainReport, MAX_AUDIT_PAGE};
+pub use audit_exports::{AuditExport, AuditSigningKey, PruneOutcome, may_export_audit};
 pub use clusters::{
     Cluster, ClusterKind, MAX_CLUSTER_NAME_LEN, MAX_KUBECONFIG_BYTES, NewCluster, PoolPrice,
 };
+pub use compliance::{AccountFacts, ComplianceFacts};
 pub use deployments::{
     Deployment, DeploymentRequest, DeploymentStatus, PHASE_DELETING, PHASE_PENDING, Relocation,
     Source,
@@ -151,6 +157,11 @@ impl Store {
         self
     }
 
+    /// How sign-in failures are handled.
+    pub fn login_policy(&self) -> LoginPolicy {
+        self.login_policy
+    }
+
     pub fn backend(&self) -> Backend {
         match self.pools {
             Pools::Postgres(_) => Backend::Postgres,
@@ -190,6 +201,8 @@ impl Store {
             inner,
             actor: actor.clone(),
             changes: Vec::new(),
+            entry: None,
+            code: None,
         })
     }
 
@@ -295,15 +308,19 @@ impl Reader {
 /// A write transaction, acting for one [`Actor`].
 ///
 /// Every mutating store function is a method on `Tx`: it checks the actor's
-/// tenant and role, makes its change, and appends a [`Change`]. The audit
-/// trail (issue 6) joins here: `audit::record(&mut tx, …)` writes on the same
-/// connection, and [`Tx::commit`] is the one place to refuse a commit whose
-/// changes were not all recorded.
+/// tenant and role, makes its change, and appends a [`Change`].
+/// [`Tx::commit`] writes the audit record of those changes on the same
+/// connection before it commits: if the record cannot be written, nothing
+/// commits.
 #[derive(Debug)]
 pub struct Tx {
     inner: TxInner,
     actor: Actor,
     changes: Vec<Change>,
+    /// What to record instead of the changes (see [`Tx::audit_as`]).
+    entry: Option<AuditEntry>,
+    /// The HTTP status the request answers with (see [`Tx::respond`]).
+    code: Option<u16>,
 }
 
 #[derive(Debug)]
@@ -343,12 +360,21 @@ impl Tx {
         &self.changes
     }
 
-    pub async fn commit(self) -> Result<(), StoreError> {
+    /// Writes the audit record of what this transaction did, then commits
+    /// both together.
+    pub async fn commit(mut self) -> Result<(), StoreError> {
+        self.append_audit().await?;
         match self.inner {
             TxInner::Postgres(tx) => tx.commit().await?,
             TxInner::Sqlite(tx) => tx.commit().await?,
         }
         Ok(())
+    }
+
+    /// Answers `code` (see [`Tx::respond`]) and commits.
+    pub async fn commit_with(mut self, code: http::StatusCode) -> Result<(), StoreError> {
+        self.respond(code.as_u16());
+        self.commit().await
     }
 
     pub async fn rollback(self) -> Result<(), StoreError> {

@@ -70,7 +70,7 @@ impl Tx {
         let allowed = match &self.actor().principal {
             Principal::User { id, .. } => *id == user.id,
             Principal::System { .. } => true,
-            Principal::ApiKey { .. } => false,
+            Principal::ApiKey { .. } | Principal::Anonymous => false,
         };
         if !allowed {
             return Err(StoreError::Forbidden);

@@ -11,6 +11,9 @@ use crate::identity::{Actor, Origin, Permission, Principal, Role, Scope};
 use crate::ids::{TenantId, UserId};
 use crate::secret::{Sealed, Secret};
 
+/// What the API answers every refused sign-in with.
+const UNAUTHORIZED: http::StatusCode = http::StatusCode::UNAUTHORIZED;
+
 /// How sign-in failures are punished (MLPS 2.0 L3-CES1-02).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct LoginPolicy {
@@ -316,12 +319,29 @@ impl Store {
     /// password is checked; each failure is counted, and `max_failures` in
     /// a row lock the account for `lockout`. Every attempt commits a
     /// transaction (with its [`super::Change`]) so it can be audited.
+    ///
+    /// Every refusal is recorded as answered with 401, the one answer the
+    /// API gives to all of them.
     pub async fn login(
         &self,
         origin: &Origin,
         username: &str,
         password: &Secret,
     ) -> Result<User, LoginError> {
+        let (user, tx) = self.begin_login(origin, username, password).await?;
+        tx.commit().await?;
+        Ok(user)
+    }
+
+    /// [`Store::login`], leaving the successful sign-in's transaction open
+    /// (acting as the user) so the session it starts commits with it: one
+    /// request, one transaction, one audit record.
+    pub async fn begin_login(
+        &self,
+        origin: &Origin,
+        username: &str,
+        password: &Secret,
+    ) -> Result<(User, Tx), LoginError> {
         let actor = Actor::system("login").with_origin(origin.clone());
         let mut reader = self.reader().await?;
         let row: Option<Row> =
@@ -333,23 +353,25 @@ impl Store {
             password::verify(None, password).await;
             let mut tx = self.begin(&actor).await?;
             tx.note("login-failed", "users", None, uuid::Uuid::nil(), username);
-            tx.commit().await?;
+            tx.commit_with(UNAUTHORIZED).await?;
             return Err(LoginError::Invalid);
         };
         let (user, hash) = row.into_user()?;
+        // From here the record names the account that tried to sign in.
+        let actor = user.actor(origin.clone());
         let refused =
             |tx: &mut Tx, verb| tx.note(verb, "users", user.tenant, user.id.0, &user.username);
         let at = now();
         if let Some(until) = user.locked_until.filter(|&u| u > at) {
             let mut tx = self.begin(&actor).await?;
             refused(&mut tx, "login-refused");
-            tx.commit().await?;
+            tx.commit_with(UNAUTHORIZED).await?;
             return Err(LoginError::Locked { until });
         }
         if user.expires_at.is_some_and(|e| e <= at) {
             let mut tx = self.begin(&actor).await?;
             refused(&mut tx, "login-refused");
-            tx.commit().await?;
+            tx.commit_with(UNAUTHORIZED).await?;
             return Err(LoginError::Expired);
         }
         let ok = password::verify(Some(hash), password).await;
@@ -359,7 +381,7 @@ impl Store {
         let (current, _) = user_row(&mut tx, user.id).await?;
         if let Some(until) = current.locked_until.filter(|&u| u > at) {
             refused(&mut tx, "login-refused");
-            tx.commit().await?;
+            tx.commit_with(UNAUTHORIZED).await?;
             return Err(LoginError::Locked { until });
         }
         if ok {
@@ -367,13 +389,13 @@ impl Store {
                 "UPDATE users SET failed_logins = 0, locked_until = NULL, last_login_at = $2 WHERE id = $1",
             ).bind(user.id).bind(at).execute(c).await.map(|r| r.rows_affected())).map_err(StoreError::from)?;
             refused(&mut tx, "login");
-            tx.commit().await?;
-            return Ok(User {
+            let user = User {
                 failed_logins: 0,
                 locked_until: None,
                 last_login_at: Some(at),
                 ..current
-            });
+            };
+            return Ok((user, tx));
         }
         let failures = current.failed_logins.saturating_add(1);
         let policy = self.login_policy;
@@ -392,7 +414,7 @@ impl Store {
             .map_err(StoreError::from)?;
             refused(&mut tx, "login-failed");
         }
-        tx.commit().await?;
+        tx.commit_with(UNAUTHORIZED).await?;
         Err(LoginError::Invalid)
     }
 }

@@ -28,8 +28,9 @@ use super::cluster::actor;
 use crate::clusters::{Decision, fleet_of};
 use crate::http::AppState;
 use crate::identity::Scope;
+use crate::ids::TenantId;
 use crate::placement::deployment_request;
-use crate::store::{Deployment, Source, StoreError};
+use crate::store::{AuditEntry, Deployment, Source, StoreError};
 
 const TENANT_NAMESPACE_PREFIX: &str = "mf-";
 
@@ -59,7 +60,7 @@ pub(super) async fn found(
             "namespace {namespace:?} belongs to no tenant of the hub; apply ModelDeployments \
              into mf-<tenant> so that they count against that tenant's quota"
         );
-        return reject(state, cluster, md, REASON_NO_TENANT, message).await;
+        return reject(state, cluster, md, None, REASON_NO_TENANT, message).await;
     };
 
     // Admitted before (the annotation write may have failed): same object.
@@ -78,7 +79,7 @@ pub(super) async fn found(
                  rename this one",
                 tenant.name, row.cluster
             );
-            return reject(state, cluster, md, "NameTaken", message).await;
+            return reject(state, cluster, md, Some(tenant.id), "NameTaken", message).await;
         }
         Err(StoreError::NotFound(_)) => {}
         Err(e) => return Err(e.into()),
@@ -86,7 +87,17 @@ pub(super) async fn found(
 
     let inputs = match md.spec.planner_inputs() {
         Ok(inputs) => inputs,
-        Err(e) => return reject(state, cluster, md, "InvalidSpec", e.to_string()).await,
+        Err(e) => {
+            return reject(
+                state,
+                cluster,
+                md,
+                Some(tenant.id),
+                "InvalidSpec",
+                e.to_string(),
+            )
+            .await;
+        }
     };
     let fleet = cluster_fleet(state, cluster).await?;
     let Some(plan) = plan_like_the_operator(&inputs, &fleet) else {
@@ -95,7 +106,15 @@ pub(super) async fn found(
              against the quota",
             inputs.model.id
         );
-        return reject(state, cluster, md, REASON_NO_FEASIBLE_PLAN, message).await;
+        return reject(
+            state,
+            cluster,
+            md,
+            Some(tenant.id),
+            REASON_NO_FEASIBLE_PLAN,
+            message,
+        )
+        .await;
     };
     let mut request = deployment_request(
         name,
@@ -109,6 +128,20 @@ pub(super) async fn found(
     let mut tx = state.store().begin(&actor()).await?;
     match tx.admit_deployment(tenant.id, request).await {
         Ok(row) => {
+            tx.audit_as(AuditEntry {
+                verb: "create".to_owned(),
+                resource: "deployments".to_owned(),
+                tenant: Some(tenant.id),
+                name: Some(row.name.clone()),
+                uid: Some(row.id.to_string()),
+                annotations: [
+                    ("modelfleet.io/cluster".to_owned(), cluster.to_owned()),
+                    ("modelfleet.io/namespace".to_owned(), namespace.to_owned()),
+                    ("modelfleet.io/source".to_owned(), "kubectl".to_owned()),
+                ]
+                .into(),
+                ..AuditEntry::default()
+            });
             tx.commit().await?;
             tracing::info!(%cluster, %namespace, %name, tenant = %tenant.name, "admitted a kubectl-applied ModelDeployment");
             mark(state, cluster, md, &row, &tenant.name).await?;
@@ -120,6 +153,7 @@ pub(super) async fn found(
                 state,
                 cluster,
                 md,
+                Some(tenant.id),
                 REASON_QUOTA_EXCEEDED,
                 refusal.to_string(),
             )
@@ -131,6 +165,7 @@ pub(super) async fn found(
                 state,
                 cluster,
                 md,
+                Some(tenant.id),
                 "InvalidSpec",
                 format!("{field}: {reason}"),
             )
@@ -196,10 +231,15 @@ async fn mark(
     Ok(())
 }
 
+/// Refuses a ModelDeployment: records the refusal in the audit trail (as
+/// Kubernetes answers a denied admission: 403 for quota, 422 otherwise),
+/// then says why on the object. Both happen once per decision, not on
+/// every pass of sync.
 async fn reject(
     state: &AppState,
     cluster: &str,
     md: &ModelDeployment,
+    tenant: Option<TenantId>,
     reason: &'static str,
     message: String,
 ) -> Result<Option<Deployment>, SyncError> {
@@ -210,6 +250,27 @@ async fn reject(
     if !same {
         tracing::info!(%cluster, md = %md.name_any(), reason, "ModelDeployment not admitted");
         let namespace = md.namespace().unwrap_or_default();
+        let code = if reason == REASON_QUOTA_EXCEEDED {
+            403
+        } else {
+            422
+        };
+        let entry = AuditEntry {
+            verb: "create".to_owned(),
+            resource: "deployments".to_owned(),
+            tenant,
+            name: Some(md.name_any()),
+            uid: md.metadata.uid.clone(),
+            code: Some(code),
+            message: Some(format!("{reason}: {message}")),
+            annotations: [
+                ("modelfleet.io/cluster".to_owned(), cluster.to_owned()),
+                ("modelfleet.io/namespace".to_owned(), namespace.clone()),
+                ("modelfleet.io/source".to_owned(), "kubectl".to_owned()),
+            ]
+            .into(),
+        };
+        state.store().record_request(&actor(), entry).await?;
         state
             .registry()
             .annotate_admission(

@@ -158,7 +158,7 @@ async fn create(
             },
         )
         .await?;
-    tx.commit().await?;
+    tx.commit_with(StatusCode::CREATED).await?;
     Ok((
         StatusCode::CREATED,
         Json(CreatedApiKeyView {
@@ -203,6 +203,6 @@ async fn revoke(
     let id: ApiKeyId = parse_id(&id, "API key")?;
     let mut tx = state.store().begin(&caller.actor).await?;
     let key = tx.revoke_api_key(id).await?;
-    tx.commit().await?;
+    tx.commit_with(StatusCode::OK).await?;
     Ok(Json(key.into()))
 }

@@ -295,7 +295,7 @@ async fn create(
             state.keyring(),
         )
         .await?;
-    tx.commit().await?;
+    tx.commit_with(StatusCode::CREATED).await?;
     state
         .registry()
         .attach(&cluster.name, cluster.cloud, &cluster.region, client);
@@ -355,7 +355,7 @@ async fn set_price(
     let price = tx
         .set_pool_price(id, &pool, Some(price_per_device_hour))
         .await?;
-    tx.commit().await?;
+    tx.commit_with(StatusCode::OK).await?;
     let price = price.ok_or_else(|| ApiError::not_found("price"))?;
     Ok(Json(PriceView::from(&price)))
 }
@@ -380,6 +380,6 @@ async fn remove_price(
     let id: ClusterId = parse_id(&id, "cluster")?;
     let mut tx = state.store().begin(&caller.actor).await?;
     tx.set_pool_price(id, &pool, None).await?;
-    tx.commit().await?;
+    tx.commit_with(StatusCode::NO_CONTENT).await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -271,7 +271,7 @@ async fn create(
         let refusal = first_refusal.expect("every plan was tried and refused by the quota");
         return Err(ApiError::quota(&refusal).with("plansTried", report.plans.len()));
     };
-    tx.commit().await?;
+    tx.commit_with(StatusCode::ACCEPTED).await?;
 
     let md = model_deployment(&ask, &name, &namespace, &tenant.name, deployment.id, plan);
     let deployment = match state
@@ -280,7 +280,7 @@ async fn create(
         .await
     {
         Ok(applied) => {
-            let mut tx = state.store().begin(&caller.actor).await?;
+            let mut tx = state.store().begin(&caller.actor.follow_up("api")).await?;
             let recorded = tx
                 .record_deployment_status(
                     deployment.id,
@@ -297,7 +297,7 @@ async fn create(
             recorded
         }
         Err(e) => {
-            let mut tx = state.store().begin(&caller.actor).await?;
+            let mut tx = state.store().begin(&caller.actor.follow_up("api")).await?;
             tx.release_deployment(deployment.id).await?;
             tx.commit().await?;
             return Err(ApiError::unavailable(
@@ -372,7 +372,7 @@ async fn update(
     }
     let mut tx = state.store().begin(&caller.actor).await?;
     let after = tx.resize_deployment(id, replicas).await?;
-    tx.commit().await?;
+    tx.commit_with(StatusCode::OK).await?;
     if after.replicas == before.replicas {
         return Ok(Json(after.into()));
     }
@@ -382,7 +382,7 @@ async fn update(
         .await
     {
         // Put the quota back as it was: the cluster still runs the old count.
-        let mut tx = state.store().begin(&caller.actor).await?;
+        let mut tx = state.store().begin(&caller.actor.follow_up("api")).await?;
         tx.resize_deployment(id, before.replicas).await?;
         tx.commit().await?;
         return Err(ApiError::unavailable(
@@ -410,7 +410,7 @@ async fn delete(
     let id: DeploymentId = parse_id(&id, "deployment")?;
     let mut tx = state.store().begin(&caller.actor).await?;
     let released = tx.release_deployment(id).await?;
-    tx.commit().await?;
+    tx.commit_with(StatusCode::ACCEPTED).await?;
     if let Err(e) = state
         .registry()
         .delete_deployment(&released.cluster, &released.namespace, &released.name)

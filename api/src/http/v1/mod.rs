@@ -1,7 +1,9 @@
 //! The resources of `/api/v1`, one module per URL segment.
 
 pub mod api_keys;
+pub mod audit;
 pub mod clusters;
+pub mod compliance;
 pub mod deployments;
 pub mod plans;
 pub mod quota;

@@ -23,7 +23,7 @@ use crate::http::error::Problem;
 use crate::http::extract::ApiJson;
 use crate::http::{ApiError, AppState, Caller};
 use crate::secret::Secret;
-use crate::store::LoginError;
+use crate::store::{AuditEntry, LoginError};
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -63,8 +63,12 @@ async fn create(
     let Login { username, password } = body;
     let password = Secret::new(password);
     let origin = origin(&parts);
-    let user = match state.store().login(&origin, &username, &password).await {
-        Ok(user) => user,
+    let (user, mut tx) = match state
+        .store()
+        .begin_login(&origin, &username, &password)
+        .await
+    {
+        Ok(signed_in) => signed_in,
         Err(LoginError::Store(e)) => return Err(e.into()),
         Err(e) => {
             tracing::debug!(reason = %e, "sign-in refused");
@@ -73,12 +77,21 @@ async fn create(
     };
     if user.totp_enabled {
         tracing::debug!(user = %user.username, "sign-in refused: a second factor is enrolled");
+        tx.audit_as(AuditEntry {
+            verb: "login-refused".to_owned(),
+            resource: "users".to_owned(),
+            tenant: user.tenant,
+            name: Some(user.username.clone()),
+            uid: Some(user.id.to_string()),
+            message: Some("the account has a second factor, which the API cannot take".to_owned()),
+            ..AuditEntry::default()
+        });
+        tx.commit_with(StatusCode::UNAUTHORIZED).await?;
         return Err(ApiError::unauthorized());
     }
     let ttl = TimeDelta::minutes(i64::from(state.settings().session_minutes));
-    let mut tx = state.store().begin(&user.actor(origin)).await?;
     let created = tx.create_session(&user, ttl).await?;
-    tx.commit().await?;
+    tx.commit_with(StatusCode::CREATED).await?;
     Ok((
         StatusCode::CREATED,
         Json(SessionView {
@@ -102,6 +115,6 @@ async fn end(State(state): State<AppState>, caller: Caller) -> Result<StatusCode
     };
     let mut tx = state.store().begin(&caller.actor).await?;
     tx.end_session(session).await?;
-    tx.commit().await?;
+    tx.commit_with(StatusCode::NO_CONTENT).await?;
     Ok(StatusCode::NO_CONTENT)
 }

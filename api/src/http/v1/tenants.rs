@@ -126,7 +126,7 @@ async fn create(
             quota,
         })
         .await?;
-    tx.commit().await?;
+    tx.commit_with(StatusCode::CREATED).await?;
     Ok((StatusCode::CREATED, Json(tenant.into())))
 }
 
@@ -189,6 +189,6 @@ async fn set_quota(
     let quota = body.into_quota()?;
     let mut tx = state.store().begin(&caller.actor).await?;
     tx.set_quota(id, &quota).await?;
-    tx.commit().await?;
+    tx.commit_with(StatusCode::OK).await?;
     Ok(Json(status(&state, caller.scope(), id).await?))
 }

@@ -179,7 +179,7 @@ async fn create(
             expires_at,
         })
         .await?;
-    tx.commit().await?;
+    tx.commit_with(StatusCode::CREATED).await?;
     Ok((StatusCode::CREATED, Json(user.into())))
 }
 

@@ -3,6 +3,7 @@
 //! [`crate::store_tests!`].
 
 mod admission;
+mod audit;
 mod identity;
 mod race;
 mod schema;

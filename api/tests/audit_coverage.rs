@@ -1,0 +1,496 @@
+//! Every request to a write endpoint of the API — and every request refused
+//! for who sent it — leaves exactly one audit record, found by the
+//! `Audit-Id` the response carries, with the status the client saw. The
+//! list of write endpoints comes from the OpenAPI document, so a new one
+//! that this test does not exercise fails it.
+
+mod support;
+
+use std::collections::BTreeSet;
+
+use axum::body::Body;
+use axum::http::{Method, Request, StatusCode, header};
+use modelfleet_api::AUDIT_ID_HEADER;
+use modelfleet_api::store::testing::TestDb;
+use modelfleet_core::audit::{Outcome, Record};
+use serde_json::{Value, json};
+use support::{ADMIN_PASSWORD, CLUSTER, Hub, Reply, roomy};
+
+struct Coverage<'a> {
+    hub: &'a Hub,
+    /// `(METHOD, path template)` of every write request made.
+    seen: BTreeSet<(String, String)>,
+    templates: Vec<(String, String)>,
+}
+
+/// Write operations of the OpenAPI document: `(METHOD, template)`.
+fn write_operations() -> Vec<(String, String)> {
+    let doc = serde_json::to_value(modelfleet_api::openapi()).unwrap();
+    let mut ops = Vec::new();
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        for method in ["post", "put", "patch", "delete"] {
+            if item.get(method).is_some() {
+                ops.push((method.to_uppercase(), path.clone()));
+            }
+        }
+    }
+    ops
+}
+
+fn matches(template: &str, path: &str) -> bool {
+    let t: Vec<&str> = template.split('/').collect();
+    let p: Vec<&str> = path.split('?').next().unwrap().split('/').collect();
+    t.len() == p.len() && t.iter().zip(&p).all(|(t, p)| t.starts_with('{') || t == p)
+}
+
+impl Coverage<'_> {
+    async fn records(&self) -> Vec<Record> {
+        self.hub
+            .store
+            .audit_records_after(0, 100_000)
+            .await
+            .unwrap()
+    }
+
+    /// Sends one request, checks its status, and checks that exactly one
+    /// record carries its audit id, with that status as the outcome.
+    async fn check(&mut self, request: Request<Body>, expect: StatusCode) -> (Reply, Record) {
+        let method = request.method().to_string();
+        let path = request.uri().path().to_owned();
+        let reply = self.hub.send(request).await;
+        assert_eq!(reply.status, expect, "{method} {path}: {:#}", reply.body);
+        let audit_id = reply
+            .headers
+            .get(AUDIT_ID_HEADER)
+            .unwrap_or_else(|| panic!("{method} {path}: no Audit-Id header"))
+            .to_str()
+            .unwrap()
+            .to_owned();
+        let mine: Vec<Record> = self
+            .records()
+            .await
+            .into_iter()
+            .filter(|r| r.event.audit_id == audit_id)
+            .collect();
+        assert_eq!(
+            mine.len(),
+            1,
+            "{method} {path} ({expect}): records {mine:#?}"
+        );
+        let record = mine.into_iter().next().unwrap();
+        let status = &record.event.response_status;
+        assert_eq!(
+            status.code,
+            Some(expect.as_u16()),
+            "{method} {path}: {record:#?}"
+        );
+        let outcome = if expect.is_client_error() || expect.is_server_error() {
+            Outcome::Failure
+        } else {
+            Outcome::Success
+        };
+        assert_eq!(status.status, outcome, "{method} {path}");
+        assert_eq!(record.event.request_uri.as_deref(), Some(path.as_str()));
+        if method != "GET" {
+            let template = self
+                .templates
+                .iter()
+                .find(|(m, t)| *m == method && matches(t, &path))
+                .unwrap_or_else(|| panic!("{method} {path} is not a write endpoint of the API"));
+            self.seen.insert(template.clone());
+        }
+        (reply, record)
+    }
+}
+
+fn request(method: Method, path: &str, token: Option<&str>, body: Option<Value>) -> Request<Body> {
+    let mut r = Request::builder().method(method).uri(path);
+    if let Some(token) = token {
+        r = r.header(header::AUTHORIZATION, format!("Bearer {token}"));
+    }
+    match body {
+        Some(body) => r
+            .header(header::CONTENT_TYPE, "application/json")
+            .body(Body::from(body.to_string()))
+            .unwrap(),
+        None => r.body(Body::empty()).unwrap(),
+    }
+}
+
+async fn every_write_request_is_recorded_once(db: TestDb) {
+    let mut hub = Hub::start(db).await;
+    let exports = tempfile::tempdir().unwrap();
+    let target = modelfleet_api::audit::ExportTarget::dir(exports.path()).unwrap();
+    hub.router = modelfleet_api::router(hub.state.clone().with_audit_target(target));
+    let hub = hub;
+    let (tenant, key) = hub.tenant("acme", roomy()).await;
+    let admin = hub.admin.clone();
+    let cluster = hub.get("/api/v1/clusters", &admin).await.body["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == CLUSTER)
+        .unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let mut c = Coverage {
+        hub: &hub,
+        seen: BTreeSet::new(),
+        templates: write_operations(),
+    };
+    use Method as M;
+    use StatusCode as S;
+
+    // Sessions: sign-in, a wrong password, sign-out, and signing out twice.
+    let login = json!({"username": "root", "password": ADMIN_PASSWORD});
+    let (reply, record) = c
+        .check(
+            request(M::POST, "/api/v1/sessions", None, Some(login)),
+            S::CREATED,
+        )
+        .await;
+    assert_eq!(
+        (
+            record.event.verb.as_str(),
+            record.event.user.username.as_str()
+        ),
+        ("login", "root")
+    );
+    let session = reply.body["token"].as_str().unwrap().to_owned();
+    let wrong = json!({"username": "root", "password": "not-the-password"});
+    let (_, record) = c
+        .check(
+            request(M::POST, "/api/v1/sessions", None, Some(wrong)),
+            S::UNAUTHORIZED,
+        )
+        .await;
+    assert_eq!(record.event.verb, "login-failed");
+    let end = "/api/v1/sessions/current";
+    c.check(request(M::DELETE, end, Some(&session), None), S::NO_CONTENT)
+        .await;
+    let (_, record) = c
+        .check(
+            request(M::DELETE, end, Some(&session), None),
+            S::UNAUTHORIZED,
+        )
+        .await;
+    assert_eq!(record.event.user.username, "system:anonymous");
+    c.check(request(M::DELETE, end, Some(&key), None), S::NOT_FOUND)
+        .await;
+
+    // Tenants and quotas.
+    let tenants = "/api/v1/tenants";
+    c.check(
+        request(
+            M::POST,
+            tenants,
+            Some(&admin),
+            Some(json!({"name": "globex"})),
+        ),
+        S::CREATED,
+    )
+    .await;
+    c.check(
+        request(
+            M::POST,
+            tenants,
+            Some(&key),
+            Some(json!({"name": "initech"})),
+        ),
+        S::FORBIDDEN,
+    )
+    .await;
+    c.check(
+        request(
+            M::POST,
+            tenants,
+            Some(&admin),
+            Some(json!({"name": "Not A Name!"})),
+        ),
+        S::UNPROCESSABLE_ENTITY,
+    )
+    .await;
+    let quota = format!("/api/v1/tenants/{tenant}/quota");
+    let limits = json!({"totalDevices": 64, "deployments": 10});
+    let (_, record) = c
+        .check(
+            request(M::PUT, &quota, Some(&admin), Some(limits.clone())),
+            S::OK,
+        )
+        .await;
+    assert_eq!(
+        record.event.object_ref.namespace.as_deref(),
+        Some(tenant.as_str())
+    );
+    c.check(
+        request(M::PUT, &quota, Some(&key), Some(limits)),
+        S::FORBIDDEN,
+    )
+    .await;
+
+    // Users and API keys.
+    let alice =
+        json!({"username": "alice", "password": "Correct-horse-2024!", "role": "developer"});
+    c.check(
+        request(M::POST, "/api/v1/users", Some(&key), Some(alice)),
+        S::CREATED,
+    )
+    .await;
+    let short = json!({"username": "bob", "password": "short", "role": "developer"});
+    c.check(
+        request(M::POST, "/api/v1/users", Some(&key), Some(short)),
+        S::UNPROCESSABLE_ENTITY,
+    )
+    .await;
+    let new_key = json!({"name": "ci", "role": "developer"});
+    let (reply, record) = c
+        .check(
+            request(M::POST, "/api/v1/api-keys", Some(&key), Some(new_key)),
+            S::CREATED,
+        )
+        .await;
+    assert!(
+        record.event.user.username.starts_with("apikey:"),
+        "{record:#?}"
+    );
+    // The new key's token is nowhere in the trail.
+    let token = reply.body["token"].as_str().unwrap();
+    assert!(
+        !serde_json::to_string(&c.records().await)
+            .unwrap()
+            .contains(token)
+    );
+    let id = reply.body["key"]["id"].as_str().unwrap().to_owned();
+    c.check(
+        request(
+            M::DELETE,
+            &format!("/api/v1/api-keys/{id}"),
+            Some(&key),
+            None,
+        ),
+        S::OK,
+    )
+    .await;
+    let nobody = uuid::Uuid::new_v4();
+    c.check(
+        request(
+            M::DELETE,
+            &format!("/api/v1/api-keys/{nobody}"),
+            Some(&key),
+            None,
+        ),
+        S::NOT_FOUND,
+    )
+    .await;
+
+    // An idempotent retry is a request of its own: recorded once more.
+    for _ in 0..2 {
+        let mut r = request(
+            M::POST,
+            "/api/v1/api-keys",
+            Some(&key),
+            Some(json!({"name": "deploy-bot", "role": "developer"})),
+        );
+        r.headers_mut()
+            .insert("idempotency-key", "retry-1".parse().unwrap());
+        c.check(r, S::CREATED).await;
+    }
+
+    // Clusters and prices.
+    let bad_kubeconfig = json!({"name": "c2", "cloud": "aws", "region": "us-west-2", "kubeconfig": "not: [a kubeconfig"});
+    c.check(
+        request(
+            M::POST,
+            "/api/v1/clusters",
+            Some(&admin),
+            Some(bad_kubeconfig.clone()),
+        ),
+        S::UNPROCESSABLE_ENTITY,
+    )
+    .await;
+    c.check(
+        request(
+            M::POST,
+            "/api/v1/clusters",
+            Some(&key),
+            Some(bad_kubeconfig),
+        ),
+        S::FORBIDDEN,
+    )
+    .await;
+    let sandbox = json!({"name": "c3", "cloud": "aws", "region": "us-west-2", "sandbox": true});
+    c.check(
+        request(M::POST, "/api/v1/clusters", Some(&admin), Some(sandbox)),
+        S::UNPROCESSABLE_ENTITY,
+    )
+    .await;
+    let price = format!("/api/v1/clusters/{cluster}/pools/p5-h100/price");
+    let body = json!({"pricePerDeviceHour": "6.88 USD"});
+    let (_, record) = c
+        .check(
+            request(M::PUT, &price, Some(&admin), Some(body.clone())),
+            S::OK,
+        )
+        .await;
+    assert_eq!(record.event.user.username, "root");
+    c.check(
+        request(M::PUT, &price, Some(&key), Some(body)),
+        S::FORBIDDEN,
+    )
+    .await;
+    c.check(
+        request(M::DELETE, &price, Some(&admin), None),
+        S::NO_CONTENT,
+    )
+    .await;
+    let unknown = format!(
+        "/api/v1/clusters/{}/pools/p5-h100/price",
+        uuid::Uuid::new_v4()
+    );
+    c.check(
+        request(M::DELETE, &unknown, Some(&admin), None),
+        S::NOT_FOUND,
+    )
+    .await;
+
+    // Plans compute and change nothing, and are still recorded.
+    let plans = "/api/v1/plans";
+    c.check(
+        request(
+            M::POST,
+            plans,
+            Some(&key),
+            Some(json!({"model": "llama-3.1-8b"})),
+        ),
+        S::OK,
+    )
+    .await;
+    c.check(
+        request(
+            M::POST,
+            plans,
+            Some(&key),
+            Some(json!({"model": "no-such-model"})),
+        ),
+        S::UNPROCESSABLE_ENTITY,
+    )
+    .await;
+
+    // Deployments: create, a taken name, resize, a bad size, delete twice.
+    let chat = json!({"name": "chat", "model": "llama-3.1-8b"});
+    let (reply, record) = c
+        .check(
+            request(
+                M::POST,
+                "/api/v1/deployments",
+                Some(&key),
+                Some(chat.clone()),
+            ),
+            S::ACCEPTED,
+        )
+        .await;
+    assert_eq!(
+        (
+            record.event.verb.as_str(),
+            record.event.object_ref.resource.as_str()
+        ),
+        ("create", "deployments")
+    );
+    assert_eq!(record.event.object_ref.name.as_deref(), Some("chat"));
+    let d = reply.body["deployment"]["id"].as_str().unwrap().to_owned();
+    c.check(
+        request(M::POST, "/api/v1/deployments", Some(&key), Some(chat)),
+        S::CONFLICT,
+    )
+    .await;
+    let path = format!("/api/v1/deployments/{d}");
+    c.check(
+        request(M::PATCH, &path, Some(&key), Some(json!({"replicas": 2}))),
+        S::OK,
+    )
+    .await;
+    c.check(
+        request(
+            M::PATCH,
+            &path,
+            Some(&key),
+            Some(json!({"replicas": 100000})),
+        ),
+        S::UNPROCESSABLE_ENTITY,
+    )
+    .await;
+    c.check(request(M::DELETE, &path, Some(&key), None), S::ACCEPTED)
+        .await;
+    c.check(request(M::DELETE, &path, Some(&key), None), S::NOT_FOUND)
+        .await;
+
+    // Exports: by a platform admin, and refused to a tenant's admin.
+    let (reply, record) = c
+        .check(
+            request(
+                M::POST,
+                "/api/v1/audit/exports",
+                Some(&admin),
+                Some(json!({})),
+            ),
+            S::CREATED,
+        )
+        .await;
+    assert_eq!(record.event.object_ref.resource, "audit/exports");
+    assert!(
+        reply.body["records"].as_u64().unwrap() > 10,
+        "{:#}",
+        reply.body
+    );
+    c.check(
+        request(
+            M::POST,
+            "/api/v1/audit/exports",
+            Some(&key),
+            Some(json!({})),
+        ),
+        S::FORBIDDEN,
+    )
+    .await;
+
+    // Refused for who sent it: no token at all, and a read beyond one's role.
+    let (_, record) = c
+        .check(
+            request(
+                M::POST,
+                "/api/v1/deployments",
+                None,
+                Some(json!({"name": "x", "model": "llama-3.1-8b"})),
+            ),
+            S::UNAUTHORIZED,
+        )
+        .await;
+    assert_eq!(record.event.user.groups, ["system:unauthenticated"]);
+    c.check(
+        request(M::GET, "/api/v1/clusters", Some(&key), None),
+        S::FORBIDDEN,
+    )
+    .await;
+
+    let missing: Vec<_> = c
+        .templates
+        .iter()
+        .filter(|t| !c.seen.contains(*t))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "write endpoints not exercised: {missing:?}"
+    );
+
+    // Reads of one's own scope are not written to the trail.
+    let before = c.records().await.len();
+    let reply = hub.get("/api/v1/deployments", &key).await;
+    assert_eq!(reply.status, S::OK);
+    assert_eq!(c.records().await.len(), before);
+
+    let chain = hub.store.verify_audit().await.unwrap();
+    assert!(chain.intact(), "{chain:?}");
+}
+
+modelfleet_api::store_tests!(every_write_request_is_recorded_once);
