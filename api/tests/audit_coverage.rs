@@ -493,4 +493,51 @@ async fn every_write_request_is_recorded_once(db: TestDb) {
     assert!(chain.intact(), "{chain:?}");
 }
 
-modelfleet_api::store_tests!(every_write_request_is_recorded_once);
+/// A change that cannot be audited does not happen: with the chain's head
+/// gone (so no record can be appended), creating a tenant fails and leaves
+/// no tenant, and the refused request shows in the metric an alert watches.
+async fn a_change_that_cannot_be_audited_does_not_happen(db: TestDb) {
+    use sqlx::Connection as _;
+    let url = db.url.clone();
+    let hub = Hub::start(db).await;
+    let sql = "DELETE FROM audit_head";
+    if url.starts_with("postgres") {
+        let mut c = sqlx::PgConnection::connect(&url).await.unwrap();
+        sqlx::query(sql).execute(&mut c).await.unwrap();
+    } else {
+        let mut c = sqlx::SqliteConnection::connect(&format!("sqlite://{url}"))
+            .await
+            .unwrap();
+        sqlx::query(sql).execute(&mut c).await.unwrap();
+    }
+    let reply = hub
+        .post("/api/v1/tenants", &hub.admin, json!({"name": "unaudited"}))
+        .await;
+    assert_eq!(
+        reply.status,
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "{:#}",
+        reply.body
+    );
+    let tenants = hub.get("/api/v1/tenants", &hub.admin).await;
+    assert!(
+        tenants.body["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|t| t["name"] != "unaudited"),
+        "{:#}",
+        tenants.body
+    );
+    let metrics = hub.call(Method::GET, "/metrics", None, None).await;
+    let text = metrics.body.as_str().unwrap().to_owned();
+    assert!(
+        text.contains("modelfleet_hub_audit_write_failures_total 1"),
+        "{text}"
+    );
+}
+
+modelfleet_api::store_tests!(
+    every_write_request_is_recorded_once,
+    a_change_that_cannot_be_audited_does_not_happen,
+);

@@ -395,8 +395,19 @@ fn csv_row(out: &mut csv::Writer<Vec<u8>>, record: &Record) -> Result<(), Export
         record.prev_hash.to_string(),
         record.hash.to_string(),
     ];
-    out.write_record(&row)
+    out.write_record(row.iter().map(|cell| inert(cell)))
         .map_err(|e| ExportError::Csv(e.to_string()))
+}
+
+/// A cell a spreadsheet will show rather than evaluate: text that starts
+/// like a formula (`=`, `+`, `-`, `@`, tab, carriage return) gets a
+/// leading `'`, as OWASP advises against CSV injection. User agents, names
+/// and messages come from callers; the JSON Lines file keeps them exact.
+fn inert(cell: &str) -> String {
+    match cell.as_bytes().first() {
+        Some(b'=' | b'+' | b'-' | b'@' | b'\t' | b'\r') => format!("'{cell}"),
+        _ => cell.to_owned(),
+    }
 }
 
 /// Reads and writes the records after `after_seq` recorded before `to`.
@@ -480,4 +491,21 @@ fn recorded_before(record: &Record, to: DateTime<Utc>) -> Result<bool, ExportErr
             seq: record.event.seq,
             value: value.chars().take(64).collect(),
         })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::inert;
+
+    #[test]
+    fn formula_like_cells_are_made_inert() {
+        assert_eq!(
+            inert("=HYPERLINK(\"http://x\")"),
+            "'=HYPERLINK(\"http://x\")"
+        );
+        assert_eq!(inert("@SUM(A1)"), "'@SUM(A1)");
+        assert_eq!(inert("-1+1"), "'-1+1");
+        assert_eq!(inert("curl/8.0"), "curl/8.0");
+        assert_eq!(inert(""), "");
+    }
 }

@@ -105,6 +105,7 @@ pub(crate) async fn audit(
         .map(|report| report.problem.detail.chars().take(1024).collect());
     let entry = entry_for(&method, &path, status, message);
     if let Err(e) = store.record_request(&actor, entry).await {
+        state.metrics().audit_write_failed();
         // Nothing changed (a change is recorded with it or not made), so the
         // answer stands; the missing record is an operational alert.
         tracing::error!(error = %e, audit_id = %tracking.audit_id,

@@ -1,5 +1,5 @@
-//! The hub's Prometheus metrics: requests by route, method and status, and
-//! their latency. Routes are the matched route templates
+//! The hub's Prometheus metrics: requests by route, method and status,
+//! their latency, and audit records that could not be written. Routes are the matched route templates
 //! (`/api/v1/deployments/{id}`), never raw paths, so the label set stays
 //! bounded whatever clients send.
 
@@ -44,6 +44,7 @@ pub struct HttpMetrics {
     registry: Registry,
     requests: Family<RequestLabels, Counter>,
     latency: Family<LatencyLabels, Histogram, fn() -> Histogram>,
+    audit_failures: Counter,
 }
 
 impl Default for HttpMetrics {
@@ -63,15 +64,28 @@ impl Default for HttpMetrics {
             "API request latency by method and route",
             latency.clone(),
         );
+        let audit_failures = Counter::default();
+        registry.register(
+            "audit_write_failures",
+            "Requests whose audit record could not be written (alert on any)",
+            audit_failures.clone(),
+        );
         HttpMetrics {
             registry,
             requests,
             latency,
+            audit_failures,
         }
     }
 }
 
 impl HttpMetrics {
+    /// Counts a refused or failed request the audit trail could not record:
+    /// what an alert on a stalled audit process watches.
+    pub(crate) fn audit_write_failed(&self) {
+        self.audit_failures.inc();
+    }
+
     fn observe(&self, method: &str, route: &str, status: u16, seconds: f64) {
         self.requests
             .get_or_create(&RequestLabels {
