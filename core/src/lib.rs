@@ -7,6 +7,7 @@
 
 pub mod accelerator;
 pub mod audit;
+pub mod billing;
 pub mod crd;
 pub mod fleet;
 pub mod model;

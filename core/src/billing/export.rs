@@ -1,0 +1,388 @@
+//! Exports: FOCUS rows from invoices, a plain usage listing, and a CSV
+//! writer for both. Everything is written to a [`fmt::Write`] (a `String`,
+//! usually); the hub decides where the text goes.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use serde::Serialize;
+
+use super::BillingError;
+use super::invoice::{ChargeCategory, Invoice};
+use super::rating::{UsageInterval, billable_span, format_device_hours, minor_unit_string};
+use super::time::{BillingPeriod, UnixSeconds};
+
+/// The FOCUS columns, in export order.
+pub const FOCUS_COLUMNS: [&str; 29] = [
+    "BillingAccountId",
+    "BillingAccountName",
+    "BillingCurrency",
+    "BillingPeriodStart",
+    "BillingPeriodEnd",
+    "ChargePeriodStart",
+    "ChargePeriodEnd",
+    "ChargeCategory",
+    "ChargeDescription",
+    "BilledCost",
+    "EffectiveCost",
+    "ListCost",
+    "ListUnitPrice",
+    "ConsumedQuantity",
+    "ConsumedUnit",
+    "PricingQuantity",
+    "PricingUnit",
+    "ServiceProvider",
+    "ServiceName",
+    "ServiceCategory",
+    "RegionId",
+    "RegionName",
+    "ResourceId",
+    "ResourceName",
+    "ResourceType",
+    "SkuId",
+    "SubAccountId",
+    "SubAccountName",
+    "Tags",
+];
+
+const SERVICE_NAME: &str = "modelfleet model serving";
+/// One of FOCUS's allowed ServiceCategory values.
+const SERVICE_CATEGORY: &str = "AI and Machine Learning";
+const RESOURCE_TYPE: &str = "Model deployment";
+
+/// One FOCUS row: an invoice line as FinOps tools read it. Costs are decimal
+/// text in the billing currency, times are ISO 8601 in UTC, and empty text
+/// stands for a null. The billing account is the tenant; modelfleet has no
+/// accounts below a tenant, so the sub-account is the tenant too.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct FocusRow {
+    pub billing_account_id: String,
+    pub billing_account_name: String,
+    pub billing_currency: String,
+    pub billing_period_start: String,
+    pub billing_period_end: String,
+    pub charge_period_start: String,
+    pub charge_period_end: String,
+    pub charge_category: String,
+    pub charge_description: String,
+    /// The line amount after discount: these add up to the invoice total.
+    pub billed_cost: String,
+    pub effective_cost: String,
+    /// Before discount.
+    pub list_cost: String,
+    /// Per device-hour.
+    pub list_unit_price: String,
+    /// Exact, in device-seconds.
+    pub consumed_quantity: String,
+    pub consumed_unit: String,
+    /// Device-hours, four decimals (display precision of the quantity).
+    pub pricing_quantity: String,
+    pub pricing_unit: String,
+    /// The cloud the devices ran on.
+    pub service_provider: String,
+    pub service_name: String,
+    pub service_category: String,
+    pub region_id: String,
+    pub region_name: String,
+    /// The deployment id.
+    pub resource_id: String,
+    pub resource_name: String,
+    pub resource_type: String,
+    /// The price key: `cloud/region/accelerator/capacity`.
+    pub sku_id: String,
+    pub sub_account_id: String,
+    pub sub_account_name: String,
+    /// A JSON object of `modelfleet.io/…` tags.
+    pub tags: String,
+}
+
+impl FocusRow {
+    /// The values in [`FOCUS_COLUMNS`] order.
+    pub fn values(&self) -> [&str; 29] {
+        [
+            &self.billing_account_id,
+            &self.billing_account_name,
+            &self.billing_currency,
+            &self.billing_period_start,
+            &self.billing_period_end,
+            &self.charge_period_start,
+            &self.charge_period_end,
+            &self.charge_category,
+            &self.charge_description,
+            &self.billed_cost,
+            &self.effective_cost,
+            &self.list_cost,
+            &self.list_unit_price,
+            &self.consumed_quantity,
+            &self.consumed_unit,
+            &self.pricing_quantity,
+            &self.pricing_unit,
+            &self.service_provider,
+            &self.service_name,
+            &self.service_category,
+            &self.region_id,
+            &self.region_name,
+            &self.resource_id,
+            &self.resource_name,
+            &self.resource_type,
+            &self.sku_id,
+            &self.sub_account_id,
+            &self.sub_account_name,
+            &self.tags,
+        ]
+    }
+}
+
+/// One row per invoice line. `BilledCost` is the line amount, so the rows'
+/// BilledCost adds up to the invoice total exactly; `ListCost − BilledCost`
+/// adds up to the discounts.
+pub fn focus_rows(invoice: &Invoice, account_name: &str) -> Vec<FocusRow> {
+    invoice
+        .lines
+        .iter()
+        .map(|line| {
+            let mut row = FocusRow {
+                billing_account_id: invoice.tenant.clone(),
+                billing_account_name: account_name.to_owned(),
+                billing_currency: invoice.currency.code().to_owned(),
+                billing_period_start: invoice.period.start().to_rfc3339(),
+                billing_period_end: invoice.period.end().to_rfc3339(),
+                charge_period_start: line.charge_start.to_rfc3339(),
+                charge_period_end: line.charge_end.to_rfc3339(),
+                charge_category: line.category.name().to_owned(),
+                charge_description: line.description.clone(),
+                billed_cost: minor_unit_string(line.amount),
+                effective_cost: minor_unit_string(line.amount),
+                list_cost: minor_unit_string(line.list_amount),
+                list_unit_price: String::new(),
+                consumed_quantity: String::new(),
+                consumed_unit: String::new(),
+                pricing_quantity: String::new(),
+                pricing_unit: String::new(),
+                service_provider: "modelfleet".to_owned(),
+                service_name: SERVICE_NAME.to_owned(),
+                service_category: SERVICE_CATEGORY.to_owned(),
+                region_id: String::new(),
+                region_name: String::new(),
+                resource_id: String::new(),
+                resource_name: String::new(),
+                resource_type: String::new(),
+                sku_id: String::new(),
+                sub_account_id: invoice.tenant.clone(),
+                sub_account_name: account_name.to_owned(),
+                tags: "{}".to_owned(),
+            };
+            if let (ChargeCategory::Usage, Some(usage)) = (line.category, &line.usage) {
+                let tags: BTreeMap<&str, String> = [
+                    ("modelfleet.io/accelerator", usage.accelerator.clone()),
+                    ("modelfleet.io/capacity", usage.capacity.to_string()),
+                    ("modelfleet.io/cloud", usage.cloud.to_string()),
+                    (
+                        "modelfleet.io/discount-basis-points",
+                        usage.discount_basis_points.to_string(),
+                    ),
+                    (
+                        "modelfleet.io/price-source",
+                        match usage.price_source {
+                            super::PriceSource::Default => "default",
+                            super::PriceSource::Admin => "admin",
+                        }
+                        .to_owned(),
+                    ),
+                ]
+                .into_iter()
+                .collect();
+                row.list_unit_price = usage.unit_price.amount_string();
+                row.consumed_quantity = usage.device_seconds.to_string();
+                row.consumed_unit = "Device-Seconds".to_owned();
+                row.pricing_quantity = usage.device_hours();
+                row.pricing_unit = "Device-Hours".to_owned();
+                row.service_provider = usage.cloud.to_string();
+                row.region_id = usage.region.clone();
+                row.region_name = usage.region.clone();
+                row.resource_id = usage.deployment.clone();
+                row.resource_name = usage.deployment_name.clone();
+                row.resource_type = RESOURCE_TYPE.to_owned();
+                row.sku_id = format!(
+                    "{}/{}/{}/{}",
+                    usage.cloud, usage.region, usage.accelerator, usage.capacity
+                );
+                row.tags = serde_json::to_string(&tags).expect("a map of strings is JSON");
+            }
+            row
+        })
+        .collect()
+}
+
+/// The FOCUS rows as CSV (RFC 4180: a header row, CRLF line ends, fields
+/// quoted when they hold a comma, a quote or a line break).
+pub fn write_focus_csv(rows: &[FocusRow], out: &mut impl fmt::Write) -> fmt::Result {
+    write_record(out, FOCUS_COLUMNS)?;
+    for row in rows {
+        write_record(out, row.values())?;
+    }
+    Ok(())
+}
+
+pub fn focus_csv(rows: &[FocusRow]) -> String {
+    let mut out = String::new();
+    write_focus_csv(rows, &mut out).expect("writing to a String cannot fail");
+    out
+}
+
+/// The columns of the plain usage listing.
+pub const USAGE_COLUMNS: [&str; 17] = [
+    "tenant",
+    "deployment",
+    "deployment_name",
+    "cluster",
+    "pool",
+    "cloud",
+    "region",
+    "accelerator",
+    "capacity",
+    "devices",
+    "start",
+    "end",
+    "billed_from",
+    "billed_to",
+    "billed_seconds",
+    "device_seconds",
+    "device_hours",
+];
+
+/// One interval's usage in a month, before prices: what the devices were
+/// held for and what is billed (with the 60-second minimum).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct UsageRow {
+    pub interval: UsageInterval,
+    pub billed_from: UnixSeconds,
+    pub billed_to: UnixSeconds,
+    pub billed_seconds: i64,
+    pub device_seconds: u64,
+}
+
+/// The usage in `period` of each interval, in the order given; intervals
+/// with nothing billed in the month are left out. Open intervals count up
+/// to `now`.
+pub fn usage_rows(
+    period: BillingPeriod,
+    intervals: &[UsageInterval],
+    now: UnixSeconds,
+) -> Result<Vec<UsageRow>, BillingError> {
+    let window = period.start()..period.end();
+    let mut rows = Vec::new();
+    for interval in intervals {
+        let Some(span) = billable_span(interval, &window, now)? else {
+            continue;
+        };
+        let billed_seconds = span.billed_seconds();
+        let device_seconds = u64::try_from(billed_seconds)
+            .ok()
+            .and_then(|s| s.checked_mul(u64::from(interval.devices)))
+            .ok_or_else(|| BillingError::Overflow(format!("deployment {}", interval.deployment)))?;
+        rows.push(UsageRow {
+            interval: interval.clone(),
+            billed_from: span.from,
+            billed_to: span.to,
+            billed_seconds,
+            device_seconds,
+        });
+    }
+    Ok(rows)
+}
+
+pub fn write_usage_csv(rows: &[UsageRow], out: &mut impl fmt::Write) -> fmt::Result {
+    write_record(out, USAGE_COLUMNS)?;
+    for row in rows {
+        let i = &row.interval;
+        write_record(
+            out,
+            [
+                i.tenant.clone(),
+                i.deployment.clone(),
+                i.deployment_name.clone(),
+                i.cluster.clone(),
+                i.pool.clone(),
+                i.cloud.to_string(),
+                i.region.clone(),
+                i.accelerator.clone(),
+                i.capacity.to_string(),
+                i.devices.to_string(),
+                i.start.to_rfc3339(),
+                i.end.map(UnixSeconds::to_rfc3339).unwrap_or_default(),
+                row.billed_from.to_rfc3339(),
+                row.billed_to.to_rfc3339(),
+                row.billed_seconds.to_string(),
+                row.device_seconds.to_string(),
+                format_device_hours(row.device_seconds),
+            ],
+        )?;
+    }
+    Ok(())
+}
+
+pub fn usage_csv(rows: &[UsageRow]) -> String {
+    let mut out = String::new();
+    write_usage_csv(rows, &mut out).expect("writing to a String cannot fail");
+    out
+}
+
+fn write_record<S: AsRef<str>>(
+    out: &mut impl fmt::Write,
+    fields: impl IntoIterator<Item = S>,
+) -> fmt::Result {
+    for (i, field) in fields.into_iter().enumerate() {
+        if i > 0 {
+            out.write_char(',')?;
+        }
+        write_field(out, field.as_ref())?;
+    }
+    out.write_str("\r\n")
+}
+
+/// A field, quoted (with inner quotes doubled) only when it must be.
+fn write_field(out: &mut impl fmt::Write, field: &str) -> fmt::Result {
+    let needs_quotes = field.chars().any(|c| matches!(c, ',' | '"' | '\n' | '\r'))
+        || field.starts_with(' ')
+        || field.ends_with(' ');
+    if !needs_quotes {
+        return out.write_str(field);
+    }
+    out.write_char('"')?;
+    for c in field.chars() {
+        if c == '"' {
+            out.write_char('"')?;
+        }
+        out.write_char(c)?;
+    }
+    out.write_char('"')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quotes_only_what_needs_quoting() {
+        let mut out = String::new();
+        write_record(
+            &mut out,
+            [
+                "plain",
+                "a,b",
+                "say \"hi\"",
+                "two\nlines",
+                " padded",
+                "-0.05",
+                "",
+            ],
+        )
+        .unwrap();
+        assert_eq!(
+            out,
+            "plain,\"a,b\",\"say \"\"hi\"\"\",\"two\nlines\",\" padded\",-0.05,\r\n"
+        );
+    }
+}
