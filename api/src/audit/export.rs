@@ -21,7 +21,8 @@ use chrono::{DateTime, Datelike, SecondsFormat, Utc};
 use modelfleet_core::audit::{ChainBreak, ChainHash, ChainVerifier, Record};
 
 use super::digest::{DIGEST_VERSION, Digest, DigestFile, SIGNATURE_ALGORITHM, digest_name};
-use super::target::{ExportTarget, ObjectWriter, StorageError, WrittenObject};
+use super::object::{ObjectWriter, WrittenObject};
+use super::target::{ExportTarget, StorageError};
 use crate::identity::Actor;
 use crate::ids::ExportId;
 use crate::secret::Keyring;

@@ -21,6 +21,7 @@
 
 mod digest;
 mod export;
+mod object;
 mod schedule;
 mod target;
 mod verify;
@@ -30,11 +31,11 @@ pub use digest::{
     digest_name, key_fingerprint,
 };
 pub use export::{BATCH, CSV_HEADER, ExportError, ExportSummary, ExportedFile, export};
+pub use object::WrittenObject;
 pub use schedule::{
     DEFAULT_EXPORT_INTERVAL, MAX_EXPORT_INTERVAL, MIN_EXPORT_INTERVAL, run_scheduled,
 };
 pub use target::{
     ExportTarget, Location, MIN_PART_SIZE, PART_SIZE, S3Settings, StorageError, TargetError,
-    WrittenObject,
 };
 pub use verify::{ExportVerification, Failure, VerifyError, verify_export};
