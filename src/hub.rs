@@ -19,6 +19,7 @@ use anyhow::Context as _;
 use modelfleet_api::audit;
 use modelfleet_api::bootstrap::{self, InitialCredentials};
 use modelfleet_api::{ApiSettings, AppState, ClusterRegistry, Keyring, Store};
+use modelfleet_core::billing::{PriceCatalog, UnixSeconds};
 use modelfleet_core::fleet::Fleet;
 use modelfleet_web::compliance::HubReportRenderer;
 use tokio::sync::watch;
@@ -107,6 +108,17 @@ impl RunningHub {
         })
         .await
         .context("cannot create the first platform admin and demo tenant")?;
+
+        // The fleet file's prices become the catalog's defaults for every
+        // key nobody has priced yet; an admin's prices stay.
+        let defaults =
+            PriceCatalog::from_fleet(&options.fleet, UnixSeconds(chrono::Utc::now().timestamp()))
+                .context("the fleet's prices do not form a catalog")?;
+        let mut tx = store.begin(&modelfleet_api::Actor::system("serve")).await?;
+        tx.seed_prices(&defaults)
+            .await
+            .context("cannot seed the price catalog")?;
+        tx.commit().await?;
 
         let mut settings = options.settings.clone();
         if settings.exchange_rates.is_empty() {

@@ -275,6 +275,17 @@ async fn a_tenant_deploys_a_70b_model_through_the_api_and_it_becomes_ready() {
         "{listed:#}"
     );
 
+    // The fleet file's prices are the catalog's defaults, marked as such.
+    let (status, prices) = http.get("/api/v1/prices", &key).await;
+    assert_eq!(status, StatusCode::OK, "{prices:#}");
+    let items = prices["items"].as_array().unwrap();
+    assert!(
+        items.iter().any(|p| p["source"] == "default"
+            && p["inForce"] == true
+            && p["pricePerDeviceHour"]["currency"] == "CNY"),
+        "{prices:#}"
+    );
+
     // The audit trail has the whole story, with where each request came
     // from, and the compliance report is a PDF an auditor can file.
     let (status, trail) = http

@@ -136,3 +136,7 @@ id_type!(
     /// One export of audit records to object storage.
     ExportId
 );
+id_type!(
+    /// One price of the catalog (rows are never changed).
+    PriceId
+);

@@ -354,6 +354,30 @@ async fn every_write_request_is_recorded_once(db: TestDb) {
     )
     .await;
 
+    // Prices: a platform admin's from now on; refused to tenants and for
+    // the past.
+    let h100 = json!({"cloud": "aws", "region": "us-east-1", "accelerator": "h100-80gb",
+        "pricePerDeviceHour": "6.88 USD"});
+    let (_, record) = c
+        .check(
+            request(M::POST, "/api/v1/prices", Some(&admin), Some(h100.clone())),
+            S::CREATED,
+        )
+        .await;
+    assert_eq!(record.event.object_ref.resource, "prices");
+    c.check(
+        request(M::POST, "/api/v1/prices", Some(&key), Some(h100)),
+        S::FORBIDDEN,
+    )
+    .await;
+    let past = json!({"cloud": "aws", "region": "us-east-1", "accelerator": "h100-80gb",
+        "pricePerDeviceHour": "6.00 USD", "effectiveFrom": "2020-01-01T00:00:00Z"});
+    c.check(
+        request(M::POST, "/api/v1/prices", Some(&admin), Some(past)),
+        S::UNPROCESSABLE_ENTITY,
+    )
+    .await;
+
     // Plans compute and change nothing, and are still recorded.
     let plans = "/api/v1/plans";
     c.check(

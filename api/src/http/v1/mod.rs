@@ -6,6 +6,7 @@ pub mod clusters;
 pub mod compliance;
 pub mod deployments;
 pub mod plans;
+pub mod prices;
 pub mod quota;
 pub mod sessions;
 pub mod tenants;

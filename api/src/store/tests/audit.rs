@@ -195,7 +195,7 @@ async fn the_database_refuses_to_change_records(db: TestDb) {
     assert!(store.verify_audit().await.unwrap().intact());
 }
 
-async fn raw(mut conn: Conn<'_>, sql: &str) -> Result<u64, sqlx::Error> {
+pub(super) async fn raw(mut conn: Conn<'_>, sql: &str) -> Result<u64, sqlx::Error> {
     on_conn!(conn.re(), c => sqlx::query(sqlx::AssertSqlSafe(sql.to_owned()))
         .execute(c).await.map(|r| r.rows_affected()))
 }

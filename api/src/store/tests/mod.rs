@@ -5,6 +5,7 @@
 mod admission;
 mod audit;
 mod identity;
+mod prices;
 mod race;
 mod schema;
 mod sync;
