@@ -49,21 +49,6 @@ struct Row {
     created_at: DateTime<Utc>,
 }
 
-fn capacity(name: &str) -> Result<Capacity, StoreError> {
-    match name {
-        "on-demand" => Ok(Capacity::OnDemand),
-        "spot" => Ok(Capacity::Spot),
-        _ => Err(StoreError::Corrupt("price capacity")),
-    }
-}
-
-fn source_name(source: PriceSource) -> &'static str {
-    match source {
-        PriceSource::Default => "default",
-        PriceSource::Admin => "admin",
-    }
-}
-
 impl Row {
     fn into_price(self) -> Result<StoredPrice, StoreError> {
         let currency: Currency = self
@@ -74,20 +59,18 @@ impl Row {
             .cloud
             .parse()
             .map_err(|_| StoreError::Corrupt("price cloud"))?;
-        let source = match self.source.as_str() {
-            "default" => PriceSource::Default,
-            "admin" => PriceSource::Admin,
-            _ => return Err(StoreError::Corrupt("price source")),
-        };
+        let source: PriceSource = self
+            .source
+            .parse()
+            .map_err(|_| StoreError::Corrupt("price source"))?;
+        let capacity: Capacity = self
+            .capacity
+            .parse()
+            .map_err(|_| StoreError::Corrupt("price capacity"))?;
         Ok(StoredPrice {
             id: self.id,
             price: Price {
-                key: PriceKey::new(
-                    cloud,
-                    &self.region,
-                    &self.accelerator,
-                    capacity(&self.capacity)?,
-                ),
+                key: PriceKey::new(cloud, &self.region, &self.accelerator, capacity),
                 per_device_hour: Money::from_micros(self.micros_per_device_hour, currency),
                 effective_from: UnixSeconds(self.effective_from.timestamp()),
                 source,
@@ -208,7 +191,7 @@ impl Tx {
              ON CONFLICT (cloud, region, accelerator, capacity, effective_from) DO NOTHING")
             .bind(id).bind(key.cloud.name()).bind(&key.region).bind(&key.accelerator)
             .bind(key.capacity.name()).bind(per_device_hour.currency().code())
-            .bind(per_device_hour.micros()).bind(effective_from).bind(source_name(source))
+            .bind(per_device_hour.micros()).bind(effective_from).bind(source.name())
             .bind(created_at)
             .execute(c).await.map(|r| r.rows_affected()))?;
         if inserted == 0 {

@@ -40,6 +40,18 @@ impl Capacity {
     }
 }
 
+impl std::str::FromStr for Capacity {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "on-demand" => Ok(Capacity::OnDemand),
+            "spot" => Ok(Capacity::Spot),
+            _ => Err("use on-demand or spot".to_owned()),
+        }
+    }
+}
+
 impl fmt::Display for Capacity {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.name())
@@ -112,7 +124,7 @@ impl fmt::Display for PriceKey {
 }
 
 /// Where a price came from. The console says so when a price is a default,
-/// because defaults are placeholders nobody has checked against a contract.
+/// because a default is a list price nobody has checked against a contract.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum PriceSource {
@@ -120,6 +132,27 @@ pub enum PriceSource {
     Default,
     /// Set by a platform administrator.
     Admin,
+}
+
+impl PriceSource {
+    pub fn name(self) -> &'static str {
+        match self {
+            PriceSource::Default => "default",
+            PriceSource::Admin => "admin",
+        }
+    }
+}
+
+impl std::str::FromStr for PriceSource {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "default" => Ok(PriceSource::Default),
+            "admin" => Ok(PriceSource::Admin),
+            _ => Err("use default or admin".to_owned()),
+        }
+    }
 }
 
 /// The price of one device-hour, in force from `effective_from` until the

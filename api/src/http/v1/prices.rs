@@ -6,7 +6,7 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
 use chrono::{DateTime, Utc};
-use modelfleet_core::billing::{Capacity, PriceKey, PriceSource};
+use modelfleet_core::billing::{Capacity, PriceKey};
 use modelfleet_core::fleet::Cloud;
 use modelfleet_core::money::Money;
 use serde::{Deserialize, Serialize};
@@ -62,11 +62,7 @@ fn view(stored: StoredPrice, in_force: bool) -> PriceView {
         capacity: p.key.capacity.name().to_owned(),
         price_per_device_hour: p.per_device_hour,
         effective_from: stored.effective_from,
-        source: match p.source {
-            PriceSource::Default => "default",
-            PriceSource::Admin => "admin",
-        }
-        .to_owned(),
+        source: p.source.name().to_owned(),
         in_force,
     }
 }
@@ -127,11 +123,12 @@ async fn create(
     ApiJson(body): ApiJson<CreatePrice>,
 ) -> Result<(StatusCode, Json<PriceView>), ApiError> {
     caller.require(Permission::ManagePlatform)?;
-    let capacity = match body.capacity.as_deref().unwrap_or("on-demand") {
-        "on-demand" => Capacity::OnDemand,
-        "spot" => Capacity::Spot,
-        _ => return Err(ApiError::invalid("capacity", "use on-demand or spot")),
-    };
+    let capacity: Capacity = body
+        .capacity
+        .as_deref()
+        .unwrap_or("on-demand")
+        .parse()
+        .map_err(|reason: String| ApiError::invalid("capacity", reason))?;
     let new = NewPrice {
         key: PriceKey::new(body.cloud, &body.region, &body.accelerator, capacity),
         per_device_hour: body.price_per_device_hour,
