@@ -104,7 +104,12 @@ mod tests {
             status: status.into(),
             reason: reason.into(),
             message: message.into(),
-            last_transition_time: Time(Timestamp::now()),
+            last_transition_time: Time(
+                Timestamp::from_second(
+                    chrono::DateTime::<chrono::Utc>::from(modelfleet_clock::now()).timestamp(),
+                )
+                .unwrap(),
+            ),
             observed_generation: None,
         }
     }

@@ -8,10 +8,15 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{OwnerReference, Time};
 use k8s_openapi::jiff::{SignedDuration, Timestamp};
 use kube::Resource;
 
-/// Wall-clock now. jiff's own `now()` needs its `std` feature, which
-/// k8s-openapi does not turn on.
+/// Now, as `modelfleet_clock` tells it: the wall clock, or the simulated
+/// one a month-long test moves. jiff's own `now()` needs its `std`
+/// feature, which k8s-openapi does not turn on.
 pub fn now() -> Timestamp {
-    let since_epoch = SystemTime::now()
+    timestamp(modelfleet_clock::now())
+}
+
+fn timestamp(at: SystemTime) -> Timestamp {
+    let since_epoch = at
         .duration_since(SystemTime::UNIX_EPOCH)
         .unwrap_or_default();
     Timestamp::from_nanosecond(since_epoch.as_nanos() as i128).unwrap_or(Timestamp::UNIX_EPOCH)
@@ -73,7 +78,10 @@ pub fn random_suffix(n: usize) -> String {
     use std::sync::atomic::{AtomicU64, Ordering};
     static CALLS: AtomicU64 = AtomicU64::new(0);
     let call = CALLS.fetch_add(1, Ordering::Relaxed);
-    let mut value = fnv64(format!("{}/{call}", now().as_nanosecond()).as_bytes());
+    // The real clock, not the simulated one: that stands still between a
+    // test's steps, and two runs of a test must not draw the same names.
+    let seed = timestamp(SystemTime::now()).as_nanosecond();
+    let mut value = fnv64(format!("{seed}/{call}").as_bytes());
     let alphabet = SAFE_ALPHABET;
     (0..n)
         .map(|_| {

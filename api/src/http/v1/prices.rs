@@ -76,7 +76,7 @@ fn view(stored: StoredPrice, in_force: bool) -> PriceView {
 async fn list(State(state): State<AppState>, caller: Caller) -> Result<Json<PriceList>, ApiError> {
     caller.require(Permission::Read)?;
     let prices = state.store().prices().await?;
-    let now = Utc::now();
+    let now = crate::store::now();
     // Sorted by key then time: the last row of a key that has started is
     // the one in force.
     let mut items: Vec<PriceView> = Vec::with_capacity(prices.len());
@@ -137,6 +137,6 @@ async fn create(
     let mut tx = state.store().begin(&caller.actor).await?;
     let stored = tx.set_price(&new).await?;
     tx.commit_with(StatusCode::CREATED).await?;
-    let in_force = stored.effective_from <= Utc::now();
+    let in_force = stored.effective_from <= crate::store::now();
     Ok((StatusCode::CREATED, Json(view(stored, in_force))))
 }

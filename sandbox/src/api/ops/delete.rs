@@ -244,7 +244,7 @@ fn delete_one(
             .and_then(Value::as_i64);
         if grace > 0 {
             if current.is_none_or(|c| grace < c) {
-                let at = chrono::Utc::now() + chrono::Duration::seconds(grace);
+                let at = super::utc_now() + chrono::Duration::seconds(grace);
                 obj["metadata"]["deletionTimestamp"] =
                     json!(at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true));
                 obj["metadata"]["deletionGracePeriodSeconds"] = json!(grace);

@@ -98,7 +98,13 @@ impl Target {
 
 /// Current time as the API prints it.
 pub fn now() -> String {
-    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+    utc_now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+}
+
+/// Now, as `modelfleet_clock` tells it (the wall clock, or a test's
+/// simulated one).
+pub fn utc_now() -> chrono::DateTime<chrono::Utc> {
+    chrono::DateTime::<chrono::Utc>::from(modelfleet_clock::now())
 }
 
 pub fn meta<'a>(obj: &'a Value, field: &str) -> Option<&'a str> {

@@ -130,7 +130,7 @@ pub fn age(timestamp: Option<&Value>) -> String {
     timestamp
         .and_then(Value::as_str)
         .and_then(|s| DateTime::parse_from_rfc3339(s).ok())
-        .map(|t| human_duration((Utc::now() - t.with_timezone(&Utc)).num_seconds()))
+        .map(|t| human_duration((super::ops::utc_now() - t.with_timezone(&Utc)).num_seconds()))
         .unwrap_or_else(|| "<unknown>".into())
 }
 
