@@ -111,9 +111,9 @@ impl RunningHub {
 
         // The fleet file's prices become the catalog's defaults for every
         // key nobody has priced yet; an admin's prices stay.
-        let defaults =
-            PriceCatalog::from_fleet(&options.fleet, UnixSeconds(chrono::Utc::now().timestamp()))
-                .context("the fleet's prices do not form a catalog")?;
+        let seeded_at = chrono::DateTime::<chrono::Utc>::from(modelfleet_clock::now());
+        let defaults = PriceCatalog::from_fleet(&options.fleet, UnixSeconds(seeded_at.timestamp()))
+            .context("the fleet's prices do not form a catalog")?;
         let mut tx = store.begin(&modelfleet_api::Actor::system("serve")).await?;
         tx.seed_prices(&defaults)
             .await
@@ -174,6 +174,7 @@ impl RunningHub {
         let mut background = vec![
             modelfleet_api::sync::spawn(state.clone(), stopped.clone()),
             modelfleet_api::failover::spawn(state.clone(), stopped.clone()),
+            modelfleet_api::billing::schedule::spawn(state.clone(), stopped.clone()),
         ];
         if let Some(target) = audit_target {
             let every =
@@ -241,7 +242,8 @@ async fn prune_audit(
 ) {
     let actor = modelfleet_api::Actor::system("audit");
     loop {
-        let before = chrono::Utc::now() - chrono::TimeDelta::days(i64::from(retention_days));
+        let before = chrono::DateTime::<chrono::Utc>::from(modelfleet_clock::now())
+            - chrono::TimeDelta::days(i64::from(retention_days));
         match store.prune_audit(&actor, before).await {
             Ok(pruned) => tracing::info!(?pruned, "pruned exported audit records past retention"),
             Err(e) => tracing::debug!(error = %e, "no audit records to prune"),

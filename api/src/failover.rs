@@ -135,10 +135,11 @@ async fn fail_over(state: &AppState, d: &Deployment) -> Result<Outcome, Failover
     };
     let clusters = state.store().clusters().await?;
     let prices = state.store().pool_prices().await?;
-    let views = state
+    let mut views = state
         .registry()
         .observe(clusters, &prices, state.pool_max_age())
         .await;
+    crate::clusters::price_from_catalog(&mut views, &state.store().price_catalog().await?);
     let mut fleet = fleet_of(&views, &state.settings().exchange_rates());
     fleet.pools.retain(|p| p.cluster != d.cluster);
     let report = match inputs.plan(&fleet) {

@@ -140,3 +140,16 @@ id_type!(
     /// One price of the catalog (rows are never changed).
     PriceId
 );
+id_type!(
+    /// A tenant's invoice for one month and currency: derived from those
+    /// three (see `InvoiceId::of`), so a draft and the final invoice share it.
+    InvoiceId
+);
+id_type!(
+    /// A credit or correction on a month's invoice.
+    AdjustmentId
+);
+id_type!(
+    /// A budget alert.
+    AlertId
+);

@@ -9,6 +9,7 @@
 //! renders HTML.
 
 pub mod audit;
+pub mod billing;
 pub mod bootstrap;
 pub mod clusters;
 pub mod compliance;

@@ -378,6 +378,122 @@ async fn every_write_request_is_recorded_once(db: TestDb) {
     )
     .await;
 
+    // Billing: a tenant admin's budget; the platform's discounts, credits
+    // and exports. The webhook secret never reaches the trail.
+    let budget = format!("/api/v1/tenants/{tenant}/budget");
+    let webhook_secret = "whsec-0123456789abcdef";
+    let (_, record) = c
+        .check(
+            request(
+                M::PUT,
+                &budget,
+                Some(&key),
+                Some(json!({"amount": "500.00 USD", "refuseAtLimit": true,
+                    "webhookUrl": "https://hooks.example.com/mf", "webhookSecret": webhook_secret})),
+            ),
+            S::OK,
+        )
+        .await;
+    assert_eq!(record.event.object_ref.resource, "budgets");
+    c.check(
+        request(
+            M::PUT,
+            &budget,
+            Some(&key),
+            Some(json!({"amount": "500.00 USD", "webhookUrl": "https://hooks.example.com/mf"})),
+        ),
+        S::UNPROCESSABLE_ENTITY,
+    )
+    .await;
+    c.check(request(M::DELETE, &budget, Some(&key), None), S::NO_CONTENT)
+        .await;
+    c.check(request(M::DELETE, &budget, Some(&key), None), S::NOT_FOUND)
+        .await;
+    let discounts = format!("/api/v1/tenants/{tenant}/discounts");
+    let aws15 = json!({"items": [{"scope": "aws", "basisPoints": 1500}]});
+    let (_, record) = c
+        .check(
+            request(M::PUT, &discounts, Some(&admin), Some(aws15.clone())),
+            S::OK,
+        )
+        .await;
+    assert_eq!(record.event.object_ref.resource, "discounts");
+    c.check(
+        request(M::PUT, &discounts, Some(&key), Some(aws15)),
+        S::FORBIDDEN,
+    )
+    .await;
+    c.check(
+        request(
+            M::PUT,
+            &discounts,
+            Some(&admin),
+            Some(json!({"items": [{"scope": "all", "basisPoints": 20000}]})),
+        ),
+        S::UNPROCESSABLE_ENTITY,
+    )
+    .await;
+    let adjustments = format!("/api/v1/tenants/{tenant}/adjustments");
+    let credit = json!({"kind": "credit", "amount": "10.00 USD", "description": "SLA credit"});
+    let (_, record) = c
+        .check(
+            request(M::POST, &adjustments, Some(&admin), Some(credit.clone())),
+            S::CREATED,
+        )
+        .await;
+    assert_eq!(record.event.object_ref.resource, "adjustments");
+    c.check(
+        request(M::POST, &adjustments, Some(&key), Some(credit)),
+        S::FORBIDDEN,
+    )
+    .await;
+    c.check(
+        request(
+            M::POST,
+            &adjustments,
+            Some(&admin),
+            Some(json!({"kind": "gift", "amount": "10.00 USD", "description": "x"})),
+        ),
+        S::UNPROCESSABLE_ENTITY,
+    )
+    .await;
+    let billing_exports = "/api/v1/billing/exports";
+    c.check(
+        request(
+            M::POST,
+            billing_exports,
+            Some(&admin),
+            Some(json!({"period": "2026-01"})),
+        ),
+        S::CREATED,
+    )
+    .await;
+    c.check(
+        request(
+            M::POST,
+            billing_exports,
+            Some(&key),
+            Some(json!({"period": "2026-01"})),
+        ),
+        S::FORBIDDEN,
+    )
+    .await;
+    c.check(
+        request(
+            M::POST,
+            billing_exports,
+            Some(&admin),
+            Some(json!({"period": "2026-13"})),
+        ),
+        S::UNPROCESSABLE_ENTITY,
+    )
+    .await;
+    let trail = serde_json::to_string(&c.records().await).unwrap();
+    assert!(
+        !trail.contains(webhook_secret),
+        "a webhook secret reached the audit trail"
+    );
+
     // Plans compute and change nothing, and are still recorded.
     let plans = "/api/v1/plans";
     c.check(

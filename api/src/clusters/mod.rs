@@ -23,6 +23,7 @@ use std::time::{Duration, Instant};
 use chrono::{DateTime, Utc};
 use futures::future::join_all;
 use kube::Client;
+use modelfleet_core::billing::{Capacity, PriceCatalog, PriceKey, UnixSeconds};
 use modelfleet_core::fleet::{Cloud, Fleet, NodePool};
 use modelfleet_core::money::ExchangeRates;
 use modelfleet_operator::discovery::Skipped;
@@ -278,6 +279,27 @@ impl ClusterRegistry {
                 ClusterView { cluster, pools }
             })
             .collect()
+    }
+}
+
+/// Lays the price catalog's prices in force now over the pools: what
+/// billing will charge is what plans are ranked and shown with. A pool
+/// whose key the catalog does not price keeps its node annotation or
+/// per-pool price, and its usage is not billable until one is set.
+pub fn price_from_catalog(views: &mut [ClusterView], catalog: &PriceCatalog) {
+    let at = UnixSeconds(crate::store::now().timestamp());
+    for discovered in views.iter_mut().filter_map(|v| v.pools.as_mut().ok()) {
+        for pool in &mut discovered.pools {
+            let key = PriceKey::new(
+                pool.cloud,
+                &pool.region,
+                &pool.accelerator,
+                Capacity::from(pool.capacity_type),
+            );
+            if let Some(price) = catalog.price_at(&key, at) {
+                pool.price_per_device_hour = Some(price.per_device_hour);
+            }
+        }
     }
 }
 

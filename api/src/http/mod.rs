@@ -216,6 +216,7 @@ impl AppState {
         (name = "clusters", description = "Registered clusters, their pools and prices (platform admins)"),
         (name = "plans", description = "Sizing and placement across every cluster"),
         (name = "prices", description = "The price catalog billing rates usage with"),
+        (name = "billing", description = "Usage, invoices, budgets, discounts and billing exports"),
         (name = "deployments", description = "Models deployed by a tenant"),
         (name = "quota", description = "A tenant's limits and what is in use"),
         (name = "audit", description = "The tamper-evident audit trail (auditors, platform and tenant admins)"),
@@ -252,6 +253,7 @@ fn api_v1() -> OpenApiRouter<AppState> {
         .merge(v1::clusters::router())
         .merge(v1::plans::router())
         .merge(v1::prices::router())
+        .merge(v1::billing::router())
         .merge(v1::deployments::router())
         .merge(v1::quota::router())
         .merge(v1::audit::router())

@@ -9,6 +9,8 @@
 //! interval's end is never moved once written.
 
 use chrono::{DateTime, Utc};
+use modelfleet_core::billing::Capacity;
+use modelfleet_core::fleet::Cloud;
 use serde::Serialize;
 
 use super::quotas::db_int;
@@ -31,6 +33,18 @@ pub struct NewInterval {
     pub devices: u32,
     /// When the pod was bound to its node.
     pub allocated_at: DateTime<Utc>,
+    /// Where the pool is and how it is bought: the price key. `None` when
+    /// sync could not list the cluster's pools; billing then takes the
+    /// cluster's registered cloud and region, at on-demand prices.
+    pub location: Option<PoolLocation>,
+}
+
+/// The cloud, region and capacity type of a pool when an interval opened.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PoolLocation {
+    pub cloud: Cloud,
+    pub region: String,
+    pub capacity: Capacity,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, sqlx::FromRow)]
@@ -48,13 +62,17 @@ pub struct ReplicaInterval {
     pub devices: i64,
     pub allocated_at: DateTime<Utc>,
     pub released_at: Option<DateTime<Utc>>,
+    pub cloud: Option<String>,
+    pub region: Option<String>,
+    pub capacity: Option<String>,
 }
 
 macro_rules! select {
     ($tail:literal) => {
         concat!(
             "SELECT id, deployment_id, tenant_id, cluster, namespace, pod_name, pod_uid, node, \
-             pool, accelerator, devices, allocated_at, released_at FROM replica_intervals ",
+             pool, accelerator, devices, allocated_at, released_at, cloud, region, capacity \
+             FROM replica_intervals ",
             $tail
         )
     };
@@ -70,14 +88,18 @@ impl Tx {
         let id = IntervalId::new();
         let added = on_conn!(self.conn(), c => sqlx::query(
             "INSERT INTO replica_intervals (id, deployment_id, tenant_id, cluster, namespace, \
-             pod_name, pod_uid, node, pool, accelerator, devices, allocated_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) \
+             pod_name, pod_uid, node, pool, accelerator, devices, allocated_at, cloud, region, \
+             capacity) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15) \
              ON CONFLICT (cluster, pod_uid) DO NOTHING",
         )
         .bind(id).bind(new.deployment).bind(new.tenant).bind(&new.cluster).bind(&new.namespace)
         .bind(&new.pod_name).bind(&new.pod_uid).bind(&new.node).bind(&new.pool)
         .bind(&new.accelerator).bind(db_int(u64::from(new.devices), "devices")?)
         .bind(new.allocated_at)
+        .bind(new.location.as_ref().map(|l| l.cloud.to_string()))
+        .bind(new.location.as_ref().map(|l| l.region.clone()))
+        .bind(new.location.as_ref().map(|l| l.capacity.name()))
         .execute(c).await.map(|r| r.rows_affected()))?;
         if added == 1 {
             self.note("create", "intervals", Some(new.tenant), id.0, &new.pod_name);

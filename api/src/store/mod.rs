@@ -23,6 +23,7 @@
 mod api_keys;
 mod audit;
 mod audit_exports;
+mod billing;
 mod clusters;
 mod compliance;
 mod deployments;
@@ -57,6 +58,10 @@ use uuid::Uuid;
 pub use api_keys::{ApiKey, AuthenticatedKey, CreatedApiKey, KeyAuthError, NewApiKey};
 pub use audit::{AuditEntry, AuditPage, AuditQuery, ChainReport, MAX_AUDIT_PAGE};
 pub use audit_exports::{AuditExport, AuditSigningKey, PruneOutcome, may_export_audit};
+pub use billing::{
+    Budget, BudgetAlert, NewBudget, StoredAdjustment, StoredInvoice, UsageFilter,
+    check_webhook_url, finalize_after, period_times,
+};
 pub use clusters::{
     Cluster, ClusterKind, MAX_CLUSTER_NAME_LEN, MAX_KUBECONFIG_BYTES, NewCluster, PoolPrice,
 };
@@ -68,7 +73,7 @@ pub use deployments::{
 pub use error::StoreError;
 pub use events::{DeploymentEvent, EventKind, NewEvent};
 pub use idempotency::{IdempotencyClaim, StoredResponse};
-pub use intervals::{NewInterval, ReplicaInterval};
+pub use intervals::{NewInterval, PoolLocation, ReplicaInterval};
 pub use prices::{NewPrice, StoredPrice};
 pub use sessions::{CreatedSession, SESSION_TOKEN_PREFIX, Session, SessionAuthError};
 pub use tenants::{NewTenant, Tenant};
@@ -413,10 +418,11 @@ impl Tx {
     }
 }
 
-/// The current time, to the microsecond: what PostgreSQL keeps, so a value
+/// The current time (`modelfleet_clock`'s: the wall clock, or a test's
+/// simulated one), to the microsecond: what PostgreSQL keeps, so a value
 /// reads back equal on both backends.
 pub(crate) fn now() -> DateTime<Utc> {
-    let t = Utc::now();
+    let t = DateTime::<Utc>::from(modelfleet_clock::now());
     t.duration_trunc(TimeDelta::microseconds(1)).unwrap_or(t)
 }
 

@@ -179,10 +179,11 @@ pub(super) async fn found(
 async fn cluster_fleet(state: &AppState, cluster: &str) -> Result<Fleet, SyncError> {
     let row = state.store().cluster_by_name(cluster).await?;
     let prices = state.store().pool_prices().await?;
-    let views = state
+    let mut views = state
         .registry()
         .observe(vec![row], &prices, state.pool_max_age())
         .await;
+    crate::clusters::price_from_catalog(&mut views, &state.store().price_catalog().await?);
     if let Some(Err(e)) = views.first().map(|v| &v.pools) {
         return Err(SyncError::Pools(e.clone()));
     }

@@ -15,6 +15,7 @@ use kube::runtime::reflector::{self, Store as Cache};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Client, ResourceExt};
 use modelfleet_core::accelerator::Accelerator;
+use modelfleet_core::billing::Capacity;
 use modelfleet_core::crd::ModelDeployment;
 use modelfleet_operator::build::DEPLOYMENT_LABEL;
 use tokio::sync::{Notify, watch};
@@ -25,7 +26,7 @@ use crate::clusters::DEPLOYMENT_ID_LABEL;
 use crate::http::AppState;
 use crate::identity::{Actor, Scope};
 use crate::ids::DeploymentId;
-use crate::store::{Deployment, NewInterval, Source, now};
+use crate::store::{Deployment, NewInterval, PoolLocation, Source, now};
 
 /// A pass runs at least this often, to pick up changes made in the
 /// database (a deployment released while its cluster was unreachable).
@@ -258,6 +259,7 @@ async fn intervals(
     let open_uids: BTreeSet<&str> = open.iter().map(|i| i.pod_uid.as_str()).collect();
     let mut holding = BTreeSet::new();
     let mut new = Vec::new();
+    let mut pools = None;
     for pod in pods.iter().filter(|p| observe::holds_devices(p)) {
         let (Some(namespace), Some(uid)) = (pod.namespace(), pod.metadata.uid.clone()) else {
             continue;
@@ -274,6 +276,9 @@ async fn intervals(
             continue;
         };
         let resource = Accelerator::find(&owner.accelerator).map_or("", |a| a.resource_name);
+        if pools.is_none() {
+            pools = Some(pool_locations(state, cluster).await);
+        }
         new.push(NewInterval {
             deployment: owner.id,
             tenant: owner.tenant,
@@ -290,6 +295,10 @@ async fn intervals(
             accelerator: owner.accelerator.clone(),
             devices: observe::devices_of(pod, resource),
             allocated_at: observe::bound_at(pod).unwrap_or_else(now),
+            location: pools
+                .as_ref()
+                .and_then(|p| p.get(owner.pool.as_str()))
+                .cloned(),
         });
     }
     let ended: Vec<&str> = open
@@ -310,4 +319,33 @@ async fn intervals(
     }
     tx.commit().await?;
     Ok(())
+}
+
+/// Where each pool of `cluster` is and how it is bought, from the pools
+/// the hub last listed (listed again if older than the placement maximum).
+/// Empty when they cannot be listed: the interval is still recorded, and
+/// billing falls back to the cluster's registered cloud and region.
+async fn pool_locations(state: &AppState, cluster: &str) -> BTreeMap<String, PoolLocation> {
+    match state
+        .registry()
+        .discover(cluster, state.pool_max_age())
+        .await
+    {
+        Ok(discovered) => discovered
+            .pools
+            .into_iter()
+            .map(|p| {
+                let location = PoolLocation {
+                    cloud: p.cloud,
+                    region: p.region,
+                    capacity: Capacity::from(p.capacity_type),
+                };
+                (p.name, location)
+            })
+            .collect(),
+        Err(e) => {
+            warn!(cluster, error = %e, "pools unknown; intervals recorded without their price key");
+            BTreeMap::new()
+        }
+    }
 }

@@ -289,6 +289,19 @@ impl Hub {
         self.send(request).await
     }
 
+    /// A GET whose body is kept as bytes (CSV, PDF).
+    pub async fn download(&self, path: &str, token: &str) -> (StatusCode, HeaderMap, Vec<u8>) {
+        let request = Request::builder()
+            .uri(path)
+            .header(header::AUTHORIZATION, format!("Bearer {token}"))
+            .body(Body::empty())
+            .unwrap();
+        let response = self.router.clone().oneshot(request).await.unwrap();
+        let (parts, body) = response.into_parts();
+        let bytes = body.collect().await.unwrap().to_bytes().to_vec();
+        (parts.status, parts.headers, bytes)
+    }
+
     pub async fn get(&self, path: &str, token: &str) -> Reply {
         self.call(Method::GET, path, Some(token), None).await
     }

@@ -323,6 +323,86 @@ pub fn write_usage_csv(rows: &[UsageRow], out: &mut impl fmt::Write) -> fmt::Res
     Ok(())
 }
 
+/// The columns of an invoice's CSV: one row per line.
+pub const INVOICE_COLUMNS: [&str; 23] = [
+    "invoice_id",
+    "tenant",
+    "period",
+    "currency",
+    "status",
+    "line",
+    "category",
+    "description",
+    "deployment",
+    "deployment_name",
+    "cloud",
+    "region",
+    "accelerator",
+    "capacity",
+    "device_seconds",
+    "device_hours",
+    "unit_price",
+    "discount_basis_points",
+    "list_amount",
+    "discount_amount",
+    "amount",
+    "charge_start",
+    "charge_end",
+];
+
+/// An invoice as CSV, one row per line; `amount` sums to the total.
+pub fn invoice_csv(invoice: &Invoice, invoice_id: &str) -> String {
+    let mut out = String::new();
+    write_invoice_csv(invoice, invoice_id, &mut out).expect("writing to a String cannot fail");
+    out
+}
+
+pub fn write_invoice_csv(
+    invoice: &Invoice,
+    invoice_id: &str,
+    out: &mut impl fmt::Write,
+) -> fmt::Result {
+    write_record(out, INVOICE_COLUMNS)?;
+    let status = match invoice.status {
+        super::invoice::InvoiceStatus::Draft => "draft",
+        super::invoice::InvoiceStatus::Final => "final",
+    };
+    for (n, line) in invoice.lines.iter().enumerate() {
+        let usage = line.usage.as_ref();
+        let text =
+            |f: &dyn Fn(&super::invoice::LineUsage) -> String| usage.map(f).unwrap_or_default();
+        write_record(
+            out,
+            [
+                invoice_id.to_owned(),
+                invoice.tenant.clone(),
+                invoice.period.to_string(),
+                invoice.currency.to_string(),
+                status.to_owned(),
+                (n + 1).to_string(),
+                line.category.name().to_owned(),
+                line.description.clone(),
+                text(&|u| u.deployment.clone()),
+                text(&|u| u.deployment_name.clone()),
+                text(&|u| u.cloud.to_string()),
+                text(&|u| u.region.clone()),
+                text(&|u| u.accelerator.clone()),
+                text(&|u| u.capacity.to_string()),
+                text(&|u| u.device_seconds.to_string()),
+                text(&|u| u.device_hours()),
+                text(&|u| u.unit_price.amount_string()),
+                text(&|u| u.discount_basis_points.to_string()),
+                minor_unit_string(line.list_amount),
+                minor_unit_string(line.discount_amount),
+                minor_unit_string(line.amount),
+                line.charge_start.to_rfc3339(),
+                line.charge_end.to_rfc3339(),
+            ],
+        )?;
+    }
+    Ok(())
+}
+
 pub fn usage_csv(rows: &[UsageRow]) -> String {
     let mut out = String::new();
     write_usage_csv(rows, &mut out).expect("writing to a String cannot fail");
@@ -342,8 +422,29 @@ fn write_record<S: AsRef<str>>(
     out.write_str("\r\n")
 }
 
-/// A field, quoted (with inner quotes doubled) only when it must be.
+/// Whether `field` is a plain decimal number, like `-0.05` or `12`.
+fn is_number(field: &str) -> bool {
+    let digits = field.strip_prefix(['-', '+']).unwrap_or(field);
+    let (whole, fraction) = digits.split_once('.').unwrap_or((digits, ""));
+    !whole.is_empty()
+        && whole.bytes().all(|b| b.is_ascii_digit())
+        && fraction.bytes().all(|b| b.is_ascii_digit())
+}
+
+/// A field, quoted (with inner quotes doubled) only when it must be. Text
+/// that a spreadsheet would run as a formula (starting with `=`, `+`, `-`,
+/// `@`, a tab or a carriage return) gets a leading apostrophe, so an
+/// adjustment's description cannot compute anything in a finance team's
+/// spreadsheet; numbers such as `-0.05` stay numbers.
 fn write_field(out: &mut impl fmt::Write, field: &str) -> fmt::Result {
+    let formula = field.starts_with(['=', '+', '-', '@', '\t', '\r']) && !is_number(field);
+    let owned;
+    let field = if formula {
+        owned = format!("'{field}");
+        owned.as_str()
+    } else {
+        field
+    };
     let needs_quotes = field.chars().any(|c| matches!(c, ',' | '"' | '\n' | '\r'))
         || field.starts_with(' ')
         || field.ends_with(' ');
@@ -383,6 +484,28 @@ mod tests {
         assert_eq!(
             out,
             "plain,\"a,b\",\"say \"\"hi\"\"\",\"two\nlines\",\" padded\",-0.05,\r\n"
+        );
+    }
+
+    #[test]
+    fn formulas_are_made_inert_and_numbers_stay_numbers() {
+        let mut out = String::new();
+        write_record(
+            &mut out,
+            [
+                "=HYPERLINK(\"x\")",
+                "+1+1",
+                "-0.05",
+                "-12",
+                "@SUM(A1)",
+                "-x",
+                "+5",
+            ],
+        )
+        .unwrap();
+        assert_eq!(
+            out,
+            "\"'=HYPERLINK(\"\"x\"\")\",'+1+1,-0.05,-12,'@SUM(A1),'-x,+5\r\n"
         );
     }
 }

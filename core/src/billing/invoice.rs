@@ -78,7 +78,7 @@ impl Adjustment {
 
 /// What a usage line is for: one deployment's devices of one kind, on one
 /// cloud and region, at one unit price.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LineUsage {
     pub deployment: String,
     pub deployment_name: String,
@@ -106,7 +106,7 @@ impl LineUsage {
 
 /// One line of an invoice. `list_amount = discount_amount + amount`, all in
 /// whole minor units of the invoice's currency.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct InvoiceLine {
     pub category: ChargeCategory,
     pub description: String,
@@ -122,7 +122,7 @@ pub struct InvoiceLine {
 }
 
 /// A tenant's charges for one month in one currency.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Invoice {
     pub tenant: String,
     pub period: BillingPeriod,

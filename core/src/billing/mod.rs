@@ -51,8 +51,8 @@ mod time;
 pub use catalog::{Capacity, Price, PriceCatalog, PriceKey, PriceSource};
 pub use discount::{Discount, DiscountScope, Discounts, FULL_BASIS_POINTS};
 pub use export::{
-    FOCUS_COLUMNS, FocusRow, USAGE_COLUMNS, UsageRow, focus_csv, focus_rows, usage_csv, usage_rows,
-    write_focus_csv, write_usage_csv,
+    FOCUS_COLUMNS, FocusRow, INVOICE_COLUMNS, USAGE_COLUMNS, UsageRow, focus_csv, focus_rows,
+    invoice_csv, usage_csv, usage_rows, write_focus_csv, write_invoice_csv, write_usage_csv,
 };
 pub use invoice::{
     Adjustment, ChargeCategory, Invoice, InvoiceBuilder, InvoiceLine, InvoiceStatus, LineUsage,

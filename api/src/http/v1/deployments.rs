@@ -223,6 +223,14 @@ async fn create(
         .tenant(caller.scope(), caller.tenant(tenant)?)
         .await?;
     check_name(&name).map_err(|reason| ApiError::invalid("name", reason))?;
+    if let Some(reason) = crate::billing::budget_refusal(state.store(), tenant.id).await? {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "budget-exhausted",
+            "Budget Exhausted",
+            reason,
+        ));
+    }
     let ask = ask(
         &state,
         model,
@@ -308,6 +316,10 @@ async fn create(
             ));
         }
     };
+    let discounts = state
+        .store()
+        .discount_set(crate::identity::Scope::All, deployment.tenant)
+        .await?;
     let mut headers = HeaderMap::new();
     if let Ok(location) = HeaderValue::from_str(&format!("/api/v1/deployments/{}", deployment.id)) {
         headers.insert(header::LOCATION, location);
@@ -317,7 +329,7 @@ async fn create(
         headers,
         Json(DeploymentCreated {
             deployment: deployment.into(),
-            plan: PlanView::new(plan, None),
+            plan: PlanView::new(plan, None, &discounts),
         }),
     ))
 }

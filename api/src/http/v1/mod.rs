@@ -2,6 +2,7 @@
 
 pub mod api_keys;
 pub mod audit;
+pub mod billing;
 pub mod clusters;
 pub mod compliance;
 pub mod deployments;

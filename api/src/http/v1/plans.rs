@@ -7,6 +7,7 @@
 
 use axum::Json;
 use axum::extract::State;
+use modelfleet_core::billing::{Discounts, ExactAmount};
 use modelfleet_core::crd::{Placement, RuntimeChoice, Serving};
 use modelfleet_core::fleet::{Cloud, Fleet};
 use modelfleet_core::money::Money;
@@ -148,10 +149,11 @@ pub(crate) fn ask(
 pub(crate) async fn observe(state: &AppState) -> Result<(Vec<ClusterView>, Fleet), ApiError> {
     let clusters = state.store().clusters().await?;
     let prices = state.store().pool_prices().await?;
-    let views = state
+    let mut views = state
         .registry()
         .observe(clusters, &prices, state.pool_max_age())
         .await;
+    crate::clusters::price_from_catalog(&mut views, &state.store().price_catalog().await?);
     let fleet = fleet_of(&views, &state.settings().exchange_rates());
     Ok((views, fleet))
 }
@@ -206,8 +208,15 @@ pub struct PlanView {
     #[schema(value_type = Option<crate::http::schema::MoneySchema>)]
     pub price_per_device_hour: Option<Money>,
     /// All replicas together.
+    /// All replicas together, at list price.
     #[schema(value_type = Option<crate::http::schema::MoneySchema>)]
     pub cost_per_hour: Option<Money>,
+    /// The tenant's discount on this cloud, in basis points (1500 = 15 %).
+    pub discount_basis_points: u32,
+    /// What an hour of this plan is billed: `costPerHour` less the
+    /// discount, rounded half up to the cent or fen as invoice lines are.
+    #[schema(value_type = Option<crate::http::schema::MoneySchema>)]
+    pub billed_cost_per_hour: Option<Money>,
     /// Choices made for the caller (e.g. a narrower precision).
     pub notes: Vec<String>,
     /// Absent when no tenant's quota applies (platform admins).
@@ -216,8 +225,20 @@ pub struct PlanView {
 }
 
 impl PlanView {
-    pub(crate) fn new(plan: &Plan, quota: Option<QuotaCheck>) -> Self {
+    pub(crate) fn new(plan: &Plan, quota: Option<QuotaCheck>, discounts: &Discounts) -> Self {
+        let discount_basis_points = discounts.basis_points_for(plan.pool.cloud);
+        let billed_cost_per_hour = plan.cost_per_hour.and_then(|list| {
+            let exact = ExactAmount(i128::from(list.micros()) * 3600);
+            let discount = exact.round_share(discount_basis_points, list.currency())?;
+            let list = exact.round(list.currency())?;
+            Some(Money::from_micros(
+                list.micros() - discount.micros(),
+                list.currency(),
+            ))
+        });
         PlanView {
+            discount_basis_points,
+            billed_cost_per_hour,
             rank: plan.rank,
             pool: plan.pool.to_string(),
             cluster: plan.pool.cluster.clone(),
@@ -339,6 +360,10 @@ async fn create(
     let inputs = ask.planner_inputs()?;
     let (views, fleet) = observe(&state).await?;
     let report = inputs.plan(&fleet)?;
+    let discounts = match tenant {
+        Some(tenant) => state.store().discount_set(caller.scope(), tenant).await?,
+        None => Discounts::none(),
+    };
     let checks: Vec<Option<QuotaCheck>> = match tenant {
         Some(tenant) => {
             let quota = state.store().quota(caller.scope(), tenant).await?;
@@ -357,7 +382,7 @@ async fn create(
             .plans
             .iter()
             .zip(checks)
-            .map(|(plan, check)| PlanView::new(plan, check))
+            .map(|(plan, check)| PlanView::new(plan, check, &discounts))
             .collect(),
         rejections: rejections(&report),
         unreachable_clusters: unreachable(&views),

@@ -4,6 +4,7 @@
 
 mod admission;
 mod audit;
+mod billing;
 mod identity;
 mod prices;
 mod race;

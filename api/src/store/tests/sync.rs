@@ -27,6 +27,7 @@ fn interval(d: &crate::store::Deployment, uid: &str) -> NewInterval {
         accelerator: d.accelerator.clone(),
         devices: d.devices_per_replica,
         allocated_at: now() - TimeDelta::seconds(30),
+        location: None,
     }
 }
 

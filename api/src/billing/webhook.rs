@@ -1,0 +1,703 @@
+//! Posting budget alerts to a tenant's webhook: signed, so the receiver can
+//! tell a post comes from this hub and is fresh; retried while the receiver
+//! is unreachable or overloaded; given up on as soon as it says no.
+//!
+//! The signature is Stripe's scheme, which receivers already know how to
+//! check: [`SIGNATURE_HEADER`] holds `t=<unix seconds>,v1=<hex HMAC-SHA256>`
+//! over `"<t>.<body>"`. Every attempt is signed anew, so a receiver that
+//! rejects an old `t` (a replay) still accepts a late retry; the
+//! `Modelfleet-Delivery` id stays the same on every attempt, so a receiver
+//! whose answer got lost can tell the retry is a duplicate.
+//!
+//! Nothing here may put the signing secret, a signature, or the
+//! credentials and query of a URL (where tenants put tokens) into an error
+//! or a log line: errors are stored with the alert and shown to the tenant.
+//! Logs name the receiver by its origin only.
+
+use std::io;
+use std::time::Duration;
+
+use bytes::Bytes;
+use hmac::{Hmac, KeyInit, Mac};
+use reqwest::header::{CONTENT_TYPE, HeaderMap, HeaderValue, RETRY_AFTER};
+use reqwest::{StatusCode, Url};
+use sha2::Sha256;
+use tracing::warn;
+
+/// The header carrying `t=<unix seconds>,v1=<hex signature>`.
+pub const SIGNATURE_HEADER: &str = "Modelfleet-Signature";
+/// The header carrying the caller's delivery id, the same on every attempt.
+pub const DELIVERY_HEADER: &str = "Modelfleet-Delivery";
+/// What the hub's webhook posts call themselves.
+pub const USER_AGENT: &str = concat!("modelfleet-webhooks/", env!("CARGO_PKG_VERSION"));
+
+const URL_EXAMPLE: &str = "write it like https://hooks.example.com/modelfleet";
+
+/// The signature header's value for `body` sent at `timestamp` (Unix
+/// seconds).
+pub fn sign(secret: &[u8], timestamp: i64, body: &[u8]) -> String {
+    let tag = mac(secret, timestamp, body).finalize().into_bytes();
+    format!("t={timestamp},v1={}", hex::encode(tag))
+}
+
+/// Whether `header` (a [`SIGNATURE_HEADER`] value) signs `body` with
+/// `secret`; any one of several `v1` signatures may match, as during a
+/// secret rotation. The comparison takes constant time.
+///
+/// This does not judge how old `t` is: a receiver must also reject
+/// signatures whose `t` is too far from its own clock, or it accepts
+/// replays.
+pub fn verify(secret: &[u8], header: &str, body: &[u8]) -> bool {
+    let mut timestamp = None;
+    let mut signatures = Vec::new();
+    for part in header.split(',') {
+        match part.trim().split_once('=') {
+            Some(("t", t)) => timestamp = t.parse::<i64>().ok(),
+            Some(("v1", v1)) => signatures.extend(hex::decode(v1).ok()),
+            _ => {}
+        }
+    }
+    let Some(timestamp) = timestamp else {
+        return false;
+    };
+    signatures
+        .iter()
+        .any(|tag| mac(secret, timestamp, body).verify_slice(tag).is_ok())
+}
+
+fn mac(secret: &[u8], timestamp: i64, body: &[u8]) -> Hmac<Sha256> {
+    let mut mac = Hmac::<Sha256>::new_from_slice(secret).expect("HMAC takes a key of any length");
+    mac.update(timestamp.to_string().as_bytes());
+    mac.update(b".");
+    mac.update(body);
+    mac
+}
+
+/// How hard to try.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Retry {
+    /// Attempts in all, the first included (at least one is made).
+    pub attempts: u32,
+    /// The wait after the first failed attempt; it doubles after each
+    /// further one.
+    pub first_backoff: Duration,
+    /// The longest wait between attempts, also for a receiver's
+    /// `Retry-After`: a receiver cannot hold the alert loop for an hour.
+    pub max_backoff: Duration,
+    /// How long one attempt may take, connecting included.
+    pub timeout: Duration,
+}
+
+impl Default for Retry {
+    /// 5 attempts over about 15 s (waits of 1, 2, 4 and 8 s), 10 s each.
+    fn default() -> Self {
+        Retry {
+            attempts: 5,
+            first_backoff: Duration::from_secs(1),
+            max_backoff: Duration::from_secs(60),
+            timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+impl Retry {
+    /// The wait after failed attempt number `attempt` (from 1).
+    fn backoff(&self, attempt: u32) -> Duration {
+        let factor = 2u32.saturating_pow(attempt.saturating_sub(1));
+        self.first_backoff
+            .saturating_mul(factor)
+            .min(self.max_backoff)
+    }
+}
+
+/// A delivery the receiver accepted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Delivered {
+    /// Attempts made, the accepted one included.
+    pub attempts: u32,
+    /// The receiver's 2xx status.
+    pub status: u16,
+}
+
+/// Why an alert was not delivered. Messages never hold the secret, a
+/// signature, or the URL's credentials or query.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum WebhookError {
+    #[error("the webhook URL {0}; {URL_EXAMPLE}")]
+    InvalidUrl(String),
+    /// A 4xx other than 408 and 429, or a redirect: asking again would get
+    /// the same answer.
+    #[error(
+        "the webhook answered HTTP {status} on attempt {attempts}, which retrying would not \
+         change; check that the URL is the receiver's endpoint (redirects are not followed) and \
+         that the receiver has this budget's signing secret"
+    )]
+    Refused { status: u16, attempts: u32 },
+    #[error(
+        "the webhook did not take the delivery in {attempts} attempts (last: {last}); check that \
+         the receiver is up and reachable from the hub"
+    )]
+    GaveUp { attempts: u32, last: String },
+    #[error("the webhook client cannot be used: {0}")]
+    Client(String),
+}
+
+impl WebhookError {
+    pub fn metric_label(&self) -> &'static str {
+        match self {
+            WebhookError::InvalidUrl(_) => "invalid_url",
+            WebhookError::Refused { .. } => "refused",
+            WebhookError::GaveUp { .. } => "gave_up",
+            WebhookError::Client(_) => "client",
+        }
+    }
+}
+
+/// Posts signed bodies to webhooks. One is enough for the whole hub: the
+/// client inside pools connections.
+#[derive(Debug, Clone)]
+pub struct WebhookSender {
+    client: reqwest::Client,
+    retry: Retry,
+}
+
+impl WebhookSender {
+    pub fn new(retry: Retry) -> Result<Self, WebhookError> {
+        let client = reqwest::Client::builder()
+            .timeout(retry.timeout)
+            // A redirect is a failed delivery: following it would send a
+            // signed alert to an address the tenant never configured.
+            .redirect(reqwest::redirect::Policy::none())
+            .user_agent(USER_AGENT)
+            .build()
+            .map_err(|e| WebhookError::Client(format!("cannot build the HTTP client: {e}")))?;
+        Ok(WebhookSender { client, retry })
+    }
+
+    /// Posts `body` to `url`, signed with `secret`, until the receiver
+    /// answers 2xx, refuses it, or the attempts run out. `delivery_id`
+    /// goes out unchanged on every attempt.
+    pub async fn deliver(
+        &self,
+        url: &str,
+        secret: &[u8],
+        delivery_id: &str,
+        body: &[u8],
+    ) -> Result<Delivered, WebhookError> {
+        let url = parse_url(url)?;
+        let delivery_id = HeaderValue::from_str(delivery_id).map_err(|_| {
+            WebhookError::Client(
+                "the delivery id must be printable ASCII (an alert id, say)".to_owned(),
+            )
+        })?;
+        let receiver = origin(&url);
+        let attempts = self.retry.attempts.max(1);
+        // Cheap to clone for each attempt.
+        let body = Bytes::copy_from_slice(body);
+        let mut last = String::new();
+        for attempt in 1..=attempts {
+            let signature = sign(secret, chrono::Utc::now().timestamp(), &body);
+            let sent = self
+                .client
+                .post(url.clone())
+                .header(CONTENT_TYPE, "application/json")
+                .header(DELIVERY_HEADER, delivery_id.clone())
+                .header(SIGNATURE_HEADER, signature)
+                .body(body.clone())
+                .send()
+                .await;
+            let (reason, wait) = match sent {
+                Ok(response) => {
+                    let status = response.status();
+                    match judge(status) {
+                        Verdict::Accepted => {
+                            return Ok(Delivered {
+                                attempts: attempt,
+                                status: status.as_u16(),
+                            });
+                        }
+                        Verdict::Refused => {
+                            warn!(attempt, of = attempts, receiver = %receiver, status = status.as_u16(),
+                                "webhook refused the delivery; not retrying");
+                            return Err(WebhookError::Refused {
+                                status: status.as_u16(),
+                                attempts: attempt,
+                            });
+                        }
+                        Verdict::Retry => (
+                            format!("HTTP {}", status.as_u16()),
+                            retry_after(status, response.headers(), self.retry.max_backoff),
+                        ),
+                    }
+                }
+                Err(e) if e.is_builder() => {
+                    return Err(WebhookError::Client(format!(
+                        "cannot build the request: {}",
+                        e.without_url()
+                    )));
+                }
+                Err(e) => (describe(&e), None),
+            };
+            warn!(attempt, of = attempts, receiver = %receiver, reason = %reason,
+                "webhook delivery attempt failed");
+            last = reason;
+            if attempt < attempts {
+                tokio::time::sleep(wait.unwrap_or_else(|| self.retry.backoff(attempt))).await;
+            }
+        }
+        Err(WebhookError::GaveUp { attempts, last })
+    }
+}
+
+/// `url` if it is an absolute http(s) URL with a host. The message never
+/// repeats the URL, which may hold a token.
+fn parse_url(url: &str) -> Result<Url, WebhookError> {
+    let parsed = Url::parse(url.trim())
+        .map_err(|e| WebhookError::InvalidUrl(format!("is not a valid URL ({e})")))?;
+    if !matches!(parsed.scheme(), "http" | "https") {
+        return Err(WebhookError::InvalidUrl(format!(
+            "uses the scheme {:?}; only http and https can be delivered to",
+            parsed.scheme()
+        )));
+    }
+    if parsed.host_str().is_none_or(str::is_empty) {
+        return Err(WebhookError::InvalidUrl("has no host".to_owned()));
+    }
+    Ok(parsed)
+}
+
+/// `scheme://host:port`: what logs may say about a receiver. Not the path
+/// either: some services put the token there (`/services/T0/B0/<token>`).
+fn origin(url: &Url) -> String {
+    url.origin().ascii_serialization()
+}
+
+enum Verdict {
+    Accepted,
+    Retry,
+    Refused,
+}
+
+/// What a status says about asking again: 408, 429 and 5xx are the
+/// receiver's passing trouble; any other non-2xx is its answer.
+fn judge(status: StatusCode) -> Verdict {
+    if status.is_success() {
+        Verdict::Accepted
+    } else if status.is_server_error()
+        || status == StatusCode::REQUEST_TIMEOUT
+        || status == StatusCode::TOO_MANY_REQUESTS
+    {
+        Verdict::Retry
+    } else {
+        Verdict::Refused
+    }
+}
+
+/// The wait a 429 or 503 asks for in whole seconds, up to `max`. The
+/// HTTP-date form is not honoured: the usual backoff applies instead.
+fn retry_after(status: StatusCode, headers: &HeaderMap, max: Duration) -> Option<Duration> {
+    if status != StatusCode::TOO_MANY_REQUESTS && status != StatusCode::SERVICE_UNAVAILABLE {
+        return None;
+    }
+    let seconds: u64 = headers
+        .get(RETRY_AFTER)?
+        .to_str()
+        .ok()?
+        .trim()
+        .parse()
+        .ok()?;
+    Some(Duration::from_secs(seconds).min(max))
+}
+
+/// A short reason for a failed request, from the kind of failure only:
+/// reqwest's own message carries the whole URL, query included.
+fn describe(e: &reqwest::Error) -> String {
+    if e.is_timeout() {
+        return "timed out".to_owned();
+    }
+    let io_kind = io_kind(e).filter(|k| !matches!(k, io::ErrorKind::Other));
+    match (e.is_connect(), io_kind) {
+        (true, Some(kind)) => kind.to_string(),
+        (true, None) => "could not connect".to_owned(),
+        (false, Some(kind)) => format!("the connection failed: {kind}"),
+        (false, None) => "the request failed".to_owned(),
+    }
+}
+
+fn io_kind(e: &reqwest::Error) -> Option<io::ErrorKind> {
+    let mut source = std::error::Error::source(e);
+    while let Some(err) = source {
+        if let Some(io) = err.downcast_ref::<io::Error>() {
+            return Some(io.kind());
+        }
+        source = err.source();
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::VecDeque;
+    use std::sync::{Arc, Mutex};
+
+    use axum::Router;
+    use axum::body::Body;
+    use axum::extract::State;
+    use axum::http::Response;
+    use axum::response::IntoResponse;
+    use axum::routing::{any, post};
+
+    use super::*;
+
+    const SECRET: &[u8] = b"whsec_test";
+
+    /// One scripted answer of the test receiver.
+    #[derive(Clone)]
+    struct Answer {
+        status: u16,
+        headers: Vec<(&'static str, &'static str)>,
+    }
+
+    fn status(status: u16) -> Answer {
+        Answer {
+            status,
+            headers: Vec::new(),
+        }
+    }
+
+    impl Answer {
+        fn with(mut self, name: &'static str, value: &'static str) -> Answer {
+            self.headers.push((name, value));
+            self
+        }
+    }
+
+    struct Request {
+        headers: HeaderMap,
+        body: Bytes,
+    }
+
+    /// A real HTTP receiver on a loopback port: `/hook` records each
+    /// request and answers from the script (the last answer repeats);
+    /// `/elsewhere` only counts hits.
+    #[derive(Default)]
+    struct Receiver {
+        script: Mutex<VecDeque<Answer>>,
+        seen: Mutex<Vec<Request>>,
+        elsewhere: Mutex<usize>,
+    }
+
+    impl Receiver {
+        fn seen(&self) -> std::sync::MutexGuard<'_, Vec<Request>> {
+            self.seen.lock().unwrap()
+        }
+    }
+
+    async fn hook(
+        State(receiver): State<Arc<Receiver>>,
+        headers: HeaderMap,
+        body: Bytes,
+    ) -> impl IntoResponse {
+        receiver.seen().push(Request { headers, body });
+        let answer = {
+            let mut script = receiver.script.lock().unwrap();
+            if script.len() > 1 {
+                script.pop_front().unwrap()
+            } else {
+                script.front().cloned().unwrap_or(status(200))
+            }
+        };
+        let mut response = Response::builder().status(answer.status);
+        for (name, value) in answer.headers {
+            response = response.header(name, value);
+        }
+        response.body(Body::empty()).unwrap()
+    }
+
+    async fn elsewhere(State(receiver): State<Arc<Receiver>>) -> StatusCode {
+        *receiver.elsewhere.lock().unwrap() += 1;
+        StatusCode::OK
+    }
+
+    /// Starts a receiver; returns its base URL (`http://127.0.0.1:port`).
+    async fn receiver(script: Vec<Answer>) -> (String, Arc<Receiver>) {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let receiver = Arc::new(Receiver {
+            script: Mutex::new(script.into()),
+            ..Receiver::default()
+        });
+        let app = Router::new()
+            .route("/hook", post(hook))
+            .route("/elsewhere", any(elsewhere))
+            .with_state(receiver.clone());
+        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        (base, receiver)
+    }
+
+    fn sender(attempts: u32) -> WebhookSender {
+        WebhookSender::new(Retry {
+            attempts,
+            first_backoff: Duration::from_millis(1),
+            max_backoff: Duration::from_millis(4),
+            timeout: Duration::from_secs(5),
+        })
+        .unwrap()
+    }
+
+    fn header<'a>(request: &'a Request, name: &str) -> &'a str {
+        request.headers.get(name).unwrap().to_str().unwrap()
+    }
+
+    const BODY: &[u8] = br#"{"alert":"a1","threshold":80}"#;
+
+    #[test]
+    fn signs_as_stripe_does() {
+        // Expected value from Python: hmac.new(key, b"1700000000." + body, sha256).
+        assert_eq!(
+            sign(SECRET, 1_700_000_000, br#"{"alert":"a1"}"#),
+            "t=1700000000,v1=8d396f5020d97b00c24e6b3d443cd12f2cdde1bb5235a911ad69c833e6f60c2e"
+        );
+    }
+
+    #[test]
+    fn verify_checks_secret_body_and_timestamp() {
+        let header = sign(SECRET, 1_700_000_000, BODY);
+        assert!(verify(SECRET, &header, BODY));
+        assert!(!verify(b"other", &header, BODY));
+        assert!(!verify(SECRET, &header, b"{}"));
+        let moved = header.replace("t=1700000000", "t=1700000001");
+        assert!(!verify(SECRET, &moved, BODY));
+        // A signature with a rotated-out secret next to the current one.
+        let old = sign(b"old", 1_700_000_000, BODY);
+        let (_, old) = old.split_once(',').unwrap();
+        let both = header.replacen(',', &format!(",{old},"), 1);
+        assert!(verify(SECRET, &both, BODY));
+        for garbage in ["", "t=1700000000", "v1=00", "t=x,v1=zz", "nonsense"] {
+            assert!(!verify(SECRET, garbage, BODY), "{garbage:?}");
+        }
+    }
+
+    #[test]
+    fn backoff_doubles_up_to_the_cap() {
+        let retry = Retry::default();
+        let waits: Vec<u64> = (1..=9).map(|a| retry.backoff(a).as_secs()).collect();
+        assert_eq!(waits, [1, 2, 4, 8, 16, 32, 60, 60, 60]);
+        assert_eq!(retry.backoff(u32::MAX), Duration::from_secs(60));
+    }
+
+    #[test]
+    fn retry_after_is_read_on_429_and_503_only_and_capped() {
+        let max = Duration::from_secs(60);
+        let mut headers = HeaderMap::new();
+        headers.insert(RETRY_AFTER, HeaderValue::from_static("7"));
+        let after = |status| retry_after(status, &headers, max);
+        assert_eq!(
+            after(StatusCode::TOO_MANY_REQUESTS),
+            Some(Duration::from_secs(7))
+        );
+        assert_eq!(
+            after(StatusCode::SERVICE_UNAVAILABLE),
+            Some(Duration::from_secs(7))
+        );
+        assert_eq!(after(StatusCode::INTERNAL_SERVER_ERROR), None);
+        headers.insert(RETRY_AFTER, HeaderValue::from_static("3600"));
+        assert_eq!(
+            retry_after(StatusCode::TOO_MANY_REQUESTS, &headers, max),
+            Some(max)
+        );
+        headers.insert(
+            RETRY_AFTER,
+            HeaderValue::from_static("Wed, 21 Oct 2015 07:28:00 GMT"),
+        );
+        assert_eq!(
+            retry_after(StatusCode::TOO_MANY_REQUESTS, &headers, max),
+            None
+        );
+    }
+
+    #[tokio::test]
+    async fn delivers_signed_body_on_first_try() {
+        let (base, receiver) = receiver(vec![status(200)]).await;
+        let done = sender(3)
+            .deliver(&format!("{base}/hook"), SECRET, "alert-1", BODY)
+            .await
+            .unwrap();
+        assert_eq!(
+            done,
+            Delivered {
+                attempts: 1,
+                status: 200
+            }
+        );
+
+        let seen = receiver.seen();
+        assert_eq!(seen.len(), 1);
+        let request = &seen[0];
+        assert_eq!(request.body.as_ref(), BODY);
+        let signature = header(request, SIGNATURE_HEADER);
+        assert!(verify(SECRET, signature, &request.body));
+        assert!(!verify(b"another secret", signature, &request.body));
+        assert!(!verify(
+            SECRET,
+            signature,
+            br#"{"alert":"a1","threshold":100}"#
+        ));
+        assert_eq!(header(request, DELIVERY_HEADER), "alert-1");
+        assert_eq!(header(request, "content-type"), "application/json");
+        assert_eq!(header(request, "user-agent"), USER_AGENT);
+    }
+
+    #[tokio::test]
+    async fn retries_server_errors_with_the_same_delivery_id() {
+        let (base, receiver) = receiver(vec![status(503), status(500), status(200)]).await;
+        let done = sender(5)
+            .deliver(&format!("{base}/hook"), SECRET, "alert-2", BODY)
+            .await
+            .unwrap();
+        assert_eq!(
+            done,
+            Delivered {
+                attempts: 3,
+                status: 200
+            }
+        );
+
+        let seen = receiver.seen();
+        assert_eq!(seen.len(), 3);
+        for request in seen.iter() {
+            assert_eq!(header(request, DELIVERY_HEADER), "alert-2");
+            assert!(verify(SECRET, header(request, SIGNATURE_HEADER), BODY));
+        }
+    }
+
+    #[tokio::test]
+    async fn gives_up_after_the_last_attempt() {
+        let (base, receiver) = receiver(vec![status(500)]).await;
+        let error = sender(3)
+            .deliver(&format!("{base}/hook"), SECRET, "alert-3", BODY)
+            .await
+            .unwrap_err();
+        assert_eq!(
+            error,
+            WebhookError::GaveUp {
+                attempts: 3,
+                last: "HTTP 500".to_owned()
+            }
+        );
+        assert_eq!(receiver.seen().len(), 3);
+    }
+
+    #[tokio::test]
+    async fn does_not_retry_a_refusal() {
+        let (base, receiver) = receiver(vec![status(400), status(200)]).await;
+        let error = sender(5)
+            .deliver(&format!("{base}/hook"), SECRET, "alert-4", BODY)
+            .await
+            .unwrap_err();
+        assert_eq!(
+            error,
+            WebhookError::Refused {
+                status: 400,
+                attempts: 1
+            }
+        );
+        assert_eq!(receiver.seen().len(), 1);
+    }
+
+    #[tokio::test]
+    async fn does_not_follow_redirects() {
+        let (base, receiver) = receiver(vec![
+            status(302).with("location", "/elsewhere"),
+            status(200),
+        ])
+        .await;
+        let error = sender(5)
+            .deliver(&format!("{base}/hook"), SECRET, "alert-5", BODY)
+            .await
+            .unwrap_err();
+        assert_eq!(
+            error,
+            WebhookError::Refused {
+                status: 302,
+                attempts: 1
+            }
+        );
+        assert_eq!(receiver.seen().len(), 1);
+        assert_eq!(*receiver.elsewhere.lock().unwrap(), 0);
+    }
+
+    #[tokio::test]
+    async fn rejects_bad_urls_before_sending() {
+        let (base, receiver) = receiver(vec![status(200)]).await;
+        let port = base.rsplit_once(':').unwrap().1;
+        let secret = b"whsec_do_not_leak";
+        for url in [
+            "ftp://x".to_owned(),
+            "not a url".to_owned(),
+            "https://".to_owned(),
+            format!("ftp://127.0.0.1:{port}/hook"),
+            "ftp://user:hunter2@x/hook?token=s3cr3t".to_owned(),
+        ] {
+            let error = sender(3)
+                .deliver(&url, secret, "alert-6", BODY)
+                .await
+                .unwrap_err();
+            assert!(
+                matches!(error, WebhookError::InvalidUrl(_)),
+                "{url}: {error:?}"
+            );
+            let message = error.to_string();
+            assert!(
+                message.contains("https://hooks.example.com/modelfleet"),
+                "{message}"
+            );
+            for leak in ["whsec_do_not_leak", "hunter2", "s3cr3t"] {
+                assert!(!message.contains(leak), "{message}");
+            }
+        }
+        assert_eq!(receiver.seen().len(), 0);
+    }
+
+    #[tokio::test]
+    async fn keeps_url_tokens_out_of_errors() {
+        let error = sender(2)
+            .deliver(
+                "https://127.0.0.1:1/hook?token=s3cr3t",
+                SECRET,
+                "alert-7",
+                BODY,
+            )
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(error, WebhookError::GaveUp { attempts: 2, .. }),
+            "{error:?}"
+        );
+        let WebhookError::GaveUp { last, .. } = &error else {
+            unreachable!()
+        };
+        assert_eq!(last, "connection refused");
+        let message = error.to_string();
+        assert!(!message.contains("s3cr3t"), "{message}");
+        assert!(!format!("{error:?}").contains("s3cr3t"), "{error:?}");
+    }
+
+    #[tokio::test]
+    async fn honours_retry_after_on_429() {
+        let (base, receiver) =
+            receiver(vec![status(429).with("retry-after", "0"), status(200)]).await;
+        let done = sender(3)
+            .deliver(&format!("{base}/hook"), SECRET, "alert-8", BODY)
+            .await
+            .unwrap();
+        assert_eq!(
+            done,
+            Delivered {
+                attempts: 2,
+                status: 200
+            }
+        );
+        assert_eq!(receiver.seen().len(), 2);
+    }
+}
