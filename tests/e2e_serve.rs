@@ -286,6 +286,21 @@ async fn a_tenant_deploys_a_70b_model_through_the_api_and_it_becomes_ready() {
         "{prices:#}"
     );
 
+    // The deployment's device time is billed: usage and a draft invoice
+    // at the catalog's prices.
+    let (status, usage) = http.get("/api/v1/usage?groupBy=deployment", &key).await;
+    assert_eq!(status, StatusCode::OK, "{usage:#}");
+    let group = usage["groups"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|g| g["key"] == id.as_str())
+        .unwrap_or_else(|| panic!("no usage of {id}: {usage:#}"));
+    assert!(group["deviceSeconds"].as_u64().unwrap() >= 60, "{usage:#}");
+    let (status, invoices) = http.get("/api/v1/invoices", &key).await;
+    assert_eq!(status, StatusCode::OK, "{invoices:#}");
+    assert_eq!(invoices["items"][0]["status"], "draft", "{invoices:#}");
+
     // The audit trail has the whole story, with where each request came
     // from, and the compliance report is a PDF an auditor can file.
     let (status, trail) = http

@@ -102,6 +102,42 @@ pub struct Budget {
     pub updated_at: DateTime<Utc>,
 }
 
+macro_rules! select_budgets {
+    ($tail:literal) => {
+        concat!(
+            "SELECT tenant_id, currency, micros_per_month, refuse_at_limit, webhook_url, \
+             updated_at FROM tenant_budgets ",
+            $tail
+        )
+    };
+}
+
+#[derive(sqlx::FromRow)]
+struct BudgetRow {
+    tenant_id: TenantId,
+    currency: String,
+    micros_per_month: i64,
+    refuse_at_limit: bool,
+    webhook_url: Option<String>,
+    updated_at: DateTime<Utc>,
+}
+
+impl BudgetRow {
+    fn into_budget(self) -> Result<Budget, StoreError> {
+        let currency: Currency = self
+            .currency
+            .parse()
+            .map_err(|_| StoreError::Corrupt("budget currency"))?;
+        Ok(Budget {
+            tenant: self.tenant_id,
+            per_month: Money::from_micros(self.micros_per_month, currency),
+            refuse_at_limit: self.refuse_at_limit,
+            webhook_url: self.webhook_url,
+            updated_at: self.updated_at,
+        })
+    }
+}
+
 /// A budget to set. The webhook needs a secret to sign with.
 #[derive(Debug, Clone)]
 pub struct NewBudget {
@@ -309,50 +345,17 @@ impl Store {
     ) -> Result<Option<Budget>, StoreError> {
         visible(scope, tenant, "tenant")?;
         let mut reader = self.reader().await?;
-        let row: Option<(String, i64, bool, Option<String>, DateTime<Utc>)> = on_conn!(reader.conn(), c => sqlx::query_as(
-                "SELECT currency, micros_per_month, refuse_at_limit, webhook_url, updated_at \
-                 FROM tenant_budgets WHERE tenant_id = $1")
-                .bind(tenant).fetch_optional(c).await)?;
-        row.map(
-            |(currency, micros, refuse_at_limit, webhook_url, updated_at)| {
-                let currency: Currency = currency
-                    .parse()
-                    .map_err(|_| StoreError::Corrupt("budget currency"))?;
-                Ok(Budget {
-                    tenant,
-                    per_month: Money::from_micros(micros, currency),
-                    refuse_at_limit,
-                    webhook_url,
-                    updated_at,
-                })
-            },
-        )
-        .transpose()
+        let row: Option<BudgetRow> = on_conn!(reader.conn(), c => sqlx::query_as(
+            select_budgets!("WHERE tenant_id = $1")).bind(tenant).fetch_optional(c).await)?;
+        row.map(BudgetRow::into_budget).transpose()
     }
 
     /// Every budget, for the hub's budget check.
     pub async fn budgets(&self) -> Result<Vec<Budget>, StoreError> {
         let mut reader = self.reader().await?;
-        let rows: Vec<(TenantId, String, i64, bool, Option<String>, DateTime<Utc>)> = on_conn!(reader.conn(), c => sqlx::query_as(
-                "SELECT tenant_id, currency, micros_per_month, refuse_at_limit, webhook_url, \
-                 updated_at FROM tenant_budgets ORDER BY tenant_id")
-                .fetch_all(c).await)?;
-        rows.into_iter()
-            .map(
-                |(tenant, currency, micros, refuse_at_limit, webhook_url, updated_at)| {
-                    let currency: Currency = currency
-                        .parse()
-                        .map_err(|_| StoreError::Corrupt("budget currency"))?;
-                    Ok(Budget {
-                        tenant,
-                        per_month: Money::from_micros(micros, currency),
-                        refuse_at_limit,
-                        webhook_url,
-                        updated_at,
-                    })
-                },
-            )
-            .collect()
+        let rows: Vec<BudgetRow> = on_conn!(reader.conn(), c => sqlx::query_as(
+            select_budgets!("ORDER BY tenant_id")).fetch_all(c).await)?;
+        rows.into_iter().map(BudgetRow::into_budget).collect()
     }
 
     /// The webhook URL and its opened secret, for delivering an alert.

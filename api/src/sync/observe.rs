@@ -105,10 +105,8 @@ mod tests {
             reason: reason.into(),
             message: message.into(),
             last_transition_time: Time(
-                Timestamp::from_second(
-                    chrono::DateTime::<chrono::Utc>::from(modelfleet_clock::now()).timestamp(),
-                )
-                .unwrap(),
+                Timestamp::from_second(DateTime::<Utc>::from(modelfleet_clock::now()).timestamp())
+                    .unwrap(),
             ),
             observed_generation: None,
         }
