@@ -64,6 +64,15 @@ pub struct ApiSettings {
           value_parser = clap::value_parser!(u64).range(1..=7 * 24 * 3600))]
     pub failover_after_seconds: u64,
 
+    /// Let budget webhooks post to loopback, private and link-local
+    /// addresses. Off by default: tenant admins choose webhook URLs, and
+    /// the hub must not be made to call its own network.
+    #[arg(
+        long = "webhook-allow-private-addresses",
+        env = "MODELFLEET_WEBHOOK_ALLOW_PRIVATE_ADDRESSES"
+    )]
+    pub webhook_allow_private_addresses: bool,
+
     /// How long audit records stay in the database, in days (at least 184,
     /// six months). Older records are removed only once exported.
     #[arg(long = "audit-retention-days", env = "MODELFLEET_AUDIT_RETENTION_DAYS", default_value_t = MIN_AUDIT_RETENTION_DAYS,
@@ -127,6 +136,7 @@ impl Default for ApiSettings {
             reference_currency: Currency::Usd,
             exchange_rates: Vec::new(),
             failover_after_seconds: DEFAULT_FAILOVER_AFTER_SECONDS,
+            webhook_allow_private_addresses: false,
             audit_retention_days: MIN_AUDIT_RETENTION_DAYS,
             audit_export: None,
             audit_export_every_hours: DEFAULT_AUDIT_EXPORT_EVERY_HOURS,

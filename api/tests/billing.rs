@@ -377,7 +377,8 @@ async fn a_budget_alerts_its_webhook_and_refuses_at_the_limit(db: TestDb) {
         max_backoff: Duration::from_millis(20),
         timeout: Duration::from_secs(5),
     })
-    .unwrap();
+    .unwrap()
+    .allowing_private_addresses();
     modelfleet_api::billing::schedule::pass(&hub.state, &sender).await;
     let got = received.0.lock().unwrap().clone();
     assert_eq!(got.len(), 2, "one post per threshold");

@@ -40,6 +40,9 @@ pub async fn pass(state: &AppState, sender: &WebhookSender) {
 pub fn spawn(state: AppState, mut stop: watch::Receiver<bool>) -> JoinHandle<()> {
     tokio::spawn(async move {
         let sender = match WebhookSender::new(Retry::default()) {
+            Ok(sender) if state.settings().webhook_allow_private_addresses => {
+                sender.allowing_private_addresses()
+            }
             Ok(sender) => sender,
             Err(e) => {
                 warn!(error = %e, "no webhook client; billing loop not started");

@@ -15,6 +15,7 @@
 //! Logs name the receiver by its origin only.
 
 use std::io;
+use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -159,6 +160,9 @@ impl WebhookError {
 pub struct WebhookSender {
     client: reqwest::Client,
     retry: Retry,
+    /// Whether receivers on loopback, private, link-local and other
+    /// non-public addresses are posted to (off unless the operator says).
+    allow_private: bool,
 }
 
 impl WebhookSender {
@@ -171,7 +175,57 @@ impl WebhookSender {
             .user_agent(USER_AGENT)
             .build()
             .map_err(|e| WebhookError::Client(format!("cannot build the HTTP client: {e}")))?;
-        Ok(WebhookSender { client, retry })
+        Ok(WebhookSender {
+            client,
+            retry,
+            allow_private: false,
+        })
+    }
+
+    /// Also posts to loopback, private and link-local addresses. Off by
+    /// default: a tenant admin chooses the URL, and without this a webhook
+    /// could make the hub call its own network (a cloud's metadata service
+    /// at 169.254.169.254, say).
+    pub fn allowing_private_addresses(mut self) -> Self {
+        self.allow_private = true;
+        self
+    }
+
+    /// The client for one delivery: when private addresses are refused,
+    /// the receiver's name is resolved here, every address is checked, and
+    /// the connection is pinned to them, so a second lookup cannot answer
+    /// differently.
+    async fn client_for(&self, url: &Url) -> Result<reqwest::Client, WebhookError> {
+        if self.allow_private {
+            return Ok(self.client.clone());
+        }
+        let host = url.host_str().unwrap_or_default();
+        let port = url.port_or_known_default().unwrap_or(443);
+        let bare = host.trim_start_matches('[').trim_end_matches(']');
+        let addrs: Vec<SocketAddr> = match bare.parse::<IpAddr>() {
+            Ok(ip) => vec![SocketAddr::new(ip, port)],
+            Err(_) => tokio::net::lookup_host((bare, port))
+                .await
+                .map_err(|_| WebhookError::GaveUp {
+                    attempts: 1,
+                    last: "the receiver's name does not resolve".to_owned(),
+                })?
+                .collect(),
+        };
+        if let Some(bad) = addrs.iter().find(|a| !is_public(a.ip())) {
+            return Err(WebhookError::InvalidUrl(format!(
+                "resolves to {}, which is not a public address; the hub posts alerts only to \
+                 public receivers",
+                bad.ip()
+            )));
+        }
+        reqwest::Client::builder()
+            .timeout(self.retry.timeout)
+            .redirect(reqwest::redirect::Policy::none())
+            .user_agent(USER_AGENT)
+            .resolve_to_addrs(bare, &addrs)
+            .build()
+            .map_err(|e| WebhookError::Client(format!("cannot build the HTTP client: {e}")))
     }
 
     /// Posts `body` to `url`, signed with `secret`, until the receiver
@@ -191,14 +245,14 @@ impl WebhookSender {
             )
         })?;
         let receiver = origin(&url);
+        let client = self.client_for(&url).await?;
         let attempts = self.retry.attempts.max(1);
         // Cheap to clone for each attempt.
         let body = Bytes::copy_from_slice(body);
         let mut last = String::new();
         for attempt in 1..=attempts {
             let signature = sign(secret, chrono::Utc::now().timestamp(), &body);
-            let sent = self
-                .client
+            let sent = client
                 .post(url.clone())
                 .header(CONTENT_TYPE, "application/json")
                 .header(DELIVERY_HEADER, delivery_id.clone())
@@ -246,6 +300,37 @@ impl WebhookSender {
             }
         }
         Err(WebhookError::GaveUp { attempts, last })
+    }
+}
+
+/// Whether `ip` is an address on the public internet: not loopback,
+/// private, shared (CGNAT), link-local, unspecified, documentation,
+/// broadcast or multicast, nor an IPv6 unique-local or link-local one.
+pub fn is_public(ip: IpAddr) -> bool {
+    match ip {
+        IpAddr::V4(v4) => {
+            let [a, b, ..] = v4.octets();
+            !(v4.is_loopback()
+                || v4.is_private()
+                || v4.is_link_local()
+                || v4.is_unspecified()
+                || v4.is_broadcast()
+                || v4.is_multicast()
+                || v4.is_documentation()
+                || a == 0
+                || (a == 100 && (64..128).contains(&b)))
+        }
+        IpAddr::V6(v6) => {
+            if let Some(v4) = v6.to_ipv4_mapped() {
+                return is_public(IpAddr::V4(v4));
+            }
+            let first = v6.segments()[0];
+            !(v6.is_loopback()
+                || v6.is_unspecified()
+                || v6.is_multicast()
+                || (first & 0xfe00) == 0xfc00
+                || (first & 0xffc0) == 0xfe80)
+        }
     }
 }
 
@@ -443,6 +528,8 @@ mod tests {
             timeout: Duration::from_secs(5),
         })
         .unwrap()
+        // The receivers of these tests listen on loopback.
+        .allowing_private_addresses()
     }
 
     fn header<'a>(request: &'a Request, name: &str) -> &'a str {
@@ -657,6 +744,41 @@ mod tests {
             }
         }
         assert_eq!(receiver.seen().len(), 0);
+    }
+
+    #[tokio::test]
+    async fn refuses_receivers_on_non_public_addresses() {
+        let (base, receiver) = receiver(vec![status(200)]).await;
+        let strict = WebhookSender::new(Retry::default()).unwrap();
+        for url in [
+            format!("{base}/hook"),
+            "http://169.254.169.254/latest/meta-data/".to_owned(),
+            "http://10.0.0.7/hook".to_owned(),
+            "http://[::1]:9/hook".to_owned(),
+            "http://localhost:9/hook".to_owned(),
+        ] {
+            let error = strict
+                .deliver(&url, b"secret", "alert-9", BODY)
+                .await
+                .unwrap_err();
+            assert!(
+                matches!(&error, WebhookError::InvalidUrl(m) if m.contains("not a public address")),
+                "{url}: {error:?}"
+            );
+        }
+        assert_eq!(receiver.seen().len(), 0, "nothing was sent");
+        for (ip, public) in [
+            ("8.8.8.8", true),
+            ("100.64.1.1", false),
+            ("192.168.1.1", false),
+            ("0.1.2.3", false),
+            ("2606:4700::1111", true),
+            ("fd00::1", false),
+            ("fe80::1", false),
+            ("::ffff:127.0.0.1", false),
+        ] {
+            assert_eq!(is_public(ip.parse().unwrap()), public, "{ip}");
+        }
     }
 
     #[tokio::test]
