@@ -145,6 +145,11 @@ impl RunningHub {
         if let Some(target) = audit_target.clone() {
             state = state.with_audit_target(target);
         }
+        // Clusters registered through the API (by kubeconfig) outlive a
+        // restart: connect to them again before sync starts.
+        for (name, e) in state.registry().load(state.store(), &keyring).await? {
+            tracing::warn!(cluster = %name, error = %e, "a registered cluster is not connected");
+        }
         let mut clusters = Vec::new();
         for (name, fleet) in clusters_of(&options.fleet) {
             let pool = &fleet.pools[0];

@@ -236,7 +236,7 @@ pub struct InvoiceSummary {
 #[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct InvoiceLineView {
-    /// `usage`, `credit` or `adjustment`.
+    /// FOCUS's ChargeCategory: `Usage`, `Credit` or `Adjustment`.
     pub category: String,
     pub description: String,
     #[schema(value_type = Option<uuid::Uuid>)]

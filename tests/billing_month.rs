@@ -1,0 +1,70 @@
+//! The billing acceptance test: a month of usage in simulated time —
+//! deployments scaling up and down, a failover across clouds, a price
+//! change mid-month, a spot and an on-demand pool — and December's invoice
+//! equals the total computed by hand, to the cent. Then the same month
+//! again with the hub killed (SIGKILL) and restarted four times: the
+//! invoice does not change.
+//!
+//! The scenario, the hand arithmetic and the hub subprocess are in
+//! `support/billing_month.rs`. Both tests move the one simulated clock of
+//! this process, so they take turns.
+
+#[path = "support/billing_month.rs"]
+mod billing_month;
+
+use std::sync::Mutex;
+use std::time::Instant;
+
+use billing_month::{
+    Crashes, Outcome, assert_intervals_are_the_scenarios, assert_invoice_is_the_hand_computed_one,
+    run_month, serial,
+};
+use serde_json::Value;
+
+/// The uninterrupted month's invoice (`None` inside: it could not be
+/// read), once a test has run that month.
+static UNINTERRUPTED: Mutex<Option<Option<Value>>> = Mutex::new(None);
+
+fn month(crashes: Crashes) -> Outcome {
+    let _turn = serial();
+    let started = Instant::now();
+    let outcome = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(run_month(crashes));
+    eprintln!("{crashes:?}: the month took {:?}", started.elapsed());
+    if crashes == Crashes::None {
+        *UNINTERRUPTED.lock().unwrap() = Some(outcome.invoice.clone());
+    }
+    outcome
+}
+
+/// The uninterrupted month's invoice, running that month first if no test
+/// has yet (it takes seconds).
+fn uninterrupted_invoice() -> Option<Value> {
+    let known = UNINTERRUPTED.lock().unwrap().clone();
+    known.unwrap_or_else(|| month(Crashes::None).invoice)
+}
+
+#[test]
+fn a_month_of_usage_is_invoiced_to_the_cent() {
+    let outcome = month(Crashes::None);
+    assert_intervals_are_the_scenarios(&outcome);
+    assert_invoice_is_the_hand_computed_one(&outcome);
+}
+
+#[test]
+fn sigkill_restarts_during_the_month_change_nothing() {
+    let outcome = month(Crashes::Several);
+    assert_intervals_are_the_scenarios(&outcome);
+    // Compared whole first — lines, charge periods, totals, status — then
+    // each line against the hand arithmetic.
+    assert_eq!(
+        outcome.invoice,
+        uninterrupted_invoice(),
+        "the invoice with restarts equals the uninterrupted one"
+    );
+    assert_invoice_is_the_hand_computed_one(&outcome);
+}
