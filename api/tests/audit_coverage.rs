@@ -613,6 +613,62 @@ async fn every_write_request_is_recorded_once(db: TestDb) {
     )
     .await;
 
+    // A second factor: enrolment by a signed-in person, refused to an API
+    // key; a wrong code and the right one.
+    let login = json!({"username": "root", "password": ADMIN_PASSWORD});
+    let session = c
+        .check(
+            request(M::POST, "/api/v1/sessions", None, Some(login)),
+            S::CREATED,
+        )
+        .await
+        .0
+        .body["token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let (reply, record) = c
+        .check(
+            request(M::POST, "/api/v1/users/me/totp", Some(&session), None),
+            S::CREATED,
+        )
+        .await;
+    assert_eq!(record.event.object_ref.resource, "users");
+    let secret = reply.body["secret"].as_str().unwrap().to_owned();
+    let trail = serde_json::to_string(&c.records().await).unwrap();
+    assert!(
+        !trail.contains(&secret),
+        "a TOTP secret reached the audit trail"
+    );
+    c.check(
+        request(M::POST, "/api/v1/users/me/totp", Some(&key), None),
+        S::UNPROCESSABLE_ENTITY,
+    )
+    .await;
+    let confirm = "/api/v1/users/me/totp/confirm";
+    c.check(
+        request(
+            M::POST,
+            confirm,
+            Some(&session),
+            Some(json!({"code": "000000x"})),
+        ),
+        S::UNPROCESSABLE_ENTITY,
+    )
+    .await;
+    let raw = modelfleet_api::identity::totp::from_base32(&secret).unwrap();
+    let code = modelfleet_api::identity::totp::code_at(&raw, chrono::Utc::now().timestamp());
+    c.check(
+        request(
+            M::POST,
+            confirm,
+            Some(&session),
+            Some(json!({"code": code})),
+        ),
+        S::OK,
+    )
+    .await;
+
     let missing: Vec<_> = c
         .templates
         .iter()

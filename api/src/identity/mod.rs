@@ -7,6 +7,7 @@ mod actor;
 pub mod api_key;
 pub mod password;
 mod role;
+pub mod totp;
 
 pub use actor::{Actor, Denied, Origin, Principal, Scope};
 pub use role::{Permission, Role, UnknownRole};

@@ -36,6 +36,7 @@ mod quotas;
 mod sessions;
 mod tenants;
 pub mod testing;
+mod totp;
 mod users;
 
 #[cfg(test)]
@@ -77,6 +78,7 @@ pub use intervals::{NewInterval, PoolLocation, ReplicaInterval};
 pub use prices::{NewPrice, StoredPrice};
 pub use sessions::{CreatedSession, SESSION_TOKEN_PREFIX, Session, SessionAuthError};
 pub use tenants::{NewTenant, Tenant};
+pub use totp::TotpEnrolment;
 pub use users::{LoginError, LoginPolicy, NewUser, User};
 
 use crate::identity::{Actor, Scope};

@@ -37,6 +37,9 @@ pub struct Login {
     pub username: String,
     #[schema(format = Password)]
     pub password: String,
+    /// The six digits of the account's authenticator app, when it has a
+    /// second factor.
+    pub totp_code: Option<String>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -60,7 +63,11 @@ async fn create(
     parts: Parts,
     ApiJson(body): ApiJson<Login>,
 ) -> Result<(StatusCode, Json<SessionView>), ApiError> {
-    let Login { username, password } = body;
+    let Login {
+        username,
+        password,
+        totp_code,
+    } = body;
     let password = Secret::new(password);
     let origin = origin(&parts);
     let (user, mut tx) = match state
@@ -76,18 +83,24 @@ async fn create(
         }
     };
     if user.totp_enabled {
-        tracing::debug!(user = %user.username, "sign-in refused: a second factor is enrolled");
-        tx.audit_as(AuditEntry {
-            verb: "login-refused".to_owned(),
-            resource: "users".to_owned(),
-            tenant: user.tenant,
-            name: Some(user.username.clone()),
-            uid: Some(user.id.to_string()),
-            message: Some("the account has a second factor, which the API cannot take".to_owned()),
-            ..AuditEntry::default()
-        });
-        tx.commit_with(StatusCode::UNAUTHORIZED).await?;
-        return Err(ApiError::unauthorized());
+        let accepted = match totp_code.as_deref() {
+            Some(code) => tx.check_totp(state.keyring(), user.id, code, false).await?,
+            None => false,
+        };
+        if !accepted {
+            tracing::debug!(user = %user.username, "sign-in refused: second factor missing or wrong");
+            tx.audit_as(AuditEntry {
+                verb: "login-refused".to_owned(),
+                resource: "users".to_owned(),
+                tenant: user.tenant,
+                name: Some(user.username.clone()),
+                uid: Some(user.id.to_string()),
+                message: Some("the second factor was missing, wrong or used before".to_owned()),
+                ..AuditEntry::default()
+            });
+            tx.commit_with(StatusCode::UNAUTHORIZED).await?;
+            return Err(ApiError::unauthorized());
+        }
     }
     let ttl = TimeDelta::minutes(i64::from(state.settings().session_minutes));
     let created = tx.create_session(&user, ttl).await?;

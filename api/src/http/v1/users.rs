@@ -25,6 +25,8 @@ pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(list, create))
         .routes(routes!(show))
+        .routes(routes!(begin_totp))
+        .routes(routes!(confirm_totp))
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -199,4 +201,83 @@ async fn show(
     let id: UserId = parse_id(&id, "user")?;
     let user = state.store().user(caller.scope(), id).await?;
     Ok(Json(user.into()))
+}
+
+/// A new TOTP secret for the signed-in user's authenticator app. Shown
+/// once; the factor is enforced only after a code from it is confirmed.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct TotpEnrolmentView {
+    /// Base32, for typing into an authenticator app.
+    pub secret: String,
+    /// `otpauth://totp/…`, for scanning as a QR code.
+    pub otpauth_uri: String,
+}
+
+/// Starts enrolling a TOTP second factor for the signed-in user (a
+/// password session, not an API key). Refused while one is on.
+#[utoipa::path(post, path = "/users/me/totp", tag = "users", security(("bearer" = [])),
+    responses(
+        (status = 201, body = TotpEnrolmentView),
+        (status = 409, body = Problem, content_type = "application/problem+json"),
+        (status = 422, body = Problem, content_type = "application/problem+json"),
+    ))]
+async fn begin_totp(
+    State(state): State<AppState>,
+    caller: Caller,
+) -> Result<(StatusCode, Json<TotpEnrolmentView>), ApiError> {
+    let mut tx = state.store().begin(&caller.actor).await?;
+    let enrolment = tx.begin_totp(state.keyring()).await?;
+    tx.commit_with(StatusCode::CREATED).await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(TotpEnrolmentView {
+            secret: enrolment.secret_base32.expose().to_owned(),
+            otpauth_uri: enrolment.otpauth_uri.expose().to_owned(),
+        }),
+    ))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct TotpCode {
+    /// The six digits the authenticator app shows now.
+    pub code: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct TotpStatus {
+    pub enabled: bool,
+}
+
+/// Confirms enrolment with a code from the app: from now on signing in
+/// takes a code too.
+#[utoipa::path(post, path = "/users/me/totp/confirm", tag = "users", security(("bearer" = [])),
+    request_body = TotpCode,
+    responses(
+        (status = 200, body = TotpStatus),
+        (status = 422, body = Problem, content_type = "application/problem+json"),
+    ))]
+async fn confirm_totp(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiJson(body): ApiJson<TotpCode>,
+) -> Result<Json<TotpStatus>, ApiError> {
+    let crate::identity::Principal::User { id, .. } = caller.actor.principal else {
+        return Err(ApiError::invalid(
+            "user",
+            "a second factor belongs to a person: sign in with a password, not an API key",
+        ));
+    };
+    let mut tx = state.store().begin(&caller.actor).await?;
+    if !tx.check_totp(state.keyring(), id, &body.code, true).await? {
+        tx.rollback().await?;
+        return Err(ApiError::invalid(
+            "code",
+            "it does not match the secret; check the app's clock and enter the code it shows now",
+        ));
+    }
+    tx.commit_with(StatusCode::OK).await?;
+    Ok(Json(TotpStatus { enabled: true }))
 }
