@@ -254,6 +254,7 @@ fn api_v1() -> OpenApiRouter<AppState> {
         .merge(v1::plans::router())
         .merge(v1::prices::router())
         .merge(v1::billing::router())
+        .merge(v1::tenant_billing::router())
         .merge(v1::deployments::router())
         .merge(v1::quota::router())
         .merge(v1::audit::router())

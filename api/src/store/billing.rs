@@ -1,6 +1,6 @@
 //! Billing in the database: usage intervals as billing reads them, tenant
-//! discounts, monthly budgets and their alerts, credits and corrections,
-//! and final invoices.
+//! discounts, credits and corrections, and final invoices. Budgets and
+//! their alerts are in `budgets.rs`.
 //!
 //! Amounts are decided in `modelfleet_core::billing`; this module only
 //! stores and loads. Every discount, budget and adjustment change is noted
@@ -18,16 +18,12 @@ use modelfleet_core::money::{Currency, Money};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
-use super::quotas::db_int;
 use super::{Store, StoreError, Tx, now, on_conn, visible};
 use crate::identity::{Permission, Scope};
-use crate::ids::{AdjustmentId, AlertId, DeploymentId, InvoiceId, TenantId};
-use crate::secret::{Keyring, Sealed, Secret};
+use crate::ids::{AdjustmentId, DeploymentId, InvoiceId, TenantId};
 
 /// The longest adjustment description accepted.
 const MAX_DESCRIPTION_LEN: usize = 200;
-/// The longest webhook URL accepted.
-const MAX_URL_LEN: usize = 2048;
 
 /// Which usage to load.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -90,81 +86,6 @@ impl IntervalRow {
     }
 }
 
-/// A tenant's monthly budget.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Budget {
-    pub tenant: TenantId,
-    pub per_month: Money,
-    /// Refuse new deployments once the month's spend reaches the budget.
-    pub refuse_at_limit: bool,
-    /// Where alerts are posted; the secret that signs them stays sealed.
-    pub webhook_url: Option<String>,
-    pub updated_at: DateTime<Utc>,
-}
-
-macro_rules! select_budgets {
-    ($tail:literal) => {
-        concat!(
-            "SELECT tenant_id, currency, micros_per_month, refuse_at_limit, webhook_url, \
-             updated_at FROM tenant_budgets ",
-            $tail
-        )
-    };
-}
-
-#[derive(sqlx::FromRow)]
-struct BudgetRow {
-    tenant_id: TenantId,
-    currency: String,
-    micros_per_month: i64,
-    refuse_at_limit: bool,
-    webhook_url: Option<String>,
-    updated_at: DateTime<Utc>,
-}
-
-impl BudgetRow {
-    fn into_budget(self) -> Result<Budget, StoreError> {
-        let currency: Currency = self
-            .currency
-            .parse()
-            .map_err(|_| StoreError::Corrupt("budget currency"))?;
-        Ok(Budget {
-            tenant: self.tenant_id,
-            per_month: Money::from_micros(self.micros_per_month, currency),
-            refuse_at_limit: self.refuse_at_limit,
-            webhook_url: self.webhook_url,
-            updated_at: self.updated_at,
-        })
-    }
-}
-
-/// A budget to set. The webhook needs a secret to sign with.
-#[derive(Debug, Clone)]
-pub struct NewBudget {
-    pub per_month: Money,
-    pub refuse_at_limit: bool,
-    pub webhook: Option<(String, Secret)>,
-}
-
-/// An alert raised when a month's spend reached a share of the budget.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, sqlx::FromRow)]
-pub struct BudgetAlert {
-    pub id: AlertId,
-    pub tenant_id: TenantId,
-    pub period: String,
-    /// 80 or 100 (% of the budget).
-    pub threshold: i32,
-    pub currency: String,
-    pub spent_micros: i64,
-    pub budget_micros: i64,
-    pub raised_at: DateTime<Utc>,
-    /// `none` (no webhook), `pending`, `delivered` or `failed`.
-    pub delivery: String,
-    pub attempts: i32,
-    pub last_error: Option<String>,
-    pub delivered_at: Option<DateTime<Utc>>,
-}
-
 /// A stored credit or correction.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct StoredAdjustment {
@@ -209,44 +130,6 @@ fn scope_name(scope: DiscountScope) -> &'static str {
         DiscountScope::All => "all",
         DiscountScope::Cloud(cloud) => cloud.name(),
     }
-}
-
-fn webhook_context(tenant: TenantId) -> String {
-    format!("budget-webhook:{tenant}")
-}
-
-/// Checks a webhook URL: http(s), a host, no credentials in it.
-pub fn check_webhook_url(url: &str) -> Result<(), StoreError> {
-    let example = "write it like https://hooks.example.com/modelfleet";
-    let Some((scheme, rest)) = url.split_once("://") else {
-        return Err(invalid("webhookUrl", format!("it is not a URL; {example}")));
-    };
-    if !matches!(scheme, "http" | "https") {
-        return Err(invalid(
-            "webhookUrl",
-            format!("only http and https are delivered to; {example}"),
-        ));
-    }
-    let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
-    if authority.is_empty() {
-        return Err(invalid(
-            "webhookUrl",
-            format!("it names no host; {example}"),
-        ));
-    }
-    if authority.contains('@') {
-        return Err(invalid(
-            "webhookUrl",
-            "do not put credentials in the URL; the secret signs every delivery",
-        ));
-    }
-    if url.len() > MAX_URL_LEN || url.chars().any(|c| c.is_whitespace() || c.is_control()) {
-        return Err(invalid(
-            "webhookUrl",
-            format!("at most {MAX_URL_LEN} characters, without spaces"),
-        ));
-    }
-    Ok(())
 }
 
 impl Store {
@@ -335,74 +218,6 @@ impl Store {
     ) -> Result<Discounts, StoreError> {
         let list = self.discounts(scope, tenant).await?;
         Discounts::new(list).map_err(|_| StoreError::Corrupt("discounts"))
-    }
-
-    /// A tenant's budget, if one is set.
-    pub async fn budget(
-        &self,
-        scope: Scope,
-        tenant: TenantId,
-    ) -> Result<Option<Budget>, StoreError> {
-        visible(scope, tenant, "tenant")?;
-        let mut reader = self.reader().await?;
-        let row: Option<BudgetRow> = on_conn!(reader.conn(), c => sqlx::query_as(
-            select_budgets!("WHERE tenant_id = $1")).bind(tenant).fetch_optional(c).await)?;
-        row.map(BudgetRow::into_budget).transpose()
-    }
-
-    /// Every budget, for the hub's budget check.
-    pub async fn budgets(&self) -> Result<Vec<Budget>, StoreError> {
-        let mut reader = self.reader().await?;
-        let rows: Vec<BudgetRow> = on_conn!(reader.conn(), c => sqlx::query_as(
-            select_budgets!("ORDER BY tenant_id")).fetch_all(c).await)?;
-        rows.into_iter().map(BudgetRow::into_budget).collect()
-    }
-
-    /// The webhook URL and its opened secret, for delivering an alert.
-    pub async fn budget_webhook(
-        &self,
-        keyring: &Keyring,
-        tenant: TenantId,
-    ) -> Result<Option<(String, Secret)>, StoreError> {
-        let mut reader = self.reader().await?;
-        let row: Option<(Option<String>, Option<Vec<u8>>)> = on_conn!(reader.conn(), c => sqlx::query_as(
-            "SELECT webhook_url, webhook_secret FROM tenant_budgets WHERE tenant_id = $1")
-            .bind(tenant).fetch_optional(c).await)?;
-        match row {
-            Some((Some(url), Some(sealed))) => {
-                let secret =
-                    keyring.open(&Sealed::from_stored(sealed)?, &webhook_context(tenant))?;
-                Ok(Some((url, secret)))
-            }
-            _ => Ok(None),
-        }
-    }
-
-    /// A tenant's budget alerts, newest first.
-    pub async fn budget_alerts(
-        &self,
-        scope: Scope,
-        tenant: TenantId,
-    ) -> Result<Vec<BudgetAlert>, StoreError> {
-        visible(scope, tenant, "tenant")?;
-        let mut reader = self.reader().await?;
-        on_conn!(reader.conn(), c => sqlx::query_as(
-            "SELECT id, tenant_id, period, threshold, currency, spent_micros, budget_micros, \
-             raised_at, delivery, attempts, last_error, delivered_at FROM budget_alerts \
-             WHERE tenant_id = $1 ORDER BY raised_at DESC, threshold DESC")
-            .bind(tenant).fetch_all(c).await)
-        .map_err(StoreError::from)
-    }
-
-    /// Alerts whose webhook delivery has not succeeded or given up yet.
-    pub async fn pending_alerts(&self) -> Result<Vec<BudgetAlert>, StoreError> {
-        let mut reader = self.reader().await?;
-        on_conn!(reader.conn(), c => sqlx::query_as(
-            "SELECT id, tenant_id, period, threshold, currency, spent_micros, budget_micros, \
-             raised_at, delivery, attempts, last_error, delivered_at FROM budget_alerts \
-             WHERE delivery = 'pending' ORDER BY raised_at")
-            .fetch_all(c).await)
-        .map_err(StoreError::from)
     }
 
     /// A month's adjustments for a tenant, oldest first.
@@ -543,137 +358,6 @@ impl Tx {
         Ok(())
     }
 
-    /// Sets a tenant's monthly budget. Tenant admins of the tenant, and
-    /// platform admins.
-    pub async fn set_budget(
-        &mut self,
-        keyring: &Keyring,
-        tenant: TenantId,
-        budget: &NewBudget,
-    ) -> Result<Budget, StoreError> {
-        self.actor()
-            .check(tenant, Permission::ManageTenant)
-            .map_err(|d| StoreError::denied(d, "budget"))?;
-        if budget.per_month.micros() <= 0 {
-            return Err(invalid(
-                "amount",
-                "a budget must be above zero; to stop budget checks, delete the budget",
-            ));
-        }
-        let minor = modelfleet_core::billing::minor_unit_micros(budget.per_month.currency());
-        if budget.per_month.micros() % minor != 0 {
-            return Err(invalid(
-                "amount",
-                "give the budget in whole cents (USD) or fen (CNY)",
-            ));
-        }
-        let sealed = match &budget.webhook {
-            Some((url, secret)) => {
-                check_webhook_url(url)?;
-                if secret.expose().len() < 16 {
-                    return Err(invalid(
-                        "webhookSecret",
-                        "use at least 16 characters; receivers check signatures with it",
-                    ));
-                }
-                Some(keyring.seal(secret, &webhook_context(tenant))?)
-            }
-            None => None,
-        };
-        let name = self.tenant_name(tenant).await?;
-        let at = now();
-        let url = budget.webhook.as_ref().map(|(u, _)| u.clone());
-        on_conn!(self.conn(), c => sqlx::query(
-            "INSERT INTO tenant_budgets (tenant_id, currency, micros_per_month, refuse_at_limit, \
-             webhook_url, webhook_secret, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7) \
-             ON CONFLICT (tenant_id) DO UPDATE SET currency = excluded.currency, \
-             micros_per_month = excluded.micros_per_month, \
-             refuse_at_limit = excluded.refuse_at_limit, webhook_url = excluded.webhook_url, \
-             webhook_secret = excluded.webhook_secret, updated_at = excluded.updated_at")
-            .bind(tenant).bind(budget.per_month.currency().to_string())
-            .bind(budget.per_month.micros()).bind(budget.refuse_at_limit).bind(&url)
-            .bind(sealed.as_ref().map(Sealed::as_bytes)).bind(at)
-            .execute(c).await.map(|_| ()))?;
-        self.note("update", "budgets", Some(tenant), tenant.0, &name);
-        Ok(Budget {
-            tenant,
-            per_month: budget.per_month,
-            refuse_at_limit: budget.refuse_at_limit,
-            webhook_url: url,
-            updated_at: at,
-        })
-    }
-
-    /// Removes a tenant's budget. Returns whether there was one.
-    pub async fn delete_budget(&mut self, tenant: TenantId) -> Result<bool, StoreError> {
-        self.actor()
-            .check(tenant, Permission::ManageTenant)
-            .map_err(|d| StoreError::denied(d, "budget"))?;
-        let name = self.tenant_name(tenant).await?;
-        let removed = on_conn!(self.conn(), c => sqlx::query(
-            "DELETE FROM tenant_budgets WHERE tenant_id = $1")
-            .bind(tenant).execute(c).await.map(|r| r.rows_affected()))?;
-        if removed > 0 {
-            self.note("delete", "budgets", Some(tenant), tenant.0, &name);
-        }
-        Ok(removed > 0)
-    }
-
-    /// Records that a month's spend reached `threshold` % of the budget.
-    /// Once per tenant, month and threshold: returns `None` when it was
-    /// raised before.
-    pub async fn raise_budget_alert(
-        &mut self,
-        budget: &Budget,
-        period: BillingPeriod,
-        threshold: i32,
-        spent: Money,
-        has_webhook: bool,
-    ) -> Result<Option<AlertId>, StoreError> {
-        self.actor()
-            .check_role(Permission::ManagePlatform)
-            .map_err(|d| StoreError::denied(d, "budget alert"))?;
-        let id = AlertId::new();
-        let delivery = if has_webhook { "pending" } else { "none" };
-        let added = on_conn!(self.conn(), c => sqlx::query(
-            "INSERT INTO budget_alerts (id, tenant_id, period, threshold, currency, spent_micros, \
-             budget_micros, raised_at, delivery) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) \
-             ON CONFLICT (tenant_id, period, threshold) DO NOTHING")
-            .bind(id).bind(budget.tenant).bind(period.to_string()).bind(threshold)
-            .bind(budget.per_month.currency().to_string()).bind(spent.micros())
-            .bind(budget.per_month.micros()).bind(now()).bind(delivery)
-            .execute(c).await.map(|r| r.rows_affected()))?;
-        if added == 0 {
-            return Ok(None);
-        }
-        let name = format!("{period} {threshold}%");
-        self.note("create", "budget-alerts", Some(budget.tenant), id.0, &name);
-        Ok(Some(id))
-    }
-
-    /// Records one delivery attempt of an alert's webhook.
-    pub async fn record_alert_delivery(
-        &mut self,
-        id: AlertId,
-        attempts: u32,
-        outcome: Result<(), String>,
-    ) -> Result<(), StoreError> {
-        self.actor()
-            .check_role(Permission::ManagePlatform)
-            .map_err(|d| StoreError::denied(d, "budget alert"))?;
-        let (delivery, error, at) = match &outcome {
-            Ok(()) => ("delivered", None, Some(now())),
-            Err(e) => ("failed", Some(e.clone()), None),
-        };
-        let attempts = db_int(u64::from(attempts), "attempts")?;
-        on_conn!(self.conn(), c => sqlx::query(
-            "UPDATE budget_alerts SET delivery = $2, attempts = attempts + $3, last_error = $4, \
-             delivered_at = $5 WHERE id = $1")
-            .bind(id).bind(delivery).bind(attempts).bind(error).bind(at)
-            .execute(c).await.map(|_| ()))?;
-        Ok(())
-    }
-
     /// Adds a credit (negative) or a correction (positive) to a month that
     /// is still open. Platform admins only.
     pub async fn add_adjustment(
@@ -779,7 +463,7 @@ impl Tx {
             .collect()
     }
 
-    async fn tenant_name(&mut self, tenant: TenantId) -> Result<String, StoreError> {
+    pub(super) async fn tenant_name(&mut self, tenant: TenantId) -> Result<String, StoreError> {
         let row: Option<(String,)> = on_conn!(self.conn(), c => sqlx::query_as(
             "SELECT name FROM tenants WHERE id = $1")
             .bind(tenant).fetch_optional(c).await)?;

@@ -24,6 +24,7 @@ mod api_keys;
 mod audit;
 mod audit_exports;
 mod billing;
+mod budgets;
 mod clusters;
 mod compliance;
 mod deployments;
@@ -59,10 +60,8 @@ use uuid::Uuid;
 pub use api_keys::{ApiKey, AuthenticatedKey, CreatedApiKey, KeyAuthError, NewApiKey};
 pub use audit::{AuditEntry, AuditPage, AuditQuery, ChainReport, MAX_AUDIT_PAGE};
 pub use audit_exports::{AuditExport, AuditSigningKey, PruneOutcome, may_export_audit};
-pub use billing::{
-    Budget, BudgetAlert, NewBudget, StoredAdjustment, StoredInvoice, UsageFilter,
-    check_webhook_url, finalize_after, period_times,
-};
+pub use billing::{StoredAdjustment, StoredInvoice, UsageFilter, finalize_after, period_times};
+pub use budgets::{Budget, BudgetAlert, NewBudget, check_webhook_url};
 pub use clusters::{
     Cluster, ClusterKind, MAX_CLUSTER_NAME_LEN, MAX_KUBECONFIG_BYTES, NewCluster, PoolPrice,
 };

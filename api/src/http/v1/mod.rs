@@ -10,5 +10,6 @@ pub mod plans;
 pub mod prices;
 pub mod quota;
 pub mod sessions;
+pub mod tenant_billing;
 pub mod tenants;
 pub mod users;
