@@ -1,6 +1,8 @@
 //! What a hub does the first time it starts on an empty database: create a
-//! platform admin and a demo tenant whose quota fits a 70B model, with an
-//! API key, so a newcomer can sign in and deploy at once.
+//! platform admin and a demo tenant whose quota fits a 70B model, with a
+//! tenant admin who signs in to the console with a password alone (platform
+//! admins must enrol a second factor first) and an API key, so a newcomer
+//! can sign in and deploy at once.
 //!
 //! The credentials are generated here and handed to a `keep` callback
 //! before the transaction commits: if they cannot be kept (written to a
@@ -15,12 +17,16 @@ use crate::{Actor, Scope, Secret};
 
 pub const ADMIN_USER: &str = "admin";
 pub const DEMO_TENANT: &str = "demo";
+pub const DEMO_USER: &str = "demo-admin";
 
 /// Sign-in details created on first start. Shown once; only hashes are kept.
 pub struct InitialCredentials {
     pub admin_user: String,
     pub admin_password: Secret,
     pub tenant: String,
+    /// The demo tenant's admin, for the console.
+    pub tenant_user: String,
+    pub tenant_password: Secret,
     pub api_key: Secret,
 }
 
@@ -29,18 +35,22 @@ impl std::fmt::Debug for InitialCredentials {
         f.debug_struct("InitialCredentials")
             .field("admin_user", &self.admin_user)
             .field("tenant", &self.tenant)
+            .field("tenant_user", &self.tenant_user)
             .finish_non_exhaustive()
     }
 }
 
 impl InitialCredentials {
-    /// `name=value` lines: `admin_user`, `admin_password`, `tenant`, `api_key`.
+    /// `name=value` lines: `admin_user`, `admin_password`, `tenant`,
+    /// `tenant_user`, `tenant_password`, `api_key`.
     pub fn to_file_text(&self) -> String {
         format!(
-            "admin_user={}\nadmin_password={}\ntenant={}\napi_key={}\n",
+            "admin_user={}\nadmin_password={}\ntenant={}\ntenant_user={}\ntenant_password={}\napi_key={}\n",
             self.admin_user,
             self.admin_password.expose(),
             self.tenant,
+            self.tenant_user,
+            self.tenant_password.expose(),
             self.api_key.expose()
         )
     }
@@ -97,6 +107,18 @@ pub async fn first_start(
             quota: demo_quota(),
         })
         .await?;
+    let tenant_password = generate_password(DEMO_USER)?;
+    tx.create_user(NewUser {
+        tenant: Some(tenant.id),
+        username: DEMO_USER.to_owned(),
+        display_name: "Demo tenant admin".to_owned(),
+        password: PasswordHash::new(DEMO_USER, &tenant_password)
+            .await
+            .map_err(|e| BootstrapError::Password(e.to_string()))?,
+        role: Role::TenantAdmin,
+        expires_at: None,
+    })
+    .await?;
     let key = tx
         .create_api_key(
             tenant.id,
@@ -111,6 +133,8 @@ pub async fn first_start(
         admin_user: ADMIN_USER.to_owned(),
         admin_password,
         tenant: tenant.name,
+        tenant_user: DEMO_USER.to_owned(),
+        tenant_password,
         api_key: key.token,
     };
     if let Err(e) = keep(&credentials) {
@@ -156,10 +180,25 @@ mod tests {
         .expect("an empty store gets an admin");
         assert!(kept.contains(&format!("api_key={}", created.api_key.expose())));
         assert!(!format!("{created:?}").contains(created.admin_password.expose()));
+        assert!(!format!("{created:?}").contains(created.tenant_password.expose()));
+        assert!(kept.contains(&format!(
+            "tenant_password={}",
+            created.tenant_password.expose()
+        )));
 
-        let users = store.users(Scope::All).await.unwrap();
-        assert_eq!(users.len(), 1);
-        assert_eq!(users[0].role, Role::PlatformAdmin);
+        let mut users = store.users(Scope::All).await.unwrap();
+        users.sort_by_key(|u| u.username.clone());
+        let roles: Vec<_> = users
+            .iter()
+            .map(|u| (u.username.as_str(), u.role))
+            .collect();
+        assert_eq!(
+            roles,
+            [
+                (ADMIN_USER, Role::PlatformAdmin),
+                (DEMO_USER, Role::TenantAdmin)
+            ]
+        );
         let tenant = store.tenant_by_name(Scope::All, DEMO_TENANT).await.unwrap();
         assert_eq!(
             store.quota(Scope::All, tenant.id).await.unwrap(),

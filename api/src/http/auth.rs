@@ -60,7 +60,7 @@ impl Caller {
 }
 
 /// Where the request came from, for the audit trail.
-pub(crate) fn origin(parts: &Parts) -> Origin {
+pub fn origin(parts: &Parts) -> Origin {
     Origin {
         source_ip: parts
             .extensions
@@ -95,6 +95,47 @@ async fn authenticate_token(state: &AppState, parts: &Parts) -> Result<Caller, A
         .and_then(|v| v.strip_prefix("Bearer "))
         .map(str::trim)
         .ok_or_else(ApiError::unauthorized)?;
+    authenticate_with(state, parts, token).await
+}
+
+impl Caller {
+    /// The caller a console request acts as: the signed-in user of the
+    /// session token its cookie carries, told to the audit layer as a bearer
+    /// token's caller is. With the session, so the console can see when
+    /// it was opened and when it ends.
+    pub async fn from_session_cookie(
+        state: &AppState,
+        parts: &Parts,
+        token: &str,
+    ) -> Result<(Caller, crate::store::Session, crate::store::User), ApiError> {
+        if !token.starts_with(SESSION_TOKEN_PREFIX) {
+            return Err(ApiError::unauthorized());
+        }
+        match state.store().authenticate_session(token).await {
+            Ok((session, user)) => {
+                let caller = Caller {
+                    actor: user.actor(origin(parts)),
+                    session: Some(session.id),
+                };
+                if let Some(tracking) = parts.extensions.get::<RequestAudit>() {
+                    tracking.authenticated(&caller.actor);
+                }
+                Ok((caller, session, user))
+            }
+            Err(SessionAuthError::Store(e)) => Err(e.into()),
+            Err(e) => {
+                debug!(reason = e.metric_label(), "console session refused");
+                Err(ApiError::unauthorized())
+            }
+        }
+    }
+}
+
+async fn authenticate_with(
+    state: &AppState,
+    parts: &Parts,
+    token: &str,
+) -> Result<Caller, ApiError> {
     let origin = origin(parts);
     let store = state.store();
     if token.starts_with(SESSION_TOKEN_PREFIX) {

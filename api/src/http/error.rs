@@ -226,7 +226,7 @@ impl ApiError {
         e
     }
 
-    pub(crate) fn problem(&self) -> Problem {
+    pub fn problem(&self) -> Problem {
         Problem {
             type_: format!("{PROBLEM_BASE}{}", self.slug),
             title: self.title.to_owned(),

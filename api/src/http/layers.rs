@@ -60,11 +60,11 @@ pub(crate) async fn problems(request: Request, next: Next) -> Response {
     let report = match response.extensions().get::<Arc<ProblemReport>>() {
         Some(report) => ProblemReport::clone(report),
         None => {
-            let is_problem = response
-                .headers()
-                .get(header::CONTENT_TYPE)
-                .is_some_and(|v| v.as_bytes() == PROBLEM_JSON.as_bytes());
-            if is_problem {
+            let content_type = response.headers().get(header::CONTENT_TYPE);
+            let is_problem = content_type.is_some_and(|v| v.as_bytes() == PROBLEM_JSON.as_bytes());
+            // The console's error pages are finished already.
+            let is_page = content_type.is_some_and(|v| v.as_bytes().starts_with(b"text/html"));
+            if is_problem || is_page {
                 return response;
             }
             ProblemReport {

@@ -13,14 +13,14 @@
 pub mod audit;
 mod auth;
 pub mod error;
-mod extract;
+pub mod extract;
 mod health;
 mod idempotency;
 mod layers;
 pub mod metrics;
-mod page;
+pub mod page;
 mod schema;
-mod v1;
+pub mod v1;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -37,7 +37,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_swagger_ui::SwaggerUi;
 
 pub use audit::AUDIT_ID_HEADER;
-pub use auth::Caller;
+pub use auth::{Caller, origin};
 pub use error::{ApiError, Problem};
 pub use idempotency::{IDEMPOTENCY_KEY, REPLAYED};
 pub use layers::{REQUEST_ID_HEADER, RequestId};
@@ -269,10 +269,21 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
 
 /// The whole HTTP surface of the hub, ready to serve.
 pub fn router(state: AppState) -> Router {
+    router_with_console(state, Router::new())
+}
+
+/// [`router`] with the web console's pages at the root. The console passes
+/// the same audit layer and body limit as the API (its writes and refusals
+/// are recorded alike), and answers its errors as HTML pages of its own,
+/// which the problem layer leaves alone.
+pub fn router_with_console(state: AppState, console: Router<AppState>) -> Router {
     let (v1, openapi) = api_v1().split_for_parts();
     let max_body = state.settings.max_body_bytes;
     let v1 = v1
         .layer(from_fn_with_state(state.clone(), idempotency::idempotency))
+        .layer(from_fn_with_state(state.clone(), audit::audit))
+        .layer(DefaultBodyLimit::max(max_body));
+    let console = console
         .layer(from_fn_with_state(state.clone(), audit::audit))
         .layer(DefaultBodyLimit::max(max_body));
     Router::new()
@@ -281,6 +292,7 @@ pub fn router(state: AppState) -> Router {
         .route("/healthz", get(health::live))
         .route("/readyz", get(health::ready))
         .route("/metrics", get(metrics::render))
+        .merge(console)
         .with_state(state.clone())
         .layer(from_fn_with_state(state.metrics.clone(), metrics::track))
         .layer(from_fn(layers::problems))

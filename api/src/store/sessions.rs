@@ -10,7 +10,7 @@ use chrono::{DateTime, TimeDelta, Utc};
 use sha2::{Digest, Sha256};
 
 use super::{Store, StoreError, Tx, User, now, on_conn};
-use crate::identity::{Principal, Scope};
+use crate::identity::{Actor, Principal, Scope};
 use crate::ids::{SessionId, UserId};
 use crate::secret::Secret;
 
@@ -96,6 +96,9 @@ impl Tx {
         )
         .bind(session.id).bind(user.id).bind(digest(token.expose())).bind(at).bind(session.expires_at)
         .execute(c).await.map(|r| r.rows_affected()))?;
+        // Every factor passed: failed sign-ins start counting again.
+        on_conn!(self.conn(), c => sqlx::query("UPDATE users SET failed_logins = 0 WHERE id = $1")
+            .bind(user.id).execute(c).await.map(|r| r.rows_affected()))?;
         self.note(
             "create",
             "sessions",
@@ -127,6 +130,21 @@ impl Tx {
 }
 
 impl Store {
+    /// Moves a live session's expiry to `expires_at` (idle expiry: the
+    /// console pushes it forward on every page, never past the session's
+    /// lifetime). Ended sessions stay ended.
+    pub async fn touch_session(
+        &self,
+        id: SessionId,
+        expires_at: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.begin(&Actor::system("session")).await?;
+        on_conn!(tx.conn(), c => sqlx::query(
+            "UPDATE sessions SET expires_at = $2 WHERE id = $1 AND revoked_at IS NULL AND expires_at > $3",
+        ).bind(id).bind(expires_at).bind(now()).execute(c).await.map(|r| r.rows_affected()))?;
+        tx.commit().await
+    }
+
     /// The session and user behind a presented token, if the session is
     /// live and the account still usable (not locked, not expired).
     pub async fn authenticate_session(

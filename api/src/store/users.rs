@@ -386,35 +386,65 @@ impl Store {
         }
         if ok {
             on_conn!(tx.conn(), c => sqlx::query(
-                "UPDATE users SET failed_logins = 0, locked_until = NULL, last_login_at = $2 WHERE id = $1",
+                // With a second factor, the count starts again only once
+                // its code was right too (`Tx::create_session`).
+                "UPDATE users SET failed_logins = CASE WHEN totp_enabled THEN failed_logins ELSE 0 END, \
+                 locked_until = NULL, last_login_at = $2 WHERE id = $1",
             ).bind(user.id).bind(at).execute(c).await.map(|r| r.rows_affected())).map_err(StoreError::from)?;
             refused(&mut tx, "login");
             let user = User {
-                failed_logins: 0,
+                failed_logins: if current.totp_enabled {
+                    current.failed_logins
+                } else {
+                    0
+                },
                 locked_until: None,
                 last_login_at: Some(at),
                 ..current
             };
             return Ok((user, tx));
         }
+        tx.count_failed_login(&current, self.login_policy).await?;
+        tx.commit_with(UNAUTHORIZED).await?;
+        Err(LoginError::Invalid)
+    }
+}
+
+impl Tx {
+    /// Counts a failed sign-in of `user` (a wrong password, or a wrong or
+    /// reused second-factor code) and locks the account once the policy's
+    /// count is reached. Returns whether this failure locked it.
+    pub async fn count_failed_login(
+        &mut self,
+        user: &User,
+        policy: LoginPolicy,
+    ) -> Result<bool, StoreError> {
+        let (current, _) = user_row(self, user.id).await?;
         let failures = current.failed_logins.saturating_add(1);
-        let policy = self.login_policy;
-        if failures >= policy.max_failures {
+        let at = now();
+        let locks = failures >= policy.max_failures;
+        if locks {
             // The lock is the state now; the count starts again after it.
-            on_conn!(tx.conn(), c => sqlx::query(
+            on_conn!(self.conn(), c => sqlx::query(
                 "UPDATE users SET failed_logins = 0, locked_until = $2 WHERE id = $1",
             ).bind(user.id).bind(at + policy.lockout).execute(c).await.map(|r| r.rows_affected()))
             .map_err(StoreError::from)?;
-            refused(&mut tx, "login-failed");
-            refused(&mut tx, "lock");
         } else {
-            on_conn!(tx.conn(), c => sqlx::query(
+            on_conn!(self.conn(), c => sqlx::query(
                 "UPDATE users SET failed_logins = $2 WHERE id = $1",
             ).bind(user.id).bind(i64::from(failures)).execute(c).await.map(|r| r.rows_affected()))
             .map_err(StoreError::from)?;
-            refused(&mut tx, "login-failed");
         }
-        tx.commit_with(UNAUTHORIZED).await?;
-        Err(LoginError::Invalid)
+        self.note(
+            "login-failed",
+            "users",
+            user.tenant,
+            user.id.0,
+            &user.username,
+        );
+        if locks {
+            self.note("lock", "users", user.tenant, user.id.0, &user.username);
+        }
+        Ok(locks)
     }
 }

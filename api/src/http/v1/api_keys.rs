@@ -106,7 +106,7 @@ pub struct ListParams {
         (status = 200, body = ApiKeyList),
         (status = 403, body = Problem, content_type = "application/problem+json"),
     ))]
-async fn list(
+pub async fn list(
     State(state): State<AppState>,
     caller: Caller,
     ApiQuery(params): ApiQuery<ListParams>,
@@ -134,7 +134,7 @@ async fn list(
         (status = 409, body = Problem, content_type = "application/problem+json"),
         (status = 422, body = Problem, content_type = "application/problem+json"),
     ))]
-async fn create(
+pub async fn create(
     State(state): State<AppState>,
     caller: Caller,
     ApiJson(body): ApiJson<CreateApiKey>,
@@ -175,7 +175,7 @@ async fn create(
         (status = 200, body = ApiKeyView),
         (status = 404, body = Problem, content_type = "application/problem+json"),
     ))]
-async fn show(
+pub async fn show(
     State(state): State<AppState>,
     caller: Caller,
     Path(id): Path<String>,
@@ -194,7 +194,7 @@ async fn show(
         (status = 200, body = ApiKeyView),
         (status = 404, body = Problem, content_type = "application/problem+json"),
     ))]
-async fn revoke(
+pub async fn revoke(
     State(state): State<AppState>,
     caller: Caller,
     Path(id): Path<String>,

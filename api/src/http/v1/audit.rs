@@ -78,7 +78,7 @@ pub struct AuditList {
         (status = 400, body = Problem, content_type = "application/problem+json"),
         (status = 403, body = Problem, content_type = "application/problem+json"),
     ))]
-async fn search(
+pub async fn search(
     State(state): State<AppState>,
     caller: Caller,
     ApiQuery(params): ApiQuery<SearchParams>,
@@ -136,7 +136,7 @@ async fn search(
         (status = 200, body = ChainStatus),
         (status = 403, body = Problem, content_type = "application/problem+json"),
     ))]
-async fn verify(
+pub async fn verify(
     State(state): State<AppState>,
     caller: Caller,
 ) -> Result<Json<ChainStatus>, ApiError> {
@@ -227,7 +227,7 @@ pub struct ExportList {
         (status = 200, body = ExportList),
         (status = 403, body = Problem, content_type = "application/problem+json"),
     ))]
-async fn list_exports(
+pub async fn list_exports(
     State(state): State<AppState>,
     caller: Caller,
 ) -> Result<Json<ExportList>, ApiError> {
@@ -282,7 +282,7 @@ pub struct ExportedFileView {
         (status = 422, body = Problem, content_type = "application/problem+json"),
         (status = 503, body = Problem, content_type = "application/problem+json"),
     ))]
-async fn create_export(
+pub async fn create_export(
     State(state): State<AppState>,
     caller: Caller,
     ApiJson(body): ApiJson<CreateExport>,
@@ -363,7 +363,7 @@ pub struct PublicKeyView {
         (status = 200, body = PublicKeyView),
         (status = 404, body = Problem, content_type = "application/problem+json"),
     ))]
-async fn public_key(
+pub async fn public_key(
     State(state): State<AppState>,
     _caller: Caller,
 ) -> Result<Json<PublicKeyView>, ApiError> {

@@ -113,7 +113,7 @@ pub struct UsageParams {
         (status = 409, body = Problem, content_type = "application/problem+json"),
         (status = 422, body = Problem, content_type = "application/problem+json"),
     ))]
-async fn usage(
+pub async fn usage(
     State(state): State<AppState>,
     caller: Caller,
     ApiQuery(params): ApiQuery<UsageParams>,
@@ -176,7 +176,7 @@ pub struct UsageExportParams {
         (status = 200, content_type = "text/csv", body = String),
         (status = 422, body = Problem, content_type = "application/problem+json"),
     ))]
-async fn usage_export(
+pub async fn usage_export(
     State(state): State<AppState>,
     caller: Caller,
     ApiQuery(params): ApiQuery<UsageExportParams>,
@@ -356,7 +356,7 @@ pub struct InvoiceParams {
         (status = 409, body = Problem, content_type = "application/problem+json"),
         (status = 422, body = Problem, content_type = "application/problem+json"),
     ))]
-async fn list_invoices(
+pub async fn list_invoices(
     State(state): State<AppState>,
     caller: Caller,
     ApiQuery(params): ApiQuery<InvoiceParams>,
@@ -370,7 +370,7 @@ async fn list_invoices(
     }))
 }
 
-async fn find_invoice(
+pub async fn find_invoice(
     state: &AppState,
     caller: &Caller,
     id: &str,
@@ -405,7 +405,7 @@ async fn find_invoice(
         (status = 200, body = InvoiceView),
         (status = 404, body = Problem, content_type = "application/problem+json"),
     ))]
-async fn show_invoice(
+pub async fn show_invoice(
     State(state): State<AppState>,
     caller: Caller,
     Path(id): Path<String>,
@@ -431,7 +431,7 @@ pub struct ExportParams {
         (status = 404, body = Problem, content_type = "application/problem+json"),
         (status = 422, body = Problem, content_type = "application/problem+json"),
     ))]
-async fn export_invoice(
+pub async fn export_invoice(
     State(state): State<AppState>,
     caller: Caller,
     Path(id): Path<String>,
@@ -475,7 +475,7 @@ pub struct CreateBillingExport {
         (status = 422, body = Problem, content_type = "application/problem+json"),
         (status = 503, body = Problem, content_type = "application/problem+json"),
     ))]
-async fn create_export(
+pub async fn create_export(
     State(state): State<AppState>,
     caller: Caller,
     ApiJson(body): ApiJson<CreateBillingExport>,

@@ -183,7 +183,10 @@ fn detail(view: ClusterView, prices: &[PoolPrice]) -> ClusterDetail {
     }
 }
 
-async fn details(state: &AppState, clusters: Vec<Cluster>) -> Result<Vec<ClusterDetail>, ApiError> {
+pub async fn details(
+    state: &AppState,
+    clusters: Vec<Cluster>,
+) -> Result<Vec<ClusterDetail>, ApiError> {
     let prices = state.store().pool_prices().await?;
     let views = state
         .registry()
@@ -199,7 +202,7 @@ async fn details(state: &AppState, clusters: Vec<Cluster>) -> Result<Vec<Cluster
         (status = 200, body = ClusterList),
         (status = 403, body = Problem, content_type = "application/problem+json"),
     ))]
-async fn list(
+pub async fn list(
     State(state): State<AppState>,
     caller: Caller,
     ApiQuery(page): ApiQuery<PageParams>,
@@ -222,7 +225,7 @@ async fn list(
         (status = 409, body = Problem, content_type = "application/problem+json"),
         (status = 422, body = Problem, content_type = "application/problem+json"),
     ))]
-async fn create(
+pub async fn create(
     State(state): State<AppState>,
     caller: Caller,
     ApiJson(body): ApiJson<RegisterCluster>,
@@ -312,7 +315,7 @@ async fn create(
         (status = 403, body = Problem, content_type = "application/problem+json"),
         (status = 404, body = Problem, content_type = "application/problem+json"),
     ))]
-async fn show(
+pub async fn show(
     State(state): State<AppState>,
     caller: Caller,
     Path(id): Path<String>,
@@ -340,7 +343,7 @@ async fn show(
         (status = 404, body = Problem, content_type = "application/problem+json"),
         (status = 422, body = Problem, content_type = "application/problem+json"),
     ))]
-async fn set_price(
+pub async fn set_price(
     State(state): State<AppState>,
     caller: Caller,
     Path((id, pool)): Path<(String, String)>,
@@ -371,7 +374,7 @@ async fn set_price(
         (status = 403, body = Problem, content_type = "application/problem+json"),
         (status = 404, body = Problem, content_type = "application/problem+json"),
     ))]
-async fn remove_price(
+pub async fn remove_price(
     State(state): State<AppState>,
     caller: Caller,
     Path((id, pool)): Path<(String, String)>,

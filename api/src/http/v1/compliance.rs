@@ -48,7 +48,7 @@ pub struct ReportParams {
         (status = 422, body = Problem, content_type = "application/problem+json"),
         (status = 503, body = Problem, content_type = "application/problem+json"),
     ))]
-async fn mlps_l3(
+pub async fn mlps_l3(
     State(state): State<AppState>,
     caller: Caller,
     ApiQuery(params): ApiQuery<ReportParams>,

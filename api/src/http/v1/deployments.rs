@@ -162,7 +162,7 @@ pub struct ListParams {
         (status = 200, body = DeploymentList),
         (status = 401, body = Problem, content_type = "application/problem+json"),
     ))]
-async fn list(
+pub async fn list(
     State(state): State<AppState>,
     caller: Caller,
     ApiQuery(params): ApiQuery<ListParams>,
@@ -202,7 +202,7 @@ async fn list(
         (status = 422, body = Problem, content_type = "application/problem+json"),
         (status = 503, body = Problem, content_type = "application/problem+json"),
     ))]
-async fn create(
+pub async fn create(
     State(state): State<AppState>,
     caller: Caller,
     ApiJson(body): ApiJson<CreateDeployment>,
@@ -341,7 +341,7 @@ async fn create(
         (status = 200, body = DeploymentView),
         (status = 404, body = Problem, content_type = "application/problem+json"),
     ))]
-async fn show(
+pub async fn show(
     State(state): State<AppState>,
     caller: Caller,
     Path(id): Path<String>,
@@ -364,7 +364,7 @@ async fn show(
         (status = 422, body = Problem, content_type = "application/problem+json"),
         (status = 503, body = Problem, content_type = "application/problem+json"),
     ))]
-async fn update(
+pub async fn update(
     State(state): State<AppState>,
     caller: Caller,
     Path(id): Path<String>,
@@ -414,7 +414,7 @@ async fn update(
         (status = 403, body = Problem, content_type = "application/problem+json"),
         (status = 404, body = Problem, content_type = "application/problem+json"),
     ))]
-async fn delete(
+pub async fn delete(
     State(state): State<AppState>,
     caller: Caller,
     Path(id): Path<String>,

@@ -1,4 +1,9 @@
 //! The resources of `/api/v1`, one module per URL segment.
+//!
+//! The handlers are public because the console (`modelfleet-web`) calls
+//! these same functions in-process, with the caller its session cookie
+//! names: one implementation of every rule, audited the same way, whether a
+//! change comes from the REST API or from a form.
 
 pub mod api_keys;
 pub mod audit;

@@ -329,7 +329,7 @@ pub(crate) fn unreachable(views: &[ClusterView]) -> Vec<UnreachableCluster> {
         (status = 400, body = Problem, content_type = "application/problem+json"),
         (status = 422, body = Problem, content_type = "application/problem+json"),
     ))]
-async fn create(
+pub async fn create(
     State(state): State<AppState>,
     caller: Caller,
     ApiJson(body): ApiJson<PlanRequest>,

@@ -73,7 +73,10 @@ fn view(stored: StoredPrice, in_force: bool) -> PriceView {
         (status = 200, body = PriceList),
         (status = 401, body = Problem, content_type = "application/problem+json"),
     ))]
-async fn list(State(state): State<AppState>, caller: Caller) -> Result<Json<PriceList>, ApiError> {
+pub async fn list(
+    State(state): State<AppState>,
+    caller: Caller,
+) -> Result<Json<PriceList>, ApiError> {
     caller.require(Permission::Read)?;
     let prices = state.store().prices().await?;
     let now = crate::store::now();
@@ -117,7 +120,7 @@ pub struct CreatePrice {
         (status = 409, body = Problem, content_type = "application/problem+json"),
         (status = 422, body = Problem, content_type = "application/problem+json"),
     ))]
-async fn create(
+pub async fn create(
     State(state): State<AppState>,
     caller: Caller,
     ApiJson(body): ApiJson<CreatePrice>,

@@ -185,7 +185,7 @@ pub struct QuotaParams {
         (status = 200, body = QuotaStatus),
         (status = 401, body = Problem, content_type = "application/problem+json"),
     ))]
-async fn show(
+pub async fn show(
     State(state): State<AppState>,
     caller: Caller,
     ApiQuery(params): ApiQuery<QuotaParams>,

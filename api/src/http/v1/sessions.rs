@@ -4,8 +4,8 @@
 //!
 //! Every failure (unknown user, wrong password, locked or expired account)
 //! is the same 401; the store counts failures and locks the account after
-//! too many. Accounts with a second factor enrolled cannot sign in here
-//! until the API can check one: a password alone must not get past it.
+//! too many. Accounts with a second factor need its code as well; a wrong
+//! code counts toward the lockout as a wrong password does.
 
 use axum::Json;
 use axum::extract::State;
@@ -58,7 +58,7 @@ pub struct SessionView {
         (status = 201, body = SessionView),
         (status = 401, body = Problem, content_type = "application/problem+json"),
     ))]
-async fn create(
+pub async fn create(
     State(state): State<AppState>,
     parts: Parts,
     ApiJson(body): ApiJson<Login>,
@@ -98,6 +98,12 @@ async fn create(
                 message: Some("the second factor was missing, wrong or used before".to_owned()),
                 ..AuditEntry::default()
             });
+            // A wrong code counts toward the lockout as a wrong password
+            // does; a missing one (the first step of a two-step form) not.
+            if totp_code.is_some() {
+                tx.count_failed_login(&user, state.store().login_policy())
+                    .await?;
+            }
             tx.commit_with(StatusCode::UNAUTHORIZED).await?;
             return Err(ApiError::unauthorized());
         }
@@ -122,7 +128,7 @@ async fn create(
         (status = 401, body = Problem, content_type = "application/problem+json"),
         (status = 404, body = Problem, content_type = "application/problem+json"),
     ))]
-async fn end(State(state): State<AppState>, caller: Caller) -> Result<StatusCode, ApiError> {
+pub async fn end(State(state): State<AppState>, caller: Caller) -> Result<StatusCode, ApiError> {
     let Some(session) = caller.session else {
         return Err(ApiError::not_found("session"));
     };

@@ -61,7 +61,7 @@ pub struct SetBudget {
         (status = 200, body = Object),
         (status = 404, body = Problem, content_type = "application/problem+json"),
     ))]
-async fn show_budget(
+pub async fn show_budget(
     State(state): State<AppState>,
     caller: Caller,
     Path(id): Path<String>,
@@ -84,7 +84,7 @@ async fn show_budget(
         (status = 404, body = Problem, content_type = "application/problem+json"),
         (status = 422, body = Problem, content_type = "application/problem+json"),
     ))]
-async fn set_budget(
+pub async fn set_budget(
     State(state): State<AppState>,
     caller: Caller,
     Path(id): Path<String>,
@@ -131,7 +131,7 @@ async fn set_budget(
         (status = 403, body = Problem, content_type = "application/problem+json"),
         (status = 404, body = Problem, content_type = "application/problem+json"),
     ))]
-async fn delete_budget(
+pub async fn delete_budget(
     State(state): State<AppState>,
     caller: Caller,
     Path(id): Path<String>,
@@ -163,7 +163,7 @@ pub struct AlertList {
         (status = 200, body = AlertList),
         (status = 404, body = Problem, content_type = "application/problem+json"),
     ))]
-async fn budget_alerts(
+pub async fn budget_alerts(
     State(state): State<AppState>,
     caller: Caller,
     Path(id): Path<String>,
@@ -209,7 +209,7 @@ fn discount_view(d: &Discount) -> DiscountView {
         (status = 200, body = Discounts),
         (status = 404, body = Problem, content_type = "application/problem+json"),
     ))]
-async fn show_discounts(
+pub async fn show_discounts(
     State(state): State<AppState>,
     caller: Caller,
     Path(id): Path<String>,
@@ -233,7 +233,7 @@ async fn show_discounts(
         (status = 404, body = Problem, content_type = "application/problem+json"),
         (status = 422, body = Problem, content_type = "application/problem+json"),
     ))]
-async fn set_discounts(
+pub async fn set_discounts(
     State(state): State<AppState>,
     caller: Caller,
     Path(id): Path<String>,
@@ -305,7 +305,7 @@ pub struct AdjustmentParams {
         (status = 200, body = AdjustmentList),
         (status = 404, body = Problem, content_type = "application/problem+json"),
     ))]
-async fn list_adjustments(
+pub async fn list_adjustments(
     State(state): State<AppState>,
     caller: Caller,
     Path(id): Path<String>,
@@ -332,7 +332,7 @@ async fn list_adjustments(
         (status = 404, body = Problem, content_type = "application/problem+json"),
         (status = 422, body = Problem, content_type = "application/problem+json"),
     ))]
-async fn create_adjustment(
+pub async fn create_adjustment(
     State(state): State<AppState>,
     caller: Caller,
     Path(id): Path<String>,

@@ -76,7 +76,7 @@ pub struct CreateTenant {
         (status = 200, body = TenantList),
         (status = 401, body = Problem, content_type = "application/problem+json"),
     ))]
-async fn list(
+pub async fn list(
     State(state): State<AppState>,
     caller: Caller,
     ApiQuery(page): ApiQuery<PageParams>,
@@ -99,7 +99,7 @@ async fn list(
         (status = 409, body = Problem, content_type = "application/problem+json"),
         (status = 422, body = Problem, content_type = "application/problem+json"),
     ))]
-async fn create(
+pub async fn create(
     State(state): State<AppState>,
     caller: Caller,
     ApiJson(body): ApiJson<CreateTenant>,
@@ -137,7 +137,7 @@ async fn create(
         (status = 200, body = TenantView),
         (status = 404, body = Problem, content_type = "application/problem+json"),
     ))]
-async fn show(
+pub async fn show(
     State(state): State<AppState>,
     caller: Caller,
     Path(id): Path<String>,
@@ -154,7 +154,7 @@ async fn show(
         (status = 200, body = QuotaStatus),
         (status = 404, body = Problem, content_type = "application/problem+json"),
     ))]
-async fn show_quota(
+pub async fn show_quota(
     State(state): State<AppState>,
     caller: Caller,
     Path(id): Path<String>,
@@ -175,7 +175,7 @@ async fn show_quota(
         (status = 404, body = Problem, content_type = "application/problem+json"),
         (status = 422, body = Problem, content_type = "application/problem+json"),
     ))]
-async fn set_quota(
+pub async fn set_quota(
     State(state): State<AppState>,
     caller: Caller,
     Path(id): Path<String>,

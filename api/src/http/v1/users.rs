@@ -109,7 +109,7 @@ pub struct ListParams {
         (status = 401, body = Problem, content_type = "application/problem+json"),
         (status = 403, body = Problem, content_type = "application/problem+json"),
     ))]
-async fn list(
+pub async fn list(
     State(state): State<AppState>,
     caller: Caller,
     ApiQuery(params): ApiQuery<ListParams>,
@@ -141,7 +141,7 @@ async fn list(
         (status = 409, body = Problem, content_type = "application/problem+json"),
         (status = 422, body = Problem, content_type = "application/problem+json"),
     ))]
-async fn create(
+pub async fn create(
     State(state): State<AppState>,
     caller: Caller,
     ApiJson(body): ApiJson<CreateUser>,
@@ -192,7 +192,7 @@ async fn create(
         (status = 200, body = UserView),
         (status = 404, body = Problem, content_type = "application/problem+json"),
     ))]
-async fn show(
+pub async fn show(
     State(state): State<AppState>,
     caller: Caller,
     Path(id): Path<String>,
@@ -222,7 +222,7 @@ pub struct TotpEnrolmentView {
         (status = 409, body = Problem, content_type = "application/problem+json"),
         (status = 422, body = Problem, content_type = "application/problem+json"),
     ))]
-async fn begin_totp(
+pub async fn begin_totp(
     State(state): State<AppState>,
     caller: Caller,
 ) -> Result<(StatusCode, Json<TotpEnrolmentView>), ApiError> {
@@ -259,7 +259,7 @@ pub struct TotpStatus {
         (status = 200, body = TotpStatus),
         (status = 422, body = Problem, content_type = "application/problem+json"),
     ))]
-async fn confirm_totp(
+pub async fn confirm_totp(
     State(state): State<AppState>,
     caller: Caller,
     ApiJson(body): ApiJson<TotpCode>,
