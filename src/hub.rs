@@ -198,7 +198,8 @@ impl RunningHub {
                 stopped.clone(),
             )));
         }
-        let app = modelfleet_api::router(state.clone());
+        let app =
+            modelfleet_api::router_with_console(state.clone(), modelfleet_web::console::router());
         let server = tokio::spawn(async move {
             let shutdown = async move {
                 let _ = stopped.wait_for(|s| *s).await;

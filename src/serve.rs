@@ -71,11 +71,18 @@ pub fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
         let hub = RunningHub::start(options).await?;
         let data_dir = hub.data_dir.display();
         println!("modelfleet is up");
+        println!("  console:      {}/", hub.url);
         println!("  API:          {}/api/v1  (docs: {}/api/docs)", hub.url, hub.url);
         match &hub.initial_credentials {
-            Some(_) => println!(
-                "  credentials:  {data_dir}/{CREDENTIALS_FILE}  (created now: the admin's password and the demo tenant's API key)"
-            ),
+            Some(created) => {
+                println!(
+                    "  credentials:  {data_dir}/{CREDENTIALS_FILE}  (created now: the admin's and the demo tenant admin's passwords and the demo tenant's API key)"
+                );
+                println!(
+                    "  sign in as:   {}  (password: sed -n 's/^tenant_password=//p' {data_dir}/{CREDENTIALS_FILE})",
+                    created.tenant_user
+                );
+            }
             None => println!(
                 "  credentials:  created on first start, in {data_dir}/{CREDENTIALS_FILE}"
             ),

@@ -368,6 +368,19 @@ impl Files {
     }
 }
 
+/// Records as a CSV file in the export's columns ([`CSV_HEADER`]), with
+/// the same protection against formulas: what the console downloads.
+pub fn csv_file<'a>(records: impl IntoIterator<Item = &'a Record>) -> Result<Vec<u8>, ExportError> {
+    let mut out = csv::Writer::from_writer(Vec::new());
+    out.write_record(CSV_HEADER)
+        .map_err(|e| ExportError::Csv(e.to_string()))?;
+    for record in records {
+        csv_row(&mut out, record)?;
+    }
+    out.into_inner()
+        .map_err(|e| ExportError::Csv(e.to_string()))
+}
+
 fn csv_row(out: &mut csv::Writer<Vec<u8>>, record: &Record) -> Result<(), ExportError> {
     let e = &record.event;
     let opt = |v: &Option<String>| v.clone().unwrap_or_default();

@@ -30,7 +30,7 @@ pub use digest::{
     DIGEST_VERSION, Digest, DigestFile, PublicKeyInfo, SIGNATURE_ALGORITHM, SignedDigest,
     digest_name, key_fingerprint,
 };
-pub use export::{BATCH, CSV_HEADER, ExportError, ExportSummary, ExportedFile, export};
+pub use export::{BATCH, CSV_HEADER, ExportError, ExportSummary, ExportedFile, csv_file, export};
 pub use object::WrittenObject;
 pub use schedule::{
     DEFAULT_EXPORT_INTERVAL, MAX_EXPORT_INTERVAL, MIN_EXPORT_INTERVAL, run_scheduled,

@@ -1,0 +1,330 @@
+//! Admin pages: users and API keys.
+
+use super::*;
+
+// ------------------------------------------------------------------- users
+
+#[derive(Debug)]
+struct UserRow {
+    username: String,
+    display_name: String,
+    role: &'static str,
+    tenant: String,
+    locked: bool,
+    last_login: String,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default)]
+pub(super) struct UserForm {
+    tenant: String,
+    username: String,
+    display_name: String,
+    role: String,
+    password: String,
+}
+
+#[derive(Debug, Clone)]
+struct TenantOption {
+    id: String,
+    name: String,
+}
+
+#[derive(Template, WebTemplate)]
+#[template(path = "console/admin_users.html")]
+struct UsersPage {
+    c: Chrome,
+    users: Vec<UserRow>,
+    tenants: Vec<TenantOption>,
+    roles: Vec<&'static str>,
+    draft: UserForm,
+    error: Option<String>,
+}
+
+const ALL_ROLES: [Role; 5] = [
+    Role::PlatformAdmin,
+    Role::TenantAdmin,
+    Role::Developer,
+    Role::Auditor,
+    Role::Viewer,
+];
+
+fn tenant_options(list: &[tenants::TenantView]) -> Vec<TenantOption> {
+    list.iter()
+        .map(|t| TenantOption {
+            id: t.id.to_string(),
+            name: t.name.clone(),
+        })
+        .collect()
+}
+
+async fn render_users(
+    state: &AppState,
+    viewer: &Viewer,
+    draft: UserForm,
+    refused: Option<Refusal>,
+) -> Result<Response, PageError> {
+    let tenant_list = all_tenants(state, viewer).await?;
+    let names: BTreeMap<TenantId, String> =
+        tenant_list.iter().map(|t| (t.id, t.name.clone())).collect();
+    let params = users::ListParams {
+        tenant: None,
+        limit: Some(LIST_LIMIT),
+        cursor: None,
+    };
+    let Json(list) = users::list(
+        State(state.clone()),
+        viewer.caller.clone(),
+        ApiQuery(params),
+    )
+    .await
+    .map_err(|e| viewer.fail(e))?;
+    let now = chrono::Utc::now();
+    let rows = list
+        .items
+        .into_iter()
+        .map(|u| UserRow {
+            tenant: u
+                .tenant
+                .map(|t| names.get(&t).cloned().unwrap_or_else(|| t.to_string()))
+                .unwrap_or_default(),
+            username: u.username,
+            display_name: u.display_name,
+            role: u.role.name(),
+            locked: u.locked_until.is_some_and(|t| t > now),
+            last_login: u
+                .last_login_at
+                .map(|t| t.format("%Y-%m-%d %H:%M").to_string())
+                .unwrap_or_default(),
+        })
+        .collect();
+    let (status, error) = match refused {
+        Some(r) => (r.status, Some(r.message)),
+        None => (StatusCode::OK, None),
+    };
+    let page = UsersPage {
+        c: viewer.chrome("admin"),
+        users: rows,
+        tenants: tenant_options(&tenant_list),
+        roles: ALL_ROLES.iter().map(|r| r.name()).collect(),
+        draft: UserForm {
+            password: String::new(),
+            ..draft
+        },
+        error,
+    };
+    Ok((status, page).into_response())
+}
+
+pub(super) async fn users_page(
+    State(state): State<AppState>,
+    viewer: Viewer,
+) -> Result<Response, PageError> {
+    platform_admin(&viewer)?;
+    let draft = UserForm {
+        role: Role::Developer.name().to_owned(),
+        ..UserForm::default()
+    };
+    render_users(&state, &viewer, draft, None).await
+}
+
+pub(super) async fn create_user(
+    State(state): State<AppState>,
+    viewer: Viewer,
+    Form(form): Form<UserForm>,
+) -> Result<Response, PageError> {
+    platform_admin(&viewer)?;
+    let body = object(vec![
+        ("username", Value::String(form.username.trim().to_owned())),
+        ("displayName", text(&form.display_name)),
+        ("password", Value::String(form.password.clone())),
+        ("role", Value::String(form.role.trim().to_owned())),
+        ("tenant", text(&form.tenant)),
+    ]);
+    let result = match api_json::<users::CreateUser>(body).await {
+        Ok(body) => users::create(State(state.clone()), viewer.caller.clone(), ApiJson(body))
+            .await
+            .map(|_| ()),
+        Err(e) => Err(e),
+    };
+    match result {
+        Ok(()) => Ok(back_to("/admin/users")),
+        Err(e) => {
+            let r = refusal(&viewer, e)?;
+            render_users(&state, &viewer, form, Some(r)).await
+        }
+    }
+}
+
+// -------------------------------------------------------------------- keys
+
+#[derive(Debug)]
+struct KeyRow {
+    id: String,
+    tenant: String,
+    name: String,
+    prefix: String,
+    role: &'static str,
+    created_at: String,
+    last_used: String,
+    revoked: bool,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default)]
+pub(super) struct KeyForm {
+    tenant: String,
+    name: String,
+    role: String,
+}
+
+#[derive(Template, WebTemplate)]
+#[template(path = "console/admin_keys.html")]
+struct KeysPage {
+    c: Chrome,
+    keys: Vec<KeyRow>,
+    tenants: Vec<TenantOption>,
+    roles: Vec<&'static str>,
+    draft: KeyForm,
+    error: Option<String>,
+}
+
+#[derive(Template, WebTemplate)]
+#[template(path = "console/admin_key_created.html")]
+struct KeyCreatedPage {
+    c: Chrome,
+    name: String,
+    tenant: String,
+    prefix: String,
+    role: &'static str,
+    token: String,
+}
+
+/// The roles an API key may have.
+const KEY_ROLES: [Role; 4] = [
+    Role::TenantAdmin,
+    Role::Developer,
+    Role::Auditor,
+    Role::Viewer,
+];
+
+async fn render_keys(
+    state: &AppState,
+    viewer: &Viewer,
+    draft: KeyForm,
+    refused: Option<Refusal>,
+) -> Result<Response, PageError> {
+    let tenant_list = all_tenants(state, viewer).await?;
+    let mut rows = Vec::new();
+    for t in &tenant_list {
+        let params = api_keys::ListParams {
+            tenant: Some(t.id),
+            limit: Some(LIST_LIMIT),
+            cursor: None,
+        };
+        let Json(list) = api_keys::list(
+            State(state.clone()),
+            viewer.caller.clone(),
+            ApiQuery(params),
+        )
+        .await
+        .map_err(|e| viewer.fail(e))?;
+        rows.extend(list.items.into_iter().map(|k| {
+            KeyRow {
+                id: k.id.to_string(),
+                tenant: t.name.clone(),
+                name: k.name,
+                prefix: k.prefix,
+                role: k.role.name(),
+                created_at: k.created_at.format("%Y-%m-%d %H:%M").to_string(),
+                last_used: k
+                    .last_used_at
+                    .map(|t| t.format("%Y-%m-%d %H:%M").to_string())
+                    .unwrap_or_default(),
+                revoked: k.revoked_at.is_some(),
+            }
+        }));
+    }
+    let (status, error) = match refused {
+        Some(r) => (r.status, Some(r.message)),
+        None => (StatusCode::OK, None),
+    };
+    let page = KeysPage {
+        c: viewer.chrome("admin"),
+        keys: rows,
+        tenants: tenant_options(&tenant_list),
+        roles: KEY_ROLES.iter().map(|r| r.name()).collect(),
+        draft,
+        error,
+    };
+    Ok((status, page).into_response())
+}
+
+pub(super) async fn keys_page(
+    State(state): State<AppState>,
+    viewer: Viewer,
+) -> Result<Response, PageError> {
+    platform_admin(&viewer)?;
+    let draft = KeyForm {
+        role: Role::Developer.name().to_owned(),
+        ..KeyForm::default()
+    };
+    render_keys(&state, &viewer, draft, None).await
+}
+
+/// Creates a key and shows its token this once; the list never shows it.
+pub(super) async fn create_key(
+    State(state): State<AppState>,
+    viewer: Viewer,
+    Form(form): Form<KeyForm>,
+) -> Result<Response, PageError> {
+    platform_admin(&viewer)?;
+    let body = object(vec![
+        ("name", Value::String(form.name.trim().to_owned())),
+        ("role", Value::String(form.role.trim().to_owned())),
+        ("tenant", text(&form.tenant)),
+    ]);
+    let result = match api_json::<api_keys::CreateApiKey>(body).await {
+        Ok(body) => {
+            api_keys::create(State(state.clone()), viewer.caller.clone(), ApiJson(body)).await
+        }
+        Err(e) => Err(e),
+    };
+    match result {
+        Ok((_, Json(created))) => {
+            let tenant = all_tenants(&state, &viewer)
+                .await?
+                .into_iter()
+                .find(|t| t.id == created.key.tenant)
+                .map_or_else(|| created.key.tenant.to_string(), |t| t.name);
+            let page = KeyCreatedPage {
+                c: viewer.chrome("admin"),
+                name: created.key.name,
+                tenant,
+                prefix: created.key.prefix,
+                role: created.key.role.name(),
+                token: created.token,
+            };
+            Ok((StatusCode::CREATED, page).into_response())
+        }
+        Err(e) => {
+            let r = refusal(&viewer, e)?;
+            render_keys(&state, &viewer, form, Some(r)).await
+        }
+    }
+}
+
+pub(super) async fn revoke_key(
+    State(state): State<AppState>,
+    viewer: Viewer,
+    Path(id): Path<String>,
+) -> Result<Response, PageError> {
+    platform_admin(&viewer)?;
+    match api_keys::revoke(State(state.clone()), viewer.caller.clone(), Path(id)).await {
+        Ok(_) => Ok(back_to("/admin/keys")),
+        Err(e) => {
+            let r = refusal(&viewer, e)?;
+            render_keys(&state, &viewer, KeyForm::default(), Some(r)).await
+        }
+    }
+}

@@ -1,0 +1,554 @@
+//! A tenant's deployments: the list, and one deployment's page with its
+//! phase as a progress line, the plan it runs on, its conditions and
+//! endpoint as its cluster reports them, its events and its cost so far.
+//! While it is changing, the live part of the page polls
+//! `/deployments/{id}/live` every two seconds (htmx) and stops once it has
+//! settled. Scaling and deleting ask for confirmation first.
+
+use askama::Template;
+use askama_web::WebTemplate;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::routing::get;
+use axum::{Form, Json, Router};
+use chrono::{DateTime, Utc};
+use modelfleet_api::AppState;
+use modelfleet_api::http::extract::{ApiJson, ApiQuery};
+use modelfleet_api::http::v1::billing::{self, UsageParams};
+use modelfleet_api::http::v1::deployments::{self, DeploymentView, ListParams, UpdateDeployment};
+use modelfleet_api::ids::DeploymentId;
+use modelfleet_core::crd::ModelDeployment;
+use serde::Deserialize;
+
+use super::i18n::{Lang, Table};
+use super::page::{Chrome, PageError, Viewer};
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/deployments", get(list))
+        .route("/deployments/{id}", get(detail))
+        .route("/deployments/{id}/live", get(live))
+        .route("/deployments/{id}/scale", get(scale_confirm).post(scale))
+        .route("/deployments/{id}/delete", get(delete_confirm).post(delete))
+}
+
+/// The steps of the progress line, in order.
+const STEPS: [&str; 4] = ["Planning", "Scheduling", "Loading", "Ready"];
+
+/// One step of the progress line: `done`, `current`, `failed` or `todo`.
+#[derive(Debug)]
+pub struct Step {
+    pub name: &'static str,
+    pub state: &'static str,
+}
+
+/// Where a phase sits on the progress line.
+pub fn progress(phase: &str) -> Vec<Step> {
+    let at = match phase {
+        "Pending" | "Planning" => Some(0),
+        "Scheduling" => Some(1),
+        "Loading" => Some(2),
+        "Ready" | "Degraded" => Some(3),
+        _ => None,
+    };
+    STEPS
+        .iter()
+        .enumerate()
+        .map(|(i, name)| Step {
+            name,
+            state: match at {
+                _ if phase == "Failed" && i == 0 => "failed",
+                Some(at) if i < at => "done",
+                Some(at) if i == at && phase == "Ready" => "done",
+                Some(at) if i == at => "current",
+                _ => "todo",
+            },
+        })
+        .collect()
+}
+
+/// Whether a deployment still changes by itself (the page keeps polling).
+pub fn changing(d: &DeploymentView) -> bool {
+    d.deleted_at.is_none()
+        && !(d.phase == "Ready" && d.ready_replicas == d.replicas)
+        && d.phase != "Failed"
+        && !(d.replicas == 0 && d.ready_replicas == 0 && d.phase != "Pending")
+}
+
+#[derive(Template, WebTemplate)]
+#[template(path = "console/deployments.html")]
+struct ListPage {
+    c: Chrome,
+    items: Vec<DeploymentView>,
+    include_deleted: bool,
+    next_cursor: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct ListQuery {
+    #[serde(default)]
+    deleted: bool,
+    cursor: Option<String>,
+}
+
+async fn list(
+    State(state): State<AppState>,
+    viewer: Viewer,
+    Query(query): Query<ListQuery>,
+) -> Result<ListPage, PageError> {
+    let params = ListParams {
+        tenant: None,
+        include_deleted: query.deleted,
+        limit: Some(50),
+        cursor: query.cursor,
+    };
+    let Json(list) = deployments::list(State(state), viewer.caller.clone(), ApiQuery(params))
+        .await
+        .map_err(|e| viewer.fail(e))?;
+    Ok(ListPage {
+        c: viewer.chrome("deployments"),
+        items: list.items,
+        include_deleted: query.deleted,
+        next_cursor: list.next_cursor,
+    })
+}
+
+/// A condition as the cluster reports it.
+#[derive(Debug)]
+pub struct ConditionRow {
+    pub kind: String,
+    pub status: String,
+    pub reason: String,
+    pub message: String,
+    pub since: String,
+}
+
+/// Everything the live part of the page shows.
+#[derive(Debug)]
+pub struct Live {
+    pub d: DeploymentView,
+    pub steps: Vec<Step>,
+    pub polling: bool,
+    pub conditions: Vec<ConditionRow>,
+    pub endpoint: Option<String>,
+    /// Why the cluster could not be asked, when it could not.
+    pub cluster_note: Option<String>,
+    pub events: Vec<EventRow>,
+    /// Billed cost since it was created, per currency.
+    pub cost_so_far: Vec<String>,
+    pub device_hours: Vec<String>,
+}
+
+#[derive(Debug)]
+pub struct EventRow {
+    pub at: String,
+    pub kind: String,
+    pub from: String,
+    pub to: String,
+    pub reason: String,
+}
+
+fn when(t: DateTime<Utc>) -> String {
+    t.format("%Y-%m-%d %H:%M:%S UTC").to_string()
+}
+
+fn parse_id(lang: Lang, id: &str) -> Result<DeploymentId, PageError> {
+    id.parse()
+        .map_err(|_| PageError::new(lang, StatusCode::NOT_FOUND, lang.t("deployments.not_found")))
+}
+
+async fn live_of(state: &AppState, viewer: &Viewer, id: DeploymentId) -> Result<Live, PageError> {
+    let Json(d) = deployments::show(
+        State(state.clone()),
+        viewer.caller.clone(),
+        Path(id.to_string()),
+    )
+    .await
+    .map_err(|e| viewer.fail(e))?;
+    // The cluster's own view: conditions and the endpoint.
+    let (conditions, endpoint, cluster_note) = if d.deleted_at.is_some() {
+        (Vec::new(), None, None)
+    } else {
+        match state
+            .registry()
+            .get_deployment(&d.cluster, &d.namespace, &d.name)
+            .await
+        {
+            Ok(Some(md)) => cluster_view(&md),
+            Ok(None) => (Vec::new(), None, None),
+            Err(e) => (Vec::new(), None, Some(e.to_string())),
+        }
+    };
+    let events = state
+        .store()
+        .deployment_events(viewer.caller.scope(), d.tenant, d.id)
+        .await
+        .map_err(|e| viewer.fail(e.into()))?
+        .into_iter()
+        .rev()
+        .take(20)
+        .map(|e| EventRow {
+            at: when(e.at),
+            kind: e.kind.name().to_owned(),
+            from: join_pool(e.from_cluster, e.from_pool),
+            to: join_pool(e.to_cluster, e.to_pool),
+            reason: e.reason,
+        })
+        .collect();
+    let params = UsageParams {
+        from: Some(d.created_at),
+        to: None,
+        deployment: Some(d.id),
+        cloud: None,
+        accelerator: None,
+        group_by: Some("deployment".to_owned()),
+        tenant: Some(d.tenant),
+    };
+    let (cost_so_far, device_hours) = match billing::usage(
+        State(state.clone()),
+        viewer.caller.clone(),
+        ApiQuery(params),
+    )
+    .await
+    {
+        Ok(Json(report)) => (
+            report.groups.iter().map(|g| g.cost.to_string()).collect(),
+            report
+                .groups
+                .iter()
+                .map(|g| g.device_hours.clone())
+                .collect(),
+        ),
+        // A role that may not read usage sees the page without it.
+        Err(_) => (Vec::new(), Vec::new()),
+    };
+    Ok(Live {
+        steps: progress(&d.phase),
+        polling: changing(&d),
+        d,
+        conditions,
+        endpoint,
+        cluster_note,
+        events,
+        cost_so_far,
+        device_hours,
+    })
+}
+
+fn join_pool(cluster: Option<String>, pool: Option<String>) -> String {
+    match (cluster, pool) {
+        (Some(c), Some(p)) => format!("{c}/{p}"),
+        (Some(c), None) => c,
+        _ => String::new(),
+    }
+}
+
+type ClusterView = (Vec<ConditionRow>, Option<String>, Option<String>);
+
+fn cluster_view(md: &ModelDeployment) -> ClusterView {
+    let Some(status) = &md.status else {
+        return (Vec::new(), None, None);
+    };
+    let conditions = status
+        .conditions
+        .iter()
+        .map(|c| ConditionRow {
+            kind: c.type_.clone(),
+            status: c.status.clone(),
+            reason: c.reason.clone(),
+            message: c.message.clone(),
+            since: c.last_transition_time.0.to_string(),
+        })
+        .collect();
+    (conditions, status.endpoint.clone(), None)
+}
+
+#[derive(Template, WebTemplate)]
+#[template(path = "console/deployment.html")]
+struct DetailPage {
+    c: Chrome,
+    live: Live,
+    can_change: bool,
+}
+
+#[derive(Template, WebTemplate)]
+#[template(path = "console/deployment_live.html")]
+struct LiveFragment {
+    c: Chrome,
+    live: Live,
+}
+
+async fn detail(
+    State(state): State<AppState>,
+    viewer: Viewer,
+    Path(id): Path<String>,
+) -> Result<DetailPage, PageError> {
+    let id = parse_id(viewer.lang, &id)?;
+    let live = live_of(&state, &viewer, id).await?;
+    Ok(DetailPage {
+        c: viewer.chrome("deployments"),
+        can_change: viewer.can(modelfleet_api::identity::Permission::Deploy)
+            && live.d.deleted_at.is_none(),
+        live,
+    })
+}
+
+/// The live part alone, for htmx to swap in.
+async fn live(
+    State(state): State<AppState>,
+    viewer: Viewer,
+    Path(id): Path<String>,
+) -> Result<LiveFragment, PageError> {
+    let id = parse_id(viewer.lang, &id)?;
+    Ok(LiveFragment {
+        c: viewer.chrome("deployments"),
+        live: live_of(&state, &viewer, id).await?,
+    })
+}
+
+#[derive(Template, WebTemplate)]
+#[template(path = "console/deployment_confirm.html")]
+struct ConfirmPage {
+    c: Chrome,
+    d: DeploymentView,
+    /// `scale` or `delete`.
+    action: &'static str,
+    replicas: u32,
+    /// Hourly cost after the change, when it can be said.
+    cost_after: Option<String>,
+    error: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct ScaleForm {
+    replicas: String,
+}
+
+async fn scale_confirm(
+    State(state): State<AppState>,
+    viewer: Viewer,
+    Path(id): Path<String>,
+    Query(form): Query<ScaleForm>,
+) -> Result<Response, PageError> {
+    let id = parse_id(viewer.lang, &id)?;
+    let Json(d) = deployments::show(State(state), viewer.caller.clone(), Path(id.to_string()))
+        .await
+        .map_err(|e| viewer.fail(e))?;
+    let (replicas, error) = match form.replicas.trim().parse::<u32>() {
+        Ok(n) => (n, None),
+        Err(_) => (
+            d.replicas,
+            Some(format!(
+                "{} ({:?})",
+                viewer.lang.t("deployments.bad_replicas"),
+                form.replicas
+            )),
+        ),
+    };
+    let cost_after = d
+        .replica_cost_per_hour
+        .checked_mul(u64::from(replicas))
+        .map(|m| m.to_string());
+    let status = if error.is_some() {
+        StatusCode::UNPROCESSABLE_ENTITY
+    } else {
+        StatusCode::OK
+    };
+    let page = ConfirmPage {
+        c: viewer.chrome("deployments"),
+        d,
+        action: "scale",
+        replicas,
+        cost_after,
+        error,
+    };
+    Ok((status, page).into_response())
+}
+
+async fn scale(
+    State(state): State<AppState>,
+    viewer: Viewer,
+    Path(id): Path<String>,
+    Form(form): Form<ScaleForm>,
+) -> Result<Response, PageError> {
+    let id = parse_id(viewer.lang, &id)?;
+    let Ok(replicas) = form.replicas.trim().parse::<u32>() else {
+        return Err(PageError::new(
+            viewer.lang,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            format!(
+                "{} ({:?})",
+                viewer.lang.t("deployments.bad_replicas"),
+                form.replicas
+            ),
+        ));
+    };
+    let _updated = deployments::update(
+        State(state),
+        viewer.caller.clone(),
+        Path(id.to_string()),
+        ApiJson(UpdateDeployment { replicas }),
+    )
+    .await
+    .map_err(|e| viewer.fail(e))?;
+    Ok(Redirect::to(&format!("/deployments/{id}")).into_response())
+}
+
+async fn delete_confirm(
+    State(state): State<AppState>,
+    viewer: Viewer,
+    Path(id): Path<String>,
+) -> Result<ConfirmPage, PageError> {
+    let id = parse_id(viewer.lang, &id)?;
+    let Json(d) = deployments::show(State(state), viewer.caller.clone(), Path(id.to_string()))
+        .await
+        .map_err(|e| viewer.fail(e))?;
+    Ok(ConfirmPage {
+        c: viewer.chrome("deployments"),
+        replicas: d.replicas,
+        d,
+        action: "delete",
+        cost_after: None,
+        error: None,
+    })
+}
+
+async fn delete(
+    State(state): State<AppState>,
+    viewer: Viewer,
+    Path(id): Path<String>,
+) -> Result<Response, PageError> {
+    let id = parse_id(viewer.lang, &id)?;
+    let _deleted = deployments::delete(State(state), viewer.caller.clone(), Path(id.to_string()))
+        .await
+        .map_err(|e| viewer.fail(e))?;
+    Ok(Redirect::to("/deployments").into_response())
+}
+
+pub(crate) const TEXT: Table = &[
+    ("deployments.title", "Deployments", "部署列表"),
+    ("deployments.none", "No deployments yet.", "还没有部署。"),
+    ("deployments.deploy_one", "Deploy a model", "部署一个模型"),
+    ("deployments.show_deleted", "Show deleted", "显示已删除"),
+    ("deployments.hide_deleted", "Hide deleted", "隐藏已删除"),
+    ("deployments.name", "Name", "名称"),
+    ("deployments.model", "Model", "模型"),
+    ("deployments.phase", "Phase", "状态"),
+    (
+        "deployments.replicas",
+        "Replicas (ready / wanted)",
+        "副本（就绪 / 期望）",
+    ),
+    ("deployments.where", "Cluster / pool", "集群 / 资源池"),
+    ("deployments.accelerator", "Accelerator", "加速卡"),
+    ("deployments.cost", "Cost / hour", "每小时费用"),
+    ("deployments.created", "Created", "创建时间"),
+    ("deployments.deleted", "Deleted", "已删除"),
+    (
+        "deployments.not_found",
+        "There is no such deployment.",
+        "没有这个部署。",
+    ),
+    ("deployments.progress", "Progress", "进度"),
+    ("deployments.step.Planning", "Planning", "规划"),
+    ("deployments.step.Scheduling", "Scheduling", "调度"),
+    ("deployments.step.Loading", "Loading", "加载"),
+    ("deployments.step.Ready", "Ready", "就绪"),
+    (
+        "deployments.refreshing",
+        "This page refreshes itself while the deployment changes.",
+        "部署变化期间本页会自动刷新。",
+    ),
+    ("deployments.status", "Status", "状态说明"),
+    ("deployments.plan", "Plan", "部署方案"),
+    ("deployments.precision", "Precision", "精度"),
+    ("deployments.devices", "Devices per replica", "每副本卡数"),
+    (
+        "deployments.replica_cost",
+        "Cost per replica-hour",
+        "每副本每小时费用",
+    ),
+    ("deployments.source", "Created through", "创建方式"),
+    (
+        "deployments.endpoint",
+        "Endpoint (OpenAI-compatible, inside its cluster)",
+        "服务地址（OpenAI 兼容，集群内）",
+    ),
+    ("deployments.no_endpoint", "Not answering yet", "尚未就绪"),
+    ("deployments.conditions", "Conditions", "状况"),
+    ("deployments.condition", "Condition", "状况"),
+    ("deployments.reason", "Reason", "原因"),
+    ("deployments.message", "Message", "信息"),
+    ("deployments.since", "Since", "开始时间"),
+    (
+        "deployments.cluster_unreachable",
+        "Its cluster did not answer",
+        "所在集群未响应",
+    ),
+    ("deployments.events", "Recent events", "最近事件"),
+    ("deployments.no_events", "No events.", "没有事件。"),
+    ("deployments.event", "Event", "事件"),
+    ("deployments.from", "From", "从"),
+    ("deployments.to", "To", "到"),
+    ("deployments.cost_so_far", "Cost so far", "累计费用"),
+    ("deployments.device_hours", "device-hours", "卡时"),
+    (
+        "deployments.no_cost",
+        "Nothing billed yet.",
+        "尚未产生费用。",
+    ),
+    ("deployments.scale", "Scale", "扩缩容"),
+    ("deployments.scale_to", "Replicas", "副本数"),
+    ("deployments.delete", "Delete", "删除"),
+    (
+        "deployments.confirm_scale",
+        "Scale this deployment?",
+        "确认扩缩容此部署？",
+    ),
+    (
+        "deployments.confirm_scale_text",
+        "The number of replicas changes from",
+        "副本数将从",
+    ),
+    ("deployments.confirm_to", "to", "变为"),
+    (
+        "deployments.cost_after",
+        "Cost per hour afterwards",
+        "变更后每小时费用",
+    ),
+    (
+        "deployments.confirm_delete",
+        "Delete this deployment?",
+        "确认删除此部署？",
+    ),
+    (
+        "deployments.confirm_delete_text",
+        "Its replicas stop and its quota is freed. This cannot be undone.",
+        "其所有副本将停止，配额随即释放。此操作无法撤销。",
+    ),
+    (
+        "deployments.bad_replicas",
+        "Replicas must be a whole number, 0 or more",
+        "副本数必须是大于或等于 0 的整数",
+    ),
+];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn states(phase: &str) -> Vec<&'static str> {
+        progress(phase).iter().map(|s| s.state).collect()
+    }
+
+    #[test]
+    fn the_progress_line_follows_the_phase() {
+        assert_eq!(states("Pending"), ["current", "todo", "todo", "todo"]);
+        assert_eq!(states("Scheduling"), ["done", "current", "todo", "todo"]);
+        assert_eq!(states("Loading"), ["done", "done", "current", "todo"]);
+        assert_eq!(states("Ready"), ["done", "done", "done", "done"]);
+        assert_eq!(states("Degraded"), ["done", "done", "done", "current"]);
+        assert_eq!(states("Failed"), ["failed", "todo", "todo", "todo"]);
+    }
+}

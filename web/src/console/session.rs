@@ -1,0 +1,292 @@
+//! Signing in and out, the second factor, and the language switch.
+//!
+//! Sign-in calls the API's `POST /sessions` handler: the same password
+//! check, TOTP check, lockout and audit record. The session token it
+//! returns goes into the `mf_session` cookie and nowhere else.
+
+use askama::Template;
+use askama_web::WebTemplate;
+use axum::extract::{Form, Path, Query, State};
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use chrono::{DateTime, TimeDelta, Utc};
+use modelfleet_api::http::extract::ApiJson;
+use modelfleet_api::http::v1::{sessions, users};
+use modelfleet_api::store::User;
+use modelfleet_api::{AppState, Role};
+use serde::Deserialize;
+
+use super::csrf::{CSRF_COOKIE, CsrfToken, new_token};
+use super::i18n::{LANG_COOKIE, Lang};
+use super::page::{Chrome, PageError, Viewer, idle_expiry, set_cookie};
+
+/// The cookie that carries the session token.
+pub const SESSION_COOKIE: &str = "mf_session";
+/// A console session ends this long after its last page.
+pub const IDLE_MINUTES: i64 = 30;
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/sign-in", get(sign_in_page).post(sign_in))
+        .route("/sign-out", post(sign_out))
+        .route("/account/totp", get(totp_page).post(totp_begin))
+        .route("/account/totp/confirm", post(totp_confirm))
+        .route("/language/{lang}", get(language))
+}
+
+/// Platform admins and auditors may not use the console without a second
+/// factor: they are sent to enrol one first.
+pub fn must_enrol(user: &User) -> bool {
+    matches!(user.role, Role::PlatformAdmin | Role::Auditor) && !user.totp_enabled
+}
+
+/// Where to go after signing in: a path of this console, nothing else.
+fn safe_next(next: Option<&str>) -> &str {
+    match next {
+        Some(n) if n.starts_with('/') && !n.starts_with("//") && !n.contains('\\') => n,
+        _ => "/deployments",
+    }
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct SignInQuery {
+    next: Option<String>,
+}
+
+#[derive(Template, WebTemplate)]
+#[template(path = "console/sign_in.html")]
+struct SignInPage {
+    c: Chrome,
+    next: String,
+    username: String,
+    error: Option<&'static str>,
+}
+
+async fn sign_in_page(
+    headers: HeaderMap,
+    csrf: axum::Extension<CsrfToken>,
+    Query(query): Query<SignInQuery>,
+) -> SignInPage {
+    SignInPage {
+        c: Chrome::anonymous(Lang::of(&headers), csrf.0.0.clone()),
+        next: safe_next(query.next.as_deref()).to_owned(),
+        username: String::new(),
+        error: None,
+    }
+}
+
+#[derive(Debug, Deserialize)]
+pub struct SignInForm {
+    username: String,
+    password: String,
+    #[serde(default)]
+    totp_code: String,
+    #[serde(default)]
+    next: Option<String>,
+}
+
+async fn sign_in(
+    State(state): State<AppState>,
+    parts: Parts,
+    Form(form): Form<SignInForm>,
+) -> Response {
+    let lang = Lang::of(&parts.headers);
+    let csrf = parts
+        .extensions
+        .get::<CsrfToken>()
+        .map(|t| t.0.clone())
+        .unwrap_or_default();
+    let code = form.totp_code.trim();
+    let login = sessions::Login {
+        username: form.username.trim().to_owned(),
+        password: form.password,
+        totp_code: (!code.is_empty()).then(|| code.to_owned()),
+    };
+    let next = safe_next(form.next.as_deref()).to_owned();
+    match sessions::create(State(state.clone()), parts, ApiJson(login)).await {
+        Ok((_, Json(created))) => {
+            // The console's sessions end after IDLE_MINUTES without a page.
+            let lifetime = TimeDelta::minutes(i64::from(state.settings().session_minutes));
+            let now = DateTime::<Utc>::from(modelfleet_clock::now());
+            let ends = idle_expiry(now, lifetime, now);
+            if let Some(session) = session_of(&state, &created.token).await
+                && let Err(e) = state.store().touch_session(session, ends).await
+            {
+                tracing::warn!(error = %e, "could not set a console session's idle expiry");
+            }
+            let mut response = Redirect::to(&next).into_response();
+            let headers = response.headers_mut();
+            for value in [
+                set_cookie(SESSION_COOKIE, &created.token, None),
+                // A new CSRF token for the new session.
+                set_cookie(CSRF_COOKIE, &new_token(), None),
+            ] {
+                if let Ok(value) = HeaderValue::from_str(&value) {
+                    headers.append(header::SET_COOKIE, value);
+                }
+            }
+            response
+        }
+        Err(e) if e.status() == StatusCode::UNAUTHORIZED => {
+            let page = SignInPage {
+                c: Chrome::anonymous(lang, csrf),
+                next,
+                username: form.username,
+                error: Some(lang.t("sign_in.refused")),
+            };
+            (StatusCode::UNAUTHORIZED, page).into_response()
+        }
+        Err(e) => PageError::from_api(lang, e).into_response(),
+    }
+}
+
+async fn session_of(state: &AppState, token: &str) -> Option<modelfleet_api::ids::SessionId> {
+    state
+        .store()
+        .authenticate_session(token)
+        .await
+        .ok()
+        .map(|(session, _)| session.id)
+}
+
+fn clear_cookies(response: &mut Response) {
+    if let Ok(value) = HeaderValue::from_str(&set_cookie(SESSION_COOKIE, "", Some(0))) {
+        response.headers_mut().append(header::SET_COOKIE, value);
+    }
+}
+
+async fn sign_out(State(state): State<AppState>, viewer: Result<Viewer, Response>) -> Response {
+    if let Ok(viewer) = viewer
+        && let Err(e) = sessions::end(State(state), viewer.caller.clone()).await
+    {
+        return viewer.fail(e).into_response();
+    }
+    let mut response = Redirect::to("/sign-in").into_response();
+    clear_cookies(&mut response);
+    response
+}
+
+#[derive(Template, WebTemplate)]
+#[template(path = "console/totp.html")]
+struct TotpPage {
+    c: Chrome,
+    enabled: bool,
+    required: bool,
+    /// Shown once, right after enrolment starts.
+    secret: Option<String>,
+    otpauth_uri: Option<String>,
+    error: Option<String>,
+}
+
+impl TotpPage {
+    fn new(viewer: &Viewer) -> TotpPage {
+        TotpPage {
+            c: viewer.chrome("account"),
+            enabled: viewer.user.totp_enabled,
+            required: must_enrol(&viewer.user),
+            secret: None,
+            otpauth_uri: None,
+            error: None,
+        }
+    }
+}
+
+async fn totp_page(viewer: Viewer) -> TotpPage {
+    TotpPage::new(&viewer)
+}
+
+async fn totp_begin(State(state): State<AppState>, viewer: Viewer) -> Result<TotpPage, PageError> {
+    let (_, Json(enrolment)) = users::begin_totp(State(state), viewer.caller.clone())
+        .await
+        .map_err(|e| viewer.fail(e))?;
+    Ok(TotpPage {
+        secret: Some(enrolment.secret),
+        otpauth_uri: Some(enrolment.otpauth_uri),
+        ..TotpPage::new(&viewer)
+    })
+}
+
+#[derive(Debug, Deserialize)]
+pub struct TotpForm {
+    code: String,
+}
+
+async fn totp_confirm(
+    State(state): State<AppState>,
+    viewer: Viewer,
+    Form(form): Form<TotpForm>,
+) -> Response {
+    let body = users::TotpCode {
+        code: form.code.trim().to_owned(),
+    };
+    match users::confirm_totp(State(state), viewer.caller.clone(), ApiJson(body)).await {
+        Ok(_) => Redirect::to("/deployments").into_response(),
+        Err(e) if e.status().is_client_error() => {
+            let page = TotpPage {
+                error: Some(e.detail().to_owned()),
+                ..TotpPage::new(&viewer)
+            };
+            (StatusCode::UNPROCESSABLE_ENTITY, page).into_response()
+        }
+        Err(e) => viewer.fail(e).into_response(),
+    }
+}
+
+/// Switches the UI language (a cookie) and goes back to the page.
+async fn language(
+    Path(lang): Path<String>,
+    Query(query): Query<SignInQuery>,
+    headers: HeaderMap,
+) -> Response {
+    let Some(lang) = Lang::from_code(&lang) else {
+        let current = Lang::of(&headers);
+        return PageError::new(current, StatusCode::NOT_FOUND, current.t("error.language"))
+            .into_response();
+    };
+    let mut response = Redirect::to(safe_next(query.next.as_deref())).into_response();
+    let one_year = 365 * 24 * 3600;
+    if let Ok(value) = HeaderValue::from_str(&set_cookie(LANG_COOKIE, lang.code(), Some(one_year)))
+    {
+        response.headers_mut().append(header::SET_COOKIE, value);
+    }
+    response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::page::cookie;
+    use super::*;
+
+    #[test]
+    fn only_console_paths_are_followed_after_sign_in() {
+        assert_eq!(
+            safe_next(Some("/billing?month=2026-11")),
+            "/billing?month=2026-11"
+        );
+        for hostile in [
+            "//evil.example/x",
+            "https://evil.example",
+            "/\\evil.example",
+            "evil",
+        ] {
+            assert_eq!(safe_next(Some(hostile)), "/deployments", "{hostile}");
+        }
+        assert_eq!(safe_next(None), "/deployments");
+    }
+
+    #[test]
+    fn cookies_read_from_any_cookie_header() {
+        let mut headers = HeaderMap::new();
+        headers.append(
+            header::COOKIE,
+            HeaderValue::from_static("a=1; mf_session=mfs_x"),
+        );
+        headers.append(header::COOKIE, HeaderValue::from_static("mf_lang=zh"));
+        assert_eq!(cookie(&headers, SESSION_COOKIE).as_deref(), Some("mfs_x"));
+        assert_eq!(cookie(&headers, "mf_lang").as_deref(), Some("zh"));
+        assert_eq!(cookie(&headers, "mf_csrf"), None);
+    }
+}
