@@ -5,36 +5,22 @@
 //! cheapest feasible pool across the four clouds' sandbox clusters, the
 //! real operator brings it to Ready, it is scaled and deleted.
 
-use std::collections::{BTreeMap, BTreeSet};
-use std::path::Path;
+use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
 use kube::Api;
-use modelfleet::hub::{CREDENTIALS_FILE, HubOptions, RunningHub};
+use modelfleet::hub::CREDENTIALS_FILE;
 use modelfleet_core::crd::ModelDeployment;
 use modelfleet_core::fleet::Fleet;
 use modelfleet_core::money::Money;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
+#[path = "support/serve.rs"]
+mod serve;
+use serve::{credentials, start};
+
 const WAIT: Duration = Duration::from_secs(90);
-
-async fn start(data_dir: &Path) -> RunningHub {
-    let mut options = HubOptions::new(data_dir, ([127, 0, 0, 1], 0).into());
-    options.time_factor = 0.002;
-    options.requeue = Duration::from_millis(300);
-    RunningHub::start(options).await.expect("serve starts")
-}
-
-fn credentials(data_dir: &Path) -> BTreeMap<String, String> {
-    let text = std::fs::read_to_string(data_dir.join(CREDENTIALS_FILE)).unwrap();
-    text.lines()
-        .map(|line| {
-            let (name, value) = line.split_once('=').expect("name=value lines");
-            (name.to_owned(), value.to_owned())
-        })
-        .collect()
-}
 
 struct Http {
     base: String,
@@ -120,7 +106,14 @@ async fn a_tenant_deploys_a_70b_model_through_the_api_and_it_becomes_ready() {
     let creds = credentials(data.path());
     assert_eq!(
         creds.keys().map(String::as_str).collect::<Vec<_>>(),
-        ["admin_password", "admin_user", "api_key", "tenant"]
+        [
+            "admin_password",
+            "admin_user",
+            "api_key",
+            "tenant",
+            "tenant_password",
+            "tenant_user"
+        ]
     );
     #[cfg(unix)]
     {
