@@ -6,29 +6,12 @@
 
 mod support;
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use axum::Router;
-use axum::body::Body;
-use axum::http::{Method, Request, StatusCode, header};
-use http_body_util::BodyExt;
+use axum::http::StatusCode;
 use modelfleet_api::audit::{CSV_HEADER, ExportTarget};
-use modelfleet_api::identity::totp;
-use modelfleet_api::store::Backend;
-use modelfleet_api::store::testing::{TestDb, run};
 use modelfleet_api::{AppState, Role};
-use scraper::Html;
-use support::{Hub, PASSWORD, Page, tenant_with_admin, user};
-use tower::ServiceExt;
-
-async fn on_sqlite<F, Fut>(test: F)
-where
-    F: FnOnce(TestDb) -> Fut,
-    Fut: Future<Output = ()>,
-{
-    run(Backend::Sqlite, test).await;
-}
+use support::{Browser, Hub, Page, enrolled_staff, on_sqlite, tenant_with_admin, user};
 
 /// The hub's state as `serve` gives it: a report renderer for the PDF and
 /// an audit export location (`dir`).
@@ -41,122 +24,23 @@ fn full_state(hub: &Hub, dir: &std::path::Path) -> AppState {
         .with_audit_target(ExportTarget::dir(dir).unwrap())
 }
 
-/// A browser like `support::Browser`, over a router built from any state,
-/// and able to send a `User-Agent` of its choosing.
-struct Console {
-    app: Router,
-    cookies: BTreeMap<String, String>,
-    user_agent: Option<String>,
-}
-
-impl Console {
-    fn new(state: &AppState) -> Console {
-        Console {
-            app: modelfleet_api::router_with_console(
-                state.clone(),
-                modelfleet_web::console::router(),
-            ),
-            cookies: BTreeMap::new(),
-            user_agent: None,
-        }
-    }
-
-    async fn send(&mut self, builder: axum::http::request::Builder, body: Body) -> Page {
-        let cookies = self
-            .cookies
-            .iter()
-            .map(|(k, v)| format!("{k}={v}"))
-            .collect::<Vec<_>>()
-            .join("; ");
-        let mut builder = builder.header(header::COOKIE, cookies);
-        if let Some(agent) = &self.user_agent {
-            builder = builder.header(header::USER_AGENT, agent);
-        }
-        let response = self
-            .app
-            .clone()
-            .oneshot(builder.body(body).unwrap())
-            .await
-            .unwrap();
-        let (parts, body) = response.into_parts();
-        for value in parts.headers.get_all(header::SET_COOKIE) {
-            let value = value.to_str().unwrap();
-            let pair = value.split(';').next().unwrap();
-            let (name, v) = pair.split_once('=').unwrap();
-            if value.contains("Max-Age=0") {
-                self.cookies.remove(name);
-            } else {
-                self.cookies.insert(name.to_owned(), v.to_owned());
-            }
-        }
-        let body = body.collect().await.unwrap().to_bytes().to_vec();
-        let html = Html::parse_document(&String::from_utf8_lossy(&body));
-        Page {
-            status: parts.status,
-            headers: parts.headers,
-            body,
-            html,
-        }
-    }
-
-    async fn get(&mut self, path: &str) -> Page {
-        self.send(Request::builder().uri(path), Body::empty()).await
-    }
-
-    /// Posts `fields` with the CSRF token, as the console's forms do.
-    async fn post(&mut self, path: &str, fields: &[(&str, &str)]) -> Page {
-        if !self.cookies.contains_key("mf_csrf") {
-            self.get("/sign-in").await;
-        }
-        let token = self.cookies["mf_csrf"].clone();
-        let mut all: Vec<(&str, &str)> = vec![("csrf", token.as_str())];
-        all.extend_from_slice(fields);
-        let body = serde_urlencoded::to_string(&all).unwrap();
-        let builder = Request::builder()
-            .method(Method::POST)
-            .uri(path)
-            .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded");
-        self.send(builder, Body::from(body)).await
-    }
-
-    async fn sign_in(&mut self, username: &str) {
-        let page = self
-            .post(
-                "/sign-in",
-                &[("username", username), ("password", PASSWORD)],
-            )
-            .await;
-        assert_eq!(page.status, StatusCode::SEE_OTHER, "{}", page.text());
-    }
-}
-
 /// A platform admin `name`, signed in with a second factor enrolled.
-async fn platform_admin(hub: &Hub, state: &AppState, name: &str, agent: Option<&str>) -> Console {
+async fn platform_admin(hub: &Hub, state: &AppState, name: &str, agent: Option<&str>) -> Browser {
     staff(hub, state, name, Role::PlatformAdmin, agent).await
 }
 
 /// Platform staff `name` with `role`, signed in with a second factor
-/// enrolled (the console asks platform admins and auditors for one).
+/// enrolled, sending `agent` as its `User-Agent`.
 async fn staff(
     hub: &Hub,
     state: &AppState,
     name: &str,
     role: Role,
     agent: Option<&str>,
-) -> Console {
-    user(hub, None, name, role).await;
-    let mut console = Console::new(state);
-    console.user_agent = agent.map(str::to_owned);
-    console.sign_in(name).await;
-    let page = console.post("/account/totp", &[]).await;
-    assert_eq!(page.status, StatusCode::OK, "{}", page.text());
-    let raw = totp::from_base32(&page.one("#totp-secret")).unwrap();
-    let code = totp::code_at(&raw, chrono::Utc::now().timestamp());
-    let page = console
-        .post("/account/totp/confirm", &[("code", &code)])
-        .await;
-    assert_eq!(page.status, StatusCode::SEE_OTHER, "{}", page.text());
-    console
+) -> Browser {
+    let mut browser = enrolled_staff(hub, state, name, role).await;
+    browser.user_agent = agent.map(str::to_owned);
+    browser
 }
 
 async fn tenant_count(hub: &Hub) -> usize {
@@ -252,7 +136,7 @@ async fn audit_search_finds_one_resource_pages_and_verifies_the_chain() {
 
         // A tenant admin sees their tenant's records only, and neither the
         // chain (which spans every tenant) nor the exports.
-        let mut admin = Console::new(&state);
+        let mut admin = Browser::for_state(&state);
         admin.sign_in("acme-admin").await;
         let page = admin.get("/audit").await;
         assert_eq!(page.status, StatusCode::OK, "{}", page.text());
@@ -294,7 +178,7 @@ async fn audit_search_finds_one_resource_pages_and_verifies_the_chain() {
 
         // A developer may not read the trail at all: the API's 403.
         user(&hub, Some(acme), "dev", Role::Developer).await;
-        let mut dev = Console::new(&state);
+        let mut dev = Browser::for_state(&state);
         dev.sign_in("dev").await;
         let page = dev.get("/audit").await;
         assert_eq!(page.status, StatusCode::FORBIDDEN, "{}", page.text());
@@ -396,7 +280,7 @@ async fn an_export_through_the_form_writes_files_and_is_listed() {
         assert_eq!(page.texts("#audit-exports tbody tr").len(), 1);
 
         // A tenant admin may not export: the API's 403.
-        let mut admin = Console::new(&state);
+        let mut admin = Browser::for_state(&state);
         admin.sign_in("acme-admin").await;
         let page = admin.post("/audit/exports", &[]).await;
         assert_eq!(page.status, StatusCode::FORBIDDEN, "{}", page.text());
@@ -461,7 +345,7 @@ async fn admin_pages_refuse_everyone_but_platform_admins() {
     on_sqlite(|db| async move {
         let hub = Hub::start(db).await;
         tenant_with_admin(&hub, "acme").await;
-        let mut admin = Console::new(&hub.state);
+        let mut admin = Browser::for_state(&hub.state);
         admin.sign_in("acme-admin").await;
         for path in [
             "/admin",

@@ -9,24 +9,14 @@ mod support;
 
 use axum::http::StatusCode;
 use chrono::{TimeDelta, Utc};
-use modelfleet_api::identity::totp;
 use modelfleet_api::ids::{DeploymentId, TenantId};
-use modelfleet_api::store::testing::{TestDb, run};
-use modelfleet_api::store::{Backend, NewInterval, PoolLocation};
+use modelfleet_api::store::{NewInterval, PoolLocation};
 use modelfleet_api::{Actor, Role};
 use modelfleet_core::billing::{BillingPeriod, Capacity, UnixSeconds};
 use modelfleet_core::fleet::Cloud;
 use serde_json::{Value, json};
 use support::hub::CLUSTER;
-use support::{Browser, Hub, tenant_with_admin, user};
-
-async fn on_sqlite<F, Fut>(test: F)
-where
-    F: FnOnce(TestDb) -> Fut,
-    Fut: Future<Output = ()>,
-{
-    run(Backend::Sqlite, test).await;
-}
+use support::{Browser, Hub, enrolled_staff, on_sqlite, tenant_with_admin, user};
 
 const EVIL: &str = "<script>alert(1)</script> & <b>x</b>";
 
@@ -157,19 +147,7 @@ async fn api_month_total(hub: &Hub, key: &str) -> String {
 
 /// A platform admin with a second factor, signed in.
 async fn platform_admin(hub: &Hub) -> Browser {
-    user(hub, None, "ops", Role::PlatformAdmin).await;
-    let mut browser = Browser::new(hub);
-    browser.sign_in("ops").await;
-    let page = browser.post("/account/totp", &[]).await;
-    assert_eq!(page.status, StatusCode::OK, "{}", page.text());
-    let secret = page.one("#totp-secret");
-    let raw = totp::from_base32(&secret).unwrap();
-    let code = totp::code_at(&raw, Utc::now().timestamp());
-    let page = browser
-        .post("/account/totp/confirm", &[("code", &code)])
-        .await;
-    assert_eq!(page.status, StatusCode::SEE_OTHER, "{}", page.text());
-    browser
+    enrolled_staff(hub, &hub.state, "ops", Role::PlatformAdmin).await
 }
 
 #[tokio::test]

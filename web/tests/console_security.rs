@@ -7,17 +7,7 @@ mod support;
 use axum::http::StatusCode;
 use modelfleet_api::Role;
 use modelfleet_api::identity::totp;
-use modelfleet_api::store::Backend;
-use modelfleet_api::store::testing::{TestDb, run};
-use support::{Browser, Hub, PASSWORD, tenant_with_admin, user};
-
-async fn on_sqlite<F, Fut>(test: F)
-where
-    F: FnOnce(TestDb) -> Fut,
-    Fut: Future<Output = ()>,
-{
-    run(Backend::Sqlite, test).await;
-}
+use support::{Browser, Hub, PASSWORD, on_sqlite, tenant_with_admin, user};
 
 #[tokio::test]
 async fn pages_carry_security_headers_and_cookies_are_locked_down() {

@@ -16,9 +16,11 @@ use axum::body::Body;
 use axum::http::{HeaderMap, Method, Request, StatusCode, header};
 use http_body_util::BodyExt;
 use modelfleet_api::identity::password::PasswordHash;
+use modelfleet_api::identity::totp;
 use modelfleet_api::ids::TenantId;
-use modelfleet_api::store::NewUser;
-use modelfleet_api::{Actor, Role, Secret};
+use modelfleet_api::store::testing::{TestDb, run};
+use modelfleet_api::store::{Backend, NewUser};
+use modelfleet_api::{Actor, AppState, Role, Secret};
 use scraper::{Html, Selector};
 use tower::ServiceExt;
 
@@ -27,9 +29,19 @@ pub use hub::Hub;
 /// The password every test user gets.
 pub const PASSWORD: &str = "Console-user-42!";
 
-/// The hub's whole listener: API and console.
-pub fn app(hub: &Hub) -> Router {
-    modelfleet_api::router_with_console(hub.state.clone(), modelfleet_web::console::router())
+/// Runs a console test on a fresh SQLite database (the store's own tests
+/// cover both backends; the console adds nothing backend-specific).
+pub async fn on_sqlite<F, Fut>(test: F)
+where
+    F: FnOnce(TestDb) -> Fut,
+    Fut: Future<Output = ()>,
+{
+    run(Backend::Sqlite, test).await;
+}
+
+/// The hub's whole listener over `state`: API and console.
+pub fn app(state: &AppState) -> Router {
+    modelfleet_api::router_with_console(state.clone(), modelfleet_web::console::router())
 }
 
 /// A person with a password: `(tenant id, username)`.
@@ -120,17 +132,31 @@ impl Page {
 pub struct Browser {
     app: Router,
     pub cookies: BTreeMap<String, String>,
+    /// Sent as `User-Agent` when set.
+    pub user_agent: Option<String>,
 }
 
 impl Browser {
     pub fn new(hub: &Hub) -> Browser {
+        Browser::for_state(&hub.state)
+    }
+
+    /// A browser on a hub whose state differs from the test hub's (a
+    /// report renderer, an export target).
+    pub fn for_state(state: &AppState) -> Browser {
         Browser {
-            app: app(hub),
+            app: app(state),
             cookies: BTreeMap::new(),
+            user_agent: None,
         }
     }
 
-    pub async fn send(&mut self, request: Request<Body>) -> Page {
+    pub async fn send(&mut self, mut request: Request<Body>) -> Page {
+        if let Some(agent) = &self.user_agent {
+            request
+                .headers_mut()
+                .insert(header::USER_AGENT, agent.parse().unwrap());
+        }
         let response = self.app.clone().oneshot(request).await.unwrap();
         let (parts, body) = response.into_parts();
         for value in parts.headers.get_all(header::SET_COOKIE) {
@@ -210,4 +236,22 @@ impl Browser {
         assert_eq!(page.status, StatusCode::SEE_OTHER, "{}", page.text());
         assert!(self.cookies.contains_key("mf_session"));
     }
+}
+
+/// Platform staff `name` with `role` on a hub with `state`, signed in with
+/// a second factor enrolled (the console makes platform admins and
+/// auditors enrol one before anything else).
+pub async fn enrolled_staff(hub: &Hub, state: &AppState, name: &str, role: Role) -> Browser {
+    user(hub, None, name, role).await;
+    let mut browser = Browser::for_state(state);
+    browser.sign_in(name).await;
+    let page = browser.post("/account/totp", &[]).await;
+    assert_eq!(page.status, StatusCode::OK, "{}", page.text());
+    let raw = totp::from_base32(&page.one("#totp-secret")).unwrap();
+    let code = totp::code_at(&raw, chrono::Utc::now().timestamp());
+    let page = browser
+        .post("/account/totp/confirm", &[("code", &code)])
+        .await;
+    assert_eq!(page.status, StatusCode::SEE_OTHER, "{}", page.text());
+    browser
 }
