@@ -147,6 +147,13 @@ async fn platform_admins_must_enrol_a_second_factor_and_then_sign_in_with_it() {
         }
         let page = browser.get("/account/totp").await;
         assert!(page.has("#totp-required"));
+        // Signing out before enrolling ends the session for real.
+        let mut tab = browser.clone();
+        let token = tab.cookies["mf_session"].clone();
+        let page = tab.post("/sign-out", &[]).await;
+        assert_eq!(page.status, StatusCode::SEE_OTHER);
+        assert!(hub.store.authenticate_session(&token).await.is_err());
+        browser.sign_in("ops").await;
         let page = browser.post("/account/totp", &[]).await;
         assert_eq!(page.status, StatusCode::OK, "{}", page.text());
         let secret = page.one("#totp-secret");

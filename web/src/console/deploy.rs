@@ -94,7 +94,7 @@ pub struct Options {
     pub concurrency: String,
     #[serde(default)]
     pub precision: String,
-    /// Comma-separated, or repeated checkboxes joined by the parser below.
+    /// One per checked box.
     #[serde(default)]
     pub clouds: Vec<String>,
     #[serde(default)]

@@ -118,7 +118,10 @@ impl FromRequestParts<AppState> for Viewer {
             .path_and_query()
             .map_or("/", |pq| pq.as_str())
             .to_owned();
-        if must_enrol(&user) && !parts.uri.path().starts_with("/account/") {
+        // Until they enrol, platform admins and auditors may only enrol
+        // or sign out.
+        let path = parts.uri.path();
+        if must_enrol(&user) && !path.starts_with("/account/") && path != "/sign-out" {
             return Err(Redirect::to("/account/totp").into_response());
         }
         let csrf = parts
