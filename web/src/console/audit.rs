@@ -1,15 +1,14 @@
 //! Console pages: the audit trail (search, chain status, exports, a CSV of
-//! a search) and the MLPS 2.0 level-3 compliance report.
+//! a search).
 //!
 //! Who sees what is the API's decision: every page calls
-//! `modelfleet_api::http::v1::{audit, compliance}` with the viewer's
+//! `modelfleet_api::http::v1::audit` with the viewer's
 //! caller, so a tenant admin finds their tenant's records only, and the
 //! chain status and exports (which span every tenant) are for platform
 //! staff.
 
 use askama::Template;
 use askama_web::WebTemplate;
-use axum::body::to_bytes;
 use axum::extract::{Form, Query, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -19,7 +18,7 @@ use chrono::{DateTime, NaiveDateTime, Utc};
 use modelfleet_api::AppState;
 use modelfleet_api::http::ApiError;
 use modelfleet_api::http::extract::{ApiJson, ApiQuery};
-use modelfleet_api::http::v1::{audit, compliance};
+use modelfleet_api::http::v1::audit;
 use modelfleet_api::store::MAX_AUDIT_PAGE;
 use modelfleet_core::audit::Record;
 use serde::Deserialize;
@@ -32,8 +31,6 @@ pub fn routes() -> Router<AppState> {
         .route("/audit", get(audit_page))
         .route("/audit/records.csv", get(records_csv))
         .route("/audit/exports", post(create_export))
-        .route("/compliance", get(compliance_page))
-        .route("/compliance/report.pdf", get(compliance_pdf))
 }
 
 /// Records per page on the audit page, unless the query says otherwise.
@@ -428,110 +425,6 @@ async fn create_export(
     }
 }
 
-/// The report as the API answers it in JSON.
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct Report {
-    standard: String,
-    generated_at: DateTime<Utc>,
-    passed: usize,
-    failed: usize,
-    needs_manual_evidence: usize,
-    items: Vec<Item>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct Item {
-    id: String,
-    requirement_zh: String,
-    requirement_en: String,
-    /// `pass`, `fail` or `needs-manual-evidence`.
-    status: String,
-    evidence: Vec<String>,
-}
-
-impl Item {
-    fn status_key(&self) -> &'static str {
-        match self.status.as_str() {
-            "pass" => "compliance.pass",
-            "fail" => "compliance.fail",
-            _ => "compliance.manual",
-        }
-    }
-
-    fn status_class(&self) -> &'static str {
-        match self.status.as_str() {
-            "pass" => "ok",
-            "fail" => "bad",
-            _ => "warn",
-        }
-    }
-}
-
-#[derive(Template, WebTemplate)]
-#[template(path = "console/compliance.html")]
-struct CompliancePage {
-    c: Chrome,
-    report: Report,
-    generated: String,
-}
-
-fn report_params(format: &str) -> compliance::ReportParams {
-    compliance::ReportParams {
-        format: Some(format.to_owned()),
-    }
-}
-
-async fn compliance_page(
-    State(state): State<AppState>,
-    viewer: Viewer,
-) -> Result<CompliancePage, PageError> {
-    let response = compliance::mlps_l3(
-        State(state),
-        viewer.caller.clone(),
-        ApiQuery(report_params("json")),
-    )
-    .await
-    .map_err(|e| viewer.fail(e))?;
-    let failed =
-        |reason: String| PageError::new(viewer.lang, StatusCode::INTERNAL_SERVER_ERROR, reason);
-    let bytes = to_bytes(response.into_body(), usize::MAX)
-        .await
-        .map_err(|e| failed(e.to_string()))?;
-    let report: Report = serde_json::from_slice(&bytes).map_err(|e| failed(e.to_string()))?;
-    Ok(CompliancePage {
-        c: viewer.chrome("compliance"),
-        generated: report
-            .generated_at
-            .format("%Y-%m-%d %H:%M:%S UTC")
-            .to_string(),
-        report,
-    })
-}
-
-/// The report as a PDF, from the API's own handler.
-async fn compliance_pdf(
-    State(state): State<AppState>,
-    viewer: Viewer,
-) -> Result<Response, PageError> {
-    let response = compliance::mlps_l3(
-        State(state),
-        viewer.caller.clone(),
-        ApiQuery(report_params("pdf")),
-    )
-    .await
-    .map_err(|e| viewer.fail(e))?;
-    let mut response = response;
-    response
-        .headers_mut()
-        .entry(header::CONTENT_DISPOSITION)
-        .or_insert(HeaderValue::from_static(
-            "attachment; filename=\"mlps-l3.pdf\"",
-        ));
-    Ok(response)
-}
-
 pub(crate) const TEXT: Table = &[
     ("audit.title", "Audit trail", "审计日志"),
     ("audit.search", "Search", "搜索"),
@@ -616,25 +509,11 @@ pub(crate) const TEXT: Table = &[
         "MLPS 2.0 level 3 compliance",
         "等保 2.0 第三级合规报告",
     ),
-    ("compliance.standard", "Standard", "标准"),
-    ("compliance.generated", "Evaluated at", "评估时间"),
-    ("compliance.summary", "Summary", "汇总"),
-    ("compliance.passed", "Passed", "通过"),
-    ("compliance.failed", "Failed", "不通过"),
     (
         "compliance.manual_count",
         "Need manual evidence",
         "需人工举证",
     ),
-    ("compliance.items", "Items", "检查项"),
-    ("compliance.id", "Item", "编号"),
-    ("compliance.requirement", "Requirement", "要求"),
-    ("compliance.status", "Status", "状态"),
-    ("compliance.evidence", "Evidence", "证据"),
-    ("compliance.pass", "Pass", "通过"),
-    ("compliance.fail", "Fail", "不通过"),
-    ("compliance.manual", "Manual evidence", "需人工举证"),
-    ("compliance.pdf", "Download as PDF", "下载 PDF"),
 ];
 
 #[cfg(test)]

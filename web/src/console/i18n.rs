@@ -28,6 +28,7 @@ const TABLES: &[Table] = &[
     super::deployments::TEXT,
     super::billing::TEXT,
     super::audit::TEXT,
+    super::compliance::TEXT,
     super::admin::TEXT,
 ];
 

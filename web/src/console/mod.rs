@@ -19,6 +19,7 @@ pub mod admin;
 pub mod audit;
 pub mod billing;
 mod chart;
+pub mod compliance;
 mod csrf;
 pub mod deploy;
 pub mod deployments;
@@ -47,6 +48,7 @@ pub fn router() -> Router<AppState> {
         .merge(deployments::routes())
         .merge(billing::routes())
         .merge(audit::routes())
+        .merge(compliance::routes())
         .merge(admin::routes())
         .fallback(not_found)
         .layer(from_fn(csrf::check))
