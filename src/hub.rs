@@ -177,9 +177,9 @@ impl RunningHub {
         let addr = listener.local_addr().context("no local address")?;
         let (stop, mut stopped) = watch::channel(false);
         let mut background = vec![
-            modelfleet_api::sync::spawn(state.clone(), stopped.clone()),
-            modelfleet_api::failover::spawn(state.clone(), stopped.clone()),
-            modelfleet_api::billing::schedule::spawn(state.clone(), stopped.clone()),
+            modelfleet_api::sync::spawn(state.hub().clone(), stopped.clone()),
+            modelfleet_api::failover::spawn(state.hub().clone(), stopped.clone()),
+            modelfleet_api::billing::schedule::spawn(state.hub().clone(), stopped.clone()),
         ];
         if let Some(target) = audit_target {
             let every =

@@ -26,13 +26,17 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tracing::{info, warn};
 
-use crate::clusters::{ClusterError, fleet_of};
-use crate::http::AppState;
+use modelfleet_core::crd::ModelDeploymentSpec;
+use modelfleet_core::crd::Phase;
+use modelfleet_core::planner::Plan;
+
+use crate::clusters::ClusterError;
 use crate::identity::{Actor, Scope};
 use crate::placement::{placed, replica_cost};
+use crate::service::Hub;
+use crate::service::placement::{PlaceError, Placing};
 use crate::store::{
-    Deployment, DeploymentStatus, EventKind, NewEvent, PHASE_PENDING, Relocation, Source,
-    StoreError, now,
+    Deployment, DeploymentStatus, EventKind, NewEvent, Relocation, Source, StoreError, Tx, now,
 };
 
 /// What one look at a deployment did.
@@ -52,6 +56,8 @@ pub enum FailoverError {
     Store(#[from] StoreError),
     #[error(transparent)]
     Cluster(#[from] ClusterError),
+    #[error(transparent)]
+    Service(#[from] crate::service::Error),
 }
 
 fn actor() -> Actor {
@@ -60,7 +66,7 @@ fn actor() -> Actor {
 
 /// Runs failover until `stop` becomes `true` (or its sender is dropped);
 /// see [`crate::sync::run`] for how `serve` spawns both.
-pub async fn run(state: AppState, mut stop: watch::Receiver<bool>) {
+pub async fn run(state: Hub, mut stop: watch::Receiver<bool>) {
     let after = Duration::from_secs(state.settings().failover_after_seconds);
     let tick = (after / 4).clamp(Duration::from_millis(500), Duration::from_secs(30));
     loop {
@@ -75,12 +81,12 @@ pub async fn run(state: AppState, mut stop: watch::Receiver<bool>) {
 }
 
 /// [`run`] on its own task.
-pub fn spawn(state: AppState, stop: watch::Receiver<bool>) -> JoinHandle<()> {
+pub fn spawn(state: Hub, stop: watch::Receiver<bool>) -> JoinHandle<()> {
     tokio::spawn(run(state, stop))
 }
 
 /// Looks once at every deployment that is unschedulable.
-pub async fn pass(state: &AppState) -> Result<Vec<(Deployment, Outcome)>, FailoverError> {
+pub async fn pass(state: &Hub) -> Result<Vec<(Deployment, Outcome)>, FailoverError> {
     let after = TimeDelta::seconds(
         i64::try_from(state.settings().failover_after_seconds).unwrap_or(i64::MAX / 1000),
     );
@@ -107,7 +113,7 @@ pub async fn pass(state: &AppState) -> Result<Vec<(Deployment, Outcome)>, Failov
     Ok(outcomes)
 }
 
-async fn fail_over(state: &AppState, d: &Deployment) -> Result<Outcome, FailoverError> {
+async fn fail_over(state: &Hub, d: &Deployment) -> Result<Outcome, FailoverError> {
     // The spec as it runs, from the ModelDeployment at its placement.
     let Some(md) = state
         .registry()
@@ -133,14 +139,7 @@ async fn fail_over(state: &AppState, d: &Deployment) -> Result<Outcome, Failover
         Ok(inputs) => inputs,
         Err(e) => return stuck(state, d, format!("its spec cannot be planned: {e}")).await,
     };
-    let clusters = state.store().clusters().await?;
-    let prices = state.store().pool_prices().await?;
-    let mut views = state
-        .registry()
-        .observe(clusters, &prices, state.pool_max_age())
-        .await;
-    crate::clusters::price_from_catalog(&mut views, &state.store().price_catalog().await?);
-    let mut fleet = fleet_of(&views, &state.settings().exchange_rates());
+    let mut fleet = state.observe_fleet().await?.fleet;
     fleet.pools.retain(|p| p.cluster != d.cluster);
     let report = match inputs.plan(&fleet) {
         Ok(report) => report,
@@ -158,115 +157,33 @@ async fn fail_over(state: &AppState, d: &Deployment) -> Result<Outcome, Failover
         .await;
     }
 
-    let fallback = state.settings().reference_currency;
-    let mut moved = None;
-    let mut refusal = None;
-    for plan in &report.plans {
-        let to = Relocation {
-            cluster: plan.pool.cluster.clone(),
-            pool: plan.pool.name.clone(),
-            accelerator: plan.accelerator.clone(),
-            devices_per_replica: plan.devices_per_replica,
-            precision: plan.precision,
-            replica_cost_per_hour: replica_cost(plan, fallback),
-        };
-        let mut tx = state.store().begin(&actor()).await?;
-        match tx.move_deployment(d.id, Some(d.revision), &to).await {
-            Ok(row) => {
-                tx.record_event(&NewEvent {
-                    deployment: d.id,
-                    tenant: d.tenant,
-                    kind: EventKind::FailoverPlaced,
-                    from: Some((d.cluster.clone(), d.pool.clone())),
-                    to: Some((to.cluster.clone(), to.pool.clone())),
-                    reason: why.clone(),
-                })
-                .await?;
-                tx.commit().await?;
-                moved = Some((row, plan));
-                break;
-            }
-            Err(StoreError::Quota(r)) => {
-                tx.rollback().await?;
-                refusal.get_or_insert(r);
-            }
-            // Changed since it was read (recovered, resized, deleted):
-            // the next pass decides again.
-            Err(StoreError::Conflict { .. } | StoreError::NotFound(_)) => {
-                tx.rollback().await?;
-                return Ok(Outcome::Waiting);
-            }
-            Err(e) => return Err(e.into()),
-        }
-    }
-    let Some((row, plan)) = moved else {
-        let refusal = refusal.map(|r| r.to_string()).unwrap_or_default();
-        return stuck(
-            state,
-            d,
-            format!("the tenant's quota allows none of the other placements: {refusal}"),
-        )
-        .await;
-    };
-
     let tenant = state.store().tenant(Scope::All, d.tenant).await?;
-    let new_md = placed(spec, &d.name, &d.namespace, &tenant.name, d.id, plan);
-    match state
-        .registry()
-        .apply_deployment(&row.cluster, &tenant.name, &new_md)
-        .await
-    {
-        Ok(applied) => {
-            let mut tx = state.store().begin(&actor()).await?;
-            tx.record_deployment_status(
-                d.id,
-                &DeploymentStatus {
-                    phase: PHASE_PENDING.to_owned(),
-                    ready_replicas: 0,
-                    message: Some(format!("moved from {}/{}", d.cluster, d.pool)),
-                    resource_uid: applied.metadata.uid,
-                    unschedulable: false,
-                },
+    let moving = Move {
+        from: d,
+        spec,
+        tenant: &tenant.name,
+        why,
+        fallback: state.settings().reference_currency,
+    };
+    let row = match state.place(&actor(), &report.plans, &moving).await {
+        Ok(placed) => placed.deployment,
+        Err(PlaceError::Refused { first, .. }) => {
+            return stuck(
+                state,
+                d,
+                format!("the tenant's quota allows none of the other placements: {first}"),
             )
-            .await?;
-            tx.commit().await?;
+            .await;
         }
-        Err(e) => {
-            // Put it back where it was; it is tried again later.
-            let back = Relocation {
-                cluster: d.cluster.clone(),
-                pool: d.pool.clone(),
-                accelerator: d.accelerator.clone(),
-                devices_per_replica: d.devices_per_replica,
-                precision: d.precision,
-                replica_cost_per_hour: d.replica_cost_per_hour,
-            };
-            let mut tx = state.store().begin(&actor()).await?;
-            tx.move_deployment(d.id, None, &back).await?;
-            tx.record_deployment_status(
-                d.id,
-                &DeploymentStatus {
-                    phase: d.phase.clone(),
-                    ready_replicas: d.ready_replicas,
-                    message: d.status_message.clone(),
-                    resource_uid: d.resource_uid.clone(),
-                    unschedulable: false,
-                },
-            )
-            .await?;
-            tx.record_event(&NewEvent {
-                deployment: d.id,
-                tenant: d.tenant,
-                kind: EventKind::FailoverStuck,
-                from: Some((d.cluster.clone(), d.pool.clone())),
-                to: Some((row.cluster.clone(), row.pool.clone())),
-                reason: format!("{e}; it stays on {}/{}", d.cluster, d.pool),
-            })
-            .await?;
-            tx.commit().await?;
-            return Err(e.into());
+        Err(PlaceError::NoPlan) => return Ok(Outcome::Waiting),
+        // Changed since it was read (recovered, resized, deleted): the
+        // next pass decides again.
+        Err(PlaceError::Store(StoreError::Conflict { .. } | StoreError::NotFound(_))) => {
+            return Ok(Outcome::Waiting);
         }
-    }
+        Err(PlaceError::Store(e)) => return Err(e.into()),
+        Err(PlaceError::Cluster { error, .. }) => return Err(error.into()),
+    };
 
     let removed = state
         .registry()
@@ -298,8 +215,130 @@ async fn fail_over(state: &AppState, d: &Deployment) -> Result<Outcome, Failover
     })
 }
 
+/// A move to another cluster: the row is moved (its old footprint released
+/// and the new one admitted in one transaction, with a `failover-placed`
+/// event), the ModelDeployment applied there; undone by moving the row
+/// back, with a `failover-stuck` event.
+struct Move<'a> {
+    from: &'a Deployment,
+    spec: ModelDeploymentSpec,
+    tenant: &'a str,
+    why: String,
+    fallback: modelfleet_core::money::Currency,
+}
+
+impl Placing for Move<'_> {
+    async fn hold(&self, tx: &mut Tx, plan: &Plan) -> Result<Deployment, StoreError> {
+        let d = self.from;
+        let to = Relocation {
+            cluster: plan.pool.cluster.clone(),
+            pool: plan.pool.name.clone(),
+            accelerator: plan.accelerator.clone(),
+            devices_per_replica: plan.devices_per_replica,
+            precision: plan.precision,
+            replica_cost_per_hour: replica_cost(plan, self.fallback),
+        };
+        let row = tx.move_deployment(d.id, Some(d.revision), &to).await?;
+        tx.record_event(&NewEvent {
+            deployment: d.id,
+            tenant: d.tenant,
+            kind: EventKind::FailoverPlaced,
+            from: Some((d.cluster.clone(), d.pool.clone())),
+            to: Some((to.cluster.clone(), to.pool.clone())),
+            reason: self.why.clone(),
+        })
+        .await?;
+        Ok(row)
+    }
+
+    async fn write(
+        &self,
+        hub: &Hub,
+        held: Deployment,
+        plan: &Plan,
+    ) -> Result<Deployment, PlaceError> {
+        let d = self.from;
+        let new_md = placed(
+            self.spec.clone(),
+            &d.name,
+            &d.namespace,
+            self.tenant,
+            d.id,
+            plan,
+        );
+        let applied = hub
+            .registry()
+            .apply_deployment(&held.cluster, self.tenant, &new_md)
+            .await
+            .map_err(|error| PlaceError::Cluster {
+                error,
+                undone: false,
+            })?;
+        let mut tx = hub.store().begin(&actor()).await?;
+        let row = tx
+            .record_deployment_status(
+                d.id,
+                &DeploymentStatus {
+                    phase: Phase::Pending,
+                    conditions: Some(Vec::new()),
+                    endpoint: None,
+                    ready_replicas: 0,
+                    message: Some(format!("moved from {}/{}", d.cluster, d.pool)),
+                    resource_uid: applied.metadata.uid,
+                    unschedulable: false,
+                },
+            )
+            .await?;
+        tx.commit().await?;
+        Ok(row)
+    }
+
+    async fn undo(
+        &self,
+        hub: &Hub,
+        held: &Deployment,
+        error: &ClusterError,
+    ) -> Result<(), StoreError> {
+        // Put it back where it was; it is tried again later.
+        let d = self.from;
+        let back = Relocation {
+            cluster: d.cluster.clone(),
+            pool: d.pool.clone(),
+            accelerator: d.accelerator.clone(),
+            devices_per_replica: d.devices_per_replica,
+            precision: d.precision,
+            replica_cost_per_hour: d.replica_cost_per_hour,
+        };
+        let mut tx = hub.store().begin(&actor()).await?;
+        tx.move_deployment(d.id, None, &back).await?;
+        tx.record_deployment_status(
+            d.id,
+            &DeploymentStatus {
+                phase: d.phase,
+                ready_replicas: d.ready_replicas,
+                message: d.status_message.clone(),
+                resource_uid: d.resource_uid.clone(),
+                conditions: Some(d.conditions.clone()),
+                endpoint: d.endpoint.clone(),
+                unschedulable: false,
+            },
+        )
+        .await?;
+        tx.record_event(&NewEvent {
+            deployment: d.id,
+            tenant: d.tenant,
+            kind: EventKind::FailoverStuck,
+            from: Some((d.cluster.clone(), d.pool.clone())),
+            to: Some((held.cluster.clone(), held.pool.clone())),
+            reason: format!("{error}; it stays on {}/{}", d.cluster, d.pool),
+        })
+        .await?;
+        tx.commit().await
+    }
+}
+
 /// Records, once per unschedulable episode, that nothing else fits.
-async fn stuck(state: &AppState, d: &Deployment, reason: String) -> Result<Outcome, FailoverError> {
+async fn stuck(state: &Hub, d: &Deployment, reason: String) -> Result<Outcome, FailoverError> {
     let events = state
         .store()
         .deployment_events(Scope::All, d.tenant, d.id)

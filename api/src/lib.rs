@@ -20,6 +20,7 @@ pub mod identity;
 pub mod ids;
 pub mod placement;
 pub mod secret;
+pub mod service;
 pub mod store;
 pub mod sync;
 
@@ -31,4 +32,5 @@ pub use http::{
 };
 pub use identity::{Actor, Origin, Principal, Role, Scope};
 pub use secret::{Keyring, Sealed, Secret, SecretKey};
+pub use service::Hub;
 pub use store::{Store, StoreError, Tx};

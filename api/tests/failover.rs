@@ -126,7 +126,7 @@ async fn an_unschedulable_deployment_moves_to_another_cloud(db: TestDb) {
 
     let ready = eventually("it runs on the other cloud", || async {
         let d = row(&hub, id).await;
-        (d.phase == "Ready").then_some(d)
+        (d.phase == modelfleet_core::crd::Phase::Ready).then_some(d)
     })
     .await;
     assert_eq!((ready.cluster.as_str(), ready.ready_replicas), (DEAR, 1));
@@ -204,7 +204,9 @@ async fn with_nowhere_else_to_go_it_stays_and_that_is_recorded_once(db: TestDb) 
     // Several more passes (the pass interval is a quarter of a second
     // here) find the same: still one record, still where it was.
     for _ in 0..3 {
-        modelfleet_api::failover::pass(&hub.state).await.unwrap();
+        modelfleet_api::failover::pass(hub.state.hub())
+            .await
+            .unwrap();
     }
     let again = hub
         .store

@@ -83,7 +83,7 @@ async fn a_deployment_reaches_ready_and_its_intervals_follow_its_pods(db: TestDb
 
     let ready = eventually("the deployment is Ready in the database", || async {
         let d = row(&hub, id).await;
-        (d.phase == "Ready").then_some(d)
+        (d.phase == modelfleet_core::crd::Phase::Ready).then_some(d)
     })
     .await;
     assert_eq!(ready.ready_replicas, 1);

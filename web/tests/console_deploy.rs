@@ -5,6 +5,9 @@
 
 mod support;
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
 use axum::http::StatusCode;
 use modelfleet_api::store::Backend;
 use modelfleet_api::store::testing::{TestDb, run};
@@ -136,6 +139,24 @@ async fn one_click_deploys_a_70b_model_and_its_page_follows_it_to_ready() {
                 .any(|r| r.contains("Ready True"))
         );
 
+        // The page polled every 2 s never calls the cluster: what it shows
+        // is what cluster sync recorded. With sync stopped, the hub's only
+        // client of the cluster counts every request it sends.
+        background.stop().await;
+        let calls = count_cluster_calls(&hub, "aws-a", Cloud::Aws, "us-east-1");
+        for _ in 0..5 {
+            let page = browser.get(&live_url).await;
+            assert_eq!(page.one("#phase"), "Ready");
+            assert!(page.one("#endpoint").starts_with("http://"));
+            let page = browser.get(&location).await;
+            assert_eq!(page.status, StatusCode::OK);
+        }
+        assert_eq!(
+            calls.load(Ordering::SeqCst),
+            0,
+            "the deployment page called its cluster"
+        );
+
         // Scale to 2: a confirmation first, with the hourly cost after.
         let id = location.trim_start_matches("/deployments/");
         let page = browser.get(&format!("{location}/scale?replicas=2")).await;
@@ -184,9 +205,29 @@ async fn one_click_deploys_a_70b_model_and_its_page_follows_it_to_ready() {
         assert_eq!(page.status, StatusCode::SEE_OTHER);
         let page = browser.get("/deployments").await;
         assert!(page.has("#no-deployments"), "{}", page.text());
-        background.stop().await;
+        // The hub's writes since did reach the cluster through its client.
+        assert!(calls.load(Ordering::SeqCst) > 0);
     })
     .await;
+}
+
+/// Re-connects cluster `name` through a client that counts the requests
+/// the hub sends it, and returns the count.
+fn count_cluster_calls(hub: &Hub, name: &str, cloud: Cloud, region: &str) -> Arc<AtomicUsize> {
+    let calls = Arc::new(AtomicUsize::new(0));
+    let inner = hub.sandbox(name).kube.clone();
+    let counted = {
+        let calls = calls.clone();
+        tower::service_fn(move |request: axum::http::Request<kube::client::Body>| {
+            calls.fetch_add(1, Ordering::SeqCst);
+            let inner = inner.clone();
+            async move { inner.send(request).await }
+        })
+    };
+    hub.state
+        .registry()
+        .attach(name, cloud, region, kube::Client::new(counted, "default"));
+    calls
 }
 
 #[tokio::test]

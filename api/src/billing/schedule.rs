@@ -11,14 +11,14 @@ use tracing::{info, warn};
 
 use super::webhook::{Retry, WebhookSender};
 use super::{check_budgets, deliver_alerts, finalize_due};
-use crate::http::AppState;
+use crate::service::Hub;
 
 /// How often the loop runs.
 pub const BILLING_EVERY: Duration = Duration::from_secs(30);
 
 /// One pass: what is due is done; a failure is logged and retried on the
 /// next pass.
-pub async fn pass(state: &AppState, sender: &WebhookSender) {
+pub async fn pass(state: &Hub, sender: &WebhookSender) {
     match finalize_due(state.store()).await {
         Ok(0) => {}
         Ok(n) => info!(tenants = n, "issued final invoices"),
@@ -37,7 +37,7 @@ pub async fn pass(state: &AppState, sender: &WebhookSender) {
 }
 
 /// Runs [`pass`] every [`BILLING_EVERY`] until `stop` becomes `true`.
-pub fn spawn(state: AppState, mut stop: watch::Receiver<bool>) -> JoinHandle<()> {
+pub fn spawn(state: Hub, mut stop: watch::Receiver<bool>) -> JoinHandle<()> {
     tokio::spawn(async move {
         let sender = match WebhookSender::new(Retry::default()) {
             Ok(sender) if state.settings().webhook_allow_private_addresses => {

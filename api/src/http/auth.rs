@@ -18,48 +18,12 @@ use super::AppState;
 use super::audit::RequestAudit;
 use super::error::ApiError;
 use super::layers::RequestId;
-use crate::identity::{Actor, Origin, Permission, Scope};
-use crate::ids::{SessionId, TenantId};
+use crate::identity::Origin;
 use crate::store::{KeyAuthError, SESSION_TOKEN_PREFIX, SessionAuthError};
 
 /// The authenticated caller of a request.
-#[derive(Debug, Clone)]
-pub struct Caller {
-    pub actor: Actor,
-    /// Set when the caller signed in with a password.
-    pub session: Option<SessionId>,
-}
+pub use crate::service::Caller;
 
-impl Caller {
-    pub fn scope(&self) -> Scope {
-        self.actor.scope()
-    }
-
-    /// The tenant a request acts in: the caller's own, or for platform
-    /// staff the one they name. Naming another tenant than one's own is
-    /// asking about something that does not exist.
-    pub fn tenant(&self, named: Option<TenantId>) -> Result<TenantId, ApiError> {
-        match (self.actor.tenant, named) {
-            (Some(own), None) => Ok(own),
-            (Some(own), Some(named)) if named == own => Ok(own),
-            (Some(_), Some(_)) => Err(ApiError::not_found("tenant")),
-            (None, Some(named)) => Ok(named),
-            (None, None) => Err(ApiError::invalid(
-                "tenant",
-                "platform staff act on a tenant they name: give its id",
-            )),
-        }
-    }
-
-    /// Refuses callers whose role lacks `permission` (platform actions).
-    pub fn require(&self, permission: Permission) -> Result<(), ApiError> {
-        self.actor
-            .check_role(permission)
-            .map_err(|_| ApiError::forbidden())
-    }
-}
-
-/// Where the request came from, for the audit trail.
 pub fn origin(parts: &Parts) -> Origin {
     Origin {
         source_ip: parts

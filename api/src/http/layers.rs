@@ -68,7 +68,7 @@ pub(crate) async fn problems(request: Request, next: Next) -> Response {
                 return response;
             }
             ProblemReport {
-                problem: ApiError::for_status(status).problem(),
+                problem: super::error::problem(&ApiError::for_status(status)),
                 internal: None,
             }
         }

@@ -47,9 +47,9 @@ pub use v1::compliance::ReportRenderer;
 use crate::audit::ExportTarget;
 use crate::clusters::ClusterRegistry;
 use crate::config::ApiSettings;
-use crate::identity::Actor;
 use crate::secret::Keyring;
-use crate::store::{Cluster, NewCluster, Store, StoreError};
+use crate::service::Hub;
+use crate::store::{Cluster, Store, StoreError};
 
 /// Starts embedded sandbox clusters on request (`POST /api/v1/clusters`
 /// with `"sandbox": true`). `modelfleet serve` implements it with the
@@ -64,24 +64,21 @@ pub trait SandboxLauncher: Send + Sync {
     ) -> BoxFuture<'static, Result<kube::Client, String>>;
 }
 
-/// What every handler shares. Cheap to clone.
+/// What every handler shares: the hub's services, and what only HTTP
+/// needs (metrics, the report renderer, the sandbox launcher). Cheap to
+/// clone.
 #[derive(Clone)]
 pub struct AppState {
-    store: Store,
-    keyring: Arc<Keyring>,
-    registry: ClusterRegistry,
-    settings: Arc<ApiSettings>,
+    hub: Hub,
     metrics: Arc<HttpMetrics>,
     sandbox: Option<Arc<dyn SandboxLauncher>>,
     report_renderer: Option<Arc<dyn ReportRenderer>>,
-    audit_target: Option<Arc<ExportTarget>>,
 }
 
 impl std::fmt::Debug for AppState {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("AppState")
-            .field("registry", &self.registry)
-            .field("settings", &self.settings)
+            .field("hub", &self.hub)
             .field("sandbox", &self.sandbox.is_some())
             .finish_non_exhaustive()
     }
@@ -94,26 +91,32 @@ impl AppState {
         registry: ClusterRegistry,
         settings: ApiSettings,
     ) -> Self {
+        AppState::from_hub(Hub::new(store, keyring, registry, settings))
+    }
+
+    pub fn from_hub(hub: Hub) -> Self {
         AppState {
-            store,
-            keyring,
-            registry,
-            settings: Arc::new(settings),
+            hub,
             metrics: Arc::new(HttpMetrics::default()),
             sandbox: None,
             report_renderer: None,
-            audit_target: None,
         }
+    }
+
+    /// The hub's services: what handlers, the console and the background
+    /// loops call.
+    pub fn hub(&self) -> &Hub {
+        &self.hub
     }
 
     /// Where `POST /api/v1/audit/exports` writes.
     pub fn with_audit_target(mut self, target: ExportTarget) -> Self {
-        self.audit_target = Some(Arc::new(target));
+        self.hub = self.hub.with_audit_target(target);
         self
     }
 
     pub fn audit_target(&self) -> Option<&ExportTarget> {
-        self.audit_target.as_deref()
+        self.hub.audit_target()
     }
 
     /// Lets the compliance report be served as HTML and PDF.
@@ -133,19 +136,19 @@ impl AppState {
     }
 
     pub fn store(&self) -> &Store {
-        &self.store
+        self.hub.store()
     }
 
     pub fn keyring(&self) -> &Keyring {
-        &self.keyring
+        self.hub.keyring()
     }
 
     pub fn registry(&self) -> &ClusterRegistry {
-        &self.registry
+        self.hub.registry()
     }
 
     pub fn settings(&self) -> &ApiSettings {
-        &self.settings
+        self.hub.settings()
     }
 
     pub fn metrics(&self) -> &HttpMetrics {
@@ -157,7 +160,7 @@ impl AppState {
     }
 
     pub(crate) fn pool_max_age(&self) -> Duration {
-        Duration::from_secs(self.settings.pool_max_age_seconds)
+        self.hub.pool_max_age()
     }
 
     /// Registers (once; later calls find the row) and connects an embedded
@@ -170,29 +173,9 @@ impl AppState {
         region: &str,
         client: kube::Client,
     ) -> Result<Cluster, StoreError> {
-        let cluster = match self.store.cluster_by_name(name).await {
-            Ok(found) => found,
-            Err(StoreError::NotFound(_)) => {
-                let mut tx = self.store.begin(&Actor::system("serve")).await?;
-                let cluster = tx
-                    .register_cluster(
-                        NewCluster {
-                            name: name.to_owned(),
-                            cloud,
-                            region: region.to_owned(),
-                            kubeconfig: None,
-                        },
-                        &self.keyring,
-                    )
-                    .await?;
-                tx.commit().await?;
-                cluster
-            }
-            Err(e) => return Err(e),
-        };
-        self.registry
-            .attach(&cluster.name, cluster.cloud, &cluster.region, client);
-        Ok(cluster)
+        self.hub
+            .register_sandbox_cluster(name, cloud, region, client)
+            .await
     }
 }
 
@@ -278,7 +261,7 @@ pub fn router(state: AppState) -> Router {
 /// which the problem layer leaves alone.
 pub fn router_with_console(state: AppState, console: Router<AppState>) -> Router {
     let (v1, openapi) = api_v1().split_for_parts();
-    let max_body = state.settings.max_body_bytes;
+    let max_body = state.settings().max_body_bytes;
     let v1 = v1
         .layer(from_fn_with_state(state.clone(), idempotency::idempotency))
         .layer(from_fn_with_state(state.clone(), audit::audit))

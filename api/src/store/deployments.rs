@@ -7,22 +7,33 @@
 
 use chrono::{DateTime, Utc};
 use modelfleet_core::accelerator::Accelerator;
+use modelfleet_core::crd::Phase;
 use modelfleet_core::fleet::is_dns_label;
 use modelfleet_core::model::ParamCount;
 use modelfleet_core::money::Money;
 use modelfleet_core::precision::Precision;
 use modelfleet_core::quota::{Footprint, check_admission, check_resize};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::quotas::{db_int, load_quota, load_usage, lock_tenant, parse_currency};
 use super::{Store, StoreError, Tx, now, on_conn, visible};
 use crate::identity::{Permission, Scope};
 use crate::ids::{DeploymentId, TenantId};
 
-/// Admitted; not yet written into its cluster.
-pub const PHASE_PENDING: &str = "Pending";
-/// Released; cluster sync removes it from its cluster.
-pub const PHASE_DELETING: &str = "Deleting";
+/// A condition of a deployment's ModelDeployment, as its cluster last
+/// reported it (`metav1.Condition`'s fields).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LiveCondition {
+    #[serde(rename = "type")]
+    pub type_: String,
+    /// `True`, `False` or `Unknown`.
+    pub status: String,
+    pub reason: String,
+    pub message: String,
+    /// When the status last changed, RFC 3339.
+    pub since: String,
+}
 
 /// Where a deployment came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -78,10 +89,14 @@ pub struct Deployment {
     pub precision: Precision,
     pub replica_cost_per_hour: Money,
     pub source: Source,
-    pub phase: String,
+    pub phase: Phase,
     pub ready_replicas: u32,
     pub status_message: Option<String>,
     pub resource_uid: Option<String>,
+    /// The ModelDeployment's conditions as cluster sync last saw them.
+    pub conditions: Vec<LiveCondition>,
+    /// Where the model answers inside its cluster, once it does.
+    pub endpoint: Option<String>,
     /// Bumped on every change: an ETag, and a guard for sync's updates.
     pub revision: u64,
     pub created_at: DateTime<Utc>,
@@ -129,6 +144,8 @@ struct Row {
     updated_at: DateTime<Utc>,
     deleted_at: Option<DateTime<Utc>>,
     unschedulable_since: Option<DateTime<Utc>>,
+    conditions: String,
+    endpoint: Option<String>,
 }
 
 macro_rules! select {
@@ -137,7 +154,8 @@ macro_rules! select {
             "SELECT id, tenant_id, name, model, model_params, cluster, namespace, pool, \
              accelerator, devices_per_replica, replicas, precision, replica_cost_micros, \
              currency, source, phase, ready_replicas, status_message, resource_uid, revision, \
-             created_at, updated_at, deleted_at, unschedulable_since FROM deployments ",
+             created_at, updated_at, deleted_at, unschedulable_since, conditions, endpoint \
+             FROM deployments ",
             $tail
         )
     };
@@ -178,10 +196,13 @@ impl TryFrom<Row> for Deployment {
                 "cluster" => Source::Cluster,
                 _ => return Err(StoreError::Corrupt("deployment source")),
             },
-            phase: r.phase,
+            phase: Phase::parse(&r.phase).ok_or(StoreError::Corrupt("deployment phase"))?,
             ready_replicas: u32::try_from(r.ready_replicas).map_err(corrupt)?,
             status_message: r.status_message,
             resource_uid: r.resource_uid,
+            conditions: serde_json::from_str(&r.conditions)
+                .map_err(|_| StoreError::Corrupt("deployment conditions"))?,
+            endpoint: r.endpoint,
             revision: u64::try_from(r.revision).map_err(corrupt)?,
             created_at: r.created_at,
             updated_at: r.updated_at,
@@ -287,10 +308,12 @@ impl Tx {
             precision,
             replica_cost_per_hour,
             source,
-            phase: PHASE_PENDING.to_owned(),
+            phase: Phase::Pending,
             ready_replicas: 0,
             status_message: None,
             resource_uid,
+            conditions: Vec::new(),
+            endpoint: None,
             revision: 1,
             created_at: at,
             updated_at: at,
@@ -309,7 +332,7 @@ impl Tx {
         .bind(&d.cluster).bind(&d.namespace).bind(&d.pool).bind(&d.accelerator)
         .bind(i64::from(d.devices_per_replica)).bind(i64::from(d.replicas)).bind(d.precision.name())
         .bind(d.replica_cost_per_hour.micros()).bind(d.replica_cost_per_hour.currency().code())
-        .bind(d.source.name()).bind(&d.phase).bind(&d.resource_uid).bind(at)
+        .bind(d.source.name()).bind(d.phase.as_str()).bind(&d.resource_uid).bind(at)
         .execute(c).await.map(|r| r.rows_affected()))
         .map_err(StoreError::unique("deployment", &d.name))?;
         self.note("create", "deployments", Some(tenant), d.id.0, &d.name);
@@ -349,7 +372,7 @@ impl Tx {
         on_conn!(self.conn(), c => sqlx::query(
             "UPDATE deployments SET deleted_at = $2, phase = $3, revision = revision + 1, updated_at = $2 \
              WHERE id = $1 AND deleted_at IS NULL",
-        ).bind(id).bind(at).bind(PHASE_DELETING).execute(c).await.map(|r| r.rows_affected()))?;
+        ).bind(id).bind(at).bind(Phase::Deleting.as_str()).execute(c).await.map(|r| r.rows_affected()))?;
         let released = self.any(id).await?;
         self.note("delete", "deployments", Some(tenant), id.0, &released.name);
         Ok(released)

@@ -67,8 +67,7 @@ pub use clusters::{
 };
 pub use compliance::{AccountFacts, ComplianceFacts};
 pub use deployments::{
-    Deployment, DeploymentRequest, DeploymentStatus, PHASE_DELETING, PHASE_PENDING, Relocation,
-    Source,
+    Deployment, DeploymentRequest, DeploymentStatus, LiveCondition, Relocation, Source,
 };
 pub use error::StoreError;
 pub use events::{DeploymentEvent, EventKind, NewEvent};

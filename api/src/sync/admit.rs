@@ -21,23 +21,26 @@ use modelfleet_core::crd::admission::{
     REASON_NO_TENANT, REASON_QUOTA_EXCEEDED, REJECTED,
 };
 use modelfleet_core::fleet::Fleet;
+use modelfleet_core::model::ModelArch;
+use modelfleet_core::money::Currency;
 use modelfleet_core::planner::Plan;
 
 use super::SyncError;
 use super::cluster::actor;
-use crate::clusters::{Decision, fleet_of};
-use crate::http::AppState;
+use crate::clusters::{ClusterError, Decision};
 use crate::identity::Scope;
 use crate::ids::TenantId;
 use crate::placement::deployment_request;
-use crate::store::{AuditEntry, Deployment, Source, StoreError};
+use crate::service::Hub;
+use crate::service::placement::{PlaceError, Placing};
+use crate::store::{AuditEntry, Deployment, Source, StoreError, Tenant, Tx};
 
 const TENANT_NAMESPACE_PREFIX: &str = "mf-";
 
 /// Decides about a ModelDeployment the hub did not create. Returns its row
 /// when it is (now) admitted.
 pub(super) async fn found(
-    state: &AppState,
+    state: &Hub,
     cluster: &str,
     md: &ModelDeployment,
     namespace: &str,
@@ -116,51 +119,36 @@ pub(super) async fn found(
         )
         .await;
     };
-    let mut request = deployment_request(
-        name,
-        &inputs.model,
-        &plan,
+    let adopting = Adopt {
+        md,
+        cluster,
         namespace,
-        state.settings().reference_currency,
-    );
-    request.source = Source::Cluster;
-    request.resource_uid = Some(uid.to_owned());
-    let mut tx = state.store().begin(&actor()).await?;
-    match tx.admit_deployment(tenant.id, request).await {
-        Ok(row) => {
-            tx.audit_as(AuditEntry {
-                verb: "create".to_owned(),
-                resource: "deployments".to_owned(),
-                tenant: Some(tenant.id),
-                name: Some(row.name.clone()),
-                uid: Some(row.id.to_string()),
-                annotations: [
-                    ("modelfleet.io/cluster".to_owned(), cluster.to_owned()),
-                    ("modelfleet.io/namespace".to_owned(), namespace.to_owned()),
-                    ("modelfleet.io/source".to_owned(), "kubectl".to_owned()),
-                ]
-                .into(),
-                ..AuditEntry::default()
-            });
-            tx.commit().await?;
+        name,
+        uid,
+        tenant: &tenant,
+        model: &inputs.model,
+        fallback: state.settings().reference_currency,
+    };
+    match state
+        .place(&actor(), std::slice::from_ref(&plan), &adopting)
+        .await
+    {
+        Ok(placed) => {
             tracing::info!(%cluster, %namespace, %name, tenant = %tenant.name, "admitted a kubectl-applied ModelDeployment");
-            mark(state, cluster, md, &row, &tenant.name).await?;
-            Ok(Some(row))
+            Ok(Some(placed.deployment))
         }
-        Err(StoreError::Quota(refusal)) => {
-            tx.rollback().await?;
+        Err(PlaceError::Refused { first, .. }) => {
             reject(
                 state,
                 cluster,
                 md,
                 Some(tenant.id),
                 REASON_QUOTA_EXCEEDED,
-                refusal.to_string(),
+                first.to_string(),
             )
             .await
         }
-        Err(StoreError::Invalid { field, reason }) => {
-            tx.rollback().await?;
+        Err(PlaceError::Store(StoreError::Invalid { field, reason })) => {
             reject(
                 state,
                 cluster,
@@ -171,23 +159,90 @@ pub(super) async fn found(
             )
             .await
         }
-        Err(e) => Err(e.into()),
+        Err(PlaceError::Store(e)) => Err(e.into()),
+        Err(PlaceError::Cluster { error, .. }) => Err(error.into()),
+        Err(PlaceError::NoPlan) => Ok(None),
+    }
+}
+
+/// A ModelDeployment applied with kubectl, adopted by the hub: admitted as
+/// a row of source `cluster` (audited as a kubectl create), and its
+/// admission annotated on the object. Undo gives nothing back: the object
+/// exists and its devices count, and the next pass writes the annotation
+/// again (it finds the same row by uid).
+struct Adopt<'a> {
+    md: &'a ModelDeployment,
+    cluster: &'a str,
+    namespace: &'a str,
+    name: &'a str,
+    uid: &'a str,
+    tenant: &'a Tenant,
+    model: &'a ModelArch,
+    fallback: Currency,
+}
+
+impl Placing for Adopt<'_> {
+    async fn hold(&self, tx: &mut Tx, plan: &Plan) -> Result<Deployment, StoreError> {
+        let mut request =
+            deployment_request(self.name, self.model, plan, self.namespace, self.fallback);
+        request.source = Source::Cluster;
+        request.resource_uid = Some(self.uid.to_owned());
+        let row = tx.admit_deployment(self.tenant.id, request).await?;
+        tx.audit_as(AuditEntry {
+            verb: "create".to_owned(),
+            resource: "deployments".to_owned(),
+            tenant: Some(self.tenant.id),
+            name: Some(row.name.clone()),
+            uid: Some(row.id.to_string()),
+            annotations: [
+                ("modelfleet.io/cluster".to_owned(), self.cluster.to_owned()),
+                (
+                    "modelfleet.io/namespace".to_owned(),
+                    self.namespace.to_owned(),
+                ),
+                ("modelfleet.io/source".to_owned(), "kubectl".to_owned()),
+            ]
+            .into(),
+            ..AuditEntry::default()
+        });
+        Ok(row)
+    }
+
+    async fn write(
+        &self,
+        hub: &Hub,
+        held: Deployment,
+        _plan: &Plan,
+    ) -> Result<Deployment, PlaceError> {
+        match mark(hub, self.cluster, self.md, &held, &self.tenant.name).await {
+            Ok(()) => Ok(held),
+            Err(error) => Err(PlaceError::Cluster {
+                error,
+                undone: false,
+            }),
+        }
+    }
+
+    async fn undo(
+        &self,
+        _hub: &Hub,
+        _held: &Deployment,
+        _error: &ClusterError,
+    ) -> Result<(), StoreError> {
+        Ok(())
     }
 }
 
 /// The pools of this one cluster, with the hub's prices.
-async fn cluster_fleet(state: &AppState, cluster: &str) -> Result<Fleet, SyncError> {
-    let row = state.store().cluster_by_name(cluster).await?;
-    let prices = state.store().pool_prices().await?;
-    let mut views = state
-        .registry()
-        .observe(vec![row], &prices, state.pool_max_age())
-        .await;
-    crate::clusters::price_from_catalog(&mut views, &state.store().price_catalog().await?);
-    if let Some(Err(e)) = views.first().map(|v| &v.pools) {
+async fn cluster_fleet(state: &Hub, cluster: &str) -> Result<Fleet, SyncError> {
+    let observed = state
+        .observe_cluster(cluster)
+        .await
+        .map_err(SyncError::Service)?;
+    if let Some(Err(e)) = observed.clusters.first().map(|v| &v.pools) {
         return Err(SyncError::Pools(e.clone()));
     }
-    Ok(fleet_of(&views, &state.settings().exchange_rates()))
+    Ok(observed.fleet)
 }
 
 /// The plan the operator will choose: the best on free devices, else the
@@ -211,12 +266,12 @@ fn plan_like_the_operator(
 }
 
 async fn mark(
-    state: &AppState,
+    state: &Hub,
     cluster: &str,
     md: &ModelDeployment,
     row: &Deployment,
     tenant: &str,
-) -> Result<(), SyncError> {
+) -> Result<(), ClusterError> {
     let done = md.annotations().get(ANNOTATION).map(String::as_str) == Some(ADMITTED)
         && md.labels().get(crate::clusters::DEPLOYMENT_ID_LABEL) == Some(&row.id.to_string());
     if !done {
@@ -237,7 +292,7 @@ async fn mark(
 /// then says why on the object. Both happen once per decision, not on
 /// every pass of sync.
 async fn reject(
-    state: &AppState,
+    state: &Hub,
     cluster: &str,
     md: &ModelDeployment,
     tenant: Option<TenantId>,

@@ -23,9 +23,9 @@ use tracing::{debug, warn};
 
 use super::{SyncError, admit, observe};
 use crate::clusters::DEPLOYMENT_ID_LABEL;
-use crate::http::AppState;
 use crate::identity::{Actor, Scope};
 use crate::ids::DeploymentId;
+use crate::service::Hub;
 use crate::store::{Deployment, NewInterval, PoolLocation, Source, now};
 
 /// A pass runs at least this often, to pick up changes made in the
@@ -38,7 +38,7 @@ pub(super) fn actor() -> Actor {
 
 /// Watches `cluster` until `stop` fires.
 pub(super) async fn run(
-    state: AppState,
+    state: Hub,
     cluster: String,
     client: Client,
     mut stop: watch::Receiver<bool>,
@@ -98,7 +98,7 @@ pub(super) async fn run(
 
 /// One comparison of the cluster with the database.
 pub(super) async fn pass(
-    state: &AppState,
+    state: &Hub,
     cluster: &str,
     mds: &Cache<ModelDeployment>,
     pods: &Cache<Pod>,
@@ -158,7 +158,7 @@ pub(super) async fn pass(
 /// Syncs one ModelDeployment: its row, and whether the row still counts
 /// (the object exists and is not being deleted).
 async fn one(
-    state: &AppState,
+    state: &Hub,
     cluster: &str,
     md: &ModelDeployment,
     namespace: &str,
@@ -196,7 +196,7 @@ enum Ours {
 /// Which row a ModelDeployment is, by the id label the hub wrote, checked
 /// against the row so that a copied label claims nothing.
 async fn ours(
-    state: &AppState,
+    state: &Hub,
     cluster: &str,
     md: &ModelDeployment,
     namespace: &str,
@@ -233,7 +233,7 @@ async fn ours(
 }
 
 async fn record_status(
-    state: &AppState,
+    state: &Hub,
     row: Deployment,
     md: &ModelDeployment,
 ) -> Result<Deployment, SyncError> {
@@ -250,7 +250,7 @@ async fn record_status(
 /// Opens an interval for every pod that holds devices and has none, and
 /// closes every open interval whose pod no longer holds them.
 async fn intervals(
-    state: &AppState,
+    state: &Hub,
     cluster: &str,
     pods: &[Arc<Pod>],
     owners: &BTreeMap<(String, String), Deployment>,
@@ -325,7 +325,7 @@ async fn intervals(
 /// the hub last listed (listed again if older than the placement maximum).
 /// Empty when they cannot be listed: the interval is still recorded, and
 /// billing falls back to the cluster's registered cloud and region.
-async fn pool_locations(state: &AppState, cluster: &str) -> BTreeMap<String, PoolLocation> {
+async fn pool_locations(state: &Hub, cluster: &str) -> BTreeMap<String, PoolLocation> {
     match state
         .registry()
         .discover(cluster, state.pool_max_age())

@@ -35,7 +35,7 @@ use tokio::task::JoinHandle;
 use tracing::info;
 
 use crate::clusters::ClusterError;
-use crate::http::AppState;
+use crate::service::Hub;
 use crate::store::StoreError;
 
 pub use cluster::RESYNC;
@@ -53,6 +53,8 @@ pub enum SyncError {
     Cluster(#[from] ClusterError),
     #[error("the cluster's node pools are unknown: {0}")]
     Pools(String),
+    #[error(transparent)]
+    Service(crate::service::Error),
 }
 
 /// Runs cluster sync for every cluster of `state`'s registry until `stop`
@@ -65,7 +67,7 @@ pub enum SyncError {
 /// tokio::spawn(modelfleet_api::failover::run(state.clone(), stop));
 /// // … on shutdown: stop_tx.send_replace(true);
 /// ```
-pub async fn run(state: AppState, mut stop: watch::Receiver<bool>) {
+pub async fn run(state: Hub, mut stop: watch::Receiver<bool>) {
     let mut watching: BTreeMap<String, (u64, JoinHandle<()>)> = BTreeMap::new();
     loop {
         let connected = state.registry().connections();
@@ -104,6 +106,6 @@ pub async fn run(state: AppState, mut stop: watch::Receiver<bool>) {
 }
 
 /// [`run`] on its own task.
-pub fn spawn(state: AppState, stop: watch::Receiver<bool>) -> JoinHandle<()> {
+pub fn spawn(state: Hub, stop: watch::Receiver<bool>) -> JoinHandle<()> {
     tokio::spawn(run(state, stop))
 }

@@ -7,7 +7,7 @@ use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::jiff::Timestamp;
 use modelfleet_core::crd::{ModelDeployment, Phase, condition};
 
-use crate::store::{Deployment, DeploymentStatus};
+use crate::store::{Deployment, DeploymentStatus, LiveCondition};
 
 /// The operator's reason on `WorkloadReady` when pods cannot be placed.
 pub const UNSCHEDULABLE_REASON: &str = "Unschedulable";
@@ -18,11 +18,7 @@ pub fn status_of(md: &ModelDeployment) -> DeploymentStatus {
     let status = md.status.as_ref();
     let conditions = status.map(|s| s.conditions.as_slice()).unwrap_or_default();
     let find = |type_: &str| conditions.iter().find(|c| c.type_ == type_);
-    let phase = status
-        .and_then(|s| s.phase)
-        .unwrap_or(Phase::Pending)
-        .as_str()
-        .to_owned();
+    let phase = status.and_then(|s| s.phase).unwrap_or(Phase::Pending);
     let message = find(condition::READY)
         .or_else(|| find(condition::ADMITTED))
         .map(|c| c.message.clone())
@@ -34,6 +30,19 @@ pub fn status_of(md: &ModelDeployment) -> DeploymentStatus {
         ready_replicas: status.and_then(|s| s.ready_replicas).unwrap_or(0),
         message,
         resource_uid: md.metadata.uid.clone(),
+        conditions: Some(
+            conditions
+                .iter()
+                .map(|c| LiveCondition {
+                    type_: c.type_.clone(),
+                    status: c.status.clone(),
+                    reason: c.reason.clone(),
+                    message: c.message.clone(),
+                    since: c.last_transition_time.0.to_string(),
+                })
+                .collect(),
+        ),
+        endpoint: status.and_then(|s| s.endpoint.clone()),
         unschedulable,
     }
 }
@@ -45,9 +54,13 @@ pub fn differs(row: &Deployment, seen: &DeploymentStatus) -> bool {
         ready_replicas,
         message,
         resource_uid,
+        conditions,
+        endpoint,
         unschedulable,
     } = seen;
     row.phase != *phase
+        || conditions.as_ref().is_some_and(|c| row.conditions != *c)
+        || (endpoint.is_some() && row.endpoint != *endpoint)
         || row.ready_replicas != *ready_replicas
         || row.status_message != *message
         || (resource_uid.is_some() && row.resource_uid != *resource_uid)
@@ -141,7 +154,7 @@ mod tests {
             ..ModelDeploymentStatus::default()
         });
         let seen = status_of(&md);
-        assert_eq!(seen.phase, "Scheduling");
+        assert_eq!(seen.phase, Phase::Scheduling);
         assert!(seen.unschedulable);
         assert_eq!(
             seen.message.as_deref(),
@@ -151,7 +164,7 @@ mod tests {
         md.status.as_mut().unwrap().conditions[0].reason = "Loading".into();
         assert!(!status_of(&md).unschedulable);
         md.status = None;
-        assert_eq!(status_of(&md).phase, "Pending");
+        assert_eq!(status_of(&md).phase, Phase::Pending);
     }
 
     #[test]

@@ -214,8 +214,8 @@ impl Hub {
     pub fn background(&self) -> Background {
         let (stop, stopped) = tokio::sync::watch::channel(false);
         let tasks = vec![
-            modelfleet_api::sync::spawn(self.state.clone(), stopped.clone()),
-            modelfleet_api::failover::spawn(self.state.clone(), stopped),
+            modelfleet_api::sync::spawn(self.state.hub().clone(), stopped.clone()),
+            modelfleet_api::failover::spawn(self.state.hub().clone(), stopped),
         ];
         Background { stop, tasks }
     }
@@ -223,7 +223,10 @@ impl Hub {
     /// Cluster sync alone.
     pub fn sync_only(&self) -> Background {
         let (stop, stopped) = tokio::sync::watch::channel(false);
-        let tasks = vec![modelfleet_api::sync::spawn(self.state.clone(), stopped)];
+        let tasks = vec![modelfleet_api::sync::spawn(
+            self.state.hub().clone(),
+            stopped,
+        )];
         Background { stop, tasks }
     }
 

@@ -65,7 +65,9 @@ pub struct ModelDeploymentStatus {
 
 /// Where the deployment is in its life, as `kubectl get md` shows it:
 /// Pending, Planning, Scheduling, Loading, Ready, Degraded, Failed or
-/// Terminating.
+/// Terminating — and, in the hub only, Deleting. One enum end to end: the
+/// operator reports it, the hub stores it (a CHECK constraint allows these
+/// names and no others), the API and the console show it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub enum Phase {
     /// Accepted; the operator has not looked at it yet.
@@ -84,6 +86,11 @@ pub enum Phase {
     Failed,
     /// Being deleted; owned objects are being cleaned up.
     Terminating,
+    /// The hub's own phase, never an operator's (so not in the CRD's
+    /// schema): released by the hub, whose quota is free again, while its
+    /// cluster removes it.
+    #[schemars(skip)]
+    Deleting,
 }
 
 impl Phase {
@@ -98,7 +105,9 @@ impl Phase {
         Phase::Terminating,
     ];
 
-    /// The bounded label the operator's `deployments by phase` metric uses.
+    /// The name it is written with everywhere (YAML, the database, JSON),
+    /// also the bounded label of the operator's `deployments by phase`
+    /// metric.
     pub fn as_str(self) -> &'static str {
         match self {
             Phase::Pending => "Pending",
@@ -109,7 +118,22 @@ impl Phase {
             Phase::Degraded => "Degraded",
             Phase::Failed => "Failed",
             Phase::Terminating => "Terminating",
+            Phase::Deleting => "Deleting",
         }
+    }
+
+    /// The phase named `name` (as [`Phase::as_str`] writes it).
+    pub fn parse(name: &str) -> Option<Phase> {
+        Phase::ALL
+            .into_iter()
+            .chain([Phase::Deleting])
+            .find(|p| p.as_str() == name)
+    }
+}
+
+impl std::fmt::Display for Phase {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
     }
 }
 

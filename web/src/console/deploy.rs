@@ -5,18 +5,16 @@
 
 use askama::Template;
 use askama_web::WebTemplate;
+use axum::Router;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::get;
-use axum::{Json, Router};
 use modelfleet_api::AppState;
-use modelfleet_api::http::extract::ApiJson;
-use modelfleet_api::http::v1::deployments::{self, CreateDeployment};
-use modelfleet_api::http::v1::plans::{
-    self, PlacementOptions, PlanReportView, PlanRequest, ServingOptions,
-};
+use modelfleet_api::http::v1::plans::PlanReportView;
 use modelfleet_api::ids::TenantId;
+use modelfleet_api::service::{CreateRequest, PlanRequest};
+use modelfleet_core::crd::{Placement, Serving};
 use modelfleet_core::fleet::Cloud;
 use modelfleet_core::model::{ModelArch, catalog};
 use modelfleet_core::planner::SpotPolicy;
@@ -142,9 +140,22 @@ fn number(field: &str, text: &str, lang: Lang) -> Result<Option<u32>, String> {
 #[derive(Debug)]
 struct Asked {
     replicas: Option<u32>,
-    serving: ServingOptions,
-    placement: PlacementOptions,
+    serving: Serving,
+    placement: Placement,
     tenant: Option<TenantId>,
+}
+
+impl Asked {
+    fn request(self, model: &str) -> PlanRequest {
+        PlanRequest {
+            model: model.to_owned(),
+            replicas: self.replicas,
+            serving: self.serving,
+            placement: self.placement,
+            tenant: self.tenant,
+            ..PlanRequest::default()
+        }
+    }
 }
 
 impl Options {
@@ -182,13 +193,13 @@ impl Options {
         };
         Ok(Asked {
             replicas: number("replicas", &self.replicas, lang)?,
-            serving: ServingOptions {
-                precision,
+            serving: Serving {
+                precision: precision.unwrap_or_default(),
                 max_model_len: number("max_model_len", &self.max_model_len, lang)?,
                 concurrency: number("concurrency", &self.concurrency, lang)?,
-                ..ServingOptions::default()
+                ..Serving::default()
             },
-            placement: PlacementOptions {
+            placement: Placement {
                 clouds,
                 regions: self
                     .regions
@@ -197,8 +208,8 @@ impl Options {
                     .filter(|r| !r.is_empty())
                     .map(str::to_owned)
                     .collect(),
-                spot,
-                ..PlacementOptions::default()
+                spot: spot.unwrap_or_default(),
+                ..Placement::default()
             },
             tenant,
         })
@@ -272,22 +283,12 @@ async fn plan_page(
     let (report, error) = match options.asked(viewer.lang) {
         Err(message) => (None, Some(message)),
         Ok(asked) => {
-            let request = PlanRequest {
-                model: model.id.clone(),
-                replicas: asked.replicas,
-                serving: Some(asked.serving),
-                placement: Some(asked.placement),
-                max_cost_per_hour: None,
-                tenant: asked.tenant,
-            };
-            match plans::create(
-                State(state.clone()),
-                viewer.caller.clone(),
-                ApiJson(request),
-            )
-            .await
+            match state
+                .hub()
+                .plan(&viewer.caller, asked.request(&model.id))
+                .await
             {
-                Ok(Json(report)) => (Some(report), error),
+                Ok(planned) => (Some(PlanReportView::from(planned)), error),
                 Err(e) => (None, Some(e.detail().to_owned())),
             }
         }
@@ -396,24 +397,12 @@ async fn deploy(
             return refused(StatusCode::UNPROCESSABLE_ENTITY, message, options, name).await;
         }
     };
-    let request = CreateDeployment {
+    let request = CreateRequest {
         name: name.clone(),
-        model: model.id.clone(),
-        source: None,
-        replicas: asked.replicas,
-        serving: Some(asked.serving),
-        placement: Some(asked.placement),
-        max_cost_per_hour: None,
-        tenant: asked.tenant,
+        plan: asked.request(&model.id),
     };
-    match deployments::create(
-        State(state.clone()),
-        viewer.caller.clone(),
-        ApiJson(request),
-    )
-    .await
-    {
-        Ok((_, _, Json(created))) => {
+    match state.hub().create_deployment(&viewer.caller, request).await {
+        Ok(created) => {
             Redirect::to(&format!("/deployments/{}", created.deployment.id)).into_response()
         }
         Err(e) if e.status().is_client_error() && e.status() != StatusCode::UNAUTHORIZED => {

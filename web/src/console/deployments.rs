@@ -1,6 +1,7 @@
 //! A tenant's deployments: the list, and one deployment's page with its
 //! phase as a progress line, the plan it runs on, its conditions and
-//! endpoint as its cluster reports them, its events and its cost so far.
+//! endpoint as its cluster last reported them (kept by cluster sync: a
+//! page never calls the cluster), its events and its cost so far.
 //! While it is changing, the live part of the page polls
 //! `/deployments/{id}/live` every two seconds (htmx) and stops once it has
 //! settled. Scaling and deleting ask for confirmation first.
@@ -11,14 +12,15 @@ use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::get;
-use axum::{Form, Json, Router};
+use axum::{Form, Router};
 use chrono::{DateTime, Utc};
 use modelfleet_api::AppState;
-use modelfleet_api::http::extract::{ApiJson, ApiQuery};
-use modelfleet_api::http::v1::billing::{self, UsageParams};
-use modelfleet_api::http::v1::deployments::{self, DeploymentView, ListParams, UpdateDeployment};
+use modelfleet_api::http::page::{PageParams, paginate};
+use modelfleet_api::http::v1::deployments::DeploymentView;
 use modelfleet_api::ids::DeploymentId;
-use modelfleet_core::crd::ModelDeployment;
+use modelfleet_api::service::{DeploymentRef, ListRequest};
+use modelfleet_api::store::Deployment;
+use modelfleet_core::crd::Phase;
 use serde::Deserialize;
 
 use super::i18n::{Lang, Table};
@@ -34,7 +36,12 @@ pub fn routes() -> Router<AppState> {
 }
 
 /// The steps of the progress line, in order.
-const STEPS: [&str; 4] = ["Planning", "Scheduling", "Loading", "Ready"];
+const STEPS: [Phase; 4] = [
+    Phase::Planning,
+    Phase::Scheduling,
+    Phase::Loading,
+    Phase::Ready,
+];
 
 /// One step of the progress line: `done`, `current`, `failed` or `todo`.
 #[derive(Debug)]
@@ -44,23 +51,23 @@ pub struct Step {
 }
 
 /// Where a phase sits on the progress line.
-pub fn progress(phase: &str) -> Vec<Step> {
+pub fn progress(phase: Phase) -> Vec<Step> {
     let at = match phase {
-        "Pending" | "Planning" => Some(0),
-        "Scheduling" => Some(1),
-        "Loading" => Some(2),
-        "Ready" | "Degraded" => Some(3),
-        _ => None,
+        Phase::Pending | Phase::Planning => Some(0),
+        Phase::Scheduling => Some(1),
+        Phase::Loading => Some(2),
+        Phase::Ready | Phase::Degraded => Some(3),
+        Phase::Failed | Phase::Terminating | Phase::Deleting => None,
     };
     STEPS
         .iter()
         .enumerate()
-        .map(|(i, name)| Step {
-            name,
+        .map(|(i, step)| Step {
+            name: step.as_str(),
             state: match at {
-                _ if phase == "Failed" && i == 0 => "failed",
+                _ if phase == Phase::Failed && i == 0 => "failed",
                 Some(at) if i < at => "done",
-                Some(at) if i == at && phase == "Ready" => "done",
+                Some(at) if i == at && phase == Phase::Ready => "done",
                 Some(at) if i == at => "current",
                 _ => "todo",
             },
@@ -69,11 +76,11 @@ pub fn progress(phase: &str) -> Vec<Step> {
 }
 
 /// Whether a deployment still changes by itself (the page keeps polling).
-pub fn changing(d: &DeploymentView) -> bool {
+pub fn changing(d: &Deployment) -> bool {
     d.deleted_at.is_none()
-        && !(d.phase == "Ready" && d.ready_replicas == d.replicas)
-        && d.phase != "Failed"
-        && !(d.replicas == 0 && d.ready_replicas == 0 && d.phase != "Pending")
+        && !(d.phase == Phase::Ready && d.ready_replicas == d.replicas)
+        && d.phase != Phase::Failed
+        && !(d.replicas == 0 && d.ready_replicas == 0 && d.phase != Phase::Pending)
 }
 
 #[derive(Template, WebTemplate)]
@@ -97,20 +104,28 @@ async fn list(
     viewer: Viewer,
     Query(query): Query<ListQuery>,
 ) -> Result<ListPage, PageError> {
-    let params = ListParams {
-        tenant: None,
-        include_deleted: query.deleted,
-        limit: Some(50),
-        cursor: query.cursor,
-    };
-    let Json(list) = deployments::list(State(state), viewer.caller.clone(), ApiQuery(params))
+    let deployments = state
+        .hub()
+        .deployments(
+            &viewer.caller,
+            &ListRequest {
+                tenant: None,
+                include_deleted: query.deleted,
+            },
+        )
         .await
         .map_err(|e| viewer.fail(e))?;
+    let page = PageParams {
+        limit: Some(50),
+        cursor: query.cursor.clone(),
+    };
+    let key = |d: &Deployment| format!("{}/{}/{}", d.tenant, d.name, d.id);
+    let (items, next_cursor) = paginate(deployments, key, &page).map_err(|e| viewer.fail(e))?;
     Ok(ListPage {
         c: viewer.chrome("deployments"),
-        items: list.items,
+        items: items.into_iter().map(DeploymentView::from).collect(),
         include_deleted: query.deleted,
-        next_cursor: list.next_cursor,
+        next_cursor,
     })
 }
 
@@ -159,32 +174,31 @@ fn parse_id(lang: Lang, id: &str) -> Result<DeploymentId, PageError> {
 }
 
 async fn live_of(state: &AppState, viewer: &Viewer, id: DeploymentId) -> Result<Live, PageError> {
-    let Json(d) = deployments::show(
-        State(state.clone()),
-        viewer.caller.clone(),
-        Path(id.to_string()),
-    )
-    .await
-    .map_err(|e| viewer.fail(e))?;
-    // The cluster's own view: conditions and the endpoint.
-    let (conditions, endpoint, cluster_note) = if d.deleted_at.is_some() {
-        (Vec::new(), None, None)
-    } else {
-        match state
-            .registry()
-            .get_deployment(&d.cluster, &d.namespace, &d.name)
-            .await
-        {
-            Ok(Some(md)) => cluster_view(&md),
-            Ok(None) => (Vec::new(), None, None),
-            Err(e) => (Vec::new(), None, Some(e.to_string())),
-        }
-    };
-    let events = state
-        .store()
-        .deployment_events(viewer.caller.scope(), d.tenant, d.id)
+    let hub = state.hub();
+    let detail = hub
+        .deployment_detail(&viewer.caller, &DeploymentRef::Id(id))
         .await
-        .map_err(|e| viewer.fail(e.into()))?
+        .map_err(|e| viewer.fail(e))?;
+    let d = detail.deployment;
+    // What its cluster last reported; nothing once it is deleted.
+    let (conditions, endpoint) = if d.deleted_at.is_some() {
+        (Vec::new(), None)
+    } else {
+        let conditions = d
+            .conditions
+            .iter()
+            .map(|c| ConditionRow {
+                kind: c.type_.clone(),
+                status: c.status.clone(),
+                reason: c.reason.clone(),
+                message: c.message.clone(),
+                since: c.since.clone(),
+            })
+            .collect();
+        (conditions, d.endpoint.clone())
+    };
+    let events = detail
+        .events
         .into_iter()
         .rev()
         .take(20)
@@ -196,23 +210,8 @@ async fn live_of(state: &AppState, viewer: &Viewer, id: DeploymentId) -> Result<
             reason: e.reason,
         })
         .collect();
-    let params = UsageParams {
-        from: Some(d.created_at),
-        to: None,
-        deployment: Some(d.id),
-        cloud: None,
-        accelerator: None,
-        group_by: Some("deployment".to_owned()),
-        tenant: Some(d.tenant),
-    };
-    let (cost_so_far, device_hours) = match billing::usage(
-        State(state.clone()),
-        viewer.caller.clone(),
-        ApiQuery(params),
-    )
-    .await
-    {
-        Ok(Json(report)) => (
+    let (cost_so_far, device_hours) = match hub.deployment_usage(&viewer.caller, &d).await {
+        Ok(Some(report)) => (
             report.groups.iter().map(|g| g.cost.to_string()).collect(),
             report
                 .groups
@@ -221,15 +220,15 @@ async fn live_of(state: &AppState, viewer: &Viewer, id: DeploymentId) -> Result<
                 .collect(),
         ),
         // A role that may not read usage sees the page without it.
-        Err(_) => (Vec::new(), Vec::new()),
+        Ok(None) | Err(_) => (Vec::new(), Vec::new()),
     };
     Ok(Live {
-        steps: progress(&d.phase),
+        steps: progress(d.phase),
         polling: changing(&d),
-        d,
+        d: d.into(),
         conditions,
         endpoint,
-        cluster_note,
+        cluster_note: None,
         events,
         cost_so_far,
         device_hours,
@@ -242,26 +241,6 @@ fn join_pool(cluster: Option<String>, pool: Option<String>) -> String {
         (Some(c), None) => c,
         _ => String::new(),
     }
-}
-
-type ClusterView = (Vec<ConditionRow>, Option<String>, Option<String>);
-
-fn cluster_view(md: &ModelDeployment) -> ClusterView {
-    let Some(status) = &md.status else {
-        return (Vec::new(), None, None);
-    };
-    let conditions = status
-        .conditions
-        .iter()
-        .map(|c| ConditionRow {
-            kind: c.type_.clone(),
-            status: c.status.clone(),
-            reason: c.reason.clone(),
-            message: c.message.clone(),
-            since: c.last_transition_time.0.to_string(),
-        })
-        .collect();
-    (conditions, status.endpoint.clone(), None)
 }
 
 #[derive(Template, WebTemplate)]
@@ -332,9 +311,12 @@ async fn scale_confirm(
     Query(form): Query<ScaleForm>,
 ) -> Result<Response, PageError> {
     let id = parse_id(viewer.lang, &id)?;
-    let Json(d) = deployments::show(State(state), viewer.caller.clone(), Path(id.to_string()))
+    let d: DeploymentView = state
+        .hub()
+        .deployment(&viewer.caller, &DeploymentRef::Id(id))
         .await
-        .map_err(|e| viewer.fail(e))?;
+        .map_err(|e| viewer.fail(e))?
+        .into();
     let (replicas, error) = match form.replicas.trim().parse::<u32>() {
         Ok(n) => (n, None),
         Err(_) => (
@@ -384,14 +366,11 @@ async fn scale(
             ),
         ));
     };
-    let _updated = deployments::update(
-        State(state),
-        viewer.caller.clone(),
-        Path(id.to_string()),
-        ApiJson(UpdateDeployment { replicas }),
-    )
-    .await
-    .map_err(|e| viewer.fail(e))?;
+    state
+        .hub()
+        .scale_deployment(&viewer.caller, &DeploymentRef::Id(id), replicas)
+        .await
+        .map_err(|e| viewer.fail(e))?;
     Ok(Redirect::to(&format!("/deployments/{id}")).into_response())
 }
 
@@ -401,9 +380,12 @@ async fn delete_confirm(
     Path(id): Path<String>,
 ) -> Result<ConfirmPage, PageError> {
     let id = parse_id(viewer.lang, &id)?;
-    let Json(d) = deployments::show(State(state), viewer.caller.clone(), Path(id.to_string()))
+    let d: DeploymentView = state
+        .hub()
+        .deployment(&viewer.caller, &DeploymentRef::Id(id))
         .await
-        .map_err(|e| viewer.fail(e))?;
+        .map_err(|e| viewer.fail(e))?
+        .into();
     Ok(ConfirmPage {
         c: viewer.chrome("deployments"),
         replicas: d.replicas,
@@ -420,7 +402,9 @@ async fn delete(
     Path(id): Path<String>,
 ) -> Result<Response, PageError> {
     let id = parse_id(viewer.lang, &id)?;
-    let _deleted = deployments::delete(State(state), viewer.caller.clone(), Path(id.to_string()))
+    state
+        .hub()
+        .delete_deployment(&viewer.caller, &DeploymentRef::Id(id))
         .await
         .map_err(|e| viewer.fail(e))?;
     Ok(Redirect::to("/deployments").into_response())
@@ -539,7 +523,10 @@ mod tests {
     use super::*;
 
     fn states(phase: &str) -> Vec<&'static str> {
-        progress(phase).iter().map(|s| s.state).collect()
+        progress(Phase::parse(phase).unwrap())
+            .iter()
+            .map(|s| s.state)
+            .collect()
     }
 
     #[test]

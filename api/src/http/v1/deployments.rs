@@ -1,12 +1,6 @@
-//! `/api/v1/deployments`: a tenant's models.
-//!
-//! Creating one plans it across every cluster, then admits the best plan
-//! the tenant's quota allows (plans in rank order, in one transaction, so
-//! concurrent requests cannot together exceed the quota), and only then
-//! writes the ModelDeployment into the chosen cluster with the pool pinned.
-//! The row is committed before the cluster write so that the quota lock is
-//! not held across a network call; if the write fails the admission is
-//! released again and the caller is told nothing was deployed.
+//! `/api/v1/deployments`: a tenant's models, through the hub's deployment
+//! operations (`service::deployments`; placement is `service::placement`).
+//! A deployment is addressed by its id or by its name.
 
 use axum::Json;
 use axum::extract::{Path, State};
@@ -18,16 +12,14 @@ use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::plans::{PlacementOptions, PlanView, ServingOptions, ask, observe, rejections};
-use crate::clusters::namespace_of;
+use super::plans::{PlacementOptions, PlanView, ServingOptions};
 use crate::http::error::Problem;
-use crate::http::extract::{ApiJson, ApiQuery, parse_id};
+use crate::http::extract::{ApiJson, ApiQuery};
 use crate::http::page::{PageParams, paginate};
 use crate::http::{ApiError, AppState, Caller};
-use crate::identity::Permission;
 use crate::ids::{DeploymentId, TenantId};
-use crate::placement::{MAX_REPLICAS, check_name, deployment_request, model_deployment};
-use crate::store::{Deployment, DeploymentStatus, PHASE_PENDING, StoreError};
+use crate::service::{self, DeploymentRef, ListRequest};
+use crate::store::Deployment;
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -112,7 +104,7 @@ impl From<Deployment> for DeploymentView {
             devices_per_replica: d.devices_per_replica,
             replicas: d.replicas,
             ready_replicas: d.ready_replicas,
-            phase: d.phase,
+            phase: d.phase.as_str().to_owned(),
             status_message: d.status_message,
             source: match d.source {
                 crate::store::Source::Api => "api".to_owned(),
@@ -167,19 +159,23 @@ pub async fn list(
     caller: Caller,
     ApiQuery(params): ApiQuery<ListParams>,
 ) -> Result<Json<DeploymentList>, ApiError> {
-    caller.require(Permission::Read)?;
-    let mut deployments = state
-        .store()
-        .deployments(caller.scope(), params.include_deleted)
+    let ListParams {
+        tenant,
+        include_deleted,
+        limit,
+        cursor,
+    } = params;
+    let deployments = state
+        .hub()
+        .deployments(
+            &caller,
+            &ListRequest {
+                tenant,
+                include_deleted,
+            },
+        )
         .await?;
-    if let Some(tenant) = params.tenant {
-        let tenant = caller.tenant(Some(tenant))?;
-        deployments.retain(|d| d.tenant == tenant);
-    }
-    let page = PageParams {
-        limit: params.limit,
-        cursor: params.cursor,
-    };
+    let page = PageParams { limit, cursor };
     let key = |d: &Deployment| format!("{}/{}/{}", d.tenant, d.name, d.id);
     let (deployments, next_cursor) = paginate(deployments, key, &page)?;
     Ok(Json(DeploymentList {
@@ -207,136 +203,53 @@ pub async fn create(
     caller: Caller,
     ApiJson(body): ApiJson<CreateDeployment>,
 ) -> Result<(StatusCode, HeaderMap, Json<DeploymentCreated>), ApiError> {
-    let CreateDeployment {
-        name,
-        model,
-        source,
-        replicas,
-        serving,
-        placement,
-        max_cost_per_hour,
-        tenant,
-    } = body;
-    caller.require(Permission::Deploy)?;
-    let tenant = state
-        .store()
-        .tenant(caller.scope(), caller.tenant(tenant)?)
-        .await?;
-    check_name(&name).map_err(|reason| ApiError::invalid("name", reason))?;
-    if let Some(reason) = crate::billing::budget_refusal(state.store(), tenant.id).await? {
-        return Err(ApiError::new(
-            StatusCode::FORBIDDEN,
-            "budget-exhausted",
-            "Budget Exhausted",
-            reason,
-        ));
-    }
-    let ask = ask(
-        &state,
-        model,
-        source,
-        replicas,
-        serving,
-        placement,
-        max_cost_per_hour,
-    )?;
-    let inputs = ask.planner_inputs()?;
-    let (_, fleet) = observe(&state).await?;
-    let report = inputs.plan(&fleet)?;
-    if report.plans.is_empty() {
-        return Err(ApiError::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "no-feasible-plan",
-            "No Feasible Plan",
-            format!(
-                "no pool of any registered cluster can run {} as asked; `rejections` says why for each",
-                report.model
-            ),
-        )
-        .with("rejections", rejections(&report)));
-    }
-
-    let namespace = namespace_of(&tenant.name);
-    let fallback = state.settings().reference_currency;
-    let mut tx = state.store().begin(&caller.actor).await?;
-    let mut admitted = None;
-    let mut first_refusal = None;
-    for plan in &report.plans {
-        let request = deployment_request(&name, &inputs.model, plan, &namespace, fallback);
-        match tx.admit_deployment(tenant.id, request).await {
-            Ok(deployment) => {
-                admitted = Some((deployment, plan));
-                break;
-            }
-            Err(StoreError::Quota(refusal)) => {
-                first_refusal.get_or_insert(refusal);
-            }
-            Err(e) => return Err(e.into()),
-        }
-    }
-    let Some((deployment, plan)) = admitted else {
-        tx.rollback().await?;
-        let refusal = first_refusal.expect("every plan was tried and refused by the quota");
-        return Err(ApiError::quota(&refusal).with("plansTried", report.plans.len()));
-    };
-    tx.commit_with(StatusCode::ACCEPTED).await?;
-
-    let md = model_deployment(&ask, &name, &namespace, &tenant.name, deployment.id, plan);
-    let deployment = match state
-        .registry()
-        .apply_deployment(&deployment.cluster, &tenant.name, &md)
-        .await
-    {
-        Ok(applied) => {
-            let mut tx = state.store().begin(&caller.actor.follow_up("api")).await?;
-            let recorded = tx
-                .record_deployment_status(
-                    deployment.id,
-                    &DeploymentStatus {
-                        phase: PHASE_PENDING.to_owned(),
-                        ready_replicas: 0,
-                        message: None,
-                        resource_uid: applied.metadata.uid,
-                        unschedulable: false,
-                    },
-                )
-                .await?;
-            tx.commit().await?;
-            recorded
-        }
-        Err(e) => {
-            let mut tx = state.store().begin(&caller.actor.follow_up("api")).await?;
-            tx.release_deployment(deployment.id).await?;
-            tx.commit().await?;
-            return Err(ApiError::unavailable(
-                format!(
-                    "{e}; nothing was deployed and the quota is free again, so retrying is safe"
-                ),
-                &e,
-            ));
-        }
-    };
-    let discounts = state
-        .store()
-        .discount_set(crate::identity::Scope::All, deployment.tenant)
-        .await?;
+    let created = state.hub().create_deployment(&caller, body.into()).await?;
     let mut headers = HeaderMap::new();
-    if let Ok(location) = HeaderValue::from_str(&format!("/api/v1/deployments/{}", deployment.id)) {
+    if let Ok(location) =
+        HeaderValue::from_str(&format!("/api/v1/deployments/{}", created.deployment.id))
+    {
         headers.insert(header::LOCATION, location);
     }
     Ok((
         StatusCode::ACCEPTED,
         headers,
         Json(DeploymentCreated {
-            deployment: deployment.into(),
-            plan: PlanView::new(plan, None, &discounts),
+            plan: PlanView::new(&created.plan, None, &created.discounts),
+            deployment: created.deployment.into(),
         }),
     ))
 }
 
+impl From<CreateDeployment> for service::CreateRequest {
+    fn from(body: CreateDeployment) -> Self {
+        let CreateDeployment {
+            name,
+            model,
+            source,
+            replicas,
+            serving,
+            placement,
+            max_cost_per_hour,
+            tenant,
+        } = body;
+        service::CreateRequest {
+            name,
+            plan: service::PlanRequest {
+                model,
+                source,
+                replicas,
+                serving: serving.unwrap_or_default().into(),
+                placement: placement.unwrap_or_default().into(),
+                max_cost_per_hour,
+                tenant,
+            },
+        }
+    }
+}
+
 /// One deployment with its live status.
-#[utoipa::path(get, path = "/deployments/{id}", tag = "deployments", security(("bearer" = [])),
-    params(("id" = uuid::Uuid, Path, description = "The deployment's id")),
+#[utoipa::path(get, path = "/deployments/{deployment}", tag = "deployments", security(("bearer" = [])),
+    params(("deployment" = String, Path, description = "The deployment's id, or its name in the caller's tenant")),
     responses(
         (status = 200, body = DeploymentView),
         (status = 404, body = Problem, content_type = "application/problem+json"),
@@ -344,18 +257,15 @@ pub async fn create(
 pub async fn show(
     State(state): State<AppState>,
     caller: Caller,
-    Path(id): Path<String>,
+    Path(which): Path<String>,
 ) -> Result<Json<DeploymentView>, ApiError> {
-    let id: DeploymentId = parse_id(&id, "deployment")?;
-    caller.require(Permission::Read)?;
-    Ok(Json(
-        state.store().deployment(caller.scope(), id).await?.into(),
-    ))
+    let which = deployment_ref(&which);
+    Ok(Json(state.hub().deployment(&caller, &which).await?.into()))
 }
 
 /// Changes the replica count; growth is checked against the quota.
-#[utoipa::path(patch, path = "/deployments/{id}", tag = "deployments", security(("bearer" = [])),
-    params(("id" = uuid::Uuid, Path, description = "The deployment's id")),
+#[utoipa::path(patch, path = "/deployments/{deployment}", tag = "deployments", security(("bearer" = [])),
+    params(("deployment" = String, Path, description = "The deployment's id, or its name in the caller's tenant")),
     request_body = UpdateDeployment,
     responses(
         (status = 200, body = DeploymentView),
@@ -367,48 +277,24 @@ pub async fn show(
 pub async fn update(
     State(state): State<AppState>,
     caller: Caller,
-    Path(id): Path<String>,
+    Path(which): Path<String>,
     ApiJson(body): ApiJson<UpdateDeployment>,
 ) -> Result<Json<DeploymentView>, ApiError> {
     let UpdateDeployment { replicas } = body;
-    let id: DeploymentId = parse_id(&id, "deployment")?;
-    let before = state.store().deployment(caller.scope(), id).await?;
-    if before.deleted_at.is_some() {
-        return Err(ApiError::not_found("deployment"));
-    }
-    if replicas > MAX_REPLICAS {
-        return Err(ApiError::invalid(
-            "replicas",
-            format!("must be between 0 and {MAX_REPLICAS}"),
-        ));
-    }
-    let mut tx = state.store().begin(&caller.actor).await?;
-    let after = tx.resize_deployment(id, replicas).await?;
-    tx.commit_with(StatusCode::OK).await?;
-    if after.replicas == before.replicas {
-        return Ok(Json(after.into()));
-    }
-    if let Err(e) = state
-        .registry()
-        .scale_deployment(&after.cluster, &after.namespace, &after.name, replicas)
-        .await
-    {
-        // Put the quota back as it was: the cluster still runs the old count.
-        let mut tx = state.store().begin(&caller.actor.follow_up("api")).await?;
-        tx.resize_deployment(id, before.replicas).await?;
-        tx.commit().await?;
-        return Err(ApiError::unavailable(
-            format!("{e}; the replica count is unchanged"),
-            &e,
-        ));
-    }
-    Ok(Json(after.into()))
+    let which = deployment_ref(&which);
+    Ok(Json(
+        state
+            .hub()
+            .scale_deployment(&caller, &which, replicas)
+            .await?
+            .into(),
+    ))
 }
 
 /// Deletes a deployment: its quota is free at once, and its cluster stops
 /// it (the operator's finalizer cleans up).
-#[utoipa::path(delete, path = "/deployments/{id}", tag = "deployments", security(("bearer" = [])),
-    params(("id" = uuid::Uuid, Path, description = "The deployment's id")),
+#[utoipa::path(delete, path = "/deployments/{deployment}", tag = "deployments", security(("bearer" = [])),
+    params(("deployment" = String, Path, description = "The deployment's id, or its name in the caller's tenant")),
     responses(
         (status = 202, body = DeploymentView),
         (status = 403, body = Problem, content_type = "application/problem+json"),
@@ -417,20 +303,16 @@ pub async fn update(
 pub async fn delete(
     State(state): State<AppState>,
     caller: Caller,
-    Path(id): Path<String>,
+    Path(which): Path<String>,
 ) -> Result<(StatusCode, Json<DeploymentView>), ApiError> {
-    let id: DeploymentId = parse_id(&id, "deployment")?;
-    let mut tx = state.store().begin(&caller.actor).await?;
-    let released = tx.release_deployment(id).await?;
-    tx.commit_with(StatusCode::ACCEPTED).await?;
-    if let Err(e) = state
-        .registry()
-        .delete_deployment(&released.cluster, &released.namespace, &released.name)
-        .await
-    {
-        // Released in the hub; cluster sync removes it from the cluster
-        // once the cluster answers again.
-        tracing::warn!(deployment = %id, error = %e, "ModelDeployment not deleted from its cluster yet");
-    }
+    let which = deployment_ref(&which);
+    let released = state.hub().delete_deployment(&caller, &which).await?;
     Ok((StatusCode::ACCEPTED, Json(released.into())))
+}
+
+fn deployment_ref(text: &str) -> DeploymentRef {
+    match text.parse() {
+        Ok(which) => which,
+        Err(never) => match never {},
+    }
 }

@@ -9,9 +9,9 @@ use axum::Json;
 use axum::extract::State;
 use modelfleet_core::billing::{Discounts, ExactAmount};
 use modelfleet_core::crd::{Placement, RuntimeChoice, Serving};
-use modelfleet_core::fleet::{Cloud, Fleet};
+use modelfleet_core::fleet::Cloud;
 use modelfleet_core::money::Money;
-use modelfleet_core::planner::{Plan, PlanReport, SpotPolicy};
+use modelfleet_core::planner::{Plan, SpotPolicy};
 use modelfleet_core::precision::PrecisionChoice;
 use modelfleet_core::quota::QuotaExceeded;
 use serde::{Deserialize, Serialize};
@@ -19,13 +19,12 @@ use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use crate::clusters::{ClusterView, fleet_of};
+use crate::clusters::ClusterView;
 use crate::http::error::Problem;
 use crate::http::extract::ApiJson;
 use crate::http::{ApiError, AppState, Caller};
-use crate::identity::Permission;
 use crate::ids::TenantId;
-use crate::placement::{Ask, MAX_REPLICAS, quota_view};
+use crate::service::{self, rejections};
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new().routes(routes!(create))
@@ -84,44 +83,18 @@ pub struct PlanRequest {
     pub tenant: Option<TenantId>,
 }
 
-/// Builds the ask from request fields; `source` defaults from settings.
-pub(crate) fn ask(
-    state: &AppState,
-    model: String,
-    source: Option<String>,
-    replicas: Option<u32>,
-    serving: Option<ServingOptions>,
-    placement: Option<PlacementOptions>,
-    max_cost_per_hour: Option<Money>,
-) -> Result<Ask, ApiError> {
-    let replicas = replicas.unwrap_or(1);
-    if !(1..=MAX_REPLICAS).contains(&replicas) {
-        return Err(ApiError::invalid(
-            "replicas",
-            format!("must be between 1 and {MAX_REPLICAS}"),
-        ));
-    }
-    let ServingOptions {
-        precision,
-        runtime,
-        max_model_len,
-        concurrency,
-        gpu_memory_utilization,
-        tensor_parallel_size,
-        pipeline_parallel_size,
-    } = serving.unwrap_or_default();
-    let PlacementOptions {
-        accelerators,
-        clouds,
-        regions,
-        pool,
-        spot,
-    } = placement.unwrap_or_default();
-    Ok(Ask {
-        source: source.unwrap_or_else(|| state.settings().model_source(&model)),
-        model,
-        replicas,
-        serving: Serving {
+impl From<ServingOptions> for Serving {
+    fn from(options: ServingOptions) -> Self {
+        let ServingOptions {
+            precision,
+            runtime,
+            max_model_len,
+            concurrency,
+            gpu_memory_utilization,
+            tensor_parallel_size,
+            pipeline_parallel_size,
+        } = options;
+        Serving {
             runtime: runtime.unwrap_or_default(),
             precision: precision.unwrap_or_default(),
             max_model_len,
@@ -130,32 +103,30 @@ pub(crate) fn ask(
             tensor_parallel_size,
             pipeline_parallel_size,
             // Engine image and arguments are the platform's to choose, not
-            // a tenant's: they decide what runs on the platform's nodes.
+            // a tenant's: the request has no field for them.
             extra_args: Vec::new(),
             image: None,
-        },
-        placement: Placement {
+        }
+    }
+}
+
+impl From<PlacementOptions> for Placement {
+    fn from(options: PlacementOptions) -> Self {
+        let PlacementOptions {
+            accelerators,
+            clouds,
+            regions,
+            pool,
+            spot,
+        } = options;
+        Placement {
             accelerators,
             clouds,
             regions,
             pool,
             spot: spot.unwrap_or_default(),
-        },
-        max_cost_per_hour,
-    })
-}
-
-/// Every registered cluster with its current pools, and the fleet they make.
-pub(crate) async fn observe(state: &AppState) -> Result<(Vec<ClusterView>, Fleet), ApiError> {
-    let clusters = state.store().clusters().await?;
-    let prices = state.store().pool_prices().await?;
-    let mut views = state
-        .registry()
-        .observe(clusters, &prices, state.pool_max_age())
-        .await;
-    crate::clusters::price_from_catalog(&mut views, &state.store().price_catalog().await?);
-    let fleet = fleet_of(&views, &state.settings().exchange_rates());
-    Ok((views, fleet))
+        }
+    }
 }
 
 /// Whether the tenant's quota admits a plan now.
@@ -264,17 +235,7 @@ impl PlanView {
     }
 }
 
-/// A pool that has no plan, and why.
-#[derive(Debug, Serialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct RejectionView {
-    /// `cluster/pool`.
-    pub pool: String,
-    pub accelerator: String,
-    /// Stable, for programs: `insufficient_capacity`, `weights_do_not_fit`, …
-    pub code: String,
-    pub reason: String,
-}
+pub use crate::service::RejectionView;
 
 /// A registered cluster whose pools are unknown right now.
 #[derive(Debug, Serialize, ToSchema)]
@@ -294,19 +255,6 @@ pub struct PlanReportView {
     pub rejections: Vec<RejectionView>,
     /// Clusters left out because their pools could not be read.
     pub unreachable_clusters: Vec<UnreachableCluster>,
-}
-
-pub(crate) fn rejections(report: &PlanReport) -> Vec<RejectionView> {
-    report
-        .rejections
-        .iter()
-        .map(|r| RejectionView {
-            pool: r.pool.to_string(),
-            accelerator: r.accelerator.clone(),
-            code: r.reason.code().to_owned(),
-            reason: r.reason.to_string(),
-        })
-        .collect()
 }
 
 pub(crate) fn unreachable(views: &[ClusterView]) -> Vec<UnreachableCluster> {
@@ -342,49 +290,38 @@ pub async fn create(
         max_cost_per_hour,
         tenant,
     } = body;
-    caller.require(Permission::Read)?;
-    // Platform staff may plan without a tenant; then no quota applies.
-    let tenant = match (caller.actor.tenant, tenant) {
-        (None, None) => None,
-        (_, named) => Some(caller.tenant(named)?),
-    };
-    let ask = ask(
-        &state,
-        model,
-        None,
-        replicas,
-        serving,
-        placement,
-        max_cost_per_hour,
-    )?;
-    let inputs = ask.planner_inputs()?;
-    let (views, fleet) = observe(&state).await?;
-    let report = inputs.plan(&fleet)?;
-    let discounts = match tenant {
-        Some(tenant) => state.store().discount_set(caller.scope(), tenant).await?,
-        None => Discounts::none(),
-    };
-    let checks: Vec<Option<QuotaCheck>> = match tenant {
-        Some(tenant) => {
-            let quota = state.store().quota(caller.scope(), tenant).await?;
-            let usage = state.store().usage(caller.scope(), tenant).await?;
-            let fallback = state.settings().reference_currency;
-            quota_view(&report.plans, &inputs.model, &quota, &usage, fallback)
+    let planned = state
+        .hub()
+        .plan(
+            &caller,
+            service::PlanRequest {
+                model,
+                source: None,
+                replicas,
+                serving: serving.unwrap_or_default().into(),
+                placement: placement.unwrap_or_default().into(),
+                max_cost_per_hour,
+                tenant,
+            },
+        )
+        .await?;
+    Ok(Json(planned.into()))
+}
+
+impl From<service::Planned> for PlanReportView {
+    fn from(planned: service::Planned) -> Self {
+        PlanReportView {
+            model: planned.report.model.clone(),
+            plans: planned
+                .plans
                 .iter()
-                .map(|r| Some(QuotaCheck::from(r)))
-                .collect()
+                .map(|p| {
+                    let quota = p.quota.as_ref().map(QuotaCheck::from);
+                    PlanView::new(&p.plan, quota, &planned.discounts)
+                })
+                .collect(),
+            rejections: rejections(&planned.report),
+            unreachable_clusters: unreachable(&planned.clusters),
         }
-        None => report.plans.iter().map(|_| None).collect(),
-    };
-    Ok(Json(PlanReportView {
-        model: report.model.clone(),
-        plans: report
-            .plans
-            .iter()
-            .zip(checks)
-            .map(|(plan, check)| PlanView::new(plan, check, &discounts))
-            .collect(),
-        rejections: rejections(&report),
-        unreachable_clusters: unreachable(&views),
-    }))
+    }
 }

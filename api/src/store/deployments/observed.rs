@@ -11,7 +11,9 @@ use modelfleet_core::quota::{Footprint, check_admission};
 
 use super::super::quotas::{load_quota, load_usage, lock_tenant};
 use super::super::{Store, StoreError, Tx, now, on_conn};
-use super::{Deployment, PHASE_PENDING, Row};
+use modelfleet_core::crd::Phase;
+
+use super::{Deployment, LiveCondition, Row};
 use crate::identity::Permission;
 use crate::ids::DeploymentId;
 
@@ -29,10 +31,14 @@ pub struct Relocation {
 /// What cluster sync observed of a deployment.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DeploymentStatus {
-    pub phase: String,
+    pub phase: Phase,
     pub ready_replicas: u32,
     pub message: Option<String>,
     pub resource_uid: Option<String>,
+    /// The ModelDeployment's conditions; `None` keeps those recorded.
+    pub conditions: Option<Vec<LiveCondition>>,
+    /// Where the model answers; `None` keeps the one recorded.
+    pub endpoint: Option<String>,
     /// Its pods cannot be scheduled (the operator's `WorkloadReady`
     /// condition says `Unschedulable`).
     pub unschedulable: bool,
@@ -80,18 +86,29 @@ impl Tx {
             ready_replicas,
             message,
             resource_uid,
+            conditions,
+            endpoint,
             unschedulable,
         } = status;
+        let conditions = conditions
+            .as_ref()
+            .map(|c| {
+                serde_json::to_string(c)
+                    .map_err(|_| StoreError::invalid("conditions", "cannot be encoded"))
+            })
+            .transpose()?;
         let revision = revision
             .map(|r| i64::try_from(r).map_err(|_| StoreError::invalid("revision", "out of range")))
             .transpose()?;
         let changed = on_conn!(self.conn(), c => sqlx::query(
             "UPDATE deployments SET phase = $2, ready_replicas = $3, status_message = $4, \
              resource_uid = COALESCE($5, resource_uid), revision = revision + 1, updated_at = $6, \
-             unschedulable_since = CASE WHEN $7 THEN COALESCE(unschedulable_since, $6) ELSE NULL END \
+             unschedulable_since = CASE WHEN $7 THEN COALESCE(unschedulable_since, $6) ELSE NULL END, \
+             conditions = COALESCE($9, conditions), endpoint = COALESCE($10, endpoint) \
              WHERE id = $1 AND ($8 IS NULL OR revision = $8)",
-        ).bind(id).bind(phase).bind(i64::from(*ready_replicas)).bind(message)
+        ).bind(id).bind(phase.as_str()).bind(i64::from(*ready_replicas)).bind(message)
         .bind(resource_uid).bind(now()).bind(*unschedulable).bind(revision)
+        .bind(conditions).bind(endpoint)
         .execute(c).await.map(|r| r.rows_affected()))?;
         if changed == 0 {
             return Ok(None);
@@ -163,10 +180,10 @@ impl Tx {
             "UPDATE deployments SET deleted_at = NULL, cluster = $2, pool = $3, accelerator = $4, \
              devices_per_replica = $5, precision = $6, replica_cost_micros = $7, currency = $8, \
              phase = $9, ready_replicas = 0, status_message = NULL, resource_uid = NULL, \
-             unschedulable_since = NULL, revision = revision + 1, updated_at = $10 WHERE id = $1",
+             conditions = '[]', endpoint = NULL, unschedulable_since = NULL, revision = revision + 1, updated_at = $10 WHERE id = $1",
         ).bind(id).bind(cluster).bind(pool).bind(accelerator).bind(i64::from(*devices_per_replica))
         .bind(precision.name()).bind(replica_cost_per_hour.micros())
-        .bind(replica_cost_per_hour.currency().code()).bind(PHASE_PENDING).bind(at)
+        .bind(replica_cost_per_hour.currency().code()).bind(Phase::Pending.as_str()).bind(at)
         .execute(c).await.map(|r| r.rows_affected()))?;
         self.note(
             "update",

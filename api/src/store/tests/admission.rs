@@ -1,3 +1,4 @@
+use modelfleet_core::crd::Phase;
 use modelfleet_core::model::ParamCount;
 use modelfleet_core::money::{Currency, Money};
 use modelfleet_core::quota::{Limit, Quota};
@@ -5,9 +6,7 @@ use modelfleet_core::quota::{Limit, Quota};
 use super::{member, platform, tenant, usd};
 use crate::identity::{Role, Scope};
 use crate::store::testing::TestDb;
-use crate::store::{
-    DeploymentRequest, DeploymentStatus, PHASE_DELETING, PHASE_PENDING, StoreError,
-};
+use crate::store::{DeploymentRequest, DeploymentStatus, StoreError};
 
 fn quota() -> Quota {
     Quota::unlimited()
@@ -34,7 +33,7 @@ async fn admission_checks_every_limit_and_says_which(db: TestDb) {
         )
         .await
         .unwrap();
-    assert_eq!(first.phase, PHASE_PENDING);
+    assert_eq!(first.phase, Phase::Pending);
     assert_eq!(first.replica_cost_per_hour, usd("12"));
 
     let reject = |err: StoreError| match err {
@@ -146,7 +145,7 @@ async fn names_are_unique_among_live_deployments(db: TestDb) {
         .await
         .unwrap();
     let released = tx.release_deployment(first.id).await.unwrap();
-    assert_eq!(released.phase, PHASE_DELETING);
+    assert_eq!(released.phase, Phase::Deleting);
     assert!(released.deleted_at.is_some());
     // Released, the name is free again.
     let second = tx
@@ -236,10 +235,12 @@ async fn resize_and_release_are_confined_and_rechecked(db: TestDb) {
     // Cluster sync records status; release frees the quota at once.
     let mut tx = store.begin(&platform()).await.unwrap();
     let status = DeploymentStatus {
-        phase: "Ready".into(),
+        phase: Phase::Ready,
         ready_replicas: 0,
         message: Some("scaled to zero".into()),
         resource_uid: Some("5f0c-uid".into()),
+        conditions: None,
+        endpoint: None,
         unschedulable: false,
     };
     let synced = tx.record_deployment_status(d.id, &status).await.unwrap();

@@ -2,6 +2,8 @@
 //! closed once), deployment events, status guarded by revision, and moves
 //! that release and admit in one transaction.
 
+use modelfleet_core::crd::Phase;
+
 use chrono::TimeDelta;
 use modelfleet_core::precision::Precision;
 use modelfleet_core::quota::{Limit, Quota};
@@ -168,10 +170,12 @@ async fn sync_status_is_guarded_by_revision(db: TestDb) {
         .await
         .unwrap();
     let stuck = DeploymentStatus {
-        phase: "Scheduling".into(),
+        phase: Phase::Scheduling,
         ready_replicas: 0,
         message: Some("0/1 nodes are available".into()),
         resource_uid: Some("uid-1".into()),
+        conditions: None,
+        endpoint: None,
         unschedulable: true,
     };
     let first = tx
@@ -198,7 +202,7 @@ async fn sync_status_is_guarded_by_revision(db: TestDb) {
         "kept while it lasts"
     );
     let recovered = DeploymentStatus {
-        phase: "Ready".into(),
+        phase: Phase::Ready,
         ready_replicas: 1,
         unschedulable: false,
         ..stuck

@@ -1,0 +1,150 @@
+//! The hub's service layer: the operations every caller shares — the REST
+//! handlers in `http/`, the web console, the background loops (cluster
+//! sync, failover, the billing schedule) — each taking the [`Caller`] and
+//! returning domain types or the one [`Error`].
+//!
+//! [`Hub`] owns what the operations need: the store, the keyring, the
+//! cluster registry, the settings, and one observation of the fleet
+//! ([`Hub::observe_fleet`]) cached per cluster. A caller never reaches past
+//! it to the store or a cluster.
+//!
+//! - `fleet`: what every registered cluster offers, priced.
+//! - `placement`: the one placement operation — plans in rank order,
+//!   held against the quota in one transaction, written into the cluster,
+//!   undone when that write fails — used by create, failover and the
+//!   admission of ModelDeployments applied with kubectl.
+//! - `plans`, `deployments`: what tenants do with models.
+
+mod caller;
+mod deployments;
+pub mod error;
+mod fleet;
+pub mod placement;
+mod plans;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+pub use caller::Caller;
+pub use deployments::{CreateRequest, Created, DeploymentDetail, DeploymentRef, ListRequest};
+pub use error::{Error, Result};
+pub use fleet::Observation;
+pub use plans::{PlanRequest, PlanWithQuota, Planned, RejectionView, rejections};
+
+use crate::audit::ExportTarget;
+use crate::clusters::ClusterRegistry;
+use crate::config::ApiSettings;
+use crate::secret::Keyring;
+use crate::store::Store;
+
+/// The hub's operations and what they share. Cheap to clone.
+#[derive(Clone)]
+pub struct Hub {
+    store: Store,
+    keyring: Arc<Keyring>,
+    registry: ClusterRegistry,
+    settings: Arc<ApiSettings>,
+    audit_target: Option<Arc<ExportTarget>>,
+}
+
+impl std::fmt::Debug for Hub {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Hub")
+            .field("registry", &self.registry)
+            .field("settings", &self.settings)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Hub {
+    pub fn new(
+        store: Store,
+        keyring: Arc<Keyring>,
+        registry: ClusterRegistry,
+        settings: ApiSettings,
+    ) -> Self {
+        Hub {
+            store,
+            keyring,
+            registry,
+            settings: Arc::new(settings),
+            audit_target: None,
+        }
+    }
+
+    /// Where audit exports are written.
+    pub fn with_audit_target(mut self, target: ExportTarget) -> Self {
+        self.audit_target = Some(Arc::new(target));
+        self
+    }
+
+    pub fn audit_target(&self) -> Option<&ExportTarget> {
+        self.audit_target.as_deref()
+    }
+
+    /// The store, for the operations of this crate and for what wires the
+    /// hub together (start-up, migrations, tests); the console and other
+    /// callers use the operations instead.
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    pub fn keyring(&self) -> &Keyring {
+        &self.keyring
+    }
+
+    /// The cluster connections, for the operations of this crate and for
+    /// what attaches clusters (`serve`, tests).
+    pub fn registry(&self) -> &ClusterRegistry {
+        &self.registry
+    }
+
+    pub fn settings(&self) -> &ApiSettings {
+        &self.settings
+    }
+
+    pub(crate) fn pool_max_age(&self) -> Duration {
+        Duration::from_secs(self.settings.pool_max_age_seconds)
+    }
+}
+
+impl Hub {
+    /// Registers (once; later calls find the row) and connects a cluster
+    /// that runs in this process: how `modelfleet serve` puts its sandbox
+    /// clusters in front of the hub.
+    pub async fn register_sandbox_cluster(
+        &self,
+        name: &str,
+        cloud: modelfleet_core::fleet::Cloud,
+        region: &str,
+        client: kube::Client,
+    ) -> std::result::Result<crate::store::Cluster, crate::store::StoreError> {
+        use crate::store::{NewCluster, StoreError};
+        let cluster = match self.store.cluster_by_name(name).await {
+            Ok(found) => found,
+            Err(StoreError::NotFound(_)) => {
+                let mut tx = self
+                    .store
+                    .begin(&crate::identity::Actor::system("serve"))
+                    .await?;
+                let cluster = tx
+                    .register_cluster(
+                        NewCluster {
+                            name: name.to_owned(),
+                            cloud,
+                            region: region.to_owned(),
+                            kubeconfig: None,
+                        },
+                        &self.keyring,
+                    )
+                    .await?;
+                tx.commit().await?;
+                cluster
+            }
+            Err(e) => return Err(e),
+        };
+        self.registry
+            .attach(&cluster.name, cluster.cloud, &cluster.region, client);
+        Ok(cluster)
+    }
+}
