@@ -23,8 +23,7 @@ use modelfleet_core::crd::admission::{
 use modelfleet_core::fleet::Fleet;
 use modelfleet_core::planner::Plan;
 
-use super::SyncError;
-use super::cluster::actor;
+use super::{SyncError, actor};
 use crate::clusters::{Decision, fleet_of};
 use crate::http::AppState;
 use crate::identity::Scope;
