@@ -29,7 +29,6 @@ use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::middleware::{from_fn, from_fn_with_state};
 use axum::routing::get;
-use futures::future::BoxFuture;
 use modelfleet_core::fleet::Cloud;
 use utoipa::OpenApi;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
@@ -51,19 +50,6 @@ use crate::identity::Actor;
 use crate::secret::Keyring;
 use crate::store::{Cluster, NewCluster, Store, StoreError};
 
-/// Starts embedded sandbox clusters on request (`POST /api/v1/clusters`
-/// with `"sandbox": true`). `modelfleet serve` implements it with the
-/// sandbox crate; a hub without one refuses sandbox registrations.
-pub trait SandboxLauncher: Send + Sync {
-    /// Starts cluster `name` (or finds it running) and returns its client.
-    fn launch(
-        &self,
-        name: &str,
-        cloud: Cloud,
-        region: &str,
-    ) -> BoxFuture<'static, Result<kube::Client, String>>;
-}
-
 /// What every handler shares. Cheap to clone.
 #[derive(Clone)]
 pub struct AppState {
@@ -72,7 +58,6 @@ pub struct AppState {
     registry: ClusterRegistry,
     settings: Arc<ApiSettings>,
     metrics: Arc<HttpMetrics>,
-    sandbox: Option<Arc<dyn SandboxLauncher>>,
     report_renderer: Option<Arc<dyn ReportRenderer>>,
     audit_target: Option<Arc<ExportTarget>>,
 }
@@ -82,7 +67,6 @@ impl std::fmt::Debug for AppState {
         f.debug_struct("AppState")
             .field("registry", &self.registry)
             .field("settings", &self.settings)
-            .field("sandbox", &self.sandbox.is_some())
             .finish_non_exhaustive()
     }
 }
@@ -100,7 +84,6 @@ impl AppState {
             registry,
             settings: Arc::new(settings),
             metrics: Arc::new(HttpMetrics::default()),
-            sandbox: None,
             report_renderer: None,
             audit_target: None,
         }
@@ -126,12 +109,6 @@ impl AppState {
         self.report_renderer.as_ref()
     }
 
-    /// Lets `POST /api/v1/clusters` register `"sandbox": true` clusters.
-    pub fn with_sandbox_launcher(mut self, launcher: Arc<dyn SandboxLauncher>) -> Self {
-        self.sandbox = Some(launcher);
-        self
-    }
-
     pub fn store(&self) -> &Store {
         &self.store
     }
@@ -150,10 +127,6 @@ impl AppState {
 
     pub fn metrics(&self) -> &HttpMetrics {
         &self.metrics
-    }
-
-    pub(crate) fn sandbox(&self) -> Option<&Arc<dyn SandboxLauncher>> {
-        self.sandbox.as_ref()
     }
 
     pub(crate) fn pool_max_age(&self) -> Duration {
