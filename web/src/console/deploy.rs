@@ -77,7 +77,7 @@ struct CatalogPage {
 
 async fn catalog_page(viewer: Viewer) -> CatalogPage {
     CatalogPage {
-        c: viewer.chrome("deploy"),
+        c: viewer.chrome("deploy", TEXT),
         models: catalog().iter().map(ModelCard::of).collect(),
     }
 }
@@ -133,9 +133,13 @@ fn number(field: &str, text: &str, lang: Lang) -> Result<Option<u32>, String> {
     if text.is_empty() {
         return Ok(None);
     }
-    text.parse::<u32>()
-        .map(Some)
-        .map_err(|_| format!("{}: {} ({text:?})", field, lang.t("deploy.not_a_number")))
+    text.parse::<u32>().map(Some).map_err(|_| {
+        format!(
+            "{}: {} ({text:?})",
+            field,
+            lang.t(TEXT, "deploy.not_a_number")
+        )
+    })
 }
 
 /// The API's request parts the options make, or what is wrong with them.
@@ -155,7 +159,9 @@ impl Options {
                 Precision::ALL
                     .into_iter()
                     .find(|x| x.name() == p)
-                    .ok_or_else(|| format!("precision: {} ({p:?})", lang.t("deploy.bad_choice")))?,
+                    .ok_or_else(|| {
+                        format!("precision: {} ({p:?})", lang.t(TEXT, "deploy.bad_choice"))
+                    })?,
             )),
         };
         let clouds = self
@@ -163,7 +169,7 @@ impl Options {
             .iter()
             .map(|c| {
                 c.parse::<Cloud>()
-                    .map_err(|_| format!("clouds: {} ({c:?})", lang.t("deploy.bad_choice")))
+                    .map_err(|_| format!("clouds: {} ({c:?})", lang.t(TEXT, "deploy.bad_choice")))
             })
             .collect::<Result<Vec<_>, _>>()?;
         let spot = match self.spot.as_str() {
@@ -171,15 +177,20 @@ impl Options {
             "never" => Some(SpotPolicy::Never),
             "allowed" => Some(SpotPolicy::Allowed),
             "preferred" => Some(SpotPolicy::Preferred),
-            s => return Err(format!("spot: {} ({s:?})", lang.t("deploy.bad_choice"))),
+            s => {
+                return Err(format!(
+                    "spot: {} ({s:?})",
+                    lang.t(TEXT, "deploy.bad_choice")
+                ));
+            }
         };
-        let tenant = match self.tenant.as_str() {
-            "" => None,
-            t => Some(
-                t.parse::<TenantId>()
-                    .map_err(|_| format!("tenant: {} ({t:?})", lang.t("deploy.bad_choice")))?,
-            ),
-        };
+        let tenant =
+            match self.tenant.as_str() {
+                "" => None,
+                t => Some(t.parse::<TenantId>().map_err(|_| {
+                    format!("tenant: {} ({t:?})", lang.t(TEXT, "deploy.bad_choice"))
+                })?),
+            };
         Ok(Asked {
             replicas: number("replicas", &self.replicas, lang)?,
             serving: ServingOptions {
@@ -302,7 +313,7 @@ async fn plan_page(
         .map(|p| (p.name(), options.precision == p.name()))
         .collect();
     ModelPage {
-        c: viewer.chrome("deploy"),
+        c: viewer.chrome("deploy", TEXT),
         model: ModelCard::of(model),
         options,
         hidden,

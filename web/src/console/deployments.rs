@@ -107,7 +107,7 @@ async fn list(
         .await
         .map_err(|e| viewer.fail(e))?;
     Ok(ListPage {
-        c: viewer.chrome("deployments"),
+        c: viewer.chrome("deployments", TEXT),
         items: list.items,
         include_deleted: query.deleted,
         next_cursor: list.next_cursor,
@@ -154,8 +154,13 @@ fn when(t: DateTime<Utc>) -> String {
 }
 
 fn parse_id(lang: Lang, id: &str) -> Result<DeploymentId, PageError> {
-    id.parse()
-        .map_err(|_| PageError::new(lang, StatusCode::NOT_FOUND, lang.t("deployments.not_found")))
+    id.parse().map_err(|_| {
+        PageError::new(
+            lang,
+            StatusCode::NOT_FOUND,
+            lang.t(TEXT, "deployments.not_found"),
+        )
+    })
 }
 
 async fn live_of(state: &AppState, viewer: &Viewer, id: DeploymentId) -> Result<Live, PageError> {
@@ -287,7 +292,7 @@ async fn detail(
     let id = parse_id(viewer.lang, &id)?;
     let live = live_of(&state, &viewer, id).await?;
     Ok(DetailPage {
-        c: viewer.chrome("deployments"),
+        c: viewer.chrome("deployments", TEXT),
         can_change: viewer.can(modelfleet_api::identity::Permission::Deploy)
             && live.d.deleted_at.is_none(),
         live,
@@ -302,7 +307,7 @@ async fn live(
 ) -> Result<LiveFragment, PageError> {
     let id = parse_id(viewer.lang, &id)?;
     Ok(LiveFragment {
-        c: viewer.chrome("deployments"),
+        c: viewer.chrome("deployments", TEXT),
         live: live_of(&state, &viewer, id).await?,
     })
 }
@@ -341,7 +346,7 @@ async fn scale_confirm(
             d.replicas,
             Some(format!(
                 "{} ({:?})",
-                viewer.lang.t("deployments.bad_replicas"),
+                viewer.lang.t(TEXT, "deployments.bad_replicas"),
                 form.replicas
             )),
         ),
@@ -356,7 +361,7 @@ async fn scale_confirm(
         StatusCode::OK
     };
     let page = ConfirmPage {
-        c: viewer.chrome("deployments"),
+        c: viewer.chrome("deployments", TEXT),
         d,
         action: "scale",
         replicas,
@@ -379,7 +384,7 @@ async fn scale(
             StatusCode::UNPROCESSABLE_ENTITY,
             format!(
                 "{} ({:?})",
-                viewer.lang.t("deployments.bad_replicas"),
+                viewer.lang.t(TEXT, "deployments.bad_replicas"),
                 form.replicas
             ),
         ));
@@ -405,7 +410,7 @@ async fn delete_confirm(
         .await
         .map_err(|e| viewer.fail(e))?;
     Ok(ConfirmPage {
-        c: viewer.chrome("deployments"),
+        c: viewer.chrome("deployments", TEXT),
         replicas: d.replicas,
         d,
         action: "delete",

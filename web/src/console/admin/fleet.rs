@@ -107,7 +107,7 @@ async fn render_clusters(
         None => (StatusCode::OK, None),
     };
     let page = ClustersPage {
-        c: viewer.chrome("admin"),
+        c: viewer.chrome("admin", TEXT),
         groups,
         clouds: Cloud::ALL.iter().map(|c| c.name()).collect(),
         // A kubeconfig holds credentials: it is never sent back.
@@ -225,7 +225,7 @@ async fn render_prices(
         None => (StatusCode::OK, None),
     };
     let page = PricesPage {
-        c: viewer.chrome("admin"),
+        c: viewer.chrome("admin", TEXT),
         prices: rows,
         clouds: Cloud::ALL.iter().map(|c| c.name()).collect(),
         currencies: Currency::ALL.iter().map(|c| c.code()).collect(),

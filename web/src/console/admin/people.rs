@@ -103,7 +103,7 @@ async fn render_users(
         None => (StatusCode::OK, None),
     };
     let page = UsersPage {
-        c: viewer.chrome("admin"),
+        c: viewer.chrome("admin", TEXT),
         users: rows,
         tenants: tenant_options(&tenant_list),
         roles: ALL_ROLES.iter().map(|r| r.name()).collect(),
@@ -250,7 +250,7 @@ async fn render_keys(
         None => (StatusCode::OK, None),
     };
     let page = KeysPage {
-        c: viewer.chrome("admin"),
+        c: viewer.chrome("admin", TEXT),
         keys: rows,
         tenants: tenant_options(&tenant_list),
         roles: KEY_ROLES.iter().map(|r| r.name()).collect(),
@@ -298,7 +298,7 @@ pub(super) async fn create_key(
                 .find(|t| t.id == created.key.tenant)
                 .map_or_else(|| created.key.tenant.to_string(), |t| t.name);
             let page = KeyCreatedPage {
-                c: viewer.chrome("admin"),
+                c: viewer.chrome("admin", TEXT),
                 name: created.key.name,
                 tenant,
                 prefix: created.key.prefix,

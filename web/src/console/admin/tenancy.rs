@@ -64,7 +64,7 @@ async fn render_tenants(
         None => (StatusCode::OK, None, String::new()),
     };
     let page = TenantsPage {
-        c: viewer.chrome("admin"),
+        c: viewer.chrome("admin", TEXT),
         tenants: rows,
         draft,
         error,
