@@ -209,7 +209,7 @@ struct ExportRow {
 }
 
 #[derive(Template, WebTemplate)]
-#[template(path = "console/audit.html")]
+#[template(path = "console/audit/trail.html")]
 struct AuditPage {
     c: Chrome,
     f: Filters,
@@ -366,7 +366,7 @@ struct FileRow {
 }
 
 #[derive(Template, WebTemplate)]
-#[template(path = "console/audit_export.html")]
+#[template(path = "console/audit/export.html")]
 struct ExportPage {
     c: Chrome,
     error: Option<String>,

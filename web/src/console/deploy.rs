@@ -69,7 +69,7 @@ impl ModelCard {
 }
 
 #[derive(Template, WebTemplate)]
-#[template(path = "console/deploy_catalog.html")]
+#[template(path = "console/deploy/catalog.html")]
 struct CatalogPage {
     c: Chrome,
     models: Vec<ModelCard>,
@@ -221,7 +221,7 @@ impl Options {
 }
 
 #[derive(Template, WebTemplate)]
-#[template(path = "console/deploy_model.html")]
+#[template(path = "console/deploy/model.html")]
 struct ModelPage {
     c: Chrome,
     model: ModelCard,

@@ -77,7 +77,7 @@ pub fn changing(d: &DeploymentView) -> bool {
 }
 
 #[derive(Template, WebTemplate)]
-#[template(path = "console/deployments.html")]
+#[template(path = "console/deployments/list.html")]
 struct ListPage {
     c: Chrome,
     items: Vec<DeploymentView>,
@@ -270,7 +270,7 @@ fn cluster_view(md: &ModelDeployment) -> ClusterView {
 }
 
 #[derive(Template, WebTemplate)]
-#[template(path = "console/deployment.html")]
+#[template(path = "console/deployments/detail.html")]
 struct DetailPage {
     c: Chrome,
     live: Live,
@@ -278,7 +278,7 @@ struct DetailPage {
 }
 
 #[derive(Template, WebTemplate)]
-#[template(path = "console/deployment_live.html")]
+#[template(path = "console/deployments/live.html")]
 struct LiveFragment {
     c: Chrome,
     live: Live,
@@ -313,7 +313,7 @@ async fn live(
 }
 
 #[derive(Template, WebTemplate)]
-#[template(path = "console/deployment_confirm.html")]
+#[template(path = "console/deployments/confirm.html")]
 struct ConfirmPage {
     c: Chrome,
     d: DeploymentView,

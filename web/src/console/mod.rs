@@ -15,10 +15,14 @@
 //! - scripts (htmx) and styles are served from the binary: the console
 //!   needs nothing from the internet.
 //!
-//! Each page module keeps its text, in English and Chinese, in a `TEXT`
-//! table beside its pages ([`i18n`] only chooses the language and looks
-//! keys up); the layout's, the error page's and the words every page
-//! shares are [`page`]'s.
+//! Where things are: each page module renders the templates at its own
+//! path under `templates/console/` (`compliance.rs`: `compliance.html`; a
+//! module with several pages, or a folder of modules, keeps them in a
+//! folder of its name: `deploy/model.html`, `billing/usage.html`,
+//! `admin/fleet/prices.html`), and keeps its text, in English and
+//! Chinese, in a `TEXT` table beside its pages ([`i18n`] only chooses the
+//! language and looks keys up). The layout (`page/base.html`), the error
+//! page and the words every page shares are [`page`]'s.
 
 pub mod admin;
 pub mod audit;

@@ -145,7 +145,7 @@ pub struct SignedIn {
     pub has_tenant: bool,
 }
 
-/// What the layout (`console/base.html`) needs of every page.
+/// What the layout (`console/page/base.html`) needs of every page.
 #[derive(Debug, Clone)]
 pub struct Chrome {
     pub lang: Lang,
@@ -227,7 +227,7 @@ impl IntoResponse for PageError {
 }
 
 #[derive(Template, WebTemplate)]
-#[template(path = "console/error.html")]
+#[template(path = "console/page/error.html")]
 struct ErrorPage<'a> {
     c: Chrome,
     status: u16,

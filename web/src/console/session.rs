@@ -58,7 +58,7 @@ pub struct SignInQuery {
 }
 
 #[derive(Template, WebTemplate)]
-#[template(path = "console/sign_in.html")]
+#[template(path = "console/session/sign_in.html")]
 struct SignInPage {
     c: Chrome,
     next: String,
@@ -171,7 +171,7 @@ async fn sign_out(State(state): State<AppState>, viewer: Result<Viewer, Response
 }
 
 #[derive(Template, WebTemplate)]
-#[template(path = "console/totp.html")]
+#[template(path = "console/session/totp.html")]
 struct TotpPage {
     c: Chrome,
     enabled: bool,

@@ -42,7 +42,7 @@ pub(super) struct ClusterForm {
 }
 
 #[derive(Template, WebTemplate)]
-#[template(path = "console/admin_clusters.html")]
+#[template(path = "console/admin/fleet/clusters.html")]
 struct ClustersPage {
     c: Chrome,
     groups: Vec<CloudGroup>,
@@ -187,7 +187,7 @@ pub(super) struct PriceForm {
 }
 
 #[derive(Template, WebTemplate)]
-#[template(path = "console/admin_prices.html")]
+#[template(path = "console/admin/fleet/prices.html")]
 struct PricesPage {
     c: Chrome,
     prices: Vec<PriceRow>,

@@ -164,7 +164,7 @@ async fn all_tenants(
 // ---------------------------------------------------------------- overview
 
 #[derive(Template, WebTemplate)]
-#[template(path = "console/admin.html")]
+#[template(path = "console/admin/overview.html")]
 struct OverviewPage {
     c: Chrome,
 }

@@ -31,7 +31,7 @@ struct TenantOption {
 }
 
 #[derive(Template, WebTemplate)]
-#[template(path = "console/admin_users.html")]
+#[template(path = "console/admin/people/users.html")]
 struct UsersPage {
     c: Chrome,
     users: Vec<UserRow>,
@@ -179,7 +179,7 @@ pub(super) struct KeyForm {
 }
 
 #[derive(Template, WebTemplate)]
-#[template(path = "console/admin_keys.html")]
+#[template(path = "console/admin/people/keys.html")]
 struct KeysPage {
     c: Chrome,
     keys: Vec<KeyRow>,
@@ -190,7 +190,7 @@ struct KeysPage {
 }
 
 #[derive(Template, WebTemplate)]
-#[template(path = "console/admin_key_created.html")]
+#[template(path = "console/admin/people/key_created.html")]
 struct KeyCreatedPage {
     c: Chrome,
     name: String,

@@ -24,7 +24,7 @@ pub(super) struct TenantForm {
 }
 
 #[derive(Template, WebTemplate)]
-#[template(path = "console/admin_tenants.html")]
+#[template(path = "console/admin/tenancy.html")]
 struct TenantsPage {
     c: Chrome,
     tenants: Vec<TenantRow>,

@@ -31,7 +31,7 @@ pub struct BudgetForm {
 }
 
 #[derive(Template, WebTemplate)]
-#[template(path = "console/billing_budget.html")]
+#[template(path = "console/billing/budget.html")]
 struct BudgetPage {
     c: Chrome,
     tenant: TenantView,

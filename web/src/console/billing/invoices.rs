@@ -44,7 +44,7 @@ fn line_row(l: &InvoiceLineView) -> LineRow {
 }
 
 #[derive(Template, WebTemplate)]
-#[template(path = "console/billing_invoice.html")]
+#[template(path = "console/billing/invoices.html")]
 struct InvoicePage {
     c: Chrome,
     id: String,

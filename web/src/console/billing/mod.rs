@@ -145,7 +145,7 @@ async fn tenant_view(
 }
 
 #[derive(Template, WebTemplate)]
-#[template(path = "console/billing_pick.html")]
+#[template(path = "console/billing/pick.html")]
 struct PickPage {
     c: Chrome,
     title: &'static str,

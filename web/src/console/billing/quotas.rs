@@ -44,7 +44,7 @@ fn limit_name(lang: Lang, limit: &str) -> String {
 }
 
 #[derive(Template, WebTemplate)]
-#[template(path = "console/quotas.html")]
+#[template(path = "console/billing/quotas.html")]
 struct QuotasPage {
     c: Chrome,
     tenant: TenantView,

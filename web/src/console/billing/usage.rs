@@ -40,7 +40,7 @@ struct InvoiceRow {
 }
 
 #[derive(Template, WebTemplate)]
-#[template(path = "console/billing.html")]
+#[template(path = "console/billing/usage.html")]
 struct BillingPage {
     c: Chrome,
     tenant: TenantView,
