@@ -80,7 +80,7 @@ impl HubOptions {
 /// A running hub. [`RunningHub::shutdown`] stops everything it started.
 #[derive(Debug)]
 pub struct RunningHub {
-    /// Where the API and (when it lands) the console listen: `http://127.0.0.1:8080`.
+    /// Where the API and the console listen: `http://127.0.0.1:8080`.
     pub url: String,
     pub data_dir: PathBuf,
     /// Set on the first start only: the file holds them too.

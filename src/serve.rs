@@ -34,7 +34,7 @@ pub(crate) struct Storage {
 pub struct ServeArgs {
     #[command(flatten)]
     storage: Storage,
-    /// Address of the API (and the console, when it lands).
+    /// Address of the API and the console.
     #[arg(long, env = "MODELFLEET_LISTEN", default_value = "127.0.0.1:8080")]
     listen: SocketAddr,
     /// Node pools to simulate, one sandbox cluster per `cluster` in it

@@ -22,7 +22,8 @@ use modelfleet_core::audit::{ChainBreak, ChainHash, ChainVerifier, Record};
 
 use super::digest::{DIGEST_VERSION, Digest, DigestFile, SIGNATURE_ALGORITHM, digest_name};
 use super::object::{ObjectWriter, WrittenObject};
-use super::target::{ExportTarget, StorageError};
+use super::storage::StorageError;
+use super::target::ExportTarget;
 use crate::identity::Actor;
 use crate::ids::ExportId;
 use crate::secret::Keyring;

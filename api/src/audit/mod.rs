@@ -23,6 +23,7 @@ mod digest;
 mod export;
 mod object;
 mod schedule;
+mod storage;
 mod target;
 mod verify;
 
@@ -35,7 +36,6 @@ pub use object::WrittenObject;
 pub use schedule::{
     DEFAULT_EXPORT_INTERVAL, MAX_EXPORT_INTERVAL, MIN_EXPORT_INTERVAL, run_scheduled,
 };
-pub use target::{
-    ExportTarget, Location, MIN_PART_SIZE, PART_SIZE, S3Settings, StorageError, TargetError,
-};
+pub use storage::StorageError;
+pub use target::{ExportTarget, Location, MIN_PART_SIZE, PART_SIZE, S3Settings, TargetError};
 pub use verify::{ExportVerification, Failure, VerifyError, verify_export};

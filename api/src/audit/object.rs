@@ -1,6 +1,7 @@
 //! One object being written or read: written in parts while its SHA-256
 //! is computed (a multipart upload to S3, or a temporary file renamed into
-//! place), read back in chunks. [`super::target::ExportTarget`] opens them.
+//! place), read back in chunks. [`ExportTarget`](super::ExportTarget) opens
+//! them.
 
 use std::io::{Read, Write};
 use std::path::PathBuf;
@@ -11,7 +12,10 @@ use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
 use bytes::Bytes;
 use sha2::{Digest, Sha256};
 
-use super::target::{READ_CHUNK, StorageError, blocking, s3_error};
+use super::storage::{StorageError, blocking, s3_error};
+
+/// How much a read of a local object asks for at once.
+const READ_CHUNK: usize = 1024 * 1024;
 
 /// What was written: an object's key, size and SHA-256.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -15,10 +15,10 @@ use std::path::{Component, Path, PathBuf};
 use aws_sdk_s3::config::{
     BehaviorVersion, Credentials, Region, RequestChecksumCalculation, ResponseChecksumValidation,
 };
-use aws_sdk_s3::error::DisplayErrorContext;
 use sha2::{Digest, Sha256};
 
 use super::object::{ObjectReader, ObjectWriter, Sink};
+use super::storage::{StorageError, blocking, s3_error};
 use crate::secret::Secret;
 
 /// The size of each part written unless set otherwise: S3 requires at
@@ -27,8 +27,6 @@ use crate::secret::Secret;
 pub const PART_SIZE: usize = 8 * 1024 * 1024;
 /// S3's smallest part (but the last) of a multipart upload.
 pub const MIN_PART_SIZE: usize = 5 * 1024 * 1024;
-/// How much a read of a local object asks for at once.
-pub(super) const READ_CHUNK: usize = 1024 * 1024;
 /// Temporary files carry this in their name until renamed into place;
 /// listings skip them.
 pub(super) const PARTIAL_MARK: &str = ".partial-";
@@ -436,53 +434,6 @@ fn s3_client(settings: &S3Settings) -> Result<aws_sdk_s3::Client, TargetError> {
         config = config.endpoint_url(endpoint.trim_end_matches('/'));
     }
     Ok(aws_sdk_s3::Client::from_conf(config.build()))
-}
-
-/// A read or write of one object that failed, naming the object.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("cannot {action} {key}: {detail}")]
-pub struct StorageError {
-    /// The object (or folder) key.
-    pub key: String,
-    pub action: &'static str,
-    pub detail: String,
-}
-
-impl StorageError {
-    pub(super) fn new(key: &str, action: &'static str, detail: impl Into<String>) -> StorageError {
-        StorageError {
-            key: key.to_owned(),
-            action,
-            detail: detail.into(),
-        }
-    }
-}
-
-/// The SDK's error with its causes (the service's code and message). The
-/// SDK never puts credentials in its errors.
-pub(super) fn s3_error<E: std::error::Error>(
-    key: &str,
-    action: &'static str,
-    e: E,
-) -> StorageError {
-    StorageError::new(key, action, DisplayErrorContext(e).to_string())
-}
-
-/// Runs blocking file I/O off the async threads.
-pub(super) async fn blocking<T: Send + 'static>(
-    key: &str,
-    action: &'static str,
-    f: impl FnOnce() -> std::io::Result<T> + Send + 'static,
-) -> Result<T, StorageError> {
-    match tokio::task::spawn_blocking(f).await {
-        Ok(Ok(v)) => Ok(v),
-        Ok(Err(e)) => Err(StorageError::new(key, action, e.to_string())),
-        Err(e) => Err(StorageError::new(
-            key,
-            action,
-            format!("I/O task failed: {e}"),
-        )),
-    }
 }
 
 #[cfg(test)]

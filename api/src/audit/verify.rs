@@ -19,7 +19,8 @@ use super::digest::{
     DIGEST_VERSION, MAX_DIGEST_BYTES, SIGNATURE_ALGORITHM, SignedDigest, digest_name,
     key_fingerprint,
 };
-use super::target::{ExportTarget, StorageError};
+use super::storage::StorageError;
+use super::target::ExportTarget;
 
 /// What verification checked.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -29,7 +29,6 @@ use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::middleware::{from_fn, from_fn_with_state};
 use axum::routing::get;
-use futures::future::BoxFuture;
 use modelfleet_core::fleet::Cloud;
 use utoipa::OpenApi;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
@@ -51,27 +50,12 @@ use crate::secret::Keyring;
 use crate::service::Hub;
 use crate::store::{Cluster, Store, StoreError};
 
-/// Starts embedded sandbox clusters on request (`POST /api/v1/clusters`
-/// with `"sandbox": true`). `modelfleet serve` implements it with the
-/// sandbox crate; a hub without one refuses sandbox registrations.
-pub trait SandboxLauncher: Send + Sync {
-    /// Starts cluster `name` (or finds it running) and returns its client.
-    fn launch(
-        &self,
-        name: &str,
-        cloud: Cloud,
-        region: &str,
-    ) -> BoxFuture<'static, Result<kube::Client, String>>;
-}
-
 /// What every handler shares: the hub's services, and what only HTTP
-/// needs (metrics, the report renderer, the sandbox launcher). Cheap to
-/// clone.
+/// needs (metrics, the report renderer). Cheap to clone.
 #[derive(Clone)]
 pub struct AppState {
     hub: Hub,
     metrics: Arc<HttpMetrics>,
-    sandbox: Option<Arc<dyn SandboxLauncher>>,
     report_renderer: Option<Arc<dyn ReportRenderer>>,
 }
 
@@ -79,7 +63,6 @@ impl std::fmt::Debug for AppState {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("AppState")
             .field("hub", &self.hub)
-            .field("sandbox", &self.sandbox.is_some())
             .finish_non_exhaustive()
     }
 }
@@ -98,7 +81,6 @@ impl AppState {
         AppState {
             hub,
             metrics: Arc::new(HttpMetrics::default()),
-            sandbox: None,
             report_renderer: None,
         }
     }
@@ -129,12 +111,6 @@ impl AppState {
         self.report_renderer.as_ref()
     }
 
-    /// Lets `POST /api/v1/clusters` register `"sandbox": true` clusters.
-    pub fn with_sandbox_launcher(mut self, launcher: Arc<dyn SandboxLauncher>) -> Self {
-        self.sandbox = Some(launcher);
-        self
-    }
-
     pub fn store(&self) -> &Store {
         self.hub.store()
     }
@@ -153,10 +129,6 @@ impl AppState {
 
     pub fn metrics(&self) -> &HttpMetrics {
         &self.metrics
-    }
-
-    pub(crate) fn sandbox(&self) -> Option<&Arc<dyn SandboxLauncher>> {
-        self.sandbox.as_ref()
     }
 
     pub(crate) fn pool_max_age(&self) -> Duration {

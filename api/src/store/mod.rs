@@ -36,6 +36,7 @@ mod prices;
 mod quotas;
 mod sessions;
 mod tenants;
+#[cfg(any(test, feature = "testing"))]
 pub mod testing;
 mod totp;
 mod users;

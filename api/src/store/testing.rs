@@ -4,6 +4,10 @@
 //! PostgreSQL test creates its own `mf_test_<random>` database and drops it
 //! afterwards, also when the test panics.
 //!
+//! Compiled for this crate's unit tests, and otherwise only with the
+//! `testing` feature, which test and bench targets turn on through their
+//! dev-dependency on this crate: release builds carry none of it.
+//!
 //! ```ignore
 //! async fn admits_within_quota(db: TestDb) { … db.store … }
 //! modelfleet_api::store_tests!(admits_within_quota);

@@ -1,4 +1,5 @@
-//! Users: people who sign in with a password (and later a second factor).
+//! Users: people who sign in with a password and, once they turn one on, a
+//! second factor (TOTP).
 //! Passwords are argon2id hashes made before the transaction opens; failed
 //! sign-ins are counted and lock the account for a while after too many.
 

@@ -25,8 +25,7 @@ use modelfleet_core::model::ModelArch;
 use modelfleet_core::money::Currency;
 use modelfleet_core::planner::Plan;
 
-use super::SyncError;
-use super::cluster::actor;
+use super::{SyncError, actor};
 use crate::clusters::{ClusterError, Decision};
 use crate::identity::Scope;
 use crate::ids::TenantId;

@@ -21,9 +21,9 @@ use modelfleet_operator::build::DEPLOYMENT_LABEL;
 use tokio::sync::{Notify, watch};
 use tracing::{debug, warn};
 
-use super::{SyncError, admit, observe};
+use super::{SyncError, actor, admit, observe};
 use crate::clusters::DEPLOYMENT_ID_LABEL;
-use crate::identity::{Actor, Scope};
+use crate::identity::Scope;
 use crate::ids::DeploymentId;
 use crate::service::Hub;
 use crate::store::{Deployment, NewInterval, PoolLocation, Source, now};
@@ -31,10 +31,6 @@ use crate::store::{Deployment, NewInterval, PoolLocation, Source, now};
 /// A pass runs at least this often, to pick up changes made in the
 /// database (a deployment released while its cluster was unreachable).
 pub const RESYNC: Duration = Duration::from_secs(5);
-
-pub(super) fn actor() -> Actor {
-    Actor::system("cluster-sync")
-}
 
 /// Watches `cluster` until `stop` fires.
 pub(super) async fn run(

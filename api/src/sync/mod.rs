@@ -35,11 +35,17 @@ use tokio::task::JoinHandle;
 use tracing::info;
 
 use crate::clusters::ClusterError;
+use crate::identity::Actor;
 use crate::service::Hub;
 use crate::store::StoreError;
 
 pub use cluster::RESYNC;
 pub use observe::{UNSCHEDULABLE_REASON, status_of};
+
+/// Who sync's writes are recorded as, in the audit trail and in events.
+fn actor() -> Actor {
+    Actor::system("cluster-sync")
+}
 
 /// How often the registry is checked for clusters attached or detached.
 const REGISTRY_POLL: Duration = Duration::from_secs(1);

@@ -209,7 +209,7 @@ struct ExportRow {
 }
 
 #[derive(Template, WebTemplate)]
-#[template(path = "console/audit.html")]
+#[template(path = "console/audit/trail.html")]
 struct AuditPage {
     c: Chrome,
     f: Filters,
@@ -231,7 +231,7 @@ async fn audit_page(
     Query(f): Query<Filters>,
 ) -> Result<Response, PageError> {
     let mut page = AuditPage {
-        c: viewer.chrome("audit"),
+        c: viewer.chrome("audit", TEXT),
         platform_wide: viewer.user.tenant.is_none(),
         rows: Vec::new(),
         error: None,
@@ -366,7 +366,7 @@ struct FileRow {
 }
 
 #[derive(Template, WebTemplate)]
-#[template(path = "console/audit_export.html")]
+#[template(path = "console/audit/export.html")]
 struct ExportPage {
     c: Chrome,
     error: Option<String>,
@@ -391,7 +391,7 @@ async fn create_export(
         Err(e) => Err(e),
     };
     let mut page = ExportPage {
-        c: viewer.chrome("audit"),
+        c: viewer.chrome("audit", TEXT),
         error: None,
         message: String::new(),
         records: 0,
@@ -504,16 +504,6 @@ pub(crate) const TEXT: Table = &[
         "没有新的记录需要导出，未写入任何文件。",
     ),
     ("audit.back", "Back to the audit trail", "返回审计日志"),
-    (
-        "compliance.title",
-        "MLPS 2.0 level 3 compliance",
-        "等保 2.0 第三级合规报告",
-    ),
-    (
-        "compliance.manual_count",
-        "Need manual evidence",
-        "需人工举证",
-    ),
 ];
 
 #[cfg(test)]

@@ -99,7 +99,7 @@ async fn compliance_page(
         .map_err(|e| failed(e.to_string()))?;
     let report: Report = serde_json::from_slice(&bytes).map_err(|e| failed(e.to_string()))?;
     Ok(CompliancePage {
-        c: viewer.chrome("compliance"),
+        c: viewer.chrome("compliance", TEXT),
         generated: report
             .generated_at
             .format("%Y-%m-%d %H:%M:%S UTC")
@@ -145,4 +145,14 @@ pub(crate) const TEXT: Table = &[
     ("compliance.fail", "Fail", "不通过"),
     ("compliance.manual", "Manual evidence", "需人工举证"),
     ("compliance.pdf", "Download as PDF", "下载 PDF"),
+    (
+        "compliance.title",
+        "MLPS 2.0 level 3 compliance",
+        "等保 2.0 第三级合规报告",
+    ),
+    (
+        "compliance.manual_count",
+        "Need manual evidence",
+        "需人工举证",
+    ),
 ];

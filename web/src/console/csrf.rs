@@ -15,8 +15,9 @@ use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use subtle::ConstantTimeEq as _;
 
+use super::cookie::{cookie, set_cookie};
 use super::i18n::Lang;
-use super::page::{cookie, error_page, set_cookie};
+use super::page::{TEXT, error_page};
 
 /// The hidden form field that carries the token.
 pub const CSRF_FIELD: &str = "csrf";
@@ -63,7 +64,7 @@ pub(crate) async fn check(mut request: Request, next: Next) -> Response {
         return error_page(
             lang,
             StatusCode::PAYLOAD_TOO_LARGE,
-            lang.t("error.too_large"),
+            lang.t(TEXT, "error.too_large"),
         )
         .into_response();
     };
@@ -81,7 +82,7 @@ pub(crate) async fn check(mut request: Request, next: Next) -> Response {
     };
     if !valid {
         tracing::debug!(path = %parts.uri.path(), "console form refused: CSRF token missing or wrong");
-        return error_page(lang, StatusCode::FORBIDDEN, lang.t("error.csrf")).into_response();
+        return error_page(lang, StatusCode::FORBIDDEN, lang.t(TEXT, "error.csrf")).into_response();
     }
     let mut request = Request::from_parts(parts, Body::from(bytes));
     if let Some(token) = token_of(request.headers()) {

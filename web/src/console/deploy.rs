@@ -67,7 +67,7 @@ impl ModelCard {
 }
 
 #[derive(Template, WebTemplate)]
-#[template(path = "console/deploy_catalog.html")]
+#[template(path = "console/deploy/catalog.html")]
 struct CatalogPage {
     c: Chrome,
     models: Vec<ModelCard>,
@@ -75,7 +75,7 @@ struct CatalogPage {
 
 async fn catalog_page(viewer: Viewer) -> CatalogPage {
     CatalogPage {
-        c: viewer.chrome("deploy"),
+        c: viewer.chrome("deploy", TEXT),
         models: catalog().iter().map(ModelCard::of).collect(),
     }
 }
@@ -131,9 +131,13 @@ fn number(field: &str, text: &str, lang: Lang) -> Result<Option<u32>, String> {
     if text.is_empty() {
         return Ok(None);
     }
-    text.parse::<u32>()
-        .map(Some)
-        .map_err(|_| format!("{}: {} ({text:?})", field, lang.t("deploy.not_a_number")))
+    text.parse::<u32>().map(Some).map_err(|_| {
+        format!(
+            "{}: {} ({text:?})",
+            field,
+            lang.t(TEXT, "deploy.not_a_number")
+        )
+    })
 }
 
 /// The API's request parts the options make, or what is wrong with them.
@@ -166,7 +170,9 @@ impl Options {
                 Precision::ALL
                     .into_iter()
                     .find(|x| x.name() == p)
-                    .ok_or_else(|| format!("precision: {} ({p:?})", lang.t("deploy.bad_choice")))?,
+                    .ok_or_else(|| {
+                        format!("precision: {} ({p:?})", lang.t(TEXT, "deploy.bad_choice"))
+                    })?,
             )),
         };
         let clouds = self
@@ -174,7 +180,7 @@ impl Options {
             .iter()
             .map(|c| {
                 c.parse::<Cloud>()
-                    .map_err(|_| format!("clouds: {} ({c:?})", lang.t("deploy.bad_choice")))
+                    .map_err(|_| format!("clouds: {} ({c:?})", lang.t(TEXT, "deploy.bad_choice")))
             })
             .collect::<Result<Vec<_>, _>>()?;
         let spot = match self.spot.as_str() {
@@ -182,15 +188,20 @@ impl Options {
             "never" => Some(SpotPolicy::Never),
             "allowed" => Some(SpotPolicy::Allowed),
             "preferred" => Some(SpotPolicy::Preferred),
-            s => return Err(format!("spot: {} ({s:?})", lang.t("deploy.bad_choice"))),
+            s => {
+                return Err(format!(
+                    "spot: {} ({s:?})",
+                    lang.t(TEXT, "deploy.bad_choice")
+                ));
+            }
         };
-        let tenant = match self.tenant.as_str() {
-            "" => None,
-            t => Some(
-                t.parse::<TenantId>()
-                    .map_err(|_| format!("tenant: {} ({t:?})", lang.t("deploy.bad_choice")))?,
-            ),
-        };
+        let tenant =
+            match self.tenant.as_str() {
+                "" => None,
+                t => Some(t.parse::<TenantId>().map_err(|_| {
+                    format!("tenant: {} ({t:?})", lang.t(TEXT, "deploy.bad_choice"))
+                })?),
+            };
         Ok(Asked {
             replicas: number("replicas", &self.replicas, lang)?,
             serving: Serving {
@@ -221,7 +232,7 @@ impl Options {
 }
 
 #[derive(Template, WebTemplate)]
-#[template(path = "console/deploy_model.html")]
+#[template(path = "console/deploy/model.html")]
 struct ModelPage {
     c: Chrome,
     model: ModelCard,
@@ -303,7 +314,7 @@ async fn plan_page(
         .map(|p| (p.name(), options.precision == p.name()))
         .collect();
     ModelPage {
-        c: viewer.chrome("deploy"),
+        c: viewer.chrome("deploy", TEXT),
         model: ModelCard::of(model),
         options,
         hidden,

@@ -84,7 +84,7 @@ pub fn changing(d: &Deployment) -> bool {
 }
 
 #[derive(Template, WebTemplate)]
-#[template(path = "console/deployments.html")]
+#[template(path = "console/deployments/list.html")]
 struct ListPage {
     c: Chrome,
     items: Vec<DeploymentView>,
@@ -122,7 +122,7 @@ async fn list(
     let key = |d: &Deployment| format!("{}/{}/{}", d.tenant, d.name, d.id);
     let (items, next_cursor) = paginate(deployments, key, &page).map_err(|e| viewer.fail(e))?;
     Ok(ListPage {
-        c: viewer.chrome("deployments"),
+        c: viewer.chrome("deployments", TEXT),
         items: items.into_iter().map(DeploymentView::from).collect(),
         include_deleted: query.deleted,
         next_cursor,
@@ -169,8 +169,13 @@ fn when(t: DateTime<Utc>) -> String {
 }
 
 fn parse_id(lang: Lang, id: &str) -> Result<DeploymentId, PageError> {
-    id.parse()
-        .map_err(|_| PageError::new(lang, StatusCode::NOT_FOUND, lang.t("deployments.not_found")))
+    id.parse().map_err(|_| {
+        PageError::new(
+            lang,
+            StatusCode::NOT_FOUND,
+            lang.t(TEXT, "deployments.not_found"),
+        )
+    })
 }
 
 async fn live_of(state: &AppState, viewer: &Viewer, id: DeploymentId) -> Result<Live, PageError> {
@@ -244,7 +249,7 @@ fn join_pool(cluster: Option<String>, pool: Option<String>) -> String {
 }
 
 #[derive(Template, WebTemplate)]
-#[template(path = "console/deployment.html")]
+#[template(path = "console/deployments/detail.html")]
 struct DetailPage {
     c: Chrome,
     live: Live,
@@ -252,7 +257,7 @@ struct DetailPage {
 }
 
 #[derive(Template, WebTemplate)]
-#[template(path = "console/deployment_live.html")]
+#[template(path = "console/deployments/live.html")]
 struct LiveFragment {
     c: Chrome,
     live: Live,
@@ -266,7 +271,7 @@ async fn detail(
     let id = parse_id(viewer.lang, &id)?;
     let live = live_of(&state, &viewer, id).await?;
     Ok(DetailPage {
-        c: viewer.chrome("deployments"),
+        c: viewer.chrome("deployments", TEXT),
         can_change: viewer.can(modelfleet_api::identity::Permission::Deploy)
             && live.d.deleted_at.is_none(),
         live,
@@ -281,13 +286,13 @@ async fn live(
 ) -> Result<LiveFragment, PageError> {
     let id = parse_id(viewer.lang, &id)?;
     Ok(LiveFragment {
-        c: viewer.chrome("deployments"),
+        c: viewer.chrome("deployments", TEXT),
         live: live_of(&state, &viewer, id).await?,
     })
 }
 
 #[derive(Template, WebTemplate)]
-#[template(path = "console/deployment_confirm.html")]
+#[template(path = "console/deployments/confirm.html")]
 struct ConfirmPage {
     c: Chrome,
     d: DeploymentView,
@@ -323,7 +328,7 @@ async fn scale_confirm(
             d.replicas,
             Some(format!(
                 "{} ({:?})",
-                viewer.lang.t("deployments.bad_replicas"),
+                viewer.lang.t(TEXT, "deployments.bad_replicas"),
                 form.replicas
             )),
         ),
@@ -338,7 +343,7 @@ async fn scale_confirm(
         StatusCode::OK
     };
     let page = ConfirmPage {
-        c: viewer.chrome("deployments"),
+        c: viewer.chrome("deployments", TEXT),
         d,
         action: "scale",
         replicas,
@@ -361,7 +366,7 @@ async fn scale(
             StatusCode::UNPROCESSABLE_ENTITY,
             format!(
                 "{} ({:?})",
-                viewer.lang.t("deployments.bad_replicas"),
+                viewer.lang.t(TEXT, "deployments.bad_replicas"),
                 form.replicas
             ),
         ));
@@ -387,7 +392,7 @@ async fn delete_confirm(
         .map_err(|e| viewer.fail(e))?
         .into();
     Ok(ConfirmPage {
-        c: viewer.chrome("deployments"),
+        c: viewer.chrome("deployments", TEXT),
         replicas: d.replicas,
         d,
         action: "delete",

@@ -14,18 +14,30 @@
 //!   scripts or styles, frame denial and `nosniff` ([`security_headers`]);
 //! - scripts (htmx) and styles are served from the binary: the console
 //!   needs nothing from the internet.
+//!
+//! Where things are: each page module renders the templates at its own
+//! path under `templates/console/` (`compliance.rs`: `compliance.html`; a
+//! module with several pages, or a folder of modules, keeps them in a
+//! folder of its name: `deploy/model.html`, `billing/usage.html`,
+//! `admin/fleet/prices.html`), and keeps its text, in English and
+//! Chinese, in a `TEXT` table beside its pages ([`i18n`] only chooses the
+//! language and looks keys up). The layout (`page/base.html`), the error
+//! page and the words every page shares are [`page`]'s.
 
 pub mod admin;
 pub mod audit;
 pub mod billing;
 mod chart;
 pub mod compliance;
+mod cookie;
 mod csrf;
 pub mod deploy;
 pub mod deployments;
 pub mod i18n;
 mod page;
 pub mod session;
+#[cfg(test)]
+mod tests;
 
 use axum::Router;
 use axum::extract::{Path, Request};
@@ -69,7 +81,11 @@ async fn not_found(uri: axum::http::Uri, headers: axum::http::HeaderMap) -> Resp
         return StatusCode::NOT_FOUND.into_response();
     }
     let lang = i18n::Lang::of(&headers);
-    page::error_page(lang, StatusCode::NOT_FOUND, lang.t("error.no_page"))
+    page::error_page(
+        lang,
+        StatusCode::NOT_FOUND,
+        lang.t(page::TEXT, "error.no_page"),
+    )
 }
 
 /// The Content-Security-Policy of every console answer: scripts, styles

@@ -1,12 +1,12 @@
 //! What every page shares: who is looking ([`Viewer`], from the session
-//! cookie), the layout's data ([`Chrome`]), and errors as pages
-//! ([`PageError`]).
+//! cookie), the layout's data ([`Chrome`]) and text ([`TEXT`]), and errors
+//! as pages ([`PageError`]).
 
 use askama::Template;
 use askama_web::WebTemplate;
 use axum::extract::FromRequestParts;
+use axum::http::StatusCode;
 use axum::http::request::Parts;
-use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use chrono::{DateTime, TimeDelta, Utc};
 use modelfleet_api::http::ApiError;
@@ -15,28 +15,10 @@ use modelfleet_api::identity::Permission;
 use modelfleet_api::store::User;
 use modelfleet_api::{AppState, Role};
 
+use super::cookie::cookie;
 use super::csrf::CsrfToken;
-use super::i18n::Lang;
+use super::i18n::{Lang, Table};
 use super::session::{IDLE_MINUTES, SESSION_COOKIE, must_enrol};
-
-/// The value of cookie `name` in a request's `Cookie` headers.
-pub(crate) fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
-    headers
-        .get_all(header::COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .filter_map(|pair| pair.trim().split_once('='))
-        .find(|(n, _)| *n == name)
-        .map(|(_, v)| v.to_owned())
-}
-
-/// A `Set-Cookie` value for the console: `Secure` (browsers accept it on
-/// `http://localhost` and `127.0.0.1` too), `HttpOnly`, `SameSite=Strict`.
-pub(crate) fn set_cookie(name: &str, value: &str, max_age_seconds: Option<i64>) -> String {
-    let age = max_age_seconds.map_or_else(String::new, |s| format!("; Max-Age={s}"));
-    format!("{name}={value}; Path=/; Secure; HttpOnly; SameSite=Strict{age}")
-}
 
 /// A signed-in person looking at a page.
 #[derive(Debug, Clone)]
@@ -54,10 +36,12 @@ impl Viewer {
         self.caller.actor.check_role(permission).is_ok()
     }
 
-    /// The layout's data, with `active` the navigation entry to highlight.
-    pub fn chrome(&self, active: &'static str) -> Chrome {
+    /// The layout's data, with `active` the navigation entry to highlight
+    /// and `text` the page's own text table.
+    pub fn chrome(&self, active: &'static str, text: Table) -> Chrome {
         Chrome {
             lang: self.lang,
+            text,
             csrf: self.csrf.clone(),
             signed_in: Some(SignedIn {
                 username: self.user.username.clone(),
@@ -161,10 +145,12 @@ pub struct SignedIn {
     pub has_tenant: bool,
 }
 
-/// What the layout (`console/base.html`) needs of every page.
+/// What the layout (`console/page/base.html`) needs of every page.
 #[derive(Debug, Clone)]
 pub struct Chrome {
     pub lang: Lang,
+    /// The page's text; [`TEXT`] (the layout's) is looked in after it.
+    pub text: Table,
     pub csrf: String,
     pub signed_in: Option<SignedIn>,
     pub active: &'static str,
@@ -173,9 +159,10 @@ pub struct Chrome {
 
 impl Chrome {
     /// The layout for a page nobody is signed in to.
-    pub fn anonymous(lang: Lang, csrf: String) -> Chrome {
+    pub fn anonymous(lang: Lang, csrf: String, text: Table) -> Chrome {
         Chrome {
             lang,
+            text,
             csrf,
             signed_in: None,
             active: "",
@@ -183,9 +170,9 @@ impl Chrome {
         }
     }
 
-    /// UI text in the viewer's language.
+    /// UI text in the viewer's language: the page's, else the layout's.
     pub fn t(&self, key: &str) -> &'static str {
-        self.lang.t(key)
+        self.lang.t_in(&[self.text, TEXT], key)
     }
 
     /// The URL that shows this page in `lang`.
@@ -240,7 +227,7 @@ impl IntoResponse for PageError {
 }
 
 #[derive(Template, WebTemplate)]
-#[template(path = "console/error.html")]
+#[template(path = "console/page/error.html")]
 struct ErrorPage<'a> {
     c: Chrome,
     status: u16,
@@ -251,16 +238,62 @@ struct ErrorPage<'a> {
 /// A page saying what went wrong, answered with `status`.
 pub(crate) fn error_page(lang: Lang, status: StatusCode, message: &str) -> Response {
     let title = match status {
-        StatusCode::FORBIDDEN => lang.t("error.forbidden"),
-        StatusCode::NOT_FOUND => lang.t("error.not_found"),
-        s if s.is_server_error() => lang.t("error.server"),
-        _ => lang.t("error.refused"),
+        StatusCode::FORBIDDEN => lang.t(TEXT, "error.forbidden"),
+        StatusCode::NOT_FOUND => lang.t(TEXT, "error.not_found"),
+        s if s.is_server_error() => lang.t(TEXT, "error.server"),
+        _ => lang.t(TEXT, "error.refused"),
     };
     let page = ErrorPage {
-        c: Chrome::anonymous(lang, String::new()),
+        c: Chrome::anonymous(lang, String::new(), TEXT),
         status: status.as_u16(),
         title,
         message,
     };
     (status, page).into_response()
 }
+
+/// The layout's text (the navigation), the error pages', and words every
+/// page uses.
+pub const TEXT: Table = &[
+    ("brand", "modelfleet", "modelfleet"),
+    ("nav.deploy", "Deploy", "部署模型"),
+    ("nav.deployments", "Deployments", "部署列表"),
+    ("nav.quotas", "Quotas", "配额"),
+    ("nav.billing", "Billing", "账单"),
+    ("nav.audit", "Audit", "审计"),
+    ("nav.compliance", "Compliance", "合规"),
+    ("nav.admin", "Admin", "平台管理"),
+    ("nav.account", "Account", "账户"),
+    ("nav.main", "Main navigation", "主导航"),
+    ("nav.language", "Language", "语言"),
+    ("sign_out", "Sign out", "退出登录"),
+    ("error.title", "Something went wrong", "出错了"),
+    ("error.forbidden", "Not allowed", "无权访问"),
+    ("error.not_found", "Not found", "未找到"),
+    (
+        "error.server",
+        "The hub could not do this",
+        "服务暂时无法完成此操作",
+    ),
+    ("error.refused", "Refused", "请求被拒绝"),
+    (
+        "error.csrf",
+        "This form is out of date or did not come from this console. Go back, reload the page and send it again.",
+        "此表单已过期或并非来自本控制台。请返回、刷新页面后重新提交。",
+    ),
+    (
+        "error.too_large",
+        "The form is too large.",
+        "表单内容过大。",
+    ),
+    ("error.no_page", "There is no such page.", "没有这个页面。"),
+    ("error.back", "Back to deployments", "返回部署列表"),
+    ("common.cancel", "Cancel", "取消"),
+    ("common.confirm", "Confirm", "确认"),
+    ("common.save", "Save", "保存"),
+    ("common.none", "None", "无"),
+    ("common.yes", "Yes", "是"),
+    ("common.no", "No", "否"),
+    ("common.next", "Next page", "下一页"),
+    ("common.download", "Download", "下载"),
+];

@@ -19,9 +19,10 @@ use modelfleet_api::store::User;
 use modelfleet_api::{AppState, Role};
 use serde::Deserialize;
 
+use super::cookie::set_cookie;
 use super::csrf::{CSRF_COOKIE, CsrfToken, new_token};
-use super::i18n::{LANG_COOKIE, Lang};
-use super::page::{Chrome, PageError, Viewer, idle_expiry, set_cookie};
+use super::i18n::{LANG_COOKIE, Lang, Table};
+use super::page::{Chrome, PageError, Viewer, idle_expiry};
 
 /// The cookie that carries the session token.
 pub const SESSION_COOKIE: &str = "mf_session";
@@ -57,7 +58,7 @@ pub struct SignInQuery {
 }
 
 #[derive(Template, WebTemplate)]
-#[template(path = "console/sign_in.html")]
+#[template(path = "console/session/sign_in.html")]
 struct SignInPage {
     c: Chrome,
     next: String,
@@ -71,7 +72,7 @@ async fn sign_in_page(
     Query(query): Query<SignInQuery>,
 ) -> SignInPage {
     SignInPage {
-        c: Chrome::anonymous(Lang::of(&headers), csrf.0.0.clone()),
+        c: Chrome::anonymous(Lang::of(&headers), csrf.0.0.clone(), TEXT),
         next: safe_next(query.next.as_deref()).to_owned(),
         username: String::new(),
         error: None,
@@ -132,10 +133,10 @@ async fn sign_in(
         }
         Err(e) if e.status() == StatusCode::UNAUTHORIZED => {
             let page = SignInPage {
-                c: Chrome::anonymous(lang, csrf),
+                c: Chrome::anonymous(lang, csrf, TEXT),
                 next,
                 username: form.username,
-                error: Some(lang.t("sign_in.refused")),
+                error: Some(lang.t(TEXT, "sign_in.refused")),
             };
             (StatusCode::UNAUTHORIZED, page).into_response()
         }
@@ -170,7 +171,7 @@ async fn sign_out(State(state): State<AppState>, viewer: Result<Viewer, Response
 }
 
 #[derive(Template, WebTemplate)]
-#[template(path = "console/totp.html")]
+#[template(path = "console/session/totp.html")]
 struct TotpPage {
     c: Chrome,
     enabled: bool,
@@ -184,7 +185,7 @@ struct TotpPage {
 impl TotpPage {
     fn new(viewer: &Viewer) -> TotpPage {
         TotpPage {
-            c: viewer.chrome("account"),
+            c: viewer.chrome("account", TEXT),
             enabled: viewer.user.totp_enabled,
             required: must_enrol(&viewer.user),
             secret: None,
@@ -243,8 +244,12 @@ async fn language(
 ) -> Response {
     let Some(lang) = Lang::from_code(&lang) else {
         let current = Lang::of(&headers);
-        return PageError::new(current, StatusCode::NOT_FOUND, current.t("error.language"))
-            .into_response();
+        return PageError::new(
+            current,
+            StatusCode::NOT_FOUND,
+            current.t(TEXT, "error.language"),
+        )
+        .into_response();
     };
     let mut response = Redirect::to(safe_next(query.next.as_deref())).into_response();
     let one_year = 365 * 24 * 3600;
@@ -255,9 +260,70 @@ async fn language(
     response
 }
 
+/// The text of signing in, the second factor and the language switch.
+pub(crate) const TEXT: Table = &[
+    ("sign_in.title", "Sign in", "登录"),
+    ("sign_in.username", "User name", "用户名"),
+    ("sign_in.password", "Password", "密码"),
+    (
+        "sign_in.totp",
+        "Authenticator code (if your account has one)",
+        "动态验证码（如已启用）",
+    ),
+    ("sign_in.submit", "Sign in", "登录"),
+    (
+        "sign_in.refused",
+        "Sign-in refused: the user name, password or authenticator code is wrong, or the account is locked after too many failures.",
+        "登录被拒绝：用户名、密码或动态验证码错误，或账户因多次失败已被锁定。",
+    ),
+    ("totp.title", "Second factor", "双因素认证"),
+    (
+        "totp.required",
+        "Platform admins and auditors must turn on a second factor before using the console.",
+        "平台管理员和审计员必须先启用双因素认证才能使用控制台。",
+    ),
+    (
+        "totp.enabled",
+        "A second factor is on for this account: signing in asks for a code from your authenticator app.",
+        "此账户已启用双因素认证：登录时需要输入动态验证码。",
+    ),
+    (
+        "totp.off",
+        "No second factor yet. Turn one on to protect this account.",
+        "尚未启用双因素认证。启用后可保护此账户。",
+    ),
+    (
+        "totp.start",
+        "Set up an authenticator app",
+        "设置身份验证器应用",
+    ),
+    (
+        "totp.secret",
+        "Secret key (type it into your authenticator app)",
+        "密钥（输入到身份验证器应用中）",
+    ),
+    (
+        "totp.uri",
+        "Or add this otpauth URI",
+        "或添加此 otpauth URI",
+    ),
+    (
+        "totp.shown_once",
+        "Shown once: it is not displayed again.",
+        "仅显示一次，之后不再显示。",
+    ),
+    ("totp.code", "Code from the app", "应用中的验证码"),
+    ("totp.confirm", "Turn on", "启用"),
+    (
+        "error.language",
+        "Unknown language: use en or zh.",
+        "未知语言：请使用 en 或 zh。",
+    ),
+];
+
 #[cfg(test)]
 mod tests {
-    use super::super::page::cookie;
+    use super::super::cookie::cookie;
     use super::*;
 
     #[test]

@@ -44,7 +44,9 @@ pub struct RegisterCluster {
     /// Stored encrypted; never returned.
     #[schema(format = Password)]
     pub kubeconfig: Option<String>,
-    /// Run an embedded sandbox cluster in the hub instead.
+    /// Refused when `true`: the API registers real clusters only. Sandbox
+    /// clusters run inside `modelfleet serve`, which starts them from its
+    /// fleet file.
     #[serde(default)]
     pub sandbox: bool,
 }
@@ -216,7 +218,7 @@ pub async fn list(
     }))
 }
 
-/// Registers a cluster by kubeconfig, or starts an embedded sandbox one.
+/// Registers a cluster by its kubeconfig.
 #[utoipa::path(post, path = "/clusters", tag = "clusters", security(("bearer" = [])),
     request_body = RegisterCluster,
     responses(
@@ -261,28 +263,19 @@ pub async fn create(
     // Build the client before anything is stored: a kubeconfig that names
     // no usable cluster is refused, and nothing is left half-registered.
     let client = match (&kubeconfig, sandbox) {
-        (Some(k), false) => client_from_kubeconfig(k).await?,
-        (None, true) => {
-            let launcher = state.sandbox().ok_or_else(|| {
-                ApiError::invalid(
-                    "sandbox",
-                    "this hub runs no embedded sandbox clusters; give a kubeconfig",
-                )
-            })?;
-            launcher
-                .launch(&name, cloud, &region)
-                .await
-                .map_err(|reason| {
-                    ApiError::unavailable(
-                        format!("the sandbox cluster {name:?} could not be started"),
-                        &std::io::Error::other(reason),
-                    )
-                })?
+        (_, true) => {
+            return Err(ApiError::invalid(
+                "sandbox",
+                "sandbox clusters are not registered through the API: `modelfleet serve` \
+                 starts its own from its fleet file; give a real cluster's kubeconfig",
+            ));
         }
-        _ => {
+        (Some(k), false) => client_from_kubeconfig(k).await?,
+        (None, false) => {
             return Err(ApiError::invalid(
                 "kubeconfig",
-                "give either a kubeconfig or \"sandbox\": true, not both and not neither",
+                "give either a kubeconfig whose current context reaches the cluster, \
+                 or run `modelfleet serve` for sandbox clusters",
             ));
         }
     };

@@ -42,7 +42,7 @@ pub(super) struct ClusterForm {
 }
 
 #[derive(Template, WebTemplate)]
-#[template(path = "console/admin_clusters.html")]
+#[template(path = "console/admin/fleet/clusters.html")]
 struct ClustersPage {
     c: Chrome,
     groups: Vec<CloudGroup>,
@@ -107,7 +107,7 @@ async fn render_clusters(
         None => (StatusCode::OK, None),
     };
     let page = ClustersPage {
-        c: viewer.chrome("admin"),
+        c: viewer.chrome("admin", TEXT),
         groups,
         clouds: Cloud::ALL.iter().map(|c| c.name()).collect(),
         // A kubeconfig holds credentials: it is never sent back.
@@ -187,7 +187,7 @@ pub(super) struct PriceForm {
 }
 
 #[derive(Template, WebTemplate)]
-#[template(path = "console/admin_prices.html")]
+#[template(path = "console/admin/fleet/prices.html")]
 struct PricesPage {
     c: Chrome,
     prices: Vec<PriceRow>,
@@ -225,7 +225,7 @@ async fn render_prices(
         None => (StatusCode::OK, None),
     };
     let page = PricesPage {
-        c: viewer.chrome("admin"),
+        c: viewer.chrome("admin", TEXT),
         prices: rows,
         clouds: Cloud::ALL.iter().map(|c| c.name()).collect(),
         currencies: Currency::ALL.iter().map(|c| c.code()).collect(),

@@ -65,7 +65,7 @@ fn platform_admin(viewer: &Viewer) -> Result<(), PageError> {
         Err(PageError::new(
             viewer.lang,
             StatusCode::FORBIDDEN,
-            viewer.lang.t("admin.only"),
+            viewer.lang.t(TEXT, "admin.only"),
         ))
     }
 }
@@ -164,7 +164,7 @@ async fn all_tenants(
 // ---------------------------------------------------------------- overview
 
 #[derive(Template, WebTemplate)]
-#[template(path = "console/admin.html")]
+#[template(path = "console/admin/overview.html")]
 struct OverviewPage {
     c: Chrome,
 }
@@ -172,6 +172,6 @@ struct OverviewPage {
 async fn overview(viewer: Viewer) -> Result<OverviewPage, PageError> {
     platform_admin(&viewer)?;
     Ok(OverviewPage {
-        c: viewer.chrome("admin"),
+        c: viewer.chrome("admin", TEXT),
     })
 }

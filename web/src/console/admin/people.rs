@@ -31,7 +31,7 @@ struct TenantOption {
 }
 
 #[derive(Template, WebTemplate)]
-#[template(path = "console/admin_users.html")]
+#[template(path = "console/admin/people/users.html")]
 struct UsersPage {
     c: Chrome,
     users: Vec<UserRow>,
@@ -103,7 +103,7 @@ async fn render_users(
         None => (StatusCode::OK, None),
     };
     let page = UsersPage {
-        c: viewer.chrome("admin"),
+        c: viewer.chrome("admin", TEXT),
         users: rows,
         tenants: tenant_options(&tenant_list),
         roles: ALL_ROLES.iter().map(|r| r.name()).collect(),
@@ -179,7 +179,7 @@ pub(super) struct KeyForm {
 }
 
 #[derive(Template, WebTemplate)]
-#[template(path = "console/admin_keys.html")]
+#[template(path = "console/admin/people/keys.html")]
 struct KeysPage {
     c: Chrome,
     keys: Vec<KeyRow>,
@@ -190,7 +190,7 @@ struct KeysPage {
 }
 
 #[derive(Template, WebTemplate)]
-#[template(path = "console/admin_key_created.html")]
+#[template(path = "console/admin/people/key_created.html")]
 struct KeyCreatedPage {
     c: Chrome,
     name: String,
@@ -250,7 +250,7 @@ async fn render_keys(
         None => (StatusCode::OK, None),
     };
     let page = KeysPage {
-        c: viewer.chrome("admin"),
+        c: viewer.chrome("admin", TEXT),
         keys: rows,
         tenants: tenant_options(&tenant_list),
         roles: KEY_ROLES.iter().map(|r| r.name()).collect(),
@@ -298,7 +298,7 @@ pub(super) async fn create_key(
                 .find(|t| t.id == created.key.tenant)
                 .map_or_else(|| created.key.tenant.to_string(), |t| t.name);
             let page = KeyCreatedPage {
-                c: viewer.chrome("admin"),
+                c: viewer.chrome("admin", TEXT),
                 name: created.key.name,
                 tenant,
                 prefix: created.key.prefix,

@@ -24,7 +24,7 @@ pub(super) struct TenantForm {
 }
 
 #[derive(Template, WebTemplate)]
-#[template(path = "console/admin_tenants.html")]
+#[template(path = "console/admin/tenancy.html")]
 struct TenantsPage {
     c: Chrome,
     tenants: Vec<TenantRow>,
@@ -64,7 +64,7 @@ async fn render_tenants(
         None => (StatusCode::OK, None, String::new()),
     };
     let page = TenantsPage {
-        c: viewer.chrome("admin"),
+        c: viewer.chrome("admin", TEXT),
         tenants: rows,
         draft,
         error,

@@ -31,7 +31,7 @@ pub struct BudgetForm {
 }
 
 #[derive(Template, WebTemplate)]
-#[template(path = "console/billing_budget.html")]
+#[template(path = "console/billing/budget.html")]
 struct BudgetPage {
     c: Chrome,
     tenant: TenantView,
@@ -119,7 +119,7 @@ async fn render_budget(
         StatusCode::OK
     };
     let page = BudgetPage {
-        c: viewer.chrome("billing"),
+        c: viewer.chrome("billing", TEXT),
         tenant: view,
         tenant_field: if tq.is_empty() {
             String::new()

@@ -44,7 +44,7 @@ fn line_row(l: &InvoiceLineView) -> LineRow {
 }
 
 #[derive(Template, WebTemplate)]
-#[template(path = "console/billing_invoice.html")]
+#[template(path = "console/billing/invoices.html")]
 struct InvoicePage {
     c: Chrome,
     id: String,
@@ -78,7 +78,7 @@ pub(super) async fn invoice_page(
     let tenant = tenant_view(&state, &viewer, s.tenant_id).await?;
     let tq = tenant_query(&viewer, s.tenant_id);
     Ok(InvoicePage {
-        c: viewer.chrome("billing"),
+        c: viewer.chrome("billing", TEXT),
         id: s.id.to_string(),
         back_href: with_query("/billing", &[&tq, &format!("month={}", s.period)]),
         tenant,

@@ -145,7 +145,7 @@ async fn tenant_view(
 }
 
 #[derive(Template, WebTemplate)]
-#[template(path = "console/billing_pick.html")]
+#[template(path = "console/billing/pick.html")]
 struct PickPage {
     c: Chrome,
     title: &'static str,
@@ -172,12 +172,12 @@ async fn pick_tenant(
     .map_err(|e| viewer.fail(e))?
     .0;
     let title = if nav == "quotas" {
-        viewer.lang.t("quotas.title")
+        viewer.lang.t(TEXT, "quotas.title")
     } else {
-        viewer.lang.t("billing.title")
+        viewer.lang.t(TEXT, "billing.title")
     };
     Ok(PickPage {
-        c: viewer.chrome(nav),
+        c: viewer.chrome(nav, TEXT),
         title,
         tenants: list
             .items

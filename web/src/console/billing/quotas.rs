@@ -28,14 +28,14 @@ fn quota_meter(used: &str, allowed: &str) -> Option<Meter> {
 
 fn limit_name(lang: Lang, limit: &str) -> String {
     match limit {
-        "total devices" => lang.t("quotas.total_devices").to_owned(),
-        "concurrent deployments" => lang.t("quotas.deployments").to_owned(),
-        "model size" => lang.t("quotas.model_size").to_owned(),
+        "total devices" => lang.t(TEXT, "quotas.total_devices").to_owned(),
+        "concurrent deployments" => lang.t(TEXT, "quotas.deployments").to_owned(),
+        "model size" => lang.t(TEXT, "quotas.model_size").to_owned(),
         other => {
             if let Some(currency) = other.strip_prefix("hourly spend in ") {
-                format!("{} ({currency})", lang.t("quotas.spend_per_hour"))
+                format!("{} ({currency})", lang.t(TEXT, "quotas.spend_per_hour"))
             } else if let Some(accelerator) = other.strip_suffix(" devices") {
-                format!("{} · {accelerator}", lang.t("quotas.devices_of"))
+                format!("{} · {accelerator}", lang.t(TEXT, "quotas.devices_of"))
             } else {
                 other.to_owned()
             }
@@ -44,7 +44,7 @@ fn limit_name(lang: Lang, limit: &str) -> String {
 }
 
 #[derive(Template, WebTemplate)]
-#[template(path = "console/quotas.html")]
+#[template(path = "console/billing/quotas.html")]
 struct QuotasPage {
     c: Chrome,
     tenant: TenantView,
@@ -93,7 +93,7 @@ pub(super) async fn quotas_page(
     for (accelerator, &devices) in &usage.devices_per_accelerator {
         if !limits.devices_per_accelerator.contains_key(accelerator) {
             rows.push(QuotaRow {
-                name: format!("{} · {accelerator}", lang.t("quotas.devices_of")),
+                name: format!("{} · {accelerator}", lang.t(TEXT, "quotas.devices_of")),
                 used: devices.to_string(),
                 limit: None,
                 meter: None,
@@ -102,7 +102,7 @@ pub(super) async fn quotas_page(
     }
     if limits.total_devices.is_none() {
         rows.push(QuotaRow {
-            name: lang.t("quotas.total_devices").to_owned(),
+            name: lang.t(TEXT, "quotas.total_devices").to_owned(),
             used: usage.total_devices().to_string(),
             limit: None,
             meter: None,
@@ -110,7 +110,7 @@ pub(super) async fn quotas_page(
     }
     if limits.deployments.is_none() {
         rows.push(QuotaRow {
-            name: lang.t("quotas.deployments").to_owned(),
+            name: lang.t(TEXT, "quotas.deployments").to_owned(),
             used: usage.deployments.to_string(),
             limit: None,
             meter: None,
@@ -118,7 +118,7 @@ pub(super) async fn quotas_page(
     }
     if limits.max_model_params.is_none() {
         rows.push(QuotaRow {
-            name: lang.t("quotas.model_size").to_owned(),
+            name: lang.t(TEXT, "quotas.model_size").to_owned(),
             used: "—".to_owned(),
             limit: None,
             meter: None,
@@ -131,7 +131,7 @@ pub(super) async fn quotas_page(
             .map(|(&c, &m)| Money::from_micros(i64::try_from(m).unwrap_or(i64::MAX), c).to_string())
             .collect();
         rows.push(QuotaRow {
-            name: lang.t("quotas.spend_per_hour").to_owned(),
+            name: lang.t(TEXT, "quotas.spend_per_hour").to_owned(),
             used: if spend.is_empty() {
                 "—".to_owned()
             } else {
@@ -142,7 +142,7 @@ pub(super) async fn quotas_page(
         });
     }
     Ok(QuotasPage {
-        c: viewer.chrome("quotas"),
+        c: viewer.chrome("quotas", TEXT),
         tenant: view,
         rows,
     }

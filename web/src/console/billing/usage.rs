@@ -40,7 +40,7 @@ struct InvoiceRow {
 }
 
 #[derive(Template, WebTemplate)]
-#[template(path = "console/billing.html")]
+#[template(path = "console/billing/usage.html")]
 struct BillingPage {
     c: Chrome,
     tenant: TenantView,
@@ -250,7 +250,7 @@ pub(super) async fn billing_page(
     .collect();
 
     Ok(BillingPage {
-        c: viewer.chrome("billing"),
+        c: viewer.chrome("billing", TEXT),
         tenant: view,
         tenant_field: if tq.is_empty() {
             String::new()
