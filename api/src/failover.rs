@@ -27,7 +27,6 @@ use tokio::task::JoinHandle;
 use tracing::{info, warn};
 
 use modelfleet_core::crd::ModelDeploymentSpec;
-use modelfleet_core::crd::Phase;
 use modelfleet_core::planner::Plan;
 
 use crate::clusters::ClusterError;
@@ -266,31 +265,14 @@ impl Placing for Move<'_> {
             d.id,
             plan,
         );
-        let applied = hub
-            .registry()
-            .apply_deployment(&held.cluster, self.tenant, &new_md)
-            .await
-            .map_err(|error| PlaceError::Cluster {
-                error,
-                undone: false,
-            })?;
-        let mut tx = hub.store().begin(&actor()).await?;
-        let row = tx
-            .record_deployment_status(
-                d.id,
-                &DeploymentStatus {
-                    phase: Phase::Pending,
-                    conditions: Some(Vec::new()),
-                    endpoint: None,
-                    ready_replicas: 0,
-                    message: Some(format!("moved from {}/{}", d.cluster, d.pool)),
-                    resource_uid: applied.metadata.uid,
-                    unschedulable: false,
-                },
-            )
-            .await?;
-        tx.commit().await?;
-        Ok(row)
+        hub.apply_held(
+            &actor(),
+            &held,
+            self.tenant,
+            &new_md,
+            Some(format!("moved from {}/{}", d.cluster, d.pool)),
+        )
+        .await
     }
 
     async fn undo(

@@ -12,7 +12,6 @@ use std::str::FromStr;
 
 use http::StatusCode;
 use modelfleet_core::billing::Discounts;
-use modelfleet_core::crd::Phase;
 use modelfleet_core::planner::Plan;
 
 use super::placement::{PlaceError, Placing};
@@ -23,7 +22,7 @@ use crate::clusters::{ClusterError, namespace_of};
 use crate::identity::{Permission, Scope};
 use crate::ids::{DeploymentId, TenantId};
 use crate::placement::{Ask, MAX_REPLICAS, check_name, deployment_request, model_deployment};
-use crate::store::{Deployment, DeploymentEvent, DeploymentStatus, StoreError, Tenant, Tx};
+use crate::store::{Deployment, DeploymentEvent, StoreError, Tenant, Tx};
 
 /// A deployment as callers name it: its id, or its name in the caller's
 /// tenant.
@@ -371,31 +370,14 @@ impl Placing for NewDeployment<'_> {
             held.id,
             plan,
         );
-        let applied = hub
-            .registry
-            .apply_deployment(&held.cluster, &self.tenant.name, &md)
-            .await
-            .map_err(|error| PlaceError::Cluster {
-                error,
-                undone: false,
-            })?;
-        let mut tx = hub.store.begin(&self.caller.actor.follow_up("api")).await?;
-        let recorded = tx
-            .record_deployment_status(
-                held.id,
-                &DeploymentStatus {
-                    phase: Phase::Pending,
-                    conditions: Some(Vec::new()),
-                    endpoint: None,
-                    ready_replicas: 0,
-                    message: None,
-                    resource_uid: applied.metadata.uid,
-                    unschedulable: false,
-                },
-            )
-            .await?;
-        tx.commit().await?;
-        Ok(recorded)
+        hub.apply_held(
+            &self.caller.actor.follow_up("api"),
+            &held,
+            &self.tenant.name,
+            &md,
+            None,
+        )
+        .await
     }
 
     async fn undo(

@@ -17,13 +17,14 @@
 //! annotated — and is the [`Placing`] each caller passes to
 //! [`Hub::place`].
 
+use modelfleet_core::crd::{ModelDeployment, Phase};
 use modelfleet_core::planner::Plan;
 use modelfleet_core::quota::QuotaExceeded;
 
 use super::Hub;
 use crate::clusters::ClusterError;
 use crate::identity::Actor;
-use crate::store::{Deployment, StoreError, Tx};
+use crate::store::{Deployment, DeploymentStatus, StoreError, Tx};
 
 /// What one kind of placement does at each step.
 pub trait Placing {
@@ -90,6 +91,44 @@ pub struct Placed {
 }
 
 impl Hub {
+    /// The usual write step: applies `md` into the held deployment's
+    /// cluster and records the deployment as `Pending` there, with the
+    /// new object's uid and `message`, as `actor`.
+    pub(crate) async fn apply_held(
+        &self,
+        actor: &Actor,
+        held: &Deployment,
+        tenant: &str,
+        md: &ModelDeployment,
+        message: Option<String>,
+    ) -> Result<Deployment, PlaceError> {
+        let applied = self
+            .registry
+            .apply_deployment(&held.cluster, tenant, md)
+            .await
+            .map_err(|error| PlaceError::Cluster {
+                error,
+                undone: false,
+            })?;
+        let mut tx = self.store.begin(actor).await?;
+        let recorded = tx
+            .record_deployment_status(
+                held.id,
+                &DeploymentStatus {
+                    phase: Phase::Pending,
+                    ready_replicas: 0,
+                    message,
+                    resource_uid: applied.metadata.uid,
+                    conditions: Some(Vec::new()),
+                    endpoint: None,
+                    unschedulable: false,
+                },
+            )
+            .await?;
+        tx.commit().await?;
+        Ok(recorded)
+    }
+
     /// Places on the first of `plans` (best first) that the quota admits.
     pub async fn place<P: Placing + Sync>(
         &self,
