@@ -39,7 +39,7 @@ use crate::http::AppState;
 use crate::store::StoreError;
 
 pub use cluster::RESYNC;
-pub use observe::{UNSCHEDULABLE_REASON, status_of};
+pub use observe::status_of;
 
 /// How often the registry is checked for clusters attached or detached.
 const REGISTRY_POLL: Duration = Duration::from_secs(1);

@@ -9,10 +9,11 @@
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use k8s_openapi::jiff::Timestamp;
 use kube::ResourceExt;
-use modelfleet_core::crd::admission::{
+use modelfleet_core::contract::admission::{
     ADMITTED, ANNOTATION, MESSAGE_ANNOTATION, REASON_ANNOTATION, REJECTED,
 };
-use modelfleet_core::crd::{ModelDeployment, ModelDeploymentStatus, Phase, condition};
+use modelfleet_core::contract::condition::{self, reason as condition_reason};
+use modelfleet_core::crd::{ModelDeployment, ModelDeploymentStatus, Phase};
 
 /// What the hub decided about a ModelDeployment.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -88,7 +89,7 @@ pub fn admitted(
     next.conditions.push(condition(
         previous,
         "True",
-        "Admitted",
+        condition_reason::ADMITTED,
         "admitted by the hub",
         generation,
         now,
@@ -108,7 +109,7 @@ pub fn awaiting(
         conditions: vec![condition(
             previous,
             "Unknown",
-            "AwaitingAdmission",
+            condition_reason::AWAITING_ADMISSION,
             "waiting for the hub to admit this ModelDeployment against its tenant's quota",
             generation,
             now,

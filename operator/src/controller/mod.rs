@@ -1,7 +1,8 @@
 //! The ModelDeployment controller. Each reconcile is a named pipeline:
 //!
-//! fetch (the cluster's Nodes and Pods → its node pools) → plan (pure:
-//! [`choose`]) → build (pure: [`crate::build`]) → apply (server-side apply,
+//! fetch (the cluster's Nodes and Pods → its node pools, by
+//! `modelfleet_core::contract::discovery`) → plan (pure:
+//! `modelfleet_core::contract::pool_choice`) → build (pure: [`crate::build`]) → apply (server-side apply,
 //! one field manager: [`apply`]) → status (pure arithmetic in [`status`],
 //! written through the status subresource).
 //!
@@ -11,7 +12,6 @@
 
 pub mod admission;
 pub mod apply;
-pub mod choose;
 pub mod fetch;
 pub mod status;
 
@@ -30,18 +30,16 @@ use kube::runtime::events::{Event, EventType, Recorder, Reporter};
 use kube::runtime::finalizer::{self, finalizer};
 use kube::runtime::watcher;
 use kube::{Client, Resource, ResourceExt};
+use modelfleet_core::contract::discovery;
+use modelfleet_core::contract::labels::{DEPLOYMENT_LABEL, FINALIZER};
+use modelfleet_core::contract::pool_choice::{self, Outcome};
 use modelfleet_core::crd::lws::LeaderWorkerSet;
 use modelfleet_core::crd::{ModelDeployment, ModelDeploymentStatus, Phase};
 use serde_json::json;
 use tracing::{info, warn};
 
-use crate::build::{self, BuildError, BuildOptions, DEPLOYMENT_LABEL, GROUP_SUFFIX, Workload};
-use crate::discovery;
+use crate::build::{self, BuildError, BuildOptions, GROUP_SUFFIX, Workload};
 use crate::metrics::Metrics;
-use choose::Outcome;
-
-/// Blocks deletion until the workload and its pods are gone.
-pub const FINALIZER: &str = "modelfleet.io/cleanup";
 
 /// Errors of one reconcile, by the step that failed.
 #[derive(Debug, thiserror::Error)]
@@ -305,7 +303,7 @@ async fn apply_step(md: &ModelDeployment, ctx: &Context) -> Result<Action, Error
     let fleet = discovery::discover(&ctx.settings.cluster, &nodes, &others).fleet;
 
     // plan
-    let outcome = choose::choose(md, &fleet, ctx.lws_available);
+    let outcome = pool_choice::choose(md, &fleet, ctx.lws_available);
     let previous = md.status.as_ref();
     let generation = md.meta().generation;
     let now = Timestamp::now();
@@ -494,7 +492,7 @@ fn planned_was_true(previous: Option<&ModelDeploymentStatus>) -> bool {
     previous.is_some_and(|s| {
         s.conditions
             .iter()
-            .any(|c| c.type_ == modelfleet_core::crd::condition::PLANNED && c.status == "True")
+            .any(|c| c.type_ == modelfleet_core::contract::condition::PLANNED && c.status == "True")
     })
 }
 
