@@ -336,3 +336,59 @@ async fn with_failing_writes_and_dropped_watches_every_deployment_converges_once
     cluster.api.faults().clear();
     cluster.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_ascend_deployment_on_a_cce_pool_requests_ascend_1980_and_becomes_ready() {
+    // Huawei Cloud CCE's AI suite advertises the 910B as ascend-1980.
+    let fleet = Fleet::from_yaml(
+        "pools:\n- {cloud: huaweicloud, region: cn-southwest-2, cluster: sandbox, name: snt9b-cce, \
+         accelerator: ascend-910b,\n   devicesPerNode: 8, nodesTotal: 1, nodesFree: 1, \
+         deviceResource: huawei.com/ascend-1980, pricePerDeviceHour: \"22.00 CNY\"}\n",
+    )
+    .unwrap();
+    let cluster = start(fleet, false).await;
+    let client = cluster.client();
+    let nodes: Api<Node> = Api::all(client.clone());
+    for node in nodes.list(&ListParams::default()).await.unwrap() {
+        let labels = node.metadata.labels.clone().unwrap_or_default();
+        assert_eq!(
+            labels.get("cce.cloud.com/cce-nodepool").map(String::as_str),
+            Some("snt9b-cce")
+        );
+        let allocatable = node.status.unwrap().allocatable.unwrap();
+        assert_eq!(allocatable["huawei.com/ascend-1980"].0, "8");
+        assert!(!allocatable.contains_key("huawei.com/Ascend910"));
+    }
+
+    let api: Api<ModelDeployment> = Api::namespaced(client.clone(), "default");
+    api.create(
+        &PostParams::default(),
+        &example("llama-3.1-70b-ascend-910b.yaml"),
+    )
+    .await
+    .unwrap();
+    let md = wait_for(&api, "llama-70b-ascend", "Ready", |md| {
+        phase(md) == Some(Phase::Ready)
+    })
+    .await;
+    let plan = md.status.unwrap().plan.unwrap();
+    assert_eq!(plan.pool, "sandbox/snt9b-cce");
+    let per_node = (plan.devices_per_replica / plan.nodes_per_replica).to_string();
+    let pods = pods_of(&client, "default", "llama-70b-ascend").await;
+    assert!(!pods.is_empty());
+    for pod in &pods {
+        let engine = &pod.spec.as_ref().unwrap().containers[0];
+        let resources = engine.resources.clone().unwrap();
+        for asked in [resources.requests.unwrap(), resources.limits.unwrap()] {
+            assert_eq!(
+                asked.get("huawei.com/ascend-1980").map(|q| q.0.as_str()),
+                Some(per_node.as_str()),
+                "{asked:?}"
+            );
+            assert!(!asked.contains_key("huawei.com/Ascend910"), "{asked:?}");
+        }
+        let node = pod.spec.as_ref().unwrap().node_name.clone().unwrap();
+        assert_eq!(node_pool(&client, &node).await, "snt9b-cce");
+    }
+    cluster.shutdown().await;
+}

@@ -176,8 +176,8 @@ pub fn placed(
     // Admitted against the quota before it is written: an operator that
     // requires admission runs it at once.
     md.metadata.annotations = Some(BTreeMap::from([(
-        modelfleet_core::crd::admission::ANNOTATION.to_owned(),
-        modelfleet_core::crd::admission::ADMITTED.to_owned(),
+        modelfleet_core::contract::admission::ANNOTATION.to_owned(),
+        modelfleet_core::contract::admission::ADMITTED.to_owned(),
     )]));
     md
 }
@@ -223,7 +223,8 @@ mod tests {
             id.to_string()
         );
         assert_eq!(
-            md.metadata.annotations.as_ref().unwrap()[modelfleet_core::crd::admission::ANNOTATION],
+            md.metadata.annotations.as_ref().unwrap()
+                [modelfleet_core::contract::admission::ANNOTATION],
             "admitted"
         );
         let request = deployment_request("llama70", &inputs.model, best, "mf-acme", Currency::Usd);

@@ -9,6 +9,7 @@ use std::fmt;
 
 use serde::Serialize;
 
+use crate::contract::devices::{ASCEND_910, NVIDIA_GPU};
 use crate::money::{Currency, Money};
 use crate::precision::Precision;
 
@@ -79,7 +80,9 @@ pub struct Accelerator {
     pub interconnect: Interconnect,
     /// Weight precisions the hardware runs natively.
     pub precisions: &'static [Precision],
-    /// Extended resource the device plugin advertises.
+    /// Extended resource the vendor's own device plugin advertises. A
+    /// cluster may advertise the device under another name (see
+    /// [`crate::contract::devices`]); discovery records that one on the pool.
     pub resource_name: &'static str,
     /// Product label value (`nvidia.com/gpu.product` or Ascend's
     /// `accelerator-type`) node discovery recognises the device by.
@@ -135,9 +138,6 @@ const HOPPER: &[Precision] = &[
     Precision::Int4,
 ];
 const NO_FP8: &[Precision] = &[Precision::Bf16, Precision::Int8, Precision::Int4];
-
-const NVIDIA_GPU: &str = "nvidia.com/gpu";
-const ASCEND_NPU: &str = "huawei.com/Ascend910";
 
 /// 8 × H200 on p5en.48xlarge at 63.30 USD/h → 7.9125 USD per device-hour.
 const H200_PRICE: Money = Money::from_micros(7_912_500, Currency::Usd);
@@ -248,7 +248,7 @@ pub static ACCELERATORS: &[Accelerator] = &[
         devices_per_node: 8,
         interconnect: Interconnect::Hccs,
         precisions: NO_FP8,
-        resource_name: ASCEND_NPU,
+        resource_name: ASCEND_910,
         product_label: "module-910b-8",
         runtime: Runtime::VllmAscend,
         typical_instance: "Atlas 800I A2",
@@ -263,7 +263,7 @@ pub static ACCELERATORS: &[Accelerator] = &[
         devices_per_node: 8,
         interconnect: Interconnect::Hccs,
         precisions: NO_FP8,
-        resource_name: ASCEND_NPU,
+        resource_name: ASCEND_910,
         product_label: "module-910b-8",
         runtime: Runtime::VllmAscend,
         typical_instance: "Atlas 800I A2 (910B4)",
@@ -280,7 +280,7 @@ pub static ACCELERATORS: &[Accelerator] = &[
         devices_per_node: 16,
         interconnect: Interconnect::Hccs,
         precisions: NO_FP8,
-        resource_name: ASCEND_NPU,
+        resource_name: ASCEND_910,
         product_label: "module-a3-16",
         runtime: Runtime::VllmAscend,
         typical_instance: "Atlas 800I A3",

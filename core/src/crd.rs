@@ -28,29 +28,7 @@ pub use spec::{
     MAX_NAME_LEN, ModelDeployment, ModelDeploymentSpec, Placement, RuntimeChoice, SOURCE_SCHEMES,
     Serving,
 };
-pub use status::{ModelDeploymentStatus, Phase, PlanStatus, condition};
-
-/// How the hub tells the operators whether a ModelDeployment may run: it
-/// writes these annotations on every ModelDeployment of the clusters it
-/// manages — `admitted` on those it places itself or admits against the
-/// tenant's quota, `rejected` with a reason and message on the others. An
-/// operator started with `require_admission` runs only admitted ones.
-pub mod admission {
-    /// `admitted` or `rejected`; absent while the hub has not decided.
-    pub const ANNOTATION: &str = "modelfleet.io/admission";
-    /// Why it was rejected, one CamelCase word (`QuotaExceeded`, `NoTenant`).
-    pub const REASON_ANNOTATION: &str = "modelfleet.io/admission-reason";
-    /// The rejection in words, e.g. which quota limit and by how much.
-    pub const MESSAGE_ANNOTATION: &str = "modelfleet.io/admission-message";
-    pub const ADMITTED: &str = "admitted";
-    pub const REJECTED: &str = "rejected";
-    /// Over the tenant's quota.
-    pub const REASON_QUOTA_EXCEEDED: &str = "QuotaExceeded";
-    /// In a namespace no tenant is mapped to.
-    pub const REASON_NO_TENANT: &str = "NoTenant";
-    /// Cannot be planned on the cluster's pools (so not counted either).
-    pub const REASON_NO_FEASIBLE_PLAN: &str = "NoFeasiblePlan";
-}
+pub use status::{ModelDeploymentStatus, Phase, PlanStatus};
 
 /// Where the generated CRD is committed, relative to the workspace root.
 pub const CRD_PATH: &str = "manifests/crds/modeldeployment.yaml";

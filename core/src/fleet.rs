@@ -10,6 +10,7 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 
 use crate::accelerator::{ACCELERATORS, Accelerator};
+use crate::contract::devices;
 use crate::money::{ExchangeRates, Money};
 
 #[derive(
@@ -128,6 +129,12 @@ pub struct NodePool {
     /// tolerate them.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub taints: Vec<Taint>,
+    /// The extended resource the pool's nodes advertise their devices as
+    /// (`huawei.com/ascend-1980` on Huawei Cloud CCE's AI suite, say), as
+    /// discovery saw it; absent, the name the accelerator's vendor's own
+    /// device plugin uses. Pods placed on the pool request this one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub device_resource: Option<String>,
 }
 
 /// A node taint, as Kubernetes writes it.
@@ -226,6 +233,18 @@ impl Fleet {
                     Accelerator::ids()
                 )),
             }
+            if let (Some(resource), Some(a)) =
+                (&pool.device_resource, Accelerator::find(&pool.accelerator))
+                && devices::vendor_of(resource) != Some(a.vendor)
+            {
+                let names: Vec<&str> = devices::resources_of(a.vendor).collect();
+                problems.push(format!(
+                    "{at}: deviceResource {resource:?} is not a name {} devices are advertised \
+                     as; use one of {}",
+                    a.id,
+                    names.join(", ")
+                ));
+            }
             if pool.devices_per_node == 0 {
                 problems.push(format!("{at}: devicesPerNode must be at least 1"));
             }
@@ -299,6 +318,7 @@ impl Fleet {
                     capacity_type: CapacityType::OnDemand,
                     labels: BTreeMap::new(),
                     taints: Vec::new(),
+                    device_resource: None,
                 })
                 .collect(),
         }
@@ -391,6 +411,32 @@ mod tests {
         assert!(err.contains("gcp"), "{err}");
         let err = Fleet::from_yaml("pools: []").unwrap_err().to_string();
         assert!(err.contains("no pools"), "{err}");
+    }
+
+    #[test]
+    fn a_pools_device_resource_must_be_a_name_of_its_vendors_devices() {
+        let yaml = |resource: &str| {
+            format!(
+                "pools:\n- {{cloud: huaweicloud, region: cn-southwest-2, cluster: c1, name: p1, \
+                 accelerator: ascend-910b, devicesPerNode: 8, nodesTotal: 1, nodesFree: 1, \
+                 deviceResource: {resource}}}\n"
+            )
+        };
+        let fleet = Fleet::from_yaml(&yaml("huawei.com/ascend-1980")).unwrap();
+        assert_eq!(
+            fleet.pools[0].device_resource.as_deref(),
+            Some("huawei.com/ascend-1980")
+        );
+        let err = Fleet::from_yaml(&yaml("nvidia.com/gpu"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains(
+                "pools[0] (c1/p1): deviceResource \"nvidia.com/gpu\" is not a name ascend-910b \
+                 devices are advertised as; use one of huawei.com/Ascend910, huawei.com/ascend-1980"
+            ),
+            "{err}"
+        );
     }
 
     #[test]

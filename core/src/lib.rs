@@ -1,5 +1,7 @@
 //! modelfleet's domain, with no I/O: the model and accelerator catalogs,
-//! node pools and fleets, exact money, and the sizing planner.
+//! node pools and fleets, exact money, the sizing planner, and the cluster
+//! contract (`contract`: what the hub, the operator and the sandbox agree on
+//! about a cluster, pool discovery and pool choice among it).
 //!
 //! Everything above this crate (the operator, the hub, the console, the CLI)
 //! may depend on it; it depends on nothing that talks to the network, a disk
@@ -8,6 +10,7 @@
 pub mod accelerator;
 pub mod audit;
 pub mod billing;
+pub mod contract;
 pub mod crd;
 pub mod fleet;
 pub mod model;

@@ -37,6 +37,7 @@ fn pool(
         },
         labels: BTreeMap::new(),
         taints: Vec::new(),
+        device_resource: None,
     }
 }
 

@@ -3,7 +3,7 @@
 //! no clock, no I/O; the same inputs give the same objects, which the tests
 //! pin as golden YAML.
 //!
-//! `fetch → plan → build → apply → status`: build returns
+//! `… → choose → build → apply → status`: build returns
 //! [`Resources<Built>`]; only the apply step turns them into
 //! [`Resources<Applied>`] (what the API server answered), and status is
 //! computed from that, so it can never describe objects that were not
@@ -27,7 +27,7 @@ use modelfleet_core::planner::Plan;
 use modelfleet_core::precision::Precision;
 
 pub use engine::{HTTP_PORT, VLLM_ASCEND_A3_IMAGE, VLLM_ASCEND_IMAGE, VLLM_IMAGE};
-pub use meta::{DEPLOYMENT_LABEL, GROUP_SUFFIX, MODEL_LABEL, ROLE_LABEL, ROLE_SERVER, ROLE_WORKER};
+pub use meta::GROUP_SUFFIX;
 
 /// Where modelfleet's own image (the init container runs `modelfleet fetch`)
 /// is published.
@@ -172,6 +172,16 @@ impl Resources<Built> {
 }
 
 impl Resources<Applied> {
+    /// Replicas the workload counts, ready or not (groups, for a
+    /// LeaderWorkerSet).
+    pub fn replicas(&self) -> u32 {
+        let replicas = match &self.workload {
+            Workload::Deployment(d) => d.status.as_ref().and_then(|s| s.replicas),
+            Workload::LeaderWorkerSet(l) => l.status.as_ref().and_then(|s| s.replicas),
+        };
+        replicas.and_then(|n| u32::try_from(n).ok()).unwrap_or(0)
+    }
+
     /// Replicas the workload reports as ready (groups, for a LeaderWorkerSet).
     pub fn ready_replicas(&self) -> u32 {
         let ready = match &self.workload {

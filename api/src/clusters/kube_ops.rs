@@ -5,24 +5,22 @@
 
 use k8s_openapi::api::core::v1::{Namespace, Node, Pod};
 use kube::api::{Api, DeleteParams, ListParams, ObjectMeta, Patch, PatchParams};
+use modelfleet_core::contract::{discovery, namespace};
 use modelfleet_core::crd::ModelDeployment;
-use modelfleet_operator::discovery;
+use modelfleet_core::crd::lws::LeaderWorkerSet;
 use serde_json::json;
 
 use super::{ClusterError, ClusterRegistry, Discovered, timed};
 use crate::store::now;
 
+pub use modelfleet_core::contract::labels::{DEPLOYMENT_ID_LABEL, TENANT_LABEL};
+
 /// The field manager of everything the hub applies.
 pub const FIELD_MANAGER: &str = "modelfleet-hub";
-/// Names the tenant on its namespace and its ModelDeployments; cluster sync
-/// maps namespaces back to tenants by it.
-pub const TENANT_LABEL: &str = "modelfleet.io/tenant";
-/// The hub's id of a deployment, on its ModelDeployment.
-pub const DEPLOYMENT_ID_LABEL: &str = "modelfleet.io/deployment-id";
 
 /// The namespace a tenant's deployments live in, in every cluster.
 pub fn namespace_of(tenant_name: &str) -> String {
-    format!("mf-{tenant_name}")
+    namespace::tenant_namespace(tenant_name)
 }
 
 pub(super) async fn discover(
@@ -39,8 +37,30 @@ pub(super) async fn discover(
     Ok(Discovered {
         pools: found.fleet.pools,
         skipped: found.skipped,
+        lws_available: lws_served(cluster, client).await?,
         observed_at: now(),
     })
+}
+
+/// Whether the cluster serves the LeaderWorkerSet API, which multi-node
+/// replicas run as: the question the operator asks when it starts.
+async fn lws_served(cluster: &str, client: &kube::Client) -> Result<bool, ClusterError> {
+    let lws: Api<LeaderWorkerSet> = Api::all(client.clone());
+    let probe = ListParams::default().limit(1);
+    match timed(
+        cluster,
+        "looking for the LeaderWorkerSet API",
+        lws.list(&probe),
+    )
+    .await
+    {
+        Ok(_) => Ok(true),
+        Err(ClusterError::Kube {
+            source: kube::Error::Api(status),
+            ..
+        }) if status.is_not_found() => Ok(false),
+        Err(e) => Err(e),
+    }
 }
 
 impl ClusterRegistry {
@@ -158,7 +178,7 @@ impl ClusterRegistry {
         name: &str,
         decision: &Decision,
     ) -> Result<(), ClusterError> {
-        use modelfleet_core::crd::admission::{
+        use modelfleet_core::contract::admission::{
             ADMITTED, ANNOTATION, MESSAGE_ANNOTATION, REASON_ANNOTATION, REJECTED,
         };
         let client = self.client(cluster)?;

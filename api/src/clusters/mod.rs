@@ -10,9 +10,9 @@
 //! reached through the same client path.
 //!
 //! Pools are discovered exactly as the operator discovers them
-//! (`modelfleet_operator::discovery::discover`), then the registered cloud
-//! and region and the hub's own prices are laid over them: the platform
-//! admin's word wins over node labels.
+//! (`modelfleet_core::contract::discovery::discover`), then the registered
+//! cloud and region and the hub's own prices are laid over them: the
+//! platform admin's word wins over node labels.
 
 mod kube_ops;
 
@@ -24,9 +24,9 @@ use chrono::{DateTime, Utc};
 use futures::future::join_all;
 use kube::Client;
 use modelfleet_core::billing::{Capacity, PriceCatalog, PriceKey, UnixSeconds};
+use modelfleet_core::contract::discovery::Skipped;
 use modelfleet_core::fleet::{Cloud, Fleet, NodePool};
 use modelfleet_core::money::ExchangeRates;
-use modelfleet_operator::discovery::Skipped;
 use tracing::warn;
 
 use crate::secret::{Keyring, Secret};
@@ -75,6 +75,9 @@ pub struct Discovered {
     pub pools: Vec<NodePool>,
     /// Accelerator nodes in no usable pool, and why.
     pub skipped: Vec<Skipped>,
+    /// Whether the cluster serves the LeaderWorkerSet API, so that
+    /// multi-node replicas can run there.
+    pub lws_available: bool,
     pub observed_at: DateTime<Utc>,
 }
 

@@ -2,9 +2,11 @@
 //! apply`), found by sync. One in a tenant's namespace (`mf-<tenant>`)
 //! belongs to that tenant and is admitted against the tenant's quota with
 //! the same transaction as a REST request (`Tx::admit_deployment`, source
-//! `cluster`), sized by the planner on the cluster's own pools the way its
-//! operator will size it. The decision is written back as annotations
-//! (`modelfleet_core::crd::admission`): `admitted`, or `rejected` with a
+//! `cluster`), with the plan its operator will run it by: the same rule
+//! (`modelfleet_core::contract::pool_choice`) on the same cluster's pools,
+//! so the pool, the sticky pool of one already running, and the
+//! LeaderWorkerSet check agree. The decision is written back as annotations
+//! (`modelfleet_core::contract::admission`): `admitted`, or `rejected` with a
 //! reason and the quota's message. An operator with `require_admission`
 //! runs only admitted ones; a rejected one is tried again on later passes,
 //! so it runs once the tenant has room.
@@ -15,11 +17,13 @@
 //! before — the hub does not delete what it does not own).
 
 use kube::ResourceExt;
-use modelfleet_core::crd::ModelDeployment;
-use modelfleet_core::crd::admission::{
-    ADMITTED, ANNOTATION, MESSAGE_ANNOTATION, REASON_ANNOTATION, REASON_NO_FEASIBLE_PLAN,
-    REASON_NO_TENANT, REASON_QUOTA_EXCEEDED, REJECTED,
+use modelfleet_core::contract::admission::{
+    ADMITTED, ANNOTATION, MESSAGE_ANNOTATION, REASON_ANNOTATION, REASON_INVALID_SPEC,
+    REASON_NAME_TAKEN, REASON_NO_FEASIBLE_PLAN, REASON_NO_TENANT, REASON_QUOTA_EXCEEDED, REJECTED,
 };
+use modelfleet_core::contract::namespace::{TENANT_NAMESPACE_PREFIX, tenant_of_namespace};
+use modelfleet_core::contract::pool_choice::{self, Outcome};
+use modelfleet_core::crd::ModelDeployment;
 use modelfleet_core::fleet::Fleet;
 use modelfleet_core::model::ModelArch;
 use modelfleet_core::money::Currency;
@@ -34,8 +38,6 @@ use crate::service::Hub;
 use crate::service::placement::{PlaceError, Placing};
 use crate::store::{AuditEntry, Deployment, Source, StoreError, Tenant, Tx};
 
-const TENANT_NAMESPACE_PREFIX: &str = "mf-";
-
 /// Decides about a ModelDeployment the hub did not create. Returns its row
 /// when it is (now) admitted.
 pub(super) async fn found(
@@ -49,7 +51,7 @@ pub(super) async fn found(
     if md.metadata.deletion_timestamp.is_some() {
         return Ok(None);
     }
-    let tenant = match namespace.strip_prefix(TENANT_NAMESPACE_PREFIX) {
+    let tenant = match tenant_of_namespace(namespace) {
         Some(tenant) => match state.store().tenant_by_name(Scope::All, tenant).await {
             Ok(t) => Some(t),
             Err(StoreError::NotFound(_)) => None,
@@ -60,7 +62,7 @@ pub(super) async fn found(
     let Some(tenant) = tenant else {
         let message = format!(
             "namespace {namespace:?} belongs to no tenant of the hub; apply ModelDeployments \
-             into mf-<tenant> so that they count against that tenant's quota"
+             into {TENANT_NAMESPACE_PREFIX}<tenant> so that they count against that tenant's quota"
         );
         return reject(state, cluster, md, None, REASON_NO_TENANT, message).await;
     };
@@ -81,7 +83,15 @@ pub(super) async fn found(
                  rename this one",
                 tenant.name, row.cluster
             );
-            return reject(state, cluster, md, Some(tenant.id), "NameTaken", message).await;
+            return reject(
+                state,
+                cluster,
+                md,
+                Some(tenant.id),
+                REASON_NAME_TAKEN,
+                message,
+            )
+            .await;
         }
         Err(StoreError::NotFound(_)) => {}
         Err(e) => return Err(e.into()),
@@ -95,28 +105,27 @@ pub(super) async fn found(
                 cluster,
                 md,
                 Some(tenant.id),
-                "InvalidSpec",
+                REASON_INVALID_SPEC,
                 e.to_string(),
             )
             .await;
         }
     };
-    let fleet = cluster_fleet(state, cluster).await?;
-    let Some(plan) = plan_like_the_operator(&inputs, &fleet) else {
-        let message = format!(
-            "no pool of cluster {cluster} can run {} as asked, so there is nothing to count \
-             against the quota",
-            inputs.model.id
-        );
-        return reject(
-            state,
-            cluster,
-            md,
-            Some(tenant.id),
-            REASON_NO_FEASIBLE_PLAN,
-            message,
-        )
-        .await;
+    let (fleet, lws_available) = cluster_fleet(state, cluster).await?;
+    let plan = match operators_choice(md, &fleet, lws_available) {
+        Ok(plan) => plan,
+        Err((reason, why)) => {
+            let message = if reason == REASON_NO_FEASIBLE_PLAN {
+                format!(
+                    "no pool of cluster {cluster} can run {} as asked, so there is nothing to \
+                     count against the quota: {why}",
+                    inputs.model.id
+                )
+            } else {
+                why
+            };
+            return reject(state, cluster, md, Some(tenant.id), reason, message).await;
+        }
     };
     let adopting = Adopt {
         md,
@@ -153,7 +162,7 @@ pub(super) async fn found(
                 cluster,
                 md,
                 Some(tenant.id),
-                "InvalidSpec",
+                REASON_INVALID_SPEC,
                 format!("{field}: {reason}"),
             )
             .await
@@ -232,36 +241,43 @@ impl Placing for Adopt<'_> {
     }
 }
 
-/// The pools of this one cluster, with the hub's prices.
-async fn cluster_fleet(state: &Hub, cluster: &str) -> Result<Fleet, SyncError> {
+/// The pools of this one cluster, with the hub's prices, and whether it
+/// serves the LeaderWorkerSet API.
+async fn cluster_fleet(state: &Hub, cluster: &str) -> Result<(Fleet, bool), SyncError> {
     let observed = state
         .observe_cluster(cluster)
         .await
         .map_err(SyncError::Service)?;
-    if let Some(Err(e)) = observed.clusters.first().map(|v| &v.pools) {
-        return Err(SyncError::Pools(e.clone()));
-    }
-    Ok(observed.fleet)
+    let lws_available = match observed.clusters.first().map(|v| &v.pools) {
+        Some(Err(e)) => return Err(SyncError::Pools(e.clone())),
+        Some(Ok(discovered)) => discovered.lws_available,
+        None => false,
+    };
+    Ok((observed.fleet, lws_available))
 }
 
-/// The plan the operator will choose: the best on free devices, else the
-/// best on the pools' shape (its pods then wait for capacity, and its
-/// devices count against the quota all the same).
-fn plan_like_the_operator(
-    inputs: &modelfleet_core::crd::PlannerInputs,
+/// The plan `md` will run by in the cluster of `fleet`, chosen by the rule
+/// its operator follows: the pool it already runs on while that pool holds
+/// it, else the best on free devices, else the best on the pools' shape
+/// (its pods then wait for capacity, and its devices count against the
+/// quota all the same); none when it needs a LeaderWorkerSet the cluster
+/// does not serve. Else the rejection's reason and message.
+///
+/// The hub's pools count the devices of `md`'s own pods as taken where the
+/// operator counts them as free; with `require_admission` (how a hub runs
+/// its clusters' operators) nothing runs before it is admitted, so both
+/// see the same pools.
+fn operators_choice(
+    md: &ModelDeployment,
     fleet: &Fleet,
-) -> Option<Plan> {
-    if let Ok(report) = inputs.plan(fleet)
-        && let Some(best) = report.best()
-    {
-        return Some(best.clone());
+    lws_available: bool,
+) -> Result<Plan, (&'static str, String)> {
+    // The operator's condition reasons (`InvalidSpec`, `NoFeasiblePlan`)
+    // are the admission's reasons too.
+    match pool_choice::choose(md, fleet, lws_available) {
+        Outcome::Planned(chosen) => Ok(chosen.plan),
+        Outcome::Unplannable { reason, message } => Err((reason, message)),
     }
-    let mut whole = fleet.clone();
-    for pool in &mut whole.pools {
-        pool.nodes_free = pool.nodes_total;
-        pool.partly_free.clear();
-    }
-    inputs.plan(&whole).ok()?.best().cloned()
 }
 
 async fn mark(
@@ -337,4 +353,99 @@ async fn reject(
             .await?;
     }
     Ok(None)
+}
+
+#[cfg(test)]
+mod tests {
+    use modelfleet_core::crd::{ModelDeploymentStatus, PlanStatus};
+    use serde_json::{Value, json};
+
+    use super::*;
+
+    /// Two free H100 pools of cluster `c`: `cheap` and `dear`.
+    fn fleet() -> Fleet {
+        Fleet::from_yaml(
+            "pools:\n\
+             - {cloud: aws, region: us-east-1, cluster: c, name: cheap, accelerator: h100-80gb, \
+                devicesPerNode: 8, nodesTotal: 2, nodesFree: 2, pricePerDeviceHour: \"5.00 USD\"}\n\
+             - {cloud: aws, region: us-east-1, cluster: c, name: dear, accelerator: h100-80gb, \
+                devicesPerNode: 8, nodesTotal: 2, nodesFree: 2, pricePerDeviceHour: \"7.00 USD\"}\n",
+        )
+        .unwrap()
+    }
+
+    /// A ModelDeployment as someone would `kubectl apply` it.
+    fn applied(model: &str, serving: Value) -> ModelDeployment {
+        serde_json::from_value(json!({
+            "apiVersion": "modelfleet.io/v1alpha1",
+            "kind": "ModelDeployment",
+            "metadata": {"name": "m", "namespace": "mf-acme", "uid": "u1"},
+            "spec": {"model": model, "source": format!("s3://models/{model}"), "serving": serving}
+        }))
+        .unwrap()
+    }
+
+    /// What the hub counted before it followed the operator's rule: the
+    /// best plan on the pools' free devices.
+    fn best_on_free_devices(md: &ModelDeployment, fleet: &Fleet) -> Plan {
+        let report = md.spec.planner_inputs().unwrap().plan(fleet).unwrap();
+        report.best().unwrap().clone()
+    }
+
+    fn operator(md: &ModelDeployment, fleet: &Fleet, lws_available: bool) -> Outcome {
+        pool_choice::choose(md, fleet, lws_available)
+    }
+
+    #[test]
+    fn a_running_deployment_is_counted_on_the_pool_its_operator_keeps_it_on() {
+        let fleet = fleet();
+        let mut md = applied("llama-3.1-70b", json!({"precision": "bf16"}));
+        // Its operator placed it on `dear` while `cheap` was taken.
+        let dear_only = Fleet {
+            pools: vec![fleet.pools[1].clone()],
+            ..fleet.clone()
+        };
+        let Outcome::Planned(first) = operator(&md, &dear_only, true) else {
+            panic!("not planned on dear")
+        };
+        md.status = Some(ModelDeploymentStatus {
+            plan: Some(PlanStatus::from(&first.plan)),
+            ..ModelDeploymentStatus::default()
+        });
+
+        // Now `cheap` is free too. The best plan on free devices is there,
+        // but the operator keeps the deployment where it runs.
+        assert_eq!(best_on_free_devices(&md, &fleet).pool.name, "cheap");
+        let Outcome::Planned(kept) = operator(&md, &fleet, true) else {
+            panic!("not planned")
+        };
+        assert_eq!(kept.pool.name, "dear");
+        // The hub counts it where it runs.
+        assert_eq!(operators_choice(&md, &fleet, true), Ok(kept.plan));
+    }
+
+    #[test]
+    fn a_multi_node_replica_is_refused_where_leader_worker_sets_cannot_run() {
+        let fleet = fleet();
+        let md = applied("gpt3-175b", json!({"precision": "bf16", "concurrency": 64}));
+        // The best plan spans two nodes, which only a LeaderWorkerSet runs.
+        assert_eq!(best_on_free_devices(&md, &fleet).nodes_per_replica, 2);
+
+        let Outcome::Unplannable { reason, .. } = operator(&md, &fleet, false) else {
+            panic!("the operator runs it without LeaderWorkerSet")
+        };
+        let (refused, message) = operators_choice(&md, &fleet, false).unwrap_err();
+        assert_eq!(
+            (refused, reason),
+            (REASON_NO_FEASIBLE_PLAN, REASON_NO_FEASIBLE_PLAN)
+        );
+        assert!(message.contains("LeaderWorkerSet"), "{message}");
+
+        // Where the API is served, both run it on two nodes.
+        let Outcome::Planned(runs) = operator(&md, &fleet, true) else {
+            panic!("not planned")
+        };
+        assert_eq!(runs.plan.nodes_per_replica, 2);
+        assert_eq!(operators_choice(&md, &fleet, true), Ok(runs.plan));
+    }
 }

@@ -16,8 +16,8 @@ use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Client, ResourceExt};
 use modelfleet_core::accelerator::Accelerator;
 use modelfleet_core::billing::Capacity;
+use modelfleet_core::contract::labels::DEPLOYMENT_LABEL;
 use modelfleet_core::crd::ModelDeployment;
-use modelfleet_operator::build::DEPLOYMENT_LABEL;
 use tokio::sync::{Notify, watch};
 use tracing::{debug, warn};
 
@@ -271,7 +271,7 @@ async fn intervals(
         else {
             continue;
         };
-        let resource = Accelerator::find(&owner.accelerator).map_or("", |a| a.resource_name);
+        let accelerator = Accelerator::find(&owner.accelerator);
         if pools.is_none() {
             pools = Some(pool_locations(state, cluster).await);
         }
@@ -289,7 +289,7 @@ async fn intervals(
                 .unwrap_or_default(),
             pool: owner.pool.clone(),
             accelerator: owner.accelerator.clone(),
-            devices: observe::devices_of(pod, resource),
+            devices: accelerator.map_or(0, |a| observe::devices_of(pod, a)),
             allocated_at: observe::bound_at(pod).unwrap_or_else(now),
             location: pools
                 .as_ref()

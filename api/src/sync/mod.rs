@@ -40,7 +40,7 @@ use crate::service::Hub;
 use crate::store::StoreError;
 
 pub use cluster::RESYNC;
-pub use observe::{UNSCHEDULABLE_REASON, status_of};
+pub use observe::status_of;
 
 /// Who sync's writes are recorded as, in the audit trail and in events.
 fn actor() -> Actor {

@@ -5,12 +5,12 @@
 use chrono::{DateTime, Utc};
 use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::jiff::Timestamp;
-use modelfleet_core::crd::{ModelDeployment, Phase, condition};
+use modelfleet_core::accelerator::Accelerator;
+use modelfleet_core::contract::condition::{self, reason};
+use modelfleet_core::contract::discovery;
+use modelfleet_core::crd::{ModelDeployment, Phase};
 
 use crate::store::{Deployment, DeploymentStatus, LiveCondition};
-
-/// The operator's reason on `WorkloadReady` when pods cannot be placed.
-pub const UNSCHEDULABLE_REASON: &str = "Unschedulable";
 
 /// What the database should say of a deployment whose ModelDeployment is
 /// `md`.
@@ -24,7 +24,7 @@ pub fn status_of(md: &ModelDeployment) -> DeploymentStatus {
         .map(|c| c.message.clone())
         .filter(|m| !m.is_empty());
     let unschedulable = find(condition::WORKLOAD_READY)
-        .is_some_and(|c| c.status == "False" && c.reason == UNSCHEDULABLE_REASON);
+        .is_some_and(|c| c.status == "False" && c.reason == reason::UNSCHEDULABLE);
     DeploymentStatus {
         phase,
         ready_replicas: status.and_then(|s| s.ready_replicas).unwrap_or(0),
@@ -97,10 +97,11 @@ fn chrono_of(t: Timestamp) -> Option<DateTime<Utc>> {
     DateTime::from_timestamp(t.as_second(), nanos - nanos % 1000)
 }
 
-/// Devices of `resource` the pod requests, counted as the operator's
-/// discovery (and the scheduler) counts them.
-pub fn devices_of(pod: &Pod, resource: &str) -> u32 {
-    modelfleet_operator::discovery::pod_request(pod, resource)
+/// Devices of `accelerator` the pod requests, under whichever name its
+/// cluster advertises them, counted as pool discovery (and the scheduler)
+/// counts them.
+pub fn devices_of(pod: &Pod, accelerator: &Accelerator) -> u32 {
+    discovery::vendor_request(pod, accelerator.vendor)
 }
 
 #[cfg(test)]
@@ -185,7 +186,8 @@ mod tests {
         }))
         .unwrap();
         assert!(holds_devices(&pod));
-        assert_eq!(devices_of(&pod, "nvidia.com/gpu"), 6);
+        let h100 = Accelerator::find("h100-80gb").unwrap();
+        assert_eq!(devices_of(&pod, h100), 6);
         assert_eq!(
             bound_at(&pod).unwrap().to_rfc3339(),
             "2026-01-02T03:04:05+00:00"

@@ -3,7 +3,8 @@
 //! Only the operator writes it (through the status subresource). Conditions
 //! follow Kubernetes' own shape (`metav1.Condition`) so that `kubectl wait
 //! --for=condition=Ready md/NAME` and every dashboard that reads conditions
-//! work unchanged.
+//! work unchanged. Their types and reasons are part of the cluster
+//! contract: [`crate::contract::condition`].
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 use schemars::JsonSchema;
@@ -11,21 +12,6 @@ use serde::{Deserialize, Serialize};
 
 use crate::planner::Plan;
 use crate::precision::Precision;
-
-/// Condition types the operator sets on every ModelDeployment.
-pub mod condition {
-    /// A plan was found (`True`), or the planner's reason why not (`False`).
-    pub const PLANNED: &str = "Planned";
-    /// The Deployment or LeaderWorkerSet has all its replicas ready.
-    pub const WORKLOAD_READY: &str = "WorkloadReady";
-    /// The model answers at `status.endpoint`.
-    pub const READY: &str = "Ready";
-    /// Set only by an operator that requires admission by the hub
-    /// (`require_admission`): `True` once admitted, `Unknown` while
-    /// waiting, `False` (reason `QuotaExceeded`, `NoTenant`, …) when
-    /// rejected.
-    pub const ADMITTED: &str = "Admitted";
-}
 
 /// The observed state, written by the operator.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]

@@ -4,6 +4,7 @@ use kube::CustomResourceExt;
 use serde_json::{Value, json};
 
 use super::*;
+use crate::contract::condition;
 use crate::fleet::Fleet;
 use crate::model::{ModelError, ParamCount};
 use crate::planner::SpotPolicy;

@@ -5,19 +5,10 @@ use std::collections::BTreeMap;
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
 use kube::Resource;
+use modelfleet_core::contract::labels::{DEPLOYMENT_LABEL, MODEL_LABEL, ROLE_LABEL, ROLE_SERVER};
 use modelfleet_core::crd::ModelDeployment;
 
 use super::BuildError;
-
-/// The ModelDeployment an object belongs to; also the pods' selector.
-pub const DEPLOYMENT_LABEL: &str = "modelfleet.io/deployment";
-/// The model id served.
-pub const MODEL_LABEL: &str = "modelfleet.io/model";
-/// `server` for pods that answer HTTP (a Deployment's pods, an LWS group's
-/// leader), `worker` for the other pods of a multi-node group.
-pub const ROLE_LABEL: &str = "modelfleet.io/role";
-pub const ROLE_SERVER: &str = "server";
-pub const ROLE_WORKER: &str = "worker";
 
 /// Appended to the ModelDeployment's name to name its LeaderWorkerSet.
 pub const GROUP_SUFFIX: &str = "-group";

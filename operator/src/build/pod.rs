@@ -14,13 +14,14 @@ use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use modelfleet_core::accelerator::{Accelerator, Vendor};
+use modelfleet_core::contract::devices;
+use modelfleet_core::contract::labels::{POOL_LABEL, ROLE_SERVER, ROLE_WORKER};
 use modelfleet_core::crd::{ModelSource, SourceScheme};
 use modelfleet_core::fleet::NodePool;
 use modelfleet_core::planner::Plan;
 
 use super::engine::{self, HTTP_PORT, LEADER_SCRIPT, MODELS_DIR, RAY_PORT, WORKER_SCRIPT};
-use super::meta::{Owner, ROLE_SERVER, ROLE_WORKER};
-use crate::discovery::POOL_LABEL;
+use super::meta::Owner;
 
 /// Shared memory for the engine's worker processes (NCCL/HCCL buffers,
 /// PyTorch tensors between processes); the container runtime's 64 MiB
@@ -112,12 +113,12 @@ fn pin_to_pool(pool: &NodePool) -> Affinity {
     }
 }
 
-/// The taint device nodes usually carry for their vendor, then the pool's
-/// own. The vendor taint is tolerated whatever its value: clouds set
-/// `nvidia.com/gpu=present` or `=true`.
+/// The taint device nodes usually carry for their device resource, then
+/// the pool's own. The device taint is tolerated whatever its value:
+/// clouds set `nvidia.com/gpu=present` or `=true`.
 fn tolerations(pool: &NodePool, accelerator: &Accelerator) -> Vec<Toleration> {
     let mut tolerations = vec![Toleration {
-        key: Some(accelerator.resource_name.to_owned()),
+        key: Some(devices::resource_on(pool, accelerator).to_owned()),
         operator: Some("Exists".to_owned()),
         effect: Some("NoSchedule".to_owned()),
         ..Toleration::default()
@@ -145,8 +146,10 @@ fn tolerations(pool: &NodePool, accelerator: &Accelerator) -> Vec<Toleration> {
 }
 
 fn engine_container(inputs: &PodInputs, role: Role) -> Container {
-    let devices = Quantity(inputs.plan.devices_per_node.to_string());
-    let resources = BTreeMap::from([(inputs.accelerator.resource_name.to_owned(), devices)]);
+    // Whichever name the pool's nodes advertise the devices as.
+    let resource = devices::resource_on(inputs.pool, inputs.accelerator);
+    let count = Quantity(inputs.plan.devices_per_node.to_string());
+    let resources = BTreeMap::from([(resource.to_owned(), count)]);
     let (command, args) = match role {
         // The vLLM image's own entrypoint, written out so that the
         // vllm-ascend image (which has none) runs the same way.

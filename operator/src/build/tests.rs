@@ -9,6 +9,7 @@ use k8s_openapi::api::core::v1::{Container, PodSpec};
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use modelfleet_core::accelerator::Accelerator;
+use modelfleet_core::contract::labels::{DEPLOYMENT_LABEL, ROLE_LABEL, ROLE_SERVER, ROLE_WORKER};
 use modelfleet_core::crd::ModelDeployment;
 use modelfleet_core::crd::fixtures::{TEST_NAMESPACE, TEST_UID};
 use modelfleet_core::crd::lws::LeaderWorkerSet;
@@ -304,6 +305,36 @@ fn a_175b_model_spans_two_h100_nodes_as_a_leader_worker_set() {
         ROLE_SERVER
     );
     assert_eq!(labels(&template.worker_template), ROLE_WORKER);
+}
+
+#[test]
+fn pods_request_the_device_resource_their_pools_nodes_advertise() {
+    // Huawei Cloud CCE's AI suite advertises the 910B as ascend-1980.
+    let mut fleet = Fleet::from_yaml(FLEET).unwrap();
+    for pool in &mut fleet.pools {
+        if pool.accelerator == "ascend-910b" {
+            pool.device_resource = Some("huawei.com/ascend-1980".to_owned());
+        }
+    }
+    let md = ModelDeployment::test("llama-70b-ascend")
+        .model("llama-3.1-70b")
+        .on("ascend-910b");
+    let (plan, built) = plan_and_build_on(&md, &fleet);
+    let spec = pod_spec(deployment(&built));
+    let c = engine(spec);
+    assert_eq!(
+        devices(c, "huawei.com/ascend-1980"),
+        (
+            plan.devices_per_node.to_string(),
+            plan.devices_per_node.to_string()
+        )
+    );
+    let requests = c.resources.as_ref().unwrap().requests.as_ref().unwrap();
+    assert!(
+        !requests.contains_key("huawei.com/Ascend910"),
+        "{requests:?}"
+    );
+    assert!(tolerates(spec, "huawei.com/ascend-1980"));
 }
 
 #[test]

@@ -1,7 +1,8 @@
 //! The admission gate, for an operator whose cluster is managed by a hub
 //! (`Settings::require_admission`): a ModelDeployment runs only once the
 //! hub has annotated it `admitted`; a `rejected` one runs nothing and says
-//! why in its `Admitted` condition. Pure: no client required.
+//! why in its `Admitted` condition. Pure: no client required (the pipeline
+//! writes what this decides).
 //!
 //! Without `require_admission` (standalone `modelfleet operator` and
 //! `modelfleet sandbox`) the annotations are ignored and nothing changes.
@@ -9,10 +10,34 @@
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use k8s_openapi::jiff::Timestamp;
 use kube::ResourceExt;
-use modelfleet_core::crd::admission::{
+use modelfleet_core::contract::admission::{
     ADMITTED, ANNOTATION, MESSAGE_ANNOTATION, REASON_ANNOTATION, REJECTED,
 };
-use modelfleet_core::crd::{ModelDeployment, ModelDeploymentStatus, Phase, condition};
+use modelfleet_core::contract::condition::{self, reason as condition_reason};
+use modelfleet_core::crd::{ModelDeployment, ModelDeploymentStatus, Phase};
+
+use super::apply::ApplyError;
+use super::report::StatusError;
+
+/// The gate's writes failed: removing a rejected deployment's workload, or
+/// saying in its status why it does not run.
+#[derive(Debug, thiserror::Error)]
+pub enum AdmissionError {
+    #[error("removing the workload of a rejected ModelDeployment: {0}")]
+    Remove(#[source] ApplyError),
+    #[error(transparent)]
+    Status(#[from] StatusError),
+}
+
+impl AdmissionError {
+    /// A bounded label for the error metric: the failed write's.
+    pub fn metric_label(&self) -> &'static str {
+        match self {
+            AdmissionError::Remove(e) => e.metric_label(),
+            AdmissionError::Status(e) => e.metric_label(),
+        }
+    }
+}
 
 /// What the hub decided about a ModelDeployment.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -88,7 +113,7 @@ pub fn admitted(
     next.conditions.push(condition(
         previous,
         "True",
-        "Admitted",
+        condition_reason::ADMITTED,
         "admitted by the hub",
         generation,
         now,
@@ -108,7 +133,7 @@ pub fn awaiting(
         conditions: vec![condition(
             previous,
             "Unknown",
-            "AwaitingAdmission",
+            condition_reason::AWAITING_ADMISSION,
             "waiting for the hub to admit this ModelDeployment against its tenant's quota",
             generation,
             now,

@@ -1,6 +1,7 @@
 //! The `apply` step: server-side apply of the built objects with one field
 //! manager, and removal of a workload of the other kind after a re-plan
-//! moved the model between one node and several.
+//! moved the model between one node and several. Also removes a
+//! deployment's objects when it is rejected or deleted.
 
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::Service;
@@ -11,17 +12,47 @@ use modelfleet_core::crd::lws::LeaderWorkerSet;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use super::Error;
 use crate::build::{Applied, Built, GROUP_SUFFIX, Resources, Workload};
 
 /// The field manager of everything the operator writes.
 pub const MANAGER: &str = "modelfleet-operator";
 
+/// The API server refused a write.
+#[derive(Debug, thiserror::Error)]
+pub enum ApplyError {
+    #[error("applying {kind} {name}: {source}")]
+    Apply {
+        kind: String,
+        name: String,
+        #[source]
+        source: kube::Error,
+    },
+    #[error("deleting {kind} {name}: {source}")]
+    Delete {
+        kind: String,
+        name: String,
+        #[source]
+        source: kube::Error,
+    },
+}
+
+impl ApplyError {
+    /// A bounded label for the error metric.
+    pub fn metric_label(&self) -> &'static str {
+        match self {
+            ApplyError::Apply { .. } => "apply",
+            ApplyError::Delete { .. } => "delete",
+        }
+    }
+}
+
+/// Applies every built object and returns them as the API server stored
+/// them.
 pub async fn apply(
     client: &Client,
     namespace: &str,
     built: Resources<Built>,
-) -> Result<Resources<Applied>, Error> {
+) -> Result<Resources<Applied>, ApplyError> {
     let workload = match &built.workload {
         Workload::Deployment(d) => {
             let applied = ssa(client, namespace, d.as_ref()).await?;
@@ -51,7 +82,7 @@ fn name_of<K: Resource>(object: &K) -> String {
     object.meta().name.clone().unwrap_or_default()
 }
 
-async fn ssa<K>(client: &Client, namespace: &str, object: &K) -> Result<K, Error>
+async fn ssa<K>(client: &Client, namespace: &str, object: &K) -> Result<K, ApplyError>
 where
     K: Resource<Scope = k8s_openapi::NamespaceResourceScope>
         + Clone
@@ -68,11 +99,29 @@ where
         &Patch::Apply(object),
     )
     .await
-    .map_err(|source| Error::Apply {
+    .map_err(|source| ApplyError::Apply {
         kind: K::kind(&Default::default()).into_owned(),
         name,
         source,
     })
+}
+
+/// Deletes the workload objects of deployment `name` (not waiting for
+/// pods); a LeaderWorkerSet only where the API is served.
+pub async fn remove_workloads(
+    client: &Client,
+    namespace: &str,
+    name: &str,
+    lws_available: bool,
+) -> Result<(), ApplyError> {
+    delete_if_present::<Deployment>(client, namespace, name).await?;
+    if lws_available {
+        delete_if_present::<LeaderWorkerSet>(client, namespace, &format!("{name}{GROUP_SUFFIX}"))
+            .await?;
+    }
+    delete_if_present::<Service>(client, namespace, name).await?;
+    delete_if_present::<PodDisruptionBudget>(client, namespace, name).await?;
+    Ok(())
 }
 
 /// Deletes `name` if it exists; a kind whose API is not installed (no
@@ -81,7 +130,7 @@ pub async fn delete_if_present<K>(
     client: &Client,
     namespace: &str,
     name: &str,
-) -> Result<bool, Error>
+) -> Result<bool, ApplyError>
 where
     K: Resource<Scope = k8s_openapi::NamespaceResourceScope>
         + Clone
@@ -93,7 +142,7 @@ where
     match api.delete(name, &DeleteParams::background()).await {
         Ok(_) => Ok(true),
         Err(kube::Error::Api(status)) if status.code == 404 => Ok(false),
-        Err(source) => Err(Error::Delete {
+        Err(source) => Err(ApplyError::Delete {
             kind: K::kind(&Default::default()).into_owned(),
             name: name.to_owned(),
             source,

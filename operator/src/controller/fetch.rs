@@ -1,7 +1,8 @@
-//! The `fetch` step's source of Nodes and Pods. In a running operator they
-//! come from watch-fed caches, so a reconcile costs no API calls for them
-//! however large the cluster; a bare context (the API-conversation tests,
-//! one-off tools) lists them from the API server instead.
+//! The `fetch` step: the cluster's Nodes and Pods at one moment. In a
+//! running operator they come from watch-fed caches, so a reconcile costs
+//! no API calls for them however large the cluster; a bare context (the
+//! API-conversation tests, one-off tools) lists them from the API server
+//! instead.
 
 use std::sync::Arc;
 
@@ -13,7 +14,21 @@ use kube::runtime::reflector::{self, Store};
 use kube::runtime::{WatchStreamExt, watcher};
 use tokio::task::JoinHandle;
 
-use super::Error;
+/// Listing objects from the API server failed.
+#[derive(Debug, thiserror::Error)]
+#[error("listing the cluster's {what}: {source}")]
+pub struct FetchError {
+    pub what: &'static str,
+    #[source]
+    pub source: kube::Error,
+}
+
+impl FetchError {
+    /// A bounded label for the error metric.
+    pub fn metric_label(&self) -> &'static str {
+        "fetch"
+    }
+}
 
 /// Where the fetch step reads the cluster's Nodes and Pods.
 #[derive(Clone)]
@@ -69,11 +84,12 @@ impl ClusterView {
     /// The cached objects are shared with the cache, never copied: every
     /// reconcile reads the whole cluster, and with many reconciles in
     /// flight copies of it would add up to many times the cluster's size.
-    pub async fn nodes_and_pods(&self, client: &Client) -> Result<Snapshot, Error> {
+    pub async fn nodes_and_pods(&self, client: &Client) -> Result<Snapshot, FetchError> {
         match self {
             ClusterView::Live => {
-                let nodes = list(Api::<Node>::all(client.clone()), "nodes").await?;
-                let pods = list(Api::<Pod>::all(client.clone()), "pods").await?;
+                let all = ListParams::default();
+                let nodes = list(Api::<Node>::all(client.clone()), &all, "nodes").await?;
+                let pods = list(Api::<Pod>::all(client.clone()), &all, "pods").await?;
                 Ok((shared(nodes), shared(pods)))
             }
             ClusterView::Cached { nodes, pods } => Ok((nodes.state(), pods.state())),
@@ -88,14 +104,19 @@ fn shared<K>(items: Vec<K>) -> Vec<Arc<K>> {
     items.into_iter().map(Arc::new).collect()
 }
 
-async fn list<K>(api: Api<K>, what: &'static str) -> Result<Vec<K>, Error>
+/// Lists `what` through `api`.
+pub async fn list<K>(
+    api: Api<K>,
+    params: &ListParams,
+    what: &'static str,
+) -> Result<Vec<K>, FetchError>
 where
     K: kube::Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
 {
-    api.list(&ListParams::default())
+    api.list(params)
         .await
         .map(|l| l.items)
-        .map_err(|source| Error::Fetch { what, source })
+        .map_err(|source| FetchError { what, source })
 }
 
 fn cache<K>(api: Api<K>) -> (Store<K>, JoinHandle<()>)

@@ -1,18 +1,28 @@
-//! The ModelDeployment controller. Each reconcile is a named pipeline:
+//! The ModelDeployment controller. Each reconcile is a pipeline of named
+//! steps, each a function of its own module:
 //!
-//! fetch (the cluster's Nodes and Pods → its node pools) → plan (pure:
-//! [`choose`]) → build (pure: [`crate::build`]) → apply (server-side apply,
-//! one field manager: [`apply`]) → status (pure arithmetic in [`status`],
-//! written through the status subresource).
+//! | step | what | I/O | error |
+//! | --- | --- | --- | --- |
+//! | admission | with `require_admission`, run only what the hub admitted ([`admission`]) | writes status | [`admission::AdmissionError`] |
+//! | fetch | the cluster's Nodes and Pods, from watch caches ([`fetch`]) | reads | [`fetch::FetchError`] |
+//! | discover | Nodes and Pods → the pools, and the deployment's own pods ([`discover`]) | none | — |
+//! | choose | the pool and plan ([`modelfleet_core::contract::pool_choice`], shared with the hub) | none | — (unplannable is an outcome) |
+//! | build | the objects that run it ([`crate::build`]) | none | [`BuildError`] |
+//! | apply | server-side apply, one field manager ([`apply`]) | writes | [`apply::ApplyError`] |
+//! | status | phase and conditions ([`status`]), written with Events ([`report`]) | writes | [`report::StatusError`] |
 //!
-//! A finalizer makes sure the owned objects and their pods are gone before
-//! the ModelDeployment is; the same code runs against a production cluster
-//! and the sandbox, through a `kube::Client`.
+//! [`pipeline`] calls them in order; [`Error`] wraps whichever failed. A
+//! finalizer makes sure the owned objects and their pods are gone before
+//! the ModelDeployment is ([`cleanup`]); the same code runs against a
+//! production cluster and the sandbox, through a `kube::Client`.
 
 pub mod admission;
 pub mod apply;
-pub mod choose;
+pub mod cleanup;
+pub mod discover;
 pub mod fetch;
+pub mod pipeline;
+pub mod report;
 pub mod status;
 
 use std::collections::BTreeMap;
@@ -21,59 +31,38 @@ use std::time::{Duration, Instant};
 
 use futures::StreamExt;
 use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::core::v1::{Pod, Service};
-use k8s_openapi::api::policy::v1::PodDisruptionBudget;
-use k8s_openapi::jiff::Timestamp;
-use kube::api::{Api, ListParams, Patch, PatchParams};
+use k8s_openapi::api::core::v1::Service;
+use kube::api::{Api, ListParams};
 use kube::runtime::controller::{Action, Config as ControllerConfig, Controller};
-use kube::runtime::events::{Event, EventType, Recorder, Reporter};
+use kube::runtime::events::{Recorder, Reporter};
 use kube::runtime::finalizer::{self, finalizer};
 use kube::runtime::watcher;
-use kube::{Client, Resource, ResourceExt};
+use kube::{Client, ResourceExt};
+use modelfleet_core::contract::labels::{DEPLOYMENT_LABEL, FINALIZER};
 use modelfleet_core::crd::lws::LeaderWorkerSet;
-use modelfleet_core::crd::{ModelDeployment, ModelDeploymentStatus, Phase};
-use serde_json::json;
+use modelfleet_core::crd::{ModelDeployment, Phase};
 use tracing::{info, warn};
 
-use crate::build::{self, BuildError, BuildOptions, DEPLOYMENT_LABEL, GROUP_SUFFIX, Workload};
-use crate::discovery;
+use crate::build::{BuildError, BuildOptions};
 use crate::metrics::Metrics;
-use choose::Outcome;
-
-/// Blocks deletion until the workload and its pods are gone.
-pub const FINALIZER: &str = "modelfleet.io/cleanup";
 
 /// Errors of one reconcile, by the step that failed.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     #[error("the ModelDeployment has no namespace")]
     NotNamespaced,
-    #[error("listing the cluster's {what}: {source}")]
-    Fetch {
-        what: &'static str,
-        #[source]
-        source: kube::Error,
-    },
+    #[error(transparent)]
+    Admission(#[from] admission::AdmissionError),
+    #[error(transparent)]
+    Fetch(#[from] fetch::FetchError),
     #[error("building the workload: {0}")]
     Build(#[from] BuildError),
-    #[error("applying {kind} {name}: {source}")]
-    Apply {
-        kind: String,
-        name: String,
-        #[source]
-        source: kube::Error,
-    },
-    #[error("writing the status: {0}")]
-    Status(#[source] kube::Error),
-    #[error("deleting {kind} {name}: {source}")]
-    Delete {
-        kind: String,
-        name: String,
-        #[source]
-        source: kube::Error,
-    },
-    #[error("waiting for {0} to be deleted")]
-    StillDeleting(String),
+    #[error(transparent)]
+    Apply(#[from] apply::ApplyError),
+    #[error(transparent)]
+    Status(#[from] report::StatusError),
+    #[error(transparent)]
+    Cleanup(#[from] cleanup::CleanupError),
     #[error(transparent)]
     Finalizer(Box<finalizer::Error<Error>>),
 }
@@ -83,12 +72,12 @@ impl Error {
     pub fn metric_label(&self) -> &'static str {
         match self {
             Error::NotNamespaced => "not_namespaced",
-            Error::Fetch { .. } => "fetch",
+            Error::Admission(e) => e.metric_label(),
+            Error::Fetch(e) => e.metric_label(),
             Error::Build(e) => e.metric_label(),
-            Error::Apply { .. } => "apply",
-            Error::Status(_) => "status",
-            Error::Delete { .. } => "delete",
-            Error::StillDeleting(_) => "still_deleting",
+            Error::Apply(e) => e.metric_label(),
+            Error::Status(e) => e.metric_label(),
+            Error::Cleanup(e) => e.metric_label(),
             Error::Finalizer(e) => match e.as_ref() {
                 finalizer::Error::ApplyFailed(inner) | finalizer::Error::CleanupFailed(inner) => {
                     inner.metric_label()
@@ -244,8 +233,10 @@ pub async fn reconcile(md: Arc<ModelDeployment>, ctx: Arc<Context>) -> Result<Ac
         let api: Api<ModelDeployment> = Api::namespaced(ctx.client.clone(), &namespace);
         finalizer(&api, FINALIZER, md, |event| async {
             match event {
-                finalizer::Event::Apply(md) => apply_step(&md, &ctx).await,
-                finalizer::Event::Cleanup(md) => cleanup(&md, &ctx).await,
+                finalizer::Event::Apply(md) => {
+                    pipeline::reconcile_spec(&md, &namespace, &ctx).await
+                }
+                finalizer::Event::Cleanup(md) => Ok(cleanup::cleanup(&md, &namespace, &ctx).await?),
             }
         })
         .await
@@ -263,282 +254,6 @@ pub async fn reconcile(md: Arc<ModelDeployment>, ctx: Arc<Context>) -> Result<Ac
 pub fn error_policy(_md: Arc<ModelDeployment>, error: &Error, ctx: Arc<Context>) -> Action {
     warn!(error = %error, "reconcile error; retrying");
     Action::requeue(ctx.settings.converging_requeue)
-}
-
-async fn apply_step(md: &ModelDeployment, ctx: &Context) -> Result<Action, Error> {
-    let namespace = md.namespace().ok_or(Error::NotNamespaced)?;
-    let name = md.name_any();
-
-    // admission (only when a hub manages this cluster)
-    if ctx.settings.require_admission {
-        let previous = md.status.as_ref();
-        let generation = md.meta().generation;
-        match admission::of(md) {
-            admission::Admission::Admitted => {}
-            admission::Admission::Awaiting => {
-                let next = admission::awaiting(previous, generation, Timestamp::now());
-                write_status(ctx, md, &namespace, previous, next).await?;
-                // The hub's annotation is a change of the object: it wakes us.
-                return Ok(Action::await_change());
-            }
-            admission::Admission::Rejected { reason, message } => {
-                remove_workloads(md, ctx).await?;
-                let next =
-                    admission::rejected(&reason, &message, previous, generation, Timestamp::now());
-                if previous.and_then(|s| s.phase) != Some(Phase::Failed) {
-                    publish(ctx, md, EventType::Warning, &reason, &message).await;
-                }
-                write_status(ctx, md, &namespace, previous, next).await?;
-                return Ok(Action::await_change());
-            }
-        }
-    }
-
-    // fetch
-    let (nodes, pods) = ctx.view.nodes_and_pods(&ctx.client).await?;
-    let (own_pods, others): (Vec<Arc<Pod>>, Vec<Arc<Pod>>) = pods.into_iter().partition(|p| {
-        p.namespace().as_deref() == Some(namespace.as_str())
-            && p.labels().get(DEPLOYMENT_LABEL) == Some(&name)
-    });
-    // Only this deployment's own few pods are copied, for the status step.
-    let own_pods: Vec<Pod> = own_pods.iter().map(|p| Pod::clone(p)).collect();
-    let fleet = discovery::discover(&ctx.settings.cluster, &nodes, &others).fleet;
-
-    // plan
-    let outcome = choose::choose(md, &fleet, ctx.lws_available);
-    let previous = md.status.as_ref();
-    let generation = md.meta().generation;
-    let now = Timestamp::now();
-    let chosen = match outcome {
-        Outcome::Unplannable { reason, message } => {
-            let seen = status::Observed {
-                generation,
-                desired_replicas: md.spec.replicas,
-                replicas: previous.and_then(|s| s.replicas).unwrap_or(0),
-                ready_replicas: previous.and_then(|s| s.ready_replicas).unwrap_or(0),
-                pods: &own_pods,
-                previous,
-                now,
-            };
-            let next = admitted(
-                ctx,
-                status::unplannable(reason, &message, &seen),
-                previous,
-                generation,
-                now,
-            );
-            if planned_was_true(previous) || previous.and_then(|s| s.phase) != Some(Phase::Failed) {
-                publish(ctx, md, EventType::Warning, "PlanFailed", &message).await;
-            }
-            write_status(ctx, md, &namespace, previous, next).await?;
-            return Ok(Action::requeue(ctx.settings.unplannable_requeue));
-        }
-        Outcome::Planned(chosen) => chosen,
-    };
-
-    // build
-    let built = build::build(
-        md,
-        &chosen.plan,
-        &chosen.pool,
-        chosen.accelerator,
-        &ctx.settings.build,
-    )?;
-    let endpoint = built.endpoint.clone();
-
-    // apply
-    let applied = apply::apply(&ctx.client, &namespace, built).await?;
-
-    // status
-    let desired = md.spec.replicas;
-    let replicas = match &applied.workload {
-        Workload::Deployment(d) => d.status.as_ref().and_then(|s| s.replicas),
-        Workload::LeaderWorkerSet(l) => l.status.as_ref().and_then(|s| s.replicas),
-    }
-    .and_then(|n| u32::try_from(n).ok())
-    .unwrap_or(0);
-    let seen = status::Observed {
-        generation,
-        desired_replicas: desired,
-        replicas,
-        ready_replicas: applied.ready_replicas(),
-        pods: &own_pods,
-        previous,
-        now,
-    };
-    let next = status::running(
-        &chosen.plan,
-        &endpoint,
-        chosen.waiting_for_capacity.as_deref(),
-        &seen,
-    );
-    let next = admitted(ctx, next, previous, generation, now);
-    let plan_changed = previous.and_then(|s| s.plan.as_ref()) != next.plan.as_ref();
-    if plan_changed {
-        let plan = &chosen.plan;
-        publish(
-            ctx,
-            md,
-            EventType::Normal,
-            "PlanChosen",
-            &format!(
-                "{} × {} on {} ({}, tensor parallel {}, pipeline parallel {}, {} nodes per replica)",
-                plan.devices_per_replica,
-                plan.accelerator,
-                plan.pool,
-                plan.precision,
-                plan.tensor_parallel,
-                plan.pipeline_parallel,
-                plan.nodes_per_replica
-            ),
-        )
-        .await;
-    }
-    let became_ready =
-        next.phase == Some(Phase::Ready) && previous.and_then(|s| s.phase) != Some(Phase::Ready);
-    if became_ready {
-        publish(
-            ctx,
-            md,
-            EventType::Normal,
-            "WorkloadReady",
-            &format!("serving at {endpoint}"),
-        )
-        .await;
-    }
-    let requeue = if next.phase == Some(Phase::Ready) {
-        ctx.settings.steady_requeue
-    } else {
-        ctx.settings.converging_requeue
-    };
-    write_status(ctx, md, &namespace, previous, next).await?;
-    Ok(Action::requeue(requeue))
-}
-
-/// With `require_admission`, says in the status that the hub admitted it.
-fn admitted(
-    ctx: &Context,
-    next: ModelDeploymentStatus,
-    previous: Option<&ModelDeploymentStatus>,
-    generation: Option<i64>,
-    now: Timestamp,
-) -> ModelDeploymentStatus {
-    if ctx.settings.require_admission {
-        admission::admitted(next, previous, generation, now)
-    } else {
-        next
-    }
-}
-
-/// Deletes the workload objects of a deployment (not waiting for pods).
-async fn remove_workloads(md: &ModelDeployment, ctx: &Context) -> Result<(), Error> {
-    let namespace = md.namespace().ok_or(Error::NotNamespaced)?;
-    let name = md.name_any();
-    let client = &ctx.client;
-    apply::delete_if_present::<Deployment>(client, &namespace, &name).await?;
-    if ctx.lws_available {
-        apply::delete_if_present::<LeaderWorkerSet>(
-            client,
-            &namespace,
-            &format!("{name}{GROUP_SUFFIX}"),
-        )
-        .await?;
-    }
-    apply::delete_if_present::<Service>(client, &namespace, &name).await?;
-    apply::delete_if_present::<PodDisruptionBudget>(client, &namespace, &name).await?;
-    Ok(())
-}
-
-/// Deletes what the deployment owns and waits until its pods are gone, so
-/// that its devices are free (and no longer billed) when it disappears.
-async fn cleanup(md: &ModelDeployment, ctx: &Context) -> Result<Action, Error> {
-    let namespace = md.namespace().ok_or(Error::NotNamespaced)?;
-    let name = md.name_any();
-    if md.status.as_ref().and_then(|s| s.phase) != Some(Phase::Terminating) {
-        let mut next = md.status.clone().unwrap_or_default();
-        next.phase = Some(Phase::Terminating);
-        // Best effort: the object is going away either way.
-        if let Err(e) = write_status(ctx, md, &namespace, md.status.as_ref(), next).await {
-            warn!(error = %e, "could not mark {name} Terminating");
-        }
-    }
-    remove_workloads(md, ctx).await?;
-    let client = &ctx.client;
-    let pods = list::<Pod>(
-        Api::namespaced(client.clone(), &namespace),
-        ListParams::default().labels(&format!("{DEPLOYMENT_LABEL}={name}")),
-        "pods",
-    )
-    .await?;
-    if !pods.is_empty() {
-        return Err(Error::StillDeleting(format!(
-            "{} pod(s) of {name}",
-            pods.len()
-        )));
-    }
-    info!(%namespace, %name, "cleaned up");
-    Ok(Action::await_change())
-}
-
-async fn list<K>(api: Api<K>, params: ListParams, what: &'static str) -> Result<Vec<K>, Error>
-where
-    K: Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
-{
-    api.list(&params)
-        .await
-        .map(|list| list.items)
-        .map_err(|source| Error::Fetch { what, source })
-}
-
-fn planned_was_true(previous: Option<&ModelDeploymentStatus>) -> bool {
-    previous.is_some_and(|s| {
-        s.conditions
-            .iter()
-            .any(|c| c.type_ == modelfleet_core::crd::condition::PLANNED && c.status == "True")
-    })
-}
-
-/// Writes the status when it changed, with server-side apply on the status
-/// subresource.
-async fn write_status(
-    ctx: &Context,
-    md: &ModelDeployment,
-    namespace: &str,
-    previous: Option<&ModelDeploymentStatus>,
-    next: ModelDeploymentStatus,
-) -> Result<(), Error> {
-    if previous == Some(&next) {
-        return Ok(());
-    }
-    let api: Api<ModelDeployment> = Api::namespaced(ctx.client.clone(), namespace);
-    let patch = json!({
-        "apiVersion": ModelDeployment::api_version(&()),
-        "kind": ModelDeployment::kind(&()),
-        "status": next,
-    });
-    api.patch_status(
-        &md.name_any(),
-        &PatchParams::apply(apply::MANAGER).force(),
-        &Patch::Apply(&patch),
-    )
-    .await
-    .map_err(Error::Status)?;
-    Ok(())
-}
-
-/// Publishes an Event on the ModelDeployment. Events are advisory: a failure
-/// to publish is logged, never fails the reconcile.
-async fn publish(ctx: &Context, md: &ModelDeployment, type_: EventType, reason: &str, note: &str) {
-    let event = Event {
-        type_,
-        reason: reason.to_owned(),
-        note: Some(note.chars().take(1024).collect()),
-        action: "Reconcile".to_owned(),
-        secondary: None,
-    };
-    if let Err(e) = ctx.recorder.publish(&event, &md.object_ref(&())).await {
-        warn!(error = %e, reason, "could not publish event");
-    }
 }
 
 /// Counts deployments by phase for the `deployments` metric.

@@ -5,7 +5,8 @@
 use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use k8s_openapi::jiff::Timestamp;
-use modelfleet_core::crd::{ModelDeploymentStatus, Phase, PlanStatus, condition};
+use modelfleet_core::contract::condition::{self, pod, reason};
+use modelfleet_core::crd::{ModelDeploymentStatus, Phase, PlanStatus};
 use modelfleet_core::planner::Plan;
 
 /// What the apply step saw of the running workload.
@@ -40,13 +41,13 @@ pub fn running(
     let (phase, workload_reason, workload_message) = if seen.desired_replicas == 0 {
         (
             Phase::Pending,
-            "ScaledToZero",
+            reason::SCALED_TO_ZERO,
             "spec.replicas is 0: nothing runs".to_owned(),
         )
     } else if all_ready {
         (
             Phase::Ready,
-            "AllReplicasReady",
+            reason::ALL_REPLICAS_READY,
             format!(
                 "{}/{} replicas ready",
                 seen.ready_replicas, seen.desired_replicas
@@ -58,7 +59,7 @@ pub fn running(
         } else {
             Phase::Failed
         };
-        (phase, "PodFailed", message.clone())
+        (phase, reason::POD_FAILED, message.clone())
     } else if let Some(message) = &unschedulable {
         let phase = if seen.ready_replicas > 0 {
             Phase::Degraded
@@ -69,11 +70,11 @@ pub fn running(
             Some(why) => format!("{message} (planner: {why})"),
             None => message.clone(),
         };
-        (phase, "Unschedulable", message)
+        (phase, reason::UNSCHEDULABLE, message)
     } else if seen.ready_replicas > 0 {
         (
             Phase::Degraded,
-            "ReplicasNotReady",
+            reason::REPLICAS_NOT_READY,
             format!(
                 "{}/{} replicas ready",
                 seen.ready_replicas, seen.desired_replicas
@@ -82,13 +83,13 @@ pub fn running(
     } else if scheduled {
         (
             Phase::Loading,
-            "Loading",
+            reason::LOADING,
             "pods are placed; the model is being fetched and loaded".to_owned(),
         )
     } else {
         (
             Phase::Scheduling,
-            "WaitingForPods",
+            reason::WAITING_FOR_PODS,
             "waiting for pods to be created and placed".to_owned(),
         )
     };
@@ -118,7 +119,7 @@ pub fn running(
             previous,
             condition::PLANNED,
             true,
-            "PlanChosen",
+            reason::PLAN_CHOSEN,
             &planned_message,
             seen,
         ),
@@ -134,7 +135,11 @@ pub fn running(
             previous,
             condition::READY,
             ready,
-            if ready { "Serving" } else { workload_reason },
+            if ready {
+                reason::SERVING
+            } else {
+                workload_reason
+            },
             &if ready {
                 format!("serving at {endpoint}")
             } else {
@@ -219,12 +224,12 @@ fn first_unschedulable(pods: &[Pod]) -> Option<String> {
             .conditions
             .as_ref()?
             .iter()
-            .find(|c| c.type_ == "PodScheduled" && c.status == "False")?;
-        (c.reason.as_deref() == Some("Unschedulable")).then(|| {
+            .find(|c| c.type_ == pod::SCHEDULED && c.status == "False")?;
+        (c.reason.as_deref() == Some(pod::UNSCHEDULABLE)).then(|| {
             let name = p.metadata.name.as_deref().unwrap_or("a pod");
             format!(
                 "{name}: {}",
-                c.message.as_deref().unwrap_or("Unschedulable")
+                c.message.as_deref().unwrap_or(pod::UNSCHEDULABLE)
             )
         })
     })

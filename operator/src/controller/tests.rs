@@ -9,6 +9,7 @@ use std::sync::Arc;
 use http::{Method, Request, Response, StatusCode};
 use http_body_util::BodyExt;
 use k8s_openapi::api::core::v1::Node;
+use k8s_openapi::jiff::Timestamp;
 use kube::client::Body;
 use kube::runtime::controller::Action;
 use kube::{Client, Resource};
@@ -469,7 +470,7 @@ async fn with_admission_required_an_unadmitted_deployment_waits_and_creates_noth
 
 #[tokio::test]
 async fn a_rejected_deployment_says_why_and_its_workloads_are_removed() {
-    use modelfleet_core::crd::admission::*;
+    use modelfleet_core::contract::admission::*;
     let md = annotate(
         with_finalizer(llama70()),
         &[
@@ -507,7 +508,7 @@ async fn a_rejected_deployment_says_why_and_its_workloads_are_removed() {
 
 #[tokio::test]
 async fn an_admitted_deployment_runs_and_says_so() {
-    use modelfleet_core::crd::admission::*;
+    use modelfleet_core::contract::admission::*;
     let md = annotate(with_finalizer(llama70()), &[(ANNOTATION, ADMITTED)]);
     let (result, calls) = converse_with(md, h100_cluster(1), admission_required()).await;
     assert!(result.is_ok(), "{result:?}");

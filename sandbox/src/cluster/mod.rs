@@ -53,7 +53,7 @@ mod fixtures;
 mod handle;
 
 pub use handle::{ClusterError, ClusterHandle};
-pub use kubelet::runtime::{MODEL_BYTES_ANNOTATION, Timings};
+pub use kubelet::runtime::Timings;
 
 use kube::Client;
 use modelfleet_core::fleet::Fleet;

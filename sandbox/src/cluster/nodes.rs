@@ -2,10 +2,13 @@
 //! have, and to the pods that hold the devices the fleet says are in use.
 //! Pure: `SimulatedCluster::start` creates what this returns.
 //!
-//! Label names follow `shared/reference/accelerators-and-clouds.md` and
-//! what the operator's pool discovery reads (`operator/src/discovery.rs`).
-//! Where a cloud's real label *value* is an opaque id (ACK and TKE node
-//! pool ids look like `np-1a2b3c`), the pool name stands in for it.
+//! Label and device resource names are the cluster contract's
+//! (`modelfleet_core::contract`), which pool discovery reads: the nodes of
+//! a pool advertise its `deviceResource` when the fleet gives one (Huawei
+//! Cloud CCE's AI suite: `huawei.com/ascend-1980`), else the name of the
+//! vendor's own device plugin. Where a cloud's real label *value* is an
+//! opaque id (ACK and TKE node pool ids look like `np-1a2b3c`), the pool
+//! name stands in for it.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -17,17 +20,20 @@ use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use k8s_openapi::jiff::Timestamp;
 use modelfleet_core::accelerator::{Accelerator, Vendor};
+use modelfleet_core::contract::devices;
+use modelfleet_core::contract::labels::{
+    ACCELERATOR_LABEL, CAPACITY_TYPE_LABEL, POOL_LABEL, PRICE_ANNOTATION,
+};
+use modelfleet_core::contract::node_labels::{
+    ACK_GPU_COUNT, ACK_GPU_MEMORY, ACK_GPU_NAME, ACK_NODEPOOL, ASCEND_ACCELERATOR,
+    ASCEND_ACCELERATOR_TYPE, ASCEND_HOST_ARCH, CCE_NODEPOOL, EKS_CAPACITY_TYPE, EKS_NODEGROUP,
+    GPU_COUNT, GPU_MEMORY, GPU_PRESENT, GPU_PRODUCT, INSTANCE_TYPE, REGION, TKE_NODEPOOL, ZONE,
+};
 use modelfleet_core::fleet::{CapacityType, Cloud, Fleet, NodePool};
 
 use super::common::{hex_id, time};
 use super::resources::format_kibibytes;
 
-pub const POOL_LABEL: &str = "modelfleet.io/pool";
-/// The operator reads the accelerator from this label where product labels
-/// are ambiguous (`module-910b-8` is both the 910B and the 910B4).
-pub const ACCELERATOR_LABEL: &str = "modelfleet.io/accelerator";
-pub const CAPACITY_TYPE_LABEL: &str = "modelfleet.io/capacity-type";
-pub const PRICE_ANNOTATION: &str = "modelfleet.io/price-per-device-hour";
 /// Marks the pods that stand for work the fleet says is already running.
 pub const RESERVED_LABEL: &str = "sandbox.modelfleet.io/reserved";
 
@@ -91,7 +97,7 @@ pub fn fleet_nodes(fleet: &Fleet, reserved_namespace: &str, created: Timestamp) 
                 out.reserved.push(reserved_pod(
                     &name,
                     reserved_namespace,
-                    accelerator.resource_name,
+                    devices::resource_on(pool, accelerator),
                     used,
                     pool.devices_per_node,
                 ));
@@ -127,7 +133,7 @@ fn host_shape(instance_type: &str, accelerator: &Accelerator, devices: u32) -> (
 /// one; else the accelerator's typical AWS instance on AWS; else a made-up
 /// but label-safe name, since this cloud's real flavour is not known.
 fn instance_type(pool: &NodePool, accelerator: &Accelerator) -> String {
-    if let Some(t) = pool.labels.get("node.kubernetes.io/instance-type") {
+    if let Some(t) = pool.labels.get(INSTANCE_TYPE) {
         return t.clone();
     }
     match pool.cloud {
@@ -183,29 +189,23 @@ fn labels_of(
     set("kubernetes.io/arch", arch.into());
     set("beta.kubernetes.io/os", "linux".into());
     set("beta.kubernetes.io/arch", arch.into());
-    set(
-        "node.kubernetes.io/instance-type",
-        instance_type(pool, accelerator),
-    );
-    set("topology.kubernetes.io/region", pool.region.clone());
-    set(
-        "topology.kubernetes.io/zone",
-        zone(pool.cloud, &pool.region),
-    );
+    set(INSTANCE_TYPE, instance_type(pool, accelerator));
+    set(REGION, pool.region.clone());
+    set(ZONE, zone(pool.cloud, &pool.region));
     set(POOL_LABEL, pool.name.clone());
     set(ACCELERATOR_LABEL, accelerator.id.to_owned());
     let spot = pool.capacity_type == CapacityType::Spot;
     match pool.cloud {
         Cloud::Aws => {
-            set("eks.amazonaws.com/nodegroup", pool.name.clone());
+            set(EKS_NODEGROUP, pool.name.clone());
             set(
-                "eks.amazonaws.com/capacityType",
+                EKS_CAPACITY_TYPE,
                 if spot { "SPOT" } else { "ON_DEMAND" }.into(),
             );
         }
-        Cloud::Aliyun => set("alibabacloud.com/nodepool-id", pool.name.clone()),
-        Cloud::Tencentcloud => set("tke.cloud.tencent.com/nodepool-id", pool.name.clone()),
-        Cloud::Huaweicloud => set("cce.cloud.com/cce-nodepool", pool.name.clone()),
+        Cloud::Aliyun => set(ACK_NODEPOOL, pool.name.clone()),
+        Cloud::Tencentcloud => set(TKE_NODEPOOL, pool.name.clone()),
+        Cloud::Huaweicloud => set(CCE_NODEPOOL, pool.name.clone()),
         Cloud::Generic => {}
     }
     if spot {
@@ -214,32 +214,23 @@ fn labels_of(
     match accelerator.vendor {
         Vendor::Nvidia => {
             // GPU Feature Discovery; memory is in MiB.
-            set("nvidia.com/gpu.present", "true".into());
-            set("nvidia.com/gpu.product", accelerator.product_label.into());
-            set("nvidia.com/gpu.count", pool.devices_per_node.to_string());
-            set("nvidia.com/gpu.memory", accelerator.usable_mib.to_string());
+            set(GPU_PRESENT, "true".into());
+            set(GPU_PRODUCT, accelerator.product_label.into());
+            set(GPU_COUNT, pool.devices_per_node.to_string());
+            set(GPU_MEMORY, accelerator.usable_mib.to_string());
             if pool.cloud == Cloud::Aliyun {
                 // ACK's own GPU labels; the MiB suffix on nvidia_mem is our
                 // best reading of ACK's documentation.
-                set(
-                    "aliyun.accelerator/nvidia_name",
-                    accelerator.product_label.into(),
-                );
-                set(
-                    "aliyun.accelerator/nvidia_count",
-                    pool.devices_per_node.to_string(),
-                );
-                set(
-                    "aliyun.accelerator/nvidia_mem",
-                    format!("{}MiB", accelerator.usable_mib),
-                );
+                set(ACK_GPU_NAME, accelerator.product_label.into());
+                set(ACK_GPU_COUNT, pool.devices_per_node.to_string());
+                set(ACK_GPU_MEMORY, format!("{}MiB", accelerator.usable_mib));
             }
         }
         Vendor::Huawei => {
             // MindCluster's Ascend labels.
-            set("accelerator", "huawei-Ascend910".into());
-            set("accelerator-type", accelerator.product_label.into());
-            set("host-arch", "huawei-arm".into());
+            set(ASCEND_ACCELERATOR, "huawei-Ascend910".into());
+            set(ASCEND_ACCELERATOR_TYPE, accelerator.product_label.into());
+            set(ASCEND_HOST_ARCH, "huawei-arm".into());
         }
     }
     // The fleet's own pool labels are what workloads are pinned by: they win.
@@ -251,9 +242,9 @@ fn labels_of(
 /// accelerator nodes. `nvidia.com/gpu=present:NoSchedule` is common on GPU
 /// clouds; for Ascend the equivalent key is the resource name (a best
 /// guess: MindCluster documents no standard taint).
-pub fn device_taint(accelerator: &Accelerator) -> Taint {
+pub fn device_taint(resource: &str) -> Taint {
     Taint {
-        key: accelerator.resource_name.to_owned(),
+        key: resource.to_owned(),
         value: Some("present".to_owned()),
         effect: "NoSchedule".to_owned(),
         time_added: None,
@@ -271,7 +262,8 @@ fn node(
         Vendor::Nvidia => "amd64",
         Vendor::Huawei => "arm64",
     };
-    let mut taints = vec![device_taint(accelerator)];
+    let resource = devices::resource_on(pool, accelerator);
+    let mut taints = vec![device_taint(resource)];
     for t in &pool.taints {
         if !taints
             .iter()
@@ -306,7 +298,7 @@ fn node(
             ),
             ("hugepages-1Gi".to_owned(), Quantity("0".into())),
             ("hugepages-2Mi".to_owned(), Quantity("0".into())),
-            (accelerator.resource_name.to_owned(), devices.clone()),
+            (resource.to_owned(), devices.clone()),
         ])
     };
     let pod_cidr = format!("10.{}.{}.0/24", index / 256, index % 256);

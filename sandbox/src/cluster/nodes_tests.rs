@@ -240,3 +240,59 @@ fn pools_sharing_a_name_across_clusters_get_the_cluster_in_their_node_names() {
         "48"
     );
 }
+
+/// A Huawei Cloud CCE pool of 910Bs, as the CCE AI suite runs them: its
+/// devices are `huawei.com/ascend-1980`.
+const CCE_ASCEND_1980_FLEET: &str = "pools:\n\
+     - {cloud: huaweicloud, region: cn-southwest-2, cluster: cce, name: snt9b-cce, \
+        accelerator: ascend-910b, devicesPerNode: 8, nodesTotal: 2, nodesFree: 1, \
+        partlyFree: [6], deviceResource: huawei.com/ascend-1980, \
+        pricePerDeviceHour: \"22.00 CNY\"}\n";
+
+#[test]
+fn a_cce_pool_advertises_its_device_resource_and_discovery_reads_it_back() {
+    let fleet = Fleet::from_yaml(CCE_ASCEND_1980_FLEET).unwrap();
+    let nodes = fleet_nodes(&fleet, "kube-system", Timestamp::UNIX_EPOCH);
+    for n in &nodes.nodes {
+        assert_eq!(label(n, "cce.cloud.com/cce-nodepool"), Some("snt9b-cce"));
+        assert_eq!(allocatable(n, "huawei.com/ascend-1980"), 8_000);
+        let allocatable = n.status.as_ref().unwrap().allocatable.as_ref().unwrap();
+        assert!(!allocatable.contains_key("huawei.com/Ascend910"));
+        assert_eq!(taints(n), ["huawei.com/ascend-1980=present:NoSchedule"]);
+    }
+    // The partly free node's busy devices are held under the same name.
+    let [reserved] = nodes.reserved.as_slice() else {
+        panic!("{:?}", nodes.reserved)
+    };
+    assert_eq!(
+        pod_requests(reserved.spec.as_ref().unwrap())["huawei.com/ascend-1980"],
+        2_000
+    );
+
+    // Pool discovery sees the fleet the nodes were made from.
+    let discovered =
+        modelfleet_core::contract::discovery::discover("cce", &nodes.nodes, &nodes.reserved);
+    assert!(discovered.skipped.is_empty(), "{:?}", discovered.skipped);
+    let [pool] = discovered.fleet.pools.as_slice() else {
+        panic!("{:?}", discovered.fleet)
+    };
+    let given = &fleet.pools[0];
+    assert_eq!(pool.device_resource, given.device_resource);
+    assert_eq!(
+        (
+            pool.cloud,
+            pool.accelerator.as_str(),
+            pool.nodes_total,
+            pool.nodes_free,
+            pool.partly_free.as_slice()
+        ),
+        (
+            given.cloud,
+            given.accelerator.as_str(),
+            given.nodes_total,
+            given.nodes_free,
+            given.partly_free.as_slice()
+        )
+    );
+    assert_eq!(pool.price_per_device_hour, given.price_per_device_hour);
+}

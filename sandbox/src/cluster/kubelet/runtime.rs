@@ -12,17 +12,11 @@ use std::time::Duration;
 
 use k8s_openapi::api::core::v1::{Pod, PodSpec};
 use k8s_openapi::jiff::Timestamp;
+use modelfleet_core::contract::devices::DEVICE_RESOURCES;
+use modelfleet_core::contract::labels::MODEL_BYTES_ANNOTATION;
 
 use crate::cluster::common::{later, node_of, phase};
 use crate::cluster::resources::{pod_requests, units};
-
-/// Set by a workload builder that knows how large the model is; load and
-/// fetch times grow with it. Without it, load time grows with the number of
-/// devices the pod asks for.
-pub const MODEL_BYTES_ANNOTATION: &str = "modelfleet.io/model-bytes";
-
-/// Device resources whose count sizes the load time.
-const DEVICE_RESOURCES: [&str; 2] = ["nvidia.com/gpu", "huawei.com/Ascend910"];
 
 /// How long things take on a simulated node, before `time_factor` scales
 /// them. The defaults are what a vLLM replica takes on real hardware, in
@@ -108,9 +102,10 @@ impl Timings {
             }
             None => {
                 let requests = pod.spec.as_ref().map(pod_requests).unwrap_or_default();
+                // Whatever name the devices go by.
                 let devices: i128 = DEVICE_RESOURCES
                     .iter()
-                    .filter_map(|r| requests.get(*r))
+                    .filter_map(|(resource, _)| requests.get(*resource))
                     .map(|m| units(*m))
                     .sum();
                 self.load_base + self.load_per_device * u32::try_from(devices).unwrap_or(u32::MAX)

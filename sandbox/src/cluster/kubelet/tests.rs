@@ -2,8 +2,9 @@ use std::time::Duration;
 
 use k8s_openapi::api::core::v1::{Pod, PodStatus};
 use k8s_openapi::jiff::Timestamp;
+use modelfleet_core::contract::labels::MODEL_BYTES_ANNOTATION;
 
-use super::runtime::{MODEL_BYTES_ANNOTATION, PodRuntime, Stage, Timings, pick_pod_ip};
+use super::runtime::{PodRuntime, Stage, Timings, pick_pod_ip};
 use super::status::{mark_node_lost, mark_not_ready, qos_class, render};
 use crate::cluster::common::later;
 use crate::cluster::fixtures::{PodBuilder, pod};

@@ -1,10 +1,11 @@
 use k8s_openapi::api::core::v1::{Node, Taint, Toleration};
 use k8s_openapi::jiff::Timestamp;
+use modelfleet_core::contract::labels::POOL_LABEL;
 use modelfleet_core::fleet::Fleet;
 
 use super::*;
 use crate::cluster::fixtures::{PodBuilder, pod};
-use crate::cluster::nodes::{POOL_LABEL, fleet_nodes};
+use crate::cluster::nodes::fleet_nodes;
 
 /// The example fleet's 39 nodes, and what its reserved pods hold.
 fn example() -> (Vec<Node>, Usage) {

@@ -21,6 +21,7 @@ use kube::api::{Api, Patch, PatchParams, PostParams};
 use kube::runtime::reflector::{self, Store};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Client, ResourceExt};
+use modelfleet_core::contract::condition::pod;
 use serde_json::json;
 
 use super::common::{Backoff, api_code, is_terminating, name_of, namespace_of, node_of, now, time};
@@ -217,18 +218,18 @@ impl Scheduler {
             .status
             .as_ref()
             .and_then(|s| s.conditions.as_ref())
-            .and_then(|c| c.iter().find(|c| c.type_ == "PodScheduled"));
+            .and_then(|c| c.iter().find(|c| c.type_ == pod::SCHEDULED));
         if current.is_some_and(|c| {
             c.status == "False"
-                && c.reason.as_deref() == Some("Unschedulable")
+                && c.reason.as_deref() == Some(pod::UNSCHEDULABLE)
                 && c.message.as_deref() == Some(verdict.message.as_str())
         }) {
             return Ok(());
         }
         let condition = PodCondition {
-            type_: "PodScheduled".into(),
+            type_: pod::SCHEDULED.into(),
             status: "False".into(),
-            reason: Some("Unschedulable".into()),
+            reason: Some(pod::UNSCHEDULABLE.into()),
             message: Some(verdict.message.clone()),
             // The transition time stays put while the pod stays unschedulable.
             last_transition_time: Some(

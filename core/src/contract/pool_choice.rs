@@ -1,5 +1,8 @@
-//! The `plan` step: from a ModelDeployment and the cluster's pools to the
-//! plan its workload runs. Pure: no client required.
+//! Which pool of a cluster a ModelDeployment lands on, and with which plan.
+//! The operator runs its workload by this choice, and the hub admits a
+//! ModelDeployment someone applied into a cluster by the same choice, so
+//! that the devices it counts against a quota are the ones that run. Pure:
+//! no client required.
 //!
 //! Two rules keep a running model from moving around:
 //! - the fleet it is planned against counts its own pods' devices as free
@@ -11,12 +14,13 @@
 //! still planned on their shape, and its pods wait for capacity (as they
 //! would while a cluster autoscaler adds nodes): the status says so.
 
-use modelfleet_core::accelerator::Accelerator;
-use modelfleet_core::crd::ModelDeployment;
-use modelfleet_core::fleet::{Fleet, NodePool};
-use modelfleet_core::planner::{Plan, PlanReport};
+use super::condition::reason;
+use crate::accelerator::Accelerator;
+use crate::crd::ModelDeployment;
+use crate::fleet::{Fleet, NodePool};
+use crate::planner::{Plan, PlanReport};
 
-/// What the plan step decided.
+/// What was decided.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Outcome {
     Planned(Box<Chosen>),
@@ -38,14 +42,16 @@ pub struct Chosen {
     pub waiting_for_capacity: Option<String>,
 }
 
-/// Chooses the plan for `md` on `fleet`; `lws_available` says whether
-/// multi-node replicas can run here at all.
+/// Chooses the plan for `md` on `fleet`, one cluster's pools; `lws_available`
+/// says whether multi-node replicas can run there at all (the
+/// LeaderWorkerSet API is served). A pool `md` already runs on is kept
+/// while it can still hold it (its `status.plan.pool`).
 pub fn choose(md: &ModelDeployment, fleet: &Fleet, lws_available: bool) -> Outcome {
     let inputs = match md.spec.planner_inputs() {
         Ok(inputs) => inputs,
         Err(e) => {
             return Outcome::Unplannable {
-                reason: "InvalidSpec",
+                reason: reason::INVALID_SPEC,
                 message: e.to_string(),
             };
         }
@@ -79,7 +85,7 @@ pub fn choose(md: &ModelDeployment, fleet: &Fleet, lws_available: bool) -> Outco
             Ok(r) => r,
             Err(e) => {
                 return Outcome::Unplannable {
-                    reason: "InvalidSpec",
+                    reason: reason::INVALID_SPEC,
                     message: e.to_string(),
                 };
             }
@@ -107,7 +113,7 @@ pub fn choose(md: &ModelDeployment, fleet: &Fleet, lws_available: bool) -> Outco
         return outcome;
     }
     Outcome::Unplannable {
-        reason: "NoFeasiblePlan",
+        reason: reason::NO_FEASIBLE_PLAN,
         message: capacity_reason,
     }
 }
@@ -121,7 +127,7 @@ fn chosen(
     let plan = report.best()?;
     if plan.nodes_per_replica > 1 && !lws_available {
         return Some(Outcome::Unplannable {
-            reason: "NoFeasiblePlan",
+            reason: reason::NO_FEASIBLE_PLAN,
             message: format!(
                 "{} needs {} nodes per replica on {}, which runs as a LeaderWorkerSet, and the \
                  LeaderWorkerSet API (leaderworkerset.x-k8s.io/v1) is not installed in this cluster",
@@ -168,3 +174,6 @@ fn summarize(report: &PlanReport) -> String {
     }
     parts.join("; ")
 }
+
+#[cfg(test)]
+mod tests;

@@ -1,12 +1,12 @@
 use std::collections::BTreeMap;
 
+use crate::fleet::{CapacityType, Cloud, Taint};
 use k8s_openapi::api::core::v1::{
     Container, Node, NodeCondition, NodeSpec, NodeStatus, Pod, PodSpec, PodStatus,
     ResourceRequirements, Taint as K8sTaint,
 };
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
-use modelfleet_core::fleet::{CapacityType, Cloud, Taint};
 
 use super::*;
 
@@ -258,4 +258,70 @@ fn init_containers_count_as_the_scheduler_counts_them() {
         Some(BTreeMap::from([(GPU.to_owned(), Quantity("4".to_owned()))]));
     p.spec.as_mut().unwrap().init_containers = Some(vec![init]);
     assert_eq!(requested_on("n1", GPU, &[p]), 4);
+}
+
+#[test]
+fn a_pool_records_the_device_resource_its_nodes_advertise() {
+    let cce = |name: &str, resource: &str| {
+        node(
+            name,
+            resource,
+            8,
+            &[
+                ("cce.cloud.com/cce-nodepool", "snt9b"),
+                ("accelerator-type", "module-910b-8"),
+            ],
+        )
+    };
+    let pods = [pod_on("c1", "huawei.com/ascend-1980", 4, "Running")];
+    let d = discover(
+        "gy",
+        &[
+            cce("c1", "huawei.com/ascend-1980"),
+            cce("c2", "huawei.com/ascend-1980"),
+        ],
+        &pods,
+    );
+    let [pool] = d.fleet.pools.as_slice() else {
+        panic!("{:?}", d.fleet)
+    };
+    assert_eq!(pool.accelerator, "ascend-910b");
+    assert_eq!(pool.cloud, Cloud::Huaweicloud);
+    assert_eq!(
+        pool.device_resource.as_deref(),
+        Some("huawei.com/ascend-1980")
+    );
+    // Pods count against the free devices under the pool's own name.
+    assert_eq!(
+        (pool.nodes_free, pool.partly_free.as_slice()),
+        (1, [4].as_slice())
+    );
+    d.fleet.clone().validate().unwrap();
+
+    let eks = discover("prod", &[eks_h100("n1")], NO_PODS);
+    assert_eq!(eks.fleet.pools[0].device_resource.as_deref(), Some(GPU));
+
+    // A pod can ask for one name only: a node of another plugin in the
+    // same pool is left out, and says why.
+    let d = discover(
+        "gy",
+        &[cce("c1", "huawei.com/ascend-1980"), cce("c2", NPU)],
+        NO_PODS,
+    );
+    assert_eq!(d.fleet.pools[0].nodes_total, 1);
+    assert_eq!(d.skipped.len(), 1);
+    assert!(
+        d.skipped[0].reason.contains("advertises huawei.com/Ascend910 but the other nodes of pool snt9b advertise huawei.com/ascend-1980"),
+        "{}",
+        d.skipped[0].reason
+    );
+}
+
+#[test]
+fn a_pods_devices_of_a_vendor_count_under_any_of_its_names() {
+    let cce = pod_on("n1", "huawei.com/ascend-1980", 4, "Running");
+    let mindcluster = pod_on("n1", NPU, 2, "Running");
+    assert_eq!(vendor_request(&cce, Vendor::Huawei), 4);
+    assert_eq!(vendor_request(&mindcluster, Vendor::Huawei), 2);
+    assert_eq!(vendor_request(&cce, Vendor::Nvidia), 0);
 }

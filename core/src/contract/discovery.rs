@@ -1,45 +1,32 @@
 //! Node-pool discovery: from a cluster's Nodes and Pods to the fleet the
-//! planner sizes against. Pure: the controller lists the objects, this
-//! module only reads them.
+//! planner sizes against. Pure: the operator and the hub list the objects,
+//! this module only reads them.
 //!
 //! A pool is the nodes that share a pool label: `modelfleet.io/pool` if a
 //! platform engineer set one, else the cloud's node-group label (EKS node
 //! group, Karpenter node pool, ACK, TKE or CCE node pool). The accelerator is
 //! read from the device plugin's allocatable resource and the product labels;
-//! free devices are allocatable minus what non-terminated pods request.
+//! free devices are allocatable minus what non-terminated pods request. The
+//! pool records which device resource its nodes advertise, so that pods
+//! placed there request that one.
 
 use std::borrow::Borrow;
 use std::collections::{BTreeMap, HashMap};
 
-use k8s_openapi::api::core::v1::{Node, Pod};
-use modelfleet_core::accelerator::{ACCELERATORS, Accelerator, Vendor};
-use modelfleet_core::fleet::{CapacityType, Cloud, Fleet, NodePool, Taint};
-use modelfleet_core::money::Money;
+use k8s_openapi::api::core::v1::{Container, Node, Pod};
 
-/// Labels and annotations a platform engineer may set on nodes to say what
-/// discovery cannot infer.
-pub const POOL_LABEL: &str = "modelfleet.io/pool";
-pub const ACCELERATOR_LABEL: &str = "modelfleet.io/accelerator";
-pub const CLOUD_LABEL: &str = "modelfleet.io/cloud";
-pub const CAPACITY_TYPE_LABEL: &str = "modelfleet.io/capacity-type";
-pub const PRICE_ANNOTATION: &str = "modelfleet.io/price-per-device-hour";
-
-/// Node-group labels by cloud, in the order they are tried.
-const NODE_GROUP_LABELS: &[(&str, Cloud)] = &[
-    ("eks.amazonaws.com/nodegroup", Cloud::Aws),
-    ("karpenter.sh/nodepool", Cloud::Aws),
-    ("alibabacloud.com/nodepool-id", Cloud::Aliyun),
-    ("tke.cloud.tencent.com/nodepool-id", Cloud::Tencentcloud),
-    ("cce.cloud.com/cce-nodepool", Cloud::Huaweicloud),
-];
-
-/// Extended resources device plugins advertise, with the vendor they mean.
-/// Huawei Cloud CCE's AI suite names the 910B class `huawei.com/ascend-1980`.
-const DEVICE_RESOURCES: &[(&str, Vendor)] = &[
-    ("nvidia.com/gpu", Vendor::Nvidia),
-    ("huawei.com/Ascend910", Vendor::Huawei),
-    ("huawei.com/ascend-1980", Vendor::Huawei),
-];
+use super::devices::{self, DEVICE_RESOURCES};
+use super::labels::{
+    ACCELERATOR_LABEL, CAPACITY_TYPE_LABEL, CLOUD_LABEL, POOL_LABEL, PRICE_ANNOTATION,
+};
+use super::node_labels::{
+    ACK_GPU_NAME, ASCEND_ACCELERATOR_TYPE, CLOUD_LABEL_PREFIXES, EKS_CAPACITY_TYPE, GPU_MEMORY,
+    GPU_PRODUCT, KARPENTER_CAPACITY_TYPE, KARPENTER_GPU_MEMORY, KARPENTER_GPU_NAME,
+    NODE_GROUP_LABELS, REGION,
+};
+use crate::accelerator::{ACCELERATORS, Accelerator, Vendor};
+use crate::fleet::{CapacityType, Cloud, Fleet, NodePool, Taint};
+use crate::money::Money;
 
 /// A node discovery could not place in a pool, and why.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -113,6 +100,7 @@ pub fn discover<N: Borrow<Node>, P: Borrow<Pod>>(
             capacity_type: facts.capacity_type,
             labels: facts.pool_labels.clone(),
             taints: facts.taints.clone(),
+            device_resource: Some(facts.resource.to_owned()),
         });
         if pool.accelerator != facts.accelerator.id {
             skipped.push(Skipped {
@@ -120,6 +108,19 @@ pub fn discover<N: Borrow<Node>, P: Borrow<Pod>>(
                 reason: format!(
                     "has {} but pool {} has {}; a pool must be one kind of device",
                     facts.accelerator.id, pool.name, pool.accelerator
+                ),
+            });
+            continue;
+        }
+        if pool.device_resource.as_deref() != Some(facts.resource) {
+            skipped.push(Skipped {
+                node: name,
+                reason: format!(
+                    "advertises {} but the other nodes of pool {} advertise {}; a pod can \
+                     request only one of them, so a pool's nodes must run one device plugin",
+                    facts.resource,
+                    pool.name,
+                    pool.device_resource.as_deref().unwrap_or_default()
                 ),
             });
             continue;
@@ -208,7 +209,7 @@ fn read_node(node: &Node) -> Result<Option<NodeFacts>, String> {
     Ok(Some(NodeFacts {
         pool,
         cloud: cloud_of(node)?,
-        region: label(node, "topology.kubernetes.io/region")
+        region: label(node, REGION)
             .map(dns_label)
             .unwrap_or_else(|| "unknown".to_owned()),
         accelerator,
@@ -237,7 +238,7 @@ fn read_node(node: &Node) -> Result<Option<NodeFacts>, String> {
 }
 
 fn product_label(node: &Node) -> Option<(&'static str, &str)> {
-    ["nvidia.com/gpu.product", "accelerator-type"]
+    [GPU_PRODUCT, ASCEND_ACCELERATOR_TYPE]
         .into_iter()
         .find_map(|key| label(node, key).map(|v| (key, v)))
 }
@@ -255,9 +256,9 @@ fn identify(node: &Node, vendor: Vendor) -> Result<&'static Accelerator, String>
     let candidates = ACCELERATORS.iter().filter(|a| a.vendor == vendor);
     let found = match vendor {
         Vendor::Nvidia => {
-            let product = label(node, "nvidia.com/gpu.product")
-                .or_else(|| label(node, "aliyun.accelerator/nvidia_name"))
-                .or_else(|| label(node, "karpenter.k8s.aws/instance-gpu-name"));
+            let product = label(node, GPU_PRODUCT)
+                .or_else(|| label(node, ACK_GPU_NAME))
+                .or_else(|| label(node, KARPENTER_GPU_NAME));
             product.and_then(|p| {
                 let p = p.to_ascii_lowercase();
                 // Exact product labels first (GPU Feature Discovery), then
@@ -298,7 +299,7 @@ fn identify(node: &Node, vendor: Vendor) -> Result<&'static Accelerator, String>
         // module-910b-8 is both the 64 GB 910B and the 32 GB 910B4: the
         // label alone cannot tell them apart, so it names the common 64 GB
         // card and the 910B4 needs modelfleet.io/accelerator.
-        Vendor::Huawei => label(node, "accelerator-type")
+        Vendor::Huawei => label(node, ASCEND_ACCELERATOR_TYPE)
             .and_then(|t| candidates.clone().find(|a| a.product_label == t)),
     };
     found.ok_or_else(|| {
@@ -316,13 +317,10 @@ fn identify(node: &Node, vendor: Vendor) -> Result<&'static Accelerator, String>
 /// Device memory from GPU Feature Discovery (`nvidia.com/gpu.memory`) or
 /// Karpenter (`karpenter.k8s.aws/instance-gpu-memory`), both in MiB.
 fn gpu_memory_gb(node: &Node) -> Option<u32> {
-    [
-        "nvidia.com/gpu.memory",
-        "karpenter.k8s.aws/instance-gpu-memory",
-    ]
-    .into_iter()
-    .find_map(|key| label(node, key)?.parse::<u32>().ok())
-    .map(|mib| mib / 1024)
+    [GPU_MEMORY, KARPENTER_GPU_MEMORY]
+        .into_iter()
+        .find_map(|key| label(node, key)?.parse::<u32>().ok())
+        .map(|mib| mib / 1024)
 }
 
 fn cloud_of(node: &Node) -> Result<Cloud, String> {
@@ -338,17 +336,10 @@ fn cloud_of(node: &Node) -> Result<Cloud, String> {
         .find(|(key, _)| label(node, key).is_some())
         .map(|(_, cloud)| *cloud)
         .or_else(|| {
-            [
-                ("eks.amazonaws.com/", Cloud::Aws),
-                ("karpenter.k8s.aws/", Cloud::Aws),
-                ("alibabacloud.com/", Cloud::Aliyun),
-                ("aliyun.accelerator/", Cloud::Aliyun),
-                ("tke.cloud.tencent.com/", Cloud::Tencentcloud),
-                ("cce.cloud.com/", Cloud::Huaweicloud),
-            ]
-            .into_iter()
-            .find(|(prefix, _)| has_prefix(prefix))
-            .map(|(_, cloud)| cloud)
+            CLOUD_LABEL_PREFIXES
+                .iter()
+                .find(|(prefix, _)| has_prefix(prefix))
+                .map(|(_, cloud)| *cloud)
         })
         .unwrap_or(Cloud::Generic))
 }
@@ -356,8 +347,8 @@ fn cloud_of(node: &Node) -> Result<Cloud, String> {
 fn capacity_type_of(node: &Node) -> CapacityType {
     let spot = [
         (CAPACITY_TYPE_LABEL, "spot"),
-        ("eks.amazonaws.com/capacityType", "SPOT"),
-        ("karpenter.sh/capacity-type", "spot"),
+        (EKS_CAPACITY_TYPE, "SPOT"),
+        (KARPENTER_CAPACITY_TYPE, "spot"),
     ]
     .iter()
     .any(|(key, value)| label(node, key).is_some_and(|v| v.eq_ignore_ascii_case(value)));
@@ -416,7 +407,7 @@ fn requested(resource: &str, pods: &[&Pod]) -> u32 {
 /// sum and its largest init container, as the scheduler counts.
 pub fn pod_request(pod: &Pod, resource: &str) -> u32 {
     let Some(spec) = &pod.spec else { return 0 };
-    let of = |c: &k8s_openapi::api::core::v1::Container| -> u32 {
+    let of = |c: &Container| -> u32 {
         let resources = c.resources.as_ref();
         resources
             .and_then(|r| r.requests.as_ref().and_then(|q| q.get(resource)))
@@ -433,6 +424,14 @@ pub fn pod_request(pod: &Pod, resource: &str) -> u32 {
         .max()
         .unwrap_or(0);
     containers.max(init)
+}
+
+/// Devices of `vendor` the pod asks for, under whichever name its
+/// cluster's device plugin advertises them (a pod asks for one of them).
+pub fn vendor_request(pod: &Pod, vendor: Vendor) -> u32 {
+    devices::resources_of(vendor)
+        .map(|resource| pod_request(pod, resource))
+        .sum()
 }
 
 /// Lowercases and replaces what a DNS label may not hold, so that any node
