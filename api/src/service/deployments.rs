@@ -160,10 +160,7 @@ impl Hub {
             .tenant(caller.scope(), caller.tenant(plan.tenant)?)
             .await?;
         check_name(&name).map_err(|reason| Error::invalid("name", reason))?;
-        if let Some(reason) = crate::billing::budget_refusal(&self.store, tenant.id)
-            .await
-            .map_err(billing_error)?
-        {
+        if let Some(reason) = crate::billing::budget_refusal(&self.store, tenant.id).await? {
             return Err(Error::new(
                 StatusCode::FORBIDDEN,
                 "budget-exhausted",
@@ -315,19 +312,8 @@ impl Hub {
         match crate::billing::usage_report(&self.store, caller.scope(), &query).await {
             Ok(report) => Ok(Some(report)),
             Err(BillingServiceError::Store(StoreError::Forbidden)) => Ok(None),
-            Err(e) => Err(billing_error(e)),
+            Err(e) => Err(e.into()),
         }
-    }
-}
-
-/// How a billing computation's failure reads to a caller.
-pub(crate) fn billing_error(e: BillingServiceError) -> Error {
-    match e {
-        BillingServiceError::Store(e) => e.into(),
-        BillingServiceError::Rating(
-            e @ modelfleet_core::billing::BillingError::Unpriced { .. },
-        ) => Error::conflict(format!("the usage cannot be rated: {e}")),
-        BillingServiceError::Rating(e) => Error::internal(&e),
     }
 }
 

@@ -15,6 +15,7 @@ use modelfleet_core::quota::QuotaExceeded;
 use serde::Serialize;
 use serde_json::{Map, Value};
 
+use crate::billing::BillingServiceError;
 use crate::clusters::ClusterError;
 use crate::store::StoreError;
 
@@ -297,3 +298,15 @@ impl std::error::Error for Error {}
 
 /// What every service operation returns.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl From<BillingServiceError> for Error {
+    fn from(e: BillingServiceError) -> Self {
+        match e {
+            BillingServiceError::Store(e) => e.into(),
+            BillingServiceError::Rating(
+                e @ modelfleet_core::billing::BillingError::Unpriced { .. },
+            ) => Error::conflict(format!("the usage cannot be rated: {e}")),
+            BillingServiceError::Rating(e) => Error::internal(&e),
+        }
+    }
+}

@@ -43,18 +43,6 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(create_export))
 }
 
-impl From<BillingServiceError> for ApiError {
-    fn from(e: BillingServiceError) -> Self {
-        match e {
-            BillingServiceError::Store(e) => e.into(),
-            BillingServiceError::Rating(e @ BillingError::Unpriced { .. }) => {
-                ApiError::conflict(format!("the usage cannot be rated: {e}"))
-            }
-            BillingServiceError::Rating(e) => ApiError::internal(&e),
-        }
-    }
-}
-
 pub(super) fn period_param(text: Option<&str>) -> Result<BillingPeriod, ApiError> {
     match text {
         Some(text) => text
