@@ -15,12 +15,18 @@
 //!   admission of ModelDeployments applied with kubectl.
 //! - `plans`, `deployments`: what tenants do with models.
 
+pub mod access;
+pub mod audit;
+pub mod billing;
 mod caller;
+pub mod clusters;
 mod deployments;
 pub mod error;
 mod fleet;
 pub mod placement;
 mod plans;
+pub mod prices;
+pub mod tenants;
 
 use std::sync::Arc;
 use std::time::Duration;

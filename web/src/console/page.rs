@@ -9,7 +9,7 @@ use axum::http::StatusCode;
 use axum::http::request::Parts;
 use axum::response::{IntoResponse, Redirect, Response};
 use chrono::{DateTime, TimeDelta, Utc};
-use modelfleet_api::http::ApiError;
+use modelfleet_api::service::Error as ApiError;
 use modelfleet_api::http::Caller;
 use modelfleet_api::identity::Permission;
 use modelfleet_api::store::User;
@@ -93,7 +93,7 @@ impl FromRequestParts<AppState> for Viewer {
         let now = DateTime::<Utc>::from(modelfleet_clock::now());
         let wanted = idle_expiry(session.created_at, lifetime, now);
         if wanted - session.expires_at >= TimeDelta::minutes(1)
-            && let Err(e) = state.store().touch_session(session.id, wanted).await
+            && let Err(e) = state.hub().extend_session(session.id, wanted).await
         {
             tracing::warn!(error = %e, "could not extend a console session");
         }
