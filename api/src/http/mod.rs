@@ -23,7 +23,6 @@ pub(crate) mod schema;
 pub mod v1;
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;

@@ -21,7 +21,6 @@ use crate::store::{
     TotpEnrolment, User,
 };
 
-
 /// A request to create a user with a password.
 #[derive(Debug, Clone, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
@@ -259,9 +258,7 @@ impl Hub {
                     tenant: user.tenant,
                     name: Some(user.username.clone()),
                     uid: Some(user.id.to_string()),
-                    message: Some(
-                        "the second factor was missing, wrong or used before".to_owned(),
-                    ),
+                    message: Some("the second factor was missing, wrong or used before".to_owned()),
                     ..AuditEntry::default()
                 });
                 // A wrong code counts toward the lockout as a wrong password

@@ -134,7 +134,11 @@ impl Hub {
     /// store, with a signed digest. Platform admins and platform-wide
     /// auditors. Nothing new to export is not an error: the summary says
     /// so.
-    pub async fn export_audit(&self, caller: &Caller, request: CreateExport) -> Result<ExportSummary> {
+    pub async fn export_audit(
+        &self,
+        caller: &Caller,
+        request: CreateExport,
+    ) -> Result<ExportSummary> {
         platform_wide(caller)?;
         let Some(target) = self.audit_target() else {
             return Err(Error::new(

@@ -202,13 +202,10 @@ impl Hub {
             from,
             to,
         };
-        let intervals = self
-            .store
-            .usage_intervals(caller.scope(), &filter)
-            .await?;
+        let intervals = self.store.usage_intervals(caller.scope(), &filter).await?;
         let now = UnixSeconds(crate::store::now().timestamp());
-        let rows = usage_rows(period, &intervals, now)
-            .map_err(billing::BillingServiceError::from)?;
+        let rows =
+            usage_rows(period, &intervals, now).map_err(billing::BillingServiceError::from)?;
         Ok(CsvFile {
             name: format!("usage-{period}.csv"),
             body: usage_csv(&rows),
@@ -368,7 +365,11 @@ impl Hub {
 
     /// The budget alerts raised for a tenant, newest first, with their
     /// webhook delivery state.
-    pub async fn budget_alerts(&self, caller: &Caller, tenant: TenantId) -> Result<Vec<BudgetAlert>> {
+    pub async fn budget_alerts(
+        &self,
+        caller: &Caller,
+        tenant: TenantId,
+    ) -> Result<Vec<BudgetAlert>> {
         caller.require(Permission::Read)?;
         Ok(self.store.budget_alerts(caller.scope(), tenant).await?)
     }

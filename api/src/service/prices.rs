@@ -64,7 +64,11 @@ impl Hub {
     }
 
     /// Adds a price (platform admins).
-    pub async fn create_price(&self, caller: &Caller, request: CreatePrice) -> Result<CatalogPrice> {
+    pub async fn create_price(
+        &self,
+        caller: &Caller,
+        request: CreatePrice,
+    ) -> Result<CatalogPrice> {
         caller.require(Permission::ManagePlatform)?;
         let capacity: Capacity = request
             .capacity
@@ -73,7 +77,12 @@ impl Hub {
             .parse()
             .map_err(|reason: String| Error::invalid("capacity", reason))?;
         let new = NewPrice {
-            key: PriceKey::new(request.cloud, &request.region, &request.accelerator, capacity),
+            key: PriceKey::new(
+                request.cloud,
+                &request.region,
+                &request.accelerator,
+                capacity,
+            ),
             per_device_hour: request.price_per_device_hour,
             effective_from: request.effective_from,
         };

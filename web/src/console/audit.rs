@@ -9,11 +9,11 @@
 
 use askama::Template;
 use askama_web::WebTemplate;
+use axum::Router;
 use axum::extract::{Form, Query, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use axum::Router;
 use chrono::{DateTime, NaiveDateTime, Utc};
 use modelfleet_api::AppState;
 use modelfleet_api::service::Error as ApiError;

@@ -111,7 +111,7 @@ async fn compliance_pdf(
     let unavailable =
         |reason: String| PageError::new(viewer.lang, StatusCode::SERVICE_UNAVAILABLE, reason);
     let renderer = state.report_renderer().ok_or_else(|| {
-        unavailable("this hub renders the report as JSON only".to_owned())
+        unavailable("this hub renders the report as JSON only; ask for format=json".to_owned())
     })?;
     let pdf = renderer.pdf(&report).map_err(unavailable)?;
     let name = format!(
@@ -120,7 +120,10 @@ async fn compliance_pdf(
     );
     let mut response = (StatusCode::OK, pdf).into_response();
     let headers = response.headers_mut();
-    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/pdf"));
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/pdf"),
+    );
     if let Ok(value) = HeaderValue::from_str(&name) {
         headers.insert(header::CONTENT_DISPOSITION, value);
     }

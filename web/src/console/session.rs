@@ -6,28 +6,22 @@
 
 use askama::Template;
 use askama_web::WebTemplate;
+use axum::Router;
 use axum::extract::{Form, Path, Query, State};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
-use axum::Router;
 use chrono::{DateTime, TimeDelta, Utc};
+use modelfleet_api::AppState;
 use modelfleet_api::http::origin;
 use modelfleet_api::service::access::{Login, TotpCode};
-use modelfleet_api::store::User;
-use modelfleet_api::{AppState, Role};
 use serde::Deserialize;
 
 use super::cookie::set_cookie;
-use super::csrf::{CSRF_COOKIE, CsrfToken, new_token};
+use super::csrf::{CSRF_COOKIE, new_token};
 use super::i18n::{LANG_COOKIE, Lang, Table};
-use super::page::{Chrome, PageError, Viewer, idle_expiry};
-
-/// The cookie that carries the session token.
-pub const SESSION_COOKIE: &str = "mf_session";
-/// A console session ends this long after its last page.
-pub const IDLE_MINUTES: i64 = 30;
+use super::page::{Chrome, CsrfToken, PageError, SESSION_COOKIE, Viewer, idle_expiry, must_enrol};
 
 pub fn routes() -> Router<AppState> {
     Router::new()
@@ -36,12 +30,6 @@ pub fn routes() -> Router<AppState> {
         .route("/account/totp", get(totp_page).post(totp_begin))
         .route("/account/totp/confirm", post(totp_confirm))
         .route("/language/{lang}", get(language))
-}
-
-/// Platform admins and auditors may not use the console without a second
-/// factor: they are sent to enrol one first.
-pub fn must_enrol(user: &User) -> bool {
-    matches!(user.role, Role::PlatformAdmin | Role::Auditor) && !user.totp_enabled
 }
 
 /// Where to go after signing in: a path of this console, nothing else.

@@ -250,10 +250,19 @@ fn no_page_reaches_past_the_service_layer() {
             }
             for (needle, what) in forbidden {
                 if line.contains(needle) {
-                    found.push(format!("{}:{}: {what}: {}", file.display(), n + 1, line.trim()));
+                    found.push(format!(
+                        "{}:{}: {what}: {}",
+                        file.display(),
+                        n + 1,
+                        line.trim()
+                    ));
                 }
             }
         }
     }
-    assert!(found.is_empty(), "console code reaching past Hub:\n{}", found.join("\n"));
+    assert!(
+        found.is_empty(),
+        "console code reaching past Hub:\n{}",
+        found.join("\n")
+    );
 }

@@ -35,14 +35,15 @@ impl IntoResponse for CsvFile {
     fn into_response(self) -> Response {
         let file = self;
         let mut response = (StatusCode::OK, file.body).into_response();
-    let headers = response.headers_mut();
-    headers.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("text/csv; charset=utf-8"),
-    );
-    if let Ok(value) = HeaderValue::from_str(&format!("attachment; filename=\"{}\"", file.name)) {
-        headers.insert(header::CONTENT_DISPOSITION, value);
-    }
-    response
+        let headers = response.headers_mut();
+        headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("text/csv; charset=utf-8"),
+        );
+        if let Ok(value) = HeaderValue::from_str(&format!("attachment; filename=\"{}\"", file.name))
+        {
+            headers.insert(header::CONTENT_DISPOSITION, value);
+        }
+        response
     }
 }

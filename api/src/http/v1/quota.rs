@@ -79,5 +79,7 @@ pub async fn show(
     caller: Caller,
     ApiQuery(params): ApiQuery<QuotaParams>,
 ) -> Result<Json<QuotaStatus>, ApiError> {
-    Ok(Json(state.hub().quota(&caller, params.tenant).await?.into()))
+    Ok(Json(
+        state.hub().quota(&caller, params.tenant).await?.into(),
+    ))
 }

@@ -67,22 +67,22 @@ async fn render_budget(
         .await
         .map_err(|e| viewer.fail(e))?
         .into_iter()
-    .take(20)
-    .map(|a| {
-        let money = |micros: i64| match a.currency.parse::<Currency>() {
-            Ok(c) => Money::from_micros(micros, c).to_string(),
-            Err(_) => format!("{micros} µ{}", a.currency),
-        };
-        AlertRow {
-            period: a.period.clone(),
-            threshold: a.threshold,
-            spent: money(a.spent_micros),
-            budget: money(a.budget_micros),
-            raised_at: a.raised_at.format("%Y-%m-%d %H:%M UTC").to_string(),
-            delivery: a.delivery.clone(),
-        }
-    })
-    .collect();
+        .take(20)
+        .map(|a| {
+            let money = |micros: i64| match a.currency.parse::<Currency>() {
+                Ok(c) => Money::from_micros(micros, c).to_string(),
+                Err(_) => format!("{micros} µ{}", a.currency),
+            };
+            AlertRow {
+                period: a.period.clone(),
+                threshold: a.threshold,
+                spent: money(a.spent_micros),
+                budget: money(a.budget_micros),
+                raised_at: a.raised_at.format("%Y-%m-%d %H:%M UTC").to_string(),
+                delivery: a.delivery.clone(),
+            }
+        })
+        .collect();
     let tq = tenant_query(viewer, tenant);
     let (error, amount, currency, refuse_at_limit, webhook_url) = match form {
         Some((f, message)) => (

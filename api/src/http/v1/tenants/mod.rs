@@ -16,10 +16,10 @@ use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use crate::http::v1::quota::{QuotaLimits, QuotaStatus};
 use crate::http::error::Problem;
 use crate::http::extract::{ApiJson, ApiQuery, parse_id};
 use crate::http::page::{PageParams, paginate};
+use crate::http::v1::quota::{QuotaLimits, QuotaStatus};
 use crate::http::{ApiError, AppState, Caller};
 use crate::ids::TenantId;
 pub use crate::service::tenants::CreateTenant;
