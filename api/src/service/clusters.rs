@@ -112,7 +112,7 @@ impl Hub {
                      starts its own from its fleet file; give a real cluster's kubeconfig",
                 ));
             }
-            (Some(k), false) => client_from_kubeconfig(k).await?,
+            (Some(k), false) => client_from_kubeconfig(k, self.kubeconfig_policy()).await?,
             (None, false) => {
                 return Err(Error::invalid(
                     "kubeconfig",

@@ -109,6 +109,14 @@ impl Hub {
         &self.settings
     }
 
+    /// What registered clusters' kubeconfigs may ask for, by the
+    /// platform's settings.
+    pub fn kubeconfig_policy(&self) -> crate::clusters::KubeconfigPolicy {
+        crate::clusters::KubeconfigPolicy {
+            allow_insecure: self.settings.allow_insecure_clusters,
+        }
+    }
+
     pub(crate) fn pool_max_age(&self) -> Duration {
         Duration::from_secs(self.settings.pool_max_age_seconds)
     }
