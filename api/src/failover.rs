@@ -31,6 +31,7 @@ use modelfleet_core::planner::Plan;
 
 use crate::clusters::ClusterError;
 use crate::identity::{Actor, Scope};
+use crate::ids::TenantId;
 use crate::placement::{placed, replica_cost};
 use crate::service::Hub;
 use crate::service::placement::{PlaceError, Placing};
@@ -175,6 +176,15 @@ async fn fail_over(state: &Hub, d: &Deployment) -> Result<Outcome, FailoverError
             .await;
         }
         Err(PlaceError::NoPlan) => return Ok(Outcome::Waiting),
+        Err(PlaceError::BudgetExhausted(reason)) => {
+            return stuck(
+                state,
+                d,
+                format!("the tenant's budget refuses a new placement: {reason}"),
+            )
+            .await;
+        }
+        Err(PlaceError::Billing(e)) => return Err(crate::service::Error::from(e).into()),
         // Changed since it was read (recovered, resized, deleted): the
         // next pass decides again.
         Err(PlaceError::Store(StoreError::Conflict { .. } | StoreError::NotFound(_))) => {
@@ -227,6 +237,10 @@ struct Move<'a> {
 }
 
 impl Placing for Move<'_> {
+    fn tenant(&self) -> TenantId {
+        self.from.tenant
+    }
+
     async fn hold(&self, tx: &mut Tx, plan: &Plan) -> Result<Deployment, StoreError> {
         let d = self.from;
         let to = Relocation {

@@ -160,14 +160,6 @@ impl Hub {
             .tenant(caller.scope(), caller.tenant(plan.tenant)?)
             .await?;
         check_name(&name).map_err(|reason| Error::invalid("name", reason))?;
-        if let Some(reason) = crate::billing::budget_refusal(&self.store, tenant.id).await? {
-            return Err(Error::new(
-                StatusCode::FORBIDDEN,
-                "budget-exhausted",
-                "Budget Exhausted",
-                reason,
-            ));
-        }
         let ask = self.ask(&plan)?;
         let inputs = ask.planner_inputs()?;
         let fleet = self.observe_fleet().await?.fleet;
@@ -211,6 +203,8 @@ impl Hub {
                     Error::unavailable(detail, &error)
                 }
                 PlaceError::NoPlan => Error::invalid("model", "no plan to place"),
+                PlaceError::BudgetExhausted(reason) => Error::budget_exhausted(reason),
+                PlaceError::Billing(e) => e.into(),
                 PlaceError::Store(e) => e.into(),
             })?;
         let discounts = self
@@ -241,6 +235,11 @@ impl Hub {
                 "replicas",
                 format!("must be between 0 and {MAX_REPLICAS}"),
             ));
+        }
+        if replicas > before.replicas
+            && let Some(reason) = crate::billing::budget_refusal(&self.store, before.tenant).await?
+        {
+            return Err(Error::budget_exhausted(reason));
         }
         let mut tx = self.store.begin(&caller.actor).await?;
         let after = tx.resize_deployment(before.id, replicas).await?;
@@ -332,6 +331,10 @@ struct NewDeployment<'a> {
 }
 
 impl Placing for NewDeployment<'_> {
+    fn tenant(&self) -> TenantId {
+        self.tenant.id
+    }
+
     async fn hold(&self, tx: &mut Tx, plan: &Plan) -> Result<Deployment, StoreError> {
         let request =
             deployment_request(self.name, self.model, plan, &self.namespace, self.fallback);

@@ -119,6 +119,17 @@ impl Error {
         .with("field", field)
     }
 
+    /// The tenant's budget refuses new spend (it refuses at its limit,
+    /// and the limit is reached); `reason` says by how much and what to do.
+    pub fn budget_exhausted(reason: impl Into<String>) -> Self {
+        Error::new(
+            StatusCode::FORBIDDEN,
+            "budget-exhausted",
+            "Budget Exhausted",
+            reason,
+        )
+    }
+
     pub fn conflict(detail: impl Into<String>) -> Self {
         Error::new(StatusCode::CONFLICT, "conflict", "Conflict", detail)
     }

@@ -1,6 +1,9 @@
 //! The one placement operation: from ranked plans to a deployment that
 //! holds its devices in the quota and runs in a cluster.
 //!
+//! 0. **Budget**: a tenant whose budget refuses at its limit, and whose
+//!    spend this month has reached it, gets nothing placed — whether the
+//!    placement comes from the API, from kubectl or from failover.
 //! 1. **Hold**: the plans are tried in rank order, each in its own
 //!    transaction under the tenant's lock, until the quota admits one (the
 //!    transaction commits with its audit record). Concurrent placements
@@ -22,12 +25,19 @@ use modelfleet_core::planner::Plan;
 use modelfleet_core::quota::QuotaExceeded;
 
 use super::Hub;
+use crate::billing::{BillingServiceError, budget_refusal};
 use crate::clusters::ClusterError;
 use crate::identity::Actor;
+use crate::ids::TenantId;
 use crate::store::{Deployment, DeploymentStatus, StoreError, Tx};
 
 /// What one kind of placement does at each step.
 pub trait Placing {
+    /// The tenant whose deployment this places. Every placement starts
+    /// replicas, so every one is refused when that tenant's budget says
+    /// to refuse at its limit and the limit is reached.
+    fn tenant(&self) -> TenantId;
+
     /// Holds `plan` in `tx`: the row, or [`StoreError::Quota`] to try the
     /// next plan (the transaction is then rolled back). Any other error
     /// ends the placement.
@@ -70,6 +80,12 @@ pub enum PlaceError {
     /// There was no plan to try.
     #[error("no plan to place")]
     NoPlan,
+    /// The tenant's budget refuses new spend: it is set to refuse at its
+    /// limit, and this month's spend has reached it. The text says so.
+    #[error("{0}")]
+    BudgetExhausted(String),
+    #[error(transparent)]
+    Billing(#[from] BillingServiceError),
     /// The cluster write failed; the hold was given back (`undone`) or
     /// giving it back failed too (then the error says so in the log).
     #[error("{error}")]
@@ -164,6 +180,12 @@ impl Hub {
         plans: &[Plan],
         how: &P,
     ) -> Result<(Deployment, usize), PlaceError> {
+        if plans.is_empty() {
+            return Err(PlaceError::NoPlan);
+        }
+        if let Some(reason) = budget_refusal(&self.store, how.tenant()).await? {
+            return Err(PlaceError::BudgetExhausted(reason));
+        }
         let mut first = None;
         for (index, plan) in plans.iter().enumerate() {
             let mut tx = self.store.begin(actor).await?;

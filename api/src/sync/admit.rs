@@ -18,8 +18,9 @@
 
 use kube::ResourceExt;
 use modelfleet_core::contract::admission::{
-    ADMITTED, ANNOTATION, MESSAGE_ANNOTATION, REASON_ANNOTATION, REASON_INVALID_SPEC,
-    REASON_NAME_TAKEN, REASON_NO_FEASIBLE_PLAN, REASON_NO_TENANT, REASON_QUOTA_EXCEEDED, REJECTED,
+    ADMITTED, ANNOTATION, MESSAGE_ANNOTATION, REASON_ANNOTATION, REASON_BUDGET_EXHAUSTED,
+    REASON_INVALID_SPEC, REASON_NAME_TAKEN, REASON_NO_FEASIBLE_PLAN, REASON_NO_TENANT,
+    REASON_QUOTA_EXCEEDED, REJECTED,
 };
 use modelfleet_core::contract::namespace::{TENANT_NAMESPACE_PREFIX, tenant_of_namespace};
 use modelfleet_core::contract::pool_choice::{self, Outcome};
@@ -167,6 +168,18 @@ pub(super) async fn found(
             )
             .await
         }
+        Err(PlaceError::BudgetExhausted(reason)) => {
+            reject(
+                state,
+                cluster,
+                md,
+                Some(tenant.id),
+                REASON_BUDGET_EXHAUSTED,
+                reason,
+            )
+            .await
+        }
+        Err(PlaceError::Billing(e)) => Err(SyncError::Service(e.into())),
         Err(PlaceError::Store(e)) => Err(e.into()),
         Err(PlaceError::Cluster { error, .. }) => Err(error.into()),
         Err(PlaceError::NoPlan) => Ok(None),
@@ -190,6 +203,10 @@ struct Adopt<'a> {
 }
 
 impl Placing for Adopt<'_> {
+    fn tenant(&self) -> TenantId {
+        self.tenant.id
+    }
+
     async fn hold(&self, tx: &mut Tx, plan: &Plan) -> Result<Deployment, StoreError> {
         let mut request =
             deployment_request(self.name, self.model, plan, self.namespace, self.fallback);
@@ -321,7 +338,7 @@ async fn reject(
     if !same {
         tracing::info!(%cluster, md = %md.name_any(), reason, "ModelDeployment not admitted");
         let namespace = md.namespace().unwrap_or_default();
-        let code = if reason == REASON_QUOTA_EXCEEDED {
+        let code = if reason == REASON_QUOTA_EXCEEDED || reason == REASON_BUDGET_EXHAUSTED {
             403
         } else {
             422

@@ -16,6 +16,9 @@ pub const ADMITTED: &str = "admitted";
 pub const REJECTED: &str = "rejected";
 /// Over the tenant's quota.
 pub const REASON_QUOTA_EXCEEDED: &str = "QuotaExceeded";
+/// The tenant's budget refuses at its limit, and this month's spend has
+/// reached it.
+pub const REASON_BUDGET_EXHAUSTED: &str = "BudgetExhausted";
 /// In a namespace no tenant is mapped to.
 pub const REASON_NO_TENANT: &str = "NoTenant";
 /// The tenant already has a deployment of that name elsewhere.
