@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 
 use kube::Api;
 use modelfleet::hub::CREDENTIALS_FILE;
+use modelfleet_api::identity::totp;
 use modelfleet_core::crd::ModelDeployment;
 use modelfleet_core::fleet::Fleet;
 use modelfleet_core::money::Money;
@@ -152,6 +153,29 @@ async fn a_tenant_deploys_a_70b_model_through_the_api_and_it_becomes_ready() {
         .await;
     assert_eq!(status, StatusCode::CREATED, "{session:#}");
     let admin = session["token"].as_str().unwrap().to_owned();
+    // A platform admin's session can only enrol a second factor at first.
+    let (status, refused) = http
+        .post("/api/v1/tenants", &admin, json!({"name": "early"}))
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{refused:#}");
+    assert_eq!(
+        refused["type"], "https://modelfleet.io/problems/second-factor-required",
+        "{refused:#}"
+    );
+    let (status, begun) = http
+        .post("/api/v1/users/me/totp", &admin, json!(null))
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{begun:#}");
+    let secret = totp::from_base32(begun["secret"].as_str().unwrap()).unwrap();
+    let code = totp::code_at(&secret, chrono::Utc::now().timestamp());
+    let (status, confirmed) = http
+        .post(
+            "/api/v1/users/me/totp/confirm",
+            &admin,
+            json!({ "code": code }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{confirmed:#}");
     let (status, tenant) = http
         .post(
             "/api/v1/tenants",

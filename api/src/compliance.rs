@@ -147,15 +147,23 @@ pub fn report(
         .filter(|a| a.role.needs_second_factor() && !a.expired)
         .collect();
     let lacking = needs_factor.iter().filter(|a| !a.totp_enabled).count();
+    let enforced = &settings.second_factor_roles;
+    let staff_enforced = enforced.contains(Role::PlatformAdmin) && enforced.contains(Role::Auditor);
     items.push(item(
         "L3-CES1-04",
         "应采用口令、密码技术、生物技术等两种或两种以上组合的鉴别技术对用户进行身份鉴别，且其中一种鉴别技术至少应使用密码技术来实现。",
         "Authenticate administrators with two or more factors, at least one of them cryptographic (e.g. TOTP).",
-        pass_if(lacking == 0),
-        vec![format!(
-            "{lacking} of {} administrators and auditors lack TOTP",
-            needs_factor.len()
-        )],
+        pass_if(lacking == 0 && staff_enforced),
+        vec![
+            format!(
+                "{lacking} of {} administrators and auditors lack TOTP",
+                needs_factor.len()
+            ),
+            format!(
+                "the API requires a second factor of these roles (--second-factor-roles): {enforced}; \
+                 until such a person enrols, their session can only enrol and sign out"
+            ),
+        ],
     ));
 
     let expired_active = facts.accounts.iter().filter(|a| a.expired).count();
@@ -414,8 +422,13 @@ mod tests {
         let totp = find(&r, "L3-CES1-04");
         assert_eq!(totp.status, ItemStatus::Fail);
         assert_eq!(
-            totp.evidence,
-            ["2 of 3 administrators and auditors lack TOTP"]
+            totp.evidence[0],
+            "2 of 3 administrators and auditors lack TOTP"
+        );
+        assert!(
+            totp.evidence[1].contains("platform-admin,auditor"),
+            "{:?}",
+            totp.evidence
         );
         let protect = find(&r, "L3-CES1-14");
         assert_eq!(protect.status, ItemStatus::Pass);

@@ -10,6 +10,11 @@ use crate::secret::Secret;
 pub const DEFAULT_MAX_BODY_BYTES: usize = 1024 * 1024;
 pub const DEFAULT_SESSION_MINUTES: u32 = 60;
 pub const DEFAULT_IDEMPOTENCY_HOURS: u32 = 24;
+/// Roles that must use a second factor unless the platform says otherwise.
+pub const DEFAULT_SECOND_FACTOR_ROLES: [crate::identity::Role; 2] = [
+    crate::identity::Role::PlatformAdmin,
+    crate::identity::Role::Auditor,
+];
 pub const DEFAULT_POOL_MAX_AGE_SECONDS: u64 = 10;
 pub const DEFAULT_MODEL_SOURCE: &str = "s3://models/{model}";
 pub const DEFAULT_FAILOVER_AFTER_SECONDS: u64 = 300;
@@ -63,6 +68,19 @@ pub struct ApiSettings {
     #[arg(long = "failover-after-seconds", env = "MODELFLEET_FAILOVER_AFTER_SECONDS", default_value_t = DEFAULT_FAILOVER_AFTER_SECONDS,
           value_parser = clap::value_parser!(u64).range(1..=7 * 24 * 3600))]
     pub failover_after_seconds: u64,
+
+    /// Roles whose people must sign in with a second factor (TOTP). Until
+    /// such a person enrols, their session can only enrol and sign out.
+    /// Comma-separated: platform-admin, tenant-admin, developer, auditor,
+    /// viewer.
+    /// `none` turns the requirement off (e.g. behind a single sign-on
+    /// proxy that enforces its own); the compliance report then says so.
+    #[arg(
+        long = "second-factor-roles",
+        env = "MODELFLEET_SECOND_FACTOR_ROLES",
+        default_value = "platform-admin,auditor"
+    )]
+    pub second_factor_roles: SecondFactorRoles,
 
     /// Let registered clusters' kubeconfigs reach their API server over
     /// plain http:// or without verifying its TLS certificate. For labs
@@ -145,6 +163,7 @@ impl Default for ApiSettings {
             reference_currency: Currency::Usd,
             exchange_rates: Vec::new(),
             failover_after_seconds: DEFAULT_FAILOVER_AFTER_SECONDS,
+            second_factor_roles: SecondFactorRoles(DEFAULT_SECOND_FACTOR_ROLES.to_vec()),
             allow_insecure_clusters: false,
             webhook_allow_private_addresses: false,
             audit_retention_days: MIN_AUDIT_RETENTION_DAYS,
@@ -243,5 +262,49 @@ mod tests {
         assert!(Cli::try_parse_from(["hub", "--audit-retention-days", "90"]).is_err());
         let cli = Cli::parse_from(["hub", "--audit-retention-days", "400"]);
         assert_eq!(cli.api.audit_retention_days, 400);
+    }
+}
+
+/// The roles that must use a second factor: a comma-separated list of
+/// role names, or `none`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SecondFactorRoles(pub Vec<crate::identity::Role>);
+
+impl SecondFactorRoles {
+    pub fn none() -> Self {
+        SecondFactorRoles(Vec::new())
+    }
+
+    pub fn contains(&self, role: crate::identity::Role) -> bool {
+        self.0.contains(&role)
+    }
+}
+
+impl std::str::FromStr for SecondFactorRoles {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        let text = text.trim();
+        if text == "none" {
+            return Ok(SecondFactorRoles::none());
+        }
+        text.split(',')
+            .map(|name| {
+                name.parse()
+                    .map_err(|e: crate::identity::UnknownRole| e.to_string())
+            })
+            .collect::<Result<Vec<_>, _>>()
+            .map(SecondFactorRoles)
+            .map_err(|e| format!("{e}, or `none`"))
+    }
+}
+
+impl std::fmt::Display for SecondFactorRoles {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.0.is_empty() {
+            return f.write_str("none");
+        }
+        let names: Vec<&str> = self.0.iter().map(|r| r.name()).collect();
+        f.write_str(&names.join(","))
     }
 }

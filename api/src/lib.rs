@@ -25,7 +25,7 @@ pub mod store;
 pub mod sync;
 
 pub use clusters::ClusterRegistry;
-pub use config::ApiSettings;
+pub use config::{ApiSettings, SecondFactorRoles};
 pub use http::{AUDIT_ID_HEADER, AppState, ReportRenderer, openapi, router, router_with_console};
 pub use identity::{Actor, Origin, Principal, Role, Scope};
 pub use secret::{Keyring, Sealed, Secret, SecretKey};

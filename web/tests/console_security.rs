@@ -134,7 +134,12 @@ async fn repeated_wrong_passwords_lock_the_account() {
 #[tokio::test]
 async fn platform_admins_must_enrol_a_second_factor_and_then_sign_in_with_it() {
     on_sqlite(|db| async move {
-        let hub = Hub::start(db).await;
+        // The platform's default: platform admins must use a second factor.
+        let settings = modelfleet_api::ApiSettings {
+            second_factor_roles: modelfleet_api::ApiSettings::default().second_factor_roles,
+            ..support::hub::test_settings()
+        };
+        let hub = Hub::start_with_settings(db, settings).await;
         user(&hub, None, "ops", Role::PlatformAdmin).await;
         let mut browser = Browser::new(&hub);
         browser.sign_in("ops").await;

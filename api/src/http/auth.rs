@@ -10,8 +10,8 @@
 use std::net::SocketAddr;
 
 use axum::extract::{ConnectInfo, FromRequestParts};
-use axum::http::header;
 use axum::http::request::Parts;
+use axum::http::{Method, header};
 use tracing::debug;
 
 use super::AppState;
@@ -80,6 +80,7 @@ impl Caller {
                 let caller = Caller {
                     actor: user.actor(origin(parts)),
                     session: Some(session.id),
+                    enrolment_only: state.hub().must_enrol(&user),
                 };
                 if let Some(tracking) = parts.extensions.get::<RequestAudit>() {
                     tracking.authenticated(&caller.actor);
@@ -107,6 +108,7 @@ async fn authenticate_with(
             Ok((session, user)) => Ok(Caller {
                 actor: user.actor(origin),
                 session: Some(session.id),
+                enrolment_only: state.hub().must_enrol(&user),
             }),
             Err(SessionAuthError::Store(e)) => Err(e.into()),
             Err(e) => {
@@ -119,6 +121,7 @@ async fn authenticate_with(
             Ok(key) => Ok(Caller {
                 actor: key.actor(origin),
                 session: None,
+                enrolment_only: false,
             }),
             Err(KeyAuthError::Store(e)) => Err(e.into()),
             Err(e) => {
@@ -137,11 +140,33 @@ impl FromRequestParts<AppState> for Caller {
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
         // The idempotency layer may have authenticated this request already.
-        if let Some(caller) = parts.extensions.get::<Caller>() {
-            return Ok(caller.clone());
+        let caller = match parts.extensions.get::<Caller>() {
+            Some(caller) => caller.clone(),
+            None => {
+                let caller = authenticate(state, parts).await?;
+                parts.extensions.insert(caller.clone());
+                caller
+            }
+        };
+        if caller.enrolment_only && !enrols_or_signs_out(parts) {
+            return Err(ApiError::second_factor_required());
         }
-        let caller = authenticate(state, parts).await?;
-        parts.extensions.insert(caller.clone());
         Ok(caller)
     }
+}
+
+/// The only requests a person who must enrol a second factor may make
+/// before they have: enrolling, and signing out.
+fn enrols_or_signs_out(parts: &Parts) -> bool {
+    let path = parts
+        .extensions
+        .get::<axum::extract::OriginalUri>()
+        .map_or_else(|| parts.uri.path(), |u| u.0.path());
+    let path = path.trim_end_matches('/');
+    matches!(
+        (&parts.method, path),
+        (&Method::POST, "/api/v1/users/me/totp")
+            | (&Method::POST, "/api/v1/users/me/totp/confirm")
+            | (&Method::DELETE, "/api/v1/sessions/current")
+    )
 }

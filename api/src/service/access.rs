@@ -201,6 +201,26 @@ impl Hub {
         } = request;
         caller.require(Permission::ManageTenant)?;
         let tenant = caller.tenant(tenant)?;
+        // A key never carries a right its creator lacks.
+        if let Some(more) = [
+            Permission::ManagePlatform,
+            Permission::ManageTenant,
+            Permission::Deploy,
+            Permission::Read,
+            Permission::ReadAudit,
+        ]
+        .into_iter()
+        .find(|&p| role.grants(p) && !caller.actor.role.grants(p))
+        {
+            return Err(Error::invalid(
+                "role",
+                format!(
+                    "a {role} key could do what you cannot ({more:?}); give a role with no more \
+                     rights than your own ({})",
+                    caller.actor.role
+                ),
+            ));
+        }
         let mut tx = self.store.begin(&caller.actor).await?;
         let created = tx
             .create_api_key(

@@ -11,6 +11,10 @@ use crate::service::Error;
 pub struct Caller {
     pub actor: Actor,
     pub session: Option<SessionId>,
+    /// A person whose role needs a second factor and who has none yet:
+    /// until they enrol, they may only enrol and sign out. Every other
+    /// operation answers [`Error::second_factor_required`].
+    pub enrolment_only: bool,
 }
 
 impl Caller {
@@ -34,6 +38,9 @@ impl Caller {
     }
 
     pub fn require(&self, permission: Permission) -> Result<(), Error> {
+        if self.enrolment_only {
+            return Err(Error::second_factor_required());
+        }
         self.actor
             .check_role(permission)
             .map_err(|_| Error::forbidden())

@@ -119,6 +119,20 @@ impl Error {
         .with("field", field)
     }
 
+    /// A person who must use a second factor has not enrolled one: their
+    /// session may only enrol (`POST /users/me/totp`, then `…/confirm`) and
+    /// sign out.
+    pub fn second_factor_required() -> Self {
+        Error::new(
+            StatusCode::FORBIDDEN,
+            "second-factor-required",
+            "Second Factor Required",
+            "your role must sign in with a second factor: enrol an authenticator app first \
+             (POST /api/v1/users/me/totp, then /api/v1/users/me/totp/confirm, or the console's \
+             account page); until then this session can only enrol and sign out",
+        )
+    }
+
     /// The tenant's budget refuses new spend (it refuses at its limit,
     /// and the limit is reached); `reason` says by how much and what to do.
     pub fn budget_exhausted(reason: impl Into<String>) -> Self {

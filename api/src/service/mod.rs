@@ -109,6 +109,13 @@ impl Hub {
         &self.settings
     }
 
+    /// Whether `user` must enrol a second factor before doing anything
+    /// else: their role needs one (`--second-factor-roles`) and they have
+    /// none.
+    pub fn must_enrol(&self, user: &crate::store::User) -> bool {
+        self.settings.second_factor_roles.contains(user.role) && !user.totp_enabled
+    }
+
     /// What registered clusters' kubeconfigs may ask for, by the
     /// platform's settings.
     pub fn kubeconfig_policy(&self) -> crate::clusters::KubeconfigPolicy {

@@ -22,7 +22,8 @@ use modelfleet_api::identity::password::PasswordHash;
 use modelfleet_api::store::NewUser;
 use modelfleet_api::store::testing::TestDb;
 use modelfleet_api::{
-    Actor, ApiSettings, AppState, ClusterRegistry, Keyring, Role, Secret, SecretKey, Store, router,
+    Actor, ApiSettings, AppState, ClusterRegistry, Keyring, Role, SecondFactorRoles, Secret,
+    SecretKey, Store, router,
 };
 use modelfleet_core::crd::ModelDeployment;
 use modelfleet_core::fleet::{Cloud, Fleet};
@@ -153,6 +154,18 @@ pub fn fleet() -> Fleet {
 impl Hub {
     pub async fn start(db: TestDb) -> Hub {
         Self::start_with(db, fleet()).await
+    }
+
+    /// A hub over the usual cluster with `settings`.
+    pub async fn start_with_settings(db: TestDb, settings: ApiSettings) -> Hub {
+        let spec = SandboxSpec {
+            name: CLUSTER,
+            cloud: Cloud::Aws,
+            region: "us-east-1",
+            fleet: fleet(),
+            operator: None,
+        };
+        Self::start_clusters(db, vec![spec], settings).await
     }
 
     pub async fn start_with(db: TestDb, fleet: Fleet) -> Hub {
@@ -348,6 +361,9 @@ pub fn test_settings() -> ApiSettings {
         exchange_rates: vec![(Currency::Cny, Rate::parse("0.14").unwrap())],
         // Tests change the cluster and look again at once.
         pool_max_age_seconds: 0,
+        // The harness's platform admin signs in with a password alone;
+        // tests/security_second_factor.rs checks the platform's default.
+        second_factor_roles: SecondFactorRoles::none(),
         ..ApiSettings::default()
     }
 }
@@ -399,4 +415,30 @@ async fn start_sandbox(state: &AppState, spec: SandboxSpec) -> Sandbox {
         nodes,
         operator,
     }
+}
+
+/// Enrols a TOTP second factor for the person `session` signs in as, as
+/// they would with an authenticator app; returns the secret.
+pub async fn enrol_totp(hub: &Hub, session: &str) -> Vec<u8> {
+    let begun = hub
+        .call(Method::POST, "/api/v1/users/me/totp", Some(session), None)
+        .await;
+    assert_eq!(begun.status, StatusCode::CREATED, "{:#}", begun.body);
+    let secret =
+        modelfleet_api::identity::totp::from_base32(begun.body["secret"].as_str().unwrap())
+            .unwrap();
+    let code = modelfleet_api::identity::totp::code_at(
+        &secret,
+        chrono::DateTime::<chrono::Utc>::from(modelfleet_clock::now()).timestamp(),
+    );
+    let confirmed = hub
+        .call(
+            Method::POST,
+            "/api/v1/users/me/totp/confirm",
+            Some(session),
+            Some(json!({ "code": code })),
+        )
+        .await;
+    assert_eq!(confirmed.status, StatusCode::OK, "{:#}", confirmed.body);
+    secret
 }

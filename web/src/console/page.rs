@@ -28,12 +28,6 @@ pub const IDLE_MINUTES: i64 = 30;
 #[derive(Debug, Clone)]
 pub(crate) struct CsrfToken(pub String);
 
-/// Platform admins and auditors may not use the console without a second
-/// factor: they are sent to enrol one first.
-pub fn must_enrol(user: &User) -> bool {
-    matches!(user.role, Role::PlatformAdmin | Role::Auditor) && !user.totp_enabled
-}
-
 /// A signed-in person looking at a page.
 #[derive(Debug, Clone)]
 pub struct Viewer {
@@ -119,7 +113,7 @@ impl FromRequestParts<AppState> for Viewer {
         // Until they enrol, platform admins and auditors may only enrol
         // or sign out.
         let path = parts.uri.path();
-        if must_enrol(&user) && !path.starts_with("/account/") && path != "/sign-out" {
+        if caller.enrolment_only && !path.starts_with("/account/") && path != "/sign-out" {
             return Err(Redirect::to("/account/totp").into_response());
         }
         let csrf = parts

@@ -21,7 +21,7 @@ use serde::Deserialize;
 use super::cookie::set_cookie;
 use super::csrf::{CSRF_COOKIE, new_token};
 use super::i18n::{LANG_COOKIE, Lang, Table};
-use super::page::{Chrome, CsrfToken, PageError, SESSION_COOKIE, Viewer, idle_expiry, must_enrol};
+use super::page::{Chrome, CsrfToken, PageError, SESSION_COOKIE, Viewer, idle_expiry};
 
 pub fn routes() -> Router<AppState> {
     Router::new()
@@ -166,7 +166,7 @@ impl TotpPage {
         TotpPage {
             c: viewer.chrome("account", TEXT),
             enabled: viewer.user.totp_enabled,
-            required: must_enrol(&viewer.user),
+            required: viewer.caller.enrolment_only,
             secret: None,
             otpauth_uri: None,
             error: None,
