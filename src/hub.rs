@@ -147,7 +147,12 @@ impl RunningHub {
         }
         // Clusters registered through the API (by kubeconfig) outlive a
         // restart: connect to them again before sync starts.
-        for (name, e) in state.registry().load(state.store(), &keyring).await? {
+        let policy = state.hub().kubeconfig_policy();
+        for (name, e) in state
+            .registry()
+            .load(state.store(), &keyring, policy)
+            .await?
+        {
             tracing::warn!(cluster = %name, error = %e, "a registered cluster is not connected");
         }
         let mut clusters = Vec::new();

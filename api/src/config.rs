@@ -64,6 +64,15 @@ pub struct ApiSettings {
           value_parser = clap::value_parser!(u64).range(1..=7 * 24 * 3600))]
     pub failover_after_seconds: u64,
 
+    /// Let registered clusters' kubeconfigs reach their API server over
+    /// plain http:// or without verifying its TLS certificate. For labs
+    /// (the sandbox's API servers speak plain HTTP); off by default.
+    #[arg(
+        long = "allow-insecure-clusters",
+        env = "MODELFLEET_ALLOW_INSECURE_CLUSTERS"
+    )]
+    pub allow_insecure_clusters: bool,
+
     /// Let budget webhooks post to loopback, private and link-local
     /// addresses. Off by default: tenant admins choose webhook URLs, and
     /// the hub must not be made to call its own network.
@@ -136,6 +145,7 @@ impl Default for ApiSettings {
             reference_currency: Currency::Usd,
             exchange_rates: Vec::new(),
             failover_after_seconds: DEFAULT_FAILOVER_AFTER_SECONDS,
+            allow_insecure_clusters: false,
             webhook_allow_private_addresses: false,
             audit_retention_days: MIN_AUDIT_RETENTION_DAYS,
             audit_export: None,

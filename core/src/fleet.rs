@@ -154,6 +154,13 @@ impl NodePool {
         Accelerator::find(&self.accelerator)
     }
 
+    /// Devices free now: every device of the free nodes, and the free part
+    /// of the partly used ones.
+    pub fn devices_free(&self) -> u64 {
+        u64::from(self.nodes_free) * u64::from(self.devices_per_node)
+            + self.partly_free.iter().map(|&n| u64::from(n)).sum::<u64>()
+    }
+
     pub fn reference(&self) -> PoolRef {
         PoolRef {
             cloud: self.cloud,

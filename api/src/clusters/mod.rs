@@ -15,6 +15,7 @@
 //! platform admin's word wins over node labels.
 
 mod kube_ops;
+pub mod kubeconfig;
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, PoisonError, RwLock};
@@ -33,6 +34,7 @@ use crate::secret::{Keyring, Secret};
 use crate::store::{Cluster, ClusterKind, PoolPrice, Store};
 
 pub use kube_ops::{DEPLOYMENT_ID_LABEL, Decision, FIELD_MANAGER, TENANT_LABEL, namespace_of};
+pub use kubeconfig::KubeconfigPolicy;
 
 /// How long one call to a cluster's API may take.
 const CALL_TIMEOUT: Duration = Duration::from_secs(10);
@@ -46,6 +48,17 @@ pub enum ClusterError {
     NotConnected(String),
     #[error("the kubeconfig cannot be used: {0}")]
     Kubeconfig(&'static str),
+    /// The kubeconfig asks for something the hub does not do (run a
+    /// command, read a local file, use a proxy, plain HTTP).
+    #[error("the kubeconfig is refused: {0}")]
+    KubeconfigRefused(kubeconfig::Refused),
+    /// A registered cluster whose stored kubeconfig is no longer accepted:
+    /// it stays registered and unused until it is registered again.
+    #[error("cluster {cluster:?} is not used: its stored kubeconfig is refused ({refused})")]
+    Unusable {
+        cluster: String,
+        refused: kubeconfig::Refused,
+    },
     #[error("cluster {cluster:?} did not answer within {seconds} s")]
     Timeout { cluster: String, seconds: u64 },
     #[error("cluster {cluster:?}: {step} failed")]
@@ -61,7 +74,8 @@ impl ClusterError {
     pub fn metric_label(&self) -> &'static str {
         match self {
             ClusterError::NotConnected(_) => "not_connected",
-            ClusterError::Kubeconfig(_) => "kubeconfig",
+            ClusterError::Kubeconfig(_) | ClusterError::KubeconfigRefused(_) => "kubeconfig",
+            ClusterError::Unusable { .. } => "unusable",
             ClusterError::Timeout { .. } => "timeout",
             ClusterError::Kube { .. } => "kube",
         }
@@ -104,6 +118,9 @@ struct Member {
 #[derive(Clone, Default)]
 pub struct ClusterRegistry {
     members: Arc<RwLock<BTreeMap<String, Arc<Member>>>>,
+    /// Registered clusters whose stored kubeconfig was refused when loaded,
+    /// and why: they show why instead of "not connected".
+    refused: Arc<RwLock<BTreeMap<String, kubeconfig::Refused>>>,
 }
 
 impl std::fmt::Debug for ClusterRegistry {
@@ -135,17 +152,36 @@ impl ClusterRegistry {
             .write()
             .unwrap_or_else(PoisonError::into_inner)
             .insert(name.to_owned(), member);
+        self.refused
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(name);
     }
 
-    /// Connects cluster `name` through a kubeconfig (its current context).
+    /// Connects cluster `name` through a kubeconfig (its current context),
+    /// if `policy` accepts it.
     pub async fn connect(
         &self,
         name: &str,
         cloud: Cloud,
         region: &str,
         kubeconfig: &Secret,
+        policy: KubeconfigPolicy,
     ) -> Result<(), ClusterError> {
-        let client = client_from_kubeconfig(kubeconfig).await?;
+        let client = match client_from_kubeconfig(kubeconfig, policy).await {
+            Ok(client) => client,
+            Err(ClusterError::KubeconfigRefused(refused)) => {
+                self.refused
+                    .write()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .insert(name.to_owned(), refused.clone());
+                return Err(ClusterError::Unusable {
+                    cluster: name.to_owned(),
+                    refused,
+                });
+            }
+            Err(e) => return Err(e),
+        };
         self.attach(name, cloud, region, client);
         Ok(())
     }
@@ -177,6 +213,7 @@ impl ClusterRegistry {
         &self,
         store: &Store,
         keyring: &Keyring,
+        policy: KubeconfigPolicy,
     ) -> Result<Vec<(String, ClusterError)>, crate::StoreError> {
         let mut failed = Vec::new();
         for cluster in store.clusters().await? {
@@ -187,7 +224,13 @@ impl ClusterRegistry {
                 continue;
             };
             if let Err(e) = self
-                .connect(&cluster.name, cluster.cloud, &cluster.region, &kubeconfig)
+                .connect(
+                    &cluster.name,
+                    cluster.cloud,
+                    &cluster.region,
+                    &kubeconfig,
+                    policy,
+                )
                 .await
             {
                 warn!(cluster = %cluster.name, error = %e, "cannot connect to a registered cluster");
@@ -214,12 +257,26 @@ impl ClusterRegistry {
     }
 
     fn member(&self, name: &str) -> Result<Arc<Member>, ClusterError> {
-        self.members
+        if let Some(member) = self
+            .members
             .read()
             .unwrap_or_else(PoisonError::into_inner)
             .get(name)
-            .cloned()
-            .ok_or_else(|| ClusterError::NotConnected(name.to_owned()))
+        {
+            return Ok(member.clone());
+        }
+        match self
+            .refused
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(name)
+        {
+            Some(refused) => Err(ClusterError::Unusable {
+                cluster: name.to_owned(),
+                refused: refused.clone(),
+            }),
+            None => Err(ClusterError::NotConnected(name.to_owned())),
+        }
     }
 
     pub(crate) fn client(&self, name: &str) -> Result<Client, ClusterError> {
@@ -319,17 +376,25 @@ pub fn fleet_of(views: &[ClusterView], exchange_rates: &ExchangeRates) -> Fleet 
     }
 }
 
-/// A client for the kubeconfig's current context. The kubeconfig's text
-/// never reaches an error: kube's parse errors can quote it.
-pub async fn client_from_kubeconfig(kubeconfig: &Secret) -> Result<Client, ClusterError> {
+/// A client for the kubeconfig's current context, if `policy` accepts the
+/// kubeconfig ([`kubeconfig::check`]). The kubeconfig's text never reaches
+/// an error: kube's parse errors can quote it.
+pub async fn client_from_kubeconfig(
+    kubeconfig: &Secret,
+    policy: KubeconfigPolicy,
+) -> Result<Client, ClusterError> {
     use kube::config::{Config, KubeConfigOptions, Kubeconfig};
     let parsed = Kubeconfig::from_yaml(kubeconfig.expose())
         .map_err(|_| ClusterError::Kubeconfig("it is not kubeconfig YAML"))?;
-    let config = Config::from_custom_kubeconfig(parsed, &KubeConfigOptions::default())
+    kubeconfig::check(&parsed, policy).map_err(ClusterError::KubeconfigRefused)?;
+    let mut config = Config::from_custom_kubeconfig(parsed, &KubeConfigOptions::default())
         .await
         .map_err(|_| {
             ClusterError::Kubeconfig("its current context does not name a usable cluster and user")
         })?;
+    // kube-rs takes a proxy from HTTPS_PROXY when the kubeconfig names
+    // none; the hub connects to clusters directly.
+    config.proxy_url = None;
     Client::try_from(config).map_err(|_| ClusterError::Kubeconfig("no client can be built from it"))
 }
 

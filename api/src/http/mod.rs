@@ -5,10 +5,10 @@
 //!
 //! One module per resource under `v1/`, named after its URL segment, each
 //! with its own `router()` and its request and response types; they are
-//! assembled here and nowhere else. Handlers authenticate with [`Caller`],
-//! read through the store with the caller's scope and change things only
-//! through a [`crate::Tx`] opened for the caller, so tenant and role are
-//! checked on every call and every change can be audited.
+//! assembled here and nowhere else. Handlers are thin: they authenticate
+//! the [`Caller`], extract and validate the request, call the operation on
+//! the [`crate::service::Hub`], and map what it returns to JSON or a
+//! problem document; the operation checks tenant and role and audits.
 
 pub mod audit;
 mod auth;
@@ -20,11 +20,10 @@ mod idempotency;
 mod layers;
 pub mod metrics;
 pub mod page;
-mod schema;
+pub(crate) mod schema;
 pub mod v1;
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
@@ -108,7 +107,7 @@ impl AppState {
         self
     }
 
-    pub(crate) fn report_renderer(&self) -> Option<&Arc<dyn ReportRenderer>> {
+    pub fn report_renderer(&self) -> Option<&Arc<dyn ReportRenderer>> {
         self.report_renderer.as_ref()
     }
 
@@ -130,10 +129,6 @@ impl AppState {
 
     pub fn metrics(&self) -> &HttpMetrics {
         &self.metrics
-    }
-
-    pub(crate) fn pool_max_age(&self) -> Duration {
-        self.hub.pool_max_age()
     }
 
     /// Registers (once; later calls find the row) and connects an embedded
@@ -210,8 +205,9 @@ fn resources() -> Vec<(&'static str, OpenApiRouter<AppState>)> {
         ("clusters", v1::clusters::router()),
         ("plans", v1::plans::router()),
         ("prices", v1::prices::router()),
+        ("usage", v1::usage::router()),
+        ("invoices", v1::invoices::router()),
         ("billing", v1::billing::router()),
-        ("tenant_billing", v1::tenant_billing::router()),
         ("deployments", v1::deployments::router()),
         ("quota", v1::quota::router()),
         ("audit", v1::audit::router()),

@@ -243,7 +243,12 @@ impl From<ClusterError> for Error {
     fn from(e: ClusterError) -> Self {
         match &e {
             ClusterError::Kubeconfig(_) => Error::invalid("kubeconfig", e.to_string()),
+            ClusterError::KubeconfigRefused(refused) => Error::invalid(
+                &format!("kubeconfig.{}", refused.field),
+                refused.reason.clone(),
+            ),
             ClusterError::NotConnected(_)
+            | ClusterError::Unusable { .. }
             | ClusterError::Timeout { .. }
             | ClusterError::Kube { .. } => Error::unavailable(e.to_string(), &e),
         }

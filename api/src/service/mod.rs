@@ -15,12 +15,18 @@
 //!   admission of ModelDeployments applied with kubectl.
 //! - `plans`, `deployments`: what tenants do with models.
 
+pub mod access;
+pub mod audit;
+pub mod billing;
 mod caller;
+pub mod clusters;
 mod deployments;
 pub mod error;
 mod fleet;
 pub mod placement;
 mod plans;
+pub mod prices;
+pub mod tenants;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -101,6 +107,14 @@ impl Hub {
 
     pub fn settings(&self) -> &ApiSettings {
         &self.settings
+    }
+
+    /// What registered clusters' kubeconfigs may ask for, by the
+    /// platform's settings.
+    pub fn kubeconfig_policy(&self) -> crate::clusters::KubeconfigPolicy {
+        crate::clusters::KubeconfigPolicy {
+            allow_insecure: self.settings.allow_insecure_clusters,
+        }
     }
 
     pub(crate) fn pool_max_age(&self) -> Duration {

@@ -33,7 +33,7 @@ pub enum ClusterKind {
 }
 
 impl ClusterKind {
-    fn name(self) -> &'static str {
+    pub fn name(self) -> &'static str {
         match self {
             ClusterKind::Kubeconfig => "kubeconfig",
             ClusterKind::Sandbox => "sandbox",

@@ -133,6 +133,9 @@ impl Hub {
             .arg(FAILOVER_AFTER_SECONDS.to_string())
             .arg("--pool-max-age-seconds")
             .arg("1")
+            // The month's two clusters are `modelfleet sandbox` API servers,
+            // which speak plain HTTP on loopback: a lab.
+            .arg("--allow-insecure-clusters")
             .env(modelfleet_clock::SIMULATED_CLOCK_ENV, &clock().path)
             .env_remove("MODELFLEET_DATABASE_URL")
             .env("RUST_LOG", "info")

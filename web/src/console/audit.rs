@@ -9,17 +9,16 @@
 
 use askama::Template;
 use askama_web::WebTemplate;
+use axum::Router;
 use axum::extract::{Form, Query, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use axum::{Json, Router};
 use chrono::{DateTime, NaiveDateTime, Utc};
 use modelfleet_api::AppState;
-use modelfleet_api::http::ApiError;
-use modelfleet_api::http::extract::{ApiJson, ApiQuery};
-use modelfleet_api::http::v1::audit;
-use modelfleet_api::store::MAX_AUDIT_PAGE;
+use modelfleet_api::service::Error as ApiError;
+use modelfleet_api::service::audit::{CreateExport, SearchParams};
+use modelfleet_api::store::{AuditExport, MAX_AUDIT_PAGE};
 use modelfleet_core::audit::Record;
 use serde::Deserialize;
 
@@ -89,7 +88,7 @@ struct Filters {
 
 impl Filters {
     /// The API's search parameters, or what is wrong with the form.
-    fn params(&self, limit: u32) -> Result<audit::SearchParams, ApiError> {
+    fn params(&self, limit: u32) -> Result<SearchParams, ApiError> {
         let tenant = filled(&self.tenant)
             .map(|t| {
                 t.parse()
@@ -102,7 +101,7 @@ impl Filters {
                 .map_err(|_| ApiError::invalid("limit", "must be a whole number"))?,
             None => limit,
         };
-        Ok(audit::SearchParams {
+        Ok(SearchParams {
             from: parse_time("from", &self.from)?,
             to: parse_time("to", &self.to)?,
             actor: filled(&self.actor),
@@ -244,23 +243,15 @@ async fn audit_page(
     };
     let mut status = StatusCode::OK;
     let found = match page.f.params(PAGE_SIZE) {
-        Ok(params) => {
-            audit::search(
-                State(state.clone()),
-                viewer.caller.clone(),
-                ApiQuery(params),
-            )
-            .await
-        }
+        Ok(params) => state.hub().audit_search(&viewer.caller, params).await,
         Err(e) => Err(e),
     };
     match found {
-        Ok(Json(list)) => {
-            page.rows = list.items.iter().map(Row::of).collect();
+        Ok(list) => {
+            page.rows = list.records.iter().map(Row::of).collect();
             page.next = list
-                .next_cursor
-                .as_deref()
-                .map(|c| page.f.link("/audit", Some(c)));
+                .next
+                .map(|c| page.f.link("/audit", Some(&c.to_string())));
         }
         Err(e)
             if matches!(
@@ -273,25 +264,25 @@ async fn audit_page(
         }
         Err(e) => return Err(viewer.fail(e)),
     }
-    match audit::verify(State(state.clone()), viewer.caller.clone()).await {
-        Ok(Json(s)) => {
+    match state.hub().verify_audit(&viewer.caller).await {
+        Ok(s) => {
             page.chain = Some(Chain {
-                intact: s.intact,
+                intact: s.intact(),
                 checked: s.checked,
                 head: s.head,
-                broken: s.broken,
+                broken: s.broken.map(|b| b.to_string()),
             });
         }
         Err(e) if e.status() == StatusCode::FORBIDDEN => {}
         Err(e) => page.chain_error = Some(e.detail().to_owned()),
     }
-    if let Ok(Json(list)) = audit::list_exports(State(state), viewer.caller.clone()).await {
-        page.exports = Some(list.items.into_iter().map(export_row).collect());
+    if let Ok(list) = state.hub().audit_exports(&viewer.caller).await {
+        page.exports = Some(list.into_iter().map(export_row).collect());
     }
     Ok((status, page).into_response())
 }
 
-fn export_row(e: audit::ExportView) -> ExportRow {
+fn export_row(e: AuditExport) -> ExportRow {
     ExportRow {
         location: e.location,
         first_seq: e.first_seq,
@@ -312,16 +303,14 @@ async fn records_csv(
     let mut records = Vec::new();
     loop {
         let params = f.params(MAX_AUDIT_PAGE).map_err(|e| viewer.fail(e))?;
-        let Json(list) = audit::search(
-            State(state.clone()),
-            viewer.caller.clone(),
-            ApiQuery(params),
-        )
-        .await
-        .map_err(|e| viewer.fail(e))?;
-        records.extend(list.items);
-        match list.next_cursor {
-            Some(next) if records.len() < CSV_MAX_RECORDS => f.cursor = next,
+        let list = state
+            .hub()
+            .audit_search(&viewer.caller, params)
+            .await
+            .map_err(|e| viewer.fail(e))?;
+        records.extend(list.records);
+        match list.next {
+            Some(next) if records.len() < CSV_MAX_RECORDS => f.cursor = next.to_string(),
             _ => break,
         }
     }
@@ -383,11 +372,11 @@ async fn create_export(
     Form(form): Form<ExportForm>,
 ) -> Result<Response, PageError> {
     let body = match (parse_time("from", &form.from), parse_time("to", &form.to)) {
-        (Ok(from), Ok(to)) => Ok(audit::CreateExport { from, to }),
+        (Ok(from), Ok(to)) => Ok(CreateExport { from, to }),
         (Err(e), _) | (_, Err(e)) => Err(e),
     };
     let result = match body {
-        Ok(body) => audit::create_export(State(state), viewer.caller.clone(), ApiJson(body)).await,
+        Ok(body) => state.hub().export_audit(&viewer.caller, body).await,
         Err(e) => Err(e),
     };
     let mut page = ExportPage {
@@ -399,21 +388,26 @@ async fn create_export(
         files: Vec::new(),
     };
     match result {
-        Ok((status, Json(r))) => {
-            page.message = r.message;
+        Ok(r) => {
+            let status = if r.is_empty() {
+                StatusCode::OK
+            } else {
+                StatusCode::CREATED
+            };
+            page.message = r.to_string();
             page.records = r.records;
-            page.location = r.export.map(|e| e.location);
             page.files = r
                 .files
-                .into_iter()
+                .iter()
                 .map(|f| FileRow {
-                    key: f.key,
-                    format: f.format,
-                    sha256: f.sha256,
-                    bytes: f.bytes,
+                    key: f.object.key.clone(),
+                    format: f.format.to_owned(),
+                    sha256: f.object.sha256.clone(),
+                    bytes: f.object.size,
                     records: f.records,
                 })
                 .collect();
+            page.location = r.export.map(|e| e.location);
             Ok((status, page).into_response())
         }
         Err(e) if e.status() == StatusCode::FORBIDDEN => Err(viewer.fail(e)),

@@ -1,20 +1,18 @@
 //! The console's compliance page: the MLPS 2.0 (等保2.0) level-3 report
-//! with pass/fail per item, and its PDF. Calls the API's
-//! `GET /compliance/mlps-l3` handler, so who may read it (platform admins
-//! and platform-wide auditors) is the API's decision.
+//! with pass/fail per item, and its PDF. The report comes from
+//! `Hub::compliance_report`, the operation `GET /compliance/mlps-l3` calls,
+//! so who may read it (platform admins and platform-wide auditors) is the
+//! service layer's decision.
 
 use askama::Template;
 use askama_web::WebTemplate;
 use axum::Router;
-use axum::body::to_bytes;
 use axum::extract::State;
 use axum::http::{HeaderValue, StatusCode, header};
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use chrono::{DateTime, Utc};
 use modelfleet_api::AppState;
-use modelfleet_api::http::extract::ApiQuery;
-use modelfleet_api::http::v1::compliance;
 use serde::Deserialize;
 
 use super::i18n::Table;
@@ -75,29 +73,21 @@ struct CompliancePage {
     generated: String,
 }
 
-fn report_params(format: &str) -> compliance::ReportParams {
-    compliance::ReportParams {
-        format: Some(format.to_owned()),
-    }
-}
-
 async fn compliance_page(
     State(state): State<AppState>,
     viewer: Viewer,
 ) -> Result<CompliancePage, PageError> {
-    let response = compliance::mlps_l3(
-        State(state),
-        viewer.caller.clone(),
-        ApiQuery(report_params("json")),
-    )
-    .await
-    .map_err(|e| viewer.fail(e))?;
+    let report = state
+        .hub()
+        .compliance_report(&viewer.caller)
+        .await
+        .map_err(|e| viewer.fail(e))?;
     let failed =
         |reason: String| PageError::new(viewer.lang, StatusCode::INTERNAL_SERVER_ERROR, reason);
-    let bytes = to_bytes(response.into_body(), usize::MAX)
-        .await
+    // The page reads the report as the API's JSON carries it.
+    let report: Report = serde_json::to_value(&report)
+        .and_then(serde_json::from_value)
         .map_err(|e| failed(e.to_string()))?;
-    let report: Report = serde_json::from_slice(&bytes).map_err(|e| failed(e.to_string()))?;
     Ok(CompliancePage {
         c: viewer.chrome("compliance", TEXT),
         generated: report
@@ -108,25 +98,35 @@ async fn compliance_page(
     })
 }
 
-/// The report as a PDF, from the API's own handler.
+/// The report as a PDF, made by the hub's renderer.
 async fn compliance_pdf(
     State(state): State<AppState>,
     viewer: Viewer,
 ) -> Result<Response, PageError> {
-    let response = compliance::mlps_l3(
-        State(state),
-        viewer.caller.clone(),
-        ApiQuery(report_params("pdf")),
-    )
-    .await
-    .map_err(|e| viewer.fail(e))?;
-    let mut response = response;
-    response
-        .headers_mut()
-        .entry(header::CONTENT_DISPOSITION)
-        .or_insert(HeaderValue::from_static(
-            "attachment; filename=\"mlps-l3.pdf\"",
-        ));
+    let report = state
+        .hub()
+        .compliance_report(&viewer.caller)
+        .await
+        .map_err(|e| viewer.fail(e))?;
+    let unavailable =
+        |reason: String| PageError::new(viewer.lang, StatusCode::SERVICE_UNAVAILABLE, reason);
+    let renderer = state.report_renderer().ok_or_else(|| {
+        unavailable("this hub renders the report as JSON only; ask for format=json".to_owned())
+    })?;
+    let pdf = renderer.pdf(&report).map_err(unavailable)?;
+    let name = format!(
+        "attachment; filename=\"mlps-l3-{}.pdf\"",
+        report.generated_at.format("%Y%m%d-%H%M%S")
+    );
+    let mut response = (StatusCode::OK, pdf).into_response();
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/pdf"),
+    );
+    if let Ok(value) = HeaderValue::from_str(&name) {
+        headers.insert(header::CONTENT_DISPOSITION, value);
+    }
     Ok(response)
 }
 

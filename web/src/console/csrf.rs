@@ -17,7 +17,7 @@ use subtle::ConstantTimeEq as _;
 
 use super::cookie::{cookie, set_cookie};
 use super::i18n::Lang;
-use super::page::{TEXT, error_page};
+use super::page::{CsrfToken, TEXT, error_page};
 
 /// The hidden form field that carries the token.
 pub const CSRF_FIELD: &str = "csrf";
@@ -37,10 +37,6 @@ pub(crate) fn new_token() -> String {
 pub(crate) fn token_of(headers: &axum::http::HeaderMap) -> Option<String> {
     cookie(headers, CSRF_COOKIE).filter(|t| t.len() == 43 && URL_SAFE_NO_PAD.decode(t).is_ok())
 }
-
-/// The token this request's pages put in their forms.
-#[derive(Debug, Clone)]
-pub(crate) struct CsrfToken(pub String);
 
 /// Refuses a POST whose form does not carry the cookie's token; gives a
 /// browser without the cookie one.

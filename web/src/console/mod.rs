@@ -6,7 +6,7 @@
 //!
 //! What keeps it safe, all in this module and [`session`]:
 //! - the session token lives in a `Secure; HttpOnly; SameSite=Strict`
-//!   cookie, expires after [`session::IDLE_MINUTES`] without a page, and
+//!   cookie, expires after [`page::IDLE_MINUTES`] without a page, and
 //!   platform admins and auditors must enrol a second factor first;
 //! - every form carries a CSRF token that must equal the `mf_csrf`
 //!   cookie's ([`csrf`]), checked before any handler runs;

@@ -9,16 +9,30 @@ use axum::http::StatusCode;
 use axum::http::request::Parts;
 use axum::response::{IntoResponse, Redirect, Response};
 use chrono::{DateTime, TimeDelta, Utc};
-use modelfleet_api::http::ApiError;
 use modelfleet_api::http::Caller;
 use modelfleet_api::identity::Permission;
+use modelfleet_api::service::Error as ApiError;
 use modelfleet_api::store::User;
 use modelfleet_api::{AppState, Role};
 
 use super::cookie::cookie;
-use super::csrf::CsrfToken;
 use super::i18n::{Lang, Table};
-use super::session::{IDLE_MINUTES, SESSION_COOKIE, must_enrol};
+
+/// The cookie that carries the session token.
+pub const SESSION_COOKIE: &str = "mf_session";
+/// A console session ends this long after its last page.
+pub const IDLE_MINUTES: i64 = 30;
+
+/// The CSRF token this request's pages put in their forms (set by
+/// `csrf::check`).
+#[derive(Debug, Clone)]
+pub(crate) struct CsrfToken(pub String);
+
+/// Platform admins and auditors may not use the console without a second
+/// factor: they are sent to enrol one first.
+pub fn must_enrol(user: &User) -> bool {
+    matches!(user.role, Role::PlatformAdmin | Role::Auditor) && !user.totp_enabled
+}
 
 /// A signed-in person looking at a page.
 #[derive(Debug, Clone)]
@@ -93,7 +107,7 @@ impl FromRequestParts<AppState> for Viewer {
         let now = DateTime::<Utc>::from(modelfleet_clock::now());
         let wanted = idle_expiry(session.created_at, lifetime, now);
         if wanted - session.expires_at >= TimeDelta::minutes(1)
-            && let Err(e) = state.store().touch_session(session.id, wanted).await
+            && let Err(e) = state.hub().extend_session(session.id, wanted).await
         {
             tracing::warn!(error = %e, "could not extend a console session");
         }

@@ -6,28 +6,22 @@
 
 use askama::Template;
 use askama_web::WebTemplate;
+use axum::Router;
 use axum::extract::{Form, Path, Query, State};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
-use axum::{Json, Router};
 use chrono::{DateTime, TimeDelta, Utc};
-use modelfleet_api::http::extract::ApiJson;
-use modelfleet_api::http::v1::{sessions, users};
-use modelfleet_api::store::User;
-use modelfleet_api::{AppState, Role};
+use modelfleet_api::AppState;
+use modelfleet_api::http::origin;
+use modelfleet_api::service::access::{Login, TotpCode};
 use serde::Deserialize;
 
 use super::cookie::set_cookie;
-use super::csrf::{CSRF_COOKIE, CsrfToken, new_token};
+use super::csrf::{CSRF_COOKIE, new_token};
 use super::i18n::{LANG_COOKIE, Lang, Table};
-use super::page::{Chrome, PageError, Viewer, idle_expiry};
-
-/// The cookie that carries the session token.
-pub const SESSION_COOKIE: &str = "mf_session";
-/// A console session ends this long after its last page.
-pub const IDLE_MINUTES: i64 = 30;
+use super::page::{Chrome, CsrfToken, PageError, SESSION_COOKIE, Viewer, idle_expiry, must_enrol};
 
 pub fn routes() -> Router<AppState> {
     Router::new()
@@ -36,12 +30,6 @@ pub fn routes() -> Router<AppState> {
         .route("/account/totp", get(totp_page).post(totp_begin))
         .route("/account/totp/confirm", post(totp_confirm))
         .route("/language/{lang}", get(language))
-}
-
-/// Platform admins and auditors may not use the console without a second
-/// factor: they are sent to enrol one first.
-pub fn must_enrol(user: &User) -> bool {
-    matches!(user.role, Role::PlatformAdmin | Role::Auditor) && !user.totp_enabled
 }
 
 /// Where to go after signing in: a path of this console, nothing else.
@@ -101,27 +89,27 @@ async fn sign_in(
         .map(|t| t.0.clone())
         .unwrap_or_default();
     let code = form.totp_code.trim();
-    let login = sessions::Login {
+    let login = Login {
         username: form.username.trim().to_owned(),
         password: form.password,
         totp_code: (!code.is_empty()).then(|| code.to_owned()),
     };
     let next = safe_next(form.next.as_deref()).to_owned();
-    match sessions::create(State(state.clone()), parts, ApiJson(login)).await {
-        Ok((_, Json(created))) => {
+    match state.hub().sign_in(&origin(&parts), login).await {
+        Ok(signed_in) => {
+            let created = signed_in.session;
+            let token = created.token.expose();
             // The console's sessions end after IDLE_MINUTES without a page.
             let lifetime = TimeDelta::minutes(i64::from(state.settings().session_minutes));
             let now = DateTime::<Utc>::from(modelfleet_clock::now());
             let ends = idle_expiry(now, lifetime, now);
-            if let Some(session) = session_of(&state, &created.token).await
-                && let Err(e) = state.store().touch_session(session, ends).await
-            {
+            if let Err(e) = state.hub().extend_session(created.session.id, ends).await {
                 tracing::warn!(error = %e, "could not set a console session's idle expiry");
             }
             let mut response = Redirect::to(&next).into_response();
             let headers = response.headers_mut();
             for value in [
-                set_cookie(SESSION_COOKIE, &created.token, None),
+                set_cookie(SESSION_COOKIE, token, None),
                 // A new CSRF token for the new session.
                 set_cookie(CSRF_COOKIE, &new_token(), None),
             ] {
@@ -144,15 +132,6 @@ async fn sign_in(
     }
 }
 
-async fn session_of(state: &AppState, token: &str) -> Option<modelfleet_api::ids::SessionId> {
-    state
-        .store()
-        .authenticate_session(token)
-        .await
-        .ok()
-        .map(|(session, _)| session.id)
-}
-
 fn clear_cookies(response: &mut Response) {
     if let Ok(value) = HeaderValue::from_str(&set_cookie(SESSION_COOKIE, "", Some(0))) {
         response.headers_mut().append(header::SET_COOKIE, value);
@@ -161,7 +140,7 @@ fn clear_cookies(response: &mut Response) {
 
 async fn sign_out(State(state): State<AppState>, viewer: Result<Viewer, Response>) -> Response {
     if let Ok(viewer) = viewer
-        && let Err(e) = sessions::end(State(state), viewer.caller.clone()).await
+        && let Err(e) = state.hub().sign_out(&viewer.caller).await
     {
         return viewer.fail(e).into_response();
     }
@@ -200,12 +179,14 @@ async fn totp_page(viewer: Viewer) -> TotpPage {
 }
 
 async fn totp_begin(State(state): State<AppState>, viewer: Viewer) -> Result<TotpPage, PageError> {
-    let (_, Json(enrolment)) = users::begin_totp(State(state), viewer.caller.clone())
+    let enrolment = state
+        .hub()
+        .begin_totp(&viewer.caller)
         .await
         .map_err(|e| viewer.fail(e))?;
     Ok(TotpPage {
-        secret: Some(enrolment.secret),
-        otpauth_uri: Some(enrolment.otpauth_uri),
+        secret: Some(enrolment.secret_base32.expose().to_owned()),
+        otpauth_uri: Some(enrolment.otpauth_uri.expose().to_owned()),
         ..TotpPage::new(&viewer)
     })
 }
@@ -220,10 +201,10 @@ async fn totp_confirm(
     viewer: Viewer,
     Form(form): Form<TotpForm>,
 ) -> Response {
-    let body = users::TotpCode {
+    let code = TotpCode {
         code: form.code.trim().to_owned(),
     };
-    match users::confirm_totp(State(state), viewer.caller.clone(), ApiJson(body)).await {
+    match state.hub().confirm_totp(&viewer.caller, &code).await {
         Ok(_) => Redirect::to("/deployments").into_response(),
         Err(e) if e.status().is_client_error() => {
             let page = TotpPage {

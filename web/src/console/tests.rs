@@ -218,3 +218,51 @@ fn a_page_speaks_its_own_text_and_the_layouts_in_the_viewers_language() {
         "another page's text"
     );
 }
+
+/// The console goes through the hub's service layer (`Hub`'s operations,
+/// reached with `state.hub()`): never an HTTP handler, the store or the
+/// cluster registry, so every rule, check and audit record is the one the
+/// REST API has too. Two API representations are shared on purpose: the
+/// deployment pages' JSON (polled by their script) is the REST API's
+/// `DeploymentView`, and the deploy page shows the API's `PlanReportView`.
+#[test]
+fn no_page_reaches_past_the_service_layer() {
+    let shared_views = [
+        "use modelfleet_api::http::v1::deployments::DeploymentView;",
+        "use modelfleet_api::http::v1::plans::PlanReportView;",
+    ];
+    let forbidden = [
+        ("http::v1::", "an HTTP handler module"),
+        (".store()", "the store"),
+        ("store::Store", "the store"),
+        (".registry()", "the cluster registry"),
+        ("ClusterRegistry", "the cluster registry"),
+    ];
+    let mut found = Vec::new();
+    for file in files_under(&web_dir().join("src/console")) {
+        if file.ends_with("tests.rs") {
+            continue;
+        }
+        let text = std::fs::read_to_string(&file).unwrap();
+        for (n, line) in text.lines().enumerate() {
+            if line.trim_start().starts_with("//") || shared_views.contains(&line.trim()) {
+                continue;
+            }
+            for (needle, what) in forbidden {
+                if line.contains(needle) {
+                    found.push(format!(
+                        "{}:{}: {what}: {}",
+                        file.display(),
+                        n + 1,
+                        line.trim()
+                    ));
+                }
+            }
+        }
+    }
+    assert!(
+        found.is_empty(),
+        "console code reaching past Hub:\n{}",
+        found.join("\n")
+    );
+}

@@ -15,9 +15,10 @@ use crate::http::error::Problem;
 use crate::http::extract::{ApiJson, ApiQuery, parse_id};
 use crate::http::page::{PageParams, paginate};
 use crate::http::{ApiError, AppState, Caller};
-use crate::identity::{Permission, Role};
+use crate::identity::Role;
 use crate::ids::{ApiKeyId, TenantId};
-use crate::store::{ApiKey, NewApiKey};
+pub use crate::service::access::CreateApiKey;
+use crate::store::ApiKey;
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -74,20 +75,6 @@ pub struct ApiKeyList {
     pub next_cursor: Option<String>,
 }
 
-#[derive(Debug, Deserialize, ToSchema)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct CreateApiKey {
-    /// 1 to 100 characters, unique among the tenant's live keys.
-    pub name: String,
-    /// tenant-admin, developer, auditor or viewer.
-    #[schema(value_type = crate::http::schema::RoleSchema)]
-    pub role: Role,
-    pub expires_at: Option<DateTime<Utc>>,
-    /// The key's tenant; platform admins must name it.
-    #[schema(value_type = Option<uuid::Uuid>)]
-    pub tenant: Option<TenantId>,
-}
-
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
@@ -111,9 +98,7 @@ pub async fn list(
     caller: Caller,
     ApiQuery(params): ApiQuery<ListParams>,
 ) -> Result<Json<ApiKeyList>, ApiError> {
-    caller.require(Permission::ManageTenant)?;
-    let tenant = caller.tenant(params.tenant)?;
-    let keys = state.store().api_keys(caller.scope(), tenant).await?;
+    let keys = state.hub().api_keys(&caller, params.tenant).await?;
     let page = PageParams {
         limit: params.limit,
         cursor: params.cursor,
@@ -139,26 +124,7 @@ pub async fn create(
     caller: Caller,
     ApiJson(body): ApiJson<CreateApiKey>,
 ) -> Result<(StatusCode, Json<CreatedApiKeyView>), ApiError> {
-    let CreateApiKey {
-        name,
-        role,
-        expires_at,
-        tenant,
-    } = body;
-    caller.require(Permission::ManageTenant)?;
-    let tenant = caller.tenant(tenant)?;
-    let mut tx = state.store().begin(&caller.actor).await?;
-    let created = tx
-        .create_api_key(
-            tenant,
-            NewApiKey {
-                name,
-                role,
-                expires_at,
-            },
-        )
-        .await?;
-    tx.commit_with(StatusCode::CREATED).await?;
+    let created = state.hub().create_api_key(&caller, body).await?;
     Ok((
         StatusCode::CREATED,
         Json(CreatedApiKeyView {
@@ -180,11 +146,8 @@ pub async fn show(
     caller: Caller,
     Path(id): Path<String>,
 ) -> Result<Json<ApiKeyView>, ApiError> {
-    caller.require(Permission::ManageTenant)?;
     let id: ApiKeyId = parse_id(&id, "API key")?;
-    Ok(Json(
-        state.store().api_key(caller.scope(), id).await?.into(),
-    ))
+    Ok(Json(state.hub().api_key(&caller, id).await?.into()))
 }
 
 /// Revokes a key: it stops working at once. Revoking twice is harmless.
@@ -199,10 +162,6 @@ pub async fn revoke(
     caller: Caller,
     Path(id): Path<String>,
 ) -> Result<Json<ApiKeyView>, ApiError> {
-    caller.require(Permission::ManageTenant)?;
     let id: ApiKeyId = parse_id(&id, "API key")?;
-    let mut tx = state.store().begin(&caller.actor).await?;
-    let key = tx.revoke_api_key(id).await?;
-    tx.commit_with(StatusCode::OK).await?;
-    Ok(Json(key.into()))
+    Ok(Json(state.hub().revoke_api_key(&caller, id).await?.into()))
 }

@@ -10,20 +10,20 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use base64::Engine as _;
 use chrono::{DateTime, Utc};
-use modelfleet_core::audit::{Outcome, Record};
-use serde::{Deserialize, Serialize};
+use modelfleet_core::audit::Record;
+use serde::Serialize;
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use crate::audit::{self, ExportError};
+use crate::audit;
 use crate::http::error::Problem;
 use crate::http::extract::{ApiJson, ApiQuery};
-use crate::http::page::DEFAULT_LIMIT;
 use crate::http::{ApiError, AppState, Caller};
-use crate::identity::Permission;
-use crate::ids::{ExportId, TenantId};
-use crate::store::{AuditExport, AuditQuery, ChainReport, MAX_AUDIT_PAGE};
+use crate::ids::ExportId;
+use crate::service::audit::AuditPublicKey;
+pub use crate::service::audit::{CreateExport, SearchParams};
+use crate::store::{AuditExport, ChainReport};
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -31,33 +31,6 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(verify))
         .routes(routes!(list_exports, create_export))
         .routes(routes!(public_key))
-}
-
-#[derive(Debug, Deserialize, utoipa::IntoParams)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-#[into_params(parameter_in = Query)]
-pub struct SearchParams {
-    /// Records at or after this time (RFC 3339).
-    pub from: Option<DateTime<Utc>>,
-    /// Records before this time (RFC 3339).
-    pub to: Option<DateTime<Utc>>,
-    /// The user name as recorded: `alice`, `apikey:mf_…`, `system:sync`.
-    pub actor: Option<String>,
-    /// `create`, `update`, `delete`, `login`, `login-failed`, …
-    pub verb: Option<String>,
-    /// `deployments`, `users`, `apikeys`, `clusters/prices`, …
-    pub resource: Option<String>,
-    /// The object's name.
-    pub name: Option<String>,
-    /// `Success` or `Failure`.
-    pub outcome: Option<String>,
-    /// One tenant's records (platform-wide auditors and admins).
-    #[param(value_type = Option<uuid::Uuid>)]
-    pub tenant: Option<TenantId>,
-    /// Records per page, 1 to 1000 (default 50).
-    pub limit: Option<u32>,
-    /// `nextCursor` of the previous page.
-    pub cursor: Option<String>,
 }
 
 /// A page of audit records: Kubernetes `audit.k8s.io/v1` Events with their
@@ -83,46 +56,7 @@ pub async fn search(
     caller: Caller,
     ApiQuery(params): ApiQuery<SearchParams>,
 ) -> Result<Json<AuditList>, ApiError> {
-    caller.require(Permission::ReadAudit)?;
-    let limit = params.limit.unwrap_or(DEFAULT_LIMIT);
-    if !(1..=MAX_AUDIT_PAGE).contains(&limit) {
-        return Err(ApiError::bad_request(format!(
-            "limit must be between 1 and {MAX_AUDIT_PAGE}"
-        )));
-    }
-    if let (Some(from), Some(to)) = (params.from, params.to)
-        && from >= to
-    {
-        return Err(ApiError::invalid("to", "must be later than `from`"));
-    }
-    let outcome = params
-        .outcome
-        .as_deref()
-        .map(str::parse::<Outcome>)
-        .transpose()
-        .map_err(|reason| ApiError::invalid("outcome", reason))?;
-    let after = params
-        .cursor
-        .as_deref()
-        .map(|c| {
-            c.parse::<i64>().ok().filter(|n| *n >= 0).ok_or_else(|| {
-                ApiError::bad_request("cursor is not one this API returned; start without it")
-            })
-        })
-        .transpose()?;
-    let query = AuditQuery {
-        from: params.from,
-        to: params.to,
-        actor: params.actor,
-        verb: params.verb,
-        resource: params.resource,
-        name: params.name,
-        outcome,
-        tenant: params.tenant,
-        after,
-        limit,
-    };
-    let page = state.store().audit_records(&caller.actor, &query).await?;
+    let page = state.hub().audit_search(&caller, params).await?;
     Ok(Json(AuditList {
         items: page.records,
         next_cursor: page.next.map(|n| n.to_string()),
@@ -140,9 +74,7 @@ pub async fn verify(
     State(state): State<AppState>,
     caller: Caller,
 ) -> Result<Json<ChainStatus>, ApiError> {
-    // The chain spans every tenant's records.
-    platform_wide(&caller)?;
-    let report = state.store().verify_audit().await?;
+    let report = state.hub().verify_audit(&caller).await?;
     Ok(Json(ChainStatus::from(report)))
 }
 
@@ -174,15 +106,6 @@ impl From<ChainReport> for ChainStatus {
             broken: r.broken.map(|b| b.to_string()),
         }
     }
-}
-
-/// Only those who see every tenant's records export or verify all of them.
-fn platform_wide(caller: &Caller) -> Result<(), ApiError> {
-    caller.require(Permission::ReadAudit)?;
-    if caller.actor.tenant.is_some() {
-        return Err(ApiError::forbidden());
-    }
-    Ok(())
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -231,22 +154,10 @@ pub async fn list_exports(
     State(state): State<AppState>,
     caller: Caller,
 ) -> Result<Json<ExportList>, ApiError> {
-    platform_wide(&caller)?;
-    let items = state.store().audit_exports().await?;
+    let items = state.hub().audit_exports(&caller).await?;
     Ok(Json(ExportList {
         items: items.into_iter().map(ExportView::from).collect(),
     }))
-}
-
-#[derive(Debug, Default, Deserialize, ToSchema)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct CreateExport {
-    /// Only records at or after this time (RFC 3339); records before it
-    /// that no export holds yet are exported too, so the chain of exports
-    /// has no gaps.
-    pub from: Option<DateTime<Utc>>,
-    /// Records before this time (default: now).
-    pub to: Option<DateTime<Utc>>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -287,38 +198,7 @@ pub async fn create_export(
     caller: Caller,
     ApiJson(body): ApiJson<CreateExport>,
 ) -> Result<(StatusCode, Json<ExportResult>), ApiError> {
-    platform_wide(&caller)?;
-    let Some(target) = state.audit_target() else {
-        return Err(ApiError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "no-export-target",
-            "No Export Target",
-            "this hub has no audit export location; start it with --audit-export",
-        ));
-    };
-    let to = body.to.unwrap_or_else(Utc::now);
-    if let Some(from) = body.from
-        && from >= to
-    {
-        return Err(ApiError::invalid("to", "must be later than `from`"));
-    }
-    let summary = audit::export(
-        state.store(),
-        state.keyring(),
-        target,
-        &caller.actor,
-        body.from,
-        to,
-    )
-    .await
-    .map_err(|e| match e {
-        ExportError::Store(e) => ApiError::from(e),
-        ExportError::Storage(e) => ApiError::unavailable(
-            format!("the export location did not take the files: {e}; nothing was recorded, so retrying is safe"),
-            &e,
-        ),
-        other => ApiError::invalid("export", other.to_string()),
-    })?;
+    let summary = state.hub().export_audit(&caller, body).await?;
     let status = if summary.is_empty() {
         StatusCode::OK
     } else {
@@ -365,13 +245,9 @@ pub struct PublicKeyView {
     ))]
 pub async fn public_key(
     State(state): State<AppState>,
-    _caller: Caller,
+    caller: Caller,
 ) -> Result<Json<PublicKeyView>, ApiError> {
-    let Some((key_id, key)) = state.store().audit_public_key().await? else {
-        return Err(ApiError::not_found(
-            "audit public key (made by the first export)",
-        ));
-    };
+    let AuditPublicKey { key_id, key } = state.hub().audit_public_key(&caller).await?;
     Ok(Json(PublicKeyView {
         algorithm: "Ed25519".to_owned(),
         key_id,

@@ -7,48 +7,28 @@ use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use chrono::{DateTime, Utc};
-use modelfleet_core::fleet::{Cloud, is_dns_label};
+use modelfleet_core::fleet::Cloud;
 use modelfleet_core::money::Money;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use crate::clusters::{ClusterView, client_from_kubeconfig};
+use crate::clusters::ClusterView;
 use crate::http::error::Problem;
 use crate::http::extract::{ApiJson, ApiQuery, parse_id};
 use crate::http::page::{PageParams, paginate};
 use crate::http::{ApiError, AppState, Caller};
-use crate::identity::Permission;
 use crate::ids::ClusterId;
-use crate::secret::Secret;
-use crate::store::{Cluster, ClusterKind, NewCluster, PoolPrice, StoreError};
+use crate::service::clusters::ObservedCluster;
+pub use crate::service::clusters::RegisterCluster;
+use crate::store::PoolPrice;
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(list, create))
         .routes(routes!(show))
         .routes(routes!(set_price, remove_price))
-}
-
-#[derive(Debug, Deserialize, ToSchema)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct RegisterCluster {
-    /// A DNS label; pools are named `<cluster>/<pool>`. The operator in the
-    /// cluster must be started with the same cluster name.
-    pub name: String,
-    #[schema(value_type = crate::http::schema::CloudSchema)]
-    pub cloud: Cloud,
-    pub region: String,
-    /// A kubeconfig (YAML) whose current context reaches the cluster.
-    /// Stored encrypted; never returned.
-    #[schema(format = Password)]
-    pub kubeconfig: Option<String>,
-    /// Refused when `true`: the API registers real clusters only. Sandbox
-    /// clusters run inside `modelfleet serve`, which starts them from its
-    /// fleet file.
-    #[serde(default)]
-    pub sandbox: bool,
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -136,7 +116,8 @@ pub struct ClusterList {
     pub next_cursor: Option<String>,
 }
 
-fn detail(view: ClusterView, prices: &[PoolPrice]) -> ClusterDetail {
+fn detail(observed: ObservedCluster) -> ClusterDetail {
+    let ObservedCluster { view, prices } = observed;
     let ClusterView { cluster, pools } = view;
     let (pools, skipped, observed_at, error) = match pools {
         Ok(d) => (d.pools, d.skipped, Some(d.observed_at), None),
@@ -144,17 +125,13 @@ fn detail(view: ClusterView, prices: &[PoolPrice]) -> ClusterDetail {
     };
     ClusterDetail {
         id: cluster.id,
-        kind: match cluster.kind {
-            ClusterKind::Kubeconfig => "kubeconfig".to_owned(),
-            ClusterKind::Sandbox => "sandbox".to_owned(),
-        },
+        kind: cluster.kind.name().to_owned(),
         reachable: error.is_none(),
         error,
         pools: pools
             .into_iter()
             .map(|p| PoolView {
-                devices_free: u64::from(p.nodes_free) * u64::from(p.devices_per_node)
-                    + p.partly_free.iter().map(|&n| u64::from(n)).sum::<u64>(),
+                devices_free: p.devices_free(),
                 name: p.name,
                 accelerator: p.accelerator,
                 capacity_type: p.capacity_type.to_string(),
@@ -173,28 +150,12 @@ fn detail(view: ClusterView, prices: &[PoolPrice]) -> ClusterDetail {
             })
             .collect(),
         observed_at,
-        prices: prices
-            .iter()
-            .filter(|p| p.cluster == cluster.id)
-            .map(PriceView::from)
-            .collect(),
+        prices: prices.iter().map(PriceView::from).collect(),
         name: cluster.name,
         cloud: cluster.cloud,
         region: cluster.region,
         created_at: cluster.created_at,
     }
-}
-
-pub async fn details(
-    state: &AppState,
-    clusters: Vec<Cluster>,
-) -> Result<Vec<ClusterDetail>, ApiError> {
-    let prices = state.store().pool_prices().await?;
-    let views = state
-        .registry()
-        .observe(clusters, &prices, state.pool_max_age())
-        .await;
-    Ok(views.into_iter().map(|v| detail(v, &prices)).collect())
 }
 
 /// Every registered cluster with its pools and free capacity.
@@ -209,11 +170,10 @@ pub async fn list(
     caller: Caller,
     ApiQuery(page): ApiQuery<PageParams>,
 ) -> Result<Json<ClusterList>, ApiError> {
-    caller.require(Permission::ManagePlatform)?;
-    let clusters = state.store().clusters().await?;
-    let (clusters, next_cursor) = paginate(clusters, |c| c.name.clone(), &page)?;
+    let clusters = state.hub().clusters(&caller).await?;
+    let (clusters, next_cursor) = paginate(clusters, |c| c.view.cluster.name.clone(), &page)?;
     Ok(Json(ClusterList {
-        items: details(&state, clusters).await?,
+        items: clusters.into_iter().map(detail).collect(),
         next_cursor,
     }))
 }
@@ -232,71 +192,7 @@ pub async fn create(
     caller: Caller,
     ApiJson(body): ApiJson<RegisterCluster>,
 ) -> Result<(StatusCode, Json<ClusterDetail>), ApiError> {
-    let RegisterCluster {
-        name,
-        cloud,
-        region,
-        kubeconfig,
-        sandbox,
-    } = body;
-    caller.require(Permission::ManagePlatform)?;
-    match state.store().cluster_by_name(&name).await {
-        Ok(_) => {
-            return Err(StoreError::Conflict {
-                kind: "cluster",
-                name,
-            }
-            .into());
-        }
-        Err(StoreError::NotFound(_)) => {}
-        Err(e) => return Err(e.into()),
-    }
-    for (field, value) in [("name", &name), ("region", &region)] {
-        if !is_dns_label(value) {
-            return Err(ApiError::invalid(
-                field,
-                format!("{value:?} must be lower-case letters, digits and '-', at most 63"),
-            ));
-        }
-    }
-    let kubeconfig = kubeconfig.map(Secret::new);
-    // Build the client before anything is stored: a kubeconfig that names
-    // no usable cluster is refused, and nothing is left half-registered.
-    let client = match (&kubeconfig, sandbox) {
-        (_, true) => {
-            return Err(ApiError::invalid(
-                "sandbox",
-                "sandbox clusters are not registered through the API: `modelfleet serve` \
-                 starts its own from its fleet file; give a real cluster's kubeconfig",
-            ));
-        }
-        (Some(k), false) => client_from_kubeconfig(k).await?,
-        (None, false) => {
-            return Err(ApiError::invalid(
-                "kubeconfig",
-                "give either a kubeconfig whose current context reaches the cluster, \
-                 or run `modelfleet serve` for sandbox clusters",
-            ));
-        }
-    };
-    let mut tx = state.store().begin(&caller.actor).await?;
-    let cluster = tx
-        .register_cluster(
-            NewCluster {
-                name,
-                cloud,
-                region,
-                kubeconfig,
-            },
-            state.keyring(),
-        )
-        .await?;
-    tx.commit_with(StatusCode::CREATED).await?;
-    state
-        .registry()
-        .attach(&cluster.name, cluster.cloud, &cluster.region, client);
-    let mut found = details(&state, vec![cluster]).await?;
-    let detail = found.pop().ok_or_else(|| ApiError::not_found("cluster"))?;
+    let detail = detail(state.hub().register_cluster(&caller, body).await?);
     Ok((StatusCode::CREATED, Json(detail)))
 }
 
@@ -313,14 +209,8 @@ pub async fn show(
     caller: Caller,
     Path(id): Path<String>,
 ) -> Result<Json<ClusterDetail>, ApiError> {
-    caller.require(Permission::ManagePlatform)?;
     let id: ClusterId = parse_id(&id, "cluster")?;
-    let cluster = state.store().cluster(id).await?;
-    let mut found = details(&state, vec![cluster]).await?;
-    found
-        .pop()
-        .map(Json)
-        .ok_or_else(|| ApiError::not_found("cluster"))
+    Ok(Json(detail(state.hub().cluster(&caller, id).await?)))
 }
 
 /// Sets the hub's price for a pool, overriding what its nodes say.
@@ -342,17 +232,11 @@ pub async fn set_price(
     Path((id, pool)): Path<(String, String)>,
     ApiJson(body): ApiJson<SetPrice>,
 ) -> Result<Json<PriceView>, ApiError> {
-    let SetPrice {
-        price_per_device_hour,
-    } = body;
-    caller.require(Permission::ManagePlatform)?;
     let id: ClusterId = parse_id(&id, "cluster")?;
-    let mut tx = state.store().begin(&caller.actor).await?;
-    let price = tx
-        .set_pool_price(id, &pool, Some(price_per_device_hour))
+    let price = state
+        .hub()
+        .set_pool_price(&caller, id, &pool, body.price_per_device_hour)
         .await?;
-    tx.commit_with(StatusCode::OK).await?;
-    let price = price.ok_or_else(|| ApiError::not_found("price"))?;
     Ok(Json(PriceView::from(&price)))
 }
 
@@ -372,10 +256,7 @@ pub async fn remove_price(
     caller: Caller,
     Path((id, pool)): Path<(String, String)>,
 ) -> Result<StatusCode, ApiError> {
-    caller.require(Permission::ManagePlatform)?;
     let id: ClusterId = parse_id(&id, "cluster")?;
-    let mut tx = state.store().begin(&caller.actor).await?;
-    tx.set_pool_price(id, &pool, None).await?;
-    tx.commit_with(StatusCode::NO_CONTENT).await?;
+    state.hub().remove_pool_price(&caller, id, &pool).await?;
     Ok(StatusCode::NO_CONTENT)
 }

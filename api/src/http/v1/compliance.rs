@@ -11,11 +11,10 @@ use serde::Deserialize;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use crate::compliance::{self, ComplianceReport, ReportContext};
+use crate::compliance::ComplianceReport;
 use crate::http::error::Problem;
 use crate::http::extract::ApiQuery;
 use crate::http::{ApiError, AppState, Caller};
-use crate::identity::Permission;
 
 /// Turns a report into documents people file.
 pub trait ReportRenderer: Send + Sync {
@@ -53,17 +52,13 @@ pub async fn mlps_l3(
     caller: Caller,
     ApiQuery(params): ApiQuery<ReportParams>,
 ) -> Result<Response, ApiError> {
-    caller.require(Permission::ReadAudit)?;
+    // Who may read it is decided first: a refused caller learns nothing
+    // else, not even that the format is wrong.
+    let report = state.hub().compliance_report(&caller).await?;
     let format = params.format.as_deref().unwrap_or("json");
     if !matches!(format, "json" | "html" | "pdf") {
         return Err(ApiError::invalid("format", "use json, html or pdf"));
     }
-    let context = ReportContext {
-        settings: state.settings(),
-        login_policy: state.store().login_policy(),
-        export_location: state.settings().audit_export.as_deref(),
-    };
-    let report = compliance::evaluate(state.store(), &caller.actor, &context).await?;
     if format == "json" {
         return Ok(Json(report).into_response());
     }

@@ -6,10 +6,9 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
 use chrono::{DateTime, Utc};
-use modelfleet_core::billing::{Capacity, PriceKey};
 use modelfleet_core::fleet::Cloud;
 use modelfleet_core::money::Money;
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -17,9 +16,9 @@ use utoipa_axum::routes;
 use crate::http::error::Problem;
 use crate::http::extract::ApiJson;
 use crate::http::{ApiError, AppState, Caller};
-use crate::identity::Permission;
 use crate::ids::PriceId;
-use crate::store::{NewPrice, StoredPrice};
+use crate::service::prices::CatalogPrice;
+pub use crate::service::prices::CreatePrice;
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new().routes(routes!(list, create))
@@ -52,7 +51,8 @@ pub struct PriceList {
     pub items: Vec<PriceView>,
 }
 
-fn view(stored: StoredPrice, in_force: bool) -> PriceView {
+fn view(price: CatalogPrice) -> PriceView {
+    let CatalogPrice { stored, in_force } = price;
     let p = stored.price;
     PriceView {
         id: stored.id,
@@ -77,38 +77,9 @@ pub async fn list(
     State(state): State<AppState>,
     caller: Caller,
 ) -> Result<Json<PriceList>, ApiError> {
-    caller.require(Permission::Read)?;
-    let prices = state.store().prices().await?;
-    let now = crate::store::now();
-    // Sorted by key then time: the last row of a key that has started is
-    // the one in force.
-    let mut items: Vec<PriceView> = Vec::with_capacity(prices.len());
-    for (i, stored) in prices.iter().enumerate() {
-        let started = stored.effective_from <= now;
-        let next_started = prices
-            .get(i + 1)
-            .is_some_and(|n| n.price.key == stored.price.key && n.effective_from <= now);
-        items.push(view(stored.clone(), started && !next_started));
-    }
+    let items = state.hub().prices(&caller).await?;
+    let items = items.into_iter().map(view).collect();
     Ok(Json(PriceList { items }))
-}
-
-#[derive(Debug, Deserialize, ToSchema)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct CreatePrice {
-    #[schema(value_type = crate::http::schema::CloudSchema)]
-    pub cloud: Cloud,
-    /// The cloud's region id, e.g. `us-east-1`, `cn-hangzhou`.
-    pub region: String,
-    /// An accelerator catalog id, e.g. `h100-80gb`, `ascend-910b`.
-    pub accelerator: String,
-    /// `on-demand` (default) or `spot`.
-    pub capacity: Option<String>,
-    /// Per device and hour, e.g. `"6.88 USD"` or `{"amount": "38.50", "currency": "CNY"}`.
-    #[schema(value_type = crate::http::schema::MoneySchema)]
-    pub price_per_device_hour: Money,
-    /// When it takes effect (now when absent); never in the past.
-    pub effective_from: Option<DateTime<Utc>>,
 }
 
 /// Sets a price. Platform admins.
@@ -125,21 +96,6 @@ pub async fn create(
     caller: Caller,
     ApiJson(body): ApiJson<CreatePrice>,
 ) -> Result<(StatusCode, Json<PriceView>), ApiError> {
-    caller.require(Permission::ManagePlatform)?;
-    let capacity: Capacity = body
-        .capacity
-        .as_deref()
-        .unwrap_or("on-demand")
-        .parse()
-        .map_err(|reason: String| ApiError::invalid("capacity", reason))?;
-    let new = NewPrice {
-        key: PriceKey::new(body.cloud, &body.region, &body.accelerator, capacity),
-        per_device_hour: body.price_per_device_hour,
-        effective_from: body.effective_from,
-    };
-    let mut tx = state.store().begin(&caller.actor).await?;
-    let stored = tx.set_price(&new).await?;
-    tx.commit_with(StatusCode::CREATED).await?;
-    let in_force = stored.effective_from <= crate::store::now();
-    Ok((StatusCode::CREATED, Json(view(stored, in_force))))
+    let created = state.hub().create_price(&caller, body).await?;
+    Ok((StatusCode::CREATED, Json(view(created))))
 }

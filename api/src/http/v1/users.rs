@@ -15,11 +15,10 @@ use crate::http::error::Problem;
 use crate::http::extract::{ApiJson, ApiQuery, parse_id};
 use crate::http::page::{PageParams, paginate};
 use crate::http::{ApiError, AppState, Caller};
-use crate::identity::password::{PasswordError, PasswordHash};
-use crate::identity::{Permission, Role};
+use crate::identity::Role;
 use crate::ids::{TenantId, UserId};
-use crate::secret::Secret;
-use crate::store::{NewUser, User};
+pub use crate::service::access::{CreateUser, TotpCode};
+use crate::store::User;
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -71,25 +70,6 @@ pub struct UserList {
     pub next_cursor: Option<String>,
 }
 
-#[derive(Debug, Deserialize, ToSchema)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct CreateUser {
-    /// 3 to 64 lower-case letters, digits or `. _ - @`; unique.
-    pub username: String,
-    #[serde(default)]
-    pub display_name: String,
-    /// At least 12 characters of three kinds (lower, upper, digits, other),
-    /// not containing the user name.
-    pub password: String,
-    #[schema(value_type = crate::http::schema::RoleSchema)]
-    pub role: Role,
-    /// The user's tenant. Tenant admins leave it out (their own); platform
-    /// admins leave it out only for platform staff.
-    #[schema(value_type = Option<uuid::Uuid>)]
-    pub tenant: Option<TenantId>,
-    pub expires_at: Option<DateTime<Utc>>,
-}
-
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
@@ -114,12 +94,7 @@ pub async fn list(
     caller: Caller,
     ApiQuery(params): ApiQuery<ListParams>,
 ) -> Result<Json<UserList>, ApiError> {
-    caller.require(Permission::ManageTenant)?;
-    let mut users = state.store().users(caller.scope()).await?;
-    if let Some(tenant) = params.tenant {
-        let tenant = caller.tenant(Some(tenant))?;
-        users.retain(|u| u.tenant == Some(tenant));
-    }
+    let users = state.hub().users(&caller, params.tenant).await?;
     let page = PageParams {
         limit: params.limit,
         cursor: params.cursor,
@@ -146,42 +121,7 @@ pub async fn create(
     caller: Caller,
     ApiJson(body): ApiJson<CreateUser>,
 ) -> Result<(StatusCode, Json<UserView>), ApiError> {
-    let CreateUser {
-        username,
-        display_name,
-        password,
-        role,
-        tenant,
-        expires_at,
-    } = body;
-    caller.require(Permission::ManageTenant)?;
-    let tenant = match caller.actor.tenant {
-        Some(_) => Some(caller.tenant(tenant)?),
-        None => tenant,
-    };
-    let password = Secret::new(password);
-    let hash = PasswordHash::new(&username, &password)
-        .await
-        .map_err(|e| match e {
-            PasswordError::Hash => ApiError::internal(&e),
-            e => ApiError::invalid("password", e.to_string()),
-        })?;
-    let mut tx = state.store().begin(&caller.actor).await?;
-    let user = tx
-        .create_user(NewUser {
-            tenant,
-            display_name: if display_name.trim().is_empty() {
-                username.clone()
-            } else {
-                display_name
-            },
-            username,
-            password: hash,
-            role,
-            expires_at,
-        })
-        .await?;
-    tx.commit_with(StatusCode::CREATED).await?;
+    let user = state.hub().create_user(&caller, body).await?;
     Ok((StatusCode::CREATED, Json(user.into())))
 }
 
@@ -197,9 +137,8 @@ pub async fn show(
     caller: Caller,
     Path(id): Path<String>,
 ) -> Result<Json<UserView>, ApiError> {
-    caller.require(Permission::ManageTenant)?;
     let id: UserId = parse_id(&id, "user")?;
-    let user = state.store().user(caller.scope(), id).await?;
+    let user = state.hub().user(&caller, id).await?;
     Ok(Json(user.into()))
 }
 
@@ -226,9 +165,7 @@ pub async fn begin_totp(
     State(state): State<AppState>,
     caller: Caller,
 ) -> Result<(StatusCode, Json<TotpEnrolmentView>), ApiError> {
-    let mut tx = state.store().begin(&caller.actor).await?;
-    let enrolment = tx.begin_totp(state.keyring()).await?;
-    tx.commit_with(StatusCode::CREATED).await?;
+    let enrolment = state.hub().begin_totp(&caller).await?;
     Ok((
         StatusCode::CREATED,
         Json(TotpEnrolmentView {
@@ -236,13 +173,6 @@ pub async fn begin_totp(
             otpauth_uri: enrolment.otpauth_uri.expose().to_owned(),
         }),
     ))
-}
-
-#[derive(Debug, Deserialize, ToSchema)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct TotpCode {
-    /// The six digits the authenticator app shows now.
-    pub code: String,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -264,20 +194,6 @@ pub async fn confirm_totp(
     caller: Caller,
     ApiJson(body): ApiJson<TotpCode>,
 ) -> Result<Json<TotpStatus>, ApiError> {
-    let crate::identity::Principal::User { id, .. } = caller.actor.principal else {
-        return Err(ApiError::invalid(
-            "user",
-            "a second factor belongs to a person: sign in with a password, not an API key",
-        ));
-    };
-    let mut tx = state.store().begin(&caller.actor).await?;
-    if !tx.check_totp(state.keyring(), id, &body.code, true).await? {
-        tx.rollback().await?;
-        return Err(ApiError::invalid(
-            "code",
-            "it does not match the secret; check the app's clock and enter the code it shows now",
-        ));
-    }
-    tx.commit_with(StatusCode::OK).await?;
+    state.hub().confirm_totp(&caller, &body).await?;
     Ok(Json(TotpStatus { enabled: true }))
 }

@@ -1,5 +1,9 @@
 //! Admin pages: clusters with their pools, and the price catalog.
 
+use modelfleet_api::clusters::ClusterView;
+use modelfleet_api::service::clusters::RegisterCluster;
+use modelfleet_api::service::prices::CreatePrice;
+
 use super::*;
 
 // ---------------------------------------------------------------- clusters
@@ -57,26 +61,28 @@ async fn render_clusters(
     draft: ClusterForm,
     refused: Option<Refusal>,
 ) -> Result<Response, PageError> {
-    let Json(list) = clusters::list(
-        State(state.clone()),
-        viewer.caller.clone(),
-        ApiQuery(page_params()),
-    )
-    .await
-    .map_err(|e| viewer.fail(e))?;
+    let list = state
+        .hub()
+        .clusters(&viewer.caller)
+        .await
+        .map_err(|e| viewer.fail(e))?;
     let mut by_cloud: BTreeMap<&'static str, Vec<ClusterRow>> = BTreeMap::new();
-    for c in list.items {
-        let pools = c
-            .pools
+    for observed in list.into_iter().take(LIST_LIMIT) {
+        let ClusterView { cluster, pools } = observed.view;
+        let (pools, error) = match pools {
+            Ok(discovered) => (discovered.pools, None),
+            Err(e) => (Vec::new(), Some(e)),
+        };
+        let pools = pools
             .into_iter()
             .map(|p| PoolRow {
                 devices_total: u64::from(p.nodes_total) * u64::from(p.devices_per_node),
+                devices_free: p.devices_free(),
                 name: p.name,
                 accelerator: p.accelerator,
-                capacity: p.capacity_type,
+                capacity: p.capacity_type.to_string(),
                 nodes_total: p.nodes_total,
                 nodes_free: p.nodes_free,
-                devices_free: p.devices_free,
                 price: p
                     .price_per_device_hour
                     .map(|m| m.to_string())
@@ -84,14 +90,14 @@ async fn render_clusters(
             })
             .collect();
         by_cloud
-            .entry(c.cloud.name())
+            .entry(cluster.cloud.name())
             .or_default()
             .push(ClusterRow {
-                name: c.name,
-                region: c.region,
-                kind: c.kind,
-                reachable: c.reachable,
-                error: c.error.unwrap_or_default(),
+                name: cluster.name,
+                region: cluster.region,
+                kind: cluster.kind.name().to_owned(),
+                reachable: error.is_none(),
+                error: error.unwrap_or_default(),
                 pools,
             });
     }
@@ -145,8 +151,10 @@ pub(super) async fn register_cluster(
         ("region", Value::String(form.region.trim().to_owned())),
         ("kubeconfig", kubeconfig),
     ]);
-    let result = match api_json::<clusters::RegisterCluster>(body).await {
-        Ok(body) => clusters::create(State(state.clone()), viewer.caller.clone(), ApiJson(body))
+    let result = match api_json::<RegisterCluster>(body).await {
+        Ok(body) => state
+            .hub()
+            .register_cluster(&viewer.caller, body)
             .await
             .map(|_| ()),
         Err(e) => Err(e),
@@ -203,21 +211,28 @@ async fn render_prices(
     draft: PriceForm,
     refused: Option<Refusal>,
 ) -> Result<Response, PageError> {
-    let Json(list) = prices::list(State(state.clone()), viewer.caller.clone())
+    let list = state
+        .hub()
+        .prices(&viewer.caller)
         .await
         .map_err(|e| viewer.fail(e))?;
     let rows = list
-        .items
         .into_iter()
-        .map(|p| PriceRow {
-            cloud: p.cloud.name(),
-            region: p.region,
-            accelerator: p.accelerator,
-            capacity: p.capacity,
-            price: p.price_per_device_hour.to_string(),
-            effective_from: p.effective_from.format("%Y-%m-%d %H:%M UTC").to_string(),
-            source: p.source,
-            in_force: p.in_force,
+        .map(|p| {
+            let (stored, in_force) = (p.stored, p.in_force);
+            PriceRow {
+                cloud: stored.price.key.cloud.name(),
+                region: stored.price.key.region,
+                accelerator: stored.price.key.accelerator,
+                capacity: stored.price.key.capacity.name().to_owned(),
+                price: stored.price.per_device_hour.to_string(),
+                effective_from: stored
+                    .effective_from
+                    .format("%Y-%m-%d %H:%M UTC")
+                    .to_string(),
+                source: stored.price.source.name().to_owned(),
+                in_force,
+            }
         })
         .collect();
     let (status, error) = match refused {
@@ -271,8 +286,10 @@ pub(super) async fn create_price(
         ])
     });
     let result = match body {
-        Ok(body) => match api_json::<prices::CreatePrice>(body).await {
-            Ok(body) => prices::create(State(state.clone()), viewer.caller.clone(), ApiJson(body))
+        Ok(body) => match api_json::<CreatePrice>(body).await {
+            Ok(body) => state
+                .hub()
+                .create_price(&viewer.caller, body)
                 .await
                 .map(|_| ()),
             Err(e) => Err(e),

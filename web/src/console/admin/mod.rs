@@ -9,16 +9,17 @@ use std::collections::BTreeMap;
 
 use askama::Template;
 use askama_web::WebTemplate;
+use axum::Router;
 use axum::body::Body;
 use axum::extract::{Form, FromRequest, Path, Request, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
-use axum::{Json, Router};
-use modelfleet_api::http::ApiError;
-use modelfleet_api::http::extract::{ApiJson, ApiQuery};
-use modelfleet_api::http::v1::{api_keys, clusters, prices, tenants, users};
+use modelfleet_api::http::extract::ApiJson;
+use modelfleet_api::http::extract::parse_id;
 use modelfleet_api::ids::TenantId;
+use modelfleet_api::service::Error as ApiError;
+use modelfleet_api::store::Tenant;
 use modelfleet_api::{AppState, Role};
 use modelfleet_core::fleet::Cloud;
 use modelfleet_core::money::Currency;
@@ -54,7 +55,7 @@ pub fn routes() -> Router<AppState> {
 }
 
 /// The most items a list page asks the API for.
-const LIST_LIMIT: u32 = 500;
+const LIST_LIMIT: usize = 500;
 
 /// Platform admins only: everyone else is refused here, before the API is
 /// asked anything.
@@ -139,26 +140,13 @@ fn back_to(path: &str) -> Response {
     Redirect::to(path).into_response()
 }
 
-fn page_params() -> modelfleet_api::http::page::PageParams {
-    modelfleet_api::http::page::PageParams {
-        limit: Some(LIST_LIMIT),
-        cursor: None,
-    }
-}
-
 /// Every tenant, by name.
-async fn all_tenants(
-    state: &AppState,
-    viewer: &Viewer,
-) -> Result<Vec<tenants::TenantView>, PageError> {
-    let Json(list) = tenants::list(
-        State(state.clone()),
-        viewer.caller.clone(),
-        ApiQuery(page_params()),
-    )
-    .await
-    .map_err(|e| viewer.fail(e))?;
-    Ok(list.items)
+async fn all_tenants(state: &AppState, viewer: &Viewer) -> Result<Vec<Tenant>, PageError> {
+    state
+        .hub()
+        .tenants(&viewer.caller)
+        .await
+        .map_err(|e| viewer.fail(e))
 }
 
 // ---------------------------------------------------------------- overview

@@ -1,5 +1,7 @@
 //! Admin pages: users and API keys.
 
+use modelfleet_api::service::access::{CreateApiKey, CreateUser};
+
 use super::*;
 
 // ------------------------------------------------------------------- users
@@ -49,7 +51,7 @@ const ALL_ROLES: [Role; 5] = [
     Role::Viewer,
 ];
 
-fn tenant_options(list: &[tenants::TenantView]) -> Vec<TenantOption> {
+fn tenant_options(list: &[Tenant]) -> Vec<TenantOption> {
     list.iter()
         .map(|t| TenantOption {
             id: t.id.to_string(),
@@ -67,22 +69,16 @@ async fn render_users(
     let tenant_list = all_tenants(state, viewer).await?;
     let names: BTreeMap<TenantId, String> =
         tenant_list.iter().map(|t| (t.id, t.name.clone())).collect();
-    let params = users::ListParams {
-        tenant: None,
-        limit: Some(LIST_LIMIT),
-        cursor: None,
-    };
-    let Json(list) = users::list(
-        State(state.clone()),
-        viewer.caller.clone(),
-        ApiQuery(params),
-    )
-    .await
-    .map_err(|e| viewer.fail(e))?;
+    let mut list = state
+        .hub()
+        .users(&viewer.caller, None)
+        .await
+        .map_err(|e| viewer.fail(e))?;
+    list.sort_by(|a, b| a.username.cmp(&b.username));
     let now = chrono::Utc::now();
     let rows = list
-        .items
         .into_iter()
+        .take(LIST_LIMIT)
         .map(|u| UserRow {
             tenant: u
                 .tenant
@@ -141,8 +137,10 @@ pub(super) async fn create_user(
         ("role", Value::String(form.role.trim().to_owned())),
         ("tenant", text(&form.tenant)),
     ]);
-    let result = match api_json::<users::CreateUser>(body).await {
-        Ok(body) => users::create(State(state.clone()), viewer.caller.clone(), ApiJson(body))
+    let result = match api_json::<CreateUser>(body).await {
+        Ok(body) => state
+            .hub()
+            .create_user(&viewer.caller, body)
             .await
             .map(|_| ()),
         Err(e) => Err(e),
@@ -217,19 +215,13 @@ async fn render_keys(
     let tenant_list = all_tenants(state, viewer).await?;
     let mut rows = Vec::new();
     for t in &tenant_list {
-        let params = api_keys::ListParams {
-            tenant: Some(t.id),
-            limit: Some(LIST_LIMIT),
-            cursor: None,
-        };
-        let Json(list) = api_keys::list(
-            State(state.clone()),
-            viewer.caller.clone(),
-            ApiQuery(params),
-        )
-        .await
-        .map_err(|e| viewer.fail(e))?;
-        rows.extend(list.items.into_iter().map(|k| {
+        let mut list = state
+            .hub()
+            .api_keys(&viewer.caller, Some(t.id))
+            .await
+            .map_err(|e| viewer.fail(e))?;
+        list.sort_by_key(|k| k.id.to_string());
+        rows.extend(list.into_iter().take(LIST_LIMIT).map(|k| {
             KeyRow {
                 id: k.id.to_string(),
                 tenant: t.name.clone(),
@@ -284,14 +276,12 @@ pub(super) async fn create_key(
         ("role", Value::String(form.role.trim().to_owned())),
         ("tenant", text(&form.tenant)),
     ]);
-    let result = match api_json::<api_keys::CreateApiKey>(body).await {
-        Ok(body) => {
-            api_keys::create(State(state.clone()), viewer.caller.clone(), ApiJson(body)).await
-        }
+    let result = match api_json::<CreateApiKey>(body).await {
+        Ok(body) => state.hub().create_api_key(&viewer.caller, body).await,
         Err(e) => Err(e),
     };
     match result {
-        Ok((_, Json(created))) => {
+        Ok(created) => {
             let tenant = all_tenants(&state, &viewer)
                 .await?
                 .into_iter()
@@ -303,7 +293,7 @@ pub(super) async fn create_key(
                 tenant,
                 prefix: created.key.prefix,
                 role: created.key.role.name(),
-                token: created.token,
+                token: created.token.expose().to_owned(),
             };
             Ok((StatusCode::CREATED, page).into_response())
         }
@@ -320,7 +310,11 @@ pub(super) async fn revoke_key(
     Path(id): Path<String>,
 ) -> Result<Response, PageError> {
     platform_admin(&viewer)?;
-    match api_keys::revoke(State(state.clone()), viewer.caller.clone(), Path(id)).await {
+    let revoked = match parse_id(&id, "API key") {
+        Ok(id) => state.hub().revoke_api_key(&viewer.caller, id).await,
+        Err(e) => Err(e),
+    };
+    match revoked {
         Ok(_) => Ok(back_to("/admin/keys")),
         Err(e) => {
             let r = refusal(&viewer, e)?;

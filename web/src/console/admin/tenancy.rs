@@ -1,5 +1,7 @@
 //! Admin pages: tenants and their quotas.
 
+use modelfleet_api::service::tenants::{CreateTenant, QuotaLimits};
+
 use super::*;
 
 // ----------------------------------------------------------------- tenants
@@ -42,21 +44,20 @@ async fn render_tenants(
 ) -> Result<Response, PageError> {
     let mut rows = Vec::new();
     for t in all_tenants(state, viewer).await? {
-        let Json(quota) = tenants::show_quota(
-            State(state.clone()),
-            viewer.caller.clone(),
-            Path(t.id.to_string()),
-        )
-        .await
-        .map_err(|e| viewer.fail(e))?;
+        let quota = state
+            .hub()
+            .quota(&viewer.caller, Some(t.id))
+            .await
+            .map_err(|e| viewer.fail(e))?
+            .quota;
         let show = |n: Option<u64>| n.map(|n| n.to_string()).unwrap_or_default();
         rows.push(TenantRow {
             id: t.id.to_string(),
             name: t.name,
             display_name: t.display_name,
             created_at: t.created_at.format("%Y-%m-%d %H:%M").to_string(),
-            total_devices: show(quota.limits.total_devices),
-            deployments: show(quota.limits.deployments),
+            total_devices: show(quota.total_devices),
+            deployments: show(quota.deployments),
         });
     }
     let (status, error, error_tenant) = match refused {
@@ -98,8 +99,10 @@ pub(super) async fn create_tenant(
             ]),
         ),
     ]);
-    let result = match api_json::<tenants::CreateTenant>(body).await {
-        Ok(body) => tenants::create(State(state.clone()), viewer.caller.clone(), ApiJson(body))
+    let result = match api_json::<CreateTenant>(body).await {
+        Ok(body) => state
+            .hub()
+            .create_tenant(&viewer.caller, body)
             .await
             .map(|_| ()),
         Err(e) => Err(e),
@@ -128,14 +131,14 @@ pub(super) async fn set_quota(
     Form(form): Form<QuotaForm>,
 ) -> Result<Response, PageError> {
     platform_admin(&viewer)?;
-    let Json(current) = tenants::show_quota(
-        State(state.clone()),
-        viewer.caller.clone(),
-        Path(id.clone()),
-    )
-    .await
-    .map_err(|e| viewer.fail(e))?;
-    let mut limits = serde_json::to_value(&current.limits).unwrap_or_else(|_| json!({}));
+    let tenant: TenantId = parse_id(&id, "tenant").map_err(|e| viewer.fail(e))?;
+    let current = state
+        .hub()
+        .quota(&viewer.caller, Some(tenant))
+        .await
+        .map_err(|e| viewer.fail(e))?;
+    let current = QuotaLimits::from(current.quota);
+    let mut limits = serde_json::to_value(&current).unwrap_or_else(|_| json!({}));
     if let Some(map) = limits.as_object_mut() {
         for (key, value) in [
             ("totalDevices", number(&form.total_devices)),
@@ -150,14 +153,11 @@ pub(super) async fn set_quota(
         map.retain(|_, v| !v.is_null());
     }
     let result = match api_json(limits).await {
-        Ok(body) => tenants::set_quota(
-            State(state.clone()),
-            viewer.caller.clone(),
-            Path(id.clone()),
-            ApiJson(body),
-        )
-        .await
-        .map(|_| ()),
+        Ok(body) => state
+            .hub()
+            .set_quota(&viewer.caller, tenant, body)
+            .await
+            .map(|_| ()),
         Err(e) => Err(e),
     };
     match result {

@@ -34,7 +34,7 @@ pub struct BudgetForm {
 #[template(path = "console/billing/budget.html")]
 struct BudgetPage {
     c: Chrome,
-    tenant: TenantView,
+    tenant: Tenant,
     tenant_field: String,
     billing_href: String,
     current: Option<BudgetBar>,
@@ -56,43 +56,33 @@ async fn render_budget(
     form: Option<(&BudgetForm, String)>,
 ) -> PageResult {
     let view = tenant_view(state, viewer, tenant).await?;
-    let current = match tenant_billing::show_budget(
-        State(state.clone()),
-        viewer.caller.clone(),
-        Path(tenant.to_string()),
-    )
-    .await
-    {
-        Ok(b) => Some(b.0),
+    let current = match state.hub().budget(&viewer.caller, tenant).await {
+        Ok(b) => Some(b),
         Err(e) if e.status() == StatusCode::NOT_FOUND => None,
         Err(e) => return Err(viewer.fail(e)),
     };
-    let alerts = tenant_billing::budget_alerts(
-        State(state.clone()),
-        viewer.caller.clone(),
-        Path(tenant.to_string()),
-    )
-    .await
-    .map_err(|e| viewer.fail(e))?
-    .0
-    .items
-    .into_iter()
-    .take(20)
-    .map(|a| {
-        let money = |micros: i64| match a.currency.parse::<Currency>() {
-            Ok(c) => Money::from_micros(micros, c).to_string(),
-            Err(_) => format!("{micros} µ{}", a.currency),
-        };
-        AlertRow {
-            period: a.period.clone(),
-            threshold: a.threshold,
-            spent: money(a.spent_micros),
-            budget: money(a.budget_micros),
-            raised_at: a.raised_at.format("%Y-%m-%d %H:%M UTC").to_string(),
-            delivery: a.delivery.clone(),
-        }
-    })
-    .collect();
+    let alerts = state
+        .hub()
+        .budget_alerts(&viewer.caller, tenant)
+        .await
+        .map_err(|e| viewer.fail(e))?
+        .into_iter()
+        .take(20)
+        .map(|a| {
+            let money = |micros: i64| match a.currency.parse::<Currency>() {
+                Ok(c) => Money::from_micros(micros, c).to_string(),
+                Err(_) => format!("{micros} µ{}", a.currency),
+            };
+            AlertRow {
+                period: a.period.clone(),
+                threshold: a.threshold,
+                spent: money(a.spent_micros),
+                budget: money(a.budget_micros),
+                raised_at: a.raised_at.format("%Y-%m-%d %H:%M UTC").to_string(),
+                delivery: a.delivery.clone(),
+            }
+        })
+        .collect();
     let tq = tenant_query(viewer, tenant);
     let (error, amount, currency, refuse_at_limit, webhook_url) = match form {
         Some((f, message)) => (
@@ -187,14 +177,7 @@ pub(super) async fn save_budget(
         webhook_url: optional(&form.webhook_url),
         webhook_secret: optional(&form.webhook_secret),
     };
-    match tenant_billing::set_budget(
-        State(state.clone()),
-        viewer.caller.clone(),
-        Path(tenant.to_string()),
-        ApiJson(body),
-    )
-    .await
-    {
+    match state.hub().set_budget(&viewer.caller, tenant, body).await {
         Ok(_) => Ok(budget_redirect(&viewer, tenant)),
         Err(e) if e.status() == StatusCode::UNPROCESSABLE_ENTITY => {
             refuse(e.detail().to_owned()).await
@@ -220,12 +203,10 @@ pub(super) async fn delete_budget(
             "platform staff act on a tenant they name: give its id",
         )));
     };
-    tenant_billing::delete_budget(
-        State(state.clone()),
-        viewer.caller.clone(),
-        Path(tenant.to_string()),
-    )
-    .await
-    .map_err(|e| viewer.fail(e))?;
+    state
+        .hub()
+        .delete_budget(&viewer.caller, tenant)
+        .await
+        .map_err(|e| viewer.fail(e))?;
     Ok(budget_redirect(&viewer, tenant))
 }

@@ -1,5 +1,9 @@
 //! One invoice with its lines, and its CSV and FOCUS downloads.
 
+use modelfleet_api::http::extract::parse_id;
+use modelfleet_api::ids::InvoiceId;
+use modelfleet_core::billing::InvoiceLine;
+
 use super::*;
 
 // ---------------------------------------------------------------- invoices
@@ -21,21 +25,19 @@ fn percent(basis_points: u32) -> String {
     format!("{}.{:02} %", basis_points / 100, basis_points % 100)
 }
 
-fn line_row(l: &InvoiceLineView) -> LineRow {
+fn line_row(l: &InvoiceLine) -> LineRow {
     let dash = || "—".to_owned();
+    let u = l.usage.as_ref();
     LineRow {
-        category: l.category.clone(),
-        deployment: l
-            .deployment_name
-            .clone()
-            .unwrap_or_else(|| l.description.clone()),
-        cloud: l.cloud.map_or_else(dash, |c| c.name().to_owned()),
-        region: l.region.clone().unwrap_or_else(dash),
-        accelerator: l.accelerator.clone().unwrap_or_else(dash),
-        capacity: l.capacity.clone().unwrap_or_else(dash),
-        device_hours: l.device_hours.clone().unwrap_or_else(dash),
-        unit_price: l.unit_price.map_or_else(dash, |p| p.to_string()),
-        discount: match l.discount_basis_points {
+        category: l.category.name().to_owned(),
+        deployment: u.map_or_else(|| l.description.clone(), |u| u.deployment_name.clone()),
+        cloud: u.map_or_else(dash, |u| u.cloud.name().to_owned()),
+        region: u.map_or_else(dash, |u| u.region.clone()),
+        accelerator: u.map_or_else(dash, |u| u.accelerator.clone()),
+        capacity: u.map_or_else(dash, |u| u.capacity.name().to_owned()),
+        device_hours: u.map_or_else(dash, |u| u.device_hours()),
+        unit_price: u.map_or_else(dash, |u| u.unit_price.to_string()),
+        discount: match u.map(|u| u.discount_basis_points) {
             Some(bp) if bp > 0 => format!("{} ({})", l.discount_amount, percent(bp)),
             _ => l.discount_amount.to_string(),
         },
@@ -48,7 +50,7 @@ fn line_row(l: &InvoiceLineView) -> LineRow {
 struct InvoicePage {
     c: Chrome,
     id: String,
-    tenant: TenantView,
+    tenant: Tenant,
     period: String,
     issued: bool,
     currency: String,
@@ -66,48 +68,43 @@ pub(super) async fn invoice_page(
     viewer: Viewer,
     Path(id): Path<String>,
 ) -> PageResult {
-    let invoice: InvoiceView = billing_api::show_invoice(
-        State(state.clone()),
-        viewer.caller.clone(),
-        Path(id.clone()),
-    )
-    .await
-    .map_err(|e| viewer.fail(e))?
-    .0;
-    let s = &invoice.summary;
-    let tenant = tenant_view(&state, &viewer, s.tenant_id).await?;
-    let tq = tenant_query(&viewer, s.tenant_id);
+    let id: InvoiceId = parse_id(&id, "invoice").map_err(|e| viewer.fail(e))?;
+    let found = state
+        .hub()
+        .invoice(&viewer.caller, id)
+        .await
+        .map_err(|e| viewer.fail(e))?;
+    let invoice = &found.invoice;
+    let tenant = tenant_view(&state, &viewer, found.tenant).await?;
+    let tq = tenant_query(&viewer, found.tenant);
     Ok(InvoicePage {
         c: viewer.chrome("billing", TEXT),
-        id: s.id.to_string(),
-        back_href: with_query("/billing", &[&tq, &format!("month={}", s.period)]),
+        id: found.id.to_string(),
+        back_href: with_query("/billing", &[&tq, &format!("month={}", invoice.period)]),
         tenant,
-        period: s.period.clone(),
-        issued: s.status == "final",
-        currency: s.currency.clone(),
-        list_total: s.list_total.to_string(),
-        discount_total: s.discount_total.to_string(),
-        total: s.total.to_string(),
-        finalized_at: s
+        period: invoice.period.to_string(),
+        issued: found.finalized_at.is_some(),
+        currency: invoice.currency.to_string(),
+        list_total: invoice.list_total.to_string(),
+        discount_total: invoice.discount_total.to_string(),
+        total: invoice.total.to_string(),
+        finalized_at: found
             .finalized_at
             .map(|t| t.format("%Y-%m-%d %H:%M UTC").to_string()),
-        rounding: invoice.rounding,
+        rounding: ROUNDING,
         lines: invoice.lines.iter().map(line_row).collect(),
     }
     .into_response())
 }
 
-async fn export(state: AppState, viewer: Viewer, id: String, format: &str) -> PageResult {
-    billing_api::export_invoice(
-        State(state),
-        viewer.caller.clone(),
-        Path(id),
-        ApiQuery(ExportParams {
-            format: Some(format.to_owned()),
-        }),
-    )
-    .await
-    .map_err(|e| viewer.fail(e))
+async fn export(state: AppState, viewer: Viewer, id: String, format: InvoiceFormat) -> PageResult {
+    let id: InvoiceId = parse_id(&id, "invoice").map_err(|e| viewer.fail(e))?;
+    state
+        .hub()
+        .invoice_csv(&viewer.caller, id, format)
+        .await
+        .map(IntoResponse::into_response)
+        .map_err(|e| viewer.fail(e))
 }
 
 pub(super) async fn invoice_csv(
@@ -115,7 +112,7 @@ pub(super) async fn invoice_csv(
     viewer: Viewer,
     Path(id): Path<String>,
 ) -> PageResult {
-    export(state, viewer, id, "csv").await
+    export(state, viewer, id, InvoiceFormat::Csv).await
 }
 
 pub(super) async fn focus_csv(
@@ -123,5 +120,5 @@ pub(super) async fn focus_csv(
     viewer: Viewer,
     Path(id): Path<String>,
 ) -> PageResult {
-    export(state, viewer, id, "focus").await
+    export(state, viewer, id, InvoiceFormat::Focus).await
 }

@@ -2,10 +2,10 @@
 //! has used, the month's cost as charts and exact tables, invoices with
 //! their lines and downloads, and the monthly budget.
 //!
-//! Every number comes from the API's own handlers, called in-process with
-//! the viewer's caller (`quota::show`, `billing::usage`, `list_invoices`,
-//! `show_invoice`, `export_invoice`, `tenant_billing::*_budget`), so a page
-//! shows exactly what the REST API answers and refuses what it refuses.
+//! Every number comes from the hub's service layer, called with the
+//! viewer's caller (`Hub::quota`, `usage`, `invoices`, `invoice`,
+//! `invoice_csv`, `budget`…), the operations the REST API calls too, so a
+//! page shows exactly what the API answers and refuses what it refuses.
 //! Amounts stay [`Money`]; `f64` is used for chart geometry only.
 //!
 //! Every page takes `?tenant=<id>`: platform staff name the tenant they
@@ -23,19 +23,13 @@ use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use chrono::{DateTime, Utc};
 use modelfleet_api::AppState;
+use modelfleet_api::billing::TenantInvoice;
 use modelfleet_api::billing::{BudgetStatus, UsageGroup, UsageReport};
-use modelfleet_api::http::ApiError;
-use modelfleet_api::http::extract::{ApiJson, ApiQuery};
-use modelfleet_api::http::page::PageParams;
-use modelfleet_api::http::v1::billing::{
-    self as billing_api, ExportParams, InvoiceLineView, InvoiceParams, InvoiceSummary, InvoiceView,
-    UsageExportParams, UsageParams,
-};
-use modelfleet_api::http::v1::quota::{self, QuotaParams};
-use modelfleet_api::http::v1::tenant_billing::{self, SetBudget};
-use modelfleet_api::http::v1::tenants::{self, TenantView};
 use modelfleet_api::identity::Permission;
 use modelfleet_api::ids::TenantId;
+use modelfleet_api::service::Error as ApiError;
+use modelfleet_api::service::billing::{InvoiceFormat, ROUNDING, SetBudget, UsageParams};
+use modelfleet_api::store::Tenant;
 use modelfleet_core::billing::{BillingPeriod, UnixSeconds};
 use modelfleet_core::fleet::Cloud;
 use modelfleet_core::money::{Currency, Money};
@@ -133,15 +127,12 @@ async fn tenant_view(
     state: &AppState,
     viewer: &Viewer,
     tenant: TenantId,
-) -> Result<TenantView, PageError> {
-    tenants::show(
-        State(state.clone()),
-        viewer.caller.clone(),
-        Path(tenant.to_string()),
-    )
-    .await
-    .map(|j| j.0)
-    .map_err(|e| viewer.fail(e))
+) -> Result<Tenant, PageError> {
+    state
+        .hub()
+        .tenant(&viewer.caller, tenant)
+        .await
+        .map_err(|e| viewer.fail(e))
 }
 
 #[derive(Template, WebTemplate)]
@@ -159,18 +150,11 @@ async fn pick_tenant(
     nav: &'static str,
     path: &str,
 ) -> PageResult {
-    let params = PageParams {
-        limit: Some(500),
-        cursor: None,
-    };
-    let list = tenants::list(
-        State(state.clone()),
-        viewer.caller.clone(),
-        ApiQuery(params),
-    )
-    .await
-    .map_err(|e| viewer.fail(e))?
-    .0;
+    let list = state
+        .hub()
+        .tenants(&viewer.caller)
+        .await
+        .map_err(|e| viewer.fail(e))?;
     let title = if nav == "quotas" {
         viewer.lang.t(TEXT, "quotas.title")
     } else {
@@ -180,7 +164,6 @@ async fn pick_tenant(
         c: viewer.chrome(nav, TEXT),
         title,
         tenants: list
-            .items
             .into_iter()
             .map(|t| (format!("{path}?tenant={}", t.id), t.display_name))
             .collect(),

@@ -1,5 +1,8 @@
 //! The quotas page: use against each limit.
 
+use modelfleet_api::service::tenants::spend_of;
+use modelfleet_core::quota::{Amount, Limit};
+
 use super::*;
 
 // ---------------------------------------------------------------- quotas
@@ -14,31 +17,26 @@ struct QuotaRow {
     meter: Option<Meter>,
 }
 
-fn quota_meter(used: &str, allowed: &str) -> Option<Meter> {
-    if let (Ok(u), Ok(a)) = (used.parse::<u64>(), allowed.parse::<u64>()) {
-        return meter(i128::from(u), i128::from(a));
+fn quota_meter(used: &Amount, allowed: &Amount) -> Option<Meter> {
+    match (used, allowed) {
+        (Amount::Count(u), Amount::Count(a)) => meter(i128::from(*u), i128::from(*a)),
+        (Amount::Money(u), Amount::Money(a)) if u.currency() == a.currency() => {
+            meter(i128::from(u.micros()), i128::from(a.micros()))
+        }
+        _ => None,
     }
-    if let (Ok(u), Ok(a)) = (used.parse::<Money>(), allowed.parse::<Money>())
-        && u.currency() == a.currency()
-    {
-        return meter(i128::from(u.micros()), i128::from(a.micros()));
-    }
-    None
 }
 
-fn limit_name(lang: Lang, limit: &str) -> String {
+fn limit_name(lang: Lang, limit: &Limit) -> String {
     match limit {
-        "total devices" => lang.t(TEXT, "quotas.total_devices").to_owned(),
-        "concurrent deployments" => lang.t(TEXT, "quotas.deployments").to_owned(),
-        "model size" => lang.t(TEXT, "quotas.model_size").to_owned(),
-        other => {
-            if let Some(currency) = other.strip_prefix("hourly spend in ") {
-                format!("{} ({currency})", lang.t(TEXT, "quotas.spend_per_hour"))
-            } else if let Some(accelerator) = other.strip_suffix(" devices") {
-                format!("{} · {accelerator}", lang.t(TEXT, "quotas.devices_of"))
-            } else {
-                other.to_owned()
-            }
+        Limit::TotalDevices => lang.t(TEXT, "quotas.total_devices").to_owned(),
+        Limit::Deployments => lang.t(TEXT, "quotas.deployments").to_owned(),
+        Limit::ModelSize => lang.t(TEXT, "quotas.model_size").to_owned(),
+        Limit::SpendPerHour(currency) => {
+            format!("{} ({currency})", lang.t(TEXT, "quotas.spend_per_hour"))
+        }
+        Limit::AcceleratorDevices(accelerator) => {
+            format!("{} · {accelerator}", lang.t(TEXT, "quotas.devices_of"))
         }
     }
 }
@@ -47,7 +45,7 @@ fn limit_name(lang: Lang, limit: &str) -> String {
 #[template(path = "console/billing/quotas.html")]
 struct QuotasPage {
     c: Chrome,
-    tenant: TenantView,
+    tenant: Tenant,
     rows: Vec<QuotaRow>,
 }
 
@@ -60,36 +58,24 @@ pub(super) async fn quotas_page(
         return pick_tenant(&state, &viewer, "quotas", "/quotas").await;
     };
     let view = tenant_view(&state, &viewer, tenant).await?;
-    let status = quota::show(
-        State(state.clone()),
-        viewer.caller.clone(),
-        ApiQuery(QuotaParams {
-            tenant: Some(tenant),
-        }),
-    )
-    .await
-    .map_err(|e| viewer.fail(e))?
-    .0;
+    let status = state
+        .hub()
+        .quota(&viewer.caller, Some(tenant))
+        .await
+        .map_err(|e| viewer.fail(e))?;
     let lang = viewer.lang;
     let mut rows: Vec<QuotaRow> = status
-        .usage
+        .limits_in_use()
         .iter()
         .map(|u| QuotaRow {
             name: limit_name(lang, &u.limit),
-            used: u.in_use.clone(),
-            limit: Some(u.allowed.clone()),
+            used: u.in_use.to_string(),
+            limit: Some(u.allowed.to_string()),
             meter: quota_meter(&u.in_use, &u.allowed),
         })
         .collect();
-    // Kinds without a limit still show what is used: the API's quota view
-    // lists set limits only, so the rest comes from the store's read of
-    // what the tenant's live deployments hold.
-    let limits = &status.limits;
-    let usage = state
-        .store()
-        .usage(viewer.caller.scope(), tenant)
-        .await
-        .map_err(|e| viewer.fail(e.into()))?;
+    // Kinds without a limit still show what is used.
+    let (limits, usage) = (&status.quota, &status.usage);
     for (accelerator, &devices) in &usage.devices_per_accelerator {
         if !limits.devices_per_accelerator.contains_key(accelerator) {
             rows.push(QuotaRow {
@@ -127,8 +113,8 @@ pub(super) async fn quotas_page(
     if limits.spend_per_hour.is_empty() {
         let spend: Vec<String> = usage
             .spend_micros_per_hour
-            .iter()
-            .map(|(&c, &m)| Money::from_micros(i64::try_from(m).unwrap_or(i64::MAX), c).to_string())
+            .keys()
+            .map(|&c| spend_of(usage, c).to_string())
             .collect();
         rows.push(QuotaRow {
             name: lang.t(TEXT, "quotas.spend_per_hour").to_owned(),

@@ -43,7 +43,7 @@ struct InvoiceRow {
 #[template(path = "console/billing/usage.html")]
 struct BillingPage {
     c: Chrome,
-    tenant: TenantView,
+    tenant: Tenant,
     /// The tenant's id for the month form, for platform staff.
     tenant_field: String,
     month: String,
@@ -86,14 +86,11 @@ impl Report {
             group_by: Some(group_by.to_owned()),
             tenant: Some(self.tenant),
         };
-        billing_api::usage(
-            State(self.state.clone()),
-            self.viewer.caller.clone(),
-            ApiQuery(params),
-        )
-        .await
-        .map(|j| j.0)
-        .map_err(|e| self.viewer.fail(e))
+        self.state
+            .hub()
+            .usage(&self.viewer.caller, params)
+            .await
+            .map_err(|e| self.viewer.fail(e))
     }
 
     /// Cost per day of each group of `by` (cloud or accelerator), stacked.
@@ -215,39 +212,26 @@ pub(super) async fn billing_page(
         }
     }
 
-    let budget = match tenant_billing::show_budget(
-        State(state.clone()),
-        viewer.caller.clone(),
-        Path(tenant.to_string()),
-    )
-    .await
-    {
-        Ok(b) => Some(budget_bar(&b.0)),
+    let budget = match state.hub().budget(&viewer.caller, tenant).await {
+        Ok(b) => Some(budget_bar(&b)),
         Err(e) if e.status() == StatusCode::NOT_FOUND => None,
         Err(e) => return Err(viewer.fail(e)),
     };
 
-    let invoices = billing_api::list_invoices(
-        State(state.clone()),
-        viewer.caller.clone(),
-        ApiQuery(InvoiceParams {
-            period: Some(month.clone()),
-            tenant: Some(tenant),
-        }),
-    )
-    .await
-    .map_err(|e| viewer.fail(e))?
-    .0
-    .items
-    .iter()
-    .map(|i: &InvoiceSummary| InvoiceRow {
-        href: format!("/billing/invoices/{}", i.id),
-        period: i.period.clone(),
-        currency: i.currency.clone(),
-        issued: i.status == "final",
-        total: i.total.to_string(),
-    })
-    .collect();
+    let invoices = state
+        .hub()
+        .invoices(&viewer.caller, Some(tenant), Some(&month))
+        .await
+        .map_err(|e| viewer.fail(e))?
+        .iter()
+        .map(|i: &TenantInvoice| InvoiceRow {
+            href: format!("/billing/invoices/{}", i.id),
+            period: i.invoice.period.to_string(),
+            currency: i.invoice.currency.to_string(),
+            issued: i.finalized_at.is_some(),
+            total: i.invoice.total.to_string(),
+        })
+        .collect();
 
     Ok(BillingPage {
         c: viewer.chrome("billing", TEXT),
@@ -281,14 +265,10 @@ pub(super) async fn usage_csv(
 ) -> PageResult {
     let tenant = tenant_of(&viewer, query.tenant.as_deref())?;
     let period = parse_month(&viewer, query.month.as_deref())?;
-    billing_api::usage_export(
-        State(state),
-        viewer.caller.clone(),
-        ApiQuery(UsageExportParams {
-            period: Some(period.to_string()),
-            tenant,
-        }),
-    )
-    .await
-    .map_err(|e| viewer.fail(e))
+    state
+        .hub()
+        .usage_csv(&viewer.caller, tenant, Some(&period.to_string()))
+        .await
+        .map(IntoResponse::into_response)
+        .map_err(|e| viewer.fail(e))
 }

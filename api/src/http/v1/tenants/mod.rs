@@ -1,31 +1,43 @@
 //! `/api/v1/tenants`: the organisations on the platform. Platform admins
 //! create them and set their quotas; a tenant's own callers see only
-//! their tenant.
+//! their tenant. A tenant's billing settings are beside this module:
+//! `budget`, `discounts`, `adjustments`.
+
+pub mod adjustments;
+pub mod budget;
+pub mod discounts;
 
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use chrono::{DateTime, Utc};
-use modelfleet_core::quota::Quota;
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::quota::{QuotaLimits, QuotaStatus, status};
 use crate::http::error::Problem;
 use crate::http::extract::{ApiJson, ApiQuery, parse_id};
 use crate::http::page::{PageParams, paginate};
+use crate::http::v1::quota::{QuotaLimits, QuotaStatus};
 use crate::http::{ApiError, AppState, Caller};
-use crate::identity::Permission;
 use crate::ids::TenantId;
-use crate::store::{NewTenant, Tenant};
+pub use crate::service::tenants::CreateTenant;
+use crate::store::Tenant;
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(list, create))
         .routes(routes!(show))
         .routes(routes!(show_quota, set_quota))
+        .merge(budget::router())
+        .merge(discounts::router())
+        .merge(adjustments::router())
+}
+
+/// The tenant a path names.
+fn tenant_id(id: &str) -> Result<TenantId, ApiError> {
+    parse_id(id, "tenant")
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -57,18 +69,6 @@ pub struct TenantList {
     pub next_cursor: Option<String>,
 }
 
-#[derive(Debug, Deserialize, ToSchema)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct CreateTenant {
-    /// At most 40 lower-case letters, digits and '-'.
-    pub name: String,
-    /// Defaults to the name.
-    #[serde(default)]
-    pub display_name: String,
-    /// Defaults to nothing at all: no deployments until limits are set.
-    pub quota: Option<QuotaLimits>,
-}
-
 /// The tenants the caller can see.
 #[utoipa::path(get, path = "/tenants", tag = "tenants", security(("bearer" = [])),
     params(PageParams),
@@ -81,8 +81,7 @@ pub async fn list(
     caller: Caller,
     ApiQuery(page): ApiQuery<PageParams>,
 ) -> Result<Json<TenantList>, ApiError> {
-    caller.require(Permission::Read)?;
-    let tenants = state.store().tenants(caller.scope()).await?;
+    let tenants = state.hub().tenants(&caller).await?;
     let (tenants, next_cursor) = paginate(tenants, |t| t.name.clone(), &page)?;
     Ok(Json(TenantList {
         items: tenants.into_iter().map(TenantView::from).collect(),
@@ -104,29 +103,7 @@ pub async fn create(
     caller: Caller,
     ApiJson(body): ApiJson<CreateTenant>,
 ) -> Result<(StatusCode, Json<TenantView>), ApiError> {
-    let CreateTenant {
-        name,
-        display_name,
-        quota,
-    } = body;
-    caller.require(Permission::ManagePlatform)?;
-    let quota = match quota {
-        Some(q) => q.into_quota()?,
-        None => Quota::nothing(),
-    };
-    let mut tx = state.store().begin(&caller.actor).await?;
-    let tenant = tx
-        .create_tenant(NewTenant {
-            display_name: if display_name.trim().is_empty() {
-                name.clone()
-            } else {
-                display_name
-            },
-            name,
-            quota,
-        })
-        .await?;
-    tx.commit_with(StatusCode::CREATED).await?;
+    let tenant = state.hub().create_tenant(&caller, body).await?;
     Ok((StatusCode::CREATED, Json(tenant.into())))
 }
 
@@ -143,8 +120,7 @@ pub async fn show(
     Path(id): Path<String>,
 ) -> Result<Json<TenantView>, ApiError> {
     let id: TenantId = parse_id(&id, "tenant")?;
-    caller.require(Permission::Read)?;
-    Ok(Json(state.store().tenant(caller.scope(), id).await?.into()))
+    Ok(Json(state.hub().tenant(&caller, id).await?.into()))
 }
 
 /// A tenant's limits and what is in use.
@@ -160,8 +136,7 @@ pub async fn show_quota(
     Path(id): Path<String>,
 ) -> Result<Json<QuotaStatus>, ApiError> {
     let id: TenantId = parse_id(&id, "tenant")?;
-    caller.require(Permission::Read)?;
-    Ok(Json(status(&state, caller.scope(), id).await?))
+    Ok(Json(state.hub().quota(&caller, Some(id)).await?.into()))
 }
 
 /// Replaces a tenant's limits (platform admins). Lowering a limit below
@@ -182,13 +157,5 @@ pub async fn set_quota(
     ApiJson(body): ApiJson<QuotaLimits>,
 ) -> Result<Json<QuotaStatus>, ApiError> {
     let id: TenantId = parse_id(&id, "tenant")?;
-    // Another tenant's id is "not found" even to its admins' peers; a
-    // tenant's own callers learn their role does not allow this.
-    state.store().tenant(caller.scope(), id).await?;
-    caller.require(Permission::ManagePlatform)?;
-    let quota = body.into_quota()?;
-    let mut tx = state.store().begin(&caller.actor).await?;
-    tx.set_quota(id, &quota).await?;
-    tx.commit_with(StatusCode::OK).await?;
-    Ok(Json(status(&state, caller.scope(), id).await?))
+    Ok(Json(state.hub().set_quota(&caller, id, body).await?.into()))
 }
