@@ -1,11 +1,13 @@
 //! The OpenAPI document tells the whole truth: every status the shared
 //! machinery can answer is declared on every operation it can answer it
-//! for, as a problem document; and every `$ref` resolves.
+//! for, as a problem document; every `$ref` resolves; and no two schemas
+//! share a name (merging keeps one silently, so an operation would describe
+//! a shape it does not send).
 //!
 //! Each check returns what it finds wrong, and is tried on a document made
 //! wrong on purpose too, so a check that can no longer fail shows up.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use serde_json::{Value, json};
 
@@ -160,6 +162,43 @@ fn dangling_refs(doc: &Value) -> Vec<String> {
     wrong
 }
 
+/// No two modules mean different schemas by one name: each module's own
+/// schemas are exactly the document's of that name.
+fn schema_name_clashes(doc: &Value, parts: &[(&str, Value)]) -> Vec<String> {
+    let mut wrong = Vec::new();
+    let components = &doc["components"]["schemas"];
+    let mut seen: BTreeMap<&str, (&str, &Value)> = BTreeMap::new();
+    for (module, part) in parts {
+        for (name, schema) in part["components"]["schemas"]
+            .as_object()
+            .into_iter()
+            .flatten()
+        {
+            if let Some((first, earlier)) = seen.get(name.as_str())
+                && *earlier != schema
+            {
+                wrong.push(format!(
+                    "schema {name}: {first} and {module} describe different types by this name"
+                ));
+            }
+            seen.entry(name).or_insert((module, schema));
+            if components[name] != *schema {
+                wrong.push(format!(
+                    "schema {name}: the document's is not the one {module} uses"
+                ));
+            }
+        }
+    }
+    wrong
+}
+
+fn parts() -> Vec<(&'static str, Value)> {
+    modelfleet_api::openapi_parts()
+        .into_iter()
+        .map(|(module, part)| (module, serde_json::to_value(part).unwrap()))
+        .collect()
+}
+
 fn assert_none(what: &str, wrong: Vec<String>) {
     assert!(wrong.is_empty(), "{what}:\n  {}", wrong.join("\n  "));
 }
@@ -172,6 +211,14 @@ fn every_operation_declares_what_the_shared_machinery_answers() {
 #[test]
 fn every_ref_resolves() {
     assert_none("dangling $refs", dangling_refs(&document()));
+}
+
+#[test]
+fn no_two_schemas_share_a_name() {
+    let doc = document();
+    let parts = parts();
+    assert!(parts.len() > 5, "every resource module is compared");
+    assert_none("schema name clashes", schema_name_clashes(&doc, &parts));
 }
 
 #[test]
@@ -236,6 +283,23 @@ fn each_check_finds_what_it_is_for() {
         [
             "/paths//things/post/requestBody/content/application/json/schema: \
           $ref #/components/schemas/Missing does not resolve"
+        ]
+    );
+    let parts = [
+        (
+            "a",
+            json!({"components": {"schemas": {"Thing": {"type": "object"}}}}),
+        ),
+        (
+            "b",
+            json!({"components": {"schemas": {"Thing": {"type": "string"}}}}),
+        ),
+    ];
+    assert_eq!(
+        schema_name_clashes(&broken, &parts),
+        [
+            "schema Thing: a and b describe different types by this name",
+            "schema Thing: the document's is not the one b uses",
         ]
     );
 }

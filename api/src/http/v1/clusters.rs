@@ -59,6 +59,7 @@ pub struct PoolView {
 
 #[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
+#[schema(as = PoolPriceView)]
 pub struct PriceView {
     pub pool: String,
     #[schema(value_type = crate::http::schema::MoneySchema)]
