@@ -1,8 +1,8 @@
 //! The OpenAPI document tells the whole truth: every status the shared
 //! machinery can answer is declared on every operation it can answer it
-//! for, as a problem document; every `$ref` resolves; and no two schemas
-//! share a name (merging keeps one silently, so an operation would describe
-//! a shape it does not send).
+//! for, as a problem document; operationIds are unique; every `$ref`
+//! resolves; and no two schemas share a name (merging keeps one silently,
+//! so an operation would describe a shape it does not send).
 //!
 //! Each check returns what it finds wrong, and is tried on a document made
 //! wrong on purpose too, so a check that can no longer fail shows up.
@@ -132,6 +132,34 @@ fn undeclared_statuses(doc: &Value) -> Vec<String> {
     wrong
 }
 
+/// Every operation has an operationId in `verb_resource` form, and no two
+/// share one.
+fn operation_id_clashes(doc: &Value) -> Vec<String> {
+    let mut by_id: BTreeMap<&str, Vec<String>> = BTreeMap::new();
+    let mut wrong = Vec::new();
+    for (op, operation) in operations(doc) {
+        match operation["operationId"].as_str() {
+            Some(id) if !id.is_empty() => {
+                // What a client generator makes a method of: verb_resource.
+                let snake = id
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_');
+                if !snake || !id.contains('_') {
+                    wrong.push(format!("{op}: operationId {id} is not verb_resource"));
+                }
+                by_id.entry(id).or_default().push(op);
+            }
+            _ => wrong.push(format!("{op}: no operationId")),
+        }
+    }
+    for (id, ops) in by_id {
+        if ops.len() > 1 {
+            wrong.push(format!("operationId {id} is used by {}", ops.join(", ")));
+        }
+    }
+    wrong
+}
+
 /// Every `$ref` anywhere in the document points at something in it.
 fn dangling_refs(doc: &Value) -> Vec<String> {
     fn walk(doc: &Value, value: &Value, at: &str, wrong: &mut Vec<String>) {
@@ -209,6 +237,11 @@ fn every_operation_declares_what_the_shared_machinery_answers() {
 }
 
 #[test]
+fn operation_ids_are_unique() {
+    assert_none("operationId clashes", operation_id_clashes(&document()));
+}
+
+#[test]
 fn every_ref_resolves() {
     assert_none("dangling $refs", dangling_refs(&document()));
 }
@@ -278,6 +311,17 @@ fn each_check_finds_what_it_is_for() {
             "missed {expected:?} in {undeclared:#?}"
         );
     }
+    let mut clashes = operation_id_clashes(&broken);
+    clashes.sort();
+    assert_eq!(
+        clashes,
+        [
+            "GET /others: operationId others is not verb_resource",
+            "GET /things/{id}: operationId create is not verb_resource",
+            "POST /things: operationId create is not verb_resource",
+            "operationId create is used by POST /things, GET /things/{id}",
+        ]
+    );
     assert_eq!(
         dangling_refs(&broken),
         [

@@ -87,7 +87,7 @@ pub struct ListParams {
 }
 
 /// A tenant's keys, revoked ones included.
-#[utoipa::path(get, path = "/api-keys", tag = "api-keys", security(("bearer" = [])),
+#[utoipa::path(get, path = "/api-keys", operation_id = "list_api_keys", tag = "api-keys", security(("bearer" = [])),
     params(ListParams),
     responses(
         (status = 200, body = ApiKeyList),
@@ -111,7 +111,7 @@ pub async fn list(
 }
 
 /// Creates a key; the response holds its token, shown this once.
-#[utoipa::path(post, path = "/api-keys", tag = "api-keys", security(("bearer" = [])),
+#[utoipa::path(post, path = "/api-keys", operation_id = "create_api_key", tag = "api-keys", security(("bearer" = [])),
     request_body = CreateApiKey,
     responses(
         (status = 201, body = CreatedApiKeyView),
@@ -135,7 +135,7 @@ pub async fn create(
 }
 
 /// One key.
-#[utoipa::path(get, path = "/api-keys/{id}", tag = "api-keys", security(("bearer" = [])),
+#[utoipa::path(get, path = "/api-keys/{id}", operation_id = "show_api_key", tag = "api-keys", security(("bearer" = [])),
     params(("id" = uuid::Uuid, Path, description = "The key's id")),
     responses(
         (status = 200, body = ApiKeyView),
@@ -151,7 +151,7 @@ pub async fn show(
 }
 
 /// Revokes a key: it stops working at once. Revoking twice is harmless.
-#[utoipa::path(delete, path = "/api-keys/{id}", tag = "api-keys", security(("bearer" = [])),
+#[utoipa::path(delete, path = "/api-keys/{id}", operation_id = "revoke_api_key", tag = "api-keys", security(("bearer" = [])),
     params(("id" = uuid::Uuid, Path, description = "The key's id")),
     responses(
         (status = 200, body = ApiKeyView),

@@ -68,7 +68,7 @@ pub struct QuotaParams {
 }
 
 /// The caller's tenant's limits and what is in use against each.
-#[utoipa::path(get, path = "/quota", tag = "quota", security(("bearer" = [])),
+#[utoipa::path(get, path = "/quota", operation_id = "show_quota", tag = "quota", security(("bearer" = [])),
     params(QuotaParams),
     responses(
         (status = 200, body = QuotaStatus),
