@@ -92,6 +92,7 @@ pub struct ListParams {
     responses(
         (status = 200, body = ApiKeyList),
         (status = 403, body = Problem, content_type = "application/problem+json"),
+        (status = 422, body = Problem, content_type = "application/problem+json"),
     ))]
 pub async fn list(
     State(state): State<AppState>,
@@ -139,6 +140,7 @@ pub async fn create(
     params(("id" = uuid::Uuid, Path, description = "The key's id")),
     responses(
         (status = 200, body = ApiKeyView),
+        (status = 403, body = Problem, content_type = "application/problem+json"),
         (status = 404, body = Problem, content_type = "application/problem+json"),
     ))]
 pub async fn show(
@@ -155,6 +157,7 @@ pub async fn show(
     params(("id" = uuid::Uuid, Path, description = "The key's id")),
     responses(
         (status = 200, body = ApiKeyView),
+        (status = 403, body = Problem, content_type = "application/problem+json"),
         (status = 404, body = Problem, content_type = "application/problem+json"),
     ))]
 pub async fn revoke(

@@ -50,6 +50,7 @@ pub struct AuditList {
         (status = 200, body = AuditList),
         (status = 400, body = Problem, content_type = "application/problem+json"),
         (status = 403, body = Problem, content_type = "application/problem+json"),
+        (status = 422, body = Problem, content_type = "application/problem+json"),
     ))]
 pub async fn search(
     State(state): State<AppState>,

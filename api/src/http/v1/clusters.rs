@@ -251,6 +251,7 @@ pub async fn set_price(
         (status = 204),
         (status = 403, body = Problem, content_type = "application/problem+json"),
         (status = 404, body = Problem, content_type = "application/problem+json"),
+        (status = 422, body = Problem, content_type = "application/problem+json"),
     ))]
 pub async fn remove_price(
     State(state): State<AppState>,

@@ -73,6 +73,7 @@ pub struct QuotaParams {
     responses(
         (status = 200, body = QuotaStatus),
         (status = 401, body = Problem, content_type = "application/problem+json"),
+        (status = 422, body = Problem, content_type = "application/problem+json"),
     ))]
 pub async fn show(
     State(state): State<AppState>,

@@ -130,6 +130,7 @@ pub async fn create(
     params(("id" = uuid::Uuid, Path, description = "The user's id")),
     responses(
         (status = 200, body = UserView),
+        (status = 403, body = Problem, content_type = "application/problem+json"),
         (status = 404, body = Problem, content_type = "application/problem+json"),
     ))]
 pub async fn show(
