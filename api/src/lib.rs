@@ -26,7 +26,9 @@ pub mod sync;
 
 pub use clusters::ClusterRegistry;
 pub use config::{ApiSettings, SecondFactorRoles};
-pub use http::{AUDIT_ID_HEADER, AppState, ReportRenderer, openapi, router, router_with_console};
+pub use http::{
+    AUDIT_ID_HEADER, AppState, ReportRenderer, openapi, openapi_parts, router, router_with_console,
+};
 pub use identity::{Actor, Origin, Principal, Role, Scope};
 pub use secret::{Keyring, Sealed, Secret, SecretKey};
 pub use service::Hub;

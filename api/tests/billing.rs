@@ -320,6 +320,74 @@ async fn bad_billing_input_is_refused_and_changes_nothing(db: TestDb) {
     );
 }
 
+/// Two prices for one key within one second: prices are kept to the
+/// second, so the second is a conflict (409) and changes nothing, and the
+/// catalog billing rates with stays whole. (Sub-seconds were kept once, so
+/// both rows were stored, the catalog could no longer be built and every
+/// usage, invoice and budget call answered 500.)
+async fn a_price_set_twice_in_one_second_is_a_conflict(db: TestDb) {
+    let hub = Hub::start(db).await;
+    let (_, key) = hub.tenant("acme", roomy()).await;
+    let price = |effective_from: Option<String>| {
+        let mut body = json!({"cloud": "aws", "region": "us-east-1", "accelerator": "l40s",
+            "pricePerDeviceHour": "3.00 USD"});
+        if let Some(at) = effective_from {
+            body["effectiveFrom"] = json!(at);
+        }
+        body
+    };
+    let hour = chrono::Utc::now().timestamp() + 3600;
+    let later = chrono::DateTime::from_timestamp(hour, 0).unwrap();
+    let at = |millis: u32| {
+        (later + chrono::TimeDelta::milliseconds(i64::from(millis)))
+            .to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+    };
+    let first = hub
+        .post("/api/v1/prices", &hub.admin, price(Some(at(250))))
+        .await;
+    assert_eq!(first.status, StatusCode::CREATED, "{:#}", first.body);
+    let detail = hub
+        .post("/api/v1/prices", &hub.admin, price(Some(at(750))))
+        .await
+        .problem(409);
+    assert!(detail.contains("price"), "{detail}");
+    assert_eq!(
+        first.body["effectiveFrom"],
+        later.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true),
+        "kept to the second"
+    );
+
+    // Twice "now", back to back: the same second, unless the clock ticked
+    // over between the two; then once more.
+    let mut refused = false;
+    for _ in 0..5 {
+        let first = hub.post("/api/v1/prices", &hub.admin, price(None)).await;
+        assert_eq!(first.status, StatusCode::CREATED, "{:#}", first.body);
+        let again = hub.post("/api/v1/prices", &hub.admin, price(None)).await;
+        if again.status == StatusCode::CONFLICT {
+            again.problem(409);
+            refused = true;
+            break;
+        }
+        assert_eq!(again.status, StatusCode::CREATED, "{:#}", again.body);
+        tokio::time::sleep(Duration::from_millis(1100)).await;
+    }
+    assert!(refused, "two prices within one second were both stored");
+
+    hub.store
+        .price_catalog()
+        .await
+        .expect("the catalog is whole");
+    for path in ["/api/v1/prices", "/api/v1/usage", "/api/v1/invoices"] {
+        let reply = hub.get(path, &key).await;
+        assert_eq!(reply.status, StatusCode::OK, "{path}: {:#}", reply.body);
+    }
+    let plans = hub
+        .post("/api/v1/plans", &key, json!({"model": "llama-3.1-8b"}))
+        .await;
+    assert_eq!(plans.status, StatusCode::OK, "{:#}", plans.body);
+}
+
 /// Each request a receiver got: its headers and body.
 type Deliveries = Vec<(HeaderMap, Vec<u8>)>;
 
@@ -432,4 +500,5 @@ modelfleet_api::store_tests!(
     usage_invoices_and_focus_agree_to_the_cent,
     bad_billing_input_is_refused_and_changes_nothing,
     a_budget_alerts_its_webhook_and_refuses_at_the_limit,
+    a_price_set_twice_in_one_second_is_a_conflict,
 );

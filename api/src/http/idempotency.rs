@@ -23,7 +23,8 @@ use crate::store::{IdempotencyClaim, StoredResponse};
 
 pub const IDEMPOTENCY_KEY: HeaderName = HeaderName::from_static("idempotency-key");
 pub const REPLAYED: HeaderName = HeaderName::from_static("idempotent-replayed");
-const MAX_KEY_LEN: usize = 255;
+/// The longest `Idempotency-Key` accepted.
+pub(crate) const IDEMPOTENCY_KEY_MAX_LEN: usize = 255;
 /// A claimed key whose request has not finished in this long is taken to
 /// belong to a request that died, and the next retry runs.
 const STALE_AFTER: TimeDelta = TimeDelta::minutes(5);
@@ -58,14 +59,14 @@ pub(crate) async fn idempotency(
     let key = match key.to_str() {
         Ok(k)
             if !k.is_empty()
-                && k.len() <= MAX_KEY_LEN
+                && k.len() <= IDEMPOTENCY_KEY_MAX_LEN
                 && k.bytes().all(|b| b.is_ascii_graphic()) =>
         {
             k.to_owned()
         }
         _ => {
             return ApiError::bad_request(format!(
-                "Idempotency-Key must be 1 to {MAX_KEY_LEN} visible ASCII characters"
+                "Idempotency-Key must be 1 to {IDEMPOTENCY_KEY_MAX_LEN} visible ASCII characters"
             ))
             .into_response();
         }

@@ -12,6 +12,7 @@
 
 pub mod audit;
 mod auth;
+pub mod document;
 pub mod error;
 pub mod extract;
 mod health;
@@ -153,7 +154,7 @@ impl AppState {
         description = "Deploy large language models across clusters and clouds, within each tenant's quota.\n\n\
             Authenticate with `Authorization: Bearer <token>`: a tenant API key, or a session token from `POST /api/v1/sessions`. \
             Errors are RFC 9457 problem documents (`application/problem+json`). \
-            POST requests may carry an `Idempotency-Key` header to make retries safe.",
+            Authenticated POST requests may carry an `Idempotency-Key` header to make retries safe.",
         license(name = "Apache-2.0", identifier = "Apache-2.0"),
     ),
     modifiers(&BearerAuth),
@@ -193,29 +194,56 @@ impl utoipa::Modify for BearerAuth {
     }
 }
 
+/// Every `/api/v1` resource's routes with their OpenAPI description, each
+/// named after its module.
+fn resources() -> Vec<(&'static str, OpenApiRouter<AppState>)> {
+    vec![
+        ("sessions", v1::sessions::router()),
+        ("tenants", v1::tenants::router()),
+        ("users", v1::users::router()),
+        ("api_keys", v1::api_keys::router()),
+        ("clusters", v1::clusters::router()),
+        ("plans", v1::plans::router()),
+        ("prices", v1::prices::router()),
+        ("usage", v1::usage::router()),
+        ("invoices", v1::invoices::router()),
+        ("billing", v1::billing::router()),
+        ("deployments", v1::deployments::router()),
+        ("quota", v1::quota::router()),
+        ("audit", v1::audit::router()),
+        ("compliance", v1::compliance::router()),
+    ]
+}
+
 /// Every `/api/v1` route, with its OpenAPI description.
 fn api_v1() -> OpenApiRouter<AppState> {
-    let v1 = OpenApiRouter::new()
-        .merge(v1::sessions::router())
-        .merge(v1::tenants::router())
-        .merge(v1::users::router())
-        .merge(v1::api_keys::router())
-        .merge(v1::clusters::router())
-        .merge(v1::plans::router())
-        .merge(v1::prices::router())
-        .merge(v1::usage::router())
-        .merge(v1::invoices::router())
-        .merge(v1::billing::router())
-        .merge(v1::deployments::router())
-        .merge(v1::quota::router())
-        .merge(v1::audit::router())
-        .merge(v1::compliance::router());
+    let v1 = resources()
+        .into_iter()
+        .fold(OpenApiRouter::new(), |v1, (_, resource)| v1.merge(resource));
     OpenApiRouter::with_openapi(ApiDoc::openapi()).nest("/api/v1", v1)
+}
+
+/// The routes' description finished with what every operation shares.
+fn finish(mut openapi: utoipa::openapi::OpenApi) -> utoipa::openapi::OpenApi {
+    utoipa::Modify::modify(&document::CommonProblems, &mut openapi);
+    openapi
 }
 
 /// The OpenAPI 3.1 document the API serves at `/api/openapi.json`.
 pub fn openapi() -> utoipa::openapi::OpenApi {
-    api_v1().into_openapi()
+    finish(api_v1().into_openapi())
+}
+
+/// Each resource module's part of the document as it describes itself
+/// alone, by module. Merging keeps the first schema of a name and drops
+/// later ones silently, so the contract test compares every module's
+/// schemas with the document's: two types of one name cannot both be
+/// right.
+pub fn openapi_parts() -> Vec<(&'static str, utoipa::openapi::OpenApi)> {
+    resources()
+        .into_iter()
+        .map(|(name, resource)| (name, resource.into_openapi()))
+        .collect()
 }
 
 /// The whole HTTP surface of the hub, ready to serve.
@@ -229,6 +257,7 @@ pub fn router(state: AppState) -> Router {
 /// which the problem layer leaves alone.
 pub fn router_with_console(state: AppState, console: Router<AppState>) -> Router {
     let (v1, openapi) = api_v1().split_for_parts();
+    let openapi = finish(openapi);
     let max_body = state.settings().max_body_bytes;
     let v1 = v1
         .layer(from_fn_with_state(state.clone(), idempotency::idempotency))

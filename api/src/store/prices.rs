@@ -4,7 +4,7 @@
 //! with the prices that were in force. Every price set is audited with its
 //! transaction.
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, DurationRound, TimeDelta, Utc};
 use modelfleet_core::accelerator::Accelerator;
 use modelfleet_core::billing::{Capacity, Price, PriceCatalog, PriceKey, PriceSource, UnixSeconds};
 use modelfleet_core::fleet::Cloud;
@@ -118,6 +118,14 @@ fn validate(key: &PriceKey, per_device_hour: Money) -> Result<(), StoreError> {
     Ok(())
 }
 
+/// `at` without its fraction of a second. Prices are kept to the second:
+/// billing rates by whole seconds, and the unique index on a key and its
+/// time then refuses a second price for the same second, where times a
+/// millisecond apart would both be stored and make the catalog ambiguous.
+fn whole_second(at: DateTime<Utc>) -> DateTime<Utc> {
+    at.duration_trunc(TimeDelta::seconds(1)).unwrap_or(at)
+}
+
 impl Tx {
     /// Sets a price from `effective_from` (now when absent) on. Platform
     /// admins only; the time cannot be in the past, so what was billed
@@ -127,8 +135,8 @@ impl Tx {
             .check_role(Permission::ManagePlatform)
             .map_err(|d| StoreError::denied(d, "price"))?;
         validate(&new.key, new.per_device_hour)?;
-        let at = now();
-        let effective_from = new.effective_from.unwrap_or(at);
+        let at = whole_second(now());
+        let effective_from = whole_second(new.effective_from.unwrap_or(at));
         if effective_from < at {
             return Err(invalid(
                 "effectiveFrom",
@@ -183,6 +191,7 @@ impl Tx {
         source: PriceSource,
     ) -> Result<StoredPrice, StoreError> {
         let id = PriceId::new();
+        let effective_from = whole_second(effective_from);
         let created_at = now();
         let inserted = on_conn!(self.conn(), c => sqlx::query(
             "INSERT INTO prices (id, cloud, region, accelerator, capacity, currency, \

@@ -87,11 +87,12 @@ pub struct ListParams {
 }
 
 /// A tenant's keys, revoked ones included.
-#[utoipa::path(get, path = "/api-keys", tag = "api-keys", security(("bearer" = [])),
+#[utoipa::path(get, path = "/api-keys", operation_id = "list_api_keys", tag = "api-keys", security(("bearer" = [])),
     params(ListParams),
     responses(
         (status = 200, body = ApiKeyList),
         (status = 403, body = Problem, content_type = "application/problem+json"),
+        (status = 422, body = Problem, content_type = "application/problem+json"),
     ))]
 pub async fn list(
     State(state): State<AppState>,
@@ -111,7 +112,7 @@ pub async fn list(
 }
 
 /// Creates a key; the response holds its token, shown this once.
-#[utoipa::path(post, path = "/api-keys", tag = "api-keys", security(("bearer" = [])),
+#[utoipa::path(post, path = "/api-keys", operation_id = "create_api_key", tag = "api-keys", security(("bearer" = [])),
     request_body = CreateApiKey,
     responses(
         (status = 201, body = CreatedApiKeyView),
@@ -135,10 +136,11 @@ pub async fn create(
 }
 
 /// One key.
-#[utoipa::path(get, path = "/api-keys/{id}", tag = "api-keys", security(("bearer" = [])),
+#[utoipa::path(get, path = "/api-keys/{id}", operation_id = "show_api_key", tag = "api-keys", security(("bearer" = [])),
     params(("id" = uuid::Uuid, Path, description = "The key's id")),
     responses(
         (status = 200, body = ApiKeyView),
+        (status = 403, body = Problem, content_type = "application/problem+json"),
         (status = 404, body = Problem, content_type = "application/problem+json"),
     ))]
 pub async fn show(
@@ -151,10 +153,11 @@ pub async fn show(
 }
 
 /// Revokes a key: it stops working at once. Revoking twice is harmless.
-#[utoipa::path(delete, path = "/api-keys/{id}", tag = "api-keys", security(("bearer" = [])),
+#[utoipa::path(delete, path = "/api-keys/{id}", operation_id = "revoke_api_key", tag = "api-keys", security(("bearer" = [])),
     params(("id" = uuid::Uuid, Path, description = "The key's id")),
     responses(
         (status = 200, body = ApiKeyView),
+        (status = 403, body = Problem, content_type = "application/problem+json"),
         (status = 404, body = Problem, content_type = "application/problem+json"),
     ))]
 pub async fn revoke(

@@ -44,12 +44,13 @@ pub struct AuditList {
 }
 
 /// Searches the audit trail, oldest first.
-#[utoipa::path(get, path = "/audit", tag = "audit", security(("bearer" = [])),
+#[utoipa::path(get, path = "/audit", operation_id = "search_audit", tag = "audit", security(("bearer" = [])),
     params(SearchParams),
     responses(
         (status = 200, body = AuditList),
         (status = 400, body = Problem, content_type = "application/problem+json"),
         (status = 403, body = Problem, content_type = "application/problem+json"),
+        (status = 422, body = Problem, content_type = "application/problem+json"),
     ))]
 pub async fn search(
     State(state): State<AppState>,
@@ -65,7 +66,7 @@ pub async fn search(
 
 /// The chain's state: verifies every record in the database against its
 /// hash and its predecessor, and the newest against the chain's head.
-#[utoipa::path(get, path = "/audit/verify", tag = "audit", security(("bearer" = [])),
+#[utoipa::path(get, path = "/audit/verify", operation_id = "verify_audit", tag = "audit", security(("bearer" = [])),
     responses(
         (status = 200, body = ChainStatus),
         (status = 403, body = Problem, content_type = "application/problem+json"),
@@ -145,7 +146,7 @@ pub struct ExportList {
 }
 
 /// Every export so far, oldest first.
-#[utoipa::path(get, path = "/audit/exports", tag = "audit", security(("bearer" = [])),
+#[utoipa::path(get, path = "/audit/exports", operation_id = "list_audit_exports", tag = "audit", security(("bearer" = [])),
     responses(
         (status = 200, body = ExportList),
         (status = 403, body = Problem, content_type = "application/problem+json"),
@@ -184,7 +185,7 @@ pub struct ExportedFileView {
 /// Exports the records no earlier export holds to the hub's configured
 /// object store, with a signed digest. Platform admins and platform-wide
 /// auditors.
-#[utoipa::path(post, path = "/audit/exports", tag = "audit", security(("bearer" = [])),
+#[utoipa::path(post, path = "/audit/exports", operation_id = "create_audit_export", tag = "audit", security(("bearer" = [])),
     request_body = CreateExport,
     responses(
         (status = 201, body = ExportResult, description = "Records were exported"),
@@ -238,7 +239,7 @@ pub struct PublicKeyView {
 
 /// The platform's audit public key, which verifies every export digest.
 /// Anyone signed in may fetch it.
-#[utoipa::path(get, path = "/audit/public-key", tag = "audit", security(("bearer" = [])),
+#[utoipa::path(get, path = "/audit/public-key", operation_id = "show_audit_public_key", tag = "audit", security(("bearer" = [])),
     responses(
         (status = 200, body = PublicKeyView),
         (status = 404, body = Problem, content_type = "application/problem+json"),

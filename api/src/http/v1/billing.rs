@@ -19,7 +19,7 @@ pub fn router() -> OpenApiRouter<AppState> {
 
 /// Writes a month's invoices (CSV and FOCUS) and usage to the object store
 /// audit exports go to, under `billing/<month>/<tenant id>/`. Platform admins.
-#[utoipa::path(post, path = "/billing/exports", tag = "billing", security(("bearer" = [])),
+#[utoipa::path(post, path = "/billing/exports", operation_id = "create_billing_export", tag = "billing", security(("bearer" = [])),
     request_body = CreateBillingExport,
     responses(
         (status = 201, body = Object),

@@ -59,6 +59,7 @@ pub struct PoolView {
 
 #[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
+#[schema(as = PoolPriceView)]
 pub struct PriceView {
     pub pool: String,
     #[schema(value_type = crate::http::schema::MoneySchema)]
@@ -159,7 +160,7 @@ fn detail(observed: ObservedCluster) -> ClusterDetail {
 }
 
 /// Every registered cluster with its pools and free capacity.
-#[utoipa::path(get, path = "/clusters", tag = "clusters", security(("bearer" = [])),
+#[utoipa::path(get, path = "/clusters", operation_id = "list_clusters", tag = "clusters", security(("bearer" = [])),
     params(PageParams),
     responses(
         (status = 200, body = ClusterList),
@@ -179,7 +180,7 @@ pub async fn list(
 }
 
 /// Registers a cluster by its kubeconfig.
-#[utoipa::path(post, path = "/clusters", tag = "clusters", security(("bearer" = [])),
+#[utoipa::path(post, path = "/clusters", operation_id = "register_cluster", tag = "clusters", security(("bearer" = [])),
     request_body = RegisterCluster,
     responses(
         (status = 201, body = ClusterDetail),
@@ -197,7 +198,7 @@ pub async fn create(
 }
 
 /// One cluster with its pools, listed again if stale.
-#[utoipa::path(get, path = "/clusters/{id}", tag = "clusters", security(("bearer" = [])),
+#[utoipa::path(get, path = "/clusters/{id}", operation_id = "show_cluster", tag = "clusters", security(("bearer" = [])),
     params(("id" = uuid::Uuid, Path, description = "The cluster's id")),
     responses(
         (status = 200, body = ClusterDetail),
@@ -214,7 +215,7 @@ pub async fn show(
 }
 
 /// Sets the hub's price for a pool, overriding what its nodes say.
-#[utoipa::path(put, path = "/clusters/{id}/pools/{pool}/price", tag = "clusters", security(("bearer" = [])),
+#[utoipa::path(put, path = "/clusters/{id}/pools/{pool}/price", operation_id = "set_pool_price", tag = "clusters", security(("bearer" = [])),
     params(
         ("id" = uuid::Uuid, Path, description = "The cluster's id"),
         ("pool" = String, Path, description = "The pool's name"),
@@ -241,7 +242,7 @@ pub async fn set_price(
 }
 
 /// Removes the hub's price for a pool; the nodes' own price applies again.
-#[utoipa::path(delete, path = "/clusters/{id}/pools/{pool}/price", tag = "clusters", security(("bearer" = [])),
+#[utoipa::path(delete, path = "/clusters/{id}/pools/{pool}/price", operation_id = "remove_pool_price", tag = "clusters", security(("bearer" = [])),
     params(
         ("id" = uuid::Uuid, Path, description = "The cluster's id"),
         ("pool" = String, Path, description = "The pool's name"),
@@ -250,6 +251,7 @@ pub async fn set_price(
         (status = 204),
         (status = 403, body = Problem, content_type = "application/problem+json"),
         (status = 404, body = Problem, content_type = "application/problem+json"),
+        (status = 422, body = Problem, content_type = "application/problem+json"),
     ))]
 pub async fn remove_price(
     State(state): State<AppState>,

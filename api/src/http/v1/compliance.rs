@@ -38,7 +38,7 @@ pub struct ReportParams {
 
 /// Evaluates the MLPS 2.0 level-3 items against the live system. Auditors
 /// and platform admins.
-#[utoipa::path(get, path = "/compliance/mlps-l3", tag = "audit", security(("bearer" = [])),
+#[utoipa::path(get, path = "/compliance/mlps-l3", operation_id = "show_mlps_l3_report", tag = "audit", security(("bearer" = [])),
     params(ReportParams),
     responses(
         (status = 200, body = ComplianceReport,

@@ -148,7 +148,7 @@ pub struct ListParams {
 }
 
 /// The caller's deployments with their live status.
-#[utoipa::path(get, path = "/deployments", tag = "deployments", security(("bearer" = [])),
+#[utoipa::path(get, path = "/deployments", operation_id = "list_deployments", tag = "deployments", security(("bearer" = [])),
     params(ListParams),
     responses(
         (status = 200, body = DeploymentList),
@@ -186,7 +186,7 @@ pub async fn list(
 
 /// Places a model on the best plan the tenant's quota allows and writes it
 /// into that cluster. Answers 202: it runs once the cluster has started it.
-#[utoipa::path(post, path = "/deployments", tag = "deployments", security(("bearer" = [])),
+#[utoipa::path(post, path = "/deployments", operation_id = "create_deployment", tag = "deployments", security(("bearer" = [])),
     request_body = CreateDeployment,
     responses(
         (status = 202, body = DeploymentCreated),
@@ -248,7 +248,7 @@ impl From<CreateDeployment> for service::CreateRequest {
 }
 
 /// One deployment with its live status.
-#[utoipa::path(get, path = "/deployments/{deployment}", tag = "deployments", security(("bearer" = [])),
+#[utoipa::path(get, path = "/deployments/{deployment}", operation_id = "show_deployment", tag = "deployments", security(("bearer" = [])),
     params(("deployment" = String, Path, description = "The deployment's id, or its name in the caller's tenant")),
     responses(
         (status = 200, body = DeploymentView),
@@ -264,7 +264,7 @@ pub async fn show(
 }
 
 /// Changes the replica count; growth is checked against the quota.
-#[utoipa::path(patch, path = "/deployments/{deployment}", tag = "deployments", security(("bearer" = [])),
+#[utoipa::path(patch, path = "/deployments/{deployment}", operation_id = "update_deployment", tag = "deployments", security(("bearer" = [])),
     params(("deployment" = String, Path, description = "The deployment's id, or its name in the caller's tenant")),
     request_body = UpdateDeployment,
     responses(
@@ -293,7 +293,7 @@ pub async fn update(
 
 /// Deletes a deployment: its quota is free at once, and its cluster stops
 /// it (the operator's finalizer cleans up).
-#[utoipa::path(delete, path = "/deployments/{deployment}", tag = "deployments", security(("bearer" = [])),
+#[utoipa::path(delete, path = "/deployments/{deployment}", operation_id = "delete_deployment", tag = "deployments", security(("bearer" = [])),
     params(("deployment" = String, Path, description = "The deployment's id, or its name in the caller's tenant")),
     responses(
         (status = 202, body = DeploymentView),

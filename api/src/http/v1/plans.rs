@@ -270,7 +270,7 @@ pub(crate) fn unreachable(views: &[ClusterView]) -> Vec<UnreachableCluster> {
 }
 
 /// Ranks every pool of every cluster for a request.
-#[utoipa::path(post, path = "/plans", tag = "plans", security(("bearer" = [])),
+#[utoipa::path(post, path = "/plans", operation_id = "create_plans", tag = "plans", security(("bearer" = [])),
     request_body = PlanRequest,
     responses(
         (status = 200, body = PlanReportView),

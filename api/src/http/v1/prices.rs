@@ -68,7 +68,7 @@ fn view(price: CatalogPrice) -> PriceView {
 }
 
 /// Every price, past, present and future, by key and time.
-#[utoipa::path(get, path = "/prices", tag = "prices", security(("bearer" = [])),
+#[utoipa::path(get, path = "/prices", operation_id = "list_prices", tag = "prices", security(("bearer" = [])),
     responses(
         (status = 200, body = PriceList),
         (status = 401, body = Problem, content_type = "application/problem+json"),
@@ -83,7 +83,7 @@ pub async fn list(
 }
 
 /// Sets a price. Platform admins.
-#[utoipa::path(post, path = "/prices", tag = "prices", security(("bearer" = [])),
+#[utoipa::path(post, path = "/prices", operation_id = "create_price", tag = "prices", security(("bearer" = [])),
     request_body = CreatePrice,
     responses(
         (status = 201, body = PriceView),

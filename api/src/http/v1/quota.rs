@@ -68,11 +68,12 @@ pub struct QuotaParams {
 }
 
 /// The caller's tenant's limits and what is in use against each.
-#[utoipa::path(get, path = "/quota", tag = "quota", security(("bearer" = [])),
+#[utoipa::path(get, path = "/quota", operation_id = "show_quota", tag = "quota", security(("bearer" = [])),
     params(QuotaParams),
     responses(
         (status = 200, body = QuotaStatus),
         (status = 401, body = Problem, content_type = "application/problem+json"),
+        (status = 422, body = Problem, content_type = "application/problem+json"),
     ))]
 pub async fn show(
     State(state): State<AppState>,

@@ -40,7 +40,7 @@ pub struct SessionView {
 }
 
 /// Signs in with a password and returns a session token.
-#[utoipa::path(post, path = "/sessions", tag = "sessions",
+#[utoipa::path(post, path = "/sessions", operation_id = "create_session", tag = "sessions",
     request_body = Login,
     responses(
         (status = 201, body = SessionView),
@@ -65,7 +65,7 @@ pub async fn create(
 }
 
 /// Signs out: the session token of this request stops working.
-#[utoipa::path(delete, path = "/sessions/current", tag = "sessions", security(("bearer" = [])),
+#[utoipa::path(delete, path = "/sessions/current", operation_id = "end_session", tag = "sessions", security(("bearer" = [])),
     responses(
         (status = 204),
         (status = 401, body = Problem, content_type = "application/problem+json"),

@@ -23,7 +23,7 @@ pub fn router() -> OpenApiRouter<AppState> {
 
 /// Device time and its cost over a time range, grouped. Each group is
 /// summed exactly and rounded once, half up, to the cent or fen.
-#[utoipa::path(get, path = "/usage", tag = "billing", security(("bearer" = [])),
+#[utoipa::path(get, path = "/usage", operation_id = "show_usage", tag = "billing", security(("bearer" = [])),
     params(UsageParams),
     responses(
         (status = 200, body = Object),
@@ -51,7 +51,7 @@ pub struct UsageExportParams {
 
 /// A month's usage, one row per replica interval, as CSV: devices, when
 /// they were held, and what is billed with the 60-second minimum.
-#[utoipa::path(get, path = "/usage/export", tag = "billing", security(("bearer" = [])),
+#[utoipa::path(get, path = "/usage/export", operation_id = "export_usage", tag = "billing", security(("bearer" = [])),
     params(UsageExportParams),
     responses(
         (status = 200, content_type = "text/csv", body = String),

@@ -82,7 +82,7 @@ pub struct ListParams {
 }
 
 /// The users the caller administers.
-#[utoipa::path(get, path = "/users", tag = "users", security(("bearer" = [])),
+#[utoipa::path(get, path = "/users", operation_id = "list_users", tag = "users", security(("bearer" = [])),
     params(ListParams),
     responses(
         (status = 200, body = UserList),
@@ -107,7 +107,7 @@ pub async fn list(
 }
 
 /// Creates a user with a password.
-#[utoipa::path(post, path = "/users", tag = "users", security(("bearer" = [])),
+#[utoipa::path(post, path = "/users", operation_id = "create_user", tag = "users", security(("bearer" = [])),
     request_body = CreateUser,
     responses(
         (status = 201, body = UserView),
@@ -126,10 +126,11 @@ pub async fn create(
 }
 
 /// One user.
-#[utoipa::path(get, path = "/users/{id}", tag = "users", security(("bearer" = [])),
+#[utoipa::path(get, path = "/users/{id}", operation_id = "show_user", tag = "users", security(("bearer" = [])),
     params(("id" = uuid::Uuid, Path, description = "The user's id")),
     responses(
         (status = 200, body = UserView),
+        (status = 403, body = Problem, content_type = "application/problem+json"),
         (status = 404, body = Problem, content_type = "application/problem+json"),
     ))]
 pub async fn show(

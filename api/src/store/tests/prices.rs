@@ -2,7 +2,7 @@
 //! on, every price set is audited, rows never change, and seeding from a
 //! fleet fills only keys nobody priced.
 
-use chrono::{TimeDelta, Utc};
+use chrono::{DateTime, TimeDelta, Utc};
 use modelfleet_core::billing::{Capacity, PriceKey, PriceSource, UnixSeconds};
 use modelfleet_core::fleet::{Cloud, Fleet};
 use modelfleet_core::money::{Currency, Money};
@@ -41,7 +41,7 @@ async fn admins_set_prices_from_now_on_and_each_is_audited(db: TestDb) {
 
     // The catalog rates with the price in force at each time.
     let catalog = store.price_catalog().await.unwrap();
-    let at = |t: chrono::DateTime<Utc>| {
+    let at = |t: DateTime<Utc>| {
         catalog
             .price_at(&h100(), UnixSeconds(t.timestamp()))
             .map(|p| p.per_device_hour)
@@ -136,6 +136,37 @@ async fn bad_prices_are_refused_and_change_nothing(db: TestDb) {
         tx.set_price(&new).await,
         Err(StoreError::Conflict { .. })
     ));
+    drop(tx);
+
+    // Prices are kept to the second: another time within the same second
+    // is the same time, and the catalog billing rates with stays whole.
+    let second = DateTime::from_timestamp((Utc::now() + TimeDelta::days(2)).timestamp(), 0);
+    for millis in [100, 900] {
+        let mut tx = store.begin(&platform()).await.unwrap();
+        let set = tx
+            .set_price(&NewPrice {
+                effective_from: second.map(|s| s + TimeDelta::milliseconds(millis)),
+                ..new.clone()
+            })
+            .await;
+        match (millis, set) {
+            (100, Ok(stored)) => {
+                assert_eq!(Some(stored.effective_from), second, "kept to the second");
+                tx.commit().await.unwrap();
+            }
+            (900, Err(StoreError::Conflict { .. })) => {}
+            (_, other) => panic!("{millis} ms: {other:?}"),
+        }
+    }
+    store.price_catalog().await.expect("the catalog is whole");
+    let stored = store.prices().await.unwrap();
+    assert_eq!(stored.len(), 2, "{stored:#?}");
+    assert!(
+        stored
+            .iter()
+            .all(|p| p.effective_from.timestamp_subsec_nanos() == 0),
+        "{stored:#?}"
+    );
 }
 
 async fn seeding_fills_only_unpriced_keys(db: TestDb) {

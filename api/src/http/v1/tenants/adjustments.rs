@@ -41,6 +41,7 @@ pub struct AdjustmentParams {
     responses(
         (status = 200, body = AdjustmentList),
         (status = 404, body = Problem, content_type = "application/problem+json"),
+        (status = 422, body = Problem, content_type = "application/problem+json"),
     ))]
 pub async fn list_adjustments(
     State(state): State<AppState>,

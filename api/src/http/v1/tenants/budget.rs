@@ -86,7 +86,7 @@ pub struct AlertList {
 
 /// The budget alerts raised for a tenant, newest first, with their
 /// webhook delivery state.
-#[utoipa::path(get, path = "/tenants/{id}/budget/alerts", tag = "billing", security(("bearer" = [])),
+#[utoipa::path(get, path = "/tenants/{id}/budget/alerts", operation_id = "list_budget_alerts", tag = "billing", security(("bearer" = [])),
     params(("id" = uuid::Uuid, Path, description = "The tenant's id")),
     responses(
         (status = 200, body = AlertList),

@@ -70,7 +70,7 @@ pub struct TenantList {
 }
 
 /// The tenants the caller can see.
-#[utoipa::path(get, path = "/tenants", tag = "tenants", security(("bearer" = [])),
+#[utoipa::path(get, path = "/tenants", operation_id = "list_tenants", tag = "tenants", security(("bearer" = [])),
     params(PageParams),
     responses(
         (status = 200, body = TenantList),
@@ -90,7 +90,7 @@ pub async fn list(
 }
 
 /// Creates a tenant (platform admins).
-#[utoipa::path(post, path = "/tenants", tag = "tenants", security(("bearer" = [])),
+#[utoipa::path(post, path = "/tenants", operation_id = "create_tenant", tag = "tenants", security(("bearer" = [])),
     request_body = CreateTenant,
     responses(
         (status = 201, body = TenantView),
@@ -108,7 +108,7 @@ pub async fn create(
 }
 
 /// One tenant.
-#[utoipa::path(get, path = "/tenants/{id}", tag = "tenants", security(("bearer" = [])),
+#[utoipa::path(get, path = "/tenants/{id}", operation_id = "show_tenant", tag = "tenants", security(("bearer" = [])),
     params(("id" = uuid::Uuid, Path, description = "The tenant's id")),
     responses(
         (status = 200, body = TenantView),
@@ -124,7 +124,7 @@ pub async fn show(
 }
 
 /// A tenant's limits and what is in use.
-#[utoipa::path(get, path = "/tenants/{id}/quota", tag = "tenants", security(("bearer" = [])),
+#[utoipa::path(get, path = "/tenants/{id}/quota", operation_id = "show_tenant_quota", tag = "tenants", security(("bearer" = [])),
     params(("id" = uuid::Uuid, Path, description = "The tenant's id")),
     responses(
         (status = 200, body = QuotaStatus),
@@ -141,7 +141,7 @@ pub async fn show_quota(
 
 /// Replaces a tenant's limits (platform admins). Lowering a limit below
 /// what is in use stops new deployments; nothing running is stopped.
-#[utoipa::path(put, path = "/tenants/{id}/quota", tag = "tenants", security(("bearer" = [])),
+#[utoipa::path(put, path = "/tenants/{id}/quota", operation_id = "set_tenant_quota", tag = "tenants", security(("bearer" = [])),
     params(("id" = uuid::Uuid, Path, description = "The tenant's id")),
     request_body = QuotaLimits,
     responses(
