@@ -54,7 +54,12 @@ async fn start(db: TestDb) -> Hub {
         fleet,
         operator: Some(true),
     };
-    Hub::start_clusters(db, vec![spec], test_settings()).await
+    // The budget test's receiver listens on loopback.
+    let settings = modelfleet_api::ApiSettings {
+        webhook_allow_private_addresses: true,
+        ..test_settings()
+    };
+    Hub::start_clusters(db, vec![spec], settings).await
 }
 
 /// Prices the L40S pool at a catalog price with many decimals.

@@ -13,7 +13,7 @@ use serde::Serialize;
 use serde_json::json;
 use tracing::warn;
 
-use super::webhook::{WebhookError, WebhookSender};
+use super::webhook::{self, WebhookError, WebhookSender};
 use super::{BillingServiceError, actor, rate_month};
 use crate::identity::Scope;
 use crate::ids::{AlertId, TenantId};
@@ -33,8 +33,23 @@ pub struct BudgetStatus {
     /// Spent as a share of the budget, in whole percent (rounded down).
     pub percent_used: i64,
     pub refuse_at_limit: bool,
+    /// Where alerts are posted, masked to scheme and host
+    /// (`https://hooks.example.com/…`): the path of a Slack-style URL is
+    /// what lets anyone post to the channel, so it is never shown. Only
+    /// for those who may manage the tenant; see [`BudgetStatus::for_viewer`].
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub webhook_url: Option<String>,
+    pub webhook: Option<String>,
+}
+
+impl BudgetStatus {
+    /// The status as someone who reads the tenant but may not manage it
+    /// sees it: without the webhook.
+    pub fn for_viewer(self) -> BudgetStatus {
+        BudgetStatus {
+            webhook: None,
+            ..self
+        }
+    }
 }
 
 /// What a budget check did.
@@ -80,7 +95,7 @@ pub async fn budget_status(
         spent,
         percent_used: percent_used(spent, budget.per_month),
         refuse_at_limit: budget.refuse_at_limit,
-        webhook_url: budget.webhook_url.clone(),
+        webhook: budget.webhook_url.as_deref().map(webhook::masked),
     }))
 }
 

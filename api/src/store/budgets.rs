@@ -137,6 +137,24 @@ pub fn check_webhook_url(url: &str) -> Result<(), StoreError> {
     Ok(())
 }
 
+/// A budget is above zero, in whole minor units.
+fn check_amount(per_month: Money) -> Result<(), StoreError> {
+    if per_month.micros() <= 0 {
+        return Err(invalid(
+            "amount",
+            "a budget must be above zero; to stop budget checks, delete the budget",
+        ));
+    }
+    let minor = minor_unit_micros(per_month.currency());
+    if per_month.micros() % minor != 0 {
+        return Err(invalid(
+            "amount",
+            "give the budget in whole cents (USD) or fen (CNY)",
+        ));
+    }
+    Ok(())
+}
+
 impl Store {
     /// A tenant's budget, if one is set.
     pub async fn budget(
@@ -219,19 +237,7 @@ impl Tx {
         self.actor()
             .check(tenant, Permission::ManageTenant)
             .map_err(|d| StoreError::denied(d, "budget"))?;
-        if budget.per_month.micros() <= 0 {
-            return Err(invalid(
-                "amount",
-                "a budget must be above zero; to stop budget checks, delete the budget",
-            ));
-        }
-        let minor = minor_unit_micros(budget.per_month.currency());
-        if budget.per_month.micros() % minor != 0 {
-            return Err(invalid(
-                "amount",
-                "give the budget in whole cents (USD) or fen (CNY)",
-            ));
-        }
+        check_amount(budget.per_month)?;
         let sealed = match &budget.webhook {
             Some((url, secret)) => {
                 check_webhook_url(url)?;
@@ -267,6 +273,37 @@ impl Tx {
             webhook_url: url,
             updated_at: at,
         })
+    }
+
+    /// Sets a tenant's monthly budget and whether it refuses at the limit,
+    /// and leaves its webhook as it is (none for a new budget): for a form
+    /// that cannot show the webhook's URL or secret again. Tenant admins of
+    /// the tenant, and platform admins.
+    pub async fn set_budget_keeping_webhook(
+        &mut self,
+        tenant: TenantId,
+        per_month: Money,
+        refuse_at_limit: bool,
+    ) -> Result<Budget, StoreError> {
+        self.actor()
+            .check(tenant, Permission::ManageTenant)
+            .map_err(|d| StoreError::denied(d, "budget"))?;
+        check_amount(per_month)?;
+        let name = self.tenant_name(tenant).await?;
+        let at = now();
+        on_conn!(self.conn(), c => sqlx::query(
+            "INSERT INTO tenant_budgets (tenant_id, currency, micros_per_month, refuse_at_limit, \
+             updated_at) VALUES ($1, $2, $3, $4, $5) \
+             ON CONFLICT (tenant_id) DO UPDATE SET currency = excluded.currency, \
+             micros_per_month = excluded.micros_per_month, \
+             refuse_at_limit = excluded.refuse_at_limit, updated_at = excluded.updated_at")
+            .bind(tenant).bind(per_month.currency().to_string())
+            .bind(per_month.micros()).bind(refuse_at_limit).bind(at)
+            .execute(c).await.map(|_| ()))?;
+        self.note("update", "budgets", Some(tenant), tenant.0, &name);
+        let row: BudgetRow = on_conn!(self.conn(), c => sqlx::query_as(
+            select_budgets!("WHERE tenant_id = $1")).bind(tenant).fetch_one(c).await)?;
+        row.into_budget()
     }
 
     /// Removes a tenant's budget. Returns whether there was one.
