@@ -8,6 +8,9 @@
 //!   reserved IPv4 ranges, …) is refused when the budget is set.
 //! - The webhook client ignores `HTTP(S)_PROXY`: a proxy would resolve the
 //!   receiver's name again, behind the hub's address check.
+//! - An alert whose attempts run out is tried again on a later pass, and a
+//!   receiver that never answers delays neither invoicing nor another
+//!   tenant's alert.
 //!
 //! The receivers are real HTTP servers on loopback; the hubs that post to
 //! them allow private addresses, as `--webhook-allow-private-addresses`
@@ -20,12 +23,16 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use axum::http::{Method, StatusCode};
-use modelfleet_api::ApiSettings;
+use modelfleet_api::billing::schedule;
 use modelfleet_api::billing::webhook::{Retry, WebhookSender};
+use modelfleet_api::ids::TenantId;
 use modelfleet_api::store::testing::TestDb;
+use modelfleet_api::{Actor, ApiSettings, Scope};
+use modelfleet_core::billing::{BillingPeriod, UnixSeconds};
 use modelfleet_core::fleet::Cloud;
-use serde_json::json;
-use support::{CLUSTER, Hub, SandboxSpec, fleet, roomy, test_settings};
+use serde_json::{Value, json};
+use support::{CLUSTER, Hub, SandboxSpec, eventually, fleet, roomy, test_settings};
+use tokio::sync::Notify;
 
 const SECRET: &str = "whsec-test-0123456789";
 /// A Slack-style URL: whoever has it can post to the channel.
@@ -40,6 +47,15 @@ async fn start(db: TestDb, settings: ApiSettings) -> Hub {
         operator: None,
     };
     Hub::start_clusters(db, vec![spec], settings).await
+}
+
+/// A hub whose webhooks may post to loopback, where the tests' receivers are.
+async fn start_allowing_loopback(db: TestDb) -> Hub {
+    let settings = ApiSettings {
+        webhook_allow_private_addresses: true,
+        ..test_settings()
+    };
+    start(db, settings).await
 }
 
 /// An API key of `role` in `tenant`.
@@ -142,10 +158,12 @@ async fn literal_private_receivers_are_refused_when_the_budget_is_set(db: TestDb
     hub.get(&budget, &admin).await.problem(404);
 }
 
-/// A receiver on loopback: it answers `status` and counts what it gets.
+/// A receiver on loopback: it answers `status` (changeable) and counts
+/// what it gets.
 #[derive(Clone)]
 struct Receiver {
     url: String,
+    status: Arc<Mutex<StatusCode>>,
     hits: Arc<Mutex<usize>>,
 }
 
@@ -166,7 +184,60 @@ async fn receiver(status: StatusCode) -> Receiver {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}/hook", listener.local_addr().unwrap());
     tokio::spawn(async move { axum::serve(listener, app).await });
-    Receiver { url, hits }
+    Receiver { url, status, hits }
+}
+
+/// A receiver that takes each request and answers only once `release` is
+/// notified: a webhook that hangs.
+async fn hanging_receiver(release: Arc<Notify>) -> (String, Arc<Mutex<usize>>) {
+    let hits = Arc::new(Mutex::new(0));
+    let h = hits.clone();
+    let app = axum::Router::new().route(
+        "/hook",
+        axum::routing::post(move || {
+            let (h, release) = (h.clone(), release.clone());
+            async move {
+                *h.lock().unwrap() += 1;
+                release.notified().await;
+                StatusCode::NO_CONTENT
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/hook", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    (url, hits)
+}
+
+/// Raises `tenant`'s 80 % alert for this month, as the budget check does
+/// when the spend gets there.
+async fn raise_alert(hub: &Hub, tenant: &str) {
+    let tenant: TenantId = tenant.parse().unwrap();
+    let budget = hub
+        .store
+        .budget(Scope::All, tenant)
+        .await
+        .unwrap()
+        .expect("the tenant has a budget");
+    let period = BillingPeriod::containing(UnixSeconds(chrono::Utc::now().timestamp()));
+    let mut tx = hub.store.begin(&Actor::system("billing")).await.unwrap();
+    let raised = tx
+        .raise_budget_alert(&budget, period, 80, budget.per_month, true)
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    assert!(raised.is_some());
+}
+
+/// The tenant's one alert, as its admin sees it.
+async fn the_alert(hub: &Hub, tenant: &str, key: &str) -> Value {
+    let reply = hub
+        .get(&format!("/api/v1/tenants/{tenant}/budget/alerts"), key)
+        .await;
+    assert_eq!(reply.status, StatusCode::OK, "{:#}", reply.body);
+    let items = reply.body["items"].as_array().unwrap();
+    assert_eq!(items.len(), 1, "{:#}", reply.body);
+    items[0].clone()
 }
 
 fn sender(attempts: u32, timeout: Duration) -> WebhookSender {
@@ -180,9 +251,100 @@ fn sender(attempts: u32, timeout: Duration) -> WebhookSender {
     .allowing_private_addresses()
 }
 
+async fn an_alert_whose_attempts_ran_out_is_tried_again_on_a_later_pass(db: TestDb) {
+    let hub = start_allowing_loopback(db).await;
+    let (tenant, admin) = hub.tenant("acme", roomy()).await;
+    let down = receiver(StatusCode::SERVICE_UNAVAILABLE).await;
+    set_budget(&hub, &tenant, &admin, &down.url).await;
+    raise_alert(&hub, &tenant).await;
+    let sender = sender(2, Duration::from_secs(5));
+
+    // The receiver is down for the whole first pass.
+    schedule::pass(hub.state.hub(), &sender).await;
+    let alert = eventually("the first pass's two attempts are recorded", || async {
+        let alert = the_alert(&hub, &tenant, &admin).await;
+        (alert["attempts"] == 2).then_some(alert)
+    })
+    .await;
+    assert_eq!(
+        alert["delivery"], "pending",
+        "an alert was given up on after one pass: {alert:#}"
+    );
+    assert!(
+        alert["last_error"]
+            .as_str()
+            .is_some_and(|e| e.contains("HTTP 503")),
+        "{alert:#}"
+    );
+    assert_eq!(*down.hits.lock().unwrap(), 2);
+
+    // It is back: a later pass delivers the same alert.
+    *down.status.lock().unwrap() = StatusCode::NO_CONTENT;
+    let alert = eventually("a later pass delivers the alert", || async {
+        schedule::pass(hub.state.hub(), &sender).await;
+        let alert = the_alert(&hub, &tenant, &admin).await;
+        (alert["delivery"] == "delivered").then_some(alert)
+    })
+    .await;
+    assert_eq!(alert["attempts"], 3, "{alert:#}");
+    assert_eq!(*down.hits.lock().unwrap(), 3);
+}
+
+async fn a_hanging_receiver_delays_neither_invoicing_nor_other_tenants(db: TestDb) {
+    let hub = start_allowing_loopback(db).await;
+    let release = Arc::new(Notify::new());
+    let (hanging, hanging_hits) = hanging_receiver(release.clone()).await;
+    let fine = receiver(StatusCode::NO_CONTENT).await;
+    let (slow, slow_admin) = hub.tenant("slow", roomy()).await;
+    let (quick, quick_admin) = hub.tenant("quick", roomy()).await;
+    set_budget(&hub, &slow, &slow_admin, &hanging).await;
+    set_budget(&hub, &quick, &quick_admin, &fine.url).await;
+    raise_alert(&hub, &slow).await;
+    raise_alert(&hub, &quick).await;
+    // One attempt that would wait for an answer far longer than the test.
+    let sender = sender(1, Duration::from_secs(600));
+
+    // The pass (invoices, budget checks) ends while the post still hangs.
+    let finished = tokio::time::timeout(
+        Duration::from_secs(60),
+        schedule::pass(hub.state.hub(), &sender),
+    )
+    .await;
+    assert!(
+        finished.is_ok(),
+        "the billing pass waited on a webhook that does not answer"
+    );
+    // The other tenant's alert goes out meanwhile.
+    eventually("the other tenant's alert is delivered", || async {
+        let alert = the_alert(&hub, &quick, &quick_admin).await;
+        (alert["delivery"] == "delivered").then_some(())
+    })
+    .await;
+    assert_eq!(*fine.hits.lock().unwrap(), 1);
+    eventually("the hanging receiver got its post", || async {
+        (*hanging_hits.lock().unwrap() == 1).then_some(())
+    })
+    .await;
+    assert_eq!(
+        the_alert(&hub, &slow, &slow_admin).await["delivery"],
+        "pending"
+    );
+
+    // Once it answers, its alert is recorded as delivered.
+    release.notify_waiters();
+    eventually("the hanging receiver's alert is delivered", || async {
+        release.notify_waiters();
+        let alert = the_alert(&hub, &slow, &slow_admin).await;
+        (alert["delivery"] == "delivered").then_some(())
+    })
+    .await;
+}
+
 modelfleet_api::store_tests!(
     the_webhook_url_is_shown_masked_and_only_to_admins,
     literal_private_receivers_are_refused_when_the_budget_is_set,
+    an_alert_whose_attempts_ran_out_is_tried_again_on_a_later_pass,
+    a_hanging_receiver_delays_neither_invoicing_nor_other_tenants,
 );
 
 /// The environment variable that tells the child below where to post.

@@ -97,6 +97,33 @@ pub struct BudgetAlert {
     pub attempts: i32,
     pub last_error: Option<String>,
     pub delivered_at: Option<DateTime<Utc>>,
+    /// When a `pending` alert is next posted (empty: at once).
+    pub next_attempt_at: Option<DateTime<Utc>>,
+}
+
+/// What became of one pass at delivering an alert.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AlertOutcome {
+    Delivered,
+    /// Not tried again: the receiver refused it, or it was tried for long
+    /// enough.
+    Failed(String),
+    /// Still `pending`: tried again from `at`.
+    RetryAt {
+        error: String,
+        at: DateTime<Utc>,
+    },
+}
+
+macro_rules! select_alerts {
+    ($tail:literal) => {
+        concat!(
+            "SELECT id, tenant_id, period, threshold, currency, spent_micros, budget_micros, \
+             raised_at, delivery, attempts, last_error, delivered_at, next_attempt_at \
+             FROM budget_alerts ",
+            $tail
+        )
+    };
 }
 
 fn webhook_context(tenant: TenantId) -> String {
@@ -206,21 +233,21 @@ impl Store {
         visible(scope, tenant, "tenant")?;
         let mut reader = self.reader().await?;
         on_conn!(reader.conn(), c => sqlx::query_as(
-            "SELECT id, tenant_id, period, threshold, currency, spent_micros, budget_micros, \
-             raised_at, delivery, attempts, last_error, delivered_at FROM budget_alerts \
-             WHERE tenant_id = $1 ORDER BY raised_at DESC, threshold DESC")
+            select_alerts!("WHERE tenant_id = $1 ORDER BY raised_at DESC, threshold DESC"))
             .bind(tenant).fetch_all(c).await)
         .map_err(StoreError::from)
     }
 
-    /// Alerts whose webhook delivery has not succeeded or given up yet.
-    pub async fn pending_alerts(&self) -> Result<Vec<BudgetAlert>, StoreError> {
+    /// Alerts whose webhook delivery has neither succeeded nor been given
+    /// up on, and whose time to be posted has come by `at`: by tenant, each
+    /// tenant's in the order they were raised.
+    pub async fn due_alerts(&self, at: DateTime<Utc>) -> Result<Vec<BudgetAlert>, StoreError> {
         let mut reader = self.reader().await?;
         on_conn!(reader.conn(), c => sqlx::query_as(
-            "SELECT id, tenant_id, period, threshold, currency, spent_micros, budget_micros, \
-             raised_at, delivery, attempts, last_error, delivered_at FROM budget_alerts \
-             WHERE delivery = 'pending' ORDER BY raised_at")
-            .fetch_all(c).await)
+            select_alerts!("WHERE delivery = 'pending' \
+             AND (next_attempt_at IS NULL OR next_attempt_at <= $1) \
+             ORDER BY tenant_id, raised_at, threshold"))
+            .bind(at).fetch_all(c).await)
         .map_err(StoreError::from)
     }
 }
@@ -353,25 +380,46 @@ impl Tx {
         Ok(Some(id))
     }
 
-    /// Records one delivery attempt of an alert's webhook.
+    /// Takes a due alert for one delivery: until `until` no other pass
+    /// (of this hub or another) posts it. Returns whether it was still
+    /// due at `at`; another pass may have taken it first.
+    pub async fn claim_alert(
+        &mut self,
+        id: AlertId,
+        at: DateTime<Utc>,
+        until: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        self.actor()
+            .check_role(Permission::ManagePlatform)
+            .map_err(|d| StoreError::denied(d, "budget alert"))?;
+        let claimed = on_conn!(self.conn(), c => sqlx::query(
+            "UPDATE budget_alerts SET next_attempt_at = $3 WHERE id = $1 \
+             AND delivery = 'pending' AND (next_attempt_at IS NULL OR next_attempt_at <= $2)")
+            .bind(id).bind(at).bind(until)
+            .execute(c).await.map(|r| r.rows_affected()))?;
+        Ok(claimed == 1)
+    }
+
+    /// Records one pass at delivering an alert: `attempts` more posts.
     pub async fn record_alert_delivery(
         &mut self,
         id: AlertId,
         attempts: u32,
-        outcome: Result<(), String>,
+        outcome: AlertOutcome,
     ) -> Result<(), StoreError> {
         self.actor()
             .check_role(Permission::ManagePlatform)
             .map_err(|d| StoreError::denied(d, "budget alert"))?;
-        let (delivery, error, at) = match &outcome {
-            Ok(()) => ("delivered", None, Some(now())),
-            Err(e) => ("failed", Some(e.clone()), None),
+        let (delivery, error, delivered_at, next) = match outcome {
+            AlertOutcome::Delivered => ("delivered", None, Some(now()), None),
+            AlertOutcome::Failed(e) => ("failed", Some(e), None, None),
+            AlertOutcome::RetryAt { error, at } => ("pending", Some(error), None, Some(at)),
         };
         let attempts = db_int(u64::from(attempts), "attempts")?;
         on_conn!(self.conn(), c => sqlx::query(
             "UPDATE budget_alerts SET delivery = $2, attempts = attempts + $3, last_error = $4, \
-             delivered_at = $5 WHERE id = $1")
-            .bind(id).bind(delivery).bind(attempts).bind(error).bind(at)
+             delivered_at = $5, next_attempt_at = $6 WHERE id = $1")
+            .bind(id).bind(delivery).bind(attempts).bind(error).bind(delivered_at).bind(next)
             .execute(c).await.map(|_| ()))?;
         Ok(())
     }
