@@ -1,16 +1,25 @@
-//! Issue 16, finding 8: what a local attacker could do.
+//! Issue 16, finding 8: what a local attacker or a guessing one could do.
 //!
 //! - The data directory holds the key that seals every secret and the
 //!   first credentials: one that others can read is refused, with the
 //!   command that fixes it; a new one is created for its owner only.
 //! - The first credentials and the key file are never written through a
 //!   symbolic link planted where they go.
+//! - A new password that is one of the commonly used ones is refused,
+//!   whatever its case, saying why.
+
+mod support;
 
 use std::os::unix::fs::{PermissionsExt as _, symlink};
 use std::path::Path;
 
-use modelfleet_api::SecretKey;
+use axum::http::StatusCode;
+use modelfleet_api::identity::password::{PasswordError, check_policy};
 use modelfleet_api::local_files::{self, DataDirError};
+use modelfleet_api::store::testing::TestDb;
+use modelfleet_api::{Secret, SecretKey};
+use serde_json::json;
+use support::{Hub, roomy};
 
 fn mode(path: &Path) -> u32 {
     std::fs::metadata(path).unwrap().permissions().mode() & 0o777
@@ -94,3 +103,50 @@ fn the_key_file_is_not_created_through_a_planted_link() {
     assert!(error.to_string().contains("symbolic link"), "{error}");
     assert!(!absent.exists(), "the key was written through the link");
 }
+
+#[test]
+fn common_passwords_are_refused_whatever_their_case() {
+    // Each passes the length and variety rules; each is on every list of
+    // the passwords tried first.
+    for password in [
+        "Qwerty123456",
+        "QWERTY123456",
+        "1Q2w3e4r5t6y",
+        "Password1234",
+    ] {
+        let error = check_policy("ana", &Secret::new(password)).unwrap_err();
+        assert_eq!(error, PasswordError::Common, "{password}");
+        let message = error.to_string();
+        assert!(message.contains("commonly used"), "{message}");
+        assert!(message.contains("passphrase"), "{message}");
+    }
+    assert_eq!(
+        check_policy("ana", &Secret::new("Correct-horse-42")),
+        Ok(())
+    );
+}
+
+async fn a_common_password_is_refused_when_a_user_is_created(db: TestDb) {
+    let hub = Hub::start(db).await;
+    let (tenant, admin) = hub.tenant("acme", roomy()).await;
+    let reply = hub
+        .post(
+            "/api/v1/users",
+            &admin,
+            json!({"username": "ana", "password": "Qwerty123456", "role": "developer",
+                "tenant": tenant}),
+        )
+        .await;
+    let detail = reply.problem(422);
+    assert!(detail.contains("commonly used"), "{detail}");
+    assert_eq!(reply.body["field"], "password");
+    let users = hub.get("/api/v1/users", &admin).await;
+    assert_eq!(users.status, StatusCode::OK);
+    assert!(
+        !users.body.to_string().contains("\"ana\""),
+        "the user was created: {:#}",
+        users.body
+    );
+}
+
+modelfleet_api::store_tests!(a_common_password_is_refused_when_a_user_is_created);
