@@ -1,4 +1,5 @@
-//! Issue 16, finding 8: what a local attacker or a guessing one could do.
+//! Issue 16, finding 8: what a local attacker, a guessing one, or a stalled
+//! object store could do.
 //!
 //! - The data directory holds the key that seals every secret and the
 //!   first credentials: one that others can read is refused, with the
@@ -7,17 +8,23 @@
 //!   symbolic link planted where they go.
 //! - A new password that is one of the commonly used ones is refused,
 //!   whatever its case, saying why.
+//! - An S3 store that takes the connection and never answers fails the
+//!   audit export with a timeout instead of hanging it.
 
 mod support;
 
 use std::os::unix::fs::{PermissionsExt as _, symlink};
 use std::path::Path;
+use std::time::Duration;
 
 use axum::http::StatusCode;
+use chrono::Utc;
+use modelfleet_api::audit::{ExportTarget, S3Settings, S3Timeouts, export};
 use modelfleet_api::identity::password::{PasswordError, check_policy};
 use modelfleet_api::local_files::{self, DataDirError};
+use modelfleet_api::store::AuditEntry;
 use modelfleet_api::store::testing::TestDb;
-use modelfleet_api::{Secret, SecretKey};
+use modelfleet_api::{Actor, Keyring, Secret, SecretKey};
 use serde_json::json;
 use support::{Hub, roomy};
 
@@ -149,4 +156,67 @@ async fn a_common_password_is_refused_when_a_user_is_created(db: TestDb) {
     );
 }
 
-modelfleet_api::store_tests!(a_common_password_is_refused_when_a_user_is_created);
+async fn a_silent_s3_store_fails_the_export_with_a_timeout(db: TestDb) {
+    // Takes every connection and never says a word.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let endpoint = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((socket, _)) = listener.accept().await {
+            held.push(socket);
+        }
+    });
+    let settings = S3Settings {
+        endpoint: Some(endpoint),
+        region: "us-east-1".into(),
+        path_style: true,
+        access_key_id: "AKIDMODELFLEETTEST".into(),
+        secret_access_key: Secret::new("modelfleet-test-secret-key"),
+        timeouts: S3Timeouts {
+            connect: Duration::from_secs(2),
+            read: Duration::from_secs(2),
+            operation: Duration::from_secs(5),
+        },
+    };
+    let target = ExportTarget::new("s3://audit-bucket/hub", Some(&settings)).unwrap();
+    let store = db.store;
+    store
+        .record_request(
+            &Actor::system("test"),
+            AuditEntry {
+                verb: "get".into(),
+                resource: "deployments".into(),
+                code: Some(200),
+                ..AuditEntry::default()
+            },
+        )
+        .await
+        .unwrap();
+    let keyring = Keyring::new(SecretKey::generate().unwrap());
+    let exported = tokio::time::timeout(
+        Duration::from_secs(60),
+        export(
+            &store,
+            &keyring,
+            &target,
+            &Actor::system("test"),
+            None,
+            Utc::now(),
+        ),
+    )
+    .await
+    .expect("the export hung on an object store that does not answer");
+    let error = exported.unwrap_err().to_string();
+    assert!(
+        error.contains("did not answer") && error.contains("timeout"),
+        "{error}"
+    );
+    assert!(!error.contains("modelfleet-test-secret-key"), "{error}");
+    // Nothing counts as exported: the next export starts from the same place.
+    assert!(store.last_audit_export().await.unwrap().is_none());
+}
+
+modelfleet_api::store_tests!(
+    a_common_password_is_refused_when_a_user_is_created,
+    a_silent_s3_store_fails_the_export_with_a_timeout,
+);
