@@ -3,11 +3,12 @@
 //! with alerts due and returns, so a receiver that is slow or never
 //! answers holds up neither invoicing nor another tenant's alerts.
 //!
-//! A task first claims its alerts in the database until its delivery must
-//! be over (every attempt's timeout and wait, [`Retry::longest`], and a
-//! margin): no other pass, on this hub or another, posts them meanwhile,
-//! and if the hub dies mid-delivery they are due again when the claim
-//! runs out. Receivers tell a repeated post by its delivery id.
+//! A task first claims its alerts in the database until its deliveries,
+//! one after another, must be over (each: every attempt's timeout and
+//! wait, [`Retry::longest`], and a margin): no other pass, on this hub or
+//! another, posts them meanwhile, and if the hub dies mid-delivery they
+//! are due again when the claim runs out. Receivers tell a repeated post
+//! by its delivery id.
 //!
 //! An alert whose attempts run out in one pass stays `pending` and is
 //! tried again by a later one, after a wait that starts at
@@ -71,9 +72,12 @@ pub async fn dispatch_alerts(
     for alert in hub.store().due_alerts(at).await? {
         by_tenant.entry(alert.tenant_id).or_default().push(alert);
     }
-    let until = at + delta(sender.retry().longest().saturating_add(CLAIM_MARGIN));
+    let one = sender.retry().longest().saturating_add(CLAIM_MARGIN);
     let mut tasks = Vec::new();
     for (tenant, alerts) in by_tenant {
+        // The task posts them one after another: the claim covers them all.
+        let count = u32::try_from(alerts.len()).unwrap_or(u32::MAX);
+        let until = at + delta(one.saturating_mul(count));
         let mut claimed = Vec::new();
         let mut tx = hub.store().begin(&actor()).await?;
         for alert in alerts {
