@@ -113,12 +113,17 @@ impl EmbeddedCluster {
     }
 
     /// A kubeconfig for `kubectl`, if the cluster listens.
-    pub fn write_kubeconfig(&self, path: &Path) -> anyhow::Result<()> {
+    pub fn kubeconfig(&self) -> anyhow::Result<String> {
         let serving = self
             .serving
             .as_ref()
             .context("this embedded cluster does not listen on a port")?;
-        std::fs::write(path, serving.kubeconfig_yaml(&self.name))
+        Ok(serving.kubeconfig_yaml(&self.name))
+    }
+
+    /// Writes [`Self::kubeconfig`] to `path`, a place the user chose.
+    pub fn write_kubeconfig(&self, path: &Path) -> anyhow::Result<()> {
+        std::fs::write(path, self.kubeconfig()?)
             .with_context(|| format!("cannot write {}", path.display()))
     }
 

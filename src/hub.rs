@@ -9,16 +9,15 @@
 //! The end-to-end tests start it in process exactly as the command does.
 
 use std::collections::BTreeMap;
-use std::io::Write as _;
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
 use modelfleet_api::audit;
 use modelfleet_api::bootstrap::{self, InitialCredentials};
-use modelfleet_api::{ApiSettings, AppState, ClusterRegistry, Keyring, Store};
+use modelfleet_api::{ApiSettings, AppState, ClusterRegistry, Keyring, Store, local_files};
 use modelfleet_core::billing::{PriceCatalog, UnixSeconds};
 use modelfleet_core::fleet::Fleet;
 use modelfleet_web::compliance::HubReportRenderer;
@@ -95,7 +94,7 @@ pub struct RunningHub {
 
 impl RunningHub {
     pub async fn start(options: HubOptions) -> anyhow::Result<RunningHub> {
-        create_private_dir(&options.data_dir)?;
+        local_files::open_data_dir(&options.data_dir)?;
         let keyring = Keyring::from_env_or_file(&options.data_dir.join(KEY_FILE))
             .context("cannot load the key that seals secrets")?;
         let store = Store::connect(&options.database_url())
@@ -104,7 +103,7 @@ impl RunningHub {
 
         let credentials_path = options.data_dir.join(CREDENTIALS_FILE);
         let initial_credentials = bootstrap::first_start(&store, |credentials| {
-            write_private(&credentials_path, &credentials.to_file_text())
+            local_files::write_private(&credentials_path, credentials.to_file_text().as_bytes())
         })
         .await
         .context("cannot create the first platform admin and demo tenant")?;
@@ -168,7 +167,10 @@ impl RunningHub {
             let cluster = EmbeddedCluster::start(embedded)
                 .await
                 .with_context(|| format!("cannot start sandbox cluster {name}"))?;
-            cluster.write_kubeconfig(&options.data_dir.join(format!("{name}.kubeconfig")))?;
+            // Written anew on each start, never through what stands there.
+            let kubeconfig = options.data_dir.join(format!("{name}.kubeconfig"));
+            local_files::replace_private(&kubeconfig, cluster.kubeconfig()?.as_bytes())
+                .with_context(|| format!("cannot write {}", kubeconfig.display()))?;
             state
                 .register_sandbox_cluster(&name, cloud, &region, cluster.client())
                 .await
@@ -280,31 +282,4 @@ pub fn clusters_of(fleet: &Fleet) -> BTreeMap<String, Fleet> {
             .push(pool.clone());
     }
     clusters
-}
-
-fn create_private_dir(dir: &Path) -> anyhow::Result<()> {
-    let mut builder = std::fs::DirBuilder::new();
-    builder.recursive(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::DirBuilderExt as _;
-        builder.mode(0o700);
-    }
-    builder
-        .create(dir)
-        .with_context(|| format!("cannot create the data directory {}", dir.display()))
-}
-
-/// Writes `text` to a new file only its owner can read.
-fn write_private(path: &Path, text: &str) -> std::io::Result<()> {
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create(true).truncate(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt as _;
-        options.mode(0o600);
-    }
-    let mut file = options.open(path)?;
-    file.write_all(text.as_bytes())?;
-    file.sync_all()
 }

@@ -107,12 +107,7 @@ pub fn migrate(args: MigrateArgs) -> anyhow::Result<ExitCode> {
     options.database_url = args.storage.database_url;
     let url = options.database_url();
     if options.database_url.is_none() {
-        std::fs::create_dir_all(&options.data_dir).with_context(|| {
-            format!(
-                "cannot create the data directory {}",
-                options.data_dir.display()
-            )
-        })?;
+        modelfleet_api::local_files::open_data_dir(&options.data_dir)?;
     }
     let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
     runtime

@@ -203,6 +203,7 @@ async fn bench(db: TestDb, n: i64, s3: bool) {
             path_style: true,
             access_key_id: "AKBENCH".into(),
             secret_access_key: Secret::new("bench-secret"),
+            timeouts: Default::default(),
         };
         let target = ExportTarget::new("s3://audit-bench/hub", Some(&settings)).expect("s3");
         ("s3 (s3s-fs, loopback)", target)

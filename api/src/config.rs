@@ -2,9 +2,14 @@
 //! --help` and `modelfleet api --help` are the reference; every field can
 //! also come from the environment.
 
+use std::time::Duration;
+
 use modelfleet_core::money::{Currency, ExchangeRates, MoneyError, Rate};
 
-use crate::audit::{ExportTarget, Location, S3Settings, TargetError};
+use crate::audit::{
+    DEFAULT_S3_OPERATION_TIMEOUT_SECONDS, DEFAULT_S3_READ_TIMEOUT_SECONDS, ExportTarget, Location,
+    S3Settings, S3Timeouts, TargetError,
+};
 use crate::secret::Secret;
 
 pub const DEFAULT_MAX_BODY_BYTES: usize = 1024 * 1024;
@@ -146,6 +151,18 @@ pub struct ApiSettings {
     /// rather than `bucket.endpoint`.
     #[arg(long = "audit-s3-path-style", env = "MODELFLEET_AUDIT_S3_PATH_STYLE")]
     pub audit_s3_path_style: bool,
+
+    /// How long an `s3://` export waits for the store to answer one
+    /// request, a part's upload included, in seconds.
+    #[arg(long = "audit-s3-read-timeout-seconds", env = "MODELFLEET_AUDIT_S3_READ_TIMEOUT_SECONDS",
+          default_value_t = DEFAULT_S3_READ_TIMEOUT_SECONDS, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub audit_s3_read_timeout_seconds: u64,
+
+    /// How long one request of an `s3://` export may take with its
+    /// retries, in seconds; then the export fails and is tried again later.
+    #[arg(long = "audit-s3-operation-timeout-seconds", env = "MODELFLEET_AUDIT_S3_OPERATION_TIMEOUT_SECONDS",
+          default_value_t = DEFAULT_S3_OPERATION_TIMEOUT_SECONDS, value_parser = clap::value_parser!(u64).range(1..=24 * 3600))]
+    pub audit_s3_operation_timeout_seconds: u64,
 }
 
 /// Where the credentials of an `s3://` audit export location come from.
@@ -172,6 +189,8 @@ impl Default for ApiSettings {
             audit_s3_endpoint: None,
             audit_s3_region: "us-east-1".to_owned(),
             audit_s3_path_style: false,
+            audit_s3_read_timeout_seconds: DEFAULT_S3_READ_TIMEOUT_SECONDS,
+            audit_s3_operation_timeout_seconds: DEFAULT_S3_OPERATION_TIMEOUT_SECONDS,
         }
     }
 }
@@ -207,6 +226,11 @@ impl ApiSettings {
                     path_style: self.audit_s3_path_style,
                     access_key_id,
                     secret_access_key: Secret::new(secret),
+                    timeouts: S3Timeouts {
+                        read: Duration::from_secs(self.audit_s3_read_timeout_seconds),
+                        operation: Duration::from_secs(self.audit_s3_operation_timeout_seconds),
+                        ..S3Timeouts::default()
+                    },
                 })
             }
             Location::Dir(_) => None,

@@ -18,6 +18,7 @@ pub mod failover;
 pub mod http;
 pub mod identity;
 pub mod ids;
+pub mod local_files;
 pub mod placement;
 pub mod secret;
 pub mod service;

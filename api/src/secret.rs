@@ -51,6 +51,11 @@ pub enum SecretError {
     },
     #[error("the key file {path} is readable by others (mode {mode:o}); run `chmod 600` on it")]
     KeyFilePermissions { path: PathBuf, mode: u32 },
+    #[error(
+        "the key file {path} is a symbolic link to nothing; the hub creates its key only as a new \
+         file, never through a link: remove the link, or give the key in MODELFLEET_SECRET_KEY"
+    )]
+    KeyFileLink { path: PathBuf },
     #[error("the system random number generator failed")]
     Random,
     #[error("a sealed value is malformed")]
@@ -185,17 +190,7 @@ impl SecretKey {
             source,
         };
         match fs::metadata(path) {
-            Ok(meta) => {
-                let mode = meta.permissions().mode() & 0o777;
-                if mode & 0o077 != 0 {
-                    return Err(SecretError::KeyFilePermissions {
-                        path: path.to_owned(),
-                        mode,
-                    });
-                }
-                let text = Zeroizing::new(fs::read_to_string(path).map_err(io)?);
-                SecretKey::from_base64(&text)
-            }
+            Ok(meta) => SecretKey::read_file(path, &meta),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 let key = SecretKey::generate()?;
                 let created = OpenOptions::new()
@@ -205,9 +200,20 @@ impl SecretKey {
                     .open(path);
                 let mut file = match created {
                     Ok(file) => file,
+                    // `create_new` does not follow a link, even one to
+                    // nothing: the path holds a link nobody can read through.
+                    Err(e)
+                        if e.kind() == std::io::ErrorKind::AlreadyExists
+                            && fs::symlink_metadata(path).is_ok_and(|m| m.is_symlink()) =>
+                    {
+                        return Err(SecretError::KeyFileLink {
+                            path: path.to_owned(),
+                        });
+                    }
                     // Another process created it first: use theirs.
                     Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-                        return SecretKey::load_or_create(path);
+                        let meta = fs::metadata(path).map_err(io)?;
+                        return SecretKey::read_file(path, &meta);
                     }
                     Err(e) => return Err(io(e)),
                 };
@@ -219,6 +225,28 @@ impl SecretKey {
             }
             Err(e) => Err(io(e)),
         }
+    }
+}
+
+impl SecretKey {
+    /// The key in the file at `path`, which `meta` describes; refused when
+    /// group or others may read it.
+    fn read_file(path: &Path, meta: &fs::Metadata) -> Result<Self, SecretError> {
+        let mode = meta.permissions().mode() & 0o777;
+        if mode & 0o077 != 0 {
+            return Err(SecretError::KeyFilePermissions {
+                path: path.to_owned(),
+                mode,
+            });
+        }
+        let text =
+            Zeroizing::new(
+                fs::read_to_string(path).map_err(|source| SecretError::KeyFile {
+                    path: path.to_owned(),
+                    source,
+                })?,
+            );
+        SecretKey::from_base64(&text)
     }
 }
 

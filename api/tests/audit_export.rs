@@ -82,6 +82,7 @@ impl S3Server {
             path_style: true,
             access_key_id: ACCESS_KEY.into(),
             secret_access_key: Secret::new(SECRET_KEY),
+            timeouts: Default::default(),
         }
     }
 

@@ -54,7 +54,12 @@ async fn start(db: TestDb) -> Hub {
         fleet,
         operator: Some(true),
     };
-    Hub::start_clusters(db, vec![spec], test_settings()).await
+    // The budget test's receiver listens on loopback.
+    let settings = modelfleet_api::ApiSettings {
+        webhook_allow_private_addresses: true,
+        ..test_settings()
+    };
+    Hub::start_clusters(db, vec![spec], settings).await
 }
 
 /// Prices the L40S pool at a catalog price with many decimals.
@@ -443,7 +448,9 @@ async fn a_budget_alerts_its_webhook_and_refuses_at_the_limit(db: TestDb) {
     })
     .unwrap()
     .allowing_private_addresses();
-    modelfleet_api::billing::schedule::pass(hub.state.hub(), &sender).await;
+    for delivery in modelfleet_api::billing::schedule::pass(hub.state.hub(), &sender).await {
+        delivery.await.unwrap();
+    }
     let got = received.0.lock().unwrap().clone();
     assert_eq!(got.len(), 2, "one post per threshold");
     let mut thresholds = Vec::new();
@@ -462,7 +469,8 @@ async fn a_budget_alerts_its_webhook_and_refuses_at_the_limit(db: TestDb) {
     thresholds.sort_unstable();
     assert_eq!(thresholds, [80, 100]);
     // A second pass raises and sends nothing more.
-    modelfleet_api::billing::schedule::pass(hub.state.hub(), &sender).await;
+    let deliveries = modelfleet_api::billing::schedule::pass(hub.state.hub(), &sender).await;
+    assert!(deliveries.is_empty());
     assert_eq!(received.0.lock().unwrap().len(), 2);
     let alerts = hub.get(&format!("{budget}/alerts"), &key).await;
     assert!(

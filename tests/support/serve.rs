@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 use std::collections::BTreeMap;
+use std::os::unix::fs::PermissionsExt as _;
 use std::path::Path;
 use std::time::Duration;
 
@@ -11,7 +12,11 @@ use modelfleet::hub::{CREDENTIALS_FILE, HubOptions, RunningHub};
 
 /// Starts the hub on `data_dir`: simulated time at 0.002 of real time, the
 /// operator requeueing every 300 ms, so a deployment is Ready in seconds.
+/// The directory is made its owner's alone first, as `serve` requires (a
+/// test's temporary directory is created open to others).
 pub async fn start(data_dir: &Path) -> RunningHub {
+    std::fs::set_permissions(data_dir, std::fs::Permissions::from_mode(0o700))
+        .expect("the data directory can be made private");
     let mut options = HubOptions::new(data_dir, ([127, 0, 0, 1], 0).into());
     options.time_factor = 0.002;
     options.requeue = Duration::from_millis(300);

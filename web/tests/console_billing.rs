@@ -541,3 +541,82 @@ async fn other_tenants_pages_are_not_found_and_platform_admins_name_the_tenant()
     })
     .await;
 }
+
+#[tokio::test]
+async fn the_budget_page_shows_the_webhook_masked_and_only_to_admins() {
+    const HOOK: &str = "https://hooks.slack.com/services/T0001/B0002/Xyzzy-s3cret-T0ken";
+    on_sqlite(|db| async move {
+        let hub = Hub::start(db).await;
+        let (tenant, key) = evil_tenant(&hub, "acme").await;
+        let mut browser = Browser::new(&hub);
+        browser.sign_in("acme-admin").await;
+        let page = browser
+            .post(
+                "/billing/budget",
+                &[
+                    ("amount", "250.00"),
+                    ("currency", "USD"),
+                    ("webhook_url", HOOK),
+                    ("webhook_secret", "whsec-0123456789abcdef"),
+                ],
+            )
+            .await;
+        assert_eq!(page.status, StatusCode::SEE_OTHER, "{}", page.text());
+
+        // The admin sees where alerts go, never the path, not even in the form.
+        let page = browser.get("/billing/budget").await;
+        assert_eq!(page.one("#budget-webhook"), "https://hooks.slack.com/…");
+        assert!(!page.text().contains("s3cret-T0ken"), "{}", page.text());
+        assert!(!page.text().contains("/services/"), "{}", page.text());
+        assert_eq!(page.attrs("#webhook_url", "value"), vec![String::new()]);
+
+        // Saving the form with the webhook fields empty keeps the webhook.
+        let page = browser
+            .post(
+                "/billing/budget",
+                &[("amount", "300.00"), ("currency", "USD")],
+            )
+            .await;
+        assert_eq!(page.status, StatusCode::SEE_OTHER, "{}", page.text());
+        let api = hub
+            .get(&format!("/api/v1/tenants/{tenant}/budget"), &key)
+            .await;
+        assert_eq!(api.body["budget"]["amount"], "300.00", "{:#}", api.body);
+        assert_eq!(
+            api.body["webhook"], "https://hooks.slack.com/…",
+            "{:#}",
+            api.body
+        );
+
+        // A developer of the tenant sees the budget, nothing of the webhook.
+        user(&hub, Some(tenant), "dev", Role::Developer).await;
+        let mut dev = Browser::new(&hub);
+        dev.sign_in("dev").await;
+        let page = dev.get("/billing/budget").await;
+        assert_eq!(page.status, StatusCode::OK);
+        assert_eq!(page.one("#budget-amount"), "300.00 USD");
+        assert!(!page.has("#budget-webhook"));
+        assert!(!page.text().contains("hooks.slack.com"), "{}", page.text());
+
+        // Ticking "remove" removes it.
+        let page = browser
+            .post(
+                "/billing/budget",
+                &[
+                    ("amount", "300.00"),
+                    ("currency", "USD"),
+                    ("remove_webhook", "on"),
+                ],
+            )
+            .await;
+        assert_eq!(page.status, StatusCode::SEE_OTHER, "{}", page.text());
+        assert!(!browser.get("/billing/budget").await.has("#budget-webhook"));
+        let webhook = hub
+            .store
+            .budget_webhook(hub.state.keyring(), tenant)
+            .await
+            .unwrap();
+        assert!(webhook.is_none(), "the webhook is still there");
+    })
+    .await;
+}

@@ -37,5 +37,8 @@ pub use schedule::{
     DEFAULT_EXPORT_INTERVAL, MAX_EXPORT_INTERVAL, MIN_EXPORT_INTERVAL, run_scheduled,
 };
 pub use storage::StorageError;
-pub use target::{ExportTarget, Location, MIN_PART_SIZE, PART_SIZE, S3Settings, TargetError};
+pub use target::{
+    DEFAULT_S3_OPERATION_TIMEOUT_SECONDS, DEFAULT_S3_READ_TIMEOUT_SECONDS, ExportTarget, Location,
+    MIN_PART_SIZE, PART_SIZE, S3Settings, S3Timeouts, TargetError,
+};
 pub use verify::{ExportVerification, Failure, VerifyError, verify_export};

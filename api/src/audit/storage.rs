@@ -3,7 +3,8 @@
 //! blocking file I/O off the async threads. Both [`super::target`] (a
 //! location) and [`super::object`] (one object in it) build on it.
 
-use aws_sdk_s3::error::DisplayErrorContext;
+use aws_sdk_s3::error::{DisplayErrorContext, SdkError};
+use aws_sdk_s3::primitives::ByteStreamError;
 
 /// A read or write of one object that failed, naming the object.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -25,14 +26,45 @@ impl StorageError {
     }
 }
 
-/// The SDK's error with its causes (the service's code and message). The
-/// SDK never puts credentials in its errors.
-pub(super) fn s3_error<E: std::error::Error>(
+/// The SDK's error with its causes (the service's code and message), and
+/// what to check when the store did not answer in time. The SDK never puts
+/// credentials in its errors.
+pub(super) fn s3_error<E: std::error::Error + MayTimeOut>(
     key: &str,
     action: &'static str,
     e: E,
 ) -> StorageError {
-    StorageError::new(key, action, DisplayErrorContext(e).to_string())
+    let detail = if e.timed_out() {
+        format!(
+            "the object store did not answer before the timeout ({}); check that the endpoint is \
+             up and reachable from the hub",
+            DisplayErrorContext(e)
+        )
+    } else {
+        DisplayErrorContext(e).to_string()
+    };
+    StorageError::new(key, action, detail)
+}
+
+/// An S3 client error that may be a timeout.
+pub(super) trait MayTimeOut {
+    fn timed_out(&self) -> bool;
+}
+
+impl<E, R> MayTimeOut for SdkError<E, R> {
+    fn timed_out(&self) -> bool {
+        match self {
+            SdkError::TimeoutError(_) => true,
+            SdkError::DispatchFailure(failure) => failure.is_timeout(),
+            _ => false,
+        }
+    }
+}
+
+impl MayTimeOut for ByteStreamError {
+    fn timed_out(&self) -> bool {
+        false
+    }
 }
 
 /// Runs blocking file I/O off the async threads.

@@ -11,7 +11,9 @@
 
 use std::fmt;
 use std::path::{Component, Path, PathBuf};
+use std::time::Duration;
 
+use aws_sdk_s3::config::timeout::TimeoutConfig;
 use aws_sdk_s3::config::{
     BehaviorVersion, Credentials, Region, RequestChecksumCalculation, ResponseChecksumValidation,
 };
@@ -45,7 +47,38 @@ pub struct S3Settings {
     pub path_style: bool,
     pub access_key_id: String,
     pub secret_access_key: Secret,
+    pub timeouts: S3Timeouts,
 }
+
+/// How long the S3 client waits, so that a store which takes the
+/// connection and never answers fails an export instead of hanging it
+/// (and with it the export loop) for good.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct S3Timeouts {
+    /// To open a connection.
+    pub connect: Duration,
+    /// From sending a request to the first byte of the answer; the upload
+    /// of a part counts, so leave room for [`PART_SIZE`] on a slow link.
+    pub read: Duration,
+    /// One whole operation, its retries included.
+    pub operation: Duration,
+}
+
+impl Default for S3Timeouts {
+    /// 10 s to connect, 2 minutes for an answer, 10 minutes in all.
+    fn default() -> Self {
+        S3Timeouts {
+            connect: Duration::from_secs(10),
+            read: Duration::from_secs(DEFAULT_S3_READ_TIMEOUT_SECONDS),
+            operation: Duration::from_secs(DEFAULT_S3_OPERATION_TIMEOUT_SECONDS),
+        }
+    }
+}
+
+/// [`S3Timeouts::read`] unless set otherwise.
+pub const DEFAULT_S3_READ_TIMEOUT_SECONDS: u64 = 120;
+/// [`S3Timeouts::operation`] unless set otherwise.
+pub const DEFAULT_S3_OPERATION_TIMEOUT_SECONDS: u64 = 600;
 
 /// Why a location or its settings are not usable.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -423,7 +456,15 @@ fn s3_client(settings: &S3Settings) -> Result<aws_sdk_s3::Client, TargetError> {
         // Stores other than AWS itself often lack the newer checksum
         // headers; ask for them only where the API requires them.
         .request_checksum_calculation(RequestChecksumCalculation::WhenRequired)
-        .response_checksum_validation(ResponseChecksumValidation::WhenRequired);
+        .response_checksum_validation(ResponseChecksumValidation::WhenRequired)
+        // The SDK waits for ever unless told otherwise.
+        .timeout_config(
+            TimeoutConfig::builder()
+                .connect_timeout(settings.timeouts.connect)
+                .read_timeout(settings.timeouts.read)
+                .operation_timeout(settings.timeouts.operation)
+                .build(),
+        );
     if let Some(endpoint) = &settings.endpoint {
         if !(endpoint.starts_with("https://") || endpoint.starts_with("http://")) {
             return Err(TargetError::BadS3Settings(format!(
@@ -483,6 +524,7 @@ mod tests {
             path_style: false,
             access_key_id: "AKID".into(),
             secret_access_key: Secret::new("very-secret-key"),
+            timeouts: S3Timeouts::default(),
         };
         let target = ExportTarget::new("s3://audit-bucket/p", Some(&settings)).unwrap();
         assert_eq!(target.key("audit/x.json"), "p/audit/x.json");

@@ -1,7 +1,7 @@
 //! Monthly budgets: what a tenant has spent this month against its budget,
-//! the alerts at 80 % and 100 % (recorded once per month and threshold,
-//! and posted to the tenant's webhook, signed, with retries), and the
-//! optional refusal of new deployments once the budget is spent.
+//! the alerts at 80 % and 100 % (recorded once per month and threshold;
+//! [`super::alerts`] posts them to the tenant's webhook), and the optional
+//! refusal of new deployments once the budget is spent.
 //!
 //! "Spent" is the month's draft invoice total in the budget's currency,
 //! after discounts and adjustments: what the tenant would pay if the month
@@ -10,15 +10,13 @@
 use modelfleet_core::billing::{BillingPeriod, UnixSeconds};
 use modelfleet_core::money::Money;
 use serde::Serialize;
-use serde_json::json;
 use tracing::warn;
 
-use super::webhook::{WebhookError, WebhookSender};
+use super::webhook;
 use super::{BillingServiceError, actor, rate_month};
 use crate::identity::Scope;
 use crate::ids::{AlertId, TenantId};
-use crate::secret::Keyring;
-use crate::store::{Budget, BudgetAlert, Store, now};
+use crate::store::{Budget, Store, now};
 
 /// The shares of the budget that raise an alert, in percent.
 pub const THRESHOLDS: [i32; 2] = [80, 100];
@@ -33,8 +31,23 @@ pub struct BudgetStatus {
     /// Spent as a share of the budget, in whole percent (rounded down).
     pub percent_used: i64,
     pub refuse_at_limit: bool,
+    /// Where alerts are posted, masked to scheme and host
+    /// (`https://hooks.example.com/…`): the path of a Slack-style URL is
+    /// what lets anyone post to the channel, so it is never shown. Only
+    /// for those who may manage the tenant; see [`BudgetStatus::for_viewer`].
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub webhook_url: Option<String>,
+    pub webhook: Option<String>,
+}
+
+impl BudgetStatus {
+    /// The status as someone who reads the tenant but may not manage it
+    /// sees it: without the webhook.
+    pub fn for_viewer(self) -> BudgetStatus {
+        BudgetStatus {
+            webhook: None,
+            ..self
+        }
+    }
 }
 
 /// What a budget check did.
@@ -80,7 +93,7 @@ pub async fn budget_status(
         spent,
         percent_used: percent_used(spent, budget.per_month),
         refuse_at_limit: budget.refuse_at_limit,
-        webhook_url: budget.webhook_url.clone(),
+        webhook: budget.webhook_url.as_deref().map(webhook::masked),
     }))
 }
 
@@ -141,78 +154,4 @@ pub async fn check_budgets(store: &Store) -> Result<BudgetCheck, BillingServiceE
         }
     }
     Ok(check)
-}
-
-/// The JSON posted for an alert.
-pub fn alert_body(alert: &BudgetAlert) -> serde_json::Value {
-    let money = |micros: i64| -> serde_json::Value {
-        match alert.currency.parse() {
-            Ok(currency) => json!(Money::from_micros(micros, currency)),
-            Err(_) => json!(micros),
-        }
-    };
-    json!({
-        "type": "budget.threshold_reached",
-        "alertId": alert.id,
-        "tenantId": alert.tenant_id,
-        "period": alert.period,
-        "thresholdPercent": alert.threshold,
-        "spent": money(alert.spent_micros),
-        "budget": money(alert.budget_micros),
-        "raisedAt": alert.raised_at,
-    })
-}
-
-/// Posts every pending alert to its tenant's webhook and records the
-/// outcome. Returns how many were delivered.
-pub async fn deliver_alerts(
-    store: &Store,
-    keyring: &Keyring,
-    sender: &WebhookSender,
-) -> Result<usize, BillingServiceError> {
-    let mut delivered = 0;
-    for alert in store.pending_alerts().await? {
-        let Some((url, secret)) = store.budget_webhook(keyring, alert.tenant_id).await? else {
-            let mut tx = store.begin(&actor()).await?;
-            tx.record_alert_delivery(
-                alert.id,
-                0,
-                Err("the budget no longer has a webhook".into()),
-            )
-            .await?;
-            tx.commit().await?;
-            continue;
-        };
-        let body = alert_body(&alert).to_string();
-        let outcome = sender
-            .deliver(
-                &url,
-                secret.expose().as_bytes(),
-                &alert.id.to_string(),
-                body.as_bytes(),
-            )
-            .await;
-        let mut tx = store.begin(&actor()).await?;
-        match outcome {
-            Ok(done) => {
-                tx.record_alert_delivery(alert.id, done.attempts, Ok(()))
-                    .await?;
-                delivered += 1;
-            }
-            Err(e) => {
-                warn!(alert = %alert.id, error = %e, "budget alert not delivered");
-                tx.record_alert_delivery(alert.id, attempts_of(&e), Err(e.to_string()))
-                    .await?;
-            }
-        }
-        tx.commit().await?;
-    }
-    Ok(delivered)
-}
-
-fn attempts_of(e: &WebhookError) -> u32 {
-    match e {
-        WebhookError::Refused { attempts, .. } | WebhookError::GaveUp { attempts, .. } => *attempts,
-        _ => 0,
-    }
 }

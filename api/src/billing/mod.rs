@@ -10,6 +10,7 @@
 //! loop, whichever comes first; after that they are read back exactly as
 //! issued and never rated again.
 
+mod alerts;
 mod budget;
 mod exports;
 pub mod schedule;
@@ -25,9 +26,9 @@ use crate::identity::{Actor, Scope};
 use crate::ids::{InvoiceId, TenantId};
 use crate::store::{Store, StoreError, UsageFilter, finalize_after, now, period_times};
 
+pub use alerts::{alert_body, dispatch_alerts};
 pub use budget::{
-    BudgetCheck, BudgetStatus, THRESHOLDS, alert_body, budget_refusal, budget_status,
-    check_budgets, deliver_alerts,
+    BudgetCheck, BudgetStatus, THRESHOLDS, budget_refusal, budget_status, check_budgets,
 };
 pub use exports::{BillingExport, BillingExportError, ExportedObject, export_period};
 pub use usage::{

@@ -1,7 +1,8 @@
 //! The billing loop `serve` runs next to cluster sync: every
 //! [`BILLING_EVERY`] it issues the invoices of months that are due, checks
-//! every budget against this month's spend, and delivers pending alerts to
-//! their webhooks.
+//! every budget against this month's spend, and starts delivering the
+//! alerts that are due to their webhooks ([`super::alerts`]) — without
+//! waiting for them, so no receiver holds up invoicing or the next pass.
 
 use std::time::Duration;
 
@@ -10,15 +11,16 @@ use tokio::task::JoinHandle;
 use tracing::{info, warn};
 
 use super::webhook::{Retry, WebhookSender};
-use super::{check_budgets, deliver_alerts, finalize_due};
+use super::{check_budgets, dispatch_alerts, finalize_due};
 use crate::service::Hub;
 
 /// How often the loop runs.
 pub const BILLING_EVERY: Duration = Duration::from_secs(30);
 
 /// One pass: what is due is done; a failure is logged and retried on the
-/// next pass.
-pub async fn pass(state: &Hub, sender: &WebhookSender) {
+/// next pass. Returns the alert deliveries it started, which go on after
+/// it returns (one per tenant with alerts due).
+pub async fn pass(state: &Hub, sender: &WebhookSender) -> Vec<JoinHandle<()>> {
     match finalize_due(state.store()).await {
         Ok(0) => {}
         Ok(n) => info!(tenants = n, "issued final invoices"),
@@ -31,12 +33,15 @@ pub async fn pass(state: &Hub, sender: &WebhookSender) {
         Ok(_) => {}
         Err(e) => warn!(error = %e, "cannot check budgets"),
     }
-    if let Err(e) = deliver_alerts(state.store(), state.keyring(), sender).await {
+    dispatch_alerts(state, sender).await.unwrap_or_else(|e| {
         warn!(error = %e, "cannot deliver budget alerts");
-    }
+        Vec::new()
+    })
 }
 
-/// Runs [`pass`] every [`BILLING_EVERY`] until `stop` becomes `true`.
+/// Runs [`pass`] every [`BILLING_EVERY`] until `stop` becomes `true`;
+/// deliveries still going then are stopped (their alerts are posted again
+/// once their claims run out).
 pub fn spawn(state: Hub, mut stop: watch::Receiver<bool>) -> JoinHandle<()> {
     tokio::spawn(async move {
         let sender = match WebhookSender::new(Retry::default()) {
@@ -49,12 +54,17 @@ pub fn spawn(state: Hub, mut stop: watch::Receiver<bool>) -> JoinHandle<()> {
                 return;
             }
         };
+        let mut deliveries: Vec<JoinHandle<()>> = Vec::new();
         loop {
-            pass(&state, &sender).await;
+            deliveries.retain(|d| !d.is_finished());
+            deliveries.extend(pass(&state, &sender).await);
             tokio::select! {
                 () = tokio::time::sleep(BILLING_EVERY) => {}
-                _ = stop.wait_for(|s| *s) => return,
+                _ = stop.wait_for(|s| *s) => break,
             }
+        }
+        for delivery in deliveries {
+            delivery.abort();
         }
     })
 }

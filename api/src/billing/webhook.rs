@@ -15,7 +15,7 @@
 //! Logs name the receiver by its origin only.
 
 use std::io;
-use std::net::{IpAddr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -83,7 +83,8 @@ pub struct Retry {
     /// further one.
     pub first_backoff: Duration,
     /// The longest wait between attempts, also for a receiver's
-    /// `Retry-After`: a receiver cannot hold the alert loop for an hour.
+    /// `Retry-After`: a receiver cannot hold a delivery for an hour. Also
+    /// the first wait before a later pass tries an alert again.
     pub max_backoff: Duration,
     /// How long one attempt may take, connecting included.
     pub timeout: Duration,
@@ -102,6 +103,16 @@ impl Default for Retry {
 }
 
 impl Retry {
+    /// The longest one delivery can take, name resolution aside: every
+    /// attempt taking its whole timeout, and the longest wait after each
+    /// but the last.
+    pub fn longest(&self) -> Duration {
+        let attempts = self.attempts.max(1);
+        self.timeout
+            .saturating_mul(attempts)
+            .saturating_add(self.max_backoff.saturating_mul(attempts - 1))
+    }
+
     /// The wait after failed attempt number `attempt` (from 1).
     fn backoff(&self, attempt: u32) -> Duration {
         let factor = 2u32.saturating_pow(attempt.saturating_sub(1));
@@ -167,16 +178,8 @@ pub struct WebhookSender {
 
 impl WebhookSender {
     pub fn new(retry: Retry) -> Result<Self, WebhookError> {
-        let client = reqwest::Client::builder()
-            .timeout(retry.timeout)
-            // A redirect is a failed delivery: following it would send a
-            // signed alert to an address the tenant never configured.
-            .redirect(reqwest::redirect::Policy::none())
-            .user_agent(USER_AGENT)
-            .build()
-            .map_err(|e| WebhookError::Client(format!("cannot build the HTTP client: {e}")))?;
         Ok(WebhookSender {
-            client,
+            client: http_client(&retry, None)?,
             retry,
             allow_private: false,
         })
@@ -189,6 +192,11 @@ impl WebhookSender {
     pub fn allowing_private_addresses(mut self) -> Self {
         self.allow_private = true;
         self
+    }
+
+    /// How hard each delivery tries.
+    pub fn retry(&self) -> &Retry {
+        &self.retry
     }
 
     /// The client for one delivery: when private addresses are refused,
@@ -212,6 +220,12 @@ impl WebhookSender {
                 })?
                 .collect(),
         };
+        if addrs.is_empty() {
+            return Err(WebhookError::GaveUp {
+                attempts: 1,
+                last: "the receiver's name has no address".to_owned(),
+            });
+        }
         if let Some(bad) = addrs.iter().find(|a| !is_public(a.ip())) {
             return Err(WebhookError::InvalidUrl(format!(
                 "resolves to {}, which is not a public address; the hub posts alerts only to \
@@ -219,13 +233,7 @@ impl WebhookSender {
                 bad.ip()
             )));
         }
-        reqwest::Client::builder()
-            .timeout(self.retry.timeout)
-            .redirect(reqwest::redirect::Policy::none())
-            .user_agent(USER_AGENT)
-            .resolve_to_addrs(bare, &addrs)
-            .build()
-            .map_err(|e| WebhookError::Client(format!("cannot build the HTTP client: {e}")))
+        http_client(&self.retry, Some((bare, &addrs)))
     }
 
     /// Posts `body` to `url`, signed with `secret`, until the receiver
@@ -303,35 +311,125 @@ impl WebhookSender {
     }
 }
 
-/// Whether `ip` is an address on the public internet: not loopback,
-/// private, shared (CGNAT), link-local, unspecified, documentation,
-/// broadcast or multicast, nor an IPv6 unique-local or link-local one.
+/// The HTTP client deliveries go through; with `pin`, the receiver's name
+/// connects only to the addresses given.
+///
+/// It never uses a proxy, whatever `HTTP_PROXY`, `HTTPS_PROXY` or
+/// `ALL_PROXY` say: a proxy resolves the receiver's name again, on its own
+/// network, and so would undo both the pinning and the address check.
+fn http_client(
+    retry: &Retry,
+    pin: Option<(&str, &[SocketAddr])>,
+) -> Result<reqwest::Client, WebhookError> {
+    let mut builder = reqwest::Client::builder()
+        .no_proxy()
+        .timeout(retry.timeout)
+        // A redirect is a failed delivery: following it would send a
+        // signed alert to an address the tenant never configured.
+        .redirect(reqwest::redirect::Policy::none())
+        .user_agent(USER_AGENT);
+    if let Some((host, addrs)) = pin {
+        builder = builder.resolve_to_addrs(host, addrs);
+    }
+    builder
+        .build()
+        .map_err(|e| WebhookError::Client(format!("cannot build the HTTP client: {e}")))
+}
+
+/// Checks a receiver's URL when a tenant sets it: an http(s) URL whose
+/// host, when it is an address or `localhost`, is a public one (unless
+/// `allow_private`). Names are resolved, checked and pinned at each
+/// delivery instead, since what they resolve to can change.
+pub fn check_receiver(url: &str, allow_private: bool) -> Result<(), WebhookError> {
+    let url = parse_url(url)?;
+    if allow_private {
+        return Ok(());
+    }
+    let not_public = |what: &dyn std::fmt::Display| {
+        WebhookError::InvalidUrl(format!(
+            "names {what}, which is not a public address; the hub posts alerts only to public \
+             receivers"
+        ))
+    };
+    // The URL parser has already normalised the host: `2130706433` and
+    // `0x7f.1` are 127.0.0.1 here, as they would be when delivering.
+    let host = url.host_str().unwrap_or_default();
+    let bare = host.trim_start_matches('[').trim_end_matches(']');
+    if let Ok(ip) = bare.parse::<IpAddr>() {
+        return if is_public(ip) {
+            Ok(())
+        } else {
+            Err(not_public(&ip))
+        };
+    }
+    let name = bare.trim_end_matches('.').to_ascii_lowercase();
+    if name == "localhost" || name.ends_with(".localhost") {
+        return Err(not_public(&name));
+    }
+    Ok(())
+}
+
+/// What may be shown of a receiver's URL: its scheme and host (and a port
+/// other than the scheme's), then `/…`. The rest stays hidden: Slack-style
+/// receivers take whoever knows the path for the sender.
+pub fn masked(url: &str) -> String {
+    match Url::parse(url.trim()) {
+        Ok(url) if url.has_host() => format!("{}/…", origin(&url)),
+        _ => "…".to_owned(),
+    }
+}
+
+/// Whether `ip` is an address on the public internet, the only kind a
+/// receiver may have unless private addresses are allowed.
+///
+/// IPv4: not "this network" (0/8), private (10/8, 172.16/12, 192.168/16),
+/// shared (100.64/10), loopback (127/8), link-local (169.254/16), IETF
+/// protocol assignments (192.0.0/24), documentation, the 6to4 relay
+/// anycast (192.88.99/24), benchmarking (198.18/15), multicast, reserved
+/// (240/4) or broadcast.
+///
+/// IPv6: only global unicast (2000::/3) counts, less Teredo and the other
+/// IETF assignments (2001::/23), documentation (2001:db8::/32, 3fff::/20)
+/// and 6to4 (2002::/16, which wraps an IPv4 address a relay would then
+/// reach). Addresses that wrap an IPv4 address the hub's network routes to
+/// that address are judged by it: IPv4-mapped (`::ffff:a.b.c.d`) and NAT64
+/// (64:ff9b::/96, what DNS64 answers on IPv6-only clusters). The
+/// local-use NAT64 prefix (64:ff9b:1::/48) maps as its network decides,
+/// so it is not public, nor is any other address outside 2000::/3.
 pub fn is_public(ip: IpAddr) -> bool {
     match ip {
-        IpAddr::V4(v4) => {
-            let [a, b, ..] = v4.octets();
-            !(v4.is_loopback()
-                || v4.is_private()
-                || v4.is_link_local()
-                || v4.is_unspecified()
-                || v4.is_broadcast()
-                || v4.is_multicast()
-                || v4.is_documentation()
-                || a == 0
-                || (a == 100 && (64..128).contains(&b)))
-        }
+        IpAddr::V4(v4) => is_public_v4(v4),
         IpAddr::V6(v6) => {
             if let Some(v4) = v6.to_ipv4_mapped() {
-                return is_public(IpAddr::V4(v4));
+                return is_public_v4(v4);
             }
-            let first = v6.segments()[0];
-            !(v6.is_loopback()
-                || v6.is_unspecified()
-                || v6.is_multicast()
-                || (first & 0xfe00) == 0xfc00
-                || (first & 0xffc0) == 0xfe80)
+            let s = v6.segments();
+            if s[..6] == [0x64, 0xff9b, 0, 0, 0, 0] {
+                let o = v6.octets();
+                return is_public_v4(Ipv4Addr::new(o[12], o[13], o[14], o[15]));
+            }
+            let global_unicast = s[0] & 0xe000 == 0x2000;
+            let ietf = s[0] == 0x2001 && s[1] < 0x0200;
+            let documentation = (s[0] == 0x2001 && s[1] == 0x0db8) || s[0] & 0xfff0 == 0x3ff0;
+            let six_to_four = s[0] == 0x2002;
+            global_unicast && !ietf && !documentation && !six_to_four
         }
     }
+}
+
+fn is_public_v4(v4: Ipv4Addr) -> bool {
+    let [a, b, c, _] = v4.octets();
+    !(a == 0
+        || v4.is_private()
+        || (a == 100 && (64..128).contains(&b))
+        || v4.is_loopback()
+        || v4.is_link_local()
+        || (a == 192 && b == 0 && c == 0)
+        || v4.is_documentation()
+        || (a == 192 && b == 88 && c == 99)
+        || (a == 198 && (b == 18 || b == 19))
+        || v4.is_multicast()
+        || a >= 240)
 }
 
 /// `url` if it is an absolute http(s) URL with a host. The message never
@@ -778,6 +876,149 @@ mod tests {
             ("::ffff:127.0.0.1", false),
         ] {
             assert_eq!(is_public(ip.parse().unwrap()), public, "{ip}");
+        }
+    }
+
+    /// Each range a receiver must not be in, by a sample address, with
+    /// the public addresses just beside it.
+    const NOT_PUBLIC: &[&str] = &[
+        // NAT64 (64:ff9b::/96) around 127.0.0.1, 10.1.2.3 and 169.254.169.254.
+        "64:ff9b::7f00:1",
+        "64:ff9b::a01:203",
+        "64:ff9b::a9fe:a9fe",
+        // Local-use NAT64 (64:ff9b:1::/48): what it maps to is the network's.
+        "64:ff9b:1::808:808",
+        // 6to4 (2002::/16), whatever it wraps.
+        "2002:7f00:1::",
+        "2002:a9fe:a9fe::1",
+        "2002:808:808::1",
+        // IPv4-mapped and IPv4-compatible IPv6.
+        "::ffff:127.0.0.1",
+        "::ffff:10.0.0.7",
+        "::ffff:198.18.0.1",
+        "::10.0.0.7",
+        // Teredo, documentation and other special IPv6.
+        "2001::1",
+        "2001:db8::1",
+        "100::1",
+        "fec0::1",
+        "3fff::1",
+        // Benchmarking (198.18.0.0/15) and reserved (240.0.0.0/4) IPv4.
+        "198.18.0.1",
+        "198.19.255.255",
+        "240.0.0.1",
+        "255.255.255.254",
+        // IETF protocol assignments and the 6to4 relay anycast.
+        "192.0.0.8",
+        "192.88.99.1",
+    ];
+
+    const PUBLIC: &[&str] = &[
+        "198.17.255.255",
+        "198.20.0.1",
+        "223.255.255.254",
+        "8.8.8.8",
+        "64:ff9b::808:808",
+        "::ffff:8.8.8.8",
+        "2606:4700::1111",
+        "2a00:1450:4001::1",
+    ];
+
+    #[test]
+    fn wrapped_benchmarking_and_reserved_addresses_are_not_public() {
+        for ip in NOT_PUBLIC {
+            assert!(!is_public(ip.parse().unwrap()), "{ip} counted as public");
+        }
+        for ip in PUBLIC {
+            assert!(is_public(ip.parse().unwrap()), "{ip} counted as not public");
+        }
+    }
+
+    #[test]
+    fn receivers_named_by_a_non_public_address_are_refused_when_set() {
+        for ip in NOT_PUBLIC {
+            let host: IpAddr = ip.parse().unwrap();
+            let url = match host {
+                IpAddr::V4(v4) => format!("https://{v4}/hook?token=s3cr3t"),
+                IpAddr::V6(v6) => format!("https://[{v6}]/hook?token=s3cr3t"),
+            };
+            let error = check_receiver(&url, false).unwrap_err();
+            let message = error.to_string();
+            assert!(message.contains("not a public address"), "{url}: {message}");
+            assert!(!message.contains("s3cr3t"), "{message}");
+            assert_eq!(check_receiver(&url, true), Ok(()), "{url}");
+        }
+        // The parser's normal forms: all loopback.
+        for url in [
+            "http://2130706433/hook",
+            "http://0x7f.1/hook",
+            "http://127.1/hook",
+            "http://LocalHost./hook",
+            "http://api.localhost/hook",
+        ] {
+            assert!(check_receiver(url, false).is_err(), "{url}");
+        }
+        for ip in PUBLIC {
+            let host: IpAddr = ip.parse().unwrap();
+            let url = match host {
+                IpAddr::V4(v4) => format!("https://{v4}/hook"),
+                IpAddr::V6(v6) => format!("https://[{v6}]/hook"),
+            };
+            assert_eq!(check_receiver(&url, false), Ok(()), "{url}");
+        }
+        // Names are judged when delivering, by what they resolve to then.
+        assert_eq!(check_receiver("https://hooks.example.com/x", false), Ok(()));
+        assert!(matches!(
+            check_receiver("ftp://hooks.example.com/x", false),
+            Err(WebhookError::InvalidUrl(_))
+        ));
+    }
+
+    #[test]
+    fn masking_keeps_scheme_and_host_only() {
+        for (url, shown) in [
+            (
+                "https://hooks.slack.com/services/T0/B0/s3cr3t",
+                "https://hooks.slack.com/…",
+            ),
+            (
+                "http://hooks.example.com:8443/a?token=s3cr3t#x",
+                "http://hooks.example.com:8443/…",
+            ),
+            (
+                "https://hooks.example.com:443/s3cr3t",
+                "https://hooks.example.com/…",
+            ),
+            (
+                "https://[2606:4700::1111]/s3cr3t",
+                "https://[2606:4700::1111]/…",
+            ),
+            ("not a url s3cr3t", "…"),
+        ] {
+            assert_eq!(masked(url), shown, "{url}");
+        }
+    }
+
+    /// Through the step that resolves and pins a receiver before each
+    /// delivery, not `deliver`: a check that wrongly let one through must
+    /// not make this test send anything off the machine.
+    #[tokio::test]
+    async fn delivery_refuses_wrapped_benchmarking_and_reserved_addresses() {
+        let strict = WebhookSender::new(Retry::default()).unwrap();
+        for ip in NOT_PUBLIC {
+            let host: IpAddr = ip.parse().unwrap();
+            let url = match host {
+                IpAddr::V4(v4) => format!("http://{v4}:9/hook"),
+                IpAddr::V6(v6) => format!("http://[{v6}]:9/hook"),
+            };
+            let error = strict
+                .client_for(&parse_url(&url).unwrap())
+                .await
+                .unwrap_err();
+            assert!(
+                matches!(&error, WebhookError::InvalidUrl(m) if m.contains("not a public address")),
+                "{url}: {error:?}"
+            );
         }
     }
 

@@ -2,7 +2,14 @@
 //! crate's defaults: 19 MiB, 2 passes, 1 lane) and constant-time
 //! verification. Hashing is deliberately slow, so it runs on a blocking
 //! thread and never while a database transaction is open.
+//!
+//! The policy also refuses the passwords attackers try first, as NIST SP
+//! 800-63B (5.1.1.2) asks: `common-passwords.txt` beside this file is the
+//! list Django's `CommonPasswordValidator` uses (20,000 passwords seen
+//! most often in breaches, lower-cased; `common-passwords.LICENSE` says
+//! where it comes from), compared without regard to case.
 
+use std::collections::HashSet;
 use std::fmt;
 use std::sync::LazyLock;
 
@@ -25,6 +32,11 @@ pub enum PasswordError {
     TooSimple,
     #[error("a password must not contain the user name")]
     ContainsUsername,
+    #[error(
+        "this password is one of the most commonly used ones, which attackers try first; choose \
+         another, such as a passphrase of several unrelated words"
+    )]
+    Common,
     #[error("the password could not be hashed")]
     Hash,
 }
@@ -65,7 +77,17 @@ fn hash_now(password: &Secret) -> Result<PasswordHash, PasswordError> {
         .map_err(|_| PasswordError::Hash)
 }
 
-/// Length and variety, as MLPS 2.0 L3-CES1-01 asks for "complexity".
+/// The common passwords, lower-cased, one a line.
+static COMMON: LazyLock<HashSet<&'static str>> =
+    LazyLock::new(|| include_str!("common-passwords.txt").lines().collect());
+
+/// Whether `password` is on the list of common passwords, in any case.
+pub fn is_common(password: &str) -> bool {
+    COMMON.contains(password.trim().to_lowercase().as_str())
+}
+
+/// Length and variety, as MLPS 2.0 L3-CES1-01 asks for "complexity", and
+/// not one of the commonly used passwords.
 pub fn check_policy(username: &str, password: &Secret) -> Result<(), PasswordError> {
     let p = password.expose();
     let chars = p.chars().count();
@@ -74,6 +96,9 @@ pub fn check_policy(username: &str, password: &Secret) -> Result<(), PasswordErr
     }
     if chars > MAX_LENGTH {
         return Err(PasswordError::TooLong);
+    }
+    if is_common(p) {
+        return Err(PasswordError::Common);
     }
     let classes = [
         p.chars().any(|c| c.is_lowercase()),
@@ -128,6 +153,17 @@ mod tests {
             Err(PasswordError::ContainsUsername)
         );
         assert_eq!(check("Correct-horse-42"), Ok(()));
+    }
+
+    #[test]
+    fn the_common_list_is_read_whole() {
+        // First, last and a long one of the file; never the empty line.
+        for common in ["123456", "fallen_angel", "1q2w3e4r5t6y7u8i9o0p"] {
+            assert!(is_common(common), "{common}");
+        }
+        assert!(is_common(" PASSWORD "));
+        assert!(!is_common(""));
+        assert!(COMMON.len() > 19_000, "{}", COMMON.len());
     }
 
     #[tokio::test]

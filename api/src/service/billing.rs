@@ -19,6 +19,7 @@ use serde::Deserialize;
 use utoipa::ToSchema;
 
 use super::{Caller, Error, Hub, Result};
+use crate::billing::webhook::{self, WebhookError};
 use crate::billing::{
     self, BillingExport, BillingExportError, BudgetStatus, GroupBy, TenantInvoice, UsageQuery,
     UsageReport,
@@ -307,11 +308,19 @@ impl Hub {
     }
 
     /// A tenant's budget and this month's spend against it.
+    /// Its webhook (masked) only for those who may manage the tenant.
     pub async fn budget(&self, caller: &Caller, tenant: TenantId) -> Result<BudgetStatus> {
         caller.require(Permission::Read)?;
-        billing::budget_status(&self.store, caller.scope(), tenant)
+        let status = billing::budget_status(&self.store, caller.scope(), tenant)
             .await?
-            .ok_or_else(|| Error::not_found("budget"))
+            .ok_or_else(|| Error::not_found("budget"))?;
+        Ok(
+            if caller.actor.check(tenant, Permission::ManageTenant).is_ok() {
+                status
+            } else {
+                status.for_viewer()
+            },
+        )
     }
 
     /// Sets a tenant's monthly budget. Tenant admins and platform admins.
@@ -324,7 +333,16 @@ impl Hub {
         self.store.tenant(caller.scope(), tenant).await?;
         caller.require(Permission::ManageTenant)?;
         let webhook = match (request.webhook_url, request.webhook_secret) {
-            (Some(url), Some(secret)) => Some((url, Secret::new(secret))),
+            (Some(url), Some(secret)) => {
+                webhook::check_receiver(&url, self.settings.webhook_allow_private_addresses)
+                    .map_err(|e| match e {
+                        WebhookError::InvalidUrl(reason) => {
+                            Error::invalid("webhookUrl", format!("the webhook URL {reason}"))
+                        }
+                        e => Error::internal(&e),
+                    })?;
+                Some((url, Secret::new(secret)))
+            }
             (None, None) => None,
             (Some(_), None) => {
                 return Err(Error::invalid(
@@ -346,6 +364,25 @@ impl Hub {
         };
         let mut tx = self.store.begin(&caller.actor).await?;
         tx.set_budget(&self.keyring, tenant, &new).await?;
+        tx.commit_with(StatusCode::OK).await?;
+        self.budget(caller, tenant).await
+    }
+
+    /// Sets a tenant's monthly budget and leaves its webhook as it is: the
+    /// console's form, which shows the webhook only masked and its secret
+    /// never. Tenant admins and platform admins.
+    pub async fn set_budget_keeping_webhook(
+        &self,
+        caller: &Caller,
+        tenant: TenantId,
+        amount: Money,
+        refuse_at_limit: bool,
+    ) -> Result<BudgetStatus> {
+        self.store.tenant(caller.scope(), tenant).await?;
+        caller.require(Permission::ManageTenant)?;
+        let mut tx = self.store.begin(&caller.actor).await?;
+        tx.set_budget_keeping_webhook(tenant, amount, refuse_at_limit)
+            .await?;
         tx.commit_with(StatusCode::OK).await?;
         self.budget(caller, tenant).await
     }

@@ -97,6 +97,33 @@ pub struct BudgetAlert {
     pub attempts: i32,
     pub last_error: Option<String>,
     pub delivered_at: Option<DateTime<Utc>>,
+    /// When a `pending` alert is next posted (empty: at once).
+    pub next_attempt_at: Option<DateTime<Utc>>,
+}
+
+/// What became of one pass at delivering an alert.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AlertOutcome {
+    Delivered,
+    /// Not tried again: the receiver refused it, or it was tried for long
+    /// enough.
+    Failed(String),
+    /// Still `pending`: tried again from `at`.
+    RetryAt {
+        error: String,
+        at: DateTime<Utc>,
+    },
+}
+
+macro_rules! select_alerts {
+    ($tail:literal) => {
+        concat!(
+            "SELECT id, tenant_id, period, threshold, currency, spent_micros, budget_micros, \
+             raised_at, delivery, attempts, last_error, delivered_at, next_attempt_at \
+             FROM budget_alerts ",
+            $tail
+        )
+    };
 }
 
 fn webhook_context(tenant: TenantId) -> String {
@@ -132,6 +159,24 @@ pub fn check_webhook_url(url: &str) -> Result<(), StoreError> {
         return Err(invalid(
             "webhookUrl",
             format!("at most {MAX_URL_LEN} characters, without spaces"),
+        ));
+    }
+    Ok(())
+}
+
+/// A budget is above zero, in whole minor units.
+fn check_amount(per_month: Money) -> Result<(), StoreError> {
+    if per_month.micros() <= 0 {
+        return Err(invalid(
+            "amount",
+            "a budget must be above zero; to stop budget checks, delete the budget",
+        ));
+    }
+    let minor = minor_unit_micros(per_month.currency());
+    if per_month.micros() % minor != 0 {
+        return Err(invalid(
+            "amount",
+            "give the budget in whole cents (USD) or fen (CNY)",
         ));
     }
     Ok(())
@@ -188,21 +233,21 @@ impl Store {
         visible(scope, tenant, "tenant")?;
         let mut reader = self.reader().await?;
         on_conn!(reader.conn(), c => sqlx::query_as(
-            "SELECT id, tenant_id, period, threshold, currency, spent_micros, budget_micros, \
-             raised_at, delivery, attempts, last_error, delivered_at FROM budget_alerts \
-             WHERE tenant_id = $1 ORDER BY raised_at DESC, threshold DESC")
+            select_alerts!("WHERE tenant_id = $1 ORDER BY raised_at DESC, threshold DESC"))
             .bind(tenant).fetch_all(c).await)
         .map_err(StoreError::from)
     }
 
-    /// Alerts whose webhook delivery has not succeeded or given up yet.
-    pub async fn pending_alerts(&self) -> Result<Vec<BudgetAlert>, StoreError> {
+    /// Alerts whose webhook delivery has neither succeeded nor been given
+    /// up on, and whose time to be posted has come by `at`: by tenant, each
+    /// tenant's in the order they were raised.
+    pub async fn due_alerts(&self, at: DateTime<Utc>) -> Result<Vec<BudgetAlert>, StoreError> {
         let mut reader = self.reader().await?;
         on_conn!(reader.conn(), c => sqlx::query_as(
-            "SELECT id, tenant_id, period, threshold, currency, spent_micros, budget_micros, \
-             raised_at, delivery, attempts, last_error, delivered_at FROM budget_alerts \
-             WHERE delivery = 'pending' ORDER BY raised_at")
-            .fetch_all(c).await)
+            select_alerts!("WHERE delivery = 'pending' \
+             AND (next_attempt_at IS NULL OR next_attempt_at <= $1) \
+             ORDER BY tenant_id, raised_at, threshold"))
+            .bind(at).fetch_all(c).await)
         .map_err(StoreError::from)
     }
 }
@@ -219,19 +264,7 @@ impl Tx {
         self.actor()
             .check(tenant, Permission::ManageTenant)
             .map_err(|d| StoreError::denied(d, "budget"))?;
-        if budget.per_month.micros() <= 0 {
-            return Err(invalid(
-                "amount",
-                "a budget must be above zero; to stop budget checks, delete the budget",
-            ));
-        }
-        let minor = minor_unit_micros(budget.per_month.currency());
-        if budget.per_month.micros() % minor != 0 {
-            return Err(invalid(
-                "amount",
-                "give the budget in whole cents (USD) or fen (CNY)",
-            ));
-        }
+        check_amount(budget.per_month)?;
         let sealed = match &budget.webhook {
             Some((url, secret)) => {
                 check_webhook_url(url)?;
@@ -267,6 +300,37 @@ impl Tx {
             webhook_url: url,
             updated_at: at,
         })
+    }
+
+    /// Sets a tenant's monthly budget and whether it refuses at the limit,
+    /// and leaves its webhook as it is (none for a new budget): for a form
+    /// that cannot show the webhook's URL or secret again. Tenant admins of
+    /// the tenant, and platform admins.
+    pub async fn set_budget_keeping_webhook(
+        &mut self,
+        tenant: TenantId,
+        per_month: Money,
+        refuse_at_limit: bool,
+    ) -> Result<Budget, StoreError> {
+        self.actor()
+            .check(tenant, Permission::ManageTenant)
+            .map_err(|d| StoreError::denied(d, "budget"))?;
+        check_amount(per_month)?;
+        let name = self.tenant_name(tenant).await?;
+        let at = now();
+        on_conn!(self.conn(), c => sqlx::query(
+            "INSERT INTO tenant_budgets (tenant_id, currency, micros_per_month, refuse_at_limit, \
+             updated_at) VALUES ($1, $2, $3, $4, $5) \
+             ON CONFLICT (tenant_id) DO UPDATE SET currency = excluded.currency, \
+             micros_per_month = excluded.micros_per_month, \
+             refuse_at_limit = excluded.refuse_at_limit, updated_at = excluded.updated_at")
+            .bind(tenant).bind(per_month.currency().to_string())
+            .bind(per_month.micros()).bind(refuse_at_limit).bind(at)
+            .execute(c).await.map(|_| ()))?;
+        self.note("update", "budgets", Some(tenant), tenant.0, &name);
+        let row: BudgetRow = on_conn!(self.conn(), c => sqlx::query_as(
+            select_budgets!("WHERE tenant_id = $1")).bind(tenant).fetch_one(c).await)?;
+        row.into_budget()
     }
 
     /// Removes a tenant's budget. Returns whether there was one.
@@ -316,25 +380,46 @@ impl Tx {
         Ok(Some(id))
     }
 
-    /// Records one delivery attempt of an alert's webhook.
+    /// Takes a due alert for one delivery: until `until` no other pass
+    /// (of this hub or another) posts it. Returns whether it was still
+    /// due at `at`; another pass may have taken it first.
+    pub async fn claim_alert(
+        &mut self,
+        id: AlertId,
+        at: DateTime<Utc>,
+        until: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        self.actor()
+            .check_role(Permission::ManagePlatform)
+            .map_err(|d| StoreError::denied(d, "budget alert"))?;
+        let claimed = on_conn!(self.conn(), c => sqlx::query(
+            "UPDATE budget_alerts SET next_attempt_at = $3 WHERE id = $1 \
+             AND delivery = 'pending' AND (next_attempt_at IS NULL OR next_attempt_at <= $2)")
+            .bind(id).bind(at).bind(until)
+            .execute(c).await.map(|r| r.rows_affected()))?;
+        Ok(claimed == 1)
+    }
+
+    /// Records one pass at delivering an alert: `attempts` more posts.
     pub async fn record_alert_delivery(
         &mut self,
         id: AlertId,
         attempts: u32,
-        outcome: Result<(), String>,
+        outcome: AlertOutcome,
     ) -> Result<(), StoreError> {
         self.actor()
             .check_role(Permission::ManagePlatform)
             .map_err(|d| StoreError::denied(d, "budget alert"))?;
-        let (delivery, error, at) = match &outcome {
-            Ok(()) => ("delivered", None, Some(now())),
-            Err(e) => ("failed", Some(e.clone()), None),
+        let (delivery, error, delivered_at, next) = match outcome {
+            AlertOutcome::Delivered => ("delivered", None, Some(now()), None),
+            AlertOutcome::Failed(e) => ("failed", Some(e), None, None),
+            AlertOutcome::RetryAt { error, at } => ("pending", Some(error), None, Some(at)),
         };
         let attempts = db_int(u64::from(attempts), "attempts")?;
         on_conn!(self.conn(), c => sqlx::query(
             "UPDATE budget_alerts SET delivery = $2, attempts = attempts + $3, last_error = $4, \
-             delivered_at = $5 WHERE id = $1")
-            .bind(id).bind(delivery).bind(attempts).bind(error).bind(at)
+             delivered_at = $5, next_attempt_at = $6 WHERE id = $1")
+            .bind(id).bind(delivery).bind(attempts).bind(error).bind(delivered_at).bind(next)
             .execute(c).await.map(|_| ()))?;
         Ok(())
     }

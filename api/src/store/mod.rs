@@ -62,7 +62,7 @@ pub use api_keys::{ApiKey, AuthenticatedKey, CreatedApiKey, KeyAuthError, NewApi
 pub use audit::{AuditEntry, AuditPage, AuditQuery, ChainReport, MAX_AUDIT_PAGE};
 pub use audit_exports::{AuditExport, AuditSigningKey, PruneOutcome, may_export_audit};
 pub use billing::{StoredAdjustment, StoredInvoice, UsageFilter, finalize_after, period_times};
-pub use budgets::{Budget, BudgetAlert, NewBudget, check_webhook_url};
+pub use budgets::{AlertOutcome, Budget, BudgetAlert, NewBudget, check_webhook_url};
 pub use clusters::{
     Cluster, ClusterKind, MAX_CLUSTER_NAME_LEN, MAX_KUBECONFIG_BYTES, NewCluster, PoolPrice,
 };

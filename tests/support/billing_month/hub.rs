@@ -1,6 +1,7 @@
 //! The hub as a `modelfleet serve` subprocess on the simulated clock, what
 //! its database says, and waiting for it.
 
+use std::os::unix::fs::DirBuilderExt as _;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::{Mutex, MutexGuard, OnceLock, PoisonError};
@@ -85,7 +86,12 @@ pub struct Hub {
 
 impl Hub {
     pub async fn start(data_dir: &Path) -> Hub {
-        std::fs::create_dir_all(data_dir).unwrap();
+        // Its owner's alone, as `serve` requires of a data directory.
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(data_dir)
+            .unwrap();
         // `serve` runs one sandbox cluster per cluster of its fleet and
         // refuses an empty one: a single H100 node of a third cloud, which
         // alpha and bravo (L40S only) never land on.

@@ -28,6 +28,8 @@ pub struct BudgetForm {
     webhook_url: String,
     #[serde(default)]
     webhook_secret: String,
+    #[serde(default)]
+    remove_webhook: Option<String>,
 }
 
 #[derive(Template, WebTemplate)]
@@ -39,6 +41,7 @@ struct BudgetPage {
     billing_href: String,
     current: Option<BudgetBar>,
     refuse_now: bool,
+    /// The current webhook, masked to scheme and host.
     webhook_now: Option<String>,
     can_edit: bool,
     error: Option<String>,
@@ -92,13 +95,15 @@ async fn render_budget(
             f.refuse_at_limit.is_some(),
             f.webhook_url.clone(),
         ),
+        // The URL is never filled in again: only its scheme and host are
+        // shown, and leaving the fields empty keeps it.
         None => match &current {
             Some(b) => (
                 None,
                 b.budget.amount_string(),
                 b.budget.currency().to_string(),
                 b.refuse_at_limit,
-                b.webhook_url.clone().unwrap_or_default(),
+                String::new(),
             ),
             None => (None, String::new(), "USD".to_owned(), false, String::new()),
         },
@@ -118,7 +123,7 @@ async fn render_budget(
         },
         billing_href: with_query("/billing", &[&tq]),
         refuse_now: current.as_ref().is_some_and(|b| b.refuse_at_limit),
-        webhook_now: current.as_ref().and_then(|b| b.webhook_url.clone()),
+        webhook_now: current.as_ref().and_then(|b| b.webhook.clone()),
         current: current.as_ref().map(budget_bar),
         can_edit: viewer.can(Permission::ManageTenant),
         error,
@@ -171,13 +176,26 @@ pub(super) async fn save_budget(
         Err(e) => return refuse(e.to_string()).await,
     };
     let optional = |s: &str| Some(s.trim().to_owned()).filter(|s| !s.is_empty());
-    let body = SetBudget {
-        amount,
-        refuse_at_limit: form.refuse_at_limit.is_some(),
-        webhook_url: optional(&form.webhook_url),
-        webhook_secret: optional(&form.webhook_secret),
+    let refuse_at_limit = form.refuse_at_limit.is_some();
+    let (webhook_url, webhook_secret) =
+        (optional(&form.webhook_url), optional(&form.webhook_secret));
+    let keep_webhook =
+        form.remove_webhook.is_none() && webhook_url.is_none() && webhook_secret.is_none();
+    let saved = if keep_webhook {
+        state
+            .hub()
+            .set_budget_keeping_webhook(&viewer.caller, tenant, amount, refuse_at_limit)
+            .await
+    } else {
+        let body = SetBudget {
+            amount,
+            refuse_at_limit,
+            webhook_url,
+            webhook_secret,
+        };
+        state.hub().set_budget(&viewer.caller, tenant, body).await
     };
-    match state.hub().set_budget(&viewer.caller, tenant, body).await {
+    match saved {
         Ok(_) => Ok(budget_redirect(&viewer, tenant)),
         Err(e) if e.status() == StatusCode::UNPROCESSABLE_ENTITY => {
             refuse(e.detail().to_owned()).await

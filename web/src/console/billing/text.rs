@@ -158,8 +158,13 @@ pub(crate) const TEXT: Table = &[
     ),
     (
         "billing.webhook_hint",
-        "Leave both webhook fields empty for no webhook. Saving again needs the secret again.",
-        "两个 Webhook 字段都留空表示不使用 Webhook。再次保存时需要重新填写密钥。",
+        "Leave both webhook fields empty to keep the current webhook (or to have none). To change it, give the new URL and its secret.",
+        "两个 Webhook 字段都留空表示保留当前的 Webhook（若无则不使用）。要更改，请填写新的地址和密钥。",
+    ),
+    (
+        "billing.webhook_remove",
+        "Remove the webhook",
+        "删除 Webhook",
     ),
     ("billing.budget_save", "Save budget", "保存预算"),
     ("billing.budget_delete", "Delete budget", "删除预算"),
