@@ -7,39 +7,18 @@
 //! reason goes to the debug log only. Roles and tenants are checked by the
 //! store on every read and write; [`Caller`] only says who acts.
 
-use std::net::SocketAddr;
-
-use axum::extract::{ConnectInfo, FromRequestParts};
+use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 use axum::http::{Method, header};
 use tracing::debug;
 
 use super::AppState;
-use super::audit::RequestAudit;
 use super::error::ApiError;
-use super::layers::RequestId;
-use crate::identity::Origin;
+use super::layers::audit::{RequestAudit, origin};
 use crate::store::{KeyAuthError, SESSION_TOKEN_PREFIX, SessionAuthError};
 
 /// The authenticated caller of a request.
 pub use crate::service::Caller;
-
-pub fn origin(parts: &Parts) -> Origin {
-    Origin {
-        source_ip: parts
-            .extensions
-            .get::<ConnectInfo<SocketAddr>>()
-            .map(|ConnectInfo(addr)| addr.ip()),
-        user_agent: parts
-            .headers
-            .get(header::USER_AGENT)
-            .and_then(|v| v.to_str().ok())
-            .map(|s| s.chars().take(256).collect()),
-        request_id: parts.extensions.get::<RequestId>().map(|r| r.0.clone()),
-        ..Origin::default()
-    }
-    .with_request(parts.extensions.get::<RequestAudit>())
-}
 
 /// Authenticates the bearer token of a request, and tells the audit layer
 /// who it is.

@@ -23,7 +23,7 @@
 //!   if it did not exist ([`crate::service::Caller::tenant`], the store's
 //!   scope);
 //! - the `Idempotency-Key` header on secured POST operations, which is where
-//!   [`super::idempotency`] honours it, with what it answers: **400** (a key
+//!   [`super::layers::idempotency`] honours it, with what it answers: **400** (a key
 //!   that is not 1 to 255 visible ASCII characters), **409** (the first
 //!   request with the key still running), **413** (it reads the body) and
 //!   **422** (the key was used for a different request);
@@ -44,7 +44,7 @@ use utoipa::openapi::schema::{ObjectBuilder, Type};
 use utoipa::openapi::{Content, Ref, RefOr, Required};
 
 use super::error::PROBLEM_JSON;
-use super::idempotency::IDEMPOTENCY_KEY_MAX_LEN;
+use super::layers::idempotency::IDEMPOTENCY_KEY_MAX_LEN;
 
 /// The name of the problem document's schema in the components.
 const PROBLEM_SCHEMA: &str = "Problem";
@@ -55,7 +55,7 @@ const SCHEMAS: &str = "#/components/schemas/";
 /// The parameter or body member that names the tenant an operation acts on.
 const TENANT: &str = "tenant";
 
-/// The header [`super::idempotency`] reads, as the document spells it.
+/// The header [`super::layers::idempotency`] reads, as the document spells it.
 pub const IDEMPOTENCY_KEY_HEADER: &str = "Idempotency-Key";
 
 /// Declares on every operation the statuses the shared machinery answers

@@ -10,14 +10,12 @@
 //! the [`crate::service::Hub`], and map what it returns to JSON or a
 //! problem document; the operation checks tenant and role and audits.
 
-pub mod audit;
 mod auth;
 pub mod document;
 pub mod error;
 pub mod extract;
 mod health;
-mod idempotency;
-mod layers;
+pub mod layers;
 pub mod metrics;
 pub mod page;
 pub(crate) mod schema;
@@ -35,10 +33,10 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_swagger_ui::SwaggerUi;
 
-pub use audit::AUDIT_ID_HEADER;
-pub use auth::{Caller, origin};
+pub use auth::Caller;
 pub use error::{ApiError, Problem};
-pub use idempotency::{IDEMPOTENCY_KEY, REPLAYED};
+pub use layers::audit::{AUDIT_ID_HEADER, origin};
+pub use layers::idempotency::{IDEMPOTENCY_KEY, REPLAYED};
 pub use layers::{REQUEST_ID_HEADER, RequestId};
 pub use metrics::HttpMetrics;
 pub use v1::compliance::ReportRenderer;
@@ -260,11 +258,14 @@ pub fn router_with_console(state: AppState, console: Router<AppState>) -> Router
     let openapi = finish(openapi);
     let max_body = state.settings().max_body_bytes;
     let v1 = v1
-        .layer(from_fn_with_state(state.clone(), idempotency::idempotency))
-        .layer(from_fn_with_state(state.clone(), audit::audit))
+        .layer(from_fn_with_state(
+            state.clone(),
+            layers::idempotency::idempotency,
+        ))
+        .layer(from_fn_with_state(state.clone(), layers::audit::audit))
         .layer(DefaultBodyLimit::max(max_body));
     let console = console
-        .layer(from_fn_with_state(state.clone(), audit::audit))
+        .layer(from_fn_with_state(state.clone(), layers::audit::audit))
         .layer(DefaultBodyLimit::max(max_body));
     Router::new()
         .merge(v1)

@@ -18,9 +18,9 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::users::UserView;
-use crate::http::auth::origin;
 use crate::http::error::Problem;
 use crate::http::extract::ApiJson;
+use crate::http::origin;
 use crate::http::{ApiError, AppState, Caller};
 pub use crate::service::access::Login;
 

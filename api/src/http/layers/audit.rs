@@ -12,17 +12,38 @@
 
 use std::sync::{Arc, Mutex};
 
-use axum::extract::{Request, State};
-use axum::http::{HeaderName, HeaderValue, Method, StatusCode};
+use axum::extract::{ConnectInfo, Request, State};
+use axum::http::request::Parts;
+use axum::http::{HeaderName, HeaderValue, Method, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::Response;
 use chrono::{DateTime, Utc};
 
-use super::AppState;
-use super::error::ProblemReport;
+use super::RequestId;
+use crate::http::AppState;
+use crate::http::error::ProblemReport;
 use crate::identity::{Actor, Origin};
 use crate::ids::AuditId;
 use crate::store::AuditEntry;
+
+/// Who a request came from, as audit records say: its address, user
+/// agent and request id, and what the audit layer knows of it.
+pub fn origin(parts: &Parts) -> Origin {
+    Origin {
+        source_ip: parts
+            .extensions
+            .get::<ConnectInfo<std::net::SocketAddr>>()
+            .map(|ConnectInfo(addr)| addr.ip()),
+        user_agent: parts
+            .headers
+            .get(header::USER_AGENT)
+            .and_then(|v| v.to_str().ok())
+            .map(|s| s.chars().take(256).collect()),
+        request_id: parts.extensions.get::<RequestId>().map(|r| r.0.clone()),
+        ..Origin::default()
+    }
+    .with_request(parts.extensions.get::<RequestAudit>())
+}
 
 /// The response header naming the request's `auditID`, as Kubernetes'
 /// API server sends it.
@@ -77,7 +98,7 @@ pub(crate) async fn audit(
     };
     request.extensions_mut().insert(tracking.clone());
     let (parts, body) = request.into_parts();
-    let origin = super::auth::origin(&parts);
+    let origin = origin(&parts);
     let mut response = next.run(Request::from_parts(parts, body)).await;
     // As kube-apiserver does: the id to find this request's record by.
     if let Ok(value) = HeaderValue::from_str(&tracking.audit_id.to_string()) {

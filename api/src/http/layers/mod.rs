@@ -1,5 +1,11 @@
-//! Middleware every request passes: a request id, and the boundary where
-//! errors become finished problem documents and are logged, once.
+//! Middleware every request passes, outermost first: a request id, the
+//! boundary where errors become finished problem documents and are logged,
+//! once; then, around the API's routes, the audit layer (`audit`: one
+//! record per write or refused request) and the idempotency layer
+//! (`idempotency`: `Idempotency-Key` replays).
+
+pub mod audit;
+pub mod idempotency;
 
 use std::sync::Arc;
 
@@ -10,7 +16,7 @@ use axum::middleware::Next;
 use axum::response::Response;
 use tracing::{debug, error};
 
-use super::error::{ApiError, PROBLEM_JSON, ProblemReport};
+use crate::http::error::{ApiError, PROBLEM_JSON, ProblemReport};
 
 pub const REQUEST_ID_HEADER: &str = "x-request-id";
 
@@ -68,7 +74,7 @@ pub(crate) async fn problems(request: Request, next: Next) -> Response {
                 return response;
             }
             ProblemReport {
-                problem: super::error::problem(&ApiError::for_status(status)),
+                problem: crate::http::error::problem(&ApiError::for_status(status)),
                 internal: None,
             }
         }

@@ -16,9 +16,9 @@ use chrono::TimeDelta;
 use http_body_util::{BodyExt, LengthLimitError, Limited};
 use sha2::{Digest, Sha256};
 
-use super::AppState;
-use super::auth::authenticate;
-use super::error::ApiError;
+use crate::http::AppState;
+use crate::http::auth::authenticate;
+use crate::http::error::ApiError;
 use crate::store::{IdempotencyClaim, StoredResponse};
 
 pub const IDEMPOTENCY_KEY: HeaderName = HeaderName::from_static("idempotency-key");
