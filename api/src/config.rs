@@ -39,9 +39,10 @@ pub struct ApiSettings {
           value_parser = clap::value_parser!(u32).range(1..=24 * 60))]
     pub session_minutes: u32,
 
-    /// How long responses are kept for `Idempotency-Key` retries, in hours.
+    /// How long responses are kept for `Idempotency-Key` retries, in hours
+    /// (at most 24: a key is a retry's, not a record's).
     #[arg(long = "idempotency-hours", env = "MODELFLEET_IDEMPOTENCY_HOURS", default_value_t = DEFAULT_IDEMPOTENCY_HOURS,
-          value_parser = clap::value_parser!(u32).range(1..=24 * 30))]
+          value_parser = clap::value_parser!(u32).range(1..=24))]
     pub idempotency_hours: u32,
 
     /// Node pools discovered longer ago than this are listed again from

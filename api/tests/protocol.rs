@@ -87,7 +87,13 @@ async fn idempotency_keys_make_retries_safe(db: TestDb) {
         &json!({"name": "ci", "role": "developer"}),
     )
     .await;
-    assert_eq!(replay.body, created.body);
+    // The same key, and the outcome again; its token was shown once and
+    // is withheld from the replay (issue 16, finding 1).
+    assert_eq!(replay.body["key"], created.body["key"]);
+    assert_eq!(
+        replay.body["token"],
+        modelfleet_api::http::layers::idempotency::WITHHELD
+    );
 
     let bad_key = post_with_key(
         &hub,

@@ -32,14 +32,18 @@ pub struct StoredResponse {
     pub body: Vec<u8>,
 }
 
+/// Whose keys these are: one principal (a person or an API key) in one
+/// role. Another principal's key — even a colleague's in the same tenant —
+/// is never theirs to replay, and a principal whose role changed runs the
+/// request again, so it is authorized again.
 fn scope_of(actor: &Actor) -> String {
-    match (actor.tenant, &actor.principal) {
-        (Some(tenant), _) => format!("tenant:{tenant}"),
-        (None, Principal::User { id, .. }) => format!("user:{id}"),
-        (None, Principal::ApiKey { id, .. }) => format!("apikey:{id}"),
-        (None, Principal::System { component }) => format!("system:{component}"),
-        (None, Principal::Anonymous) => "anonymous".to_owned(),
-    }
+    let who = match &actor.principal {
+        Principal::User { id, .. } => format!("user:{id}"),
+        Principal::ApiKey { id, .. } => format!("apikey:{id}"),
+        Principal::System { component } => format!("system:{component}"),
+        Principal::Anonymous => "anonymous".to_owned(),
+    };
+    format!("{who}:{}", actor.role)
 }
 
 impl Tx {
@@ -165,5 +169,18 @@ impl Store {
         let mut tx = self.begin(actor).await?;
         tx.release_idempotency_key(key).await?;
         tx.commit().await
+    }
+}
+
+#[cfg(any(test, feature = "testing"))]
+impl Store {
+    /// Every response body kept for replay, for tests that check what is
+    /// stored (never a secret).
+    pub async fn idempotency_bodies_for_tests(&self) -> Result<Vec<Vec<u8>>, StoreError> {
+        let mut reader = self.reader().await?;
+        let bodies: Vec<Option<Vec<u8>>> = on_conn!(reader.conn(), c => sqlx::query_scalar(
+            "SELECT body FROM idempotency_keys",
+        ).fetch_all(c).await)?;
+        Ok(bodies.into_iter().flatten().collect())
     }
 }

@@ -4,6 +4,12 @@
 //! without running anything. The same key with a different request is
 //! refused (422), and so is a retry while the first is still running (409).
 //!
+//! Keys belong to one principal (a person or an API key) in one role: a
+//! colleague's retry with the same key runs as a request of its own, and
+//! is authorized as one. A response that carries a secret (a new API key's
+//! token, a TOTP secret) is kept with the secret withheld: the retry learns
+//! the outcome, and the secret exists only in the first response.
+//!
 //! Responses of 5xx are not kept: the request may not have happened, so a
 //! retry runs it again. Requests without the header are not affected.
 
@@ -72,6 +78,7 @@ pub(crate) async fn idempotency(
         }
     };
     let (mut parts, body) = request.into_parts();
+    let path = parts.uri.path().to_owned();
     let caller = match authenticate(&state, &parts).await {
         Ok(caller) => caller,
         Err(e) => return e.into_response(),
@@ -140,7 +147,7 @@ pub(crate) async fn idempotency(
             .get(header::CONTENT_TYPE)
             .and_then(|v| v.to_str().ok())
             .map(str::to_owned),
-        body: body.to_vec(),
+        body: withhold_secrets(&path, &body),
     };
     if let Err(e) = store
         .complete_idempotency_key(&caller.actor, &key, &stored)
@@ -151,6 +158,42 @@ pub(crate) async fn idempotency(
         tracing::warn!(error = %e, "could not keep an idempotent response");
     }
     Response::from_parts(parts, Body::from(body))
+}
+
+/// What a replay says in place of a secret that only the first response
+/// carried.
+pub const WITHHELD: &str =
+    "(withheld: shown only in the first response; revoke it and make a new one if it was lost)";
+
+/// The members of a response to `path` that carry a secret.
+fn secret_members(path: &str) -> &'static [&'static str] {
+    match path.trim_end_matches('/') {
+        "/api/v1/api-keys" => &["token"],
+        "/api/v1/users/me/totp" => &["secret", "otpauthUri"],
+        "/api/v1/sessions" => &["token"],
+        _ => &[],
+    }
+}
+
+/// The response body as it is kept for replay: secrets replaced by
+/// [`WITHHELD`]. A body that is not a JSON object is kept as it is (no
+/// secret-bearing response is one).
+fn withhold_secrets(path: &str, body: &[u8]) -> Vec<u8> {
+    let members = secret_members(path);
+    if members.is_empty() {
+        return body.to_vec();
+    }
+    let Ok(serde_json::Value::Object(mut object)) = serde_json::from_slice(body) else {
+        // Not the document the secret would be in (e.g. a problem
+        // document): nothing to withhold, but keep nothing unexpected.
+        return body.to_vec();
+    };
+    for member in members {
+        if let Some(value) = object.get_mut(*member) {
+            *value = serde_json::Value::String(WITHHELD.to_owned());
+        }
+    }
+    serde_json::to_vec(&object).unwrap_or_default()
 }
 
 async fn release(state: &AppState, actor: &crate::Actor, key: &str) {
