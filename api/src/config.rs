@@ -88,6 +88,17 @@ pub struct ApiSettings {
     )]
     pub second_factor_roles: SecondFactorRoles,
 
+    /// Proxies in front of the hub whose `X-Forwarded-For` is believed, as
+    /// CIDRs (`10.0.0.0/8,192.168.1.10/32`). A request from one of them is
+    /// recorded as coming from the last address in the header that is not
+    /// itself a trusted proxy; the header is ignored from anyone else.
+    #[arg(
+        long = "trusted-proxies",
+        env = "MODELFLEET_TRUSTED_PROXIES",
+        value_delimiter = ','
+    )]
+    pub trusted_proxies: Vec<ipnet::IpNet>,
+
     /// Let registered clusters' kubeconfigs reach their API server over
     /// plain http:// or without verifying its TLS certificate. For labs
     /// (the sandbox's API servers speak plain HTTP); off by default.
@@ -182,6 +193,7 @@ impl Default for ApiSettings {
             exchange_rates: Vec::new(),
             failover_after_seconds: DEFAULT_FAILOVER_AFTER_SECONDS,
             second_factor_roles: SecondFactorRoles(DEFAULT_SECOND_FACTOR_ROLES.to_vec()),
+            trusted_proxies: Vec::new(),
             allow_insecure_clusters: false,
             webhook_allow_private_addresses: false,
             audit_retention_days: MIN_AUDIT_RETENTION_DAYS,

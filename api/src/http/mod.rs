@@ -276,6 +276,7 @@ pub fn router_with_console(state: AppState, console: Router<AppState>) -> Router
         .merge(console)
         .with_state(state.clone())
         .layer(from_fn_with_state(state.metrics.clone(), metrics::track))
+        .layer(from_fn_with_state(state.clone(), layers::client_addr))
         .layer(from_fn(layers::problems))
         .layer(from_fn(layers::request_id))
 }

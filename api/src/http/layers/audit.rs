@@ -32,8 +32,14 @@ pub fn origin(parts: &Parts) -> Origin {
     Origin {
         source_ip: parts
             .extensions
-            .get::<ConnectInfo<std::net::SocketAddr>>()
-            .map(|ConnectInfo(addr)| addr.ip()),
+            .get::<super::ClientAddr>()
+            .map(|c| c.0)
+            .or_else(|| {
+                parts
+                    .extensions
+                    .get::<ConnectInfo<std::net::SocketAddr>>()
+                    .map(|ConnectInfo(addr)| addr.ip())
+            }),
         user_agent: parts
             .headers
             .get(header::USER_AGENT)

@@ -32,6 +32,66 @@ fn sane(id: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || b"-_.:".contains(&b))
 }
 
+/// The address a request came from: its peer, or — when the peer is a
+/// trusted proxy (`--trusted-proxies`) — the client `X-Forwarded-For`
+/// names. Audit records and sign-in origins use it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ClientAddr(pub std::net::IpAddr);
+
+/// The client behind `peer`: `peer` itself unless it is a trusted proxy;
+/// then the last address of `forwarded` (an `X-Forwarded-For` value, each
+/// proxy appending the address it saw) that is not a trusted proxy, or the
+/// first when every one is.
+pub fn client_address(
+    peer: std::net::IpAddr,
+    forwarded: Option<&str>,
+    trusted: &[ipnet::IpNet],
+) -> std::net::IpAddr {
+    let is_trusted = |ip: &std::net::IpAddr| trusted.iter().any(|net| net.contains(ip));
+    if !is_trusted(&peer) {
+        return peer;
+    }
+    let Some(forwarded) = forwarded else {
+        return peer;
+    };
+    let chain: Vec<std::net::IpAddr> = forwarded
+        .split(',')
+        .map_while(|hop| hop.trim().parse().ok())
+        .collect();
+    if chain.len() != forwarded.split(',').count() {
+        // A hop that is not an address: believe nothing of the header.
+        return peer;
+    }
+    chain
+        .iter()
+        .rev()
+        .find(|ip| !is_trusted(ip))
+        .or(chain.first())
+        .copied()
+        .unwrap_or(peer)
+}
+
+/// Records the request's [`ClientAddr`].
+pub(crate) async fn client_addr(
+    axum::extract::State(state): axum::extract::State<crate::http::AppState>,
+    mut request: Request,
+    next: Next,
+) -> Response {
+    let peer = request
+        .extensions()
+        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+        .map(|c| c.0.ip());
+    if let Some(peer) = peer {
+        let forwarded = request
+            .headers()
+            .get("x-forwarded-for")
+            .and_then(|v| v.to_str().ok());
+        let client = client_address(peer, forwarded, &state.settings().trusted_proxies);
+        request.extensions_mut().insert(ClientAddr(client));
+    }
+    next.run(request).await
+}
+
 pub(crate) async fn request_id(mut request: Request, next: Next) -> Response {
     let id = request
         .headers()
@@ -104,4 +164,47 @@ pub(crate) async fn problems(request: Request, next: Next) -> Response {
         .headers
         .insert(header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON));
     Response::from_parts(parts, Body::from(body))
+}
+
+#[cfg(test)]
+mod client_tests {
+    use super::client_address;
+
+    fn ip(text: &str) -> std::net::IpAddr {
+        text.parse().unwrap()
+    }
+
+    #[test]
+    fn forwarded_for_is_believed_only_from_trusted_proxies() {
+        let trusted: Vec<ipnet::IpNet> = vec!["10.0.0.0/8".parse().unwrap()];
+        // From a trusted proxy: the last untrusted hop.
+        assert_eq!(
+            client_address(ip("10.1.2.3"), Some("203.0.113.9, 10.9.9.9"), &trusted),
+            ip("203.0.113.9")
+        );
+        // A client that forges a hop before its own gains nothing.
+        assert_eq!(
+            client_address(ip("10.1.2.3"), Some("198.51.100.1, 203.0.113.9"), &trusted),
+            ip("203.0.113.9")
+        );
+        // From anyone else the header is ignored.
+        assert_eq!(
+            client_address(ip("198.51.100.7"), Some("203.0.113.9"), &trusted),
+            ip("198.51.100.7")
+        );
+        assert_eq!(
+            client_address(ip("10.1.2.3"), Some("203.0.113.9"), &[]),
+            ip("10.1.2.3")
+        );
+        // Garbage in the header: the peer.
+        assert_eq!(
+            client_address(ip("10.1.2.3"), Some("evil, 203.0.113.9"), &trusted),
+            ip("10.1.2.3")
+        );
+        // Every hop a trusted proxy: the first.
+        assert_eq!(
+            client_address(ip("10.1.2.3"), Some("10.0.0.5, 10.0.0.6"), &trusted),
+            ip("10.0.0.5")
+        );
+    }
 }
