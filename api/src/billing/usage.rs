@@ -121,6 +121,18 @@ fn unix(at: DateTime<Utc>) -> UnixSeconds {
     UnixSeconds(at.timestamp())
 }
 
+/// The end of a range as whole seconds, rounded up: a range that ends
+/// part-way through a second covers that second, so usage that began in
+/// it (a replica that started a moment ago) is in the report.
+fn unix_end(at: DateTime<Utc>) -> UnixSeconds {
+    let seconds = at.timestamp();
+    UnixSeconds(if at.timestamp_subsec_nanos() > 0 {
+        seconds.saturating_add(1)
+    } else {
+        seconds
+    })
+}
+
 /// The UTC days overlapping `window`, each as a window of its own.
 fn days(window: &Range<UnixSeconds>) -> impl Iterator<Item = Range<UnixSeconds>> + '_ {
     const DAY: i64 = 86_400;
@@ -169,7 +181,7 @@ pub async fn usage_report(
     let intervals = store.usage_intervals(scope, &filter).await?;
     let catalog = store.price_catalog().await?;
     let open_until = unix(now());
-    let window = unix(query.from)..unix(query.to);
+    let window = unix(query.from)..unix_end(query.to);
     let mut discounts: HashMap<String, Discounts> = HashMap::new();
     let mut groups: BTreeMap<(String, Currency), Tally> = BTreeMap::new();
     let wanted = |i: &UsageInterval| {
