@@ -16,9 +16,8 @@ use axum::http::{HeaderMap, Method, StatusCode};
 use modelfleet_api::billing::webhook::{Retry, SIGNATURE_HEADER, WebhookSender, verify};
 use modelfleet_api::store::testing::TestDb;
 use modelfleet_core::billing::FOCUS_COLUMNS;
-use modelfleet_core::fleet::{Cloud, Fleet};
 use serde_json::{Value, json};
-use support::{Hub, SandboxSpec, eventually, roomy, test_settings};
+use support::{Hub, eventually, l40s_hub_with, roomy, test_settings};
 
 const CLUSTER: &str = "aws-a";
 const POOL: &str = "aws-a/l40s";
@@ -40,26 +39,15 @@ fn cents(money: &Value) -> i64 {
 
 /// One AWS cluster with an L40S pool whose nodes say 1.80 USD: the
 /// catalog's price must win over it.
+/// One AWS cluster with an L40S pool whose nodes say 1.80 USD: the
+/// catalog's price must win over it.
 async fn start(db: TestDb) -> Hub {
-    let fleet = Fleet::from_yaml(
-        "pools:\n\
-         - {cloud: aws, region: us-east-1, cluster: aws-a, name: l40s, accelerator: l40s, \
-            devicesPerNode: 4, nodesTotal: 2, nodesFree: 2, pricePerDeviceHour: \"1.80 USD\"}\n",
-    )
-    .unwrap();
-    let spec = SandboxSpec {
-        name: CLUSTER,
-        cloud: Cloud::Aws,
-        region: "us-east-1",
-        fleet,
-        operator: Some(true),
-    };
     // The budget test's receiver listens on loopback.
     let settings = modelfleet_api::ApiSettings {
         webhook_allow_private_addresses: true,
         ..test_settings()
     };
-    Hub::start_clusters(db, vec![spec], settings).await
+    l40s_hub_with(db, settings).await
 }
 
 /// Prices the L40S pool at a catalog price with many decimals.

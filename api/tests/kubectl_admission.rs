@@ -16,28 +16,10 @@ use modelfleet_api::store::testing::TestDb;
 use modelfleet_core::contract::admission::{ANNOTATION, MESSAGE_ANNOTATION, REASON_ANNOTATION};
 use modelfleet_core::contract::condition;
 use modelfleet_core::crd::{ModelDeployment, Phase};
-use modelfleet_core::fleet::{Cloud, Fleet};
 use serde_json::json;
-use support::{Hub, SandboxSpec, eventually, test_settings};
+use support::{Hub, eventually, l40s_hub};
 
 const CLUSTER: &str = "aws-a";
-
-async fn start(db: TestDb) -> Hub {
-    let fleet = Fleet::from_yaml(
-        "pools:\n\
-         - {cloud: aws, region: us-east-1, cluster: aws-a, name: l40s, accelerator: l40s, \
-            devicesPerNode: 4, nodesTotal: 2, nodesFree: 2, pricePerDeviceHour: \"1.80 USD\"}\n",
-    )
-    .unwrap();
-    let spec = SandboxSpec {
-        name: CLUSTER,
-        cloud: Cloud::Aws,
-        region: "us-east-1",
-        fleet,
-        operator: Some(true),
-    };
-    Hub::start_clusters(db, vec![spec], test_settings()).await
-}
 
 fn md(name: &str, namespace: &str) -> ModelDeployment {
     serde_json::from_value(json!({
@@ -86,7 +68,7 @@ async fn listed(hub: &Hub, key: &str) -> Vec<serde_json::Value> {
 }
 
 async fn applied_deployments_count_against_the_tenants_quota(db: TestDb) {
-    let hub = start(db).await;
+    let hub = l40s_hub(db).await;
     let background = hub.background();
     // Room for one single-device replica.
     let (_, key) = hub
@@ -180,7 +162,7 @@ async fn applied_deployments_count_against_the_tenants_quota(db: TestDb) {
 }
 
 async fn a_namespace_of_no_tenant_is_not_admitted(db: TestDb) {
-    let hub = start(db).await;
+    let hub = l40s_hub(db).await;
     let background = hub.background();
     apply(&hub, "team-x", "stray").await;
     let md = eventually("it is marked", || annotation(&hub, "team-x", "stray")).await;

@@ -4,39 +4,24 @@
 
 mod support;
 
-use axum::body::Body;
-use axum::http::{Method, Request, StatusCode, header};
+use axum::http::{Method, StatusCode};
 use modelfleet_api::Scope;
 use modelfleet_api::store::testing::TestDb;
-use serde_json::{Value, json};
+use serde_json::json;
 use support::{Hub, roomy};
-
-async fn post_with_key(
-    hub: &Hub,
-    path: &str,
-    token: &str,
-    key: &str,
-    body: &Value,
-) -> support::Reply {
-    let request = Request::builder()
-        .method(Method::POST)
-        .uri(path)
-        .header(header::AUTHORIZATION, format!("Bearer {token}"))
-        .header(header::CONTENT_TYPE, "application/json")
-        .header("idempotency-key", key)
-        .body(Body::from(body.to_string()))
-        .unwrap();
-    hub.send(request).await
-}
 
 async fn idempotency_keys_make_retries_safe(db: TestDb) {
     let hub = Hub::start(db).await;
     let (_, key) = hub.tenant("acme", roomy()).await;
     let body = json!({"name": "llama8", "model": "llama-3.1-8b"});
-    let first = post_with_key(&hub, "/api/v1/deployments", &key, "retry-1", &body).await;
+    let first = hub
+        .post_with_key("/api/v1/deployments", &key, "retry-1", &body)
+        .await;
     assert_eq!(first.status, StatusCode::ACCEPTED, "{:#}", first.body);
     assert!(first.headers.get("idempotent-replayed").is_none());
-    let again = post_with_key(&hub, "/api/v1/deployments", &key, "retry-1", &body).await;
+    let again = hub
+        .post_with_key("/api/v1/deployments", &key, "retry-1", &body)
+        .await;
     assert_eq!(again.status, StatusCode::ACCEPTED, "{:#}", again.body);
     assert_eq!(again.headers["idempotent-replayed"], "true");
     assert_eq!(again.body, first.body, "the same response");
@@ -45,7 +30,9 @@ async fn idempotency_keys_make_retries_safe(db: TestDb) {
 
     // The same key for another request is refused and changes nothing.
     let other = json!({"name": "other", "model": "llama-3.1-8b"});
-    let reply = post_with_key(&hub, "/api/v1/deployments", &key, "retry-1", &other).await;
+    let reply = hub
+        .post_with_key("/api/v1/deployments", &key, "retry-1", &other)
+        .await;
     let detail = reply.problem(422);
     assert!(detail.contains("different request"), "{detail}");
     assert_eq!(
@@ -55,15 +42,21 @@ async fn idempotency_keys_make_retries_safe(db: TestDb) {
 
     // Refusals are kept too: a retry of a refused request is refused alike.
     let bad = json!({"name": "Bad_Name", "model": "llama-3.1-8b"});
-    let refused = post_with_key(&hub, "/api/v1/deployments", &key, "retry-2", &bad).await;
+    let refused = hub
+        .post_with_key("/api/v1/deployments", &key, "retry-2", &bad)
+        .await;
     refused.problem(422);
-    let replayed = post_with_key(&hub, "/api/v1/deployments", &key, "retry-2", &bad).await;
+    let replayed = hub
+        .post_with_key("/api/v1/deployments", &key, "retry-2", &bad)
+        .await;
     assert_eq!(replayed.status, StatusCode::UNPROCESSABLE_ENTITY);
     assert_eq!(replayed.headers["idempotent-replayed"], "true");
 
     // Keys are per tenant: another tenant's identical key is its own.
     let (_, other_key) = hub.tenant("globex", roomy()).await;
-    let theirs = post_with_key(&hub, "/api/v1/deployments", &other_key, "retry-1", &body).await;
+    let theirs = hub
+        .post_with_key("/api/v1/deployments", &other_key, "retry-1", &body)
+        .await;
     assert_eq!(theirs.status, StatusCode::ACCEPTED);
     assert!(theirs.headers.get("idempotent-replayed").is_none());
     assert_ne!(
@@ -71,22 +64,22 @@ async fn idempotency_keys_make_retries_safe(db: TestDb) {
         first.body["deployment"]["id"]
     );
 
-    let created = post_with_key(
-        &hub,
-        "/api/v1/api-keys",
-        &key,
-        "k-1",
-        &json!({"name": "ci", "role": "developer"}),
-    )
-    .await;
-    let replay = post_with_key(
-        &hub,
-        "/api/v1/api-keys",
-        &key,
-        "k-1",
-        &json!({"name": "ci", "role": "developer"}),
-    )
-    .await;
+    let created = hub
+        .post_with_key(
+            "/api/v1/api-keys",
+            &key,
+            "k-1",
+            &json!({"name": "ci", "role": "developer"}),
+        )
+        .await;
+    let replay = hub
+        .post_with_key(
+            "/api/v1/api-keys",
+            &key,
+            "k-1",
+            &json!({"name": "ci", "role": "developer"}),
+        )
+        .await;
     // The same key, and the outcome again; its token was shown once and
     // is withheld from the replay (issue 16, finding 1).
     assert_eq!(replay.body["key"], created.body["key"]);
@@ -95,14 +88,14 @@ async fn idempotency_keys_make_retries_safe(db: TestDb) {
         modelfleet_api::http::layers::idempotency::WITHHELD
     );
 
-    let bad_key = post_with_key(
-        &hub,
-        "/api/v1/api-keys",
-        &key,
-        "",
-        &json!({"name": "x", "role": "viewer"}),
-    )
-    .await;
+    let bad_key = hub
+        .post_with_key(
+            "/api/v1/api-keys",
+            &key,
+            "",
+            &json!({"name": "x", "role": "viewer"}),
+        )
+        .await;
     bad_key.problem(400);
 }
 

@@ -13,29 +13,10 @@ use kube::api::{Api, ObjectMeta, PostParams};
 use modelfleet_api::store::testing::TestDb;
 use modelfleet_core::contract::admission::{ANNOTATION, REASON_ANNOTATION};
 use modelfleet_core::crd::ModelDeployment;
-use modelfleet_core::fleet::{Cloud, Fleet};
 use serde_json::json;
-use support::{Hub, SandboxSpec, eventually, roomy, test_settings};
+use support::{Hub, eventually, l40s_hub, roomy};
 
-const CLUSTER: &str = "aws-a";
 const POOL: &str = "aws-a/l40s";
-
-async fn start(db: TestDb) -> Hub {
-    let fleet = Fleet::from_yaml(
-        "pools:\n\
-         - {cloud: aws, region: us-east-1, cluster: aws-a, name: l40s, accelerator: l40s, \
-            devicesPerNode: 4, nodesTotal: 2, nodesFree: 2, pricePerDeviceHour: \"1.80 USD\"}\n",
-    )
-    .unwrap();
-    let spec = SandboxSpec {
-        name: CLUSTER,
-        cloud: Cloud::Aws,
-        region: "us-east-1",
-        fleet,
-        operator: Some(true),
-    };
-    Hub::start_clusters(db, vec![spec], test_settings()).await
-}
 
 async fn apply(hub: &Hub, namespace: &str, name: &str) {
     let namespaces: Api<Namespace> = Api::all(hub.kube.clone());
@@ -64,7 +45,7 @@ async fn apply(hub: &Hub, namespace: &str, name: &str) {
 }
 
 async fn a_spent_budget_refuses_every_path_that_adds_spend(db: TestDb) {
-    let hub = start(db).await;
+    let hub = l40s_hub(db).await;
     let background = hub.background();
     let (tenant, key) = hub.tenant("acme", roomy()).await;
     let priced = hub

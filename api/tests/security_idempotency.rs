@@ -7,29 +7,10 @@
 
 mod support;
 
-use axum::body::Body;
-use axum::http::{Method, Request, StatusCode, header};
+use axum::http::{Method, StatusCode};
 use modelfleet_api::store::testing::TestDb;
 use serde_json::{Value, json};
 use support::{Hub, roomy};
-
-async fn post_with_key(
-    hub: &Hub,
-    path: &str,
-    token: &str,
-    key: &str,
-    body: &Value,
-) -> support::Reply {
-    let request = Request::builder()
-        .method(Method::POST)
-        .uri(path)
-        .header(header::AUTHORIZATION, format!("Bearer {token}"))
-        .header(header::CONTENT_TYPE, "application/json")
-        .header("idempotency-key", key)
-        .body(Body::from(body.to_string()))
-        .unwrap();
-    hub.send(request).await
-}
 
 async fn user(hub: &Hub, admin_key: &str, username: &str, role: &str) -> String {
     let password = "Correct-horse-2024!";
@@ -60,13 +41,17 @@ async fn an_idempotency_key_never_replays_a_secret_or_another_persons_response(d
     let body = json!({"name": "ci", "role": "developer"});
 
     // The tenant admin makes a key, with an idempotency key.
-    let first = post_with_key(&hub, "/api/v1/api-keys", &admin_key, "k-1", &body).await;
+    let first = hub
+        .post_with_key("/api/v1/api-keys", &admin_key, "k-1", &body)
+        .await;
     assert_eq!(first.status, StatusCode::CREATED, "{:#}", first.body);
     let token = first.body["token"].as_str().unwrap().to_owned();
 
     // A viewer repeating it gets no token: their request is their own, and
     // a viewer may not make keys.
-    let theirs = post_with_key(&hub, "/api/v1/api-keys", &viewer, "k-1", &body).await;
+    let theirs = hub
+        .post_with_key("/api/v1/api-keys", &viewer, "k-1", &body)
+        .await;
     assert!(
         !theirs.body.to_string().contains(&token),
         "a viewer got the admin's token: {:#}",
@@ -75,7 +60,9 @@ async fn an_idempotency_key_never_replays_a_secret_or_another_persons_response(d
     theirs.problem(403);
 
     // The admin's own retry learns the outcome, without the secret.
-    let again = post_with_key(&hub, "/api/v1/api-keys", &admin_key, "k-1", &body).await;
+    let again = hub
+        .post_with_key("/api/v1/api-keys", &admin_key, "k-1", &body)
+        .await;
     assert_eq!(again.status, StatusCode::CREATED, "{:#}", again.body);
     assert_eq!(again.headers["idempotent-replayed"], "true");
     assert_eq!(again.body["key"]["id"], first.body["key"]["id"]);
@@ -97,9 +84,13 @@ async fn an_idempotency_key_never_replays_a_secret_or_another_persons_response(d
     // body, so it is identical for everyone) are each their own.
     let ana = user(&hub, &admin_key, "anna", "developer").await;
     let bo = user(&hub, &admin_key, "bob", "developer").await;
-    let ana_totp = post_with_key(&hub, "/api/v1/users/me/totp", &ana, "t-1", &Value::Null).await;
+    let ana_totp = hub
+        .post_with_key("/api/v1/users/me/totp", &ana, "t-1", &Value::Null)
+        .await;
     assert_eq!(ana_totp.status, StatusCode::CREATED, "{:#}", ana_totp.body);
-    let bo_totp = post_with_key(&hub, "/api/v1/users/me/totp", &bo, "t-1", &Value::Null).await;
+    let bo_totp = hub
+        .post_with_key("/api/v1/users/me/totp", &bo, "t-1", &Value::Null)
+        .await;
     assert_eq!(bo_totp.status, StatusCode::CREATED, "{:#}", bo_totp.body);
     assert!(bo_totp.headers.get("idempotent-replayed").is_none());
     assert_ne!(

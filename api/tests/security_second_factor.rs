@@ -10,10 +10,9 @@ mod support;
 
 use axum::http::{Method, StatusCode};
 use modelfleet_api::ApiSettings;
-use modelfleet_api::identity::totp;
 use modelfleet_api::store::testing::TestDb;
 use serde_json::json;
-use support::{Hub, test_settings};
+use support::{Hub, enrol_totp, test_settings};
 
 const REQUIRED: &str = "https://modelfleet.io/problems/second-factor-required";
 
@@ -37,24 +36,6 @@ async fn sign_in(hub: &Hub, username: &str, password: &str) -> String {
         .await;
     assert_eq!(reply.status, StatusCode::CREATED, "{:#}", reply.body);
     reply.body["token"].as_str().unwrap().to_owned()
-}
-
-async fn enrol(hub: &Hub, session: &str) {
-    let begun = hub
-        .call(Method::POST, "/api/v1/users/me/totp", Some(session), None)
-        .await;
-    assert_eq!(begun.status, StatusCode::CREATED, "{:#}", begun.body);
-    let secret = totp::from_base32(begun.body["secret"].as_str().unwrap()).unwrap();
-    let now = chrono::DateTime::<chrono::Utc>::from(modelfleet_clock::now()).timestamp();
-    let confirmed = hub
-        .call(
-            Method::POST,
-            "/api/v1/users/me/totp/confirm",
-            Some(session),
-            Some(json!({ "code": totp::code_at(&secret, now) })),
-        )
-        .await;
-    assert_eq!(confirmed.status, StatusCode::OK, "{:#}", confirmed.body);
 }
 
 async fn a_session_without_the_required_factor_can_only_enrol(db: TestDb) {
@@ -95,7 +76,7 @@ async fn a_session_without_the_required_factor_can_only_enrol(db: TestDb) {
     assert!(tenants.iter().all(|t| t.name != "early"), "nothing changed");
 
     // Enrolling is allowed, and then the same session works.
-    enrol(&hub, &root).await;
+    enrol_totp(&hub, &root).await;
     let created = hub
         .post(
             "/api/v1/tenants",

@@ -305,6 +305,19 @@ impl Hub {
         self.send(request).await
     }
 
+    /// A POST with an `Idempotency-Key`.
+    pub async fn post_with_key(&self, path: &str, token: &str, key: &str, body: &Value) -> Reply {
+        let request = Request::builder()
+            .method(Method::POST)
+            .uri(path)
+            .header(header::AUTHORIZATION, format!("Bearer {token}"))
+            .header(header::CONTENT_TYPE, "application/json")
+            .header("idempotency-key", key)
+            .body(Body::from(body.to_string()))
+            .unwrap();
+        self.send(request).await
+    }
+
     /// A GET whose body is kept as bytes (CSV, PDF).
     pub async fn download(&self, path: &str, token: &str) -> (StatusCode, HeaderMap, Vec<u8>) {
         let request = Request::builder()
@@ -353,6 +366,31 @@ impl Hub {
 /// A quota that fits a 70B model on one 8-GPU node.
 pub fn roomy() -> Value {
     json!({"totalDevices": 32, "deployments": 10})
+}
+
+/// A hub over one AWS cluster, `aws-a`, with a pool of two 4-GPU L40S
+/// nodes and an operator that requires the hub's admission: what the
+/// billing, admission and budget tests run against.
+pub async fn l40s_hub(db: TestDb) -> Hub {
+    l40s_hub_with(db, test_settings()).await
+}
+
+/// [`l40s_hub`] with other settings.
+pub async fn l40s_hub_with(db: TestDb, settings: ApiSettings) -> Hub {
+    let fleet = Fleet::from_yaml(
+        "pools:\n\
+         - {cloud: aws, region: us-east-1, cluster: aws-a, name: l40s, accelerator: l40s, \
+            devicesPerNode: 4, nodesTotal: 2, nodesFree: 2, pricePerDeviceHour: \"1.80 USD\"}\n",
+    )
+    .unwrap();
+    let spec = SandboxSpec {
+        name: "aws-a",
+        cloud: Cloud::Aws,
+        region: "us-east-1",
+        fleet,
+        operator: Some(true),
+    };
+    Hub::start_clusters(db, vec![spec], settings).await
 }
 
 /// The settings every test hub starts with.
