@@ -98,6 +98,9 @@ pub async fn first_start(
             .map_err(|e| BootstrapError::Password(e.to_string()))?,
         role: Role::PlatformAdmin,
         expires_at: None,
+        // A password shown in a file is a first step, not a credential:
+        // the admin chooses their own at first sign-in.
+        must_change_password: true,
     })
     .await?;
     let tenant = tx
@@ -117,6 +120,8 @@ pub async fn first_start(
             .map_err(|e| BootstrapError::Password(e.to_string()))?,
         role: Role::TenantAdmin,
         expires_at: None,
+        // The demo account stays quick to try.
+        must_change_password: false,
     })
     .await?;
     let key = tx

@@ -232,11 +232,17 @@ async fn every_write_request_is_recorded_once(db: TestDb) {
     // Users and API keys.
     let alice =
         json!({"username": "alice", "password": "Correct-horse-2024!", "role": "developer"});
-    c.check(
-        request(M::POST, "/api/v1/users", Some(&key), Some(alice)),
-        S::CREATED,
-    )
-    .await;
+    let alice = c
+        .check(
+            request(M::POST, "/api/v1/users", Some(&key), Some(alice)),
+            S::CREATED,
+        )
+        .await
+        .0
+        .body["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     let short = json!({"username": "bob", "password": "short", "role": "developer"});
     c.check(
         request(M::POST, "/api/v1/users", Some(&key), Some(short)),
@@ -668,6 +674,134 @@ async fn every_write_request_is_recorded_once(db: TestDb) {
         S::OK,
     )
     .await;
+
+    // An account's life: an administrator changes it, resets its password
+    // (the person then chooses their own), resets a second factor with
+    // their own, ends its sessions and deletes it; a tenant asks a second
+    // factor of its admins.
+    let user = format!("/api/v1/users/{alice}");
+    let verb = |r: Record| r.event.verb;
+    let (_, r) = c
+        .check(
+            request(M::PATCH, &user, Some(&key), Some(json!({"role": "viewer"}))),
+            S::OK,
+        )
+        .await;
+    assert_eq!(verb(r), "update");
+    c.check(
+        request(M::PATCH, &user, Some(&key), Some(json!({}))),
+        S::UNPROCESSABLE_ENTITY,
+    )
+    .await;
+    let (_, r) = c
+        .check(
+            request(M::POST, &format!("{user}/unlock"), Some(&key), None),
+            S::OK,
+        )
+        .await;
+    assert_eq!(verb(r), "unlock");
+    let temporary = json!({"newPassword": "Temporary-horse-77"});
+    let (_, r) = c
+        .check(
+            request(
+                M::PUT,
+                &format!("{user}/password"),
+                Some(&key),
+                Some(temporary),
+            ),
+            S::OK,
+        )
+        .await;
+    assert_eq!(verb(r), "reset-password");
+    let login = json!({"username": "alice", "password": "Temporary-horse-77"});
+    let alice_session = c
+        .check(
+            request(M::POST, "/api/v1/sessions", None, Some(login)),
+            S::CREATED,
+        )
+        .await
+        .0
+        .body["token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let mine = "/api/v1/users/me/password";
+    let wrong =
+        json!({"currentPassword": "Not-her-password-1", "newPassword": "Her-own-choice-2026"});
+    c.check(
+        request(M::POST, mine, Some(&alice_session), Some(wrong)),
+        S::UNPROCESSABLE_ENTITY,
+    )
+    .await;
+    let change =
+        json!({"currentPassword": "Temporary-horse-77", "newPassword": "Her-own-choice-2026"});
+    let (_, r) = c
+        .check(
+            request(M::POST, mine, Some(&alice_session), Some(change)),
+            S::OK,
+        )
+        .await;
+    assert_eq!(verb(r), "change-password");
+    let (reply, r) = c
+        .check(
+            request(M::DELETE, &format!("{user}/sessions"), Some(&key), None),
+            S::OK,
+        )
+        .await;
+    // Her session after she chose her password.
+    assert_eq!(reply.body["ended"], 1, "{:#}", reply.body);
+    assert_eq!(verb(r), "end-sessions");
+    let reset_totp = format!("{user}/totp/reset");
+    c.check(
+        request(
+            M::POST,
+            &reset_totp,
+            Some(&key),
+            Some(json!({"code": "123456"})),
+        ),
+        S::UNPROCESSABLE_ENTITY,
+    )
+    .await;
+    let next = modelfleet_api::identity::totp::code_at(&raw, chrono::Utc::now().timestamp() + 30);
+    let (_, r) = c
+        .check(
+            request(
+                M::POST,
+                &reset_totp,
+                Some(&session),
+                Some(json!({"code": next})),
+            ),
+            S::OK,
+        )
+        .await;
+    assert_eq!(verb(r), "reset-totp");
+    let policy = format!("/api/v1/tenants/{tenant}/second-factor");
+    c.check(
+        request(
+            M::PUT,
+            &policy,
+            Some(&key),
+            Some(json!({"roles": ["tenant-admin"]})),
+        ),
+        S::OK,
+    )
+    .await;
+    c.check(
+        request(
+            M::PUT,
+            &policy,
+            Some(&key),
+            Some(json!({"roles": ["platform-admin"]})),
+        ),
+        S::UNPROCESSABLE_ENTITY,
+    )
+    .await;
+    let (_, r) = c
+        .check(request(M::DELETE, &user, Some(&key), None), S::NO_CONTENT)
+        .await;
+    assert_eq!(verb(r), "delete");
+    c.check(request(M::DELETE, &user, Some(&key), None), S::NOT_FOUND)
+        .await;
 
     let missing: Vec<_> = c
         .templates

@@ -25,19 +25,6 @@ async fn start(db: TestDb) -> Hub {
     Hub::start_with_settings(db, settings).await
 }
 
-async fn sign_in(hub: &Hub, username: &str, password: &str) -> String {
-    let reply = hub
-        .call(
-            Method::POST,
-            "/api/v1/sessions",
-            None,
-            Some(json!({"username": username, "password": password})),
-        )
-        .await;
-    assert_eq!(reply.status, StatusCode::CREATED, "{:#}", reply.body);
-    reply.body["token"].as_str().unwrap().to_owned()
-}
-
 async fn a_session_without_the_required_factor_can_only_enrol(db: TestDb) {
     let hub = start(db).await;
     let root = hub.admin.clone();
@@ -103,11 +90,11 @@ async fn a_session_without_the_required_factor_can_only_enrol(db: TestDb) {
             .await;
         assert_eq!(made.status, StatusCode::CREATED, "{:#}", made.body);
     }
-    let audrey = sign_in(&hub, "audrey", "Correct-horse-2024!").await;
+    let audrey = hub.sign_in("audrey", "Correct-horse-2024!").await;
     let refused = hub.get("/api/v1/audit", &audrey).await;
     refused.problem(403);
     assert_eq!(refused.body["type"], REQUIRED);
-    let dev = sign_in(&hub, "dev", "Correct-horse-2024!").await;
+    let dev = hub.sign_in("dev", "Correct-horse-2024!").await;
     assert_eq!(hub.get("/api/v1/quota", &dev).await.status, StatusCode::OK);
 
     // Signing out is always allowed.

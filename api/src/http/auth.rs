@@ -15,6 +15,7 @@ use tracing::debug;
 use super::AppState;
 use super::error::ApiError;
 use super::layers::audit::{RequestAudit, origin};
+use crate::service::Pending;
 use crate::store::{KeyAuthError, SESSION_TOKEN_PREFIX, SessionAuthError};
 
 /// The authenticated caller of a request.
@@ -59,7 +60,7 @@ impl Caller {
                 let caller = Caller {
                     actor: user.actor(origin(parts)),
                     session: Some(session.id),
-                    enrolment_only: state.hub().must_enrol(&user),
+                    pending: state.hub().pending(&user),
                 };
                 if let Some(tracking) = parts.extensions.get::<RequestAudit>() {
                     tracking.authenticated(&caller.actor);
@@ -87,7 +88,7 @@ async fn authenticate_with(
             Ok((session, user)) => Ok(Caller {
                 actor: user.actor(origin),
                 session: Some(session.id),
-                enrolment_only: state.hub().must_enrol(&user),
+                pending: state.hub().pending(&user),
             }),
             Err(SessionAuthError::Store(e)) => Err(e.into()),
             Err(e) => {
@@ -100,7 +101,7 @@ async fn authenticate_with(
             Ok(key) => Ok(Caller {
                 actor: key.actor(origin),
                 session: None,
-                enrolment_only: false,
+                pending: None,
             }),
             Err(KeyAuthError::Store(e)) => Err(e.into()),
             Err(e) => {
@@ -127,25 +128,33 @@ impl FromRequestParts<AppState> for Caller {
                 caller
             }
         };
-        if caller.enrolment_only && !enrols_or_signs_out(parts) {
-            return Err(ApiError::second_factor_required());
+        if let Some(pending) = caller.pending
+            && !allowed_while(pending, parts)
+        {
+            return Err(pending.refusal());
         }
         Ok(caller)
     }
 }
 
-/// The only requests a person who must enrol a second factor may make
-/// before they have: enrolling, and signing out.
-fn enrols_or_signs_out(parts: &Parts) -> bool {
+/// The only requests a person may make before they have done what their
+/// session waits for: look at their own account, change their password,
+/// sign out — and, when a second factor is what they lack, enrol one.
+fn allowed_while(pending: Pending, parts: &Parts) -> bool {
     let path = parts
         .extensions
         .get::<axum::extract::OriginalUri>()
         .map_or_else(|| parts.uri.path(), |u| u.0.path());
     let path = path.trim_end_matches('/');
-    matches!(
+    let always = matches!(
         (&parts.method, path),
-        (&Method::POST, "/api/v1/users/me/totp")
-            | (&Method::POST, "/api/v1/users/me/totp/confirm")
+        (&Method::GET, "/api/v1/users/me")
+            | (&Method::POST, "/api/v1/users/me/password")
             | (&Method::DELETE, "/api/v1/sessions/current")
-    )
+    );
+    let enrolling = matches!(
+        (&parts.method, path),
+        (&Method::POST, "/api/v1/users/me/totp") | (&Method::POST, "/api/v1/users/me/totp/confirm")
+    );
+    always || (pending == Pending::SecondFactor && enrolling)
 }

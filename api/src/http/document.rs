@@ -7,8 +7,9 @@
 //!
 //! - **401** on secured operations: no token, or one the hub refuses
 //!   ([`super::auth`]), with `WWW-Authenticate: Bearer`; and **403** there
-//!   too: a person who must use a second factor and has not enrolled one
-//!   (`second-factor-required`) may only enrol and sign out;
+//!   too: a person who must choose a new password (`password-change-required`)
+//!   or use a second factor they have not enrolled (`second-factor-required`)
+//!   may only do that, look at their own account and sign out;
 //! - **400, 413, 415, 422** on operations with a JSON body: not JSON, larger
 //!   than `--max-body-bytes`, not `application/json`, or not a JSON object of
 //!   the request's shape ([`super::extract::ApiJson`]);
@@ -190,9 +191,10 @@ fn declare(
         );
         because(
             403,
-            "A person whose role must use a second factor has not enrolled one \
-             (`second-factor-required`): until they do, their session may only enrol and \
-             sign out.",
+            "A person who must choose a new password (`password-change-required`: the \
+             first-start admin, or after an administrator reset it) or whose role must use \
+             a second factor they have not enrolled (`second-factor-required`): until they \
+             do, their session may only do that, read GET /users/me and sign out.",
         );
     }
     if shape.json_body {

@@ -79,6 +79,16 @@ impl Role {
         }
     }
 
+    /// The first right this role grants that `holder`'s does not: why
+    /// someone with `holder`'s role may not hand this role out (to a key or
+    /// a user) — nobody gives more than they have.
+    pub fn beyond(self, holder: Role) -> Option<Permission> {
+        use Permission::*;
+        [ManagePlatform, ManageTenant, Deploy, Read, ReadAudit]
+            .into_iter()
+            .find(|&p| self.grants(p) && !holder.grants(p))
+    }
+
     /// Roles that must sign in with a second factor (MLPS L3-CES1-04).
     pub fn needs_second_factor(self) -> bool {
         matches!(

@@ -11,10 +11,34 @@ use crate::service::Error;
 pub struct Caller {
     pub actor: Actor,
     pub session: Option<SessionId>,
-    /// A person whose role needs a second factor and who has none yet:
-    /// until they enrol, they may only enrol and sign out. Every other
-    /// operation answers [`Error::second_factor_required`].
-    pub enrolment_only: bool,
+    /// What a signed-in person must do before anything else, if anything:
+    /// every other operation is refused until they have.
+    pub pending: Option<Pending>,
+}
+
+/// What a person's session is held to until they do it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Pending {
+    /// Choose their own password (the first-start admin, or after an
+    /// administrator reset it): they may only change it, look at their
+    /// own account and sign out. Everything else answers
+    /// [`Error::password_change_required`].
+    PasswordChange,
+    /// Enrol a second factor their role (or their tenant) requires: they
+    /// may only enrol, look at their own account, change their password
+    /// and sign out. Everything else answers
+    /// [`Error::second_factor_required`].
+    SecondFactor,
+}
+
+impl Pending {
+    /// The refusal of everything else.
+    pub fn refusal(self) -> Error {
+        match self {
+            Pending::PasswordChange => Error::password_change_required(),
+            Pending::SecondFactor => Error::second_factor_required(),
+        }
+    }
 }
 
 impl Caller {
@@ -38,8 +62,8 @@ impl Caller {
     }
 
     pub fn require(&self, permission: Permission) -> Result<(), Error> {
-        if self.enrolment_only {
-            return Err(Error::second_factor_required());
+        if let Some(pending) = self.pending {
+            return Err(pending.refusal());
         }
         self.actor
             .check_role(permission)

@@ -133,6 +133,18 @@ impl Error {
         )
     }
 
+    pub fn password_change_required() -> Self {
+        Error::new(
+            StatusCode::FORBIDDEN,
+            "password-change-required",
+            "Password Change Required",
+            "this account must choose a new password before anything else: change it \
+             (POST /api/v1/users/me/password with currentPassword and newPassword, or the \
+             console's account page); until then this session can only change the password \
+             and sign out",
+        )
+    }
+
     /// The tenant's budget refuses new spend (it refuses at its limit,
     /// and the limit is reached); `reason` says by how much and what to do.
     pub fn budget_exhausted(reason: impl Into<String>) -> Self {

@@ -31,7 +31,7 @@ pub mod tenants;
 use std::sync::Arc;
 use std::time::Duration;
 
-pub use caller::Caller;
+pub use caller::{Caller, Pending};
 pub use deployments::{CreateRequest, Created, DeploymentDetail, DeploymentRef, ListRequest};
 pub use error::{Error, Result};
 pub use fleet::Observation;
@@ -109,11 +109,22 @@ impl Hub {
         &self.settings
     }
 
-    /// Whether `user` must enrol a second factor before doing anything
-    /// else: their role needs one (`--second-factor-roles`) and they have
-    /// none.
-    pub fn must_enrol(&self, user: &crate::store::User) -> bool {
-        self.settings.second_factor_roles.contains(user.role) && !user.totp_enabled
+    /// Whether `user` must have a second factor: the platform asks it of
+    /// their role (`--second-factor-roles`), or their tenant does.
+    pub fn needs_second_factor(&self, user: &crate::store::User) -> bool {
+        self.settings.second_factor_roles.contains(user.role) || user.tenant_requires_second_factor
+    }
+
+    /// What `user` must do before anything else, if anything: choose a new
+    /// password, then enrol the second factor they need and lack.
+    pub fn pending(&self, user: &crate::store::User) -> Option<Pending> {
+        if user.must_change_password {
+            Some(Pending::PasswordChange)
+        } else if self.needs_second_factor(user) && !user.totp_enabled {
+            Some(Pending::SecondFactor)
+        } else {
+            None
+        }
     }
 
     /// What registered clusters' kubeconfigs may ask for, by the

@@ -20,6 +20,7 @@
 //! starts every write transaction with `BEGIN IMMEDIATE`, so a second process
 //! on the same file waits on the busy timeout instead of failing mid-way.
 
+mod accounts;
 mod api_keys;
 mod audit;
 mod audit_exports;
@@ -58,6 +59,7 @@ use sqlx::sqlite::{
 use sqlx::{Postgres, Sqlite, Transaction};
 use uuid::Uuid;
 
+pub use accounts::UserChange;
 pub use api_keys::{ApiKey, AuthenticatedKey, CreatedApiKey, KeyAuthError, NewApiKey};
 pub use audit::{AuditEntry, AuditPage, AuditQuery, ChainReport, MAX_AUDIT_PAGE};
 pub use audit_exports::{AuditExport, AuditSigningKey, PruneOutcome, may_export_audit};

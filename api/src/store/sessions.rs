@@ -38,7 +38,7 @@ pub enum SessionAuthError {
     Unknown,
     #[error("the session has expired or was ended")]
     Ended,
-    #[error("the account is locked or expired")]
+    #[error("the account is locked, expired or disabled")]
     AccountUnusable,
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -179,7 +179,7 @@ impl Store {
         let user = self.user(Scope::All, user).await?;
         let locked = user.locked_until.is_some_and(|u| u > at);
         let expired = user.expires_at.is_some_and(|e| e <= at);
-        if locked || expired {
+        if locked || expired || user.disabled_at.is_some() {
             return Err(SessionAuthError::AccountUnusable);
         }
         let session = Session {

@@ -7,7 +7,7 @@ use modelfleet_core::quota::Quota;
 use serde::Serialize;
 
 use super::{Store, StoreError, Tx, now, on_conn, quotas, visible};
-use crate::identity::{Permission, Scope};
+use crate::identity::{Permission, Role, Scope};
 use crate::ids::TenantId;
 
 /// Tenant names become parts of namespace names (`mf-<tenant>`), which
@@ -119,5 +119,72 @@ impl Store {
             .bind(scope.tenant())
             .fetch_all(c)
             .await)?)
+    }
+}
+
+/// The roles a tenant asks a second factor of, as stored: role names
+/// separated by commas, `''` for none.
+pub(super) fn parse_roles(list: &str) -> Result<Vec<Role>, StoreError> {
+    list.split(',')
+        .filter(|r| !r.is_empty())
+        .map(|r| {
+            r.parse()
+                .map_err(|_| StoreError::Corrupt("tenant second-factor roles"))
+        })
+        .collect()
+}
+
+impl Tx {
+    /// Sets the roles of a tenant's people who must sign in with a second
+    /// factor (beyond the platform's `--second-factor-roles`). The
+    /// tenant's own admins or platform admins; only roles a tenant's
+    /// people can have.
+    pub async fn set_second_factor_roles(
+        &mut self,
+        tenant: TenantId,
+        roles: &[Role],
+    ) -> Result<Vec<Role>, StoreError> {
+        self.actor()
+            .check(tenant, Permission::ManageTenant)
+            .map_err(|d| StoreError::denied(d, "tenant"))?;
+        if let Some(r) = roles.iter().find(|r| r.needs_tenant() == Some(false)) {
+            return Err(StoreError::invalid(
+                "roles",
+                format!("a tenant's people cannot be {r}s; give tenant roles only"),
+            ));
+        }
+        let mut roles = roles.to_vec();
+        roles.sort_by_key(|r| r.name());
+        roles.dedup();
+        let list = roles.iter().map(|r| r.name()).collect::<Vec<_>>().join(",");
+        let name: Option<(String,)> = on_conn!(self.conn(), c => sqlx::query_as(
+            "UPDATE tenants SET second_factor_roles = $2 WHERE id = $1 RETURNING name",
+        ).bind(tenant).bind(&list).fetch_optional(c).await)?;
+        let (name,) = name.ok_or(StoreError::NotFound("tenant"))?;
+        self.note(
+            "update",
+            "tenants/second-factor",
+            Some(tenant),
+            tenant.0,
+            &name,
+        );
+        Ok(roles)
+    }
+}
+
+impl Store {
+    /// The roles of a tenant's people who must sign in with a second
+    /// factor because the tenant asks it.
+    pub async fn second_factor_roles(
+        &self,
+        scope: Scope,
+        tenant: TenantId,
+    ) -> Result<Vec<Role>, StoreError> {
+        visible(scope, tenant, "tenant")?;
+        let mut reader = self.reader().await?;
+        let row: Option<(String,)> = on_conn!(reader.conn(), c => sqlx::query_as(
+            "SELECT second_factor_roles FROM tenants WHERE id = $1").bind(tenant).fetch_optional(c).await)?;
+        let (list,) = row.ok_or(StoreError::NotFound("tenant"))?;
+        parse_roles(&list)
     }
 }

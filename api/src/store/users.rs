@@ -47,6 +47,15 @@ pub struct User {
     pub totp_enabled: bool,
     pub expires_at: Option<DateTime<Utc>>,
     pub created_at: DateTime<Utc>,
+    /// Set while the account is disabled: it cannot sign in and its
+    /// sessions stop working; enabling it again clears it.
+    pub disabled_at: Option<DateTime<Utc>>,
+    /// The user must choose a new password before doing anything else (the
+    /// first-start platform admin; anyone whose password an admin reset).
+    pub must_change_password: bool,
+    /// The user's tenant asks a second factor of their role
+    /// (`PUT /tenants/{id}/second-factor`), whatever the platform asks.
+    pub tenant_requires_second_factor: bool,
 }
 
 impl User {
@@ -72,6 +81,8 @@ pub struct NewUser {
     pub password: PasswordHash,
     pub role: Role,
     pub expires_at: Option<DateTime<Utc>>,
+    /// Must choose a new password at first sign-in.
+    pub must_change_password: bool,
 }
 
 /// Why a sign-in failed. The API answers all of them with the same 401;
@@ -84,6 +95,8 @@ pub enum LoginError {
     Locked { until: DateTime<Utc> },
     #[error("the account has expired")]
     Expired,
+    #[error("the account is disabled")]
+    Disabled,
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -103,6 +116,9 @@ struct Row {
     expires_at: Option<DateTime<Utc>>,
     created_at: DateTime<Utc>,
     password_hash: String,
+    disabled_at: Option<DateTime<Utc>>,
+    must_change_password: bool,
+    tenant_second_factor_roles: Option<String>,
 }
 
 macro_rules! select {
@@ -110,7 +126,9 @@ macro_rules! select {
         concat!(
             "SELECT id, tenant_id, username, display_name, role, failed_logins, locked_until, \
              last_login_at, password_changed_at, totp_enabled, expires_at, created_at, \
-             password_hash FROM users ",
+             password_hash, disabled_at, must_change_password, \
+             (SELECT t.second_factor_roles FROM tenants t WHERE t.id = users.tenant_id) \
+             AS tenant_second_factor_roles FROM users ",
             $tail
         )
     };
@@ -118,12 +136,17 @@ macro_rules! select {
 
 impl Row {
     fn into_user(self) -> Result<(User, PasswordHash), StoreError> {
+        let role: Role = self.role.parse().map_err(|_| StoreError::Corrupt("role"))?;
+        let tenant_roles = match self.tenant_second_factor_roles.as_deref() {
+            Some(list) => super::tenants::parse_roles(list)?,
+            None => Vec::new(),
+        };
         let user = User {
             id: self.id,
             tenant: self.tenant_id,
             username: self.username,
             display_name: self.display_name,
-            role: self.role.parse().map_err(|_| StoreError::Corrupt("role"))?,
+            role,
             failed_logins: u32::try_from(self.failed_logins)
                 .map_err(|_| StoreError::Corrupt("user"))?,
             locked_until: self.locked_until,
@@ -132,6 +155,9 @@ impl Row {
             totp_enabled: self.totp_enabled,
             expires_at: self.expires_at,
             created_at: self.created_at,
+            disabled_at: self.disabled_at,
+            must_change_password: self.must_change_password,
+            tenant_requires_second_factor: tenant_roles.contains(&role),
         };
         Ok((user, PasswordHash::from_stored(self.password_hash)))
     }
@@ -155,6 +181,7 @@ impl Tx {
             password,
             role,
             expires_at,
+            must_change_password,
         } = new;
         match tenant {
             Some(t) => self.actor().check(t, Permission::ManageTenant),
@@ -197,14 +224,18 @@ impl Tx {
             totp_enabled: false,
             expires_at,
             created_at: at,
+            disabled_at: None,
+            must_change_password,
+            tenant_requires_second_factor: false,
         };
         on_conn!(self.conn(), c => sqlx::query(
             "INSERT INTO users (id, tenant_id, username, display_name, password_hash, role, \
-             password_changed_at, expires_at, created_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+             password_changed_at, expires_at, created_at, must_change_password) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
         )
         .bind(user.id).bind(user.tenant).bind(&user.username).bind(&user.display_name)
         .bind(password.as_str()).bind(user.role.name()).bind(at).bind(user.expires_at).bind(at)
+        .bind(must_change_password)
         .execute(c).await.map(|r| r.rows_affected()))
         .map_err(|e| match e {
             // The tenant row is missing: to this caller, it does not exist.
@@ -214,6 +245,8 @@ impl Tx {
             e => StoreError::unique("user", &user.username)(e),
         })?;
         self.note("create", "users", user.tenant, user.id.0, &user.username);
+        // As it reads back: with what its tenant asks of its role.
+        let (user, _) = user_row(self, user.id).await?;
         Ok(user)
     }
 
@@ -249,7 +282,7 @@ impl Tx {
 }
 
 /// A user row inside a transaction, visible to the transaction's actor.
-async fn user_row(tx: &mut Tx, id: UserId) -> Result<(User, PasswordHash), StoreError> {
+pub(super) async fn user_row(tx: &mut Tx, id: UserId) -> Result<(User, PasswordHash), StoreError> {
     let row: Option<Row> = match tx.backend() {
         Backend::Postgres => {
             on_conn!(tx.conn(), c => sqlx::query_as(select!("WHERE id = $1 FOR UPDATE"))
@@ -374,6 +407,12 @@ impl Store {
             refused(&mut tx, "login-refused");
             tx.commit_with(UNAUTHORIZED).await?;
             return Err(LoginError::Expired);
+        }
+        if user.disabled_at.is_some() {
+            let mut tx = self.begin(&actor).await?;
+            refused(&mut tx, "login-refused");
+            tx.commit_with(UNAUTHORIZED).await?;
+            return Err(LoginError::Disabled);
         }
         let ok = password::verify(Some(hash), password).await;
         let mut tx = self.begin(&actor).await?;

@@ -197,6 +197,7 @@ impl Hub {
             password: PasswordHash::new("root", &password).await.unwrap(),
             role: Role::PlatformAdmin,
             expires_at: None,
+            must_change_password: false,
         })
         .await
         .unwrap();
@@ -337,6 +338,24 @@ impl Hub {
 
     pub async fn post(&self, path: &str, token: &str, body: Value) -> Reply {
         self.call(Method::POST, path, Some(token), Some(body)).await
+    }
+
+    /// Signs in with a password; the session's token.
+    pub async fn sign_in(&self, username: &str, password: &str) -> String {
+        let reply = self.sign_in_reply(username, password).await;
+        assert_eq!(reply.status, StatusCode::CREATED, "{:#}", reply.body);
+        reply.body["token"].as_str().unwrap().to_owned()
+    }
+
+    /// `POST /sessions` with a password, as answered.
+    pub async fn sign_in_reply(&self, username: &str, password: &str) -> Reply {
+        self.call(
+            Method::POST,
+            "/api/v1/sessions",
+            None,
+            Some(json!({"username": username, "password": password})),
+        )
+        .await
     }
 
     /// A tenant with `quota`, and a tenant-admin API key for it:

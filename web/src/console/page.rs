@@ -11,7 +11,7 @@ use axum::response::{IntoResponse, Redirect, Response};
 use chrono::{DateTime, TimeDelta, Utc};
 use modelfleet_api::http::Caller;
 use modelfleet_api::identity::Permission;
-use modelfleet_api::service::Error as ApiError;
+use modelfleet_api::service::{Error as ApiError, Pending};
 use modelfleet_api::store::User;
 use modelfleet_api::{AppState, Role};
 
@@ -58,6 +58,7 @@ impl Viewer {
                 platform_admin: self.user.role == Role::PlatformAdmin,
                 can_deploy: self.can(Permission::Deploy),
                 can_audit: self.can(Permission::ReadAudit),
+                can_manage_team: self.can(Permission::ManageTenant),
                 has_tenant: self.user.tenant.is_some(),
             }),
             active,
@@ -110,11 +111,19 @@ impl FromRequestParts<AppState> for Viewer {
             .path_and_query()
             .map_or("/", |pq| pq.as_str())
             .to_owned();
-        // Until they enrol, platform admins and auditors may only enrol
-        // or sign out.
+        // Until they have chosen their own password, and then enrolled
+        // the second factor they need, people may only do that or sign out.
         let path = parts.uri.path();
-        if caller.enrolment_only && !path.starts_with("/account/") && path != "/sign-out" {
-            return Err(Redirect::to("/account/totp").into_response());
+        match caller.pending {
+            Some(Pending::PasswordChange) if path != "/account/password" && path != "/sign-out" => {
+                return Err(Redirect::to("/account/password").into_response());
+            }
+            Some(Pending::SecondFactor)
+                if !path.starts_with("/account/") && path != "/sign-out" =>
+            {
+                return Err(Redirect::to("/account/totp").into_response());
+            }
+            _ => {}
         }
         let csrf = parts
             .extensions
@@ -150,6 +159,7 @@ pub struct SignedIn {
     pub platform_admin: bool,
     pub can_deploy: bool,
     pub can_audit: bool,
+    pub can_manage_team: bool,
     pub has_tenant: bool,
 }
 
@@ -271,6 +281,7 @@ pub const TEXT: Table = &[
     ("nav.audit", "Audit", "审计"),
     ("nav.compliance", "Compliance", "合规"),
     ("nav.admin", "Admin", "平台管理"),
+    ("nav.team", "Team", "团队"),
     ("nav.account", "Account", "账户"),
     ("nav.main", "Main navigation", "主导航"),
     ("nav.language", "Language", "语言"),

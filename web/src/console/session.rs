@@ -15,7 +15,8 @@ use axum::routing::{get, post};
 use chrono::{DateTime, TimeDelta, Utc};
 use modelfleet_api::AppState;
 use modelfleet_api::http::origin;
-use modelfleet_api::service::access::{Login, TotpCode};
+use modelfleet_api::service::Pending;
+use modelfleet_api::service::access::{ChangePassword, Login, TotpCode};
 use serde::Deserialize;
 
 use super::cookie::set_cookie;
@@ -27,6 +28,10 @@ pub fn routes() -> Router<AppState> {
     Router::new()
         .route("/sign-in", get(sign_in_page).post(sign_in))
         .route("/sign-out", post(sign_out))
+        .route(
+            "/account/password",
+            get(password_page).post(password_change),
+        )
         .route("/account/totp", get(totp_page).post(totp_begin))
         .route("/account/totp/confirm", post(totp_confirm))
         .route("/language/{lang}", get(language))
@@ -166,7 +171,7 @@ impl TotpPage {
         TotpPage {
             c: viewer.chrome("account", TEXT),
             enabled: viewer.user.totp_enabled,
-            required: viewer.caller.enrolment_only,
+            required: viewer.caller.pending.is_some(),
             secret: None,
             otpauth_uri: None,
             error: None,
@@ -217,6 +222,86 @@ async fn totp_confirm(
     }
 }
 
+#[derive(Template, WebTemplate)]
+#[template(path = "console/session/password.html")]
+struct PasswordPage {
+    c: Chrome,
+    /// The session waits for this change before anything else.
+    required: bool,
+    changed: bool,
+    error: Option<String>,
+}
+
+impl PasswordPage {
+    fn new(viewer: &Viewer) -> PasswordPage {
+        PasswordPage {
+            c: viewer.chrome("account", TEXT),
+            required: viewer.caller.pending == Some(Pending::PasswordChange),
+            changed: false,
+            error: None,
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+pub struct PasswordForm {
+    current_password: String,
+    new_password: String,
+    repeat_password: String,
+}
+
+async fn password_page(viewer: Viewer) -> PasswordPage {
+    PasswordPage::new(&viewer)
+}
+
+/// Changes the signed-in person's own password through the API's
+/// operation; the two new ones must match. After a change the first-start
+/// admin goes on to the second factor (or their work).
+async fn password_change(
+    State(state): State<AppState>,
+    viewer: Viewer,
+    Form(form): Form<PasswordForm>,
+) -> Response {
+    if form.new_password != form.repeat_password {
+        let page = PasswordPage {
+            error: Some(viewer.lang.t(TEXT, "password.mismatch").to_owned()),
+            ..PasswordPage::new(&viewer)
+        };
+        return (StatusCode::UNPROCESSABLE_ENTITY, page).into_response();
+    }
+    let change = ChangePassword {
+        current_password: form.current_password,
+        new_password: form.new_password,
+    };
+    match state.hub().change_password(&viewer.caller, change).await {
+        Ok(user) => {
+            if viewer.caller.pending == Some(Pending::PasswordChange) {
+                // What the session waited for is done; the next page
+                // sends them on to a second factor if they still need one.
+                let next = if state.hub().pending(&user).is_some() {
+                    "/account/totp"
+                } else {
+                    "/deployments"
+                };
+                return Redirect::to(next).into_response();
+            }
+            PasswordPage {
+                changed: true,
+                ..PasswordPage::new(&viewer)
+            }
+            .into_response()
+        }
+        Err(e) if e.status().is_client_error() && e.status() != StatusCode::FORBIDDEN => {
+            let page = PasswordPage {
+                error: Some(e.detail().to_owned()),
+                ..PasswordPage::new(&viewer)
+            };
+            (StatusCode::UNPROCESSABLE_ENTITY, page).into_response()
+        }
+        Err(e) => viewer.fail(e).into_response(),
+    }
+}
+
 /// Switches the UI language (a cookie) and goes back to the page.
 async fn language(
     Path(lang): Path<String>,
@@ -260,9 +345,35 @@ pub(crate) const TEXT: Table = &[
     ("totp.title", "Second factor", "双因素认证"),
     (
         "totp.required",
-        "Platform admins and auditors must turn on a second factor before using the console.",
-        "平台管理员和审计员必须先启用双因素认证才能使用控制台。",
+        "Your role must sign in with a second factor (the platform or your tenant asks it): turn one on before using the console.",
+        "您的角色必须使用双因素认证登录（平台或您的租户要求）：请先启用后再使用控制台。",
     ),
+    ("password.title", "Change password", "修改密码"),
+    (
+        "password.required",
+        "Choose your own password before using the console: the one you signed in with was given to you.",
+        "使用控制台前请设置您自己的密码：您登录所用的密码是他人提供的。",
+    ),
+    (
+        "password.changed",
+        "Password changed. Your other sessions have ended.",
+        "密码已修改。您的其他会话已结束。",
+    ),
+    ("password.current", "Current password", "当前密码"),
+    ("password.new", "New password", "新密码"),
+    ("password.repeat", "New password again", "再次输入新密码"),
+    (
+        "password.hint",
+        "At least 12 characters of three kinds (lower, upper, digits, other); not a common password; not containing your user name.",
+        "至少 12 个字符，包含三类字符（小写、大写、数字、其他）；不能是常见密码；不能包含用户名。",
+    ),
+    ("password.submit", "Change password", "修改密码"),
+    (
+        "password.mismatch",
+        "The two new passwords differ: type the same one twice.",
+        "两次输入的新密码不一致：请输入相同的密码。",
+    ),
+    ("password.totp_link", "Second factor", "双因素认证"),
     (
         "totp.enabled",
         "A second factor is on for this account: signing in asks for a code from your authenticator app.",

@@ -55,6 +55,7 @@ pub async fn user(hub: &Hub, tenant: Option<TenantId>, username: &str, role: Rol
         password: PasswordHash::new(username, &password).await.unwrap(),
         role,
         expires_at: None,
+        must_change_password: false,
     })
     .await
     .unwrap();

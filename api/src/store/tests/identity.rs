@@ -25,6 +25,7 @@ async fn user(store: &Store, tenant: Option<TenantId>, name: &str, role: Role) -
                 .unwrap(),
             role,
             expires_at: None,
+            must_change_password: false,
         })
         .await
         .unwrap();
@@ -64,6 +65,7 @@ async fn users_belong_to_their_tenant(db: TestDb) {
         password: hash.clone(),
         role,
         expires_at: None,
+        must_change_password: false,
     };
     let mut tx = store.begin(&member(a.id, Role::TenantAdmin)).await.unwrap();
     assert!(matches!(
@@ -149,6 +151,7 @@ async fn expired_accounts_cannot_sign_in(db: TestDb) {
             .unwrap(),
         role: Role::Auditor,
         expires_at: Some(Utc::now() - TimeDelta::seconds(1)),
+        must_change_password: false,
     })
     .await
     .unwrap();

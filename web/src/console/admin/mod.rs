@@ -1,6 +1,7 @@
 //! Console pages: platform administration — tenants and their quotas,
-//! users, API keys, clusters and the price catalog. Platform admins only:
-//! anyone else is refused before any API call. Every form calls the API's
+//! users, API keys, clusters and the price catalog (platform admins only:
+//! anyone else is refused before any API call) — and `/team`, where a
+//! tenant admin manages their own team's people and keys ([`team`]). Every form calls the API's
 //! own handler, so it is checked, refused and audited exactly as the REST
 //! call would be; a refused form shows the API's reason and changes
 //! nothing, a form that worked goes back to its list (303).
@@ -33,6 +34,7 @@ use super::page::{Chrome, PageError, Viewer};
 
 mod fleet;
 mod people;
+mod team;
 mod tenancy;
 mod text;
 
@@ -40,6 +42,7 @@ pub(crate) use text::TEXT;
 
 use fleet::{clusters_page, create_price, prices_page, register_cluster};
 use people::{create_key, create_user, keys_page, revoke_key, users_page};
+use team::{add_key, add_member, member_action, revoke_team_key, set_second_factor, team_page};
 use tenancy::{create_tenant, set_quota, tenants_page};
 
 pub fn routes() -> Router<AppState> {
@@ -52,6 +55,12 @@ pub fn routes() -> Router<AppState> {
         .route("/admin/keys/{id}/revoke", post(revoke_key))
         .route("/admin/clusters", get(clusters_page).post(register_cluster))
         .route("/admin/prices", get(prices_page).post(create_price))
+        .route("/team", get(team_page))
+        .route("/team/users", post(add_member))
+        .route("/team/users/{id}/{action}", post(member_action))
+        .route("/team/keys", post(add_key))
+        .route("/team/keys/{id}/revoke", post(revoke_team_key))
+        .route("/team/second-factor", post(set_second_factor))
 }
 
 /// The most items a list page asks the API for.

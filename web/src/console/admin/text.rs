@@ -3,6 +3,50 @@
 use super::super::i18n::Table;
 
 pub(crate) const TEXT: Table = &[
+    ("team.title", "Team", "团队"),
+    (
+        "team.only",
+        "Only tenant admins and platform admins may manage a team.",
+        "只有租户管理员和平台管理员可以管理团队。",
+    ),
+    ("team.people", "People", "成员"),
+    ("team.actions", "Actions", "操作"),
+    (
+        "team.you",
+        "You (change your own on the account page)",
+        "您本人（请在账户页面修改）",
+    ),
+    ("team.disabled", "Disabled", "已停用"),
+    ("team.totp_on", "second factor on", "已启用双因素"),
+    ("team.must_change", "must change password", "需修改密码"),
+    ("team.set_role", "Set role", "设置角色"),
+    ("team.enable", "Enable", "启用"),
+    ("team.disable", "Disable", "停用"),
+    ("team.unlock", "Unlock", "解锁"),
+    ("team.end_sessions", "End sessions", "结束会话"),
+    ("team.temporary_password", "Temporary password", "临时密码"),
+    ("team.reset_password", "Reset password", "重置密码"),
+    (
+        "team.your_code",
+        "Your authenticator code",
+        "您的动态验证码",
+    ),
+    ("team.reset_totp", "Reset second factor", "重置双因素"),
+    ("team.delete", "Delete", "删除"),
+    ("team.add", "Add a person", "添加成员"),
+    ("team.second_factor", "Second factor", "双因素认证"),
+    (
+        "team.second_factor_hint",
+        "People of the ticked roles must sign in with an authenticator app; those without one must enrol before anything else.",
+        "勾选角色的成员必须使用身份验证器应用登录；尚未启用的成员须先启用才能进行其他操作。",
+    ),
+    ("team.save", "Save", "保存"),
+    ("team.key_made", "API key created:", "已创建 API 密钥："),
+    (
+        "team.key_once",
+        "Copy the token now: it is shown this once.",
+        "请立即复制令牌：仅显示这一次。",
+    ),
     ("admin.title", "Platform administration", "平台管理"),
     (
         "admin.only",

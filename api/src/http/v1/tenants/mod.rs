@@ -6,6 +6,7 @@
 pub mod adjustments;
 pub mod budget;
 pub mod discounts;
+pub mod second_factor;
 
 use axum::Json;
 use axum::extract::{Path, State};
@@ -32,6 +33,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(show_quota, set_quota))
         .merge(budget::router())
         .merge(discounts::router())
+        .merge(second_factor::router())
         .merge(adjustments::router())
 }
 
