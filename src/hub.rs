@@ -187,6 +187,7 @@ impl RunningHub {
             modelfleet_api::sync::spawn(state.hub().clone(), stopped.clone()),
             modelfleet_api::failover::spawn(state.hub().clone(), stopped.clone()),
             modelfleet_api::billing::schedule::spawn(state.hub().clone(), stopped.clone()),
+            tokio::spawn(purge_sessions(state.store().clone(), stopped.clone())),
         ];
         if let Some(target) = audit_target {
             let every =
@@ -263,6 +264,24 @@ async fn prune_audit(
         }
         tokio::select! {
             () = tokio::time::sleep(every) => {}
+            _ = stop.wait_for(|s| *s) => return,
+        }
+    }
+}
+
+/// Deletes ended sessions (expired or signed out) every ten minutes: a
+/// dead token's row serves no one, and the table would otherwise grow with
+/// every sign-in.
+async fn purge_sessions(store: Store, mut stop: watch::Receiver<bool>) {
+    loop {
+        let now = chrono::DateTime::<chrono::Utc>::from(modelfleet_clock::now());
+        match store.purge_ended_sessions(now).await {
+            Ok(0) => {}
+            Ok(purged) => tracing::debug!(purged, "purged ended sessions"),
+            Err(e) => tracing::warn!(error = %e, "could not purge ended sessions"),
+        }
+        tokio::select! {
+            () = tokio::time::sleep(Duration::from_secs(600)) => {}
             _ = stop.wait_for(|s| *s) => return,
         }
     }

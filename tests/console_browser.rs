@@ -505,6 +505,22 @@ async fn flow(console: &Console, creds: &BTreeMap<String, String>) -> anyhow::Re
         .wait_path("/deployments", |p| path_only(p) == "/deployments")
         .await?;
 
+    // The tenant admin runs their team: adds a person, then disables them.
+    println!("step: team");
+    console.click("header nav a[href=\"/team\"]").await?;
+    console.element("#members").await?;
+    console.type_into("#member-username", "dana").await?;
+    console
+        .type_into("#member-password", "Correct-horse-2024!")
+        .await?;
+    console.click("#member-create").await?;
+    console.element("tr[data-user=\"dana\"]").await?;
+    console
+        .click("tr[data-user=\"dana\"] button.disable")
+        .await?;
+    console.element("tr[data-user=\"dana\"] .disabled").await?;
+    console.screenshot("team").await?;
+
     // Signing out ends the session: the console asks to sign in again.
     println!("step: sign out");
     console.click("#sign-out").await?;
@@ -516,14 +532,32 @@ async fn flow(console: &Console, creds: &BTreeMap<String, String>) -> anyhow::Re
         .wait_path("/sign-in when signed out", on_sign_in)
         .await?;
 
-    // The platform admin of the first start must set up a second factor
-    // before anything else, then downloads the compliance report.
-    println!("step: platform admin enrols a second factor");
+    // The platform admin of the first start must choose their own password
+    // and set up a second factor before anything else, then downloads the
+    // compliance report.
+    println!("step: platform admin chooses a password");
     console.type_into("#username", &creds["admin_user"]).await?;
     console
         .type_into("#password", &creds["admin_password"])
         .await?;
     console.click("#sign-in").await?;
+    console
+        .wait_path("/account/password (a new password is required)", |p| {
+            path_only(p) == "/account/password"
+        })
+        .await?;
+    console.element("#password-required").await?;
+    console
+        .type_into("#current-password", &creds["admin_password"])
+        .await?;
+    console
+        .type_into("#new-password", "Platform-own-choice-2026")
+        .await?;
+    console
+        .type_into("#repeat-password", "Platform-own-choice-2026")
+        .await?;
+    console.click("#password-change").await?;
+    println!("step: platform admin enrols a second factor");
     console
         .wait_path("/account/totp (enrolment is required)", |p| {
             path_only(p) == "/account/totp"

@@ -153,7 +153,24 @@ async fn a_tenant_deploys_a_70b_model_through_the_api_and_it_becomes_ready() {
         .await;
     assert_eq!(status, StatusCode::CREATED, "{session:#}");
     let admin = session["token"].as_str().unwrap().to_owned();
-    // A platform admin's session can only enrol a second factor at first.
+    // The password in the file was a first step: the admin's session can
+    // only choose their own first, then enrol a second factor.
+    let (status, refused) = http
+        .post("/api/v1/tenants", &admin, json!({"name": "early"}))
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{refused:#}");
+    assert_eq!(
+        refused["type"], "https://modelfleet.io/problems/password-change-required",
+        "{refused:#}"
+    );
+    let (status, changed) = http
+        .post(
+            "/api/v1/users/me/password",
+            &admin,
+            json!({"currentPassword": creds["admin_password"], "newPassword": "Platform-own-choice-2026"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{changed:#}");
     let (status, refused) = http
         .post("/api/v1/tenants", &admin, json!({"name": "early"}))
         .await;

@@ -276,9 +276,20 @@ impl Hub {
     }
 
     /// A fresh admin session: sessions expire by the (simulated) clock.
+    /// The first one chooses the admin's own password (the file's is only
+    /// good for that), as a new platform admin must.
     pub async fn admin(&self) -> String {
+        const OWN_PASSWORD: &str = "Platform-own-choice-2026";
         let creds = self.credentials();
-        let body = json!({"username": creds["admin_user"], "password": creds["admin_password"]});
+        let user = &creds["admin_user"];
+        let body = json!({"username": user, "password": OWN_PASSWORD});
+        let (status, session) = self
+            .call(reqwest::Method::POST, "/api/v1/sessions", "", Some(body))
+            .await;
+        if status == StatusCode::CREATED {
+            return session["token"].as_str().unwrap().to_owned();
+        }
+        let body = json!({"username": user, "password": creds["admin_password"]});
         let session = self
             .expect(
                 reqwest::Method::POST,
@@ -288,7 +299,18 @@ impl Hub {
                 StatusCode::CREATED,
             )
             .await;
-        session["token"].as_str().unwrap().to_owned()
+        let token = session["token"].as_str().unwrap().to_owned();
+        let change =
+            json!({"currentPassword": creds["admin_password"], "newPassword": OWN_PASSWORD});
+        self.expect(
+            reqwest::Method::POST,
+            "/api/v1/users/me/password",
+            &token,
+            Some(change),
+            StatusCode::OK,
+        )
+        .await;
+        token
     }
 
     /// The hub's database, opened read-only for each look.
