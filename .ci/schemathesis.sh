@@ -90,13 +90,18 @@ key=$(credential api_key)
 [ -n "$key" ] || { echo "no api_key= in $run/data/initial-credentials" >&2; exit 1; }
 # The platform admin, through a session: the operations only platform staff
 # may call (clusters, tenants, prices, the whole audit trail) are fuzzed
-# past their 403 too. A platform admin must enrol a second factor before
-# the session can do anything else: it does, as an authenticator app would
-# (RFC 6238, computed here with Python's standard library).
+# past their 403 too. The first-start admin must choose their own password
+# and then enrol a second factor before the session can do anything else:
+# it does, as an authenticator app would (RFC 6238, computed here with
+# Python's standard library).
 admin=$(curl -fsS "$base/api/v1/sessions" -H 'Content-Type: application/json' \
     -d "{\"username\": \"$(credential admin_user)\", \"password\": \"$(credential admin_password)\"}" |
     "$python" -c 'import json, sys; print(json.load(sys.stdin)["token"])')
 [ -n "$admin" ] || { echo "the platform admin cannot sign in" >&2; exit 1; }
+curl -fsS -o /dev/null "$base/api/v1/users/me/password" -H "Authorization: Bearer $admin" \
+    -H 'Content-Type: application/json' \
+    -d "{\"currentPassword\": \"$(credential admin_password)\", \"newPassword\": \"Fuzzing-admin-$(date +%s)-pw\"}" ||
+    { echo "the platform admin cannot choose a password" >&2; exit 1; }
 secret=$(curl -fsS -X POST "$base/api/v1/users/me/totp" -H "Authorization: Bearer $admin" |
     "$python" -c 'import json, sys; print(json.load(sys.stdin)["secret"])')
 code=$("$python" - "$secret" <<'PY'
@@ -118,9 +123,16 @@ seed=()
 # Ending the caller's session and revoking an API key are left to passes of
 # their own, last: Schemathesis finds the demo key's id through
 # `GET /api-keys` and revokes it, or signs the admin out, and every later
-# request would be refused.
+# request would be refused. So are what ends or locks the admin's own
+# account: ending their sessions (Schemathesis finds their id through
+# `GET /users`), and wrong current passwords or second-factor codes, which
+# count toward their lockout.
 revoke="DELETE /api/v1/api-keys/{id}"
 sign_out="DELETE /api/v1/sessions/current"
+own_account=(--exclude-name "$sign_out"
+    --exclude-name "DELETE /api/v1/users/{id}/sessions"
+    --exclude-name "POST /api/v1/users/me/password"
+    --exclude-name "POST /api/v1/users/{id}/totp/reset")
 fuzz() {
     local token=$1
     shift
@@ -137,11 +149,11 @@ started=$(date +%s)
 failed=0
 echo "== schemathesis as the demo tenant's admin (API key): every operation but \"$revoke\" and \"$sign_out\""
 fuzz "$key" --exclude-name "$revoke" --exclude-name "$sign_out" || failed=1
-echo "== schemathesis as the platform admin (session): every operation but \"$revoke\" and \"$sign_out\""
-fuzz "$admin" --exclude-name "$revoke" --exclude-name "$sign_out" || failed=1
-echo "== schemathesis: \"$revoke\" as the tenant's admin, \"$sign_out\" as the platform admin"
+echo "== schemathesis as the platform admin (session): every operation but \"$revoke\" and those on the admin's own account"
+fuzz "$admin" --exclude-name "$revoke" "${own_account[@]}" || failed=1
+echo "== schemathesis: \"$revoke\" as the tenant's admin, the admin's own account as the platform admin"
 fuzz "$key" --include-name "$revoke" || failed=1
-fuzz "$admin" --include-name "$sign_out" || failed=1
+fuzz "$admin" "${own_account[@]/--exclude-name/--include-name}" || failed=1
 echo "== schemathesis took $(($(date +%s) - started)) s"
 if [ "$failed" -ne 0 ]; then
     echo "schemathesis.sh: Schemathesis found problems (above)" >&2

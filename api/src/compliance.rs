@@ -128,6 +128,7 @@ pub fn report(
             ),
             format!("sessions end {} minutes after sign-in; signing out revokes the session", settings.session_minutes),
             "every sign-in, failed sign-in and lockout is an audit record".to_owned(),
+            "an administrator can unlock an account, or end all of a person's sessions at once; ended sessions are purged".to_owned(),
         ],
     ));
 
@@ -161,8 +162,10 @@ pub fn report(
             ),
             format!(
                 "the API requires a second factor of these roles (--second-factor-roles): {enforced}; \
-                 until such a person enrols, their session can only enrol and sign out"
+                 a tenant can require it of its own roles too; until such a person enrols, their \
+                 session can only enrol and sign out"
             ),
+            "resetting a person's second factor takes the acting administrator's own".to_owned(),
         ],
     ));
 
@@ -184,7 +187,9 @@ pub fn report(
         format!(
             "{auditors} auditor accounts; the auditor role reads the audit trail and changes nothing"
         ),
-        format!("{expired_active} expired accounts (refused at sign-in)"),
+        format!("{expired_active} expired or disabled accounts (refused at sign-in)"),
+        "administrators disable, delete and change the role of accounts; nobody can raise a role above their own or change their own".to_owned(),
+        "the first-start platform admin must choose a new password at first sign-in".to_owned(),
     ];
     if defaults.is_empty() {
         evidence.push("no platform admin still uses its first-start password".to_owned());

@@ -12,6 +12,7 @@ pub struct AccountFacts {
     pub username: String,
     pub role: Role,
     pub totp_enabled: bool,
+    /// Cannot sign in any more: expired, or disabled by an administrator.
     pub expired: bool,
     /// Still on the password it was created with.
     pub initial_password: bool,
@@ -42,6 +43,7 @@ type UserRow = (
     Option<DateTime<Utc>>,
     DateTime<Utc>,
     DateTime<Utc>,
+    Option<DateTime<Utc>>,
 );
 
 impl Store {
@@ -57,15 +59,15 @@ impl Store {
         let mut reader = self.reader().await?;
         let at = super::now();
         let users: Vec<UserRow> = on_conn!(reader.conn(), c => sqlx::query_as(
-                "SELECT username, role, totp_enabled, expires_at, password_changed_at, created_at \
-                 FROM users ORDER BY username").fetch_all(c).await)?;
+                "SELECT username, role, totp_enabled, expires_at, password_changed_at, created_at, \
+                 disabled_at FROM users ORDER BY username").fetch_all(c).await)?;
         let mut accounts = Vec::with_capacity(users.len());
-        for (username, role, totp_enabled, expires_at, changed, created) in users {
+        for (username, role, totp_enabled, expires_at, changed, created, disabled_at) in users {
             accounts.push(AccountFacts {
                 username,
                 role: role.parse().map_err(|_| StoreError::Corrupt("user role"))?,
                 totp_enabled,
-                expired: expires_at.is_some_and(|e| e <= at),
+                expired: expires_at.is_some_and(|e| e <= at) || disabled_at.is_some(),
                 initial_password: changed <= created,
             });
         }
