@@ -197,6 +197,8 @@ pub struct PageError {
     lang: Lang,
     status: StatusCode,
     message: String,
+    /// `Retry-After`, in seconds, of a 429.
+    retry_after: Option<u64>,
 }
 
 impl PageError {
@@ -205,6 +207,7 @@ impl PageError {
             lang,
             status: error.status(),
             message: error.detail().to_owned(),
+            retry_after: error.retry_after(),
         }
     }
 
@@ -213,6 +216,7 @@ impl PageError {
             lang,
             status,
             message: message.into(),
+            retry_after: None,
         }
     }
 
@@ -230,7 +234,13 @@ impl IntoResponse for PageError {
         if self.status == StatusCode::UNAUTHORIZED {
             return Redirect::to("/sign-in").into_response();
         }
-        error_page(self.lang, self.status, &self.message)
+        let mut response = error_page(self.lang, self.status, &self.message);
+        if let Some(seconds) = self.retry_after {
+            response
+                .headers_mut()
+                .insert(axum::http::header::RETRY_AFTER, seconds.into());
+        }
+        response
     }
 }
 
