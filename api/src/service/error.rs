@@ -32,7 +32,7 @@ pub struct Error {
     /// The cause, with its source chain: logged, never sent.
     internal: Option<String>,
     /// Whole seconds to wait before trying again (`Retry-After`).
-    retry_after: Option<u64>,
+    retry_after: Option<u32>,
 }
 
 impl Error {
@@ -149,7 +149,7 @@ impl Error {
 
     /// Over a rate limit (`service::throttle`): try again after
     /// `retry_after` seconds, which the answer's `Retry-After` says.
-    pub fn too_many_requests(detail: impl Into<String>, retry_after: u64) -> Self {
+    pub fn too_many_requests(detail: impl Into<String>, retry_after: u32) -> Self {
         let mut e = Error::new(
             StatusCode::TOO_MANY_REQUESTS,
             "rate-limited",
@@ -161,7 +161,7 @@ impl Error {
     }
 
     /// Whole seconds to wait before trying again, when the error says.
-    pub fn retry_after(&self) -> Option<u64> {
+    pub fn retry_after(&self) -> Option<u32> {
         self.retry_after
     }
 

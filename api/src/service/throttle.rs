@@ -480,10 +480,8 @@ fn limit(burst: u32, refill_seconds: u32) -> Limit {
 /// The answer to a request over a limit.
 fn too_many(what: &str, wait: Duration) -> Error {
     let seconds = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
-    Error::too_many_requests(
-        format!("{what}; retry after {} seconds", seconds.max(1)),
-        seconds.max(1),
-    )
+    let seconds = u32::try_from(seconds).unwrap_or(u32::MAX).max(1);
+    Error::too_many_requests(format!("{what}; retry after {seconds} seconds"), seconds)
 }
 
 impl Throttle {

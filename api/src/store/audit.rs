@@ -291,7 +291,7 @@ impl Tx {
     /// noted but failed or refused sign-ins: a lock is more). Such a
     /// refusal, when its request says it is counted in its source's window
     /// record (`service::throttle`), is not recorded on its own; the
-    /// failure count it updates is.
+    /// failure count it updates still commits with the transaction.
     fn only_refused_sign_in(&self) -> bool {
         const REFUSALS: [&str; 2] = ["login-failed", "login-refused"];
         let code = self.entry.as_ref().and_then(|e| e.code).or(self.code);

@@ -198,7 +198,7 @@ pub struct PageError {
     status: StatusCode,
     message: String,
     /// `Retry-After`, in seconds, of a 429.
-    retry_after: Option<u64>,
+    retry_after: Option<u32>,
 }
 
 impl PageError {
