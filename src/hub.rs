@@ -188,6 +188,7 @@ impl RunningHub {
             modelfleet_api::failover::spawn(state.hub().clone(), stopped.clone()),
             modelfleet_api::billing::schedule::spawn(state.hub().clone(), stopped.clone()),
             tokio::spawn(purge_sessions(state.store().clone(), stopped.clone())),
+            modelfleet_api::service::throttle::spawn(state.hub().clone(), stopped.clone()),
         ];
         if let Some(target) = audit_target {
             let every =

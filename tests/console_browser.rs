@@ -663,7 +663,7 @@ async fn a_tenant_deploys_a_70b_model_by_clicking_through_the_console() {
             picture.display()
         );
     }
-    assert_eq!(pictures.len(), 10, "{pictures:?}");
+    assert_eq!(pictures.len(), 11, "{pictures:?}");
     println!("{} screenshots in {}", pictures.len(), shots.display());
 
     console.browser.quit().await.expect("the browser closes");

@@ -127,7 +127,10 @@ pub fn report(
                 policy.max_failures
             ),
             format!("sessions end {} minutes after sign-in; signing out revokes the session", settings.session_minutes),
-            "every sign-in, failed sign-in and lockout is an audit record".to_owned(),
+            rate_limits(settings),
+            "every sign-in and lockout is an audit record, and every failed sign-in too; those \
+             from one address within a minute of its first as one record with their count"
+                .to_owned(),
             "an administrator can unlock an account, or end all of a person's sessions at once; ended sessions are purged".to_owned(),
         ],
     ));
@@ -219,7 +222,7 @@ pub fn report(
         pass_if(facts.audit_records > 0),
         vec![
             format!("{} audit records{since}", facts.audit_records),
-            "every change through the API, the console and cluster sync (kubectl-applied deployments) is recorded in the transaction that makes it; refused requests, sign-ins, lockouts and failovers too".to_owned(),
+            "every change through the API, the console and cluster sync (kubectl-applied deployments) is recorded in the transaction that makes it; refused requests, sign-ins, lockouts and failovers too (refusals before authentication from one address within a minute of its first as one record with their count)".to_owned(),
         ],
     ));
 
@@ -360,6 +363,30 @@ pub fn report(
         needs_manual_evidence: count(ItemStatus::NeedsManualEvidence),
         items,
     }
+}
+
+/// What limits sign-in attempts beyond the lockout, as evidence.
+fn rate_limits(settings: &ApiSettings) -> String {
+    let limit = |burst: u32, seconds: u32| {
+        if burst == 0 {
+            "no limit".to_owned()
+        } else {
+            format!("{burst} at once, then one every {seconds} s")
+        }
+    };
+    format!(
+        "sign-ins per client address: {}; failed sign-ins per account: {}; refused \
+         credentials per client address: {} (then 429)",
+        limit(settings.sign_in_burst, settings.sign_in_refill_seconds),
+        limit(
+            settings.sign_in_account_burst,
+            settings.sign_in_account_refill_seconds
+        ),
+        limit(
+            settings.auth_failure_burst,
+            settings.auth_failure_refill_seconds
+        ),
+    )
 }
 
 #[cfg(test)]

@@ -27,6 +27,19 @@ pub const DEFAULT_FAILOVER_AFTER_SECONDS: u64 = 300;
 /// (Article 21) allows network logs to be kept.
 pub const MIN_AUDIT_RETENTION_DAYS: u32 = 184;
 pub const DEFAULT_AUDIT_EXPORT_EVERY_HOURS: u32 = 24;
+/// Sign-ins from one address: 10 at once, then one every 6 s.
+pub const DEFAULT_SIGN_IN_BURST: u32 = 10;
+pub const DEFAULT_SIGN_IN_REFILL_SECONDS: u32 = 6;
+/// Failed sign-ins to one account from addresses that never signed in to
+/// it: 4 at once (fewer than the lockout's 5), then one every 3 minutes
+/// (the lockout's 15 minutes over its 5 failures).
+pub const DEFAULT_SIGN_IN_ACCOUNT_BURST: u32 = 4;
+pub const DEFAULT_SIGN_IN_ACCOUNT_REFILL_SECONDS: u32 = 180;
+/// Refused credentials from one address: 30 at once, then one a second.
+pub const DEFAULT_AUTH_FAILURE_BURST: u32 = 30;
+pub const DEFAULT_AUTH_FAILURE_REFILL_SECONDS: u32 = 1;
+/// Refusals from one address are recorded one per minute, with a count.
+pub const DEFAULT_REFUSAL_WINDOW_SECONDS: u32 = 60;
 
 #[derive(Debug, Clone, PartialEq, Eq, clap::Args)]
 pub struct ApiSettings {
@@ -175,6 +188,44 @@ pub struct ApiSettings {
     #[arg(long = "audit-s3-operation-timeout-seconds", env = "MODELFLEET_AUDIT_S3_OPERATION_TIMEOUT_SECONDS",
           default_value_t = DEFAULT_S3_OPERATION_TIMEOUT_SECONDS, value_parser = clap::value_parser!(u64).range(1..=24 * 3600))]
     pub audit_s3_operation_timeout_seconds: u64,
+
+    /// Sign-ins (`POST /api/v1/sessions`, the console's form) one client
+    /// address may make at once; then 429 with `Retry-After`. 0: no limit.
+    #[arg(long = "sign-in-burst", env = "MODELFLEET_SIGN_IN_BURST", default_value_t = DEFAULT_SIGN_IN_BURST)]
+    pub sign_in_burst: u32,
+
+    /// Seconds after which one more sign-in from that address is allowed.
+    #[arg(long = "sign-in-refill-seconds", env = "MODELFLEET_SIGN_IN_REFILL_SECONDS", default_value_t = DEFAULT_SIGN_IN_REFILL_SECONDS,
+          value_parser = clap::value_parser!(u32).range(1..=86_400))]
+    pub sign_in_refill_seconds: u32,
+
+    /// Failed sign-ins to one account, from addresses that have not signed
+    /// in to it before, before further attempts get 429. 0: no limit.
+    #[arg(long = "sign-in-account-burst", env = "MODELFLEET_SIGN_IN_ACCOUNT_BURST", default_value_t = DEFAULT_SIGN_IN_ACCOUNT_BURST)]
+    pub sign_in_account_burst: u32,
+
+    /// Seconds after which one more failed sign-in to that account is allowed.
+    #[arg(long = "sign-in-account-refill-seconds", env = "MODELFLEET_SIGN_IN_ACCOUNT_REFILL_SECONDS", default_value_t = DEFAULT_SIGN_IN_ACCOUNT_REFILL_SECONDS,
+          value_parser = clap::value_parser!(u32).range(1..=86_400))]
+    pub sign_in_account_refill_seconds: u32,
+
+    /// Requests with a wrong API key, session token or session cookie one
+    /// client address may send; then every request with credentials from
+    /// it gets 429 with `Retry-After`, before any lookup. 0: no limit.
+    #[arg(long = "auth-failure-burst", env = "MODELFLEET_AUTH_FAILURE_BURST", default_value_t = DEFAULT_AUTH_FAILURE_BURST)]
+    pub auth_failure_burst: u32,
+
+    /// Seconds after which one more refused credential from that address is allowed.
+    #[arg(long = "auth-failure-refill-seconds", env = "MODELFLEET_AUTH_FAILURE_REFILL_SECONDS", default_value_t = DEFAULT_AUTH_FAILURE_REFILL_SECONDS,
+          value_parser = clap::value_parser!(u32).range(1..=86_400))]
+    pub auth_failure_refill_seconds: u32,
+
+    /// Refusals before authentication (401, 429) from one address are
+    /// recorded in the audit trail one per this many seconds: the first at
+    /// once, then one record with the count of the rest. 0: record every one.
+    #[arg(long = "audit-refusal-window-seconds", env = "MODELFLEET_AUDIT_REFUSAL_WINDOW_SECONDS", default_value_t = DEFAULT_REFUSAL_WINDOW_SECONDS,
+          value_parser = clap::value_parser!(u32).range(0..=3600))]
+    pub refusal_window_seconds: u32,
 }
 
 /// Where the credentials of an `s3://` audit export location come from.
@@ -204,6 +255,13 @@ impl Default for ApiSettings {
             audit_s3_path_style: false,
             audit_s3_read_timeout_seconds: DEFAULT_S3_READ_TIMEOUT_SECONDS,
             audit_s3_operation_timeout_seconds: DEFAULT_S3_OPERATION_TIMEOUT_SECONDS,
+            sign_in_burst: DEFAULT_SIGN_IN_BURST,
+            sign_in_refill_seconds: DEFAULT_SIGN_IN_REFILL_SECONDS,
+            sign_in_account_burst: DEFAULT_SIGN_IN_ACCOUNT_BURST,
+            sign_in_account_refill_seconds: DEFAULT_SIGN_IN_ACCOUNT_REFILL_SECONDS,
+            auth_failure_burst: DEFAULT_AUTH_FAILURE_BURST,
+            auth_failure_refill_seconds: DEFAULT_AUTH_FAILURE_REFILL_SECONDS,
+            refusal_window_seconds: DEFAULT_REFUSAL_WINDOW_SECONDS,
         }
     }
 }

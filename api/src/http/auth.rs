@@ -9,13 +9,14 @@
 
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
-use axum::http::{Method, header};
+use axum::http::{Method, StatusCode, header};
 use tracing::debug;
 
 use super::AppState;
 use super::error::ApiError;
 use super::layers::audit::{RequestAudit, origin};
 use crate::service::Pending;
+use crate::service::throttle::Source;
 use crate::store::{KeyAuthError, SESSION_TOKEN_PREFIX, SessionAuthError};
 
 /// The authenticated caller of a request.
@@ -39,7 +40,25 @@ async fn authenticate_token(state: &AppState, parts: &Parts) -> Result<Caller, A
         .and_then(|v| v.strip_prefix("Bearer "))
         .map(str::trim)
         .ok_or_else(ApiError::unauthorized)?;
-    authenticate_with(state, parts, token).await
+    throttled(state, parts, authenticate_with(state, parts, token)).await
+}
+
+/// Checks credentials within the failure budget of the request's source
+/// (issue 16, finding 4): a source that spent it gets 429 before any
+/// lookup; each refusal (401) spends it.
+async fn throttled<T>(
+    state: &AppState,
+    parts: &Parts,
+    check: impl Future<Output = Result<T, ApiError>>,
+) -> Result<T, ApiError> {
+    let source = Source::of(origin(parts).source_ip);
+    let throttle = state.hub().throttle();
+    throttle.admit_credentials(source)?;
+    let checked = check.await;
+    if matches!(&checked, Err(e) if e.status() == StatusCode::UNAUTHORIZED) {
+        throttle.credentials_failed(source);
+    }
+    checked
 }
 
 impl Caller {
@@ -48,6 +67,19 @@ impl Caller {
     /// token's caller is. With the session, so the console can see when
     /// it was opened and when it ends.
     pub async fn from_session_cookie(
+        state: &AppState,
+        parts: &Parts,
+        token: &str,
+    ) -> Result<(Caller, crate::store::Session, crate::store::User), ApiError> {
+        throttled(
+            state,
+            parts,
+            Caller::check_session_cookie(state, parts, token),
+        )
+        .await
+    }
+
+    async fn check_session_cookie(
         state: &AppState,
         parts: &Parts,
         token: &str,

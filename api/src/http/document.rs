@@ -28,6 +28,9 @@
 //!   that is not 1 to 255 visible ASCII characters), **409** (the first
 //!   request with the key still running), **413** (it reads the body) and
 //!   **422** (the key was used for a different request);
+//! - **429** on secured operations, with `Retry-After`: the client
+//!   address sent too many refused credentials
+//!   ([`crate::service::throttle`]); `POST /sessions` declares its own;
 //! - **500** and **503** on all: a failure inside the hub (quote the request
 //!   id), and something it depends on (the database, a cluster) unavailable.
 //!
@@ -196,6 +199,12 @@ fn declare(
              a second factor they have not enrolled (`second-factor-required`): until they \
              do, their session may only do that, read GET /users/me and sign out.",
         );
+        because(
+            429,
+            "This client address sent too many requests with credentials the hub refused; \
+             until `Retry-After` (seconds) has passed, every request with credentials from \
+             it is refused unchecked.",
+        );
     }
     if shape.json_body {
         because(400, "The body is not well-formed JSON.");
@@ -282,6 +291,9 @@ fn declare(
                     PROBLEM_JSON,
                     Content::new(Some(Ref::from_schema_name(PROBLEM_SCHEMA))),
                 );
+                if status == 429 {
+                    response = response.header("Retry-After", retry_after_header());
+                }
                 if status == 401 {
                     response = response.header(
                         "WWW-Authenticate",
@@ -309,6 +321,18 @@ fn declare(
                 .to_owned();
         }
     }
+}
+
+/// The `Retry-After` header of a 429.
+pub fn retry_after_header() -> utoipa::openapi::header::Header {
+    HeaderBuilder::new()
+        .schema(Some(
+            ObjectBuilder::new()
+                .schema_type(Type::Integer)
+                .minimum(Some(1)),
+        ))
+        .description(Some("Whole seconds to wait before trying again"))
+        .build()
 }
 
 /// Documents the `Idempotency-Key` header, unless the operation already does.

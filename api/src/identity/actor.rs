@@ -41,6 +41,10 @@ pub struct Origin {
     pub received_at: Option<DateTime<Utc>>,
     /// The path and query, as `requestURI`.
     pub request_uri: Option<String>,
+    /// A refusal of this request is counted in its source's window record
+    /// (`service::throttle`) rather than recorded on its own.
+    #[serde(skip)]
+    pub refusal_counted: bool,
 }
 
 /// A principal with its tenant and role: what every store call runs as.

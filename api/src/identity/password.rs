@@ -1,7 +1,10 @@
 //! Passwords: a policy check, argon2id hashing (OWASP's parameters, the
 //! crate's defaults: 19 MiB, 2 passes, 1 lane) and constant-time
 //! verification. Hashing is deliberately slow, so it runs on a blocking
-//! thread and never while a database transaction is open.
+//! thread and never while a database transaction is open; and at most as
+//! many hashes run at once as the machine has cores ([`HASHING`]), so a
+//! flood of sign-ins waits its turn instead of filling the blocking pool
+//! with 19 MiB hashes.
 //!
 //! The policy also refuses the passwords attackers try first, as NIST SP
 //! 800-63B (5.1.1.2) asks: `common-passwords.txt` beside this file is the
@@ -14,6 +17,7 @@ use std::fmt;
 use std::sync::LazyLock;
 
 use argon2::{Argon2, PasswordHasher, PasswordVerifier};
+use tokio::sync::Semaphore;
 
 use crate::secret::Secret;
 
@@ -56,9 +60,9 @@ impl PasswordHash {
     pub async fn new(username: &str, password: &Secret) -> Result<Self, PasswordError> {
         check_policy(username, password)?;
         let password = password.clone();
-        tokio::task::spawn_blocking(move || hash_now(&password))
+        on_blocking_pool(&HASHING, move || hash_now(&password))
             .await
-            .map_err(|_| PasswordError::Hash)?
+            .ok_or(PasswordError::Hash)?
     }
 
     pub(crate) fn from_stored(phc: String) -> Self {
@@ -115,17 +119,36 @@ pub fn check_policy(username: &str, password: &Secret) -> Result<(), PasswordErr
     Ok(())
 }
 
+/// Permits to hash: one per core the machine has (argon2 with one lane
+/// keeps one core busy).
+pub static HASHING: LazyLock<Semaphore> = LazyLock::new(|| {
+    Semaphore::new(std::thread::available_parallelism().map_or(1, std::num::NonZero::get))
+});
+
+/// Runs `work` on the blocking pool once it holds one of `permits`, which
+/// it keeps until `work` is done; `None` if `work` panicked.
+async fn on_blocking_pool<T: Send + 'static>(
+    permits: &'static Semaphore,
+    work: impl FnOnce() -> T + Send + 'static,
+) -> Option<T> {
+    let permit = permits.acquire().await.ok()?;
+    let done = tokio::task::spawn_blocking(work).await.ok();
+    drop(permit);
+    done
+}
+
 /// A hash of nothing anyone knows, verified against when the user does not
 /// exist so that "no such user" takes as long as "wrong password".
 static DUMMY: LazyLock<Option<PasswordHash>> =
     LazyLock::new(|| hash_now(&Secret::new("no user has this password Q7!")).ok());
 
 /// Verifies `password` against `hash` (or against a dummy hash when there
-/// is no user), on a blocking thread. The comparison inside argon2 is
-/// constant-time.
+/// is no user), on a blocking thread under a [`HASHING`] permit (the
+/// dummy's too, so "no such user" still waits and takes as long). The
+/// comparison inside argon2 is constant-time.
 pub(crate) async fn verify(hash: Option<PasswordHash>, password: &Secret) -> bool {
     let password = password.clone();
-    tokio::task::spawn_blocking(move || {
+    on_blocking_pool(&HASHING, move || {
         let known = hash.is_some();
         let Some(hash) = hash.or_else(|| DUMMY.clone()) else {
             return false;
@@ -164,6 +187,33 @@ mod tests {
         assert!(is_common(" PASSWORD "));
         assert!(!is_common(""));
         assert!(COMMON.len() > 19_000, "{}", COMMON.len());
+    }
+
+    /// Issue 16, finding 4: however many hashes are asked for at once, no
+    /// more run than there are permits.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn permits_bound_how_many_hashes_run_at_once() {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        static PERMITS: LazyLock<Semaphore> = LazyLock::new(|| Semaphore::new(2));
+        static RUNNING: AtomicUsize = AtomicUsize::new(0);
+        static MOST: AtomicUsize = AtomicUsize::new(0);
+        let tasks: Vec<_> = (0..12)
+            .map(|_| {
+                tokio::spawn(on_blocking_pool(&PERMITS, || {
+                    let now = RUNNING.fetch_add(1, Ordering::SeqCst) + 1;
+                    MOST.fetch_max(now, Ordering::SeqCst);
+                    // Long enough for the others to pile up if nothing
+                    // held them back.
+                    std::thread::sleep(std::time::Duration::from_millis(20));
+                    RUNNING.fetch_sub(1, Ordering::SeqCst);
+                }))
+            })
+            .collect();
+        for task in tasks {
+            assert!(task.await.unwrap().is_some());
+        }
+        assert!(MOST.load(Ordering::SeqCst) <= 2, "{MOST:?} ran at once");
+        assert_eq!(PERMITS.available_permits(), 2, "every permit is given back");
     }
 
     #[tokio::test]

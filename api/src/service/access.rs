@@ -11,6 +11,7 @@ use http::StatusCode;
 use serde::Deserialize;
 use utoipa::ToSchema;
 
+use super::throttle::{MAX_USERNAME_BYTES, Source};
 use super::{Caller, Error, Hub, Pending, Result};
 use crate::identity::password::{self, PasswordError, PasswordHash};
 use crate::identity::{Origin, Permission, Principal, Role};
@@ -477,7 +478,34 @@ impl Hub {
     /// wrong password, locked or expired account, missing or wrong code —
     /// and the store counts failures and locks the account after too many;
     /// a wrong code counts as a wrong password does.
+    ///
+    /// First, before any hashing, lookup or record of the name: a user name
+    /// longer than [`MAX_USERNAME_BYTES`] is refused, and the sign-in
+    /// limits of [`super::throttle`] answer 429 when spent.
     pub async fn sign_in(&self, origin: &Origin, login: Login) -> Result<SignedIn> {
+        if login.username.len() > MAX_USERNAME_BYTES {
+            tracing::debug!("sign-in refused: the user name is too long");
+            return Err(Error::unauthorized());
+        }
+        let source = Source::of(origin.source_ip);
+        self.throttle.admit_sign_in(source, &login.username)?;
+        let origin = Origin {
+            refusal_counted: !self.throttle.refusal_recorded_alone(source),
+            ..origin.clone()
+        };
+        let username = login.username.clone();
+        let signed_in = self.check_sign_in(&origin, login).await;
+        match &signed_in {
+            Ok(_) => self.throttle.signed_in(&username, source),
+            Err(e) if e.status() == StatusCode::UNAUTHORIZED => {
+                self.throttle.sign_in_failed(&username);
+            }
+            Err(_) => {}
+        }
+        signed_in
+    }
+
+    async fn check_sign_in(&self, origin: &Origin, login: Login) -> Result<SignedIn> {
         let Login {
             username,
             password,

@@ -31,6 +31,8 @@ pub struct Error {
     extensions: Map<String, Value>,
     /// The cause, with its source chain: logged, never sent.
     internal: Option<String>,
+    /// Whole seconds to wait before trying again (`Retry-After`).
+    retry_after: Option<u32>,
 }
 
 impl Error {
@@ -47,6 +49,7 @@ impl Error {
             detail: detail.into(),
             extensions: Map::new(),
             internal: None,
+            retry_after: None,
         }
     }
 
@@ -154,6 +157,24 @@ impl Error {
             "Budget Exhausted",
             reason,
         )
+    }
+
+    /// Over a rate limit (`service::throttle`): try again after
+    /// `retry_after` seconds, which the answer's `Retry-After` says.
+    pub fn too_many_requests(detail: impl Into<String>, retry_after: u32) -> Self {
+        let mut e = Error::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "rate-limited",
+            "Too Many Requests",
+            detail,
+        );
+        e.retry_after = Some(retry_after);
+        e
+    }
+
+    /// Whole seconds to wait before trying again, when the error says.
+    pub fn retry_after(&self) -> Option<u32> {
+        self.retry_after
     }
 
     pub fn conflict(detail: impl Into<String>) -> Self {

@@ -27,6 +27,7 @@ pub mod placement;
 mod plans;
 pub mod prices;
 pub mod tenants;
+pub mod throttle;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -51,6 +52,7 @@ pub struct Hub {
     registry: ClusterRegistry,
     settings: Arc<ApiSettings>,
     audit_target: Option<Arc<ExportTarget>>,
+    throttle: Arc<throttle::Throttle>,
 }
 
 impl std::fmt::Debug for Hub {
@@ -73,6 +75,7 @@ impl Hub {
             store,
             keyring,
             registry,
+            throttle: Arc::new(throttle::Throttle::new(&settings)),
             settings: Arc::new(settings),
             audit_target: None,
         }

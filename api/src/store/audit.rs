@@ -287,9 +287,30 @@ impl Tx {
         self.code = Some(code);
     }
 
+    /// Whether this transaction only refuses a sign-in (401, with nothing
+    /// noted but failed or refused sign-ins: a lock is more). Such a
+    /// refusal, when its request says it is counted in its source's window
+    /// record (`service::throttle`), is not recorded on its own; the
+    /// failure count it updates still commits with the transaction.
+    fn only_refused_sign_in(&self) -> bool {
+        const REFUSALS: [&str; 2] = ["login-failed", "login-refused"];
+        let code = self.entry.as_ref().and_then(|e| e.code).or(self.code);
+        code == Some(401)
+            && match &self.entry {
+                Some(entry) => REFUSALS.contains(&entry.verb.as_str()),
+                None => {
+                    !self.changes.is_empty()
+                        && self.changes.iter().all(|c| REFUSALS.contains(&c.verb))
+                }
+            }
+    }
+
     /// Appends this transaction's audit record, if it has anything to
     /// record. Called by [`Tx::commit`] and nowhere else.
     pub(super) async fn append_audit(&mut self) -> Result<Option<Record>, StoreError> {
+        if self.actor.origin.refusal_counted && self.only_refused_sign_in() {
+            return Ok(None);
+        }
         let mut entry = match self.entry.take() {
             Some(entry) => entry,
             None if self.changes.is_empty() => return Ok(None),

@@ -421,6 +421,12 @@ pub fn test_settings() -> ApiSettings {
         // The harness's platform admin signs in with a password alone;
         // tests/security_second_factor.rs checks the platform's default.
         second_factor_roles: SecondFactorRoles::none(),
+        // Every request here comes from one unknown address; the limits
+        // and the refusal windows have tests/security_throttle.rs.
+        sign_in_burst: 0,
+        sign_in_account_burst: 0,
+        auth_failure_burst: 0,
+        refusal_window_seconds: 0,
         ..ApiSettings::default()
     }
 }

@@ -207,6 +207,8 @@ pub struct PageError {
     lang: Lang,
     status: StatusCode,
     message: String,
+    /// `Retry-After`, in seconds, of a 429.
+    retry_after: Option<u32>,
 }
 
 impl PageError {
@@ -215,6 +217,7 @@ impl PageError {
             lang,
             status: error.status(),
             message: error.detail().to_owned(),
+            retry_after: error.retry_after(),
         }
     }
 
@@ -223,6 +226,7 @@ impl PageError {
             lang,
             status,
             message: message.into(),
+            retry_after: None,
         }
     }
 
@@ -240,7 +244,13 @@ impl IntoResponse for PageError {
         if self.status == StatusCode::UNAUTHORIZED {
             return Redirect::to("/sign-in").into_response();
         }
-        error_page(self.lang, self.status, &self.message)
+        let mut response = error_page(self.lang, self.status, &self.message);
+        if let Some(seconds) = self.retry_after {
+            response
+                .headers_mut()
+                .insert(axum::http::header::RETRY_AFTER, seconds.into());
+        }
+        response
     }
 }
 

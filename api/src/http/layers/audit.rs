@@ -9,6 +9,12 @@
 //! replay — changes nothing, and this layer records it after the response,
 //! in a transaction of its own. Both carry the same audit id, so a request
 //! is recorded once: this layer writes only when no record has that id.
+//!
+//! Refusals before authentication (401, and 429 from the limits of
+//! [`crate::service::throttle`]) are recorded alike, but a flood of them
+//! costs one record per source per window: the first refusal from a source
+//! is recorded at once, later ones in its window are only counted, and one
+//! `refused-repeatedly` record says how many once the window is over.
 
 use std::sync::{Arc, Mutex};
 
@@ -24,6 +30,7 @@ use crate::http::AppState;
 use crate::http::error::ProblemReport;
 use crate::identity::{Actor, Origin};
 use crate::ids::AuditId;
+use crate::service::throttle::{Refusal, Source};
 use crate::store::AuditEntry;
 
 /// Who a request came from, as audit records say: its address, user
@@ -112,9 +119,19 @@ pub(crate) async fn audit(
     }
 
     let status = response.status();
-    let refused_caller = status == StatusCode::UNAUTHORIZED || status == StatusCode::FORBIDDEN;
+    let anonymous_refusal =
+        status == StatusCode::UNAUTHORIZED || status == StatusCode::TOO_MANY_REQUESTS;
+    let refused_caller = anonymous_refusal || status == StatusCode::FORBIDDEN;
     if !writes(&method) && !refused_caller {
         return response;
+    }
+    if anonymous_refusal {
+        let hub = state.hub();
+        let (refusal, due) = hub.throttle().refused(Source::of(origin.source_ip), status);
+        hub.record_refusals(due).await;
+        if refusal == Refusal::Counted {
+            return response;
+        }
     }
     let store = state.store();
     match store.audit_recorded(tracking.audit_id).await {

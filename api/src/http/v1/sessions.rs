@@ -6,6 +6,10 @@
 //! is the same 401; the store counts failures and locks the account after
 //! too many. Accounts with a second factor need its code as well; a wrong
 //! code counts toward the lockout as a wrong password does.
+//!
+//! Sign-ins are limited per client address, and failed ones per account
+//! (`service::throttle`): over a limit, 429 with `Retry-After`. A user
+//! name longer than 256 bytes is refused (401) before anything else.
 
 use axum::Json;
 use axum::extract::State;
@@ -45,6 +49,11 @@ pub struct SessionView {
     responses(
         (status = 201, body = SessionView),
         (status = 401, body = Problem, content_type = "application/problem+json"),
+        (status = 429, body = Problem, content_type = "application/problem+json",
+            description = "Too many sign-ins from this client address, or too many failed \
+                sign-ins to this account from addresses that never signed in to it; retry \
+                after `Retry-After` seconds.",
+            headers(("Retry-After" = u64, description = "Whole seconds to wait before trying again"))),
     ))]
 pub async fn create(
     State(state): State<AppState>,

@@ -286,7 +286,7 @@ pub(super) async fn member_action(
             return Err(PageError::new(
                 viewer.lang,
                 StatusCode::NOT_FOUND,
-                viewer.lang.t(super::super::page::TEXT, "error.no_page"),
+                viewer.lang.t(TEXT, "team.no_action"),
             ));
         }
     };

@@ -41,6 +41,11 @@ pub(crate) const TEXT: Table = &[
         "勾选角色的成员必须使用身份验证器应用登录；尚未启用的成员须先启用才能进行其他操作。",
     ),
     ("team.save", "Save", "保存"),
+    (
+        "team.no_action",
+        "No such action on a team member.",
+        "没有这样的成员操作。",
+    ),
     ("team.key_made", "API key created:", "已创建 API 密钥："),
     (
         "team.key_once",
