@@ -5,10 +5,10 @@
 use std::collections::BTreeMap;
 
 use k8s_openapi::api::core::v1::{
-    Affinity, Container, ContainerPort, EmptyDirVolumeSource, EnvVar, HTTPGetAction,
+    Affinity, Capabilities, Container, ContainerPort, EmptyDirVolumeSource, EnvVar, HTTPGetAction,
     HostPathVolumeSource, NodeAffinity, NodeSelector, NodeSelectorRequirement, NodeSelectorTerm,
-    PersistentVolumeClaimVolumeSource, PodSpec, PodTemplateSpec, Probe, ResourceRequirements,
-    Toleration, Volume, VolumeMount,
+    PersistentVolumeClaimVolumeSource, PodSecurityContext, PodSpec, PodTemplateSpec, Probe,
+    ResourceRequirements, SeccompProfile, SecurityContext, Toleration, Volume, VolumeMount,
 };
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
@@ -28,6 +28,10 @@ use super::meta::Owner;
 /// default makes multi-device serving fail.
 const SHM_SIZE: &str = "16Gi";
 const GIB: u64 = 1 << 30;
+
+/// The user the fetch container runs as: the modelfleet image's own
+/// non-root user (distroless's `nonroot`).
+pub const FETCH_USER: i64 = 65532;
 
 /// What a pod is for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -71,6 +75,16 @@ pub fn pod_template(inputs: &PodInputs, role: Role) -> PodTemplateSpec {
             // VLLM_PORT=tcp://…) would otherwise inject variables the engine
             // misreads as its own configuration.
             enable_service_links: Some(false),
+            // An engine has no business with the Kubernetes API: no token
+            // in the pod for a compromised engine to use.
+            automount_service_account_token: Some(false),
+            security_context: Some(PodSecurityContext {
+                seccomp_profile: Some(SeccompProfile {
+                    type_: "RuntimeDefault".to_owned(),
+                    localhost_profile: None,
+                }),
+                ..PodSecurityContext::default()
+            }),
             affinity: Some(pin_to_pool(inputs.pool)),
             tolerations: Some(tolerations(inputs.pool, inputs.accelerator)),
             init_containers: fetches.then(|| vec![fetch_container(inputs)]),
@@ -184,7 +198,31 @@ fn engine_container(inputs: &PodInputs, role: Role) -> Container {
         startup_probe: serves.then(|| startup_probe(inputs.plan)),
         readiness_probe: serves.then(|| health_probe(5, 3)),
         liveness_probe: serves.then(|| health_probe(10, 6)),
+        // The vLLM and vllm-ascend images run as root (their caches and
+        // Ray's files live under /root) and need no Linux capability —
+        // devices come from the device plugin — so every one is dropped
+        // and none can be regained.
+        security_context: Some(hardened(None)),
         ..Container::default()
+    }
+}
+
+/// A container's security context: no privilege escalation, every
+/// capability dropped, the pod's RuntimeDefault seccomp profile; with a
+/// user, that user and a read-only root filesystem too.
+fn hardened(user: Option<i64>) -> SecurityContext {
+    SecurityContext {
+        allow_privilege_escalation: Some(false),
+        privileged: Some(false),
+        capabilities: Some(Capabilities {
+            drop: Some(vec!["ALL".to_owned()]),
+            add: None,
+        }),
+        run_as_non_root: user.map(|_| true),
+        run_as_user: user,
+        run_as_group: user,
+        read_only_root_filesystem: user.map(|_| true),
+        ..SecurityContext::default()
     }
 }
 
@@ -252,6 +290,9 @@ fn fetch_container(inputs: &PodInputs) -> Container {
                 .collect(),
         ),
         volume_mounts: Some(vec![mount(WEIGHTS_VOLUME, MODELS_DIR, false)]),
+        // Our own image: a non-root user, and nothing written but the
+        // weights volume.
+        security_context: Some(hardened(Some(FETCH_USER))),
         ..Container::default()
     }
 }

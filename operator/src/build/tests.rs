@@ -518,3 +518,77 @@ fn applied_resources_report_what_the_workload_reports() {
     assert_eq!(applied.ready_replicas(), 1);
     assert_eq!(applied.endpoint, "http://x.models.svc:8000/v1");
 }
+
+/// Every pod the operator builds — a one-node server, a multi-node
+/// group's leader and workers, on GPUs and on Ascend — is hardened the
+/// same way: no service-account token, the RuntimeDefault seccomp profile,
+/// and containers that drop every capability and cannot escalate; the
+/// weight fetcher also runs as a non-root user on a read-only root.
+#[test]
+fn every_pod_is_hardened_and_carries_no_token() {
+    let mut specs: Vec<(String, PodSpec)> = Vec::new();
+    for md in [
+        ModelDeployment::test("small")
+            .model("llama-3.1-8b")
+            .on("l40s"),
+        ModelDeployment::test("ascend")
+            .model("llama-3.1-70b")
+            .on("ascend-910b"),
+    ] {
+        let (_, built) = plan_and_build(&md);
+        specs.push((md.spec.model.clone(), pod_spec(deployment(&built)).clone()));
+    }
+    let md = ModelDeployment::test("gpt3-175b")
+        .model("gpt3-175b")
+        .on("h100-80gb")
+        .precision("bf16")
+        .concurrency(64);
+    let (_, built) = plan_and_build(&md);
+    let template = &lws(&built).spec.leader_worker_template;
+    for (role, pod) in [
+        ("leader", template.leader_template.as_ref()),
+        ("worker", Some(&template.worker_template)),
+    ] {
+        specs.push((role.to_owned(), pod.unwrap().spec.clone().unwrap()));
+    }
+
+    for (what, spec) in &specs {
+        assert_eq!(spec.automount_service_account_token, Some(false), "{what}");
+        let seccomp = spec
+            .security_context
+            .as_ref()
+            .and_then(|s| s.seccomp_profile.as_ref())
+            .map(|p| p.type_.as_str());
+        assert_eq!(seccomp, Some("RuntimeDefault"), "{what}");
+        let containers = spec
+            .containers
+            .iter()
+            .chain(spec.init_containers.iter().flatten());
+        for c in containers {
+            let sc = c.security_context.as_ref().unwrap_or_else(|| {
+                panic!("{what}/{}: no securityContext", c.name);
+            });
+            assert_eq!(
+                sc.allow_privilege_escalation,
+                Some(false),
+                "{what}/{}",
+                c.name
+            );
+            assert_eq!(sc.privileged, Some(false), "{what}/{}", c.name);
+            let caps = sc.capabilities.as_ref().unwrap();
+            assert_eq!(caps.drop.as_deref(), Some(&["ALL".to_owned()][..]));
+            assert_eq!(caps.add, None, "{what}/{}", c.name);
+            if c.name == "fetch-weights" {
+                assert_eq!(sc.run_as_non_root, Some(true));
+                assert_eq!(sc.run_as_user, Some(pod::FETCH_USER));
+                assert_eq!(sc.read_only_root_filesystem, Some(true));
+            }
+        }
+    }
+    assert!(
+        specs
+            .iter()
+            .any(|(_, s)| s.init_containers.as_ref().is_some_and(|i| !i.is_empty())),
+        "a fetcher was checked"
+    );
+}
