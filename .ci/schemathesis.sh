@@ -100,7 +100,7 @@ admin=$(curl -fsS "$base/api/v1/sessions" -H 'Content-Type: application/json' \
 [ -n "$admin" ] || { echo "the platform admin cannot sign in" >&2; exit 1; }
 curl -fsS -o /dev/null "$base/api/v1/users/me/password" -H "Authorization: Bearer $admin" \
     -H 'Content-Type: application/json' \
-    -d "{\"currentPassword\": \"$(credential admin_password)\", \"newPassword\": \"Fuzzing-admin-$(date +%s)-pw\"}" ||
+    -d "{\"currentPassword\": \"$(credential admin_password)\", \"newPassword\": \"Schemathesis-run-$(date +%s)!\"}" ||
     { echo "the platform admin cannot choose a password" >&2; exit 1; }
 secret=$(curl -fsS -X POST "$base/api/v1/users/me/totp" -H "Authorization: Bearer $admin" |
     "$python" -c 'import json, sys; print(json.load(sys.stdin)["secret"])')

@@ -34,8 +34,9 @@ pub struct EmbeddedOptions {
     pub listen: Option<SocketAddr>,
     /// How often the operator looks again at a converging deployment.
     pub requeue: Duration,
-    /// Run only ModelDeployments a hub has admitted (as under `serve`).
-    pub require_admission: bool,
+    /// Run only ModelDeployments a hub has admitted and sealed with this
+    /// key (as under `serve`).
+    pub admission: Option<modelfleet_core::contract::admission::AdmissionKey>,
 }
 
 impl EmbeddedOptions {
@@ -46,7 +47,7 @@ impl EmbeddedOptions {
             time_factor: 0.01,
             listen: None,
             requeue: Duration::from_secs(2),
-            require_admission: false,
+            admission: None,
         }
     }
 }
@@ -86,7 +87,7 @@ impl EmbeddedCluster {
         let mut settings = Settings::new(options.name.clone());
         settings.converging_requeue = options.requeue;
         settings.unplannable_requeue = options.requeue * 5;
-        settings.require_admission = options.require_admission;
+        settings.admission = options.admission.clone();
         let (stop, stopped) = Shutdown::channel();
         let operator_options = Options {
             settings,

@@ -163,7 +163,7 @@ impl RunningHub {
             embedded.requeue = options.requeue;
             embedded.listen = Some(SocketAddr::from(([127, 0, 0, 1], 0)));
             // The hub decides what runs: quota applies to kubectl too.
-            embedded.require_admission = true;
+            embedded.admission = Some(keyring.admission_key(&name));
             let cluster = EmbeddedCluster::start(embedded)
                 .await
                 .with_context(|| format!("cannot start sandbox cluster {name}"))?;

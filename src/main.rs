@@ -33,6 +33,11 @@ enum Command {
     Crd,
     /// Run the ModelDeployment controller against a cluster.
     Operator(operator::OperatorArgs),
+    /// Print a cluster's admission key (64 hex characters) for its
+    /// operator's `--admission-key-file`: what the hub seals admitted
+    /// ModelDeployments with. A secret: put it in a Secret only the
+    /// operator reads.
+    AdmissionKey(operator::AdmissionKeyArgs),
     /// Run a simulated cluster with the operator, for kubectl.
     Sandbox(sandbox::SandboxArgs),
     /// Run the whole product on this machine: the hub's API, a sandbox
@@ -54,6 +59,7 @@ fn main() -> ExitCode {
             Ok(ExitCode::SUCCESS)
         }
         Command::Operator(args) => operator::run(args),
+        Command::AdmissionKey(args) => operator::admission_key(args),
         Command::Sandbox(args) => sandbox::run(args),
         Command::Serve(args) => serve::serve(*args),
         Command::Migrate(args) => serve::migrate(args),

@@ -33,11 +33,14 @@ pub struct OperatorArgs {
     /// load once the API server is the bottleneck.
     #[arg(long, env = "MODELFLEET_CONCURRENCY", default_value_t = DEFAULT_CONCURRENCY, value_parser = clap::value_parser!(u16).range(1..))]
     concurrency: u16,
-    /// Run only ModelDeployments a modelfleet hub has admitted (annotation
-    /// `modelfleet.io/admission`), so that quota applies to `kubectl apply`
-    /// too. Set it when a hub manages this cluster.
-    #[arg(long, env = "MODELFLEET_REQUIRE_ADMISSION")]
-    require_admission: bool,
+    /// Run only ModelDeployments a modelfleet hub has admitted and sealed
+    /// with this cluster's admission key, so that quota, budget and the
+    /// platform's rules apply to `kubectl` too. Set it when a hub manages
+    /// this cluster: a file (mount it from a Secret only the operator
+    /// reads) holding the 64 hex characters `modelfleet admission-key`
+    /// prints for the cluster.
+    #[arg(long, env = "MODELFLEET_ADMISSION_KEY_FILE")]
+    admission_key_file: Option<std::path::PathBuf>,
 }
 
 pub fn run(args: OperatorArgs) -> anyhow::Result<ExitCode> {
@@ -49,7 +52,17 @@ pub fn run(args: OperatorArgs) -> anyhow::Result<ExitCode> {
             .context("cannot reach a Kubernetes API server (in-cluster config or KUBECONFIG)")?;
         let mut settings = Settings::new(args.cluster);
         settings.concurrency = args.concurrency;
-        settings.require_admission = args.require_admission;
+        settings.admission = match &args.admission_key_file {
+            Some(path) => {
+                let text = std::fs::read_to_string(path)
+                    .with_context(|| format!("cannot read the admission key {}", path.display()))?;
+                Some(
+                    modelfleet_core::contract::admission::AdmissionKey::from_hex(&text)
+                        .with_context(|| format!("{} holds no admission key", path.display()))?,
+                )
+            }
+            None => None,
+        };
         let options = Options {
             settings,
             probe_addr: Some(args.probe_addr),
@@ -70,4 +83,35 @@ pub fn run(args: OperatorArgs) -> anyhow::Result<ExitCode> {
         runner::run(client, options, stop).await?;
         Ok(ExitCode::SUCCESS)
     })
+}
+
+#[derive(Debug, clap::Args)]
+pub struct AdmissionKeyArgs {
+    /// The cluster's name, as registered with the hub.
+    #[arg(long)]
+    cluster: String,
+    /// The hub's data directory, whose `secret.key` the key derives from
+    /// (unless MODELFLEET_SECRET_KEY gives the hub's key).
+    #[arg(long, default_value = "modelfleet-data")]
+    data_dir: std::path::PathBuf,
+}
+
+/// Prints a cluster's admission key, derived from the hub's secret key;
+/// never creates one.
+pub fn admission_key(args: AdmissionKeyArgs) -> anyhow::Result<ExitCode> {
+    let file = args.data_dir.join(modelfleet::hub::KEY_FILE);
+    let keyring = match modelfleet_api::SecretKey::from_env()
+        .context("MODELFLEET_SECRET_KEY is not a key")?
+    {
+        Some(key) => modelfleet_api::Keyring::new(key),
+        None if file.exists() => modelfleet_api::Keyring::from_env_or_file(&file)
+            .with_context(|| format!("cannot read the hub's key {}", file.display()))?,
+        None => anyhow::bail!(
+            "no hub key at {}: give the hub's data directory with --data-dir, or its key in \
+             MODELFLEET_SECRET_KEY",
+            file.display()
+        ),
+    };
+    println!("{}", keyring.admission_key(&args.cluster).to_hex());
+    Ok(ExitCode::SUCCESS)
 }

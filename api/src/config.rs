@@ -101,6 +101,29 @@ pub struct ApiSettings {
     )]
     pub second_factor_roles: SecondFactorRoles,
 
+    /// Engine images a ModelDeployment may name in `serving.image`
+    /// (exactly; comma-separated). By default the pinned vLLM and
+    /// vllm-ascend images; anything else is refused at admission.
+    #[arg(
+        long = "engine-images",
+        env = "MODELFLEET_ENGINE_IMAGES",
+        value_delimiter = ',',
+        default_values_t = modelfleet_core::contract::engine::DEFAULT_IMAGES.map(str::to_owned)
+    )]
+    pub engine_images: Vec<String>,
+
+    /// `vllm serve` flags a ModelDeployment may pass in
+    /// `serving.extraArgs` (comma-separated). By default scheduling,
+    /// caching, logging and chat flags; never code-running or
+    /// network-facing ones unless listed here.
+    #[arg(
+        long = "engine-flags",
+        env = "MODELFLEET_ENGINE_FLAGS",
+        value_delimiter = ',',
+        default_values_t = modelfleet_core::contract::engine::DEFAULT_FLAGS.map(str::to_owned)
+    )]
+    pub engine_flags: Vec<String>,
+
     /// Proxies in front of the hub whose `X-Forwarded-For` is believed, as
     /// CIDRs (`10.0.0.0/8,192.168.1.10/32`). A request from one of them is
     /// recorded as coming from the last address in the header that is not
@@ -245,6 +268,12 @@ impl Default for ApiSettings {
             failover_after_seconds: DEFAULT_FAILOVER_AFTER_SECONDS,
             second_factor_roles: SecondFactorRoles(DEFAULT_SECOND_FACTOR_ROLES.to_vec()),
             trusted_proxies: Vec::new(),
+            engine_images: modelfleet_core::contract::engine::DEFAULT_IMAGES
+                .map(str::to_owned)
+                .to_vec(),
+            engine_flags: modelfleet_core::contract::engine::DEFAULT_FLAGS
+                .map(str::to_owned)
+                .to_vec(),
             allow_insecure_clusters: false,
             webhook_allow_private_addresses: false,
             audit_retention_days: MIN_AUDIT_RETENTION_DAYS,

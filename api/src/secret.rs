@@ -319,6 +319,25 @@ impl Keyring {
         Ok(ring)
     }
 
+    /// Cluster `cluster`'s admission key: what the hub seals the specs it
+    /// admits there with, and what that cluster's operator checks them by
+    /// (`modelfleet_core::contract::admission`). Derived from the current
+    /// key (HMAC-SHA256), so nothing more is stored; rotating the key
+    /// changes every cluster's, and their operators must be given the new.
+    pub fn admission_key(
+        &self,
+        cluster: &str,
+    ) -> modelfleet_core::contract::admission::AdmissionKey {
+        use hmac::{Hmac, KeyInit, Mac};
+        let mut mac = <Hmac<Sha256> as KeyInit>::new_from_slice(self.current.bytes.as_slice())
+            .expect("HMAC takes any key");
+        mac.update(b"modelfleet admission key v1\0");
+        mac.update(cluster.as_bytes());
+        modelfleet_core::contract::admission::AdmissionKey::from_bytes(
+            mac.finalize().into_bytes().into(),
+        )
+    }
+
     pub fn current_key_id(&self) -> KeyId {
         self.current.id
     }

@@ -5,7 +5,7 @@
 
 use k8s_openapi::api::core::v1::{Namespace, Node, Pod};
 use kube::api::{Api, DeleteParams, ListParams, ObjectMeta, Patch, PatchParams};
-use modelfleet_core::contract::{discovery, namespace};
+use modelfleet_core::contract::{admission, discovery, namespace};
 use modelfleet_core::crd::ModelDeployment;
 use modelfleet_core::crd::lws::LeaderWorkerSet;
 use serde_json::json;
@@ -98,15 +98,39 @@ impl ClusterRegistry {
         .await?;
         let name = md.metadata.name.clone().unwrap_or_default();
         let mds: Api<ModelDeployment> = Api::namespaced(client, &namespace);
-        timed(
+        let stored = timed(
             cluster,
             "applying the ModelDeployment",
             mds.patch(&name, &params, &Patch::Apply(md)),
         )
+        .await?;
+        // Admitted against the quota before it was written; sealed now that
+        // it has its uid, over exactly the version stored: the cluster's
+        // operator runs this spec and nothing else.
+        let mut annotations = serde_json::Map::new();
+        for (k, v) in admission::seal(&stored, &self.admission_key(cluster)?) {
+            annotations.insert(k.to_owned(), json!(v));
+        }
+        let patch = json!({"metadata": {
+            "resourceVersion": stored.metadata.resource_version,
+            "annotations": annotations,
+        }});
+        let merge = PatchParams {
+            field_manager: Some(FIELD_MANAGER.to_owned()),
+            ..PatchParams::default()
+        };
+        timed(
+            cluster,
+            "sealing the ModelDeployment's admission",
+            mds.patch(&name, &merge, &Patch::Merge(&patch)),
+        )
         .await
     }
 
-    /// Sets `spec.replicas` of a ModelDeployment; everything else stays.
+    /// Sets `spec.replicas` of a ModelDeployment, sealing the result as
+    /// admitted; everything else stays. Written only over the version read
+    /// (a conflict if someone changed it meanwhile), so the seal covers
+    /// exactly what is stored.
     pub async fn scale_deployment(
         &self,
         cluster: &str,
@@ -116,7 +140,23 @@ impl ClusterRegistry {
     ) -> Result<(), ClusterError> {
         let client = self.client(cluster)?;
         let mds: Api<ModelDeployment> = Api::namespaced(client, namespace);
-        let patch = json!({ "spec": { "replicas": replicas } });
+        let mut md = timed(cluster, "reading the ModelDeployment", mds.get(name)).await?;
+        md.spec.replicas = replicas;
+        let sealed = admission::seal(&md, &self.admission_key(cluster)?);
+        let mut annotations = serde_json::Map::new();
+        for (k, v) in sealed {
+            annotations.insert(k.to_owned(), json!(v));
+        }
+        // A refusal of an earlier change no longer applies.
+        annotations.insert(admission::REASON_ANNOTATION.to_owned(), json!(null));
+        annotations.insert(admission::MESSAGE_ANNOTATION.to_owned(), json!(null));
+        let patch = json!({
+            "metadata": {
+                "resourceVersion": md.metadata.resource_version,
+                "annotations": annotations,
+            },
+            "spec": { "replicas": replicas },
+        });
         let params = PatchParams {
             field_manager: Some(FIELD_MANAGER.to_owned()),
             ..PatchParams::default()
@@ -169,36 +209,45 @@ impl ClusterRegistry {
     }
 
     /// Writes the hub's admission decision on a ModelDeployment (and, when
-    /// admitted, the id of the deployment it counts as), as a merge patch
-    /// of its metadata so the spec someone applied stays theirs.
+    /// admitted, the id of the deployment it counts as, and the seal of
+    /// `md`'s spec as read), as a merge patch of its metadata so the spec
+    /// someone applied stays theirs.
     pub async fn annotate_admission(
         &self,
         cluster: &str,
+        md: &ModelDeployment,
         namespace: &str,
         name: &str,
         decision: &Decision,
     ) -> Result<(), ClusterError> {
         use modelfleet_core::contract::admission::{
-            ADMITTED, ANNOTATION, MESSAGE_ANNOTATION, REASON_ANNOTATION, REJECTED,
+            ANNOTATION, MESSAGE_ANNOTATION, REASON_ANNOTATION, REJECTED,
         };
         let client = self.client(cluster)?;
         let mds: Api<ModelDeployment> = Api::namespaced(client, namespace);
         let patch = match decision {
-            Decision::Admitted { deployment, tenant } => json!({"metadata": {
-                "annotations": {
-                    ANNOTATION: ADMITTED,
-                    REASON_ANNOTATION: null,
-                    MESSAGE_ANNOTATION: null,
-                },
-                "labels": {
-                    DEPLOYMENT_ID_LABEL: deployment.to_string(),
-                    TENANT_LABEL: tenant,
-                },
-            }}),
+            Decision::Admitted { deployment, tenant } => {
+                let mut annotations = serde_json::Map::new();
+                for (k, v) in admission::seal(md, &self.admission_key(cluster)?) {
+                    annotations.insert(k.to_owned(), json!(v));
+                }
+                annotations.insert(REASON_ANNOTATION.to_owned(), json!(null));
+                annotations.insert(MESSAGE_ANNOTATION.to_owned(), json!(null));
+                json!({"metadata": {
+                    "annotations": annotations,
+                    "labels": {
+                        DEPLOYMENT_ID_LABEL: deployment.to_string(),
+                        TENANT_LABEL: tenant,
+                    },
+                }})
+            }
+            // Any seal goes with a rejection: it admits nothing any more.
             Decision::Rejected { reason, message } => json!({"metadata": {"annotations": {
                 ANNOTATION: REJECTED,
                 REASON_ANNOTATION: reason,
                 MESSAGE_ANNOTATION: message,
+                admission::SPEC_ANNOTATION: null,
+                admission::SIGNATURE_ANNOTATION: null,
             }}}),
         };
         let params = PatchParams {
@@ -208,6 +257,37 @@ impl ClusterRegistry {
         timed(
             cluster,
             "annotating the ModelDeployment",
+            mds.patch(name, &params, &Patch::Merge(&patch)),
+        )
+        .await
+        .map(drop)
+    }
+}
+
+impl ClusterRegistry {
+    /// Says on an admitted ModelDeployment why a change to it was not
+    /// admitted; its admission (and seal) stays as it was.
+    pub async fn explain_refusal(
+        &self,
+        cluster: &str,
+        namespace: &str,
+        name: &str,
+        reason: &str,
+        message: &str,
+    ) -> Result<(), ClusterError> {
+        let client = self.client(cluster)?;
+        let mds: Api<ModelDeployment> = Api::namespaced(client, namespace);
+        let patch = json!({"metadata": {"annotations": {
+            admission::REASON_ANNOTATION: reason,
+            admission::MESSAGE_ANNOTATION: message,
+        }}});
+        let params = PatchParams {
+            field_manager: Some(FIELD_MANAGER.to_owned()),
+            ..PatchParams::default()
+        };
+        timed(
+            cluster,
+            "explaining a refused change on the ModelDeployment",
             mds.patch(name, &params, &Patch::Merge(&patch)),
         )
         .await

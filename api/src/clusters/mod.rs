@@ -118,6 +118,9 @@ struct Member {
 #[derive(Clone, Default)]
 pub struct ClusterRegistry {
     members: Arc<RwLock<BTreeMap<String, Arc<Member>>>>,
+    /// What the clusters' admission keys derive from (the hub's keyring),
+    /// once the hub has handed it over ([`ClusterRegistry::seal_with`]).
+    keyring: Arc<std::sync::OnceLock<Arc<Keyring>>>,
     /// Registered clusters whose stored kubeconfig was refused when loaded,
     /// and why: they show why instead of "not connected".
     refused: Arc<RwLock<BTreeMap<String, kubeconfig::Refused>>>,
@@ -134,6 +137,23 @@ impl std::fmt::Debug for ClusterRegistry {
 impl ClusterRegistry {
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// Hands the registry the hub's keyring, which every cluster's
+    /// admission key derives from (the first call wins).
+    pub fn seal_with(&self, keyring: Arc<Keyring>) {
+        let _ = self.keyring.set(keyring);
+    }
+
+    /// Cluster `cluster`'s admission key, to seal what the hub admits there.
+    pub fn admission_key(
+        &self,
+        cluster: &str,
+    ) -> Result<modelfleet_core::contract::admission::AdmissionKey, ClusterError> {
+        self.keyring
+            .get()
+            .map(|k| k.admission_key(cluster))
+            .ok_or_else(|| ClusterError::NotConnected(cluster.to_owned()))
     }
 
     /// Connects cluster `name` through a client made elsewhere: how

@@ -71,6 +71,7 @@ impl Hub {
         registry: ClusterRegistry,
         settings: ApiSettings,
     ) -> Self {
+        registry.seal_with(keyring.clone());
         Hub {
             store,
             keyring,

@@ -7,7 +7,7 @@
 //! so the pool, the sticky pool of one already running, and the
 //! LeaderWorkerSet check agree. The decision is written back as annotations
 //! (`modelfleet_core::contract::admission`): `admitted`, or `rejected` with a
-//! reason and the quota's message. An operator with `require_admission`
+//! reason and the quota's message. An operator with the cluster's admission key
 //! runs only admitted ones; a rejected one is tried again on later passes,
 //! so it runs once the tenant has room.
 //!
@@ -98,6 +98,25 @@ pub(super) async fn found(
         Err(e) => return Err(e.into()),
     }
 
+    // The engine is the platform's choice: only its images and flags.
+    let serving = &md.spec.serving;
+    let settings = state.settings();
+    if let Err(message) = modelfleet_core::contract::engine::check(
+        serving.image.as_deref(),
+        &serving.extra_args,
+        &settings.engine_images,
+        &settings.engine_flags,
+    ) {
+        return reject(
+            state,
+            cluster,
+            md,
+            Some(tenant.id),
+            modelfleet_core::contract::admission::REASON_ENGINE_NOT_ALLOWED,
+            message,
+        )
+        .await;
+    }
     let inputs = match md.spec.planner_inputs() {
         Ok(inputs) => inputs,
         Err(e) => {
@@ -281,7 +300,7 @@ async fn cluster_fleet(state: &Hub, cluster: &str) -> Result<(Fleet, bool), Sync
 /// does not serve. Else the rejection's reason and message.
 ///
 /// The hub's pools count the devices of `md`'s own pods as taken where the
-/// operator counts them as free; with `require_admission` (how a hub runs
+/// operator counts them as free; with an admission key (how a hub runs
 /// its clusters' operators) nothing runs before it is admitted, so both
 /// see the same pools.
 fn operators_choice(
@@ -304,16 +323,21 @@ async fn mark(
     row: &Deployment,
     tenant: &str,
 ) -> Result<(), ClusterError> {
+    let key = state.registry().admission_key(cluster)?;
     let done = md.annotations().get(ANNOTATION).map(String::as_str) == Some(ADMITTED)
-        && md.labels().get(crate::clusters::DEPLOYMENT_ID_LABEL) == Some(&row.id.to_string());
+        && md.labels().get(crate::clusters::DEPLOYMENT_ID_LABEL) == Some(&row.id.to_string())
+        && modelfleet_core::contract::admission::check(md, &key)
+            == modelfleet_core::contract::admission::Sealed::Current;
     if !done {
         let decision = Decision::Admitted {
             deployment: row.id,
             tenant: tenant.to_owned(),
         };
+        // Sealed as read: the spec this pass admitted, not whatever the
+        // object holds by the time the write lands.
         state
             .registry()
-            .annotate_admission(cluster, &row.namespace, &row.name, &decision)
+            .annotate_admission(cluster, md, &row.namespace, &row.name, &decision)
             .await?;
     }
     Ok(())
@@ -363,6 +387,7 @@ async fn reject(
             .registry()
             .annotate_admission(
                 cluster,
+                md,
                 &namespace,
                 &md.name_any(),
                 &Decision::Rejected { reason, message },

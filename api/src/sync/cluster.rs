@@ -163,7 +163,15 @@ async fn one(
 ) -> Result<Option<(Deployment, bool)>, SyncError> {
     let alive = md.metadata.deletion_timestamp.is_none();
     match ours(state, cluster, md, namespace, name, uid).await? {
-        Ours::Tracked(row) => Ok(Some((record_status(state, row, md).await?, alive))),
+        Ours::Tracked(row) => {
+            // A spec changed since its admission is decided on first.
+            let row = if alive {
+                super::readmit::check(state, cluster, md, row).await?
+            } else {
+                row
+            };
+            Ok(Some((record_status(state, row, md).await?, alive)))
+        }
         Ours::Stale(row) => {
             // Released, or moved elsewhere by failover: it goes.
             if alive {

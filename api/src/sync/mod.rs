@@ -26,6 +26,7 @@
 mod admit;
 mod cluster;
 mod observe;
+mod readmit;
 
 use std::collections::BTreeMap;
 use std::time::Duration;

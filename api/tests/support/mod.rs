@@ -457,7 +457,8 @@ async fn start_sandbox(state: &AppState, spec: SandboxSpec) -> Sandbox {
         let mut settings = Settings::new(name);
         settings.converging_requeue = std::time::Duration::from_millis(200);
         settings.unplannable_requeue = std::time::Duration::from_secs(1);
-        settings.require_admission = require_admission;
+        settings.admission =
+            require_admission.then(|| state.registry().admission_key(name).unwrap());
         let (stop, stopped) = Shutdown::channel();
         let options = Options {
             settings,

@@ -10,7 +10,7 @@ pub const WORKLOAD_READY: &str = "WorkloadReady";
 /// The model answers at `status.endpoint`.
 pub const READY: &str = "Ready";
 /// Set only by an operator that requires admission by the hub
-/// (`require_admission`): `True` once admitted, `Unknown` while
+/// (with an admission key): `True` once admitted, `Unknown` while
 /// waiting, `False` (reason `QuotaExceeded`, `NoTenant`, …) when
 /// rejected.
 pub const ADMITTED: &str = "Admitted";

@@ -20,6 +20,7 @@ pub mod admission;
 pub mod condition;
 pub mod devices;
 pub mod discovery;
+pub mod engine;
 pub mod labels;
 pub mod namespace;
 pub mod node_labels;

@@ -8,13 +8,7 @@ use modelfleet_core::precision::Precision;
 
 use super::BuildError;
 
-/// vLLM's OpenAI-compatible server image for NVIDIA GPUs, pinned.
-pub const VLLM_IMAGE: &str = "vllm/vllm-openai:v0.13.0";
-/// vllm-ascend's image for Atlas A2 (910B); the same release as [`VLLM_IMAGE`],
-/// since vllm-ascend versions follow the vLLM they plug into.
-pub const VLLM_ASCEND_IMAGE: &str = "quay.io/ascend/vllm-ascend:v0.13.0";
-/// vllm-ascend publishes Atlas A3 (910C) builds under the same tag plus `-a3`.
-pub const VLLM_ASCEND_A3_IMAGE: &str = "quay.io/ascend/vllm-ascend:v0.13.0-a3";
+pub use modelfleet_core::contract::engine::{VLLM_ASCEND_A3_IMAGE, VLLM_ASCEND_IMAGE, VLLM_IMAGE};
 
 /// The engine's HTTP port: OpenAI API, `/health`, `/metrics`.
 pub const HTTP_PORT: i32 = 8000;

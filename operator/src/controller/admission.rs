@@ -1,17 +1,22 @@
 //! The admission gate, for an operator whose cluster is managed by a hub
-//! (`Settings::require_admission`): a ModelDeployment runs only once the
-//! hub has annotated it `admitted`; a `rejected` one runs nothing and says
-//! why in its `Admitted` condition. Pure: no client required (the pipeline
-//! writes what this decides).
+//! (`Settings::admission`, the cluster's admission key): a ModelDeployment
+//! runs only once the hub has admitted it and sealed the spec it admitted
+//! (`modelfleet_core::contract::admission`); a `rejected` one runs nothing
+//! and says why in its `Admitted` condition. An `admitted` annotation
+//! without the hub's seal — written by whoever can write the object —
+//! admits nothing, and a spec changed since its admission (`kubectl
+//! scale`, another image) is held until the hub seals the change. Pure: no
+//! client required (the pipeline writes what this decides).
 //!
-//! Without `require_admission` (standalone `modelfleet operator` and
-//! `modelfleet sandbox`) the annotations are ignored and nothing changes.
+//! Without a key (standalone `modelfleet operator` and `modelfleet
+//! sandbox`) the annotations are ignored and nothing changes.
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use k8s_openapi::jiff::Timestamp;
 use kube::ResourceExt;
 use modelfleet_core::contract::admission::{
-    ADMITTED, ANNOTATION, MESSAGE_ANNOTATION, REASON_ANNOTATION, REJECTED,
+    self as contract, ANNOTATION, AdmissionKey, MESSAGE_ANNOTATION, REASON_ANNOTATION,
+    REASON_CHANGED, REJECTED, Sealed,
 };
 use modelfleet_core::contract::condition::{self, reason as condition_reason};
 use modelfleet_core::crd::{ModelDeployment, ModelDeploymentStatus, Phase};
@@ -42,20 +47,26 @@ impl AdmissionError {
 /// What the hub decided about a ModelDeployment.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Admission {
+    /// Admitted, and this is the spec the hub sealed.
     Admitted,
-    /// No decision yet (or one this operator does not know).
+    /// No decision yet (or one this operator does not know, or an
+    /// `admitted` the hub did not seal).
     Awaiting,
+    /// Admitted once, but the spec has changed since: held as it runs.
+    Held {
+        message: String,
+    },
     Rejected {
         reason: String,
         message: String,
     },
 }
 
-/// Reads the hub's annotations.
-pub fn of(md: &ModelDeployment) -> Admission {
+/// Reads the hub's annotations, believing an admission only under the
+/// hub's seal (`key`). A rejection needs none: it only stops things.
+pub fn of(md: &ModelDeployment, key: &AdmissionKey) -> Admission {
     let annotations = md.annotations();
     match annotations.get(ANNOTATION).map(String::as_str) {
-        Some(ADMITTED) => Admission::Admitted,
         Some(REJECTED) => Admission::Rejected {
             reason: annotations
                 .get(REASON_ANNOTATION)
@@ -67,7 +78,25 @@ pub fn of(md: &ModelDeployment) -> Admission {
                 .cloned()
                 .unwrap_or_else(|| "the hub did not admit this ModelDeployment".to_owned()),
         },
-        _ => Admission::Awaiting,
+        _ => match contract::check(md, key) {
+            Sealed::Current => Admission::Admitted,
+            Sealed::Unsealed => Admission::Awaiting,
+            Sealed::Changed { admitted } => {
+                let changed = contract::changed_fields(&admitted, &md.spec).join(", ");
+                // The hub's word on the change, once it has looked at it.
+                let message = match (
+                    annotations.get(REASON_ANNOTATION),
+                    annotations.get(MESSAGE_ANNOTATION),
+                ) {
+                    (Some(_), Some(hub)) => format!("{changed} changed since admission: {hub}"),
+                    _ => format!(
+                        "{changed} changed since the hub admitted this ModelDeployment; it runs \
+                         as admitted, and nothing new is created until the hub admits the change"
+                    ),
+                };
+                Admission::Held { message }
+            }
+        },
     }
 }
 
@@ -142,6 +171,30 @@ pub fn awaiting(
     }
 }
 
+/// Status of a deployment held at what was admitted: everything as it
+/// was, but `Admitted=False`, reason `ChangedSinceAdmission`.
+pub fn held(
+    message: &str,
+    previous: Option<&ModelDeploymentStatus>,
+    generation: Option<i64>,
+    now: Timestamp,
+) -> ModelDeploymentStatus {
+    let mut next = previous.cloned().unwrap_or_else(|| ModelDeploymentStatus {
+        phase: Some(Phase::Pending),
+        ..ModelDeploymentStatus::default()
+    });
+    next.conditions.retain(|c| c.type_ != condition::ADMITTED);
+    next.conditions.push(condition(
+        previous,
+        "False",
+        REASON_CHANGED,
+        message,
+        generation,
+        now,
+    ));
+    next
+}
+
 /// Status of a rejected deployment: Failed, `Admitted=False` with the
 /// hub's reason, and no workload.
 pub fn rejected(
@@ -194,16 +247,42 @@ mod tests {
     }
 
     #[test]
-    fn reads_the_hubs_decision() {
+    fn reads_the_hubs_decision_and_believes_only_its_seal() {
+        let key = AdmissionKey::from_bytes([3; 32]);
+        let of = |md: &ModelDeployment| of(md, &key);
         assert_eq!(of(&annotated(&[])), Admission::Awaiting);
         assert_eq!(
             of(&annotated(&[(ANNOTATION, "maybe")])),
             Admission::Awaiting
         );
+        // `admitted` written by anyone but the hub admits nothing.
         assert_eq!(
-            of(&annotated(&[(ANNOTATION, ADMITTED)])),
-            Admission::Admitted
+            of(&annotated(&[(ANNOTATION, contract::ADMITTED)])),
+            Admission::Awaiting
         );
+        let mut sealed = annotated(&[]);
+        sealed.metadata.namespace = Some("mf-acme".into());
+        contract::seal_in_place(&mut sealed, &key);
+        assert_eq!(of(&sealed), Admission::Admitted);
+        // Scaled after admission: held, saying what changed.
+        let mut scaled = sealed.clone();
+        scaled.spec.replicas = 20;
+        let Admission::Held { message } = of(&scaled) else {
+            panic!("held");
+        };
+        assert!(message.starts_with("replicas changed"), "{message}");
+        // Once the hub has refused the change, its reason is shown.
+        scaled.metadata.annotations.as_mut().unwrap().extend([
+            (REASON_ANNOTATION.to_owned(), "QuotaExceeded".to_owned()),
+            (
+                MESSAGE_ANNOTATION.to_owned(),
+                "total devices: 8 in use, limit 8".to_owned(),
+            ),
+        ]);
+        let Admission::Held { message } = of(&scaled) else {
+            panic!("held");
+        };
+        assert!(message.ends_with("limit 8"), "{message}");
         assert_eq!(
             of(&annotated(&[
                 (ANNOTATION, REJECTED),

@@ -3,7 +3,7 @@
 //!
 //! | step | what | I/O | error |
 //! | --- | --- | --- | --- |
-//! | admission | with `require_admission`, run only what the hub admitted ([`admission`]) | writes status | [`admission::AdmissionError`] |
+//! | admission | with an admission key, run only what the hub admitted and sealed ([`admission`]) | writes status | [`admission::AdmissionError`] |
 //! | fetch | the cluster's Nodes and Pods, from watch caches ([`fetch`]) | reads | [`fetch::FetchError`] |
 //! | discover | Nodes and Pods → the pools, and the deployment's own pods ([`discover`]) | none | — |
 //! | choose | the pool and plan ([`modelfleet_core::contract::pool_choice`], shared with the hub) | none | — (unplannable is an outcome) |
@@ -109,11 +109,12 @@ pub struct Settings {
     pub unplannable_requeue: Duration,
     /// Reporter name on Events.
     pub reporter: String,
-    /// Run a ModelDeployment only once the hub has admitted it (the
-    /// `modelfleet.io/admission` annotation, see [`admission`]): for
-    /// clusters a hub manages, so that nothing runs outside a tenant's
-    /// quota. Off by default: a standalone operator runs what it is given.
-    pub require_admission: bool,
+    /// With a key, run a ModelDeployment only as the hub admitted it: a
+    /// spec sealed with this cluster's admission key (see [`admission`]),
+    /// for clusters a hub manages, so that nothing runs outside a tenant's
+    /// quota or beyond what was admitted. `None` by default: a standalone
+    /// operator runs what it is given.
+    pub admission: Option<modelfleet_core::contract::admission::AdmissionKey>,
     /// Reconciles run at once, at least one (never two of one deployment). Each reads
     /// the whole cluster and makes several API calls, so an unbounded
     /// number (kube-runtime's default) lets thousands of due deployments
@@ -130,7 +131,7 @@ impl Settings {
             steady_requeue: Duration::from_secs(300),
             unplannable_requeue: Duration::from_secs(120),
             reporter: "modelfleet-operator".to_owned(),
-            require_admission: false,
+            admission: None,
             concurrency: DEFAULT_CONCURRENCY,
         }
     }

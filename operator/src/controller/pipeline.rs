@@ -27,8 +27,8 @@ pub async fn reconcile_spec(
     namespace: &str,
     ctx: &Context,
 ) -> Result<Action, Error> {
-    if ctx.settings.require_admission
-        && let Some(wait) = admission_gate(md, namespace, ctx).await?
+    if let Some(key) = &ctx.settings.admission
+        && let Some(wait) = admission_gate(md, namespace, ctx, key).await?
     {
         return Ok(wait);
     }
@@ -55,19 +55,25 @@ pub async fn reconcile_spec(
     report_running(md, namespace, ctx, &chosen, &applied, &seen.own_pods).await
 }
 
-/// The admission step, with `require_admission`: `Some` action when the
+/// The admission step, with an admission key: `Some` action when the
 /// deployment may not run (yet), after saying so in its status and
-/// removing what a rejected one may have left running.
+/// removing what a rejected one may have left running. A spec changed
+/// since its admission is held: what runs keeps running as admitted,
+/// nothing is created or changed.
 async fn admission_gate(
     md: &ModelDeployment,
     namespace: &str,
     ctx: &Context,
+    key: &modelfleet_core::contract::admission::AdmissionKey,
 ) -> Result<Option<Action>, AdmissionError> {
     let previous = md.status.as_ref();
     let generation = md.meta().generation;
-    let next = match admission::of(md) {
+    let next = match admission::of(md, key) {
         Admission::Admitted => return Ok(None),
         Admission::Awaiting => admission::awaiting(previous, generation, Timestamp::now()),
+        Admission::Held { message } => {
+            admission::held(&message, previous, generation, Timestamp::now())
+        }
         Admission::Rejected { reason, message } => {
             apply::remove_workloads(&ctx.client, namespace, &md.name_any(), ctx.lws_available)
                 .await
@@ -190,7 +196,7 @@ async fn announce(
     }
 }
 
-/// With `require_admission`, says in the status that the hub admitted it.
+/// With an admission key, says in the status that the hub admitted it.
 fn admitted(
     ctx: &Context,
     next: ModelDeploymentStatus,
@@ -198,7 +204,7 @@ fn admitted(
     generation: Option<i64>,
     now: Timestamp,
 ) -> ModelDeploymentStatus {
-    if ctx.settings.require_admission {
+    if ctx.settings.admission.is_some() {
         admission::admitted(next, previous, generation, now)
     } else {
         next

@@ -428,9 +428,14 @@ fn nodes_of_the_fake_cluster_are_real_nodes() {
     assert_eq!(node.metadata.name.as_deref(), Some("n"));
 }
 
+/// The key the fake cluster's operator and its "hub" share.
+fn admission_key() -> modelfleet_core::contract::admission::AdmissionKey {
+    modelfleet_core::contract::admission::AdmissionKey::from_bytes([5; 32])
+}
+
 fn admission_required() -> Settings {
     let mut settings = Settings::new("prod");
-    settings.require_admission = true;
+    settings.admission = Some(admission_key());
     settings
 }
 
@@ -508,8 +513,8 @@ async fn a_rejected_deployment_says_why_and_its_workloads_are_removed() {
 
 #[tokio::test]
 async fn an_admitted_deployment_runs_and_says_so() {
-    use modelfleet_core::contract::admission::*;
-    let md = annotate(with_finalizer(llama70()), &[(ANNOTATION, ADMITTED)]);
+    let mut md = with_finalizer(llama70());
+    modelfleet_core::contract::admission::seal_in_place(&mut md, &admission_key());
     let (result, calls) = converse_with(md, h100_cluster(1), admission_required()).await;
     assert!(result.is_ok(), "{result:?}");
     assert!(
@@ -519,4 +524,34 @@ async fn an_admitted_deployment_runs_and_says_so() {
     );
     let status = status_of(find(&calls, Method::PATCH, "/llama70/status"));
     assert_eq!(condition(&status, "Admitted").status, "True");
+}
+
+/// Issue 17, findings 1 and 2: an `admitted` annotation the tenant wrote
+/// runs nothing; a sealed spec scaled afterwards creates and changes
+/// nothing, and says it changed since admission.
+#[tokio::test]
+async fn a_forged_or_changed_admission_runs_nothing_new() {
+    use modelfleet_core::contract::admission::*;
+    let forged = annotate(with_finalizer(llama70()), &[(ANNOTATION, ADMITTED)]);
+    let (result, calls) = converse_with(forged, h100_cluster(1), admission_required()).await;
+    assert_eq!(result.unwrap(), Action::await_change());
+    assert!(created_workloads(&calls).is_empty(), "{:#?}", paths(&calls));
+
+    let mut md = with_finalizer(llama70());
+    seal_in_place(&mut md, &admission_key());
+    md.spec.replicas = 20;
+    let (result, calls) = converse_with(md, h100_cluster(1), admission_required()).await;
+    assert_eq!(result.unwrap(), Action::await_change());
+    assert!(created_workloads(&calls).is_empty(), "{:#?}", paths(&calls));
+    assert!(
+        !calls.iter().any(|c| c.method == Method::DELETE),
+        "what runs keeps running: {:#?}",
+        paths(&calls)
+    );
+    let status = status_of(find(&calls, Method::PATCH, "/llama70/status"));
+    let admitted = condition(&status, "Admitted");
+    assert_eq!(
+        (admitted.status.as_str(), admitted.reason.as_str()),
+        ("False", REASON_CHANGED)
+    );
 }

@@ -12,6 +12,13 @@ use modelfleet_core::fleet::Fleet;
 
 use super::{ALIYUN_ON_DEMAND, AWS_ON_DEMAND, AWS_SPOT, usd};
 
+/// The hub's secret key in every start of the month (given in its
+/// environment), so each cluster's operator holds the admission key the
+/// hub seals with.
+pub fn hub_secret_key() -> modelfleet_api::SecretKey {
+    modelfleet_api::SecretKey::from_bytes([42; 32])
+}
+
 /// Scales simulated load times and the NodeLost grace (300 s → 1.5 s),
 /// which must stay under the hub's failover delay: see `node_lost`.
 pub const TIME_FACTOR: f64 = 0.005;
@@ -25,7 +32,7 @@ async fn cluster(name: &str, yaml: &str, dir: &Path) -> (EmbeddedCluster, String
     options.time_factor = TIME_FACTOR;
     options.requeue = Duration::from_millis(300);
     options.listen = Some(([127, 0, 0, 1], 0).into());
-    options.require_admission = true;
+    options.admission = Some(modelfleet_api::Keyring::new(hub_secret_key()).admission_key(name));
     let cluster = EmbeddedCluster::start(options)
         .await
         .expect("the sandbox cluster starts");

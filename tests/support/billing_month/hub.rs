@@ -149,6 +149,10 @@ impl Hub {
             .arg("--second-factor-roles")
             .arg("none")
             .env(modelfleet_clock::SIMULATED_CLOCK_ENV, &clock().path)
+            .env(
+                "MODELFLEET_SECRET_KEY",
+                super::clusters::hub_secret_key().to_base64().expose(),
+            )
             .env_remove("MODELFLEET_DATABASE_URL")
             .env("RUST_LOG", "info")
             .stdin(Stdio::null())
