@@ -271,3 +271,42 @@ fn crd_prints_the_committed_custom_resource_definition() {
     .unwrap();
     assert_eq!(String::from_utf8(out.stdout).unwrap(), committed);
 }
+
+/// `modelfleet admission-key`: the key a cluster's operator needs, derived
+/// from the hub's secret key — the same the hub seals with — and never a
+/// new key made up when the hub's is missing.
+#[test]
+fn admission_key_is_the_hubs_for_that_cluster_and_never_invented() {
+    let empty = tempfile::tempdir().unwrap();
+    let dir = empty.path().to_str().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_modelfleet"))
+        .args(["admission-key", "--cluster", "aws-a", "--data-dir", dir])
+        .env_remove("MODELFLEET_SECRET_KEY")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no hub key"));
+    assert!(
+        std::fs::read_dir(empty.path()).unwrap().next().is_none(),
+        "no key was created"
+    );
+
+    let secret = modelfleet_api::SecretKey::from_bytes([9; 32]);
+    let key_for = |cluster: &str| {
+        let out = Command::new(env!("CARGO_BIN_EXE_modelfleet"))
+            .args(["admission-key", "--cluster", cluster, "--data-dir", dir])
+            .env("MODELFLEET_SECRET_KEY", secret.to_base64().expose())
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap().trim().to_owned()
+    };
+    let hub = modelfleet_api::Keyring::new(modelfleet_api::SecretKey::from_bytes([9; 32]));
+    assert_eq!(key_for("aws-a"), hub.admission_key("aws-a").to_hex());
+    assert_eq!(key_for("aws-a").len(), 64);
+    assert_ne!(key_for("aws-a"), key_for("ali-b"), "one key per cluster");
+}
