@@ -105,16 +105,15 @@ impl ClusterRegistry {
         )
         .await?;
         // Admitted against the quota before it was written; sealed now that
-        // it has its uid, over exactly the version stored: the cluster's
-        // operator runs this spec and nothing else.
+        // it has its uid. The seal covers the spec as stored: if anyone
+        // changed it since, it no longer fits and the operator holds it
+        // until sync decides (so no version precondition is needed, and
+        // the operator's status writes cannot make this fail).
         let mut annotations = serde_json::Map::new();
         for (k, v) in admission::seal(&stored, &self.admission_key(cluster)?) {
             annotations.insert(k.to_owned(), json!(v));
         }
-        let patch = json!({"metadata": {
-            "resourceVersion": stored.metadata.resource_version,
-            "annotations": annotations,
-        }});
+        let patch = json!({"metadata": {"annotations": annotations}});
         let merge = PatchParams {
             field_manager: Some(FIELD_MANAGER.to_owned()),
             ..PatchParams::default()
@@ -128,9 +127,9 @@ impl ClusterRegistry {
     }
 
     /// Sets `spec.replicas` of a ModelDeployment, sealing the result as
-    /// admitted; everything else stays. Written only over the version read
-    /// (a conflict if someone changed it meanwhile), so the seal covers
-    /// exactly what is stored.
+    /// admitted; everything else stays. The seal covers the spec as read
+    /// with the new count: a change someone makes meanwhile does not fit
+    /// it, and is held until sync decides.
     pub async fn scale_deployment(
         &self,
         cluster: &str,
@@ -151,10 +150,7 @@ impl ClusterRegistry {
         annotations.insert(admission::REASON_ANNOTATION.to_owned(), json!(null));
         annotations.insert(admission::MESSAGE_ANNOTATION.to_owned(), json!(null));
         let patch = json!({
-            "metadata": {
-                "resourceVersion": md.metadata.resource_version,
-                "annotations": annotations,
-            },
+            "metadata": { "annotations": annotations },
             "spec": { "replicas": replicas },
         });
         let params = PatchParams {
