@@ -1,6 +1,7 @@
-//! Issue 17, findings 1 and 2, with the real operator on a sandbox cluster
-//! and requests as kubectl sends them: an admission is the hub's seal over
-//! the spec it admitted, not an annotation its creator controls.
+//! Issue 17, findings 1 and 2, with the real operator on a sandbox cluster,
+//! the real `kubectl scale` and requests as kubectl sends them: an
+//! admission is the hub's seal over the spec it admitted, not an
+//! annotation its creator controls.
 //!
 //! - A ModelDeployment applied already annotated `admitted` (even with a
 //!   made-up seal) runs nothing: on main the operator ran it at once.
@@ -20,7 +21,7 @@ use modelfleet_core::contract::admission::{ANNOTATION, REASON_CHANGED, SIGNATURE
 use modelfleet_core::contract::condition;
 use modelfleet_core::crd::ModelDeployment;
 use serde_json::{Value, json};
-use support::{Hub, eventually, l40s_hub};
+use support::{Hub, eventually, kubectl, l40s_hub};
 
 const NS: &str = "mf-acme";
 
@@ -133,9 +134,32 @@ async fn a_change_after_admission_is_admitted_again_or_held(db: TestDb) {
         (workload_replicas(&hub, "llama").await == Some(1)).then_some(())
     })
     .await;
+    // The sandbox's API over HTTP, for the real kubectl.
+    let serving = hub.sandboxes[0]
+        .server
+        .serve("127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let kubeconfig = dir.path().join("kubeconfig");
+    std::fs::write(&kubeconfig, serving.kubeconfig_yaml("aws-a")).unwrap();
+    let scale = |replicas: &str| {
+        let (ok, out) = kubectl(
+            &kubeconfig,
+            &[
+                "-n",
+                NS,
+                "scale",
+                "md",
+                "llama",
+                &format!("--replicas={replicas}"),
+            ],
+        );
+        assert!(ok, "kubectl scale: {out}");
+    };
 
     // Within quota: admitted again, and it scales.
-    patch_spec(&hub, "llama", json!({"replicas": 2})).await;
+    scale("2");
     eventually(
         "two replicas run once the hub admits the change",
         || async { (workload_replicas(&hub, "llama").await == Some(2)).then_some(()) },
@@ -145,7 +169,7 @@ async fn a_change_after_admission_is_admitted_again_or_held(db: TestDb) {
     assert_eq!(listed["replicas"], 2, "{listed:#}");
 
     // Beyond quota: held at two, saying why.
-    patch_spec(&hub, "llama", json!({"replicas": 5})).await;
+    scale("5");
     let held = eventually("the hub's reason", || async {
         let c = admitted_condition(&hub, "llama", "False", REASON_CHANGED).await;
         c.message.contains("total devices").then_some(c)
@@ -203,6 +227,7 @@ async fn a_change_after_admission_is_admitted_again_or_held(db: TestDb) {
     // Put back as admitted: admitted again.
     patch_spec(&hub, "llama", json!({"serving": {"image": null}})).await;
     admitted_condition(&hub, "llama", "True", "Admitted").await;
+    serving.shutdown().await;
     background.stop().await;
 }
 

@@ -54,6 +54,8 @@ pub struct Hub {
 pub struct Sandbox {
     pub name: String,
     pub kube: kube::Client,
+    /// Its API server, to serve over HTTP for the real `kubectl`.
+    pub server: ApiServer,
     pub nodes: ClusterHandle,
     operator: Option<Shutdown>,
 }
@@ -476,9 +478,27 @@ async fn start_sandbox(state: &AppState, spec: SandboxSpec) -> Sandbox {
     Sandbox {
         name: name.to_owned(),
         kube,
+        server,
         nodes,
         operator,
     }
+}
+
+/// Runs the real `kubectl` with `kubeconfig`: whether it succeeded, and
+/// what it printed (both streams).
+pub fn kubectl(kubeconfig: &std::path::Path, args: &[&str]) -> (bool, String) {
+    let out = std::process::Command::new("kubectl")
+        .arg("--kubeconfig")
+        .arg(kubeconfig)
+        .args(args)
+        .output()
+        .expect("kubectl runs (apt-get install kubectl)");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.success(), text)
 }
 
 /// Enrols a TOTP second factor for the person `session` signs in as, as
