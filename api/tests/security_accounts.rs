@@ -299,6 +299,17 @@ async fn a_tenant_can_ask_its_admins_for_a_second_factor(db: TestDb) {
         "{:#}",
         reply.body
     );
+    // Another tenant's admin cannot read or set it: no such tenant to them.
+    let (_, globex) = hub.tenant("globex", roomy()).await;
+    hub.get(&policy, &globex).await.problem(404);
+    hub.call(
+        Method::PUT,
+        &policy,
+        Some(&globex),
+        Some(json!({"roles": []})),
+    )
+    .await
+    .problem(404);
 
     // Carol's very next request: enrol first. Dave is not asked.
     let reply = hub.get("/api/v1/users", &carol).await;

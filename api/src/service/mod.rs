@@ -16,6 +16,7 @@
 //! - `plans`, `deployments`: what tenants do with models.
 
 pub mod access;
+pub mod accounts;
 pub mod audit;
 pub mod billing;
 mod caller;

@@ -16,7 +16,8 @@ use chrono::{DateTime, TimeDelta, Utc};
 use modelfleet_api::AppState;
 use modelfleet_api::http::origin;
 use modelfleet_api::service::Pending;
-use modelfleet_api::service::access::{ChangePassword, Login, TotpCode};
+use modelfleet_api::service::access::{Login, TotpCode};
+use modelfleet_api::service::accounts::ChangePassword;
 use serde::Deserialize;
 
 use super::cookie::set_cookie;

@@ -17,7 +17,8 @@ use crate::http::page::{PageParams, paginate};
 use crate::http::{ApiError, AppState, Caller};
 use crate::identity::Role;
 use crate::ids::{TenantId, UserId};
-pub use crate::service::access::{ChangePassword, CreateUser, ResetPassword, TotpCode, UpdateUser};
+pub use crate::service::access::{CreateUser, TotpCode};
+pub use crate::service::accounts::{ChangePassword, ResetPassword, UpdateUser};
 use crate::store::User;
 
 pub fn router() -> OpenApiRouter<AppState> {

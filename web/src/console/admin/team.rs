@@ -8,9 +8,8 @@
 
 use modelfleet_api::identity::Permission;
 use modelfleet_api::ids::UserId;
-use modelfleet_api::service::access::{
-    CreateApiKey, CreateUser, ResetPassword, SecondFactorPolicy, TotpCode, UpdateUser,
-};
+use modelfleet_api::service::access::{CreateApiKey, CreateUser, TotpCode};
+use modelfleet_api::service::accounts::{ResetPassword, SecondFactorPolicy, UpdateUser};
 use modelfleet_api::store::User;
 
 use super::*;

@@ -15,7 +15,7 @@ use crate::http::error::Problem;
 use crate::http::extract::ApiJson;
 use crate::http::{ApiError, AppState, Caller};
 use crate::identity::Role;
-pub use crate::service::access::SecondFactorPolicy;
+pub use crate::service::accounts::SecondFactorPolicy;
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new().routes(routes!(show_second_factor, set_second_factor))
