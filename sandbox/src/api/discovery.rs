@@ -88,7 +88,7 @@ pub fn resource_list(registry: &Registry, group: &str, version: &str) -> Option<
             "singularName": ty.singular,
             "namespaced": ty.namespaced,
             "kind": ty.kind,
-            "verbs": VERBS,
+            "verbs": if ty.review { &["create"][..] } else { VERBS },
         });
         if !ty.short_names.is_empty() {
             main["shortNames"] = json!(ty.short_names);

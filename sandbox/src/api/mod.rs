@@ -53,7 +53,9 @@
 //! - Garbage collection, namespace and CRD cleanup happen inline with the
 //!   delete that triggers them, not in background controllers.
 
+mod admission;
 mod apply;
+mod auth;
 mod convert;
 mod discovery;
 mod error;
@@ -66,6 +68,7 @@ mod registry;
 mod selector;
 mod store;
 mod table;
+mod tls;
 mod validation;
 mod watch;
 
@@ -157,9 +160,48 @@ impl ApiServer {
     }
 
     /// A `kube::Client` that calls this server in process, with `default`
-    /// as its default namespace. Must be called inside a tokio runtime.
+    /// as its default namespace, as the loopback identity (user
+    /// `system:apiserver` in `system:masters`). Must be called inside a
+    /// tokio runtime.
     pub fn client(&self) -> kube::Client {
-        kube::Client::new(self.router(), "default")
+        let token = self.shared.lock().tokens.loopback().to_owned();
+        self.client_as(&token)
+    }
+
+    /// A `kube::Client` that calls this server in process and sends
+    /// `Authorization: Bearer {token}` with every request.
+    pub fn client_as(&self, token: &str) -> kube::Client {
+        let value = ::http::HeaderValue::from_str(&format!("Bearer {token}"))
+            .unwrap_or_else(|_| ::http::HeaderValue::from_static("Bearer invalid"));
+        let service = tower::ServiceBuilder::new()
+            .map_request(move |mut request: ::http::Request<kube::client::Body>| {
+                request
+                    .headers_mut()
+                    .insert(::http::header::AUTHORIZATION, value.clone());
+                request
+            })
+            .service(self.router());
+        kube::Client::new(service, "default")
+    }
+
+    /// A static bearer token (as in a token file) for `username` in
+    /// `groups` and `system:authenticated`.
+    pub fn issue_token(&self, username: &str, groups: &[&str]) -> String {
+        self.shared.lock().tokens.issue(username, groups)
+    }
+
+    /// A token for user `system:serviceaccount:{namespace}:{name}` (groups
+    /// `system:serviceaccounts`, `system:serviceaccounts:{namespace}`,
+    /// `system:authenticated`); it answers 401 while that ServiceAccount
+    /// does not exist.
+    pub fn service_account_token(&self, namespace: &str, name: &str) -> String {
+        self.shared.lock().tokens.service_account(namespace, name)
+    }
+
+    /// The token of user `kubernetes-admin` in `system:masters`, what
+    /// kubeadm's `admin.conf` carries.
+    pub fn admin_token(&self) -> String {
+        self.shared.lock().tokens.admin().to_owned()
     }
 
     /// The fault-injection handle of this server.
@@ -178,6 +220,7 @@ impl ApiServer {
         let listener = TcpListener::bind(addr).await?;
         let addr = listener.local_addr()?;
         let router = self.router();
+        let acceptor = tls::acceptor();
         let task = tokio::spawn(async move {
             // Connections live in this set, so ending this task ends them
             // too, open watches included.
@@ -187,9 +230,22 @@ impl ApiServer {
                     accepted = listener.accept() => {
                         let Ok((stream, _)) = accepted else { continue };
                         let service = TowerToHyperService::new(router.clone());
+                        let acceptor = acceptor.clone();
                         connections.spawn(async move {
                             let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
-                            if let Err(error) = builder.serve_connection(TokioIo::new(stream), service).await {
+                            // A TLS handshake starts with 0x16; anything
+                            // else is plain HTTP.
+                            let mut first = [0u8; 1];
+                            let tls = matches!(stream.peek(&mut first).await, Ok(1) if first[0] == 0x16);
+                            let ended = if tls {
+                                match acceptor.accept(stream).await {
+                                    Ok(stream) => builder.serve_connection(TokioIo::new(stream), service).await,
+                                    Err(error) => Err(error.into()),
+                                }
+                            } else {
+                                builder.serve_connection(TokioIo::new(stream), service).await
+                            };
+                            if let Err(error) = ended {
                                 tracing::debug!(%error, "sandbox API connection ended");
                             }
                         });
@@ -200,30 +256,38 @@ impl ApiServer {
         });
         Ok(ServingHandle {
             url: format!("http://{addr}"),
+            https_url: format!("https://{addr}"),
             addr,
             task,
+            admin_token: self.admin_token(),
         })
     }
 
-    /// A kubeconfig for `url` (plain HTTP, no credentials), with one
+    /// A kubeconfig for `url` (plain HTTP) with the admin token, with one
     /// cluster, user and context named `cluster_name`, namespace `default`.
     pub fn kubeconfig_yaml(&self, url: &str, cluster_name: &str) -> String {
-        kubeconfig_yaml(url, cluster_name)
+        kubeconfig_yaml(url, cluster_name, &self.admin_token())
     }
 }
 
-/// See [`ApiServer::kubeconfig_yaml`].
-pub fn kubeconfig_yaml(url: &str, cluster_name: &str) -> String {
+/// A kubeconfig for `url` whose user sends `token`; see
+/// [`ApiServer::kubeconfig_yaml`]. It trusts the sandbox's CA; kubectl
+/// sends the token only when `url` is `https://`.
+pub fn kubeconfig_yaml(url: &str, cluster_name: &str, token: &str) -> String {
+    use base64::Engine;
+    let ca = base64::engine::general_purpose::STANDARD.encode(tls::ca_pem());
     format!(
         "apiVersion: v1\n\
          kind: Config\n\
          clusters:\n\
          - name: {cluster_name}\n  \
            cluster:\n    \
+             certificate-authority-data: {ca}\n    \
              server: {url}\n\
          users:\n\
          - name: {cluster_name}\n  \
-           user: {{}}\n\
+           user:\n    \
+             token: {token}\n\
          contexts:\n\
          - name: {cluster_name}\n  \
            context:\n    \
@@ -239,8 +303,10 @@ pub fn kubeconfig_yaml(url: &str, cluster_name: &str) -> String {
 #[derive(Debug)]
 pub struct ServingHandle {
     url: String,
+    https_url: String,
     addr: SocketAddr,
     task: JoinHandle<()>,
+    admin_token: String,
 }
 
 impl ServingHandle {
@@ -249,13 +315,24 @@ impl ServingHandle {
         &self.url
     }
 
+    /// `https://127.0.0.1:PORT`, the same port over TLS (what kubeconfigs
+    /// name: kubectl sends credentials only over HTTPS).
+    pub fn https_url(&self) -> &str {
+        &self.https_url
+    }
+
     pub fn addr(&self) -> SocketAddr {
         self.addr
     }
 
-    /// A kubeconfig pointing at this server.
+    /// A kubeconfig pointing at this server, as `kubernetes-admin`.
     pub fn kubeconfig_yaml(&self, cluster_name: &str) -> String {
-        kubeconfig_yaml(&self.url, cluster_name)
+        kubeconfig_yaml(&self.https_url, cluster_name, &self.admin_token)
+    }
+
+    /// A kubeconfig pointing at this server whose user sends `token`.
+    pub fn kubeconfig_yaml_with_token(&self, cluster_name: &str, token: &str) -> String {
+        kubeconfig_yaml(&self.https_url, cluster_name, token)
     }
 
     /// Stops accepting and closes every open connection.

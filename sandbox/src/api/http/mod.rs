@@ -20,6 +20,8 @@ use self::request::{
     Query, check_accept, decode_body, delete_options, field_manager, json_response, wants_table,
 };
 use super::Shared;
+use super::auth::rbac::{self, Attributes, ResourceAttributes};
+use super::auth::{UserInfo, authn, authorize, reviews};
 use super::discovery;
 use super::error::{ApiError, ApiResult};
 use super::faults::{Injected, Verb};
@@ -113,9 +115,67 @@ pub async fn handle(AxumState(shared): AxumState<Arc<Shared>>, request: Request<
     }
 }
 
+/// What the authorizer is asked about a request, as the real
+/// `RequestInfo` reads it from the method and URL.
+fn attributes(method: &Method, path: &str, route: Option<&Route>, query: &Query) -> Attributes {
+    let Some(Route::Resource(p)) = route else {
+        return Attributes::NonResource {
+            verb: method.as_str().to_lowercase(),
+            path: path.to_owned(),
+        };
+    };
+    let verb = match *method {
+        Method::GET | Method::HEAD if query.flag("watch") => "watch".to_owned(),
+        Method::GET | Method::HEAD if p.name.is_some() => "get".to_owned(),
+        Method::GET | Method::HEAD => "list".to_owned(),
+        Method::POST => "create".to_owned(),
+        Method::PUT => "update".to_owned(),
+        Method::PATCH => "patch".to_owned(),
+        Method::DELETE if p.name.is_some() => "delete".to_owned(),
+        Method::DELETE => "deletecollection".to_owned(),
+        ref other => other.as_str().to_lowercase(),
+    };
+    // `/api/v1/namespaces/{name}` is in the namespace it names.
+    let namespace = match (&p.namespace, p.group.is_empty() && p.plural == "namespaces") {
+        (Some(ns), _) => ns.clone(),
+        (None, true) => p.name.clone().unwrap_or_default(),
+        (None, false) => String::new(),
+    };
+    Attributes::Resource(ResourceAttributes {
+        verb,
+        group: p.group.clone(),
+        resource: p.plural.clone(),
+        subresource: p.sub.clone().unwrap_or_default(),
+        namespace,
+        name: p.name.clone().unwrap_or_default(),
+    })
+}
+
+/// 403 unless the authorizer allows `attrs` for `user`.
+fn authorized(shared: &Shared, user: &UserInfo, attrs: &Attributes) -> ApiResult<()> {
+    let decision = authorize(&shared.lock(), user, attrs);
+    if decision.allowed {
+        Ok(())
+    } else {
+        Err(rbac::denied(&user.name, attrs, &decision.reason))
+    }
+}
+
 async fn serve(shared: &Arc<Shared>, request: Request<Body>) -> ApiResult<Response> {
     let (parts, body) = request.into_parts();
-    let route = route(parts.uri.path()).ok_or_else(ApiError::no_route)?;
+    let user = authn::authenticate(
+        &shared.lock(),
+        parts.headers.get(http::header::AUTHORIZATION),
+    )?;
+    let route = route(parts.uri.path());
+    let attrs = attributes(
+        &parts.method,
+        parts.uri.path(),
+        route.as_ref(),
+        &Query::parse(parts.uri.query()),
+    );
+    authorized(shared, &user, &attrs)?;
+    let route = route.ok_or_else(ApiError::no_route)?;
     let Route::Resource(path) = route else {
         if parts.method != Method::GET {
             return Err(ApiError::method_not_allowed(format!(
@@ -152,6 +212,17 @@ async fn serve(shared: &Arc<Shared>, request: Request<Body>) -> ApiResult<Respon
         }
     };
     let verb = verb_of(&parts.method, &path, &query)?;
+    if target.ty.review {
+        if verb != Verb::Create || path.sub.is_some() {
+            return Err(ApiError::method_not_allowed(format!(
+                "the server does not allow this method on the requested resource: {}",
+                parts.method
+            )));
+        }
+        let review = decode_body(&parts.headers, &body)?;
+        let answer = reviews::answer(&shared.lock(), &user, &target.ty, &review)?;
+        return Ok(json_response(StatusCode::CREATED, &answer, &[]));
+    }
     if let Some(injected) = shared.faults.draw(verb) {
         return Err(match injected {
             Injected::InternalError => ApiError::internal("injected fault: internal error"),
@@ -168,6 +239,7 @@ async fn serve(shared: &Arc<Shared>, request: Request<Body>) -> ApiResult<Respon
             manager: field_manager(&query, headers)?,
             validation: query.field_validation()?,
             force: query.flag("force"),
+            user: Some(user.clone()),
         })
     };
     let selectors = || -> ApiResult<(LabelSelector, FieldSelector)> {
@@ -291,6 +363,15 @@ async fn serve(shared: &Arc<Shared>, request: Request<Body>) -> ApiResult<Respon
                 return Err(ApiError::bad_request(
                     "PATCH /apply requires fieldManager to be set",
                 ));
+            }
+            // An apply that would create the object needs `create` too.
+            if kind == PatchType::Apply
+                && sub.is_none()
+                && ops::get(&shared.lock(), &target, name).is_err()
+                && let Attributes::Resource(mut create) = attrs.clone()
+            {
+                create.verb = "create".into();
+                authorized(shared, &user, &Attributes::Resource(create))?;
             }
             if sub == Some("scale") {
                 let scale = write_scale(

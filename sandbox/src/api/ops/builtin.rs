@@ -169,6 +169,13 @@ pub fn name_causes(ty: &ResourceType, name: &str) -> Vec<Cause> {
                 .into(),
         ),
         ("", "namespaces") | ("", "services") => Vec::new(),
+        // RBAC names are path segments (`system:discovery` is one).
+        ("rbac.authorization.k8s.io", _) => match name {
+            "." | ".." => invalid(format!("may not be '{name}'")),
+            _ if name.contains('/') => invalid("may not contain '/'".into()),
+            _ if name.contains('%') => invalid("may not contain '%'".into()),
+            _ => Vec::new(),
+        },
         _ if name.len() > 253 || !subdomain().is_match(name) => invalid(
             "a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' \
              or '.', and must start and end with an alphanumeric character (e.g. 'example.com', \

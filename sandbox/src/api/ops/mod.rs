@@ -17,6 +17,7 @@ use std::sync::Arc;
 use serde_json::{Map, Value, json};
 
 use super::apply::{Scope, fieldset::Shape};
+use super::auth::{UserInfo, authn::Tokens, bootstrap};
 use super::convert::to_view;
 use super::error::{ApiError, ApiResult};
 use super::faults::Rng;
@@ -31,6 +32,8 @@ pub struct State {
     pub store: Store,
     pub(crate) rng: Rng,
     next_ip: u32,
+    /// The bearer tokens this server accepts.
+    pub tokens: Tokens,
 }
 
 /// `fieldValidation`: what to do with fields the schema does not know.
@@ -48,6 +51,9 @@ pub struct WriteParams {
     pub manager: String,
     pub validation: FieldValidation,
     pub force: bool,
+    /// Who writes; `None` for the server's own writes, which admission's
+    /// RBAC escalation checks do not apply to.
+    pub user: Option<UserInfo>,
 }
 
 /// The result of a write, in the requested version.
@@ -142,6 +148,7 @@ impl State {
             store: Store::new(history_limit, channel_capacity),
             rng: Rng::new(seed),
             next_ip: 1,
+            tokens: Tokens::new(),
         };
         let ty = state
             .registry
@@ -157,10 +164,28 @@ impl State {
             manager: "kube-apiserver".into(),
             validation: FieldValidation::Ignore,
             force: false,
+            user: None,
         };
         for name in ["default", "kube-system", "kube-public", "kube-node-lease"] {
             let ns = json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}});
             create(&mut state, &target, ns, &params).expect("built-in namespaces are valid");
+        }
+        // The bootstrap RBAC policy, before any client can ask.
+        for (plural, objects) in [
+            ("clusterroles", bootstrap::cluster_roles()),
+            ("clusterrolebindings", bootstrap::cluster_role_bindings()),
+        ] {
+            let target = Target {
+                ty: state
+                    .registry
+                    .get(&GroupResource::new("rbac.authorization.k8s.io", plural))
+                    .expect("RBAC is built in"),
+                version: "v1".into(),
+                namespace: None,
+            };
+            for obj in objects {
+                create(&mut state, &target, obj, &params).expect("bootstrap policy is valid");
+            }
         }
         state
     }

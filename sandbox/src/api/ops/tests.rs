@@ -13,6 +13,7 @@ fn params() -> WriteParams {
         manager: "test".into(),
         validation: FieldValidation::Strict,
         force: false,
+        user: None,
     }
 }
 

@@ -5,6 +5,7 @@
 
 use serde_json::{Value, json};
 
+use super::super::admission;
 use super::super::apply::{self, Scope, Writer};
 use super::super::convert::{to_storage, to_view};
 use super::super::error::{ApiError, ApiResult, Cause};
@@ -279,6 +280,14 @@ fn finish(
     if !causes.is_empty() {
         return Err(ApiError::invalid(&ty.kind, &ty.group, &name, causes));
     }
+    warnings.extend(admission::admit(
+        state,
+        target,
+        old.as_ref(),
+        &candidate,
+        scope == Scope::StatusOnly,
+        params.user.as_ref(),
+    )?);
     if !applied {
         let now = now();
         let writer = Writer {

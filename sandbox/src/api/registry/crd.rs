@@ -189,6 +189,7 @@ pub fn from_crd(crd: &Value) -> Result<ResourceType, Vec<Cause>> {
         crd: Some(name.to_owned()),
         binding: false,
         field_labels,
+        review: false,
     })
 }
 

@@ -91,6 +91,9 @@ pub struct ResourceType {
     pub binding: bool,
     /// Field selector labels beyond `metadata.name` and `metadata.namespace`.
     pub field_labels: Vec<String>,
+    /// A review (`selfsubjectaccessreviews`, …): create-only, answered
+    /// from the request and never stored.
+    pub review: bool,
 }
 
 impl ResourceType {
@@ -127,6 +130,7 @@ struct Builtin {
     categories: &'static [&'static str],
     status: bool,
     scale: bool,
+    review: bool,
     fields: &'static [&'static str],
 }
 
@@ -141,7 +145,16 @@ const fn builtin(group: &'static str, plural: &'static str, kind: &'static str) 
         categories: &[],
         status: false,
         scale: false,
+        review: false,
         fields: &[],
+    }
+}
+
+const fn review(group: &'static str, plural: &'static str, kind: &'static str) -> Builtin {
+    Builtin {
+        namespaced: false,
+        review: true,
+        ..builtin(group, plural, kind)
     }
 }
 
@@ -253,6 +266,44 @@ const BUILTINS: &[Builtin] = &[
             "CustomResourceDefinition",
         )
     },
+    builtin("rbac.authorization.k8s.io", "roles", "Role"),
+    builtin("rbac.authorization.k8s.io", "rolebindings", "RoleBinding"),
+    Builtin {
+        namespaced: false,
+        ..builtin("rbac.authorization.k8s.io", "clusterroles", "ClusterRole")
+    },
+    Builtin {
+        namespaced: false,
+        ..builtin(
+            "rbac.authorization.k8s.io",
+            "clusterrolebindings",
+            "ClusterRoleBinding",
+        )
+    },
+    Builtin {
+        short: &["netpol"],
+        ..builtin("networking.k8s.io", "networkpolicies", "NetworkPolicy")
+    },
+    review(
+        "authorization.k8s.io",
+        "selfsubjectaccessreviews",
+        "SelfSubjectAccessReview",
+    ),
+    review(
+        "authorization.k8s.io",
+        "selfsubjectrulesreviews",
+        "SelfSubjectRulesReview",
+    ),
+    review(
+        "authorization.k8s.io",
+        "subjectaccessreviews",
+        "SubjectAccessReview",
+    ),
+    review(
+        "authentication.k8s.io",
+        "selfsubjectreviews",
+        "SelfSubjectReview",
+    ),
 ];
 
 fn from_builtin(b: &Builtin) -> ResourceType {
@@ -287,6 +338,7 @@ fn from_builtin(b: &Builtin) -> ResourceType {
         crd: None,
         binding: b.plural == "pods",
         field_labels: b.fields.iter().map(|s| (*s).to_owned()).collect(),
+        review: b.review,
     }
 }
 
@@ -295,8 +347,12 @@ pub const BUILTIN_GROUPS: &[&str] = &[
     "",
     "apps",
     "events.k8s.io",
+    "authentication.k8s.io",
+    "authorization.k8s.io",
     "coordination.k8s.io",
+    "networking.k8s.io",
     "policy",
+    "rbac.authorization.k8s.io",
     "apiextensions.k8s.io",
 ];
 
