@@ -19,10 +19,11 @@ use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::reflector::ObjectRef;
 use kube::runtime::watcher;
-use kube::{Client, ResourceExt};
+use kube::{Client, Resource, ResourceExt};
 use serde_json::json;
 
 use super::common::{is_controlled_by, name_of, namespace_of, now, random_suffix, until};
+use super::events::{self, DEPLOYMENT_CONTROLLER, Throttle};
 
 #[derive(Debug, thiserror::Error)]
 pub enum DeploymentError {
@@ -66,6 +67,7 @@ impl DeploymentError {
 struct Ctx {
     client: Client,
     time_factor: f64,
+    failed_create_events: Throttle,
 }
 
 /// Runs until the task is aborted.
@@ -73,6 +75,7 @@ pub async fn run(client: Client, time_factor: f64) {
     let ctx = Arc::new(Ctx {
         client: client.clone(),
         time_factor,
+        failed_create_events: Throttle::new(Duration::from_secs(5)),
     });
     Controller::new(
         Api::<Deployment>::all(client.clone()),
@@ -143,8 +146,11 @@ async fn reconcile(deployment: Arc<Deployment>, ctx: Arc<Ctx>) -> Result<Action,
         .filter(|p| is_controlled_by(*p, &uid))
         .collect();
     let now = now();
-    let plan = rollout::plan(&deployment, &owned, now, ctx.time_factor);
-    for mut pod in plan.create {
+    let mut plan = rollout::plan(&deployment, &owned, now, ctx.time_factor);
+    // A pod the API refuses (admission, quota) is reported as the
+    // ReplicaSet controller reports it, and retried with backoff.
+    let mut refused = None;
+    'create: for mut pod in std::mem::take(&mut plan.create) {
         let prefix = pod.metadata.generate_name.clone().unwrap_or_default();
         // A clash of random suffixes is unlikely; one retry makes it moot.
         for attempt in 0..2 {
@@ -152,6 +158,10 @@ async fn reconcile(deployment: Arc<Deployment>, ctx: Arc<Ctx>) -> Result<Action,
             match pods.create(&PostParams::default(), &pod).await {
                 Ok(_) => break,
                 Err(kube::Error::Api(s)) if s.code == 409 && attempt == 0 => continue,
+                Err(kube::Error::Api(s)) if s.code == 403 => {
+                    refused = Some((s.message.clone(), kube::Error::Api(s)));
+                    break 'create;
+                }
                 Err(source) => {
                     return Err(DeploymentError::Create {
                         deployment: name,
@@ -159,6 +169,27 @@ async fn reconcile(deployment: Arc<Deployment>, ctx: Arc<Ctx>) -> Result<Action,
                     });
                 }
             }
+        }
+    }
+    if let Some((message, _)) = &refused {
+        let old = deployment
+            .status
+            .as_ref()
+            .and_then(|s| s.conditions.clone())
+            .unwrap_or_default();
+        if let Some(conditions) = plan.status.conditions.as_mut() {
+            conditions.push(rollout::replica_failure(&old, message, now));
+        }
+        if ctx.failed_create_events.allow(&uid) {
+            let event = events::event_about(
+                deployment.object_ref(&()),
+                DEPLOYMENT_CONTROLLER,
+                "Warning",
+                "FailedCreate",
+                "Create",
+                &format!("Error creating: {message}"),
+            );
+            events::publish(&ctx.client, event).await;
         }
     }
     for pod in plan.delete {
@@ -187,6 +218,12 @@ async fn reconcile(deployment: Arc<Deployment>, ctx: Arc<Ctx>) -> Result<Action,
                 });
             }
         }
+    }
+    if let Some((_, source)) = refused {
+        return Err(DeploymentError::Create {
+            deployment: name,
+            source,
+        });
     }
     Ok(match plan.recheck_at {
         Some(at) => Action::requeue(until(now, at).max(Duration::from_millis(1))),

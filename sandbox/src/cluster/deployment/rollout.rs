@@ -312,6 +312,28 @@ pub fn plan(deployment: &Deployment, pods: &[&Pod], now: Timestamp, time_factor:
     }
 }
 
+/// `ReplicaFailure`: pods could not be created. As the ReplicaSet
+/// controller, a condition already set keeps its first message.
+pub fn replica_failure(
+    old: &[DeploymentCondition],
+    message: &str,
+    now: Timestamp,
+) -> DeploymentCondition {
+    if let Some(previous) = old
+        .iter()
+        .find(|c| c.type_ == "ReplicaFailure" && c.status == "True")
+    {
+        return previous.clone();
+    }
+    condition(
+        old,
+        "ReplicaFailure",
+        ("True", "FailedCreate", message.to_owned()),
+        now,
+        false,
+    )
+}
+
 /// A condition that keeps its transition time while its status holds and
 /// its update time while nothing about it changes (or `touched` says
 /// progress was made).

@@ -23,10 +23,11 @@ use kube::api::{
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::reflector::ObjectRef;
 use kube::runtime::watcher;
-use kube::{Client, ResourceExt};
+use kube::{Client, Resource, ResourceExt};
 use serde_json::json;
 
 use super::common::{api_code, is_controlled_by, now};
+use super::events::{self, LWS_CONTROLLER, Throttle};
 use groups::LwsStatus;
 use pods::{KIND, LwsSpec, NAME_LABEL, Owner};
 
@@ -67,6 +68,7 @@ impl LwsError {
 struct Ctx {
     client: Client,
     resource: ApiResource,
+    failed_create_events: Throttle,
 }
 
 /// Runs until the task is aborted.
@@ -75,6 +77,7 @@ pub async fn run(client: Client) {
     let ctx = Arc::new(Ctx {
         client: client.clone(),
         resource: resource.clone(),
+        failed_create_events: Throttle::new(Duration::from_secs(5)),
     });
     let sets: Api<DynamicObject> = Api::all_with(client.clone(), &resource);
     let for_pods = resource.clone();
@@ -174,6 +177,24 @@ async fn reconcile(lws: Arc<DynamicObject>, ctx: Arc<Ctx>) -> Result<Action, Lws
             // behind the list): the next reconcile sees which.
             Ok(_) => {}
             Err(e) if api_code(&e) == Some(409) => {}
+            Err(kube::Error::Api(s)) if s.code == 403 => {
+                // Refused by admission: reported on the LeaderWorkerSet,
+                // retried with backoff.
+                if ctx.failed_create_events.allow(&owner.uid) {
+                    let regarding = lws.object_ref(&ctx.resource);
+                    let note = format!("Error creating: {}", s.message);
+                    let event = events::event_about(
+                        regarding,
+                        LWS_CONTROLLER,
+                        "Warning",
+                        "FailedCreate",
+                        "Create",
+                        &note,
+                    );
+                    events::publish(&ctx.client, event).await;
+                }
+                return Err(api_error("create")(kube::Error::Api(s)));
+            }
             Err(source) => return Err(api_error("create")(source)),
         }
     }
