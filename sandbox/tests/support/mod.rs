@@ -3,6 +3,8 @@
 // Each test file uses a different part of this module.
 #![allow(dead_code)]
 
+pub mod kubectl;
+
 use std::time::Duration;
 
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;

@@ -1,6 +1,6 @@
 //! Request bodies in the Kubernetes protobuf encoding, for the kinds
 //! kubectl's `create` generators send that way (`kubectl create namespace`,
-//! `create configmap`, `create secret`). The server answers in JSON, which
+//! `create configmap`, `create secret`) and the reviews of `kubectl auth`. The server answers in JSON, which
 //! kubectl accepts. Other kinds answer 415 with a hint to use
 //! `kubectl apply`, which sends JSON.
 //!
@@ -118,6 +118,56 @@ fn base64(bytes: &[u8]) -> Value {
     Value::String(base64::engine::general_purpose::STANDARD.encode(bytes))
 }
 
+/// A message of string fields, named by number.
+fn strings(bytes: &[u8], names: &[(u64, &str)]) -> Option<Value> {
+    let mut obj = json!({});
+    for (n, f) in fields(bytes)? {
+        if let (Some((_, name)), Field::Bytes(b)) = (names.iter().find(|(m, _)| *m == n), f) {
+            obj[*name] = text(b);
+        }
+    }
+    Some(obj)
+}
+
+/// The spec of an access or rules review (kubectl's `auth can-i`).
+fn review_spec(kind: &str, bytes: &[u8]) -> Option<Value> {
+    const RESOURCE: &[(u64, &str)] = &[
+        (1, "namespace"),
+        (2, "verb"),
+        (3, "group"),
+        (4, "version"),
+        (5, "resource"),
+        (6, "subresource"),
+        (7, "name"),
+    ];
+    let mut spec = json!({});
+    let mut groups = Vec::new();
+    for (n, f) in fields(bytes)? {
+        match (kind, n, f) {
+            ("SelfSubjectRulesReview", 1, Field::Bytes(b)) => spec["namespace"] = text(b),
+            ("SelfSubjectRulesReview", _, _) => {}
+            (_, 1, Field::Bytes(b)) => spec["resourceAttributes"] = strings(b, RESOURCE)?,
+            (_, 2, Field::Bytes(b)) => {
+                spec["nonResourceAttributes"] = strings(b, &[(1, "path"), (2, "verb")])?;
+            }
+            ("SubjectAccessReview", 3, Field::Bytes(b)) => spec["user"] = text(b),
+            ("SubjectAccessReview", 4, Field::Bytes(b)) => groups.push(text(b)),
+            _ => {}
+        }
+    }
+    if !groups.is_empty() {
+        spec["groups"] = Value::Array(groups);
+    }
+    Some(spec)
+}
+
+const REVIEWS: &[&str] = &[
+    "SelfSubjectAccessReview",
+    "SelfSubjectRulesReview",
+    "SubjectAccessReview",
+    "SelfSubjectReview",
+];
+
 fn decode_kind(kind: &str, raw: &[u8]) -> Option<Value> {
     let mut obj = json!({});
     let mut data = Map::new();
@@ -126,6 +176,9 @@ fn decode_kind(kind: &str, raw: &[u8]) -> Option<Value> {
     for (n, f) in fields(raw)? {
         match (kind, n, f) {
             (_, 1, Field::Bytes(b)) => obj["metadata"] = object_meta(b)?,
+            (_, 2, Field::Bytes(b)) if REVIEWS.contains(&kind) && kind != "SelfSubjectReview" => {
+                obj["spec"] = review_spec(kind, b)?;
+            }
             ("Namespace", 2, Field::Bytes(b)) => {
                 let finalizers: Vec<Value> = fields(b)?
                     .into_iter()
@@ -195,9 +248,11 @@ pub fn decode(body: &[u8]) -> ApiResult<Value> {
             _ => {}
         }
     }
-    if !matches!(kind.as_str(), "Namespace" | "ConfigMap" | "Secret") {
+    if !matches!(kind.as_str(), "Namespace" | "ConfigMap" | "Secret")
+        && !REVIEWS.contains(&kind.as_str())
+    {
         return Err(ApiError::unsupported_media_type(format!(
-            "the sandbox reads protobuf only for Namespace, ConfigMap and Secret, not {kind}; \
+            "the sandbox reads protobuf only for Namespace, ConfigMap, Secret and the access reviews, not {kind}; \
              send JSON (for example with `kubectl apply`)"
         )));
     }
