@@ -83,6 +83,25 @@ async fn kubectl_sees_pod_security_refusals_and_warnings() {
         "{}",
         run.stderr
     );
+
+    // A Deployment's template gets the warning too (it is not enforced:
+    // its pods are).
+    let deployment = k.file(
+        "deployment.yaml",
+        &json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "web", "namespace": "apps"},
+            "spec": {"selector": {"matchLabels": {"app": "web"}},
+                "template": {"metadata": {"labels": {"app": "web"}},
+                    "spec": {"hostNetwork": true, "containers": [{"name": "web", "image": "nginx:1.27"}]}}}}),
+    );
+    let run = k.ok(&["apply", "-f", &deployment]).await;
+    assert!(
+        run.stderr.contains(
+            "Warning: would violate PodSecurity \"restricted:latest\": host namespaces (hostNetwork=true), \
+             allowPrivilegeEscalation != false (container \"web\" must set securityContext.allowPrivilegeEscalation=false)"
+        ),
+        "{}",
+        run.stderr
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -112,10 +131,10 @@ async fn kubectl_applies_and_reads_back_a_network_policy() {
         run.stdout
     );
     let table = k.ok(&["get", "netpol", "-n", "default"]).await.stdout;
-    assert!(
-        table.lines().any(|l| l.starts_with("vllm-ingress ")),
-        "{table}"
-    );
+    let header: Vec<&str> = table.lines().next().unwrap().split_whitespace().collect();
+    assert_eq!(header, ["NAME", "POD-SELECTOR", "AGE"], "{table}");
+    let row: Vec<&str> = table.lines().nth(1).unwrap().split_whitespace().collect();
+    assert_eq!(&row[..2], ["vllm-ingress", "app=vllm"], "{table}");
     let yaml: Value = serde_yaml::from_str(
         &k.ok(&["get", "netpol", "vllm-ingress", "-o", "yaml"])
             .await

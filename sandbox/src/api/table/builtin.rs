@@ -5,6 +5,7 @@
 use serde_json::{Value, json};
 
 use super::super::registry::{PrinterColumn, ResourceType};
+use super::super::selector::label_selector_string;
 use super::{age, age_column, column, name_column, workloads};
 
 pub type Cells = Box<dyn Fn(&Value) -> Vec<Value>>;
@@ -220,10 +221,43 @@ pub fn columns(ty: &ResourceType) -> (Vec<PrinterColumn>, Cells) {
                 |o| json!(count_of(o, "data")),
             ),
         ]),
-        ("apiextensions.k8s.io", "customresourcedefinitions") => {
+        ("networking.k8s.io", "networkpolicies") => simple(vec![(
+            column(
+                "Pod-Selector",
+                "string",
+                "",
+                "Pods the policy applies to",
+                0,
+            ),
+            |o| {
+                let selector = o
+                    .pointer("/spec/podSelector")
+                    .map(label_selector_string)
+                    .unwrap_or_default();
+                or_none(&selector)
+            },
+        )]),
+        ("rbac.authorization.k8s.io", "rolebindings" | "clusterrolebindings") => simple(vec![(
+            column("Role", "string", "", "The role the binding grants", 0),
+            |o| {
+                json!(format!(
+                    "{}/{}",
+                    s(o, "/roleRef/kind"),
+                    s(o, "/roleRef/name")
+                ))
+            },
+        )]),
+        ("apiextensions.k8s.io", "customresourcedefinitions")
+        | ("rbac.authorization.k8s.io", "roles" | "clusterroles") => {
             let columns = vec![
                 name_column(),
-                column("Created At", "date", "", "The time the CRD was created", 0),
+                column(
+                    "Created At",
+                    "date",
+                    "",
+                    "The time the object was created",
+                    0,
+                ),
             ];
             let cells = |o: &Value| vec![name(o), json!(s(o, "/metadata/creationTimestamp"))];
             (columns, Box::new(cells))
