@@ -6,7 +6,7 @@
 mod support;
 
 use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::core::v1::{Namespace, ServiceAccount};
+use k8s_openapi::api::core::v1::{ConfigMap, Namespace, ServiceAccount};
 use k8s_openapi::api::rbac::v1::{ClusterRole, Role, RoleBinding};
 use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
 use modelfleet_sandbox::ApiServer;
@@ -437,4 +437,51 @@ async fn the_bootstrap_policy_is_there_and_reviews_answer_for_the_caller() {
     )
     .await;
     assert_eq!(answer["status"]["allowed"], false);
+}
+
+#[tokio::test]
+async fn server_side_apply_that_would_create_needs_create() {
+    let server = ApiServer::new();
+    let admin = server.client();
+    create_cluster::<ClusterRole>(
+        &admin,
+        json!({"metadata": {"name": "configmap-patcher"}, "rules": [
+            {"apiGroups": [""], "resources": ["configmaps"], "verbs": ["get", "patch"]}]}),
+    )
+    .await;
+    create::<RoleBinding>(
+        &admin,
+        Some("default"),
+        json!({"metadata": {"name": "dave-patches"},
+               "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "configmap-patcher"},
+               "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": "dave"}]}),
+    )
+    .await;
+    create::<ConfigMap>(
+        &admin,
+        Some("default"),
+        json!({"metadata": {"name": "existing"}, "data": {"a": "1"}}),
+    )
+    .await;
+    let dave = server.client_as(&server.issue_token("dave", &[]));
+    let configmaps: Api<ConfigMap> = Api::namespaced(dave, "default");
+    let apply = |name: &str| json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": name}, "data": {"a": "2"}});
+    let params = PatchParams::apply("dave").force();
+    configmaps
+        .patch("existing", &params, &Patch::Apply(apply("existing")))
+        .await
+        .expect("patch is enough for an existing object");
+    let error = configmaps
+        .patch("new", &params, &Patch::Apply(apply("new")))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        api_error(error),
+        (
+            403,
+            "configmaps \"new\" is forbidden: User \"dave\" cannot create resource \"configmaps\" in API group \"\" \
+             in the namespace \"default\""
+                .to_owned()
+        )
+    );
 }

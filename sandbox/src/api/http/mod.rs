@@ -557,4 +557,54 @@ mod tests {
         );
         assert_eq!(route("/nope"), None);
     }
+
+    #[test]
+    fn requests_become_authorization_attributes_as_request_info_reads_them() {
+        let attrs = |method: Method, url: &str| {
+            let uri: http::Uri = url.parse().unwrap();
+            let query = Query::parse(uri.query());
+            attributes(&method, uri.path(), route(uri.path()).as_ref(), &query)
+        };
+        let resource =
+            |verb: &str, group: &str, resource: &str, sub: &str, ns: &str, name: &str| {
+                Attributes::Resource(ResourceAttributes {
+                    verb: verb.into(),
+                    group: group.into(),
+                    resource: resource.into(),
+                    subresource: sub.into(),
+                    namespace: ns.into(),
+                    name: name.into(),
+                })
+            };
+        assert_eq!(
+            attrs(Method::GET, "/api/v1/namespaces/a/pods?watch=true"),
+            resource("watch", "", "pods", "", "a", "")
+        );
+        assert_eq!(
+            attrs(Method::GET, "/api/v1/pods"),
+            resource("list", "", "pods", "", "", "")
+        );
+        assert_eq!(
+            attrs(Method::DELETE, "/api/v1/namespaces/a/configmaps"),
+            resource("deletecollection", "", "configmaps", "", "a", "")
+        );
+        assert_eq!(
+            attrs(
+                Method::PUT,
+                "/apis/apps/v1/namespaces/a/deployments/web/scale"
+            ),
+            resource("update", "apps", "deployments", "scale", "a", "web")
+        );
+        assert_eq!(
+            attrs(Method::GET, "/api/v1/namespaces/team-a"),
+            resource("get", "", "namespaces", "", "team-a", "team-a")
+        );
+        assert_eq!(
+            attrs(Method::GET, "/apis/apps"),
+            Attributes::NonResource {
+                verb: "get".into(),
+                path: "/apis/apps".into()
+            }
+        );
+    }
 }

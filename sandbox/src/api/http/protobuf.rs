@@ -299,4 +299,28 @@ mod tests {
         .concat();
         assert_eq!(decode(&pod).unwrap_err().code, 415);
     }
+
+    #[test]
+    fn an_access_review_in_protobuf_decodes() {
+        let attributes = [
+            field(1, b"kube-system"),
+            field(2, b"create"),
+            field(3, b"apps"),
+            field(5, b"deployments"),
+        ]
+        .concat();
+        let raw = [field(1, &[]), field(2, &field(1, &attributes))].concat();
+        let type_meta = [
+            field(1, b"authorization.k8s.io/v1"),
+            field(2, b"SelfSubjectAccessReview"),
+        ]
+        .concat();
+        let body = [MAGIC.to_vec(), field(1, &type_meta), field(2, &raw)].concat();
+        let obj = decode(&body).unwrap();
+        assert_eq!(
+            obj["spec"],
+            json!({"resourceAttributes": {"namespace": "kube-system", "verb": "create",
+                   "group": "apps", "resource": "deployments"}})
+        );
+    }
 }
