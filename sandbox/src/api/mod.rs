@@ -4,20 +4,24 @@
 //!
 //! One [`ApiServer`] is one cluster's API. Its [`router`](ApiServer::router)
 //! answers HTTP; [`client`](ApiServer::client) gives a `kube::Client` that
-//! calls the router without a socket; [`serve`](ApiServer::serve) puts the
-//! same router on a loopback port for kubectl and out-of-process clients.
-//! Several servers can run in one process; each has its own objects.
+//! calls the router without a socket, as the server's loopback identity;
+//! [`client_as`](ApiServer::client_as) one that sends a bearer token;
+//! [`serve`](ApiServer::serve) puts the same router on a loopback port
+//! (HTTPS, and plain HTTP on the same port) for kubectl and out-of-process
+//! clients. Several servers can run in one process; each has its own
+//! objects.
 //!
 //! ```no_run
 //! # async fn demo() -> std::io::Result<()> {
 //! use modelfleet_sandbox::api::ApiServer;
 //!
 //! let server = ApiServer::new();
-//! let client = server.client(); // in-process kube::Client
+//! let client = server.client(); // in-process, system:masters
+//! let tenant = server.client_as(&server.issue_token("alice", &["tenants"]));
 //! let serving = server.serve("127.0.0.1:0".parse().unwrap()).await?;
 //! std::fs::write("/tmp/kubeconfig", serving.kubeconfig_yaml("sandbox"))?;
 //! server.faults().write_error_rate(0.05);
-//! # drop(client); Ok(()) }
+//! # drop((client, tenant)); Ok(()) }
 //! ```
 //!
 //! ## What it does as the real server does
@@ -25,17 +29,37 @@
 //! Discovery (`/version`, `/api`, `/apis`, group and resource lists, CRDs
 //! appearing and disappearing); namespaces, nodes, pods, services,
 //! configmaps, secrets, serviceaccounts, events (core and
-//! `events.k8s.io`), leases, deployments, poddisruptionbudgets, CRDs and
-//! custom resources; get, list and watch with label and field selectors,
-//! resourceVersion resumption, bookmarks and 410 Gone; create
-//! (`generateName`), update with optimistic concurrency, JSON merge, JSON
-//! and strategic merge patch, server-side apply with managed fields,
-//! conflicts and force; delete with preconditions, finalizers, graceful
-//! pod termination and owner-reference garbage collection (background,
-//! foreground, orphan); `/status`, `/scale` and `pods/binding`;
-//! `generation`; CRD schema pruning, defaulting and validation with the
-//! real 422 shape; server-side printing (`Table`) with printer columns;
-//! OpenAPI v3 for kubectl's validation and `explain`; `dryRun=All`.
+//! `events.k8s.io`), leases, deployments, poddisruptionbudgets,
+//! networkpolicies, roles, rolebindings, clusterroles,
+//! clusterrolebindings, CRDs and custom resources; get, list and watch
+//! with label and field selectors, resourceVersion resumption, bookmarks
+//! and 410 Gone; create (`generateName`), update with optimistic
+//! concurrency, JSON merge, JSON and strategic merge patch, server-side
+//! apply with managed fields, conflicts and force; delete with
+//! preconditions, finalizers, graceful pod termination and owner-reference
+//! garbage collection (background, foreground, orphan); `/status`,
+//! `/scale` and `pods/binding`; `generation`; CRD schema pruning,
+//! defaulting and validation with the real 422 shape; server-side
+//! printing (`Table`) with printer columns; OpenAPI v3 for kubectl's
+//! validation and `explain`; `dryRun=All`.
+//!
+//! Identity and access as kube-apiserver 1.33 with RBAC: bearer tokens
+//! (static tokens from [`issue_token`](ApiServer::issue_token), the
+//! `kubernetes-admin` token of kubeconfigs, ServiceAccount tokens that
+//! stop working when their account is deleted), `system:anonymous` for a
+//! request without one, the real 401 for a bad one; every request
+//! authorized (`system:masters`, then RBAC with the real rule matching,
+//! subresources, resourceNames and nonResourceURLs) with the real 403
+//! wording; the bootstrap ClusterRoles and bindings (`cluster-admin`,
+//! `admin`, `edit`, `view`, `system:discovery`, `system:basic-user`,
+//! `system:public-info-viewer`); RBAC's escalation checks (`escalate`,
+//! `bind`, or holding every granted permission); server-side apply that
+//! creates needs `create`; `SelfSubjectAccessReview`,
+//! `SelfSubjectRulesReview`, `SubjectAccessReview` and
+//! `SelfSubjectReview` (so `kubectl auth can-i`, `can-i --list` and
+//! `whoami` work). Pod Security admission with the real checks and
+//! messages: `enforce` refuses pods, `warn` (defaulting to a stricter
+//! `enforce`) adds `Warning`s to pods and Deployment templates.
 //!
 //! ## What it does differently
 //!
@@ -49,7 +73,25 @@
 //! - Lists ignore `limit`/`continue` and return everything in one page.
 //! - Aggregated discovery and OpenAPI v2 are not served (kubectl falls
 //!   back to the legacy discovery documents and uses OpenAPI v3).
-//! - No authentication or authorization: every request is allowed.
+//! - Authentication is bearer tokens only: no client certificates, OIDC,
+//!   webhook token review, impersonation (`--as`) or `TokenRequest`;
+//!   ServiceAccount tokens are opaque (not JWTs) and are checked only
+//!   against the account's existence. The serving certificate and its CA
+//!   are fixed sandbox material (see `tls`), and plain HTTP is also
+//!   answered on the same port (kubectl sends no credentials over it, so
+//!   such requests are anonymous).
+//! - Authorization is `system:masters` and RBAC only (no Node or webhook
+//!   authorizer). Of the bootstrap policy only the roles above exist
+//!   (none of the controllers' `system:*` roles); `admin`, `edit` and
+//!   `view` carry the rules the real ones aggregate for the kinds served
+//!   here, and `aggregationRule`s are kept but not evaluated.
+//!   `localsubjectaccessreviews` are not served; access reviews ignore
+//!   `fieldSelector`/`labelSelector` attributes and `extra`.
+//! - Pod Security admission evaluates every level at `latest` (a version
+//!   label is shown in messages but older policy versions are not
+//!   applied), has no exemptions and no `audit` mode, inspects only pods
+//!   and Deployment templates among workloads, and ignores unreadable
+//!   labels; the Windows `hostProcess` check is not implemented.
 //! - Garbage collection, namespace and CRD cleanup happen inline with the
 //!   delete that triggers them, not in background controllers.
 
@@ -152,7 +194,8 @@ impl ApiServer {
         }
     }
 
-    /// The HTTP API as an axum router (no socket).
+    /// The HTTP API as an axum router (no socket). A request without an
+    /// `Authorization` header is `system:anonymous`, as on the socket.
     pub fn router(&self) -> Router {
         Router::new()
             .fallback(http::handle)
