@@ -31,10 +31,34 @@ pub fn admit(
     if target.ty.group == RBAC_GROUP
         && let Some(user) = user
         && !user.is_privileged()
+        && !only_gc_fields_change(old, candidate)
     {
         no_escalation(state, target, candidate, user)?;
     }
     pod_security_admission(state, target, old, candidate)
+}
+
+/// An update that changes only what garbage collection needs (owner
+/// references, finalizers) is not checked, as RBAC's storage skips it.
+fn only_gc_fields_change(old: Option<&Value>, candidate: &Value) -> bool {
+    let Some(old) = old else {
+        return false;
+    };
+    let strip = |obj: &Value| {
+        let mut copy = obj.clone();
+        if let Some(m) = copy.get_mut("metadata").and_then(Value::as_object_mut) {
+            for field in [
+                "ownerReferences",
+                "finalizers",
+                "managedFields",
+                "resourceVersion",
+            ] {
+                m.remove(field);
+            }
+        }
+        copy
+    };
+    strip(old) == strip(candidate)
 }
 
 fn no_escalation(state: &State, target: &Target, obj: &Value, user: &UserInfo) -> ApiResult<()> {

@@ -159,9 +159,10 @@ pub fn confirm_no_escalation(
         descriptions.into_iter().collect::<Vec<_>>().join("\n")
     );
     if !resolution_errors.is_empty() {
+        // One aggregated error in a list, as Go prints `[]error{agg}`.
         message.push_str(&format!(
             "; resolution errors: [{}]",
-            resolution_errors.join(" ")
+            super::aggregate(resolution_errors)
         ));
     }
     Err(message)

@@ -4,6 +4,7 @@
 //! injected faults, and dispatches to `ops`, `watch`, `discovery`, `table`
 //! and `openapi`. The same router serves sockets and in-process clients.
 
+mod authz;
 mod protobuf;
 mod request;
 
@@ -16,12 +17,13 @@ use axum::response::{IntoResponse, Response};
 use http::{Method, Request, StatusCode};
 use serde_json::{Value, json};
 
+use self::authz::{attributes, authorized};
 use self::request::{
     Query, check_accept, decode_body, delete_options, field_manager, json_response, wants_table,
 };
 use super::Shared;
-use super::auth::rbac::{self, Attributes, ResourceAttributes};
-use super::auth::{UserInfo, authn, authorize, reviews};
+use super::auth::rbac::Attributes;
+use super::auth::{authn, reviews};
 use super::discovery;
 use super::error::{ApiError, ApiResult};
 use super::faults::{Injected, Verb};
@@ -112,52 +114,6 @@ pub async fn handle(AxumState(shared): AxumState<Arc<Shared>>, request: Request<
     match serve(&shared, request).await {
         Ok(response) => response,
         Err(error) => error.into_response(),
-    }
-}
-
-/// What the authorizer is asked about a request, as the real
-/// `RequestInfo` reads it from the method and URL.
-fn attributes(method: &Method, path: &str, route: Option<&Route>, query: &Query) -> Attributes {
-    let Some(Route::Resource(p)) = route else {
-        return Attributes::NonResource {
-            verb: method.as_str().to_lowercase(),
-            path: path.to_owned(),
-        };
-    };
-    let verb = match *method {
-        Method::GET | Method::HEAD if query.flag("watch") => "watch".to_owned(),
-        Method::GET | Method::HEAD if p.name.is_some() => "get".to_owned(),
-        Method::GET | Method::HEAD => "list".to_owned(),
-        Method::POST => "create".to_owned(),
-        Method::PUT => "update".to_owned(),
-        Method::PATCH => "patch".to_owned(),
-        Method::DELETE if p.name.is_some() => "delete".to_owned(),
-        Method::DELETE => "deletecollection".to_owned(),
-        ref other => other.as_str().to_lowercase(),
-    };
-    // `/api/v1/namespaces/{name}` is in the namespace it names.
-    let namespace = match (&p.namespace, p.group.is_empty() && p.plural == "namespaces") {
-        (Some(ns), _) => ns.clone(),
-        (None, true) => p.name.clone().unwrap_or_default(),
-        (None, false) => String::new(),
-    };
-    Attributes::Resource(ResourceAttributes {
-        verb,
-        group: p.group.clone(),
-        resource: p.plural.clone(),
-        subresource: p.sub.clone().unwrap_or_default(),
-        namespace,
-        name: p.name.clone().unwrap_or_default(),
-    })
-}
-
-/// 403 unless the authorizer allows `attrs` for `user`.
-fn authorized(shared: &Shared, user: &UserInfo, attrs: &Attributes) -> ApiResult<()> {
-    let decision = authorize(&shared.lock(), user, attrs);
-    if decision.allowed {
-        Ok(())
-    } else {
-        Err(rbac::denied(&user.name, attrs, &decision.reason))
     }
 }
 
@@ -556,55 +512,5 @@ mod tests {
             Some(Route::OpenApiV3("apis/apps/v1".into()))
         );
         assert_eq!(route("/nope"), None);
-    }
-
-    #[test]
-    fn requests_become_authorization_attributes_as_request_info_reads_them() {
-        let attrs = |method: Method, url: &str| {
-            let uri: http::Uri = url.parse().unwrap();
-            let query = Query::parse(uri.query());
-            attributes(&method, uri.path(), route(uri.path()).as_ref(), &query)
-        };
-        let resource =
-            |verb: &str, group: &str, resource: &str, sub: &str, ns: &str, name: &str| {
-                Attributes::Resource(ResourceAttributes {
-                    verb: verb.into(),
-                    group: group.into(),
-                    resource: resource.into(),
-                    subresource: sub.into(),
-                    namespace: ns.into(),
-                    name: name.into(),
-                })
-            };
-        assert_eq!(
-            attrs(Method::GET, "/api/v1/namespaces/a/pods?watch=true"),
-            resource("watch", "", "pods", "", "a", "")
-        );
-        assert_eq!(
-            attrs(Method::GET, "/api/v1/pods"),
-            resource("list", "", "pods", "", "", "")
-        );
-        assert_eq!(
-            attrs(Method::DELETE, "/api/v1/namespaces/a/configmaps"),
-            resource("deletecollection", "", "configmaps", "", "a", "")
-        );
-        assert_eq!(
-            attrs(
-                Method::PUT,
-                "/apis/apps/v1/namespaces/a/deployments/web/scale"
-            ),
-            resource("update", "apps", "deployments", "scale", "a", "web")
-        );
-        assert_eq!(
-            attrs(Method::GET, "/api/v1/namespaces/team-a"),
-            resource("get", "", "namespaces", "", "team-a", "team-a")
-        );
-        assert_eq!(
-            attrs(Method::GET, "/apis/apps"),
-            Attributes::NonResource {
-                verb: "get".into(),
-                path: "/apis/apps".into()
-            }
-        );
     }
 }

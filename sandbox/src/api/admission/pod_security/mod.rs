@@ -3,7 +3,9 @@
 //! it; its `warn` level (which defaults to a stricter enforce level) adds
 //! a `Warning` to pod and Deployment writes that would.
 
+pub mod baseline;
 pub mod checks;
+pub mod restricted;
 
 use serde_json::{Map, Value};
 
@@ -101,30 +103,36 @@ type Check = fn(&Value, &Value) -> Option<Violation>;
 /// Baseline checks then restricted ones, each group in check-ID order,
 /// as the real registry orders them.
 const BASELINE: &[(&str, Check)] = &[
-    ("appArmorProfile", checks::app_armor_profile),
-    ("capabilities_baseline", checks::capabilities_baseline),
-    ("hostNamespaces", checks::host_namespaces),
-    ("hostPathVolumes", checks::host_path_volumes),
-    ("hostPorts", checks::host_ports),
-    ("privileged", checks::privileged),
-    ("procMount", checks::proc_mount),
-    ("seLinuxOptions", checks::se_linux_options),
-    ("seccompProfile_baseline", checks::seccomp_profile_baseline),
-    ("sysctls", checks::sysctls),
+    ("appArmorProfile", baseline::app_armor_profile),
+    ("capabilities_baseline", baseline::capabilities_baseline),
+    ("hostNamespaces", baseline::host_namespaces),
+    ("hostPathVolumes", baseline::host_path_volumes),
+    ("hostPorts", baseline::host_ports),
+    ("privileged", baseline::privileged),
+    ("procMount", baseline::proc_mount),
+    ("seLinuxOptions", baseline::se_linux_options),
+    (
+        "seccompProfile_baseline",
+        baseline::seccomp_profile_baseline,
+    ),
+    ("sysctls", baseline::sysctls),
 ];
 
 const RESTRICTED: &[(&str, Check)] = &[
     (
         "allowPrivilegeEscalation",
-        checks::allow_privilege_escalation,
+        restricted::allow_privilege_escalation,
     ),
-    ("capabilities_restricted", checks::capabilities_restricted),
-    ("restrictedVolumes", checks::restricted_volumes),
-    ("runAsNonRoot", checks::run_as_non_root),
-    ("runAsUser", checks::run_as_user),
+    (
+        "capabilities_restricted",
+        restricted::capabilities_restricted,
+    ),
+    ("restrictedVolumes", restricted::restricted_volumes),
+    ("runAsNonRoot", restricted::run_as_non_root),
+    ("runAsUser", restricted::run_as_user),
     (
         "seccompProfile_restricted",
-        checks::seccomp_profile_restricted,
+        restricted::seccomp_profile_restricted,
     ),
 ];
 
