@@ -485,3 +485,101 @@ async fn server_side_apply_that_would_create_needs_create() {
         )
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn impersonation_needs_the_impersonate_verb() {
+    if !installed() {
+        return;
+    }
+    let server = ApiServer::new();
+    let admin = server.client();
+    team_a(&admin).await;
+    let serving = server.serve("127.0.0.1:0".parse().unwrap()).await.unwrap();
+    let k = Kubectl::new(&serving.kubeconfig_yaml("sandbox"));
+    // kubectl's create generators send these in protobuf.
+    let created = k
+        .ok(&[
+            "create",
+            "rolebinding",
+            "frank-views",
+            "--clusterrole=view",
+            "--user=frank",
+            "-n",
+            "team-a",
+        ])
+        .await;
+    assert!(
+        created
+            .stdout
+            .contains("rolebinding.rbac.authorization.k8s.io/frank-views created")
+    );
+    k.ok(&["create", "serviceaccount", "robot", "-n", "team-a"])
+        .await;
+    k.ok(&[
+        "create",
+        "role",
+        "reader",
+        "--verb=get,list",
+        "--resource=pods",
+        "-n",
+        "team-a",
+    ])
+    .await;
+    let frank = k
+        .run(&[
+            "auth",
+            "can-i",
+            "list",
+            "pods",
+            "-n",
+            "team-a",
+            "--as=frank",
+        ])
+        .await;
+    assert_eq!(frank.stdout.trim(), "yes", "{}", frank.stderr);
+    let bot = "--as=system:serviceaccount:team-a:bot";
+    let yes = k
+        .ok(&[
+            "auth",
+            "can-i",
+            "create",
+            "deployments",
+            "-n",
+            "team-a",
+            bot,
+        ])
+        .await;
+    assert_eq!(yes.stdout.trim(), "yes");
+    let no = k
+        .run(&[
+            "auth",
+            "can-i",
+            "create",
+            "deployments",
+            "-n",
+            "kube-system",
+            bot,
+        ])
+        .await;
+    assert_eq!(no.stdout.trim(), "no", "{}", no.stderr);
+    let whoami = k.ok(&["auth", "whoami", bot]).await.stdout;
+    assert!(whoami.contains("system:serviceaccounts:team-a"), "{whoami}");
+
+    let erin = Kubectl::new(
+        &serving.kubeconfig_yaml_with_token("sandbox", &server.issue_token("erin", &[])),
+    );
+    let stderr = erin
+        .fails(&[
+            "get",
+            "--raw",
+            "/api/v1/namespaces/default/pods",
+            "--as=bob",
+        ])
+        .await;
+    assert!(
+        stderr.contains(
+            "users \"bob\" is forbidden: User \"erin\" cannot impersonate resource \"users\" in API group \"\" at the cluster scope"
+        ),
+        "{stderr}"
+    );
+}

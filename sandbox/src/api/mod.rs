@@ -47,7 +47,8 @@
 //! (static tokens from [`issue_token`](ApiServer::issue_token), the
 //! `kubernetes-admin` token of kubeconfigs, ServiceAccount tokens that
 //! stop working when their account is deleted), `system:anonymous` for a
-//! request without one, the real 401 for a bad one; every request
+//! request without one, the real 401 for a bad one; impersonation
+//! (`kubectl --as`) with the `impersonate` verb; every request
 //! authorized (`system:masters`, then RBAC with the real rule matching,
 //! subresources, resourceNames and nonResourceURLs) with the real 403
 //! wording; the bootstrap ClusterRoles and bindings (`cluster-admin`,
@@ -74,7 +75,8 @@
 //! - Aggregated discovery and OpenAPI v2 are not served (kubectl falls
 //!   back to the legacy discovery documents and uses OpenAPI v3).
 //! - Authentication is bearer tokens only: no client certificates, OIDC,
-//!   webhook token review, impersonation (`--as`) or `TokenRequest`;
+//!   webhook token review or `TokenRequest`; impersonation takes users,
+//!   ServiceAccounts and groups but not `Impersonate-Extra-*` or UIDs;
 //!   ServiceAccount tokens are opaque (not JWTs) and are checked only
 //!   against the account's existence. The serving certificate and its CA
 //!   are fixed sandbox material (see `tls`), and plain HTTP is also

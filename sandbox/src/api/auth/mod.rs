@@ -7,6 +7,7 @@
 pub mod authn;
 pub mod bootstrap;
 pub mod escalation;
+pub mod impersonation;
 pub mod rbac;
 pub mod reviews;
 

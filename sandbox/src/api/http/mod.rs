@@ -23,7 +23,7 @@ use self::request::{
 };
 use super::Shared;
 use super::auth::rbac::Attributes;
-use super::auth::{authn, reviews};
+use super::auth::{authn, impersonation, reviews};
 use super::discovery;
 use super::error::{ApiError, ApiResult};
 use super::faults::{Injected, Verb};
@@ -119,10 +119,12 @@ pub async fn handle(AxumState(shared): AxumState<Arc<Shared>>, request: Request<
 
 async fn serve(shared: &Arc<Shared>, request: Request<Body>) -> ApiResult<Response> {
     let (parts, body) = request.into_parts();
-    let user = authn::authenticate(
-        &shared.lock(),
-        parts.headers.get(http::header::AUTHORIZATION),
-    )?;
+    let user = {
+        let state = shared.lock();
+        let requester =
+            authn::authenticate(&state, parts.headers.get(http::header::AUTHORIZATION))?;
+        impersonation::acting_user(&state, requester, &parts.headers)?
+    };
     let route = route(parts.uri.path());
     let attrs = attributes(
         &parts.method,

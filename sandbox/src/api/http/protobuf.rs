@@ -1,6 +1,8 @@
 //! Request bodies in the Kubernetes protobuf encoding, for the kinds
 //! kubectl's `create` generators send that way (`kubectl create namespace`,
-//! `create configmap`, `create secret`) and the reviews of `kubectl auth`. The server answers in JSON, which
+//! `create configmap`, `create secret`, `create serviceaccount`, `create
+//! role|clusterrole|rolebinding|clusterrolebinding`) and the reviews of
+//! `kubectl auth`. The server answers in JSON, which
 //! kubectl accepts. Other kinds answer 415 with a hint to use
 //! `kubectl apply`, which sends JSON.
 //!
@@ -161,6 +163,82 @@ fn review_spec(kind: &str, bytes: &[u8]) -> Option<Value> {
     Some(spec)
 }
 
+/// A `PolicyRule`: verbs 1, apiGroups 2, resources 3, resourceNames 4,
+/// nonResourceURLs 5, all repeated strings.
+fn policy_rule(bytes: &[u8]) -> Option<Value> {
+    let names = [
+        "verbs",
+        "apiGroups",
+        "resources",
+        "resourceNames",
+        "nonResourceURLs",
+    ];
+    let mut rule = json!({});
+    for (n, f) in fields(bytes)? {
+        if let (Some(name), Field::Bytes(b)) =
+            (n.checked_sub(1).and_then(|i| names.get(i as usize)), f)
+        {
+            match rule.get_mut(*name).and_then(Value::as_array_mut) {
+                Some(list) => list.push(text(b)),
+                None => rule[*name] = json!([text(b)]),
+            }
+        }
+    }
+    Some(rule)
+}
+
+/// The RBAC kinds `kubectl create role|clusterrole|rolebinding|
+/// clusterrolebinding` send.
+fn rbac_field(kind: &str, n: u64, bytes: &[u8], obj: &mut Value) -> Option<()> {
+    match (kind, n) {
+        ("Role" | "ClusterRole", 2) => push(obj, "rules", policy_rule(bytes)?),
+        ("ClusterRole", 3) => {
+            let selectors: Vec<Value> = fields(bytes)?
+                .into_iter()
+                .filter_map(|(n, f)| match (n, f) {
+                    (1, Field::Bytes(b)) => label_selector(b),
+                    _ => None,
+                })
+                .collect();
+            obj["aggregationRule"] = json!({"clusterRoleSelectors": selectors});
+        }
+        ("RoleBinding" | "ClusterRoleBinding", 2) => push(
+            obj,
+            "subjects",
+            strings(
+                bytes,
+                &[(1, "kind"), (2, "apiGroup"), (3, "name"), (4, "namespace")],
+            )?,
+        ),
+        ("RoleBinding" | "ClusterRoleBinding", 3) => {
+            obj["roleRef"] = strings(bytes, &[(1, "apiGroup"), (2, "kind"), (3, "name")])?;
+        }
+        _ => {}
+    }
+    Some(())
+}
+
+fn push(obj: &mut Value, field: &str, item: Value) {
+    match obj.get_mut(field).and_then(Value::as_array_mut) {
+        Some(list) => list.push(item),
+        None => obj[field] = json!([item]),
+    }
+}
+
+/// A `LabelSelector` with `matchLabels` only (map entries in field 1).
+fn label_selector(bytes: &[u8]) -> Option<Value> {
+    let mut labels = Map::new();
+    for (n, f) in fields(bytes)? {
+        if let (1, Field::Bytes(b)) = (n, f) {
+            let (k, v) = entry(b)?;
+            labels.insert(k, text(v));
+        }
+    }
+    Some(json!({"matchLabels": labels}))
+}
+
+const RBAC_KINDS: &[&str] = &["Role", "ClusterRole", "RoleBinding", "ClusterRoleBinding"];
+
 const REVIEWS: &[&str] = &[
     "SelfSubjectAccessReview",
     "SelfSubjectRulesReview",
@@ -176,6 +254,9 @@ fn decode_kind(kind: &str, raw: &[u8]) -> Option<Value> {
     for (n, f) in fields(raw)? {
         match (kind, n, f) {
             (_, 1, Field::Bytes(b)) => obj["metadata"] = object_meta(b)?,
+            (_, n, Field::Bytes(b)) if RBAC_KINDS.contains(&kind) => {
+                rbac_field(kind, n, b, &mut obj)?
+            }
             (_, 2, Field::Bytes(b)) if REVIEWS.contains(&kind) && kind != "SelfSubjectReview" => {
                 obj["spec"] = review_spec(kind, b)?;
             }
@@ -248,11 +329,14 @@ pub fn decode(body: &[u8]) -> ApiResult<Value> {
             _ => {}
         }
     }
-    if !matches!(kind.as_str(), "Namespace" | "ConfigMap" | "Secret")
-        && !REVIEWS.contains(&kind.as_str())
+    if !matches!(
+        kind.as_str(),
+        "Namespace" | "ConfigMap" | "Secret" | "ServiceAccount"
+    ) && !REVIEWS.contains(&kind.as_str())
+        && !RBAC_KINDS.contains(&kind.as_str())
     {
         return Err(ApiError::unsupported_media_type(format!(
-            "the sandbox reads protobuf only for Namespace, ConfigMap, Secret and the access reviews, not {kind}; \
+            "the sandbox reads protobuf only for Namespace, ConfigMap, Secret, ServiceAccount, the RBAC kinds and the access reviews, not {kind}; \
              send JSON (for example with `kubectl apply`)"
         )));
     }
