@@ -91,6 +91,19 @@ impl AdmissionKey {
         hex::encode(self.0)
     }
 
+    /// The API key the engines in `namespace` require, derived from this
+    /// key so the hub (whose gateway calls them) and the operator (which
+    /// writes it into the namespace's Secret) agree without storing or
+    /// sending it. One per namespace: a key read in one tenant's namespace
+    /// opens no other tenant's engines.
+    pub fn engine_api_key(&self, namespace: &str) -> String {
+        let mut mac =
+            <Hmac<Sha256> as KeyInit>::new_from_slice(&self.0).expect("HMAC takes any key");
+        mac.update(b"modelfleet engine api key v1\0");
+        mac.update(namespace.as_bytes());
+        format!("mfe-{}", hex::encode(mac.finalize().into_bytes()))
+    }
+
     fn mac(&self, object: &Object, spec: &str) -> Hmac<Sha256> {
         let mut mac =
             <Hmac<Sha256> as KeyInit>::new_from_slice(&self.0).expect("HMAC takes any key");
@@ -246,6 +259,17 @@ pub fn check(md: &ModelDeployment, key: &AdmissionKey) -> Sealed {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn engine_api_keys_differ_by_namespace_and_by_cluster_key() {
+        let a = AdmissionKey::from_bytes([1; 32]);
+        let b = AdmissionKey::from_bytes([2; 32]);
+        assert_eq!(a.engine_api_key("mf-acme"), a.engine_api_key("mf-acme"));
+        assert_ne!(a.engine_api_key("mf-acme"), a.engine_api_key("mf-globex"));
+        assert_ne!(a.engine_api_key("mf-acme"), b.engine_api_key("mf-acme"));
+        assert!(a.engine_api_key("mf-acme").starts_with("mfe-"));
+        assert_eq!(a.engine_api_key("mf-acme").len(), 4 + 64);
+    }
 
     fn md(name: &str, replicas: u32) -> ModelDeployment {
         let mut md = ModelDeployment::new(

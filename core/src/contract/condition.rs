@@ -42,6 +42,9 @@ pub mod reason {
 
     /// `Ready=True`.
     pub const SERVING: &str = "Serving";
+    /// `Ready=False`: the operator may not write the workload in this
+    /// namespace (its workload role is not bound there).
+    pub const NOT_PERMITTED: &str = "NotPermitted";
 
     /// `Admitted=True`.
     pub const ADMITTED: &str = "Admitted";

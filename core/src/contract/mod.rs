@@ -11,7 +11,9 @@
 //! - [`condition`]: condition types and reasons on a ModelDeployment;
 //! - [`admission`]: the hub's admission annotations;
 //! - [`discovery`]: node pools from a cluster's Nodes and Pods;
-//! - [`pool_choice`]: which pool a ModelDeployment lands on.
+//! - [`pool_choice`]: which pool a ModelDeployment lands on;
+//! - [`tenancy`]: what keeps tenants apart inside one cluster (Pod Security
+//!   labels, the operator's RoleBinding, NetworkPolicy, engine API key).
 //!
 //! Pure like the rest of this crate: functions over k8s-openapi types and
 //! plain values; whoever calls them lists the objects.
@@ -25,3 +27,4 @@ pub mod labels;
 pub mod namespace;
 pub mod node_labels;
 pub mod pool_choice;
+pub mod tenancy;

@@ -1,0 +1,242 @@
+//! The boundary between tenants inside one cluster a hub manages: what a
+//! tenant namespace carries besides its ModelDeployments, who writes it,
+//! and who may write there.
+//!
+//! | object | written by | what it does |
+//! | --- | --- | --- |
+//! | the Namespace's [`pod_security_labels`] | hub | Pod Security admission enforces `baseline` on every pod, warns at `restricted` |
+//! | RoleBinding [`OPERATOR_BINDING`] | hub | lets the operator write workloads there (ClusterRole [`OPERATOR_WORKLOADS_ROLE`]) and nowhere else |
+//! | NetworkPolicy [`NETWORK_POLICY`] | operator | engines answer only the gateway and their own group; no pod reaches the clouds' metadata services |
+//! | Secret [`ENGINE_API_KEY_SECRET`] | operator | the API key every engine there requires (derived from the cluster's admission key) |
+//!
+//! The operator writes its two only when a hub manages the cluster (it has
+//! an admission key): a standalone operator serves one team, with no
+//! gateway to let through.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::ByteString;
+use k8s_openapi::api::core::v1::Secret;
+use k8s_openapi::api::networking::v1::{
+    IPBlock, NetworkPolicy, NetworkPolicyEgressRule, NetworkPolicyIngressRule, NetworkPolicyPeer,
+    NetworkPolicySpec,
+};
+use k8s_openapi::api::rbac::v1::{RoleBinding, RoleRef, Subject};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{
+    LabelSelector, LabelSelectorRequirement, ObjectMeta,
+};
+
+use super::admission::AdmissionKey;
+use super::labels::DEPLOYMENT_LABEL;
+
+/// The ClusterRole holding the operator's writes (workloads, their
+/// Services and budgets, the NetworkPolicy and the API key Secret), bound
+/// only in namespaces that hold ModelDeployments.
+pub const OPERATOR_WORKLOADS_ROLE: &str = "modelfleet-operator-workloads";
+/// The RoleBinding of [`OPERATOR_WORKLOADS_ROLE`] in a tenant namespace.
+pub const OPERATOR_BINDING: &str = "modelfleet-operator";
+/// The operator's ServiceAccount as `manifests/operator/` installs it.
+pub const OPERATOR_SERVICE_ACCOUNT: (&str, &str) = ("modelfleet-system", "modelfleet-operator");
+
+/// The Secret holding the engines' API key in a tenant namespace.
+pub const ENGINE_API_KEY_SECRET: &str = "modelfleet-engine-api-key";
+/// Its one key.
+pub const ENGINE_API_KEY_FIELD: &str = "api-key";
+/// The variable vLLM (and vllm-ascend) read their API key from; with it
+/// set, every `/v1` route needs `Authorization: Bearer <key>` (`/health`
+/// and `/metrics` stay open for probes and scraping).
+pub const ENGINE_API_KEY_ENV: &str = "VLLM_API_KEY";
+
+/// The default-deny NetworkPolicy of a tenant namespace.
+pub const NETWORK_POLICY: &str = "modelfleet-tenant-isolation";
+/// Where the gateway runs, and the label its pods carry.
+pub const GATEWAY_NAMESPACE: &str = "modelfleet-system";
+pub const GATEWAY_POD_LABEL: (&str, &str) = ("app.kubernetes.io/name", "modelfleet-gateway");
+
+/// Link-local addresses (the metadata services of AWS, Huawei Cloud and
+/// Tencent Cloud, which hand out the node's cloud credentials) and
+/// Alibaba Cloud's metadata address: no engine or fetcher needs them.
+pub const METADATA_CIDRS_V4: [&str; 2] = ["169.254.0.0/16", "100.100.100.200/32"];
+pub const METADATA_CIDRS_V6: [&str; 1] = ["fe80::/10"];
+
+/// The Pod Security admission labels of a tenant namespace: `baseline`
+/// enforced (no host namespaces, host paths, privileged containers or
+/// added capabilities), `restricted` warned and audited.
+pub fn pod_security_labels() -> [(&'static str, &'static str); 6] {
+    [
+        ("pod-security.kubernetes.io/enforce", "baseline"),
+        ("pod-security.kubernetes.io/enforce-version", "latest"),
+        ("pod-security.kubernetes.io/warn", "restricted"),
+        ("pod-security.kubernetes.io/warn-version", "latest"),
+        ("pod-security.kubernetes.io/audit", "restricted"),
+        ("pod-security.kubernetes.io/audit-version", "latest"),
+    ]
+}
+
+fn part_of() -> BTreeMap<String, String> {
+    BTreeMap::from([(
+        "app.kubernetes.io/part-of".to_owned(),
+        "modelfleet".to_owned(),
+    )])
+}
+
+fn meta(name: &str, namespace: &str) -> ObjectMeta {
+    ObjectMeta {
+        name: Some(name.to_owned()),
+        namespace: Some(namespace.to_owned()),
+        labels: Some(part_of()),
+        ..ObjectMeta::default()
+    }
+}
+
+fn labels(pairs: &[(&str, &str)]) -> LabelSelector {
+    LabelSelector {
+        match_labels: Some(
+            pairs
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect(),
+        ),
+        ..LabelSelector::default()
+    }
+}
+
+fn all_but(cidr: &str, except: &[&str]) -> NetworkPolicyPeer {
+    NetworkPolicyPeer {
+        ip_block: Some(IPBlock {
+            cidr: cidr.to_owned(),
+            except: Some(except.iter().map(|c| (*c).to_owned()).collect()),
+        }),
+        ..NetworkPolicyPeer::default()
+    }
+}
+
+/// The NetworkPolicy of tenant namespace `namespace`: every pod there
+/// takes connections only from the gateway's pods and from modelfleet's
+/// pods of the same namespace (an LWS group's leader and workers: Ray's
+/// port 6379, NCCL/HCCL); pods may connect anywhere (object stores and
+/// model hubs are on the internet) except the cloud metadata services.
+pub fn network_policy(namespace: &str) -> NetworkPolicy {
+    let own_workloads = NetworkPolicyPeer {
+        pod_selector: Some(LabelSelector {
+            match_expressions: Some(vec![LabelSelectorRequirement {
+                key: DEPLOYMENT_LABEL.to_owned(),
+                operator: "Exists".to_owned(),
+                values: None,
+            }]),
+            ..LabelSelector::default()
+        }),
+        ..NetworkPolicyPeer::default()
+    };
+    let gateway = NetworkPolicyPeer {
+        namespace_selector: Some(labels(&[(
+            "kubernetes.io/metadata.name",
+            GATEWAY_NAMESPACE,
+        )])),
+        pod_selector: Some(labels(&[GATEWAY_POD_LABEL])),
+        ..NetworkPolicyPeer::default()
+    };
+    // Pods anywhere in the cluster (DNS, a group's peers): whether an
+    // ipBlock covers pod addresses is up to the CNI, so they are named.
+    let in_cluster = NetworkPolicyPeer {
+        namespace_selector: Some(LabelSelector::default()),
+        ..NetworkPolicyPeer::default()
+    };
+    NetworkPolicy {
+        metadata: meta(NETWORK_POLICY, namespace),
+        spec: Some(NetworkPolicySpec {
+            pod_selector: Some(LabelSelector::default()),
+            policy_types: Some(vec!["Ingress".to_owned(), "Egress".to_owned()]),
+            ingress: Some(vec![NetworkPolicyIngressRule {
+                from: Some(vec![own_workloads, gateway]),
+                ports: None,
+            }]),
+            egress: Some(vec![NetworkPolicyEgressRule {
+                to: Some(vec![
+                    in_cluster,
+                    all_but("0.0.0.0/0", &METADATA_CIDRS_V4),
+                    all_but("::/0", &METADATA_CIDRS_V6),
+                ]),
+                ports: None,
+            }]),
+        }),
+    }
+}
+
+/// The Secret with the API key of the engines in `namespace`.
+pub fn engine_api_key_secret(namespace: &str, key: &AdmissionKey) -> Secret {
+    Secret {
+        metadata: meta(ENGINE_API_KEY_SECRET, namespace),
+        type_: Some("Opaque".to_owned()),
+        // `data`, not `stringData`: the API server would turn the one into
+        // the other, and server-side apply would then see a field it did
+        // not write.
+        data: Some(BTreeMap::from([(
+            ENGINE_API_KEY_FIELD.to_owned(),
+            ByteString(key.engine_api_key(namespace).into_bytes()),
+        )])),
+        ..Secret::default()
+    }
+}
+
+/// The RoleBinding that lets the operator (ServiceAccount
+/// `operator.0/operator.1`) write in `namespace`.
+pub fn operator_role_binding(namespace: &str, operator: (&str, &str)) -> RoleBinding {
+    RoleBinding {
+        metadata: meta(OPERATOR_BINDING, namespace),
+        role_ref: RoleRef {
+            api_group: "rbac.authorization.k8s.io".to_owned(),
+            kind: "ClusterRole".to_owned(),
+            name: OPERATOR_WORKLOADS_ROLE.to_owned(),
+        },
+        subjects: Some(vec![Subject {
+            kind: "ServiceAccount".to_owned(),
+            name: operator.1.to_owned(),
+            namespace: Some(operator.0.to_owned()),
+            api_group: None,
+        }]),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_policy_denies_by_default_and_names_its_two_ways_in() {
+        let policy = network_policy("mf-acme");
+        let spec = policy.spec.unwrap();
+        assert_eq!(spec.pod_selector, Some(LabelSelector::default()));
+        let from = &spec.ingress.unwrap()[0].from.clone().unwrap();
+        assert_eq!(from.len(), 2);
+        let gateway = &from[1];
+        assert_eq!(
+            gateway
+                .namespace_selector
+                .as_ref()
+                .unwrap()
+                .match_labels
+                .as_ref()
+                .unwrap()["kubernetes.io/metadata.name"],
+            GATEWAY_NAMESPACE
+        );
+        let egress = &spec.egress.unwrap()[0].to.clone().unwrap();
+        let v4 = egress[1].ip_block.as_ref().unwrap();
+        assert!(
+            v4.except
+                .as_ref()
+                .unwrap()
+                .contains(&"169.254.0.0/16".to_owned())
+        );
+    }
+
+    #[test]
+    fn the_secret_holds_the_namespace_key() {
+        let key = AdmissionKey::from_bytes([7; 32]);
+        let secret = engine_api_key_secret("mf-acme", &key);
+        assert_eq!(
+            secret.data.unwrap()[ENGINE_API_KEY_FIELD].0,
+            key.engine_api_key("mf-acme").into_bytes()
+        );
+    }
+}
