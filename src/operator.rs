@@ -41,6 +41,14 @@ pub struct OperatorArgs {
     /// prints for the cluster.
     #[arg(long, env = "MODELFLEET_ADMISSION_KEY_FILE")]
     admission_key_file: Option<std::path::PathBuf>,
+    /// Mount the Ascend driver's files (`/usr/local/Ascend/driver`,
+    /// `/usr/local/dcmi`, `npu-smi`, `/etc/ascend_install.info`) from the
+    /// node into vllm-ascend pods, for nodes without the Ascend Docker
+    /// Runtime that would mount them. Host paths break Pod Security
+    /// `baseline`, which the namespaces a hub creates enforce: only for
+    /// namespaces a platform admin has deliberately exempted.
+    #[arg(long, env = "MODELFLEET_ASCEND_HOST_PATHS")]
+    ascend_host_paths: bool,
 }
 
 pub fn run(args: OperatorArgs) -> anyhow::Result<ExitCode> {
@@ -52,6 +60,7 @@ pub fn run(args: OperatorArgs) -> anyhow::Result<ExitCode> {
             .context("cannot reach a Kubernetes API server (in-cluster config or KUBECONFIG)")?;
         let mut settings = Settings::new(args.cluster);
         settings.concurrency = args.concurrency;
+        settings.build.ascend_host_paths = args.ascend_host_paths;
         settings.admission = match &args.admission_key_file {
             Some(path) => {
                 let text = std::fs::read_to_string(path)

@@ -38,6 +38,14 @@ pub const MODELFLEET_IMAGE_REPOSITORY: &str = "ghcr.io/modelfleet/modelfleet";
 pub struct BuildOptions {
     /// Image of the `fetch-weights` init container.
     pub fetcher_image: String,
+    /// Mount the Ascend driver's files from the node into vllm-ascend
+    /// containers (`--ascend-host-paths`), for nodes without the Ascend
+    /// Docker Runtime. Such pods need a namespace Pod Security allows
+    /// host paths in, which tenant namespaces do not.
+    pub ascend_host_paths: bool,
+    /// Engines require the namespace's API key (set when a hub manages
+    /// the cluster: its gateway holds the key).
+    pub engine_api_key: bool,
 }
 
 impl Default for BuildOptions {
@@ -48,6 +56,8 @@ impl Default for BuildOptions {
                 "{MODELFLEET_IMAGE_REPOSITORY}:v{}",
                 env!("CARGO_PKG_VERSION")
             ),
+            ascend_host_paths: false,
+            engine_api_key: false,
         }
     }
 }
@@ -246,6 +256,8 @@ pub fn build(
         serve_args: engine::serve_args(model, plan, multi_node, extra_args)?,
         source,
         fetcher_image: &options.fetcher_image,
+        ascend_host_paths: options.ascend_host_paths,
+        engine_api_key: options.engine_api_key,
     };
     let replicas = i32::try_from(*replicas).unwrap_or(i32::MAX);
     let workload = if multi_node {

@@ -8,6 +8,9 @@
 
 use std::path::{Path, PathBuf};
 
+use k8s_openapi::api::admissionregistration::v1::{
+    ValidatingAdmissionPolicy, ValidatingAdmissionPolicyBinding,
+};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{Namespace, Service, ServiceAccount};
 use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, PolicyRule, Role, RoleBinding};
@@ -82,6 +85,10 @@ fn check_document(doc: &Value, file: &str) {
         "Service" => drop(check_as::<Service>(doc, file)),
         "CustomResourceDefinition" => drop(check_as::<CustomResourceDefinition>(doc, file)),
         "ModelDeployment" => drop(check_as::<ModelDeployment>(doc, file)),
+        "ValidatingAdmissionPolicy" => drop(check_as::<ValidatingAdmissionPolicy>(doc, file)),
+        "ValidatingAdmissionPolicyBinding" => {
+            drop(check_as::<ValidatingAdmissionPolicyBinding>(doc, file))
+        }
         other => panic!("{file}: no check for kind {other}"),
     }
 }
@@ -89,7 +96,7 @@ fn check_document(doc: &Value, file: &str) {
 #[test]
 fn every_manifest_reads_as_its_kubernetes_type() {
     let mut checked = 0;
-    for dir in ["crds", "examples", "operator", "testing"] {
+    for dir in ["crds", "examples", "operator", "hub-member", "testing"] {
         let mut files: Vec<_> = std::fs::read_dir(manifests().join(dir))
             .unwrap()
             .map(|e| e.unwrap().file_name().into_string().unwrap())
@@ -103,7 +110,7 @@ fn every_manifest_reads_as_its_kubernetes_type() {
             }
         }
     }
-    assert!(checked >= 14, "only {checked} documents found");
+    assert!(checked >= 19, "only {checked} documents found");
 }
 
 #[test]
@@ -117,12 +124,12 @@ fn the_typo_check_catches_an_unknown_field() {
     assert!(caught.is_err(), "a misspelt field must fail the check");
 }
 
-fn rules() -> Vec<PolicyRule> {
-    let role: ClusterRole = documents("operator/10-rbac.yaml")
+fn cluster_role(file: &str, name: &str) -> Vec<PolicyRule> {
+    let role: ClusterRole = documents(file)
         .into_iter()
-        .find(|d| d["kind"] == "ClusterRole")
+        .find(|d| d["kind"] == "ClusterRole" && d["metadata"]["name"] == name)
         .map(|d| serde_json::from_value(d).unwrap())
-        .unwrap();
+        .unwrap_or_else(|| panic!("{file} has no ClusterRole {name}"));
     role.rules.unwrap()
 }
 
@@ -138,52 +145,137 @@ fn allows(rules: &[PolicyRule], group: &str, resource: &str, verb: &str) -> bool
     })
 }
 
+fn no_wildcards(rules: &[PolicyRule]) {
+    for rule in rules {
+        assert!(
+            !rule.verbs.iter().any(|v| v == "*")
+                && !rule.resources.iter().flatten().any(|r| r == "*")
+                && !rule.api_groups.iter().flatten().any(|g| g == "*"),
+            "no wildcards: {rule:?}"
+        );
+    }
+}
+
+const BUILT: [(&str, &str); 4] = [
+    ("apps", "deployments"),
+    ("leaderworkerset.x-k8s.io", "leaderworkersets"),
+    ("", "services"),
+    ("policy", "poddisruptionbudgets"),
+];
+
+/// Cluster-wide the operator reads what it builds and reports on
+/// ModelDeployments; it writes workloads only through the role a tenant
+/// namespace binds, and secrets and network policies only there.
 #[test]
-fn the_operator_may_manage_exactly_what_it_builds() {
-    let rules = rules();
-    for (group, resource) in [
-        ("apps", "deployments"),
-        ("leaderworkerset.x-k8s.io", "leaderworkersets"),
-        ("", "services"),
-        ("policy", "poddisruptionbudgets"),
-    ] {
-        for verb in ["get", "list", "watch", "create", "patch", "delete"] {
+fn the_operator_writes_only_where_its_workload_role_is_bound() {
+    let everywhere = cluster_role("operator/10-rbac.yaml", "modelfleet-operator");
+    let bound = cluster_role("operator/10-rbac.yaml", "modelfleet-operator-workloads");
+    for (group, resource) in BUILT {
+        for verb in ["get", "list", "watch"] {
             assert!(
-                allows(&rules, group, resource, verb),
+                allows(&everywhere, group, resource, verb),
+                "{verb} {group}/{resource}"
+            );
+        }
+        for verb in ["create", "patch", "delete"] {
+            assert!(
+                !allows(&everywhere, group, resource, verb),
+                "{verb} {group}/{resource} must not be cluster-wide"
+            );
+            assert!(
+                allows(&bound, group, resource, verb),
                 "{verb} {group}/{resource}"
             );
         }
     }
     assert!(allows(
-        &rules,
+        &everywhere,
         "modelfleet.io",
         "modeldeployments/status",
         "patch"
     ));
     assert!(allows(
-        &rules,
+        &everywhere,
         "modelfleet.io",
         "modeldeployments/finalizers",
         "update"
     ));
-    assert!(allows(&rules, "", "nodes", "list"));
+    assert!(allows(&everywhere, "", "nodes", "list"));
     assert!(
-        !allows(&rules, "", "nodes", "patch"),
+        !allows(&everywhere, "", "nodes", "patch"),
         "discovery only reads nodes"
     );
     assert!(!allows(
-        &rules,
+        &everywhere,
         "modelfleet.io",
         "modeldeployments",
         "delete"
     ));
-    for rule in &rules {
+    for (group, resource) in [("", "secrets"), ("networking.k8s.io", "networkpolicies")] {
+        assert!(!allows(&everywhere, group, resource, "create"));
+        assert!(allows(&bound, group, resource, "create"));
+    }
+    // Existing secrets only by the one name it writes.
+    let secret_reads: Vec<_> = bound
+        .iter()
+        .filter(|r| r.resources.iter().flatten().any(|x| x == "secrets"))
+        .filter(|r| {
+            r.verbs
+                .iter()
+                .any(|v| v == "get" || v == "patch" || v == "list")
+        })
+        .collect();
+    assert!(!secret_reads.is_empty());
+    for rule in secret_reads {
+        assert_eq!(
+            rule.resource_names.as_deref(),
+            Some(&["modelfleet-engine-api-key".to_owned()][..])
+        );
+        assert!(!rule.verbs.iter().any(|v| v == "list" || v == "watch"));
+    }
+    no_wildcards(&everywhere);
+    no_wildcards(&bound);
+}
+
+/// The hub's role in a member cluster: it may bind the operator's workload
+/// role and no other, and it cannot write workloads, secrets or RBAC roles.
+#[test]
+fn the_hub_may_only_bind_the_operator_role_and_write_its_own_objects() {
+    let hub = cluster_role("hub-member/00-rbac.yaml", "modelfleet-hub");
+    let binds: Vec<_> = hub
+        .iter()
+        .filter(|r| r.verbs.iter().any(|v| v == "bind" || v == "escalate"))
+        .collect();
+    assert_eq!(binds.len(), 1);
+    assert_eq!(
+        binds[0].resource_names.as_deref(),
+        Some(&["modelfleet-operator-workloads".to_owned()][..])
+    );
+    assert!(!binds[0].verbs.iter().any(|v| v == "escalate"));
+    for (group, resource) in BUILT {
         assert!(
-            !rule.verbs.iter().any(|v| v == "*")
-                && !rule.resources.iter().flatten().any(|r| r == "*"),
-            "no wildcards: {rule:?}"
+            !allows(&hub, group, resource, "create"),
+            "{group}/{resource}"
         );
     }
+    for (group, resource) in [
+        ("", "secrets"),
+        ("rbac.authorization.k8s.io", "roles"),
+        ("rbac.authorization.k8s.io", "clusterroles"),
+        ("rbac.authorization.k8s.io", "clusterrolebindings"),
+    ] {
+        for verb in ["get", "create", "patch", "update"] {
+            let granted = hub.iter().any(|r| {
+                r.api_groups.iter().flatten().any(|g| g == group)
+                    && r.resources.iter().flatten().any(|x| x == resource)
+                    && r.verbs.iter().any(|v| v == verb)
+            });
+            assert!(!granted, "{verb} {group}/{resource}");
+        }
+    }
+    assert!(allows(&hub, "modelfleet.io", "modeldeployments", "create"));
+    assert!(allows(&hub, "", "namespaces", "patch"));
+    no_wildcards(&hub);
 }
 
 #[test]

@@ -5,17 +5,18 @@
 use std::collections::BTreeMap;
 
 use k8s_openapi::api::core::v1::{
-    Affinity, Capabilities, Container, ContainerPort, EmptyDirVolumeSource, EnvVar, HTTPGetAction,
-    HostPathVolumeSource, NodeAffinity, NodeSelector, NodeSelectorRequirement, NodeSelectorTerm,
-    PersistentVolumeClaimVolumeSource, PodSecurityContext, PodSpec, PodTemplateSpec, Probe,
-    ResourceRequirements, SeccompProfile, SecurityContext, Toleration, Volume, VolumeMount,
+    Affinity, Capabilities, Container, ContainerPort, EmptyDirVolumeSource, EnvVar, EnvVarSource,
+    HTTPGetAction, HostPathVolumeSource, NodeAffinity, NodeSelector, NodeSelectorRequirement,
+    NodeSelectorTerm, PersistentVolumeClaimVolumeSource, PodSecurityContext, PodSpec,
+    PodTemplateSpec, Probe, ResourceRequirements, SeccompProfile, SecretKeySelector,
+    SecurityContext, Toleration, Volume, VolumeMount,
 };
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use modelfleet_core::accelerator::{Accelerator, Vendor};
-use modelfleet_core::contract::devices;
 use modelfleet_core::contract::labels::{POOL_LABEL, ROLE_SERVER, ROLE_WORKER};
+use modelfleet_core::contract::{devices, tenancy};
 use modelfleet_core::crd::{ModelSource, SourceScheme};
 use modelfleet_core::fleet::NodePool;
 use modelfleet_core::planner::Plan;
@@ -56,6 +57,12 @@ pub struct PodInputs<'a> {
     pub serve_args: Vec<String>,
     pub source: ModelSource,
     pub fetcher_image: &'a str,
+    /// Mount the Ascend driver from the node ([`ASCEND_HOST_PATHS`]); off
+    /// where the Ascend Docker Runtime injects it, as MindCluster installs.
+    pub ascend_host_paths: bool,
+    /// Require the API key of the namespace's Secret
+    /// ([`tenancy::ENGINE_API_KEY_SECRET`]) on every engine request.
+    pub engine_api_key: bool,
 }
 
 pub fn pod_template(inputs: &PodInputs, role: Role) -> PodTemplateSpec {
@@ -235,6 +242,20 @@ fn env(inputs: &PodInputs, role: Role) -> Vec<EnvVar> {
     // The weights are on local disk; never let the engine or a tokenizer
     // reach for the Hugging Face Hub at run time.
     let mut env = vec![var("HF_HUB_OFFLINE", "1")];
+    if inputs.engine_api_key && role != Role::Worker {
+        env.push(EnvVar {
+            name: tenancy::ENGINE_API_KEY_ENV.to_owned(),
+            value: None,
+            value_from: Some(EnvVarSource {
+                secret_key_ref: Some(SecretKeySelector {
+                    name: tenancy::ENGINE_API_KEY_SECRET.to_owned(),
+                    key: tenancy::ENGINE_API_KEY_FIELD.to_owned(),
+                    optional: Some(false),
+                }),
+                ..EnvVarSource::default()
+            }),
+        });
+    }
     if inputs.accelerator.vendor == Vendor::Huawei && role != Role::Server {
         // The device plugin sets ASCEND_RT_VISIBLE_DEVICES; Ray must not
         // renumber it when it places the engine's workers.
@@ -302,7 +323,11 @@ const SHM_VOLUME: &str = "dshm";
 
 /// The host paths a vllm-ascend container needs from an Atlas node (driver
 /// libraries and version, the DCMI library and `npu-smi`), mounted
-/// read-only at the same paths as vllm-ascend's own `docker run` does.
+/// read-only at the same paths as vllm-ascend's own `docker run` does —
+/// only with `--ascend-host-paths`: host paths break Pod Security
+/// `baseline`, which tenant namespaces enforce, and the Ascend Docker
+/// Runtime (part of MindCluster, which the device plugin comes with)
+/// mounts the same files into every container given an NPU.
 const ASCEND_HOST_PATHS: [(&str, &str, &str); 4] = [
     ("ascend-driver", "/usr/local/Ascend/driver", "Directory"),
     ("ascend-dcmi", "/usr/local/dcmi", "Directory"),
@@ -335,7 +360,7 @@ fn volumes(inputs: &PodInputs) -> Vec<Volume> {
         ..Volume::default()
     };
     let mut volumes = vec![weights, shm];
-    if inputs.accelerator.vendor == Vendor::Huawei {
+    if inputs.accelerator.vendor == Vendor::Huawei && inputs.ascend_host_paths {
         volumes.extend(ASCEND_HOST_PATHS.iter().map(|(name, path, kind)| Volume {
             name: (*name).to_owned(),
             host_path: Some(HostPathVolumeSource {
@@ -362,7 +387,7 @@ fn engine_mounts(inputs: &PodInputs) -> Vec<VolumeMount> {
         _ => mount(WEIGHTS_VOLUME, MODELS_DIR, true),
     };
     let mut mounts = vec![weights, mount(SHM_VOLUME, "/dev/shm", false)];
-    if inputs.accelerator.vendor == Vendor::Huawei {
+    if inputs.accelerator.vendor == Vendor::Huawei && inputs.ascend_host_paths {
         mounts.extend(
             ASCEND_HOST_PATHS
                 .iter()

@@ -42,6 +42,8 @@ pools:
 fn options() -> BuildOptions {
     BuildOptions {
         fetcher_image: format!("{MODELFLEET_IMAGE_REPOSITORY}:test"),
+        ascend_host_paths: false,
+        engine_api_key: false,
     }
 }
 
@@ -51,6 +53,14 @@ fn plan_and_build(md: &ModelDeployment) -> (Plan, Resources<Built>) {
 }
 
 fn plan_and_build_on(md: &ModelDeployment, fleet: &Fleet) -> (Plan, Resources<Built>) {
+    plan_and_build_with(md, fleet, &options())
+}
+
+fn plan_and_build_with(
+    md: &ModelDeployment,
+    fleet: &Fleet,
+    options: &BuildOptions,
+) -> (Plan, Resources<Built>) {
     let report = md.spec.planner_inputs().unwrap().plan(fleet).unwrap();
     let plan = report
         .best()
@@ -62,7 +72,7 @@ fn plan_and_build_on(md: &ModelDeployment, fleet: &Fleet) -> (Plan, Resources<Bu
         .find(|p| p.reference() == plan.pool)
         .unwrap();
     let accelerator = Accelerator::find(&plan.accelerator).unwrap();
-    let built = build(md, &plan, pool, accelerator, &options()).unwrap();
+    let built = build(md, &plan, pool, accelerator, options).unwrap();
     (plan, built)
 }
 
@@ -338,11 +348,24 @@ fn pods_request_the_device_resource_their_pools_nodes_advertise() {
 }
 
 #[test]
-fn a_70b_model_on_ascend_runs_vllm_ascend_with_the_driver_mounted() {
+fn a_70b_model_on_ascend_runs_vllm_ascend_with_the_driver_mounted_only_when_asked() {
     let md = ModelDeployment::test("llama-70b-ascend")
         .model("llama-3.1-70b")
         .on("ascend-910b");
-    let (plan, built) = plan_and_build(&md);
+    // By default the Ascend Docker Runtime mounts the driver: no host path
+    // (which a namespace enforcing Pod Security baseline would refuse).
+    let (_, built) = plan_and_build(&md);
+    let spec = pod_spec(deployment(&built));
+    assert!(
+        spec.volumes.iter().flatten().all(|v| v.host_path.is_none()),
+        "{:?}",
+        spec.volumes
+    );
+    let with_paths = BuildOptions {
+        ascend_host_paths: true,
+        ..options()
+    };
+    let (plan, built) = plan_and_build_with(&md, &Fleet::from_yaml(FLEET).unwrap(), &with_paths);
     let spec = pod_spec(deployment(&built));
     let c = engine(spec);
     assert_eq!(c.image.as_deref(), Some(VLLM_ASCEND_IMAGE));
@@ -591,4 +614,56 @@ fn every_pod_is_hardened_and_carries_no_token() {
             .any(|(_, s)| s.init_containers.as_ref().is_some_and(|i| !i.is_empty())),
         "a fetcher was checked"
     );
+}
+
+/// Where a hub manages the cluster, every engine that answers HTTP (a
+/// server, a group's leader) takes its API key from the namespace's
+/// Secret — never a literal in the pod spec — and a group's workers,
+/// which answer nothing, get none. A standalone operator sets none.
+#[test]
+fn engines_require_the_namespace_api_key_when_a_hub_manages_the_cluster() {
+    use modelfleet_core::contract::tenancy;
+    let hub_managed = BuildOptions {
+        engine_api_key: true,
+        ..options()
+    };
+    let fleet = Fleet::from_yaml(FLEET).unwrap();
+    let key_of = |c: &Container| {
+        c.env
+            .iter()
+            .flatten()
+            .find(|e| e.name == tenancy::ENGINE_API_KEY_ENV)
+            .cloned()
+    };
+    let small = ModelDeployment::test("small")
+        .model("llama-3.1-8b")
+        .on("l40s");
+    let (_, built) = plan_and_build_with(&small, &fleet, &hub_managed);
+    let var = key_of(engine(pod_spec(deployment(&built)))).expect("the server gets the key");
+    assert_eq!(var.value, None, "the key is never written into the spec");
+    let from = var.value_from.unwrap().secret_key_ref.unwrap();
+    assert_eq!(from.name, tenancy::ENGINE_API_KEY_SECRET);
+    assert_eq!(from.key, tenancy::ENGINE_API_KEY_FIELD);
+    assert_eq!(from.optional, Some(false), "no Secret, no engine");
+
+    let (_, standalone) = plan_and_build(&small);
+    assert_eq!(key_of(engine(pod_spec(deployment(&standalone)))), None);
+
+    let big = ModelDeployment::test("gpt3-175b")
+        .model("gpt3-175b")
+        .on("h100-80gb")
+        .precision("bf16")
+        .concurrency(64);
+    let (_, built) = plan_and_build_with(&big, &fleet, &hub_managed);
+    let template = &lws(&built).spec.leader_worker_template;
+    let leader = template
+        .leader_template
+        .as_ref()
+        .unwrap()
+        .spec
+        .as_ref()
+        .unwrap();
+    assert!(key_of(engine(leader)).is_some());
+    let worker = template.worker_template.spec.as_ref().unwrap();
+    assert_eq!(key_of(engine(worker)), None);
 }

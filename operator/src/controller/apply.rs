@@ -37,6 +37,13 @@ pub enum ApplyError {
 }
 
 impl ApplyError {
+    /// Whether the API server refused for want of permission (403): the
+    /// operator's role is not bound where it tried to write.
+    pub fn is_forbidden(&self) -> bool {
+        let (ApplyError::Apply { source, .. } | ApplyError::Delete { source, .. }) = self;
+        matches!(source, kube::Error::Api(status) if status.code == 403)
+    }
+
     /// A bounded label for the error metric.
     pub fn metric_label(&self) -> &'static str {
         match self {
@@ -142,6 +149,15 @@ where
     match api.delete(name, &DeleteParams::background()).await {
         Ok(_) => Ok(true),
         Err(kube::Error::Api(status)) if status.code == 404 => Ok(false),
+        // Not allowed to delete here (the operator's role is not bound in
+        // this namespace), so it cannot have made one either: if there is
+        // none (it may read everywhere), there is nothing to clean up, and
+        // a ModelDeployment there can still be deleted.
+        Err(kube::Error::Api(status))
+            if status.code == 403 && matches!(api.get_opt(name).await, Ok(None)) =>
+        {
+            Ok(false)
+        }
         Err(source) => Err(ApplyError::Delete {
             kind: K::kind(&Default::default()).into_owned(),
             name: name.to_owned(),

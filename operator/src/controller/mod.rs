@@ -8,6 +8,7 @@
 //! | discover | Nodes and Pods → the pools, and the deployment's own pods ([`discover`]) | none | — |
 //! | choose | the pool and plan ([`modelfleet_core::contract::pool_choice`], shared with the hub) | none | — (unplannable is an outcome) |
 //! | build | the objects that run it ([`crate::build`]) | none | [`BuildError`] |
+//! | tenancy | with an admission key, the namespace's NetworkPolicy and engine API key Secret ([`tenancy`]) | writes (once per namespace and period) | [`apply::ApplyError`] |
 //! | apply | server-side apply, one field manager ([`apply`]) | writes | [`apply::ApplyError`] |
 //! | status | phase and conditions ([`status`]), written with Events ([`report`]) | writes | [`report::StatusError`] |
 //!
@@ -24,6 +25,7 @@ pub mod fetch;
 pub mod pipeline;
 pub mod report;
 pub mod status;
+pub mod tenancy;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -148,6 +150,8 @@ pub struct Context {
     pub lws_available: bool,
     /// Where the fetch step reads Nodes and Pods.
     pub view: fetch::ClusterView,
+    /// Namespaces whose tenancy objects are in place, and since when.
+    pub tenancy: Arc<tenancy::Applied>,
 }
 
 impl std::fmt::Debug for Context {
@@ -172,6 +176,7 @@ impl Context {
             metrics,
             lws_available,
             view: fetch::ClusterView::Live,
+            tenancy: Arc::default(),
         }
     }
 

@@ -18,7 +18,7 @@ use modelfleet_core::crd::{ModelDeployment, ModelDeploymentStatus, Phase};
 
 use super::admission::{self, Admission, AdmissionError};
 use super::status::{self, Observed};
-use super::{Context, Error, apply, discover, report};
+use super::{Context, Error, apply, discover, report, tenancy};
 use crate::build::{self, Applied, Resources};
 
 /// Runs the pipeline for `md` in `namespace`.
@@ -44,14 +44,46 @@ pub async fn reconcile_spec(
             return Ok(Action::requeue(ctx.settings.unplannable_requeue));
         }
     };
-    let built = build::build(
-        md,
-        &chosen.plan,
-        &chosen.pool,
-        chosen.accelerator,
-        &ctx.settings.build,
-    )?;
-    let applied = apply::apply(&ctx.client, namespace, built).await?;
+    // A hub's gateway holds the engines' key; a standalone operator has
+    // no gateway to let through.
+    let options = build::BuildOptions {
+        engine_api_key: ctx.settings.admission.is_some(),
+        ..ctx.settings.build.clone()
+    };
+    let built = build::build(md, &chosen.plan, &chosen.pool, chosen.accelerator, &options)?;
+    let written = async {
+        if let Some(key) = &ctx.settings.admission {
+            tenancy::ensure(
+                &ctx.client,
+                namespace,
+                key,
+                &ctx.tenancy,
+                ctx.settings.steady_requeue,
+            )
+            .await?;
+        }
+        apply::apply(&ctx.client, namespace, built).await
+    };
+    let applied = match written.await {
+        Ok(applied) => applied,
+        Err(error) if error.is_forbidden() => {
+            let message = format!(
+                "the operator may not write here ({error}): bind ClusterRole {} to its ServiceAccount in namespace {namespace} (a hub does so in the tenant namespaces it creates; see manifests/README.md)",
+                modelfleet_core::contract::tenancy::OPERATOR_WORKLOADS_ROLE
+            );
+            report_unplannable(
+                md,
+                namespace,
+                ctx,
+                &seen.own_pods,
+                condition::reason::NOT_PERMITTED,
+                &message,
+            )
+            .await?;
+            return Ok(Action::requeue(ctx.settings.unplannable_requeue));
+        }
+        Err(error) => return Err(error.into()),
+    };
     report_running(md, namespace, ctx, &chosen, &applied, &seen.own_pods).await
 }
 
@@ -119,7 +151,12 @@ async fn report_unplannable(
         now,
     );
     if planned_was_true(previous) || previous.and_then(|s| s.phase) != Some(Phase::Failed) {
-        report::publish(&ctx.recorder, md, EventType::Warning, "PlanFailed", message).await;
+        let event = if reason == condition::reason::NOT_PERMITTED {
+            "NotPermitted"
+        } else {
+            "PlanFailed"
+        };
+        report::publish(&ctx.recorder, md, EventType::Warning, event, message).await;
     }
     report::write_status(&ctx.client, md, namespace, previous, next).await?;
     Ok(())

@@ -42,6 +42,9 @@ struct Cluster {
     /// Answer 404 to every LeaderWorkerSet request, as a cluster without
     /// the LWS CRD does.
     no_lws: bool,
+    /// Answer 403 to every write whose path contains this, as RBAC does
+    /// where the operator's role is not bound.
+    forbid: Option<&'static str>,
 }
 
 fn h100_node(name: &str) -> Value {
@@ -73,6 +76,12 @@ fn answer(cluster: &Cluster, md: &Value, call: &Call) -> (StatusCode, Value) {
     let p = call.path.as_str();
     if cluster.no_lws && p.contains("leaderworkerset.x-k8s.io") {
         return (StatusCode::NOT_FOUND, status_json(404, "NotFound"));
+    }
+    if let Some(forbidden) = cluster.forbid
+        && call.method != Method::GET
+        && p.contains(forbidden)
+    {
+        return (StatusCode::FORBIDDEN, status_json(403, "Forbidden"));
     }
     match call.method {
         Method::GET if p == "/api/v1/nodes" => (StatusCode::OK, list("NodeList", &cluster.nodes)),
@@ -166,6 +175,7 @@ fn h100_cluster(nodes: usize) -> Cluster {
             .collect(),
         pods: Vec::new(),
         no_lws: true,
+        forbid: None,
     }
 }
 
@@ -524,6 +534,45 @@ async fn an_admitted_deployment_runs_and_says_so() {
     );
     let status = status_of(find(&calls, Method::PATCH, "/llama70/status"));
     assert_eq!(condition(&status, "Admitted").status, "True");
+    // The namespace's fence and the engines' key go in before the
+    // workload does.
+    let position = |suffix: &str| {
+        calls
+            .iter()
+            .position(|c| c.method == Method::PATCH && c.path.ends_with(suffix))
+            .unwrap_or_else(|| panic!("no PATCH of {suffix}: {:#?}", paths(&calls)))
+    };
+    let policy = position("/networkpolicies/modelfleet-tenant-isolation");
+    let secret = position("/secrets/modelfleet-engine-api-key");
+    let workload = position("/deployments/llama70");
+    assert!(
+        policy < workload && secret < workload,
+        "{:#?}",
+        paths(&calls)
+    );
+}
+
+/// Where the operator's workload role is not bound, the deployment says so
+/// (and how to fix it) instead of failing in the log alone.
+#[tokio::test]
+async fn a_namespace_the_operator_may_not_write_in_is_reported() {
+    let cluster = Cluster {
+        forbid: Some("/apis/apps/v1/namespaces/"),
+        ..h100_cluster(1)
+    };
+    let (result, calls) = converse(with_finalizer(llama70()), cluster).await;
+    assert!(result.is_ok(), "{result:?}");
+    let status = status_of(find(&calls, Method::PATCH, "/llama70/status"));
+    let ready = condition(&status, "Ready");
+    assert_eq!(ready.status, "False");
+    assert_eq!(ready.reason, "NotPermitted");
+    assert!(
+        ready
+            .message
+            .contains("bind ClusterRole modelfleet-operator-workloads"),
+        "{}",
+        ready.message
+    );
 }
 
 /// Issue 17, findings 1 and 2: an `admitted` annotation the tenant wrote
