@@ -118,6 +118,7 @@ fn report(args: ReportArgs) -> anyhow::Result<ExitCode> {
             settings: &settings,
             login_policy: store.login_policy(),
             export_location: settings.audit_export.as_deref(),
+            cluster_rights: None,
         };
         let report = compliance::evaluate(&store, &Actor::system("audit-report"), &context)
             .await

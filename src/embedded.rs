@@ -58,6 +58,8 @@ impl EmbeddedOptions {
 pub struct EmbeddedCluster {
     pub name: String,
     pub api: ApiServer,
+    /// Clients acting as the operator's and the hub's ServiceAccounts.
+    pub identities: modelfleet_sandbox::install::Identities,
     pub nodes: ClusterHandle,
     pub serving: Option<ServingHandle>,
     operator: JoinHandle<()>,
@@ -76,6 +78,19 @@ impl EmbeddedCluster {
         )
         .await
         .with_context(|| format!("cannot start the simulated nodes of {}", options.name))?;
+        // The operator and the hub act with the rights manifests/ gives
+        // them, as on a real cluster; `client()` stays the cluster's admin.
+        let identities = modelfleet_sandbox::install::modelfleet_rbac(&api, &client)
+            .await
+            .with_context(|| format!("cannot install modelfleet's RBAC in {}", options.name))?;
+        if options.admission.is_none() {
+            // No hub binds the operator's role in tenant namespaces: it
+            // may run models in `default`, as a standalone install's admin
+            // would allow.
+            modelfleet_sandbox::install::bind_operator(&client, "default")
+                .await
+                .with_context(|| format!("cannot bind the operator's role in {}", options.name))?;
+        }
         let serving = match options.listen {
             Some(addr) => Some(
                 api.serve(addr)
@@ -94,14 +109,16 @@ impl EmbeddedCluster {
             probe_addr: None,
             leader_election: None,
         };
+        let operator_client = identities.operator.clone();
         let operator = tokio::spawn(async move {
-            if let Err(e) = runner::run(client, operator_options, stopped).await {
+            if let Err(e) = runner::run(operator_client, operator_options, stopped).await {
                 tracing::error!(error = %e, "the embedded operator stopped");
             }
         });
         Ok(EmbeddedCluster {
             name: options.name,
             api,
+            identities,
             nodes,
             serving,
             operator,
@@ -109,8 +126,15 @@ impl EmbeddedCluster {
         })
     }
 
+    /// The cluster's administrator (what the user's kubeconfig holds).
     pub fn client(&self) -> Client {
         self.api.client()
+    }
+
+    /// The hub's identity in this cluster (`manifests/hub-member/`): what a
+    /// hub registers it with.
+    pub fn hub_client(&self) -> Client {
+        self.identities.hub.clone()
     }
 
     /// A kubeconfig for `kubectl`, if the cluster listens.

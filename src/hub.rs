@@ -172,7 +172,7 @@ impl RunningHub {
             local_files::replace_private(&kubeconfig, cluster.kubeconfig()?.as_bytes())
                 .with_context(|| format!("cannot write {}", kubeconfig.display()))?;
             state
-                .register_sandbox_cluster(&name, cloud, &region, cluster.client())
+                .register_sandbox_cluster(&name, cloud, &region, cluster.hub_client())
                 .await
                 .with_context(|| format!("cannot register sandbox cluster {name}"))?;
             clusters.push(cluster);

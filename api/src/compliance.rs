@@ -12,6 +12,7 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 use utoipa::ToSchema;
 
+use crate::clusters::rights::Excess;
 use crate::config::ApiSettings;
 use crate::identity::password::MIN_LENGTH;
 use crate::identity::{Actor, Permission, Role};
@@ -57,6 +58,10 @@ pub struct ReportContext<'a> {
     pub login_policy: LoginPolicy,
     /// Where audit exports go, if anywhere (`file://…`, `s3://…`).
     pub export_location: Option<&'a str>,
+    /// Each registered cluster's name and what the hub's kubeconfig may do
+    /// there beyond what it needs; `None` where the report runs without
+    /// the hub's live connections (`modelfleet audit report`).
+    pub cluster_rights: Option<Vec<(String, Excess)>>,
 }
 
 /// Reads the live system and evaluates every item. Auditors and platform
@@ -203,11 +208,12 @@ pub fn report(
         ));
     }
     evidence.push("that each account belongs to one person needs manual evidence".to_owned());
+    let clusters_least = cluster_rights(context, &mut evidence);
     items.push(item(
         "L3-CES1-05..10",
         "应对登录的用户分配账户和权限；应重命名或删除默认账户，修改默认账户的默认口令；应及时删除或停用多余的、过期的账户，避免共享账户的存在；应授予管理用户所需的最小权限，实现管理用户的权限分离。",
         "Assign accounts and permissions; rename or remove default accounts and change default passwords; remove or disable surplus and expired accounts, avoid shared accounts; grant least privilege and separate the duties of administrators.",
-        pass_if(defaults.is_empty() && auditors > 0),
+        pass_if(defaults.is_empty() && auditors > 0 && clusters_least),
         evidence,
     ));
 
@@ -366,6 +372,35 @@ pub fn report(
 }
 
 /// What limits sign-in attempts beyond the lockout, as evidence.
+/// Evidence on the hub's own rights in its clusters; false when a
+/// kubeconfig can do more than the hub needs.
+fn cluster_rights(context: &ReportContext<'_>, evidence: &mut Vec<String>) -> bool {
+    let Some(clusters) = &context.cluster_rights else {
+        evidence.push(
+            "the hub's rights in its clusters are checked only by the running hub (GET /api/v1/compliance/report)"
+                .to_owned(),
+        );
+        return true;
+    };
+    let mut least = true;
+    for (cluster, rights) in clusters {
+        evidence.push(match rights {
+            Ok(excess) if excess.is_empty() => format!(
+                "cluster {cluster}: the hub's kubeconfig has exactly the rights of manifests/hub-member/"
+            ),
+            Ok(excess) => {
+                least = false;
+                format!(
+                    "cluster {cluster}: the hub's kubeconfig can do more than it needs ({}); register one for the modelfleet-hub ServiceAccount of manifests/hub-member/",
+                    excess.join(", ")
+                )
+            }
+            Err(why) => format!("cluster {cluster}: {why}"),
+        });
+    }
+    least
+}
+
 fn rate_limits(settings: &ApiSettings) -> String {
     let limit = |burst: u32, seconds: u32| {
         if burst == 0 {
@@ -448,6 +483,7 @@ mod tests {
             settings: &settings,
             login_policy: LoginPolicy::default(),
             export_location: Some("s3://audit/hub"),
+            cluster_rights: None,
         };
         let now = "2026-11-29T12:00:00Z".parse().unwrap();
         let r = report(&facts(), &chain(false), &context, now);
@@ -494,5 +530,52 @@ mod tests {
                 .iter()
                 .any(|e| e.contains("first-start password: admin"))
         );
+    }
+
+    /// A cluster whose kubeconfig can do more than the hub needs fails the
+    /// least-privilege item, naming the cluster and the rights.
+    #[test]
+    fn a_kubeconfig_with_excess_rights_fails_least_privilege() {
+        let settings = ApiSettings::default();
+        let now = "2026-11-29T12:00:00Z".parse().unwrap();
+        let context = |rights: Vec<(String, Excess)>| ReportContext {
+            settings: &settings,
+            login_policy: LoginPolicy::default(),
+            export_location: Some("s3://audit/hub"),
+            cluster_rights: Some(rights),
+        };
+        let least = report(
+            &facts_without_defaults(),
+            &chain(false),
+            &context(vec![("aws-a".into(), Ok(Vec::new()))]),
+            now,
+        );
+        assert_eq!(find(&least, "L3-CES1-05..10").status, ItemStatus::Pass);
+        let admin = report(
+            &facts_without_defaults(),
+            &chain(false),
+            &context(vec![
+                ("aws-a".into(), Ok(Vec::new())),
+                ("ali-b".into(), Ok(vec!["* *.*".into()])),
+            ]),
+            now,
+        );
+        let item = find(&admin, "L3-CES1-05..10");
+        assert_eq!(item.status, ItemStatus::Fail);
+        assert!(
+            item.evidence.iter().any(|e| e
+                .starts_with("cluster ali-b: the hub's kubeconfig can do more")
+                && e.contains("* *.*")),
+            "{:?}",
+            item.evidence
+        );
+    }
+
+    fn facts_without_defaults() -> ComplianceFacts {
+        let mut f = facts();
+        for a in &mut f.accounts {
+            a.initial_password = false;
+        }
+        f
     }
 }

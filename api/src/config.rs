@@ -136,8 +136,8 @@ pub struct ApiSettings {
     pub trusted_proxies: Vec<ipnet::IpNet>,
 
     /// Let registered clusters' kubeconfigs reach their API server over
-    /// plain http:// or without verifying its TLS certificate. For labs
-    /// (the sandbox's API servers speak plain HTTP); off by default.
+    /// plain http:// or without verifying its TLS certificate. For labs;
+    /// off by default.
     #[arg(
         long = "allow-insecure-clusters",
         env = "MODELFLEET_ALLOW_INSECURE_CLUSTERS"

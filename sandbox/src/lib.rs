@@ -7,8 +7,11 @@
 //!   a `kube::Client` and over HTTP on a loopback port for `kubectl`.
 //! - [`cluster`]: the simulated cluster behind it (nodes, scheduler,
 //!   kubelet, workload controllers), acting only through a `kube::Client`.
+//! - [`install`]: `kubectl apply --server-side -f` of a manifest, in
+//!   process (the RBAC a real cluster would have before modelfleet runs).
 
 pub mod api;
 pub mod cluster;
+pub mod install;
 
 pub use api::{ApiServer, ApiServerOptions, Faults, ServingHandle, Verb};

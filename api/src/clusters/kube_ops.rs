@@ -4,13 +4,18 @@
 //! exactly the fields it sets and a re-apply is idempotent.
 
 use k8s_openapi::api::core::v1::{Namespace, Node, Pod};
+use k8s_openapi::api::rbac::v1::RoleBinding;
 use kube::api::{Api, DeleteParams, ListParams, ObjectMeta, Patch, PatchParams};
-use modelfleet_core::contract::{admission, discovery, namespace};
+use modelfleet_core::contract::{admission, discovery, namespace, tenancy};
 use modelfleet_core::crd::ModelDeployment;
 use modelfleet_core::crd::lws::LeaderWorkerSet;
 use serde_json::json;
 
 use super::{ClusterError, ClusterRegistry, Discovered, timed};
+use std::collections::BTreeMap;
+use std::sync::PoisonError;
+use std::time::Instant;
+
 use crate::store::now;
 
 pub use modelfleet_core::contract::labels::{DEPLOYMENT_ID_LABEL, TENANT_LABEL};
@@ -38,6 +43,7 @@ pub(super) async fn discover(
         pools: found.fleet.pools,
         skipped: found.skipped,
         lws_available: lws_served(cluster, client).await?,
+        excess_rights: super::rights::check(cluster, client).await,
         observed_at: now(),
     })
 }
@@ -80,22 +86,9 @@ impl ClusterRegistry {
             .namespace
             .clone()
             .unwrap_or_else(|| namespace_of(tenant_name));
+        self.prepare_namespace(cluster, &namespace, tenant_name)
+            .await?;
         let params = PatchParams::apply(FIELD_MANAGER).force();
-        let ns = Namespace {
-            metadata: ObjectMeta {
-                name: Some(namespace.clone()),
-                labels: Some([(TENANT_LABEL.to_owned(), tenant_name.to_owned())].into()),
-                ..ObjectMeta::default()
-            },
-            ..Namespace::default()
-        };
-        let namespaces: Api<Namespace> = Api::all(client.clone());
-        timed(
-            cluster,
-            "applying the tenant namespace",
-            namespaces.patch(&namespace, &params, &Patch::Apply(&ns)),
-        )
-        .await?;
         let name = md.metadata.name.clone().unwrap_or_default();
         let mds: Api<ModelDeployment> = Api::namespaced(client, &namespace);
         let stored = timed(
@@ -126,6 +119,83 @@ impl ClusterRegistry {
         .await
     }
 
+    /// Makes `namespace` a tenant namespace: labelled with its tenant and
+    /// with Pod Security `baseline` enforced (`restricted` warned and
+    /// audited), and with the RoleBinding that lets the operator write
+    /// there — the only namespaces it can. Server-side apply, so doing it
+    /// again changes nothing; done at most every few minutes per
+    /// namespace, so sync can ask on every pass (and clusters set up
+    /// before tenant namespaces had these get them).
+    pub async fn prepare_namespace(
+        &self,
+        cluster: &str,
+        namespace: &str,
+        tenant_name: &str,
+    ) -> Result<(), ClusterError> {
+        let member = self.member(cluster)?;
+        let fresh = |prepared: &BTreeMap<String, Instant>| {
+            prepared
+                .get(namespace)
+                .is_some_and(|at| at.elapsed() < super::PREPARED_FOR)
+        };
+        if fresh(
+            &member
+                .prepared
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner),
+        ) {
+            return Ok(());
+        }
+        apply_tenant_namespace(cluster, &member.client, namespace, tenant_name).await?;
+        member
+            .prepared
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(namespace.to_owned(), Instant::now());
+        Ok(())
+    }
+}
+
+/// The tenant namespace's labels and the operator's RoleBinding there.
+async fn apply_tenant_namespace(
+    cluster: &str,
+    client: &kube::Client,
+    namespace: &str,
+    tenant_name: &str,
+) -> Result<(), ClusterError> {
+    let params = PatchParams::apply(FIELD_MANAGER).force();
+    let mut labels: BTreeMap<String, String> = tenancy::pod_security_labels()
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect();
+    labels.insert(TENANT_LABEL.to_owned(), tenant_name.to_owned());
+    let ns = Namespace {
+        metadata: ObjectMeta {
+            name: Some(namespace.to_owned()),
+            labels: Some(labels),
+            ..ObjectMeta::default()
+        },
+        ..Namespace::default()
+    };
+    let namespaces: Api<Namespace> = Api::all(client.clone());
+    timed(
+        cluster,
+        "applying the tenant namespace",
+        namespaces.patch(namespace, &params, &Patch::Apply(&ns)),
+    )
+    .await?;
+    let binding = tenancy::operator_role_binding(namespace, tenancy::OPERATOR_SERVICE_ACCOUNT);
+    let bindings: Api<RoleBinding> = Api::namespaced(client.clone(), namespace);
+    timed(
+        cluster,
+        "binding the operator's role in the tenant namespace",
+        bindings.patch(tenancy::OPERATOR_BINDING, &params, &Patch::Apply(&binding)),
+    )
+    .await
+    .map(drop)
+}
+
+impl ClusterRegistry {
     /// Sets `spec.replicas` of a ModelDeployment, sealing the result as
     /// admitted; everything else stays. The seal covers the spec as read
     /// with the new count: a change someone makes meanwhile does not fit

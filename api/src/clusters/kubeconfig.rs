@@ -10,8 +10,9 @@
 //! kubeconfigs are loaded.
 //!
 //! Plain `http://` servers and skipped TLS verification are allowed only
-//! with the platform setting for labs (`--allow-insecure-clusters`): the
-//! sandbox's API servers speak plain HTTP on loopback.
+//! with the platform setting for labs (`--allow-insecure-clusters`). (The
+//! sandbox's kubeconfigs name `https://` with their own CA inline, so they
+//! pass without it.)
 
 use kube::config::Kubeconfig;
 

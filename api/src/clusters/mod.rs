@@ -16,6 +16,7 @@
 
 mod kube_ops;
 pub mod kubeconfig;
+pub mod rights;
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, PoisonError, RwLock};
@@ -92,6 +93,9 @@ pub struct Discovered {
     /// Whether the cluster serves the LeaderWorkerSet API, so that
     /// multi-node replicas can run there.
     pub lws_available: bool,
+    /// What the hub's kubeconfig may do there beyond what it needs
+    /// ([`rights`]), or why that is unknown.
+    pub excess_rights: rights::Excess,
     pub observed_at: DateTime<Utc>,
 }
 
@@ -112,7 +116,14 @@ struct Member {
     /// Held across a refresh, so concurrent requests wait for one listing
     /// instead of each listing the cluster.
     discovered: tokio::sync::Mutex<Option<(Instant, Discovered)>>,
+    /// Tenant namespaces made ready ([`ClusterRegistry::prepare_namespace`])
+    /// and when: done again after [`PREPARED_FOR`], so a label or binding
+    /// someone removed comes back.
+    prepared: std::sync::Mutex<BTreeMap<String, Instant>>,
 }
+
+/// How long a prepared tenant namespace is taken as still prepared.
+const PREPARED_FOR: Duration = Duration::from_secs(300);
 
 /// The hub's live connections to its clusters. Cheap to clone.
 #[derive(Clone, Default)]
@@ -167,6 +178,7 @@ impl ClusterRegistry {
             region: region.to_owned(),
             client,
             discovered: tokio::sync::Mutex::new(None),
+            prepared: std::sync::Mutex::default(),
         });
         self.members
             .write()

@@ -191,10 +191,26 @@ impl Hub {
     /// Auditors and platform admins.
     pub async fn compliance_report(&self, caller: &Caller) -> Result<ComplianceReport> {
         caller.require(Permission::ReadAudit)?;
+        // The platform's clusters are platform-wide facts: a tenant's
+        // auditor sees the report without them.
+        let cluster_rights = if caller.actor.tenant.is_none() {
+            let observed = self.observe_fleet().await?;
+            observed
+                .clusters
+                .into_iter()
+                .filter_map(|view| {
+                    let rights = view.pools.ok()?.excess_rights;
+                    Some((view.cluster.name, rights))
+                })
+                .collect()
+        } else {
+            Vec::new()
+        };
         let context = ReportContext {
             settings: &self.settings,
             login_policy: self.store.login_policy(),
             export_location: self.settings.audit_export.as_deref(),
+            cluster_rights: Some(cluster_rights),
         };
         Ok(compliance::evaluate(&self.store, &caller.actor, &context).await?)
     }

@@ -333,6 +333,12 @@ async fn mark(
             deployment: row.id,
             tenant: tenant.to_owned(),
         };
+        // A namespace someone else made gets what the hub's own have
+        // (Pod Security, the operator's binding) before anything runs.
+        state
+            .registry()
+            .prepare_namespace(cluster, &row.namespace, tenant)
+            .await?;
         // Sealed as read: the spec this pass admitted, not whatever the
         // object holds by the time the write lands.
         state

@@ -17,6 +17,7 @@ use kube::{Client, ResourceExt};
 use modelfleet_core::accelerator::Accelerator;
 use modelfleet_core::billing::Capacity;
 use modelfleet_core::contract::labels::DEPLOYMENT_LABEL;
+use modelfleet_core::contract::namespace::tenant_of_namespace;
 use modelfleet_core::crd::ModelDeployment;
 use tokio::sync::{Notify, watch};
 use tracing::{debug, warn};
@@ -164,6 +165,14 @@ async fn one(
     let alive = md.metadata.deletion_timestamp.is_none();
     match ours(state, cluster, md, namespace, name, uid).await? {
         Ours::Tracked(row) => {
+            // Its namespace keeps what a tenant namespace has (a cluster
+            // set up before tenant namespaces had it gets it here).
+            if alive && let Some(tenant) = tenant_of_namespace(namespace) {
+                state
+                    .registry()
+                    .prepare_namespace(cluster, namespace, tenant)
+                    .await?;
+            }
             // A spec changed since its admission is decided on first.
             let row = if alive {
                 super::readmit::check(state, cluster, md, row).await?

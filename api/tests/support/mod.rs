@@ -451,8 +451,13 @@ async fn start_sandbox(state: &AppState, spec: SandboxSpec) -> Sandbox {
     let nodes = SimulatedCluster::start(kube.clone(), &fleet, options)
         .await
         .expect("the sandbox cluster starts");
+    // The hub and the operator act with the rights manifests/ gives them,
+    // as in a real cluster; the test itself is the cluster's admin.
+    let identities = modelfleet_sandbox::install::modelfleet_rbac(&server, &kube)
+        .await
+        .expect("modelfleet's RBAC installs");
     state
-        .register_sandbox_cluster(name, cloud, region, kube.clone())
+        .register_sandbox_cluster(name, cloud, region, identities.hub.clone())
         .await
         .unwrap();
     let operator = operator.map(|require_admission| {
@@ -467,7 +472,7 @@ async fn start_sandbox(state: &AppState, spec: SandboxSpec) -> Sandbox {
             probe_addr: None,
             leader_election: None,
         };
-        let client = kube.clone();
+        let client = identities.operator.clone();
         tokio::spawn(async move {
             runner::run(client, options, stopped)
                 .await

@@ -139,9 +139,6 @@ impl Hub {
             .arg(FAILOVER_AFTER_SECONDS.to_string())
             .arg("--pool-max-age-seconds")
             .arg("1")
-            // The month's two clusters are `modelfleet sandbox` API servers,
-            // which speak plain HTTP on loopback: a lab.
-            .arg("--allow-insecure-clusters")
             // The month's admin signs in again after every restart, more
             // often than an authenticator app's code changes: this
             // platform asks no second factor (the security tests check

@@ -103,6 +103,14 @@ pub struct ClusterDetail {
     pub pools: Vec<PoolView>,
     /// Accelerator nodes in no usable pool.
     pub skipped_nodes: Vec<SkippedNode>,
+    /// What the hub's kubeconfig may do in the cluster beyond the role in
+    /// `manifests/hub-member/` (`create deployments.apps`, `* *.*`): empty
+    /// when it has least privilege. A stolen copy of a kubeconfig with more
+    /// is worth more; register one for the `modelfleet-hub` ServiceAccount.
+    pub excess_rights: Vec<String>,
+    /// Why the kubeconfig's rights could not be checked.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rights_unknown: Option<String>,
     pub observed_at: Option<DateTime<Utc>>,
     /// The hub's prices, which override what the nodes say; a price may be
     /// set for a pool before its nodes exist.
@@ -120,9 +128,20 @@ pub struct ClusterList {
 fn detail(observed: ObservedCluster) -> ClusterDetail {
     let ObservedCluster { view, prices } = observed;
     let ClusterView { cluster, pools } = view;
-    let (pools, skipped, observed_at, error) = match pools {
-        Ok(d) => (d.pools, d.skipped, Some(d.observed_at), None),
-        Err(e) => (Vec::new(), Vec::new(), None, Some(e)),
+    let (pools, skipped, rights, observed_at, error) = match pools {
+        Ok(d) => (
+            d.pools,
+            d.skipped,
+            Some(d.excess_rights),
+            Some(d.observed_at),
+            None,
+        ),
+        Err(e) => (Vec::new(), Vec::new(), None, None, Some(e)),
+    };
+    let (excess_rights, rights_unknown) = match rights {
+        Some(Ok(excess)) => (excess, None),
+        Some(Err(why)) => (Vec::new(), Some(why)),
+        None => (Vec::new(), None),
     };
     ClusterDetail {
         id: cluster.id,
@@ -150,6 +169,8 @@ fn detail(observed: ObservedCluster) -> ClusterDetail {
                 reason: s.reason,
             })
             .collect(),
+        excess_rights,
+        rights_unknown,
         observed_at,
         prices: prices.iter().map(PriceView::from).collect(),
         name: cluster.name,
