@@ -13,7 +13,8 @@ use super::registry::Registry;
 pub const MAJOR: &str = "1";
 pub const MINOR: &str = "33";
 
-const VERBS: &[&str] = &[
+/// The verbs of a resource that supports them all.
+pub(crate) const VERBS: &[&str] = &[
     "create",
     "delete",
     "deletecollection",

@@ -128,6 +128,20 @@ use tokio::task::{JoinHandle, JoinSet};
 
 pub use self::faults::{Faults, Verb};
 
+/// The strings of a JSON array (anything else in it skipped); none when
+/// `value` is absent or no array.
+pub(crate) fn string_list(value: Option<&serde_json::Value>) -> Vec<String> {
+    value
+        .and_then(serde_json::Value::as_array)
+        .map(|a| {
+            a.iter()
+                .filter_map(serde_json::Value::as_str)
+                .map(str::to_owned)
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
 /// How a server behaves; the defaults suit tests and `modelfleet serve`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ApiServerOptions {

@@ -18,16 +18,7 @@ pub struct PolicyRule {
 }
 
 fn strings(value: &Value, field: &str) -> Vec<String> {
-    value
-        .get(field)
-        .and_then(Value::as_array)
-        .map(|a| {
-            a.iter()
-                .filter_map(Value::as_str)
-                .map(str::to_owned)
-                .collect()
-        })
-        .unwrap_or_default()
+    crate::api::string_list(value.get(field))
 }
 
 impl PolicyRule {

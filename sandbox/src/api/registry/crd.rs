@@ -14,16 +14,7 @@ fn str_at<'a>(value: &'a Value, pointer: &str) -> &'a str {
 }
 
 fn strings_at(value: &Value, pointer: &str) -> Vec<String> {
-    value
-        .pointer(pointer)
-        .and_then(Value::as_array)
-        .map(|a| {
-            a.iter()
-                .filter_map(Value::as_str)
-                .map(str::to_owned)
-                .collect()
-        })
-        .unwrap_or_default()
+    crate::api::string_list(value.pointer(pointer))
 }
 
 /// Checks a CRD's spec and turns it into the resource it defines; the
