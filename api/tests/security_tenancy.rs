@@ -7,8 +7,8 @@
 //!   identities alone;
 //! - its tenant namespace carries the Pod Security labels (a hostPath pod
 //!   is refused there), the operator's RoleBinding, the default-deny
-//!   NetworkPolicy and the engines' API key Secret, and the engine takes
-//!   its key from that Secret;
+//!   NetworkPolicy and the engines' API key Secret, and the engine pod
+//!   takes its key from that Secret, mounts no token and is hardened;
 //! - the operator's ServiceAccount may write workloads in the tenant
 //!   namespace and gets 403 in `kube-system` (`kubectl auth can-i` says
 //!   so too); on main it could write anywhere;
@@ -115,7 +115,16 @@ async fn a_tenant_namespace_is_fenced_and_the_operator_writes_only_there(db: Tes
         secret.data.unwrap()[tenancy::ENGINE_API_KEY_FIELD],
         ByteString(expected.into_bytes())
     );
-    let engine = &pods[0].spec.as_ref().unwrap().containers[0];
+    // The engine pod as the cluster runs it: no token, hardened.
+    let spec = pods[0].spec.as_ref().unwrap();
+    assert_eq!(spec.automount_service_account_token, Some(false));
+    let engine = &spec.containers[0];
+    let hardened = engine.security_context.as_ref().unwrap();
+    assert_eq!(hardened.allow_privilege_escalation, Some(false));
+    assert_eq!(
+        hardened.capabilities.as_ref().unwrap().drop.as_deref(),
+        Some(&["ALL".to_owned()][..])
+    );
     let var = engine
         .env
         .iter()
