@@ -1,4 +1,6 @@
-//! The whole product in one process, as `modelfleet serve` runs it: the
+//! The hub in one process. `modelfleet api` runs it alone: its store, its
+//! API and console, its background loops and the clusters registered in
+//! its database. `modelfleet serve` runs the whole product around it: the
 //! hub's store (SQLite in the data directory unless a database URL is
 //! given), one embedded sandbox cluster per cluster of the fleet, each with
 //! its own operator and a kubeconfig in the data directory, the hub's
@@ -38,9 +40,26 @@ pub const AUDIT_EXPORT_DIR: &str = "audit-exports";
 /// The SQLite database in the data directory, when no database URL is given.
 pub const DATABASE_FILE: &str = "modelfleet.db";
 
+/// Where the key that seals secrets comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KeySource {
+    /// `MODELFLEET_SECRET_KEY`, else [`KEY_FILE`] in the data directory,
+    /// created on first start: one machine, one hub (`serve`).
+    DataDir,
+    /// This file (a mounted Secret) when named, else
+    /// `MODELFLEET_SECRET_KEY`; never created, since every hub of one
+    /// database must hold the same key (`api`).
+    Given(Option<PathBuf>),
+}
+
 #[derive(Debug, Clone)]
 pub struct HubOptions {
     pub data_dir: PathBuf,
+    pub key: KeySource,
+    /// Run a sandbox cluster with an operator for each cluster of the
+    /// fleet (`serve`); without, the fleet only seeds prices and the hub
+    /// manages the clusters registered in its database (`api`).
+    pub sandbox_clusters: bool,
     pub listen: SocketAddr,
     /// The hub's database; SQLite in `data_dir` when `None`.
     pub database_url: Option<String>,
@@ -57,6 +76,8 @@ impl HubOptions {
     pub fn new(data_dir: impl Into<PathBuf>, listen: SocketAddr) -> Self {
         HubOptions {
             data_dir: data_dir.into(),
+            key: KeySource::DataDir,
+            sandbox_clusters: true,
             listen,
             database_url: None,
             fleet: Fleet::example(),
@@ -88,6 +109,8 @@ pub struct RunningHub {
     pub state: AppState,
     stop: watch::Sender<bool>,
     server: JoinHandle<()>,
+    /// This hub's hold on its database.
+    lock: modelfleet_api::store::HubLock,
     /// Cluster sync and failover.
     background: Vec<JoinHandle<()>>,
 }
@@ -95,8 +118,21 @@ pub struct RunningHub {
 impl RunningHub {
     pub async fn start(options: HubOptions) -> anyhow::Result<RunningHub> {
         local_files::open_data_dir(&options.data_dir)?;
-        let keyring = Keyring::from_env_or_file(&options.data_dir.join(KEY_FILE))
-            .context("cannot load the key that seals secrets")?;
+        let keyring = match &options.key {
+            KeySource::DataDir => Keyring::from_env_or_file(&options.data_dir.join(KEY_FILE))
+                .context("cannot load the key that seals secrets")?,
+            KeySource::Given(file) => Keyring::from_file_or_env(file.as_deref())
+                .context("cannot load the key that seals secrets")?
+                .context(
+                    "the hub needs the key that seals secrets: --secret-key-file FILE (a mounted \
+                     Secret readable by this user alone) or MODELFLEET_SECRET_KEY, 32 random bytes \
+                     in base64 (`head -c 32 /dev/urandom | base64`); every hub of one database \
+                     must be given the same key",
+                )?,
+        };
+        // One hub per database (see `HubLock`): taken before anything is
+        // written, held until shutdown.
+        let lock = modelfleet_api::store::HubLock::hold(&options.database_url()).await?;
         let store = Store::connect(&options.database_url())
             .await
             .context("cannot open the hub's database")?;
@@ -155,7 +191,12 @@ impl RunningHub {
             tracing::warn!(cluster = %name, error = %e, "a registered cluster is not connected");
         }
         let mut clusters = Vec::new();
-        for (name, fleet) in clusters_of(&options.fleet) {
+        let simulated = if options.sandbox_clusters {
+            clusters_of(&options.fleet)
+        } else {
+            BTreeMap::new()
+        };
+        for (name, fleet) in simulated {
             let pool = &fleet.pools[0];
             let (cloud, region) = (pool.cloud, pool.region.clone());
             let mut embedded = EmbeddedOptions::new(name.clone(), fleet);
@@ -230,6 +271,7 @@ impl RunningHub {
             state,
             stop,
             server,
+            lock,
             background,
         })
     }
@@ -244,6 +286,7 @@ impl RunningHub {
             cluster.shutdown().await;
         }
         self.state.store().close().await;
+        self.lock.release().await;
     }
 }
 

@@ -43,6 +43,10 @@ enum Command {
     /// Run the whole product on this machine: the hub's API, a sandbox
     /// cluster with an operator for each cluster of the fleet.
     Serve(Box<serve::ServeArgs>),
+    /// Run the hub alone: its API and console, its background loops, and
+    /// the clusters registered in its database (PostgreSQL, or SQLite in
+    /// the data directory); no simulated clusters.
+    Api(Box<serve::ApiArgs>),
     /// Bring the hub's database schema up to date.
     Migrate(serve::MigrateArgs),
     /// The audit trail: verify its hash chain and its exports.
@@ -62,6 +66,7 @@ fn main() -> ExitCode {
         Command::AdmissionKey(args) => operator::admission_key(args),
         Command::Sandbox(args) => sandbox::run(args),
         Command::Serve(args) => serve::serve(*args),
+        Command::Api(args) => serve::api(*args),
         Command::Migrate(args) => serve::migrate(args),
         Command::Audit(args) => audit::run(args),
     };

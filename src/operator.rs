@@ -13,6 +13,8 @@ use modelfleet_operator::runner::{self, Options, Shutdown};
 /// ModelDeployments.
 #[derive(Debug, Args)]
 pub struct OperatorArgs {
+    #[command(flatten)]
+    log: crate::logging::LogArgs,
     /// This cluster's name, as pools are referenced (`cluster/pool`) by the
     /// hub and in `spec.placement.pool`.
     #[arg(long, env = "MODELFLEET_CLUSTER", default_value = "default")]
@@ -52,7 +54,7 @@ pub struct OperatorArgs {
 }
 
 pub fn run(args: OperatorArgs) -> anyhow::Result<ExitCode> {
-    crate::logging::init();
+    crate::logging::init(&args.log);
     let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
     runtime.block_on(async {
         let client = kube::Client::try_default()

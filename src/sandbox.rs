@@ -13,6 +13,8 @@ use modelfleet_core::fleet::Fleet;
 
 #[derive(Debug, Args)]
 pub struct SandboxArgs {
+    #[command(flatten)]
+    log: crate::logging::LogArgs,
     /// Node pools to simulate [default: examples/fleet.yaml's fleet, all four clouds].
     #[arg(long, env = "MODELFLEET_FLEET", value_name = "FILE")]
     fleet: Option<PathBuf>,
@@ -48,7 +50,7 @@ pub fn check_time_factor(time_factor: f64) -> anyhow::Result<()> {
 }
 
 pub fn run(args: SandboxArgs) -> anyhow::Result<ExitCode> {
-    crate::logging::init();
+    crate::logging::init(&args.log);
     let fleet = match &args.fleet {
         Some(path) => read_fleet(path)?,
         None => Fleet::example(),

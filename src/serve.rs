@@ -1,6 +1,7 @@
 //! `modelfleet serve`: the whole product on one machine (see
-//! [`modelfleet::hub`]), and `modelfleet migrate`, which brings a hub
-//! database up to date without starting anything else.
+//! [`modelfleet::hub`]); `modelfleet api`: the hub alone, for the clusters
+//! registered in its database; and `modelfleet migrate`, which brings a
+//! hub database up to date without starting anything else.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -8,7 +9,7 @@ use std::process::ExitCode;
 
 use anyhow::Context as _;
 use clap::Args;
-use modelfleet::hub::{CREDENTIALS_FILE, HubOptions, RunningHub};
+use modelfleet::hub::{CREDENTIALS_FILE, HubOptions, KeySource, RunningHub};
 use modelfleet_api::ApiSettings;
 use modelfleet_core::fleet::Fleet;
 
@@ -33,6 +34,8 @@ pub(crate) struct Storage {
 #[derive(Debug, Args)]
 pub struct ServeArgs {
     #[command(flatten)]
+    log: crate::logging::LogArgs,
+    #[command(flatten)]
     storage: Storage,
     /// Address of the API and the console.
     #[arg(long, env = "MODELFLEET_LISTEN", default_value = "127.0.0.1:8080")]
@@ -49,13 +52,36 @@ pub struct ServeArgs {
 }
 
 #[derive(Debug, Args)]
+pub struct ApiArgs {
+    #[command(flatten)]
+    log: crate::logging::LogArgs,
+    #[command(flatten)]
+    storage: Storage,
+    /// Address of the API and the console (`0.0.0.0:8080` in a container).
+    #[arg(long, env = "MODELFLEET_LISTEN", default_value = "127.0.0.1:8080")]
+    listen: SocketAddr,
+    /// The key that seals secrets (kubeconfigs, webhook secrets, TOTP):
+    /// a file holding it in base64, readable by this user alone, e.g. a
+    /// mounted Secret [default: MODELFLEET_SECRET_KEY]. Every hub of one
+    /// database must be given the same key; none is ever made up.
+    #[arg(long, env = "MODELFLEET_SECRET_KEY_FILE", value_name = "FILE")]
+    secret_key_file: Option<PathBuf>,
+    /// Default prices (and exchange rates) for the catalog, in the fleet
+    /// file's format; no clusters are simulated from it.
+    #[arg(long, env = "MODELFLEET_FLEET", value_name = "FILE")]
+    fleet: Option<PathBuf>,
+    #[command(flatten)]
+    settings: ApiSettings,
+}
+
+#[derive(Debug, Args)]
 pub struct MigrateArgs {
     #[command(flatten)]
     storage: Storage,
 }
 
 pub fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
-    crate::logging::init();
+    crate::logging::init(&args.log);
     let fleet = match &args.fleet {
         Some(path) => crate::sandbox::read_fleet(path)?,
         None => Fleet::example(),
@@ -66,6 +92,27 @@ pub fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
     options.fleet = fleet;
     options.time_factor = args.time_factor;
     options.settings = args.settings;
+    run_hub(options)
+}
+
+pub fn api(args: ApiArgs) -> anyhow::Result<ExitCode> {
+    crate::logging::init(&args.log);
+    let fleet = match &args.fleet {
+        Some(path) => crate::sandbox::read_fleet(path)?,
+        None => Fleet::default(),
+    };
+    let mut options = HubOptions::new(args.storage.data_dir, args.listen);
+    options.database_url = args.storage.database_url;
+    options.key = KeySource::Given(args.secret_key_file);
+    options.sandbox_clusters = false;
+    options.fleet = fleet;
+    options.settings = args.settings;
+    run_hub(options)
+}
+
+/// Starts the hub, says where it answers, and runs until Ctrl-C or
+/// SIGTERM.
+fn run_hub(options: HubOptions) -> anyhow::Result<ExitCode> {
     let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
     runtime.block_on(async {
         let hub = RunningHub::start(options).await?;
@@ -93,10 +140,22 @@ pub fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
                 cluster.name, cluster.name
             );
         }
-        println!("Ctrl-C stops it.");
-        tokio::signal::ctrl_c()
-            .await
-            .context("cannot wait for Ctrl-C")?;
+        let registered = hub.state.registry().names();
+        if hub.clusters.is_empty() {
+            println!(
+                "  clusters:     {} connected ({})",
+                registered.len(),
+                if registered.is_empty() {
+                    "register one with POST /api/v1/clusters".to_owned()
+                } else {
+                    registered.join(", ")
+                }
+            );
+        }
+        tracing::info!(url = %hub.url, clusters = hub.state.registry().names().len(), "the hub is up");
+        println!("Ctrl-C or SIGTERM stops it.");
+        stopped().await?;
+        tracing::info!("stopping: draining requests, ending background loops");
         hub.shutdown().await;
         Ok(ExitCode::SUCCESS)
     })
@@ -115,4 +174,16 @@ pub fn migrate(args: MigrateArgs) -> anyhow::Result<ExitCode> {
         .context("cannot migrate the hub's database")?;
     println!("the hub's database is up to date");
     Ok(ExitCode::SUCCESS)
+}
+
+/// Waits for Ctrl-C (SIGINT) or SIGTERM, which Kubernetes sends a pod it
+/// stops.
+async fn stopped() -> anyhow::Result<()> {
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .context("cannot wait for SIGTERM")?;
+    tokio::select! {
+        interrupted = tokio::signal::ctrl_c() => interrupted.context("cannot wait for Ctrl-C")?,
+        _ = term.recv() => {}
+    }
+    Ok(())
 }

@@ -182,6 +182,17 @@ impl SecretKey {
         }
     }
 
+    /// Reads the key file at `path`, which must exist (a mounted Secret):
+    /// hubs that share a database share one key, so none may make up its
+    /// own. Refuses a file that group or others can read.
+    pub fn load_existing(path: &Path) -> Result<Self, SecretError> {
+        let meta = fs::metadata(path).map_err(|source| SecretError::KeyFile {
+            path: path.to_owned(),
+            source,
+        })?;
+        SecretKey::read_file(path, &meta)
+    }
+
     /// Reads the key file, or creates it (mode 0600, a fresh random key) if
     /// it does not exist. Refuses a file that group or others can read.
     pub fn load_or_create(path: &Path) -> Result<Self, SecretError> {
@@ -310,6 +321,27 @@ impl Keyring {
             Some(key) => key,
             None => SecretKey::load_or_create(key_file)?,
         };
+        Keyring::with_previous_from_env(current)
+    }
+
+    /// The key in `key_file` when one is named (it must exist), else in
+    /// `MODELFLEET_SECRET_KEY`; `None` when neither gives one. Never
+    /// creates a key: what `modelfleet api` uses, since every hub of one
+    /// database must hold the same.
+    pub fn from_file_or_env(key_file: Option<&Path>) -> Result<Option<Self>, SecretError> {
+        let current = match key_file {
+            Some(path) => SecretKey::load_existing(path)?,
+            None => match SecretKey::from_env()? {
+                Some(key) => key,
+                None => return Ok(None),
+            },
+        };
+        Keyring::with_previous_from_env(current).map(Some)
+    }
+
+    /// `current`, with the earlier keys `MODELFLEET_PREVIOUS_SECRET_KEYS`
+    /// lists (comma-separated), which still open what they sealed.
+    fn with_previous_from_env(current: SecretKey) -> Result<Self, SecretError> {
         let mut ring = Keyring::new(current);
         if let Ok(list) = std::env::var(PREVIOUS_SECRET_KEYS_ENV) {
             for text in list.split(',').filter(|t| !t.trim().is_empty()) {

@@ -31,6 +31,7 @@ mod compliance;
 mod deployments;
 mod error;
 mod events;
+mod hub_lock;
 mod idempotency;
 mod intervals;
 mod prices;
@@ -74,6 +75,7 @@ pub use deployments::{
 };
 pub use error::StoreError;
 pub use events::{DeploymentEvent, EventKind, NewEvent};
+pub use hub_lock::{HoldError, HubLock};
 pub use idempotency::{IdempotencyClaim, StoredResponse};
 pub use intervals::{NewInterval, PoolLocation, ReplicaInterval};
 pub use prices::{NewPrice, StoredPrice};

@@ -106,7 +106,7 @@ where
 async fn remove(cleanup: Cleanup) {
     match cleanup {
         Cleanup::Sqlite(path) => {
-            for suffix in ["", "-wal", "-shm"] {
+            for suffix in ["", "-wal", "-shm", ".hub-lock"] {
                 let mut p = path.clone().into_os_string();
                 p.push(suffix);
                 std::fs::remove_file(p).ok();
