@@ -9,6 +9,7 @@ mod output;
 mod plan;
 mod sandbox;
 mod serve;
+mod signals;
 
 use std::process::ExitCode;
 

@@ -87,8 +87,9 @@ pub fn run(args: OperatorArgs) -> anyhow::Result<ExitCode> {
         };
         let (shutdown, stop) = Shutdown::channel();
         tokio::spawn(async move {
-            if tokio::signal::ctrl_c().await.is_ok() {
-                shutdown.trigger();
+            match crate::signals::stopped().await {
+                Ok(()) => shutdown.trigger(),
+                Err(e) => tracing::error!(error = %e, "cannot wait for SIGTERM or Ctrl-C"),
             }
         });
         runner::run(client, options, stop).await?;

@@ -73,10 +73,8 @@ pub fn run(args: SandboxArgs) -> anyhow::Result<ExitCode> {
         println!("  kubectl get nodes");
         println!("  kubectl apply -f manifests/examples/llama-3.1-8b-l40s.yaml");
         println!("  kubectl get md -w");
-        println!("Ctrl-C stops it.");
-        tokio::signal::ctrl_c()
-            .await
-            .context("cannot wait for Ctrl-C")?;
+        println!("Ctrl-C or SIGTERM stops it.");
+        crate::signals::stopped().await?;
         cluster.shutdown().await;
         Ok(ExitCode::SUCCESS)
     })

@@ -154,7 +154,7 @@ fn run_hub(options: HubOptions) -> anyhow::Result<ExitCode> {
         }
         tracing::info!(url = %hub.url, clusters = hub.state.registry().names().len(), "the hub is up");
         println!("Ctrl-C or SIGTERM stops it.");
-        stopped().await?;
+        crate::signals::stopped().await?;
         tracing::info!("stopping: draining requests, ending background loops");
         hub.shutdown().await;
         Ok(ExitCode::SUCCESS)
@@ -174,16 +174,4 @@ pub fn migrate(args: MigrateArgs) -> anyhow::Result<ExitCode> {
         .context("cannot migrate the hub's database")?;
     println!("the hub's database is up to date");
     Ok(ExitCode::SUCCESS)
-}
-
-/// Waits for Ctrl-C (SIGINT) or SIGTERM, which Kubernetes sends a pod it
-/// stops.
-async fn stopped() -> anyhow::Result<()> {
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-        .context("cannot wait for SIGTERM")?;
-    tokio::select! {
-        interrupted = tokio::signal::ctrl_c() => interrupted.context("cannot wait for Ctrl-C")?,
-        _ = term.recv() => {}
-    }
-    Ok(())
 }
