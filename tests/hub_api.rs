@@ -4,6 +4,9 @@
 //! its database against a second hub, logging JSON lines when asked, and
 //! stopping cleanly on SIGTERM as Kubernetes stops a pod.
 
+#[path = "support/process.rs"]
+mod process;
+
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -11,14 +14,7 @@ use std::time::{Duration, Instant};
 
 use modelfleet_api::SecretKey;
 use modelfleet_api::store::testing::TestDb;
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
+use process::{free_port, terminate};
 
 fn api(data_dir: &Path) -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_modelfleet"));
@@ -139,22 +135,7 @@ async fn the_hub_runs_alone_with_the_key_it_is_given(db: TestDb) {
     );
 
     // SIGTERM, as Kubernetes stops a pod: it exits cleanly.
-    let term = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(term.success());
-    let stopping = Instant::now();
-    let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break status;
-        }
-        assert!(
-            stopping.elapsed() < Duration::from_secs(30),
-            "still running 30 s after SIGTERM"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
+    let status = terminate(&mut child);
     assert!(status.success(), "{status}");
 
     let stdout = std::fs::read_to_string(&stdout_path).unwrap();

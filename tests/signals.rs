@@ -3,17 +3,14 @@
 //! real binaries, an operator reconciling against the sandbox through the
 //! kubeconfig it wrote.
 
+#[path = "support/process.rs"]
+mod process;
+
 use std::path::Path;
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
+use process::{free_port, terminate};
 
 fn wait_for(what: &str, child: &mut Child, log: &Path, mut ready: impl FnMut() -> bool) {
     let started = Instant::now();
@@ -28,25 +25,6 @@ fn wait_for(what: &str, child: &mut Child, log: &Path, mut ready: impl FnMut() -
             started.elapsed() < Duration::from_secs(120),
             "{what}: not within two minutes: {}",
             std::fs::read_to_string(log).unwrap_or_default()
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
-
-fn terminate(child: &mut Child) -> ExitStatus {
-    let sent = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(sent.success());
-    let stopping = Instant::now();
-    loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            return status;
-        }
-        assert!(
-            stopping.elapsed() < Duration::from_secs(30),
-            "still running 30 s after SIGTERM (Kubernetes' default grace)"
         );
         std::thread::sleep(Duration::from_millis(100));
     }
