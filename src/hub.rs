@@ -19,6 +19,7 @@ use std::time::Duration;
 use anyhow::Context as _;
 use modelfleet_api::audit;
 use modelfleet_api::bootstrap::{self, InitialCredentials};
+use modelfleet_api::store::{Elector, StartupLock};
 use modelfleet_api::{ApiSettings, AppState, ClusterRegistry, Keyring, Store, local_files};
 use modelfleet_core::billing::{PriceCatalog, UnixSeconds};
 use modelfleet_core::fleet::Fleet;
@@ -70,6 +71,18 @@ pub struct HubOptions {
     /// How often an operator looks again at a converging deployment.
     pub requeue: Duration,
     pub settings: ApiSettings,
+    /// What the first start on an empty database creates.
+    pub first_start: FirstStartOptions,
+}
+
+/// What the first start on an empty database creates besides the admin.
+#[derive(Debug, Clone)]
+pub struct FirstStartOptions {
+    /// A demo tenant with a quota, its admin and an API key (`serve`).
+    pub demo_tenant: bool,
+    /// A file holding the admin's first password (`api`, from a Secret);
+    /// generated and written to the credentials file when `None`.
+    pub admin_password_file: Option<PathBuf>,
 }
 
 impl HubOptions {
@@ -84,6 +97,10 @@ impl HubOptions {
             time_factor: 0.05,
             requeue: Duration::from_secs(2),
             settings: ApiSettings::default(),
+            first_start: FirstStartOptions {
+                demo_tenant: true,
+                admin_password_file: None,
+            },
         }
     }
 
@@ -103,15 +120,18 @@ pub struct RunningHub {
     /// Where the API and the console listen: `http://127.0.0.1:8080`.
     pub url: String,
     pub data_dir: PathBuf,
-    /// Set on the first start only: the file holds them too.
+    /// Set on the first start only: the file holds them too (unless the
+    /// admin's password was given).
     pub initial_credentials: Option<InitialCredentials>,
+    /// The admin's first password came from a file.
+    pub admin_password_given: bool,
     pub clusters: Vec<EmbeddedCluster>,
     pub state: AppState,
     stop: watch::Sender<bool>,
     server: JoinHandle<()>,
     /// This hub's hold on its database.
     lock: modelfleet_api::store::HubLock,
-    /// Cluster sync and failover.
+    /// The background loops, and the cluster refresh.
     background: Vec<JoinHandle<()>>,
 }
 
@@ -130,19 +150,40 @@ impl RunningHub {
                      must be given the same key",
                 )?,
         };
-        // One hub per database (see `HubLock`): taken before anything is
-        // written, held until shutdown.
-        let lock = modelfleet_api::store::HubLock::hold(&options.database_url()).await?;
-        let store = Store::connect(&options.database_url())
+        // One hub per SQLite file (see `HubLock`): taken before anything is
+        // written, held until shutdown. On PostgreSQL any number of hubs
+        // run; they start one at a time (migrations, the first admin, the
+        // price defaults), then elect one holder per background loop.
+        let url = options.database_url();
+        let lock = modelfleet_api::store::HubLock::hold(&url).await?;
+        let starting = StartupLock::take(&url)
+            .await
+            .context("cannot wait for other hubs of this database to finish starting")?;
+        let store = Store::connect(&url)
             .await
             .context("cannot open the hub's database")?;
 
         let credentials_path = options.data_dir.join(CREDENTIALS_FILE);
-        let initial_credentials = bootstrap::first_start(&store, |credentials| {
-            local_files::write_private(&credentials_path, credentials.to_file_text().as_bytes())
+        let given = match &options.first_start.admin_password_file {
+            Some(path) => Some(read_admin_password(path)?),
+            None => None,
+        };
+        let admin_password_given = given.is_some();
+        let what = bootstrap::FirstStart {
+            admin_password: given,
+            demo_tenant: options.first_start.demo_tenant,
+        };
+        let initial_credentials = bootstrap::first_start_with(&store, what, |credentials| {
+            if admin_password_given {
+                // The installer holds the one secret created: nothing to
+                // write down.
+                Ok(())
+            } else {
+                local_files::write_private(&credentials_path, credentials.to_file_text().as_bytes())
+            }
         })
         .await
-        .context("cannot create the first platform admin and demo tenant")?;
+        .context("cannot create the first platform admin")?;
 
         // The fleet file's prices become the catalog's defaults for every
         // key nobody has priced yet; an admin's prices stay.
@@ -154,6 +195,7 @@ impl RunningHub {
             .await
             .context("cannot seed the price catalog")?;
         tx.commit().await?;
+        starting.release().await;
 
         let mut settings = options.settings.clone();
         if settings.exchange_rates.is_empty() {
@@ -224,29 +266,45 @@ impl RunningHub {
             .with_context(|| format!("cannot listen on {}", options.listen))?;
         let addr = listener.local_addr().context("no local address")?;
         let (stop, mut stopped) = watch::channel(false);
+        // Every hub keeps its connections to the registered clusters
+        // current (another hub may have registered one) and its own
+        // request limits; each other loop runs on one hub of the database.
+        let elector = Elector::new(&url, &hub_identity())?;
         let mut background = vec![
-            modelfleet_api::sync::spawn(state.hub().clone(), stopped.clone()),
-            modelfleet_api::failover::spawn(state.hub().clone(), stopped.clone()),
-            modelfleet_api::billing::schedule::spawn(state.hub().clone(), stopped.clone()),
-            tokio::spawn(purge_sessions(state.store().clone(), stopped.clone())),
+            tokio::spawn(refresh_clusters(state.clone(), stopped.clone())),
             modelfleet_api::service::throttle::spawn(state.hub().clone(), stopped.clone()),
         ];
+        let hub = state.hub().clone();
+        background.push(elector.spawn("cluster-sync", stopped.clone(), move |stop| {
+            modelfleet_api::sync::run(hub.clone(), stop)
+        }));
+        let hub = state.hub().clone();
+        background.push(elector.spawn("failover", stopped.clone(), move |stop| {
+            modelfleet_api::failover::run(hub.clone(), stop)
+        }));
+        let hub = state.hub().clone();
+        background.push(elector.spawn("billing", stopped.clone(), move |stop| {
+            let task = modelfleet_api::billing::schedule::spawn(hub.clone(), stop);
+            async move {
+                let _ = task.await;
+            }
+        }));
+        let store = state.store().clone();
+        background.push(elector.spawn("session-purge", stopped.clone(), move |stop| {
+            purge_sessions(store.clone(), stop)
+        }));
         if let Some(target) = audit_target {
             let every =
                 Duration::from_secs(u64::from(state.settings().audit_export_every_hours) * 3600);
-            background.push(tokio::spawn(audit::run_scheduled(
-                state.store().clone(),
-                keyring.clone(),
-                target,
-                every,
-                stopped.clone(),
-            )));
-            background.push(tokio::spawn(prune_audit(
-                state.store().clone(),
-                state.settings().audit_retention_days,
-                every,
-                stopped.clone(),
-            )));
+            let (store, keyring) = (state.store().clone(), keyring.clone());
+            background.push(elector.spawn("audit-export", stopped.clone(), move |stop| {
+                audit::run_scheduled(store.clone(), keyring.clone(), target.clone(), every, stop)
+            }));
+            let store = state.store().clone();
+            let retention = state.settings().audit_retention_days;
+            background.push(elector.spawn("audit-prune", stopped.clone(), move |stop| {
+                prune_audit(store.clone(), retention, every, stop)
+            }));
         }
         let app =
             modelfleet_api::router_with_console(state.clone(), modelfleet_web::console::router());
@@ -267,6 +325,7 @@ impl RunningHub {
             url: format!("http://{addr}"),
             data_dir: options.data_dir,
             initial_credentials,
+            admin_password_given,
             clusters,
             state,
             stop,
@@ -276,11 +335,26 @@ impl RunningHub {
         })
     }
 
-    pub async fn shutdown(self) {
+    /// Stops accepting, lets requests in flight finish (up to
+    /// [`DRAIN_DEADLINE`]), stops the background loops at the end of their
+    /// iteration and lets go of their locks, so another hub takes them at
+    /// once (up to [`SHUTDOWN_DEADLINE`] in all, inside Kubernetes' default
+    /// 30 s grace); what is still running then is cut off.
+    pub async fn shutdown(mut self) {
         let _ = self.stop.send(true);
-        let _ = self.server.await;
-        for task in self.background {
-            let _ = task.await;
+        let deadline = tokio::time::Instant::now() + SHUTDOWN_DEADLINE;
+        if tokio::time::timeout(DRAIN_DEADLINE, &mut self.server)
+            .await
+            .is_err()
+        {
+            tracing::warn!(?DRAIN_DEADLINE, "requests still running at the drain deadline: cut off");
+            self.server.abort();
+        }
+        for mut task in self.background {
+            if tokio::time::timeout_at(deadline, &mut task).await.is_err() {
+                tracing::warn!("a background loop did not stop by the shutdown deadline: cut off");
+                task.abort();
+            }
         }
         for cluster in self.clusters {
             cluster.shutdown().await;
@@ -288,6 +362,69 @@ impl RunningHub {
         self.state.store().close().await;
         self.lock.release().await;
     }
+}
+
+/// The admin's first password from `path`: one line, whitespace around it
+/// dropped (a Secret's value often ends with a newline).
+fn read_admin_password(path: &std::path::Path) -> anyhow::Result<modelfleet_api::Secret> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read the initial admin password from {}", path.display()))?;
+    let password = text.trim();
+    if password.is_empty() || password.contains('\n') {
+        anyhow::bail!(
+            "{} must hold the initial admin password on one line",
+            path.display()
+        );
+    }
+    Ok(modelfleet_api::Secret::new(password.to_owned()))
+}
+
+/// How long requests in flight may take to finish once the hub stops.
+pub const DRAIN_DEADLINE: Duration = Duration::from_secs(10);
+/// How long stopping may take in all: inside Kubernetes' default 30 s
+/// grace period before SIGKILL.
+pub const SHUTDOWN_DEADLINE: Duration = Duration::from_secs(25);
+
+/// How often every hub connects the clusters other hubs registered.
+const CLUSTER_REFRESH: Duration = Duration::from_secs(5);
+
+/// Connects the clusters registered (by any hub of the database) since
+/// this one started, every [`CLUSTER_REFRESH`].
+async fn refresh_clusters(state: AppState, mut stop: watch::Receiver<bool>) {
+    loop {
+        tokio::select! {
+            () = tokio::time::sleep(CLUSTER_REFRESH) => {}
+            _ = stop.wait_for(|s| *s) => return,
+        }
+        let policy = state.hub().kubeconfig_policy();
+        match state
+            .registry()
+            .refresh(state.store(), state.keyring(), policy)
+            .await
+        {
+            Ok(failed) => {
+                for (name, e) in failed {
+                    tracing::warn!(cluster = %name, error = %e, "a registered cluster is not connected");
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "cannot read the registered clusters"),
+        }
+    }
+}
+
+/// This hub's name among the hubs of its database: the pod's name in a
+/// cluster (`POD_NAME`), else the host's, with the process id.
+fn hub_identity() -> String {
+    let host = std::env::var("POD_NAME")
+        .ok()
+        .filter(|n| !n.is_empty())
+        .or_else(|| {
+            std::fs::read_to_string("/proc/sys/kernel/hostname")
+                .ok()
+                .map(|h| h.trim().to_owned())
+        })
+        .unwrap_or_else(|| "hub".to_owned());
+    format!("{host}/{}", std::process::id())
 }
 
 /// Removes audit records older than the retention, once they were exported

@@ -9,7 +9,7 @@ use std::process::ExitCode;
 
 use anyhow::Context as _;
 use clap::Args;
-use modelfleet::hub::{CREDENTIALS_FILE, HubOptions, KeySource, RunningHub};
+use modelfleet::hub::{CREDENTIALS_FILE, FirstStartOptions, HubOptions, KeySource, RunningHub};
 use modelfleet_api::ApiSettings;
 use modelfleet_core::fleet::Fleet;
 
@@ -66,6 +66,12 @@ pub struct ApiArgs {
     /// database must be given the same key; none is ever made up.
     #[arg(long, env = "MODELFLEET_SECRET_KEY_FILE", value_name = "FILE")]
     secret_key_file: Option<PathBuf>,
+    /// The platform admin's first password, on the first start of an
+    /// empty database: a file holding it (a mounted Secret). They choose
+    /// their own at first sign-in. Without it, one is generated and written
+    /// to the data directory's `initial-credentials`.
+    #[arg(long, env = "MODELFLEET_INITIAL_ADMIN_PASSWORD_FILE", value_name = "FILE")]
+    initial_admin_password_file: Option<PathBuf>,
     /// Default prices (and exchange rates) for the catalog, in the fleet
     /// file's format; no clusters are simulated from it.
     #[arg(long, env = "MODELFLEET_FLEET", value_name = "FILE")]
@@ -105,6 +111,10 @@ pub fn api(args: ApiArgs) -> anyhow::Result<ExitCode> {
     options.database_url = args.storage.database_url;
     options.key = KeySource::Given(args.secret_key_file);
     options.sandbox_clusters = false;
+    options.first_start = FirstStartOptions {
+        demo_tenant: false,
+        admin_password_file: args.initial_admin_password_file,
+    };
     options.fleet = fleet;
     options.settings = args.settings;
     run_hub(options)
@@ -121,17 +131,28 @@ fn run_hub(options: HubOptions) -> anyhow::Result<ExitCode> {
         println!("  console:      {}/", hub.url);
         println!("  API:          {}/api/v1  (docs: {}/api/docs)", hub.url, hub.url);
         match &hub.initial_credentials {
-            Some(created) => {
-                println!(
-                    "  credentials:  {data_dir}/{CREDENTIALS_FILE}  (created now: the admin's and the demo tenant admin's passwords and the demo tenant's API key)"
-                );
-                println!(
-                    "  sign in as:   {}  (password: sed -n 's/^tenant_password=//p' {data_dir}/{CREDENTIALS_FILE})",
-                    created.tenant_user
-                );
-            }
+            Some(created) => match &created.demo {
+                Some(demo) => {
+                    println!(
+                        "  credentials:  {data_dir}/{CREDENTIALS_FILE}  (created now: the admin's and the demo tenant admin's passwords and the demo tenant's API key)"
+                    );
+                    println!(
+                        "  sign in as:   {}  (password: sed -n 's/^tenant_password=//p' {data_dir}/{CREDENTIALS_FILE})",
+                        demo.tenant_user
+                    );
+                }
+                None => println!(
+                    "  sign in as:   {}  (first password: {}; choose your own at first sign-in)",
+                    created.admin_user,
+                    if hub.admin_password_given {
+                        "the one you gave".to_owned()
+                    } else {
+                        format!("sed -n 's/^admin_password=//p' {data_dir}/{CREDENTIALS_FILE}")
+                    }
+                ),
+            },
             None => println!(
-                "  credentials:  created on first start, in {data_dir}/{CREDENTIALS_FILE}"
+                "  credentials:  set on first start (the platform admin signs in as admin)"
             ),
         }
         for cluster in &hub.clusters {

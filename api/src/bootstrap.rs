@@ -4,6 +4,10 @@
 //! admins must enrol a second factor first) and an API key, so a newcomer
 //! can sign in and deploy at once.
 //!
+//! A hub installed on a cluster (`modelfleet api`) creates the platform
+//! admin alone, with the first password it is given (a mounted Secret) or
+//! one generated here: a platform team's hub has no demo tenant.
+//!
 //! The credentials are generated here and handed to a `keep` callback
 //! before the transaction commits: if they cannot be kept (written to a
 //! file, say), nothing is created and the next start tries again.
@@ -23,6 +27,12 @@ pub const DEMO_USER: &str = "demo-admin";
 pub struct InitialCredentials {
     pub admin_user: String,
     pub admin_password: Secret,
+    /// The demo tenant, where one was created (`serve`).
+    pub demo: Option<DemoCredentials>,
+}
+
+/// The demo tenant's sign-in details.
+pub struct DemoCredentials {
     pub tenant: String,
     /// The demo tenant's admin, for the console.
     pub tenant_user: String,
@@ -34,6 +44,14 @@ impl std::fmt::Debug for InitialCredentials {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("InitialCredentials")
             .field("admin_user", &self.admin_user)
+            .field("demo", &self.demo)
+            .finish_non_exhaustive()
+    }
+}
+
+impl std::fmt::Debug for DemoCredentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DemoCredentials")
             .field("tenant", &self.tenant)
             .field("tenant_user", &self.tenant_user)
             .finish_non_exhaustive()
@@ -41,19 +59,35 @@ impl std::fmt::Debug for InitialCredentials {
 }
 
 impl InitialCredentials {
-    /// `name=value` lines: `admin_user`, `admin_password`, `tenant`,
-    /// `tenant_user`, `tenant_password`, `api_key`.
+    /// `name=value` lines: `admin_user`, `admin_password`, and with a demo
+    /// tenant `tenant`, `tenant_user`, `tenant_password`, `api_key`.
     pub fn to_file_text(&self) -> String {
-        format!(
-            "admin_user={}\nadmin_password={}\ntenant={}\ntenant_user={}\ntenant_password={}\napi_key={}\n",
+        let mut text = format!(
+            "admin_user={}\nadmin_password={}\n",
             self.admin_user,
-            self.admin_password.expose(),
-            self.tenant,
-            self.tenant_user,
-            self.tenant_password.expose(),
-            self.api_key.expose()
-        )
+            self.admin_password.expose()
+        );
+        if let Some(demo) = &self.demo {
+            text.push_str(&format!(
+                "tenant={}\ntenant_user={}\ntenant_password={}\napi_key={}\n",
+                demo.tenant,
+                demo.tenant_user,
+                demo.tenant_password.expose(),
+                demo.api_key.expose()
+            ));
+        }
+        text
     }
+}
+
+/// What a first start creates besides the platform admin.
+#[derive(Debug, Default)]
+pub struct FirstStart {
+    /// The admin's first password (they choose their own at first sign-in);
+    /// generated when `None`.
+    pub admin_password: Option<Secret>,
+    /// A demo tenant with a quota, a tenant admin and an API key (`serve`).
+    pub demo_tenant: bool,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -64,6 +98,8 @@ pub enum BootstrapError {
     Password(String),
     #[error("cannot keep the initial credentials: {0}")]
     Keep(#[source] std::io::Error),
+    #[error("the initial admin password is refused: {0}")]
+    WeakPassword(String),
 }
 
 /// The demo tenant's quota: room for one 70B model (four H100s in bf16, two
@@ -83,11 +119,34 @@ pub async fn first_start(
     store: &Store,
     keep: impl FnOnce(&InitialCredentials) -> std::io::Result<()>,
 ) -> Result<Option<InitialCredentials>, BootstrapError> {
+    let what = FirstStart {
+        admin_password: None,
+        demo_tenant: true,
+    };
+    first_start_with(store, what, keep).await
+}
+
+/// [`first_start`] creating what `what` says.
+pub async fn first_start_with(
+    store: &Store,
+    what: FirstStart,
+    keep: impl FnOnce(&InitialCredentials) -> std::io::Result<()>,
+) -> Result<Option<InitialCredentials>, BootstrapError> {
     let users = store.users(Scope::All).await?;
     if users.iter().any(|u| u.role == Role::PlatformAdmin) {
         return Ok(None);
     }
-    let admin_password = generate_password(ADMIN_USER)?;
+    let admin_password = match what.admin_password {
+        Some(given) => {
+            check_policy(ADMIN_USER, &given).map_err(|e| {
+                BootstrapError::WeakPassword(format!(
+                    "{e} (give a longer random one, e.g. `head -c 24 /dev/urandom | base64`)"
+                ))
+            })?;
+            given
+        }
+        None => generate_password(ADMIN_USER)?,
+    };
     let mut tx = store.begin(&Actor::system("bootstrap")).await?;
     tx.create_user(NewUser {
         tenant: None,
@@ -103,6 +162,27 @@ pub async fn first_start(
         must_change_password: true,
     })
     .await?;
+    let demo = if what.demo_tenant {
+        Some(create_demo_tenant(&mut tx).await?)
+    } else {
+        None
+    };
+    let credentials = InitialCredentials {
+        admin_user: ADMIN_USER.to_owned(),
+        admin_password,
+        demo,
+    };
+    if let Err(e) = keep(&credentials) {
+        tx.rollback().await?;
+        return Err(BootstrapError::Keep(e));
+    }
+    tx.commit().await?;
+    Ok(Some(credentials))
+}
+
+async fn create_demo_tenant(
+    tx: &mut crate::store::Tx,
+) -> Result<DemoCredentials, BootstrapError> {
     let tenant = tx
         .create_tenant(NewTenant {
             name: DEMO_TENANT.to_owned(),
@@ -134,20 +214,12 @@ pub async fn first_start(
             },
         )
         .await?;
-    let credentials = InitialCredentials {
-        admin_user: ADMIN_USER.to_owned(),
-        admin_password,
+    Ok(DemoCredentials {
         tenant: tenant.name,
         tenant_user: DEMO_USER.to_owned(),
         tenant_password,
         api_key: key.token,
-    };
-    if let Err(e) = keep(&credentials) {
-        tx.rollback().await?;
-        return Err(BootstrapError::Keep(e));
-    }
-    tx.commit().await?;
-    Ok(Some(credentials))
+    })
 }
 
 /// 24 random characters behind a fixed `Mf1-`, which gives every class
@@ -183,12 +255,13 @@ mod tests {
         .await
         .unwrap()
         .expect("an empty store gets an admin");
-        assert!(kept.contains(&format!("api_key={}", created.api_key.expose())));
+        let demo = created.demo.as_ref().expect("serve's first start has a demo");
+        assert!(kept.contains(&format!("api_key={}", demo.api_key.expose())));
         assert!(!format!("{created:?}").contains(created.admin_password.expose()));
-        assert!(!format!("{created:?}").contains(created.tenant_password.expose()));
+        assert!(!format!("{created:?}").contains(demo.tenant_password.expose()));
         assert!(kept.contains(&format!(
             "tenant_password={}",
-            created.tenant_password.expose()
+            demo.tenant_password.expose()
         )));
 
         let mut users = store.users(Scope::All).await.unwrap();
@@ -222,6 +295,44 @@ mod tests {
         let failed = first_start(&store, |_| Err(std::io::Error::other("the disk is full"))).await;
         assert!(matches!(failed, Err(BootstrapError::Keep(_))));
         assert!(store.users(Scope::All).await.unwrap().is_empty());
+        assert!(store.tenants(Scope::All).await.unwrap().is_empty());
+    }
+
+    /// `modelfleet api`'s first start: the admin alone, with the password
+    /// from its Secret, which must pass the password policy.
+    #[tokio::test]
+    async fn an_installed_hub_creates_the_admin_alone_with_the_given_password() {
+        let store = Store::connect("sqlite::memory:").await.unwrap();
+        let weak = FirstStart {
+            admin_password: Some(Secret::new("admin".to_owned())),
+            demo_tenant: false,
+        };
+        let refused = first_start_with(&store, weak, |_| Ok(())).await.unwrap_err();
+        assert!(
+            matches!(&refused, BootstrapError::WeakPassword(why) if why.contains("urandom")),
+            "{refused}"
+        );
+        assert!(store.users(Scope::All).await.unwrap().is_empty());
+
+        let given = "Installed-hub-first-9f3Kq2".to_owned();
+        let what = FirstStart {
+            admin_password: Some(Secret::new(given.clone())),
+            demo_tenant: false,
+        };
+        let mut kept = String::new();
+        let created = first_start_with(&store, what, |c| {
+            kept = c.to_file_text();
+            Ok(())
+        })
+        .await
+        .unwrap()
+        .unwrap();
+        assert_eq!(created.admin_password.expose(), given);
+        assert!(created.demo.is_none());
+        assert_eq!(kept, format!("admin_user=admin\nadmin_password={given}\n"));
+        let users = store.users(Scope::All).await.unwrap();
+        assert_eq!(users.len(), 1);
+        assert!(users[0].must_change_password);
         assert!(store.tenants(Scope::All).await.unwrap().is_empty());
     }
 }

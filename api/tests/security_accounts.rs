@@ -349,7 +349,7 @@ async fn the_first_start_admin_must_choose_a_password_and_the_demo_need_not(db: 
         .unwrap();
     let of = |name: &str| users.iter().find(|u| u.username == name).unwrap();
     assert!(of(&created.admin_user).must_change_password);
-    assert!(!of(&created.tenant_user).must_change_password);
+    assert!(!of(&created.demo.as_ref().unwrap().tenant_user).must_change_password);
 }
 
 async fn ended_sessions_are_purged(db: TestDb) {

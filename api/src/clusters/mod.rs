@@ -247,9 +247,41 @@ impl ClusterRegistry {
         keyring: &Keyring,
         policy: KubeconfigPolicy,
     ) -> Result<Vec<(String, ClusterError)>, crate::StoreError> {
+        self.connect_stored(store, keyring, policy, false).await
+    }
+
+    /// What every hub of a shared database does every few seconds: connects
+    /// the kubeconfig clusters another hub registered since, leaving alone
+    /// those whose kubeconfig was refused (they stay refused, and logged
+    /// once, until it changes).
+    pub async fn refresh(
+        &self,
+        store: &Store,
+        keyring: &Keyring,
+        policy: KubeconfigPolicy,
+    ) -> Result<Vec<(String, ClusterError)>, crate::StoreError> {
+        self.connect_stored(store, keyring, policy, true).await
+    }
+
+    async fn connect_stored(
+        &self,
+        store: &Store,
+        keyring: &Keyring,
+        policy: KubeconfigPolicy,
+        skip_refused: bool,
+    ) -> Result<Vec<(String, ClusterError)>, crate::StoreError> {
         let mut failed = Vec::new();
         for cluster in store.clusters().await? {
             if cluster.kind != ClusterKind::Kubeconfig || self.is_connected(&cluster.name) {
+                continue;
+            }
+            if skip_refused
+                && self
+                    .refused
+                    .read()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .contains_key(&cluster.name)
+            {
                 continue;
             }
             let Some(kubeconfig) = store.cluster_kubeconfig(cluster.id, keyring).await? else {

@@ -1,37 +1,30 @@
-//! One hub per database. Every hub runs every background loop (cluster
-//! sync, interval closing, failover, invoicing, alerts, exports), so a
-//! second hub on the same database would do each twice: bill an interval
-//! twice, fail a deployment over twice. Until the loops elect one holder
-//! each, a hub holds its database for as long as it runs and a second one
-//! refuses to start, saying why.
+//! One hub per SQLite file. Hubs that share a PostgreSQL database each
+//! serve requests and elect one holder per background loop
+//! ([`super::lease`]); a SQLite file is one machine's, and a second hub on
+//! it would run every background loop a second time (bill an interval
+//! twice, fail a deployment over twice), so it refuses to start, saying
+//! why.
 //!
-//! - PostgreSQL: a session-level advisory lock on a connection of its own,
-//!   released by the server when that connection ends (a killed hub
-//!   releases it too).
 //! - SQLite: an exclusive lock on `<database>.hub-lock` beside the file,
 //!   released by the kernel when the hub's process ends.
+//! - PostgreSQL: nothing to hold here.
 //! - An in-memory SQLite database is the process's own: nothing to hold.
 
 use std::fs::{File, OpenOptions};
 use std::path::PathBuf;
 use std::str::FromStr;
 
-use sqlx::postgres::PgConnection;
 use sqlx::sqlite::SqliteConnectOptions;
-use sqlx::{Connection, Row};
 
 use super::Backend;
-
-/// The advisory lock's key: "mfhub" in ASCII.
-const ADVISORY_KEY: i64 = 0x6d_6668_7562;
 
 /// Why a hub may not use a database.
 #[derive(Debug, thiserror::Error)]
 pub enum HoldError {
     #[error(
-        "another modelfleet hub is running on this database ({0}); several hubs on one database \
-         are not supported yet (each would run every background loop): stop the other one, or \
-         run a single replica"
+        "another modelfleet hub is running on this SQLite database ({0}); a SQLite file serves \
+         one hub (a second would run every background loop again): stop the other one, or put \
+         the hubs on one PostgreSQL (--database-url postgres://…), where any number can run"
     )]
     Held(String),
     #[error("cannot tell whether another hub uses this database: {0}")]
@@ -41,7 +34,8 @@ pub enum HoldError {
 /// Held for as long as the hub runs; dropping it lets another hub start.
 #[derive(Debug)]
 pub enum HubLock {
-    Postgres(Box<PgConnection>),
+    /// PostgreSQL: shared by every hub; each loop has its own holder.
+    Shared,
     Sqlite(File),
     InMemory,
 }
@@ -51,24 +45,7 @@ impl HubLock {
     pub async fn hold(url: &str) -> Result<HubLock, HoldError> {
         let backend = Backend::of_url(url).map_err(|e| HoldError::Check(e.to_string()))?;
         match backend {
-            Backend::Postgres => {
-                let mut connection = PgConnection::connect(url)
-                    .await
-                    .map_err(|e| HoldError::Check(format!("cannot connect: {e}")))?;
-                let row = sqlx::query("SELECT pg_try_advisory_lock($1)")
-                    .bind(ADVISORY_KEY)
-                    .fetch_one(&mut connection)
-                    .await
-                    .map_err(|e| HoldError::Check(e.to_string()))?;
-                let held: bool = row.get(0);
-                if held {
-                    Ok(HubLock::Postgres(Box::new(connection)))
-                } else {
-                    Err(HoldError::Held(format!(
-                        "PostgreSQL advisory lock {ADVISORY_KEY} is held"
-                    )))
-                }
-            }
+            Backend::Postgres => Ok(HubLock::Shared),
             Backend::Sqlite => {
                 let Some(path) = sqlite_file(url)? else {
                     return Ok(HubLock::InMemory);
@@ -99,12 +76,9 @@ impl HubLock {
         }
     }
 
-    /// Lets another hub start. (Dropping does the same; this also ends the
-    /// PostgreSQL session politely.)
+    /// Lets another hub start (dropping does the same).
     pub async fn release(self) {
-        if let HubLock::Postgres(connection) = self {
-            let _ = connection.close().await;
-        }
+        drop(self);
     }
 }
 

@@ -33,6 +33,7 @@ mod error;
 mod events;
 mod hub_lock;
 mod idempotency;
+pub mod lease;
 mod intervals;
 mod prices;
 mod quotas;
@@ -76,6 +77,7 @@ pub use deployments::{
 pub use error::StoreError;
 pub use events::{DeploymentEvent, EventKind, NewEvent};
 pub use hub_lock::{HoldError, HubLock};
+pub use lease::{Elector, StartupLock};
 pub use idempotency::{IdempotencyClaim, StoredResponse};
 pub use intervals::{NewInterval, PoolLocation, ReplicaInterval};
 pub use prices::{NewPrice, StoredPrice};
