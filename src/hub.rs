@@ -290,9 +290,11 @@ impl RunningHub {
             }
         }));
         let store = state.store().clone();
-        background.push(elector.spawn("session-purge", stopped.clone(), move |stop| {
-            purge_sessions(store.clone(), stop)
-        }));
+        background.push(
+            elector.spawn("session-purge", stopped.clone(), move |stop| {
+                purge_sessions(store.clone(), stop)
+            }),
+        );
         if let Some(target) = audit_target {
             let every =
                 Duration::from_secs(u64::from(state.settings().audit_export_every_hours) * 3600);
@@ -347,7 +349,10 @@ impl RunningHub {
             .await
             .is_err()
         {
-            tracing::warn!(?DRAIN_DEADLINE, "requests still running at the drain deadline: cut off");
+            tracing::warn!(
+                ?DRAIN_DEADLINE,
+                "requests still running at the drain deadline: cut off"
+            );
             self.server.abort();
         }
         for mut task in self.background {
@@ -367,8 +372,12 @@ impl RunningHub {
 /// The admin's first password from `path`: one line, whitespace around it
 /// dropped (a Secret's value often ends with a newline).
 fn read_admin_password(path: &std::path::Path) -> anyhow::Result<modelfleet_api::Secret> {
-    let text = std::fs::read_to_string(path)
-        .with_context(|| format!("cannot read the initial admin password from {}", path.display()))?;
+    let text = std::fs::read_to_string(path).with_context(|| {
+        format!(
+            "cannot read the initial admin password from {}",
+            path.display()
+        )
+    })?;
     let password = text.trim();
     if password.is_empty() || password.contains('\n') {
         anyhow::bail!(

@@ -70,7 +70,11 @@ pub struct ApiArgs {
     /// empty database: a file holding it (a mounted Secret). They choose
     /// their own at first sign-in. Without it, one is generated and written
     /// to the data directory's `initial-credentials`.
-    #[arg(long, env = "MODELFLEET_INITIAL_ADMIN_PASSWORD_FILE", value_name = "FILE")]
+    #[arg(
+        long,
+        env = "MODELFLEET_INITIAL_ADMIN_PASSWORD_FILE",
+        value_name = "FILE"
+    )]
     initial_admin_password_file: Option<PathBuf>,
     /// Default prices (and exchange rates) for the catalog, in the fleet
     /// file's format; no clusters are simulated from it.

@@ -7,6 +7,7 @@
 #[path = "support/process.rs"]
 mod process;
 
+use std::collections::BTreeMap;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -118,21 +119,25 @@ async fn the_hub_runs_alone_with_the_key_it_is_given(db: TestDb) {
         .unwrap();
     assert_eq!(clusters.status(), 401);
 
-    // A second hub on the same database refuses to start, saying why: each
-    // would run every background loop (bill twice, fail over twice).
-    let second = api(&dir.path().join("data-2"))
-        .arg("--database-url")
-        .arg(&db.url)
-        .args(["--listen", "127.0.0.1:0", "--secret-key-file"])
-        .arg(&key_path)
-        .output()
-        .unwrap();
-    let refused = String::from_utf8_lossy(&second.stderr);
-    assert_eq!(second.status.code(), Some(2), "{refused}");
-    assert!(
-        refused.contains("another modelfleet hub is running on this database"),
-        "{refused}"
-    );
+    // A second hub on the same SQLite file refuses to start, saying why:
+    // each would run every background loop (bill twice, fail over twice).
+    // On PostgreSQL any number start (see the three-hub test below).
+    if !db.url.starts_with("postgres") {
+        let second = api(&dir.path().join("data-2"))
+            .arg("--database-url")
+            .arg(&db.url)
+            .args(["--listen", "127.0.0.1:0", "--secret-key-file"])
+            .arg(&key_path)
+            .output()
+            .unwrap();
+        let refused = String::from_utf8_lossy(&second.stderr);
+        assert_eq!(second.status.code(), Some(2), "{refused}");
+        assert!(
+            refused.contains("another modelfleet hub is running on this SQLite database"),
+            "{refused}"
+        );
+        assert!(refused.contains("PostgreSQL"), "{refused}");
+    }
 
     // SIGTERM, as Kubernetes stops a pod: it exits cleanly.
     let status = terminate(&mut child);
@@ -145,6 +150,16 @@ async fn the_hub_runs_alone_with_the_key_it_is_given(db: TestDb) {
         stdout.contains("clusters:     0 connected (register one with POST /api/v1/clusters)"),
         "{stdout}"
     );
+    // A hub installed on a cluster creates the platform admin alone: no
+    // demo tenant, and the admin's first password written down once.
+    assert!(stdout.contains("sign in as:   admin"), "{stdout}");
+    let credentials =
+        std::fs::read_to_string(data.join(modelfleet::hub::CREDENTIALS_FILE)).unwrap();
+    assert!(
+        credentials.starts_with("admin_user=admin\nadmin_password="),
+        "{credentials}"
+    );
+    assert!(!credentials.contains("tenant"), "{credentials}");
     assert!(
         !stdout.contains(&key) && !stderr.contains(&key),
         "the key is never printed"
@@ -174,3 +189,166 @@ async fn the_hub_runs_alone_with_the_key_it_is_given(db: TestDb) {
 }
 
 modelfleet_api::store_tests!(the_hub_runs_alone_with_the_key_it_is_given);
+
+/// The loops every hub of a shared PostgreSQL elects one holder for.
+const LOOPS: [&str; 6] = [
+    "audit-export",
+    "audit-prune",
+    "billing",
+    "cluster-sync",
+    "failover",
+    "session-purge",
+];
+
+/// Which hub process (by pid) holds each loop now, from PostgreSQL's own
+/// view of its advisory locks and their sessions.
+async fn holders(admin: &mut sqlx::PgConnection) -> BTreeMap<String, u32> {
+    let rows: Vec<(String,)> = sqlx::query_as(
+        "SELECT a.application_name FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid \
+         WHERE l.locktype = 'advisory' AND l.granted \
+           AND a.application_name LIKE 'modelfleet-hub %'",
+    )
+    .fetch_all(admin)
+    .await
+    .unwrap();
+    let mut held = BTreeMap::new();
+    for (name,) in rows {
+        // "modelfleet-hub <host>/<pid> <loop>"
+        let mut words = name.split(' ').skip(1);
+        let (identity, loop_name) = (words.next().unwrap(), words.next().unwrap());
+        let pid = identity.rsplit('/').next().unwrap().parse().unwrap();
+        assert!(
+            held.insert(loop_name.to_owned(), pid).is_none(),
+            "{loop_name} held twice"
+        );
+    }
+    held
+}
+
+/// Waits until every loop is held by one of `alive`, and returns when each
+/// got there (since `from`).
+async fn until_all_held(
+    admin: &mut sqlx::PgConnection,
+    alive: &[u32],
+    from: Instant,
+) -> BTreeMap<String, (u32, Duration)> {
+    let mut moved: BTreeMap<String, (u32, Duration)> = BTreeMap::new();
+    loop {
+        for (name, pid) in holders(admin).await {
+            if alive.contains(&pid) {
+                moved.entry(name).or_insert((pid, from.elapsed()));
+            }
+        }
+        if LOOPS.iter().all(|l| moved.contains_key(*l)) {
+            return moved;
+        }
+        assert!(
+            from.elapsed() < Duration::from_secs(15),
+            "after 15 s only these loops run on a live hub: {moved:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Three `modelfleet api` processes on one PostgreSQL: every one serves
+/// requests, every background loop runs on exactly one of them, and when
+/// its holder is killed (SIGKILL, as a node dies) or stopped (SIGTERM, as a
+/// rollout stops a pod) each of its loops moves to a live hub within 15 s.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_hubs_share_one_postgres_and_loops_move_when_a_holder_dies() {
+    modelfleet_api::store::testing::run(
+        modelfleet_api::store::Backend::Postgres,
+        |db: TestDb| async move {
+            let dir = tempfile::tempdir().unwrap();
+            let (key_path, _) = key_file(dir.path(), 0o600);
+            let password_path = dir.path().join("admin-password");
+            std::fs::write(&password_path, "Given-by-the-installer-7Qx2\n").unwrap();
+            let mut hubs = Vec::new();
+            for n in 0..3 {
+                let port = free_port();
+                let log = dir.path().join(format!("hub-{n}.log"));
+                let child = api(&dir.path().join(format!("data-{n}")))
+                    .arg("--database-url")
+                    .arg(&db.url)
+                    .arg("--listen")
+                    .arg(format!("127.0.0.1:{port}"))
+                    .arg("--secret-key-file")
+                    .arg(&key_path)
+                    .arg("--initial-admin-password-file")
+                    .arg(&password_path)
+                    .env("RUST_LOG", "info")
+                    .stdout(Stdio::null())
+                    .stderr(Stdio::from(std::fs::File::create(&log).unwrap()))
+                    .spawn()
+                    .unwrap();
+                hubs.push((child, format!("http://127.0.0.1:{port}"), log));
+            }
+            let http = reqwest::Client::new();
+            for (child, base, log) in &mut hubs {
+                let started = Instant::now();
+                while !matches!(http.get(format!("{base}/healthz")).send().await,
+                                Ok(r) if r.status() == 200)
+                {
+                    if let Ok(Some(status)) = child.try_wait() {
+                        panic!(
+                            "a hub exited ({status}): {}",
+                            std::fs::read_to_string(log).unwrap()
+                        );
+                    }
+                    assert!(started.elapsed() < Duration::from_secs(60), "no /healthz");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+            }
+            // Every hub serves requests: the admin signs in on each with
+            // the password the installer gave (one admin, created once).
+            for (_, base, _) in &hubs {
+                let session = http
+                    .post(format!("{base}/api/v1/sessions"))
+                    .json(&serde_json::json!({"username": "admin",
+                                              "password": "Given-by-the-installer-7Qx2"}))
+                    .send()
+                    .await
+                    .unwrap();
+                assert_eq!(session.status(), 201, "{}", session.text().await.unwrap());
+            }
+            let mut admin = <sqlx::PgConnection as sqlx::Connection>::connect(&db.url)
+                .await
+                .unwrap();
+            let pids: Vec<u32> = hubs.iter().map(|(c, _, _)| c.id()).collect();
+            let held = until_all_held(&mut admin, &pids, Instant::now()).await;
+            eprintln!("loops held at start: {held:?}");
+
+            // SIGKILL the hub that holds the most loops.
+            let count = |pid: u32| held.values().filter(|(p, _)| *p == pid).count();
+            let victim = (0..3).max_by_key(|i| count(pids[*i])).unwrap();
+            let (mut child, _, _) = hubs.remove(victim);
+            child.kill().unwrap();
+            let killed = Instant::now();
+            child.wait().unwrap();
+            let alive: Vec<u32> = hubs.iter().map(|(c, _, _)| c.id()).collect();
+            let moved = until_all_held(&mut admin, &alive, killed).await;
+            eprintln!("after SIGKILL of {}: {moved:?}", pids[victim]);
+
+            // SIGTERM the hub that holds the most now: it lets go of its
+            // loops as it stops, and they move at once.
+            let count = |pid: u32| moved.values().filter(|(p, _)| *p == pid).count();
+            let victim = (0..2).max_by_key(|i| count(alive[*i])).unwrap();
+            let (mut child, _, _) = hubs.remove(victim);
+            let stopping = Instant::now();
+            let status = terminate(&mut child);
+            assert!(status.success(), "{status}");
+            let last = hubs[0].0.id();
+            let moved = until_all_held(&mut admin, &[last], stopping).await;
+            eprintln!("after SIGTERM of {}: {moved:?}", alive[victim]);
+            assert!(moved.values().all(|(pid, _)| *pid == last));
+
+            for (mut child, _, _) in hubs {
+                assert!(terminate(&mut child).success());
+            }
+            // A stopped hub holds nothing.
+            assert!(holders(&mut admin).await.is_empty());
+            let _ = sqlx::Connection::close(admin).await;
+        },
+    )
+    .await;
+}

@@ -180,9 +180,7 @@ pub async fn first_start_with(
     Ok(Some(credentials))
 }
 
-async fn create_demo_tenant(
-    tx: &mut crate::store::Tx,
-) -> Result<DemoCredentials, BootstrapError> {
+async fn create_demo_tenant(tx: &mut crate::store::Tx) -> Result<DemoCredentials, BootstrapError> {
     let tenant = tx
         .create_tenant(NewTenant {
             name: DEMO_TENANT.to_owned(),
@@ -255,7 +253,10 @@ mod tests {
         .await
         .unwrap()
         .expect("an empty store gets an admin");
-        let demo = created.demo.as_ref().expect("serve's first start has a demo");
+        let demo = created
+            .demo
+            .as_ref()
+            .expect("serve's first start has a demo");
         assert!(kept.contains(&format!("api_key={}", demo.api_key.expose())));
         assert!(!format!("{created:?}").contains(created.admin_password.expose()));
         assert!(!format!("{created:?}").contains(demo.tenant_password.expose()));
@@ -307,7 +308,9 @@ mod tests {
             admin_password: Some(Secret::new("admin".to_owned())),
             demo_tenant: false,
         };
-        let refused = first_start_with(&store, weak, |_| Ok(())).await.unwrap_err();
+        let refused = first_start_with(&store, weak, |_| Ok(()))
+            .await
+            .unwrap_err();
         assert!(
             matches!(&refused, BootstrapError::WeakPassword(why) if why.contains("urandom")),
             "{refused}"

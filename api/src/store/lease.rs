@@ -374,10 +374,7 @@ mod tests {
         most_at_once: u32,
     }
 
-    fn start(
-        elector: &Elector,
-        runs: &Arc<Mutex<Runs>>,
-    ) -> (watch::Sender<bool>, JoinHandle<()>) {
+    fn start(elector: &Elector, runs: &Arc<Mutex<Runs>>) -> (watch::Sender<bool>, JoinHandle<()>) {
         let (stop, stopped) = watch::channel(false);
         let who = elector.identity().to_owned();
         let runs = runs.clone();
