@@ -22,6 +22,8 @@ mod hand;
 mod hub;
 #[path = "billing_month/invoice.rs"]
 mod invoice;
+#[path = "loops.rs"]
+mod loops;
 
 use chrono::{DateTime, TimeDelta, TimeZone as _, Utc};
 use k8s_openapi::api::core::v1::Pod;
@@ -34,8 +36,8 @@ use clusters::{ALIYUN, AWS, clusters, pods_on, ready};
 pub use hand::{
     ALIYUN_ON_DEMAND, AWS_ON_DEMAND, AWS_ON_DEMAND_FROM_14TH, AWS_SPOT, expected_invoice, usd,
 };
-pub use hub::serial;
 use hub::{Hub, Interval, interval, set_clock, wait_for};
+pub use hub::{Mode, serial};
 pub use invoice::assert_invoice_is_the_hand_computed_one;
 
 pub const MODEL: &str = "llama-3.1-8b";
@@ -126,16 +128,26 @@ pub struct Outcome {
     pub invoice: Option<Value>,
     pub invoice_status: StatusCode,
     pub invoice_body: Value,
+    /// After each kill of the hub that held the loops (`api`): how long
+    /// each loop took to run again on another hub.
+    pub moves: Vec<(
+        String,
+        std::collections::BTreeMap<String, std::time::Duration>,
+    )>,
+    /// `modelfleet audit verify` on the hub's database, after the month:
+    /// its exit status and what it printed.
+    pub audit_verified: (bool, String),
 }
 
 /// Lives through December 2026 and reads its invoice.
-pub async fn run_month(crashes: Crashes) -> Outcome {
+pub async fn run_month(crashes: Crashes, mode: Mode) -> Outcome {
     use reqwest::Method;
     let crash = crashes == Crashes::Several;
     set_clock(start());
     let dir = tempfile::tempdir().unwrap();
     let [(aws, aws_kubeconfig), (aliyun, aliyun_kubeconfig)] = clusters(dir.path()).await;
-    let mut hub = Hub::start(&dir.path().join("hub")).await;
+    let hub_dir = dir.path().join("hub");
+    let mut hub = Hub::start(&hub_dir, mode.clone()).await;
 
     // December 1, 00:00. The admin registers both clusters and sets every
     // price of the month, the change on the 14th included.
@@ -411,8 +423,10 @@ pub async fn run_month(crashes: Crashes) -> Outcome {
     }
     let (invoice_status, invoice_body, invoice) = invoice::invoice(&hub, &key, &tenant).await;
     let intervals = hub.intervals().await;
+    let moves = std::mem::take(&mut hub.moves);
 
     drop(hub);
+    let audit_verified = verify_audit(&mode, &hub_dir);
     aws.shutdown().await;
     aliyun.shutdown().await;
     Outcome {
@@ -422,7 +436,29 @@ pub async fn run_month(crashes: Crashes) -> Outcome {
         invoice,
         invoice_status,
         invoice_body,
+        moves,
+        audit_verified,
     }
+}
+
+/// `modelfleet audit verify` on the month's database.
+fn verify_audit(mode: &Mode, data_dir: &std::path::Path) -> (bool, String) {
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_modelfleet"));
+    command.args(["audit", "verify"]);
+    match mode {
+        Mode::Serve => command.arg("--data-dir").arg(data_dir),
+        Mode::Api { database_url } => command.arg("--database-url").arg(database_url),
+    };
+    let out = command
+        .env_remove("MODELFLEET_DATABASE_URL")
+        .output()
+        .expect("modelfleet audit verify runs");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.success(), text)
 }
 
 /// Asserts the replica intervals are the scenario's (as the waits already

@@ -80,7 +80,7 @@ impl ClusterRegistry {
         tenant_name: &str,
         md: &ModelDeployment,
     ) -> Result<ModelDeployment, ClusterError> {
-        let client = self.client(cluster)?;
+        let client = self.client(cluster).await?;
         let namespace = md
             .metadata
             .namespace
@@ -207,7 +207,7 @@ impl ClusterRegistry {
         name: &str,
         replicas: u32,
     ) -> Result<(), ClusterError> {
-        let client = self.client(cluster)?;
+        let client = self.client(cluster).await?;
         let mds: Api<ModelDeployment> = Api::namespaced(client, namespace);
         let mut md = timed(cluster, "reading the ModelDeployment", mds.get(name)).await?;
         md.spec.replicas = replicas;
@@ -244,7 +244,7 @@ impl ClusterRegistry {
         namespace: &str,
         name: &str,
     ) -> Result<(), ClusterError> {
-        let client = self.client(cluster)?;
+        let client = self.client(cluster).await?;
         let mds: Api<ModelDeployment> = Api::namespaced(client, namespace);
         match timed(
             cluster,
@@ -269,7 +269,7 @@ impl ClusterRegistry {
         namespace: &str,
         name: &str,
     ) -> Result<Option<ModelDeployment>, ClusterError> {
-        let client = self.client(cluster)?;
+        let client = self.client(cluster).await?;
         let mds: Api<ModelDeployment> = Api::namespaced(client, namespace);
         timed(cluster, "reading the ModelDeployment", mds.get_opt(name)).await
     }
@@ -289,7 +289,7 @@ impl ClusterRegistry {
         use modelfleet_core::contract::admission::{
             ANNOTATION, MESSAGE_ANNOTATION, REASON_ANNOTATION, REJECTED,
         };
-        let client = self.client(cluster)?;
+        let client = self.client(cluster).await?;
         let mds: Api<ModelDeployment> = Api::namespaced(client, namespace);
         let patch = match decision {
             Decision::Admitted { deployment, tenant } => {
@@ -341,7 +341,7 @@ impl ClusterRegistry {
         reason: &str,
         message: &str,
     ) -> Result<(), ClusterError> {
-        let client = self.client(cluster)?;
+        let client = self.client(cluster).await?;
         let mds: Api<ModelDeployment> = Api::namespaced(client, namespace);
         let patch = json!({"metadata": {"annotations": {
             admission::REASON_ANNOTATION: reason,

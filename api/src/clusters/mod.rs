@@ -135,6 +135,17 @@ pub struct ClusterRegistry {
     /// Registered clusters whose stored kubeconfig was refused when loaded,
     /// and why: they show why instead of "not connected".
     refused: Arc<RwLock<BTreeMap<String, kubeconfig::Refused>>>,
+    /// Where a cluster registered by another hub of the same database is
+    /// read from when a request needs it before the next refresh.
+    source: Arc<std::sync::OnceLock<Source>>,
+}
+
+/// The store and keyring the registry connects stored clusters from.
+#[derive(Clone)]
+struct Source {
+    store: Store,
+    keyring: Arc<Keyring>,
+    policy: KubeconfigPolicy,
 }
 
 impl std::fmt::Debug for ClusterRegistry {
@@ -154,6 +165,16 @@ impl ClusterRegistry {
     /// admission key derives from (the first call wins).
     pub fn seal_with(&self, keyring: Arc<Keyring>) {
         let _ = self.keyring.set(keyring);
+    }
+
+    /// Lets the registry connect, when first needed, a cluster another hub
+    /// of the same database registered (the first call wins).
+    pub fn connect_on_demand(&self, store: Store, keyring: Arc<Keyring>, policy: KubeconfigPolicy) {
+        let _ = self.source.set(Source {
+            store,
+            keyring,
+            policy,
+        });
     }
 
     /// Cluster `cluster`'s admission key, to seal what the hub admits there.
@@ -343,8 +364,43 @@ impl ClusterRegistry {
         }
     }
 
-    pub(crate) fn client(&self, name: &str) -> Result<Client, ClusterError> {
-        Ok(self.member(name)?.client.clone())
+    /// Cluster `name`'s member; one that is registered but not connected
+    /// here yet (another hub registered it a moment ago) is connected now.
+    async fn member_or_connect(&self, name: &str) -> Result<Arc<Member>, ClusterError> {
+        let missing = match self.member(name) {
+            Ok(member) => return Ok(member),
+            Err(ClusterError::NotConnected(_)) => ClusterError::NotConnected(name.to_owned()),
+            Err(e) => return Err(e),
+        };
+        let Some(source) = self.source.get() else {
+            return Err(missing);
+        };
+        let Ok(cluster) = source.store.cluster_by_name(name).await else {
+            return Err(missing);
+        };
+        if cluster.kind != ClusterKind::Kubeconfig {
+            return Err(missing);
+        }
+        let Ok(Some(kubeconfig)) = source
+            .store
+            .cluster_kubeconfig(cluster.id, &source.keyring)
+            .await
+        else {
+            return Err(missing);
+        };
+        self.connect(
+            &cluster.name,
+            cluster.cloud,
+            &cluster.region,
+            &kubeconfig,
+            source.policy,
+        )
+        .await?;
+        self.member(name)
+    }
+
+    pub(crate) async fn client(&self, name: &str) -> Result<Client, ClusterError> {
+        Ok(self.member_or_connect(name).await?.client.clone())
     }
 
     /// The pools of cluster `name`, listed again if the last listing is
@@ -354,7 +410,7 @@ impl ClusterRegistry {
         name: &str,
         max_age: Duration,
     ) -> Result<Discovered, ClusterError> {
-        let member = self.member(name)?;
+        let member = self.member_or_connect(name).await?;
         let mut cached = member.discovered.lock().await;
         if let Some((at, discovered)) = cached.as_ref()
             && at.elapsed() <= max_age

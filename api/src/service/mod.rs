@@ -73,6 +73,13 @@ impl Hub {
         settings: ApiSettings,
     ) -> Self {
         registry.seal_with(keyring.clone());
+        registry.connect_on_demand(
+            store.clone(),
+            keyring.clone(),
+            crate::clusters::KubeconfigPolicy {
+                allow_insecure: settings.allow_insecure_clusters,
+            },
+        );
         Hub {
             store,
             keyring,

@@ -1,9 +1,12 @@
-//! The hub as a `modelfleet serve` subprocess on the simulated clock, what
-//! its database says, and waiting for it.
+//! The hub as subprocesses on the simulated clock — one `modelfleet serve`
+//! on SQLite, or three `modelfleet api` on one PostgreSQL — what its
+//! database says, and waiting for it.
 
+use std::collections::BTreeMap;
 use std::os::unix::fs::DirBuilderExt as _;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Mutex, MutexGuard, OnceLock, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -14,7 +17,53 @@ use serde_json::{Value, json};
 use sqlx::Connection as _;
 
 use super::clusters::{ALIYUN, AWS, TIME_FACTOR, pod_summary};
+use super::loops::{holders, until_all_held};
 use super::start;
+
+/// A connection to the hub's database, whichever it is.
+enum Db {
+    Sqlite(sqlx::SqliteConnection),
+    Postgres(sqlx::PgConnection),
+}
+
+impl Db {
+    async fn close(self) {
+        let _ = match self {
+            Db::Sqlite(c) => c.close().await,
+            Db::Postgres(c) => c.close().await,
+        };
+    }
+}
+
+/// Runs the same query on either connection (each arm its own types).
+macro_rules! on {
+    ($db:expr, |$c:ident| $query:expr) => {
+        match &mut $db {
+            Db::Sqlite($c) => $query,
+            Db::Postgres($c) => $query,
+        }
+    };
+}
+
+/// How many `modelfleet api` processes share the PostgreSQL database.
+pub const API_HUBS: usize = 3;
+
+/// How the hub runs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Mode {
+    /// One `modelfleet serve` on SQLite in its data directory.
+    Serve,
+    /// [`API_HUBS`] `modelfleet api` processes on this PostgreSQL database;
+    /// requests go to each in turn.
+    Api { database_url: String },
+}
+
+/// One hub process.
+struct Process {
+    child: Child,
+    base: String,
+    log: PathBuf,
+}
 
 /// How long any one wait may take in wall time before the test gives up.
 const WAIT: Duration = Duration::from_secs(90);
@@ -71,21 +120,28 @@ where
     }
 }
 
-/// `modelfleet serve` on a data directory, killed when dropped.
+/// The hub's processes on a data directory, killed when dropped.
 pub struct Hub {
     data_dir: PathBuf,
     fleet_file: PathBuf,
-    child: Option<Child>,
-    log: PathBuf,
-    base: String,
+    mode: Mode,
+    processes: Vec<Process>,
+    /// Which process the next request goes to.
+    next: AtomicUsize,
     http: reqwest::Client,
     starts: u32,
     /// When the first start began, for progress lines.
     born: Instant,
+    /// `api` creates no demo tenant: the one the scenario uses, made
+    /// through the API, and its key.
+    tenant_key: Option<String>,
+    /// After each kill of a loop holder: how long each loop took to run
+    /// again on a live hub.
+    pub moves: Vec<(String, BTreeMap<String, Duration>)>,
 }
 
 impl Hub {
-    pub async fn start(data_dir: &Path) -> Hub {
+    pub async fn start(data_dir: &Path, mode: Mode) -> Hub {
         // Its owner's alone, as `serve` requires of a data directory.
         std::fs::DirBuilder::new()
             .recursive(true)
@@ -107,34 +163,97 @@ impl Hub {
         let mut hub = Hub {
             data_dir: data_dir.to_owned(),
             fleet_file,
-            child: None,
-            log: PathBuf::new(),
-            base: String::new(),
+            mode: mode.clone(),
+            processes: Vec::new(),
+            next: AtomicUsize::new(0),
             http: reqwest::Client::new(),
             starts: 0,
             born: Instant::now(),
+            tenant_key: None,
+            moves: Vec::new(),
         };
-        hub.spawn().await;
+        match mode {
+            Mode::Serve => {
+                let process = hub.spawn().await;
+                hub.processes.push(process);
+            }
+            Mode::Api { .. } => {
+                // The first makes the platform admin; then the others.
+                for _ in 0..API_HUBS {
+                    let process = hub.spawn().await;
+                    hub.processes.push(process);
+                }
+                hub.tenant_key = Some(hub.make_demo_tenant().await);
+            }
+        }
         hub
     }
 
-    /// Starts the subprocess (again) and waits until it answers.
-    async fn spawn(&mut self) {
+    /// What `serve`'s first start makes, through the API: the demo tenant
+    /// with the demo quota, and a tenant-admin API key. Returns the key.
+    async fn make_demo_tenant(&self) -> String {
+        let admin = self.admin().await;
+        let tenant = self
+            .expect(
+                reqwest::Method::POST,
+                "/api/v1/tenants",
+                &admin,
+                Some(json!({"name": "demo", "displayName": "Demo tenant",
+                            "quota": {"totalDevices": 12, "deployments": 4}})),
+                StatusCode::CREATED,
+            )
+            .await;
+        let key = self
+            .expect(
+                reqwest::Method::POST,
+                "/api/v1/api-keys",
+                &admin,
+                Some(json!({"name": "initial", "role": "tenant-admin",
+                            "tenant": tenant["id"]})),
+                StatusCode::CREATED,
+            )
+            .await;
+        key["token"].as_str().unwrap().to_owned()
+    }
+
+    /// Starts one hub process and waits until it answers.
+    async fn spawn(&mut self) -> Process {
         self.starts += 1;
         let port = free_port();
-        self.base = format!("http://127.0.0.1:{port}");
-        self.log = self.data_dir.join(format!("hub-{}.log", self.starts));
-        let log = std::fs::File::create(&self.log).unwrap();
-        let child = Command::new(env!("CARGO_BIN_EXE_modelfleet"))
-            .arg("serve")
-            .arg("--data-dir")
-            .arg(&self.data_dir)
+        let base = format!("http://127.0.0.1:{port}");
+        let log = self.data_dir.join(format!("hub-{}.log", self.starts));
+        let file = std::fs::File::create(&log).unwrap();
+        let mut command = Command::new(env!("CARGO_BIN_EXE_modelfleet"));
+        match &self.mode {
+            Mode::Serve => {
+                command
+                    .arg("serve")
+                    .arg("--data-dir")
+                    .arg(&self.data_dir)
+                    .arg("--fleet")
+                    .arg(&self.fleet_file)
+                    .arg("--time-factor")
+                    .arg(TIME_FACTOR.to_string())
+                    .env_remove("MODELFLEET_DATABASE_URL");
+            }
+            Mode::Api { database_url } => {
+                // Each its own data directory, as each pod has its own;
+                // the first start writes the admin's credentials in the
+                // first one.
+                let dir = self.data_dir.join(format!("api-{}", self.starts));
+                std::fs::DirBuilder::new().mode(0o700).create(&dir).unwrap();
+                command
+                    .arg("api")
+                    .arg("--data-dir")
+                    .arg(&dir)
+                    .arg("--database-url")
+                    .arg(database_url)
+                    .env_remove("MODELFLEET_SECRET_KEY_FILE");
+            }
+        }
+        let child = command
             .arg("--listen")
             .arg(format!("127.0.0.1:{port}"))
-            .arg("--fleet")
-            .arg(&self.fleet_file)
-            .arg("--time-factor")
-            .arg(TIME_FACTOR.to_string())
             .arg("--failover-after-seconds")
             .arg(FAILOVER_AFTER_SECONDS.to_string())
             .arg("--pool-max-age-seconds")
@@ -150,25 +269,25 @@ impl Hub {
                 "MODELFLEET_SECRET_KEY",
                 super::clusters::hub_secret_key().to_base64().expose(),
             )
-            .env_remove("MODELFLEET_DATABASE_URL")
             .env("RUST_LOG", "info")
             .stdin(Stdio::null())
-            .stdout(log.try_clone().unwrap())
-            .stderr(log)
+            .stdout(file.try_clone().unwrap())
+            .stderr(file)
             .spawn()
-            .expect("modelfleet serve starts");
-        self.child = Some(child);
+            .expect("modelfleet starts");
+        let mut process = Process { child, base, log };
         let deadline = Instant::now() + WAIT;
         loop {
-            let exited = self
-                .child
-                .as_mut()
-                .and_then(|c| c.try_wait().ok().flatten());
-            if let Some(status) = exited {
-                panic!("the hub exited with {status}:\n{}", self.log_tail());
+            if let Ok(Some(status)) = process.child.try_wait() {
+                panic!("the hub exited with {status}:\n{}", tail(&process.log, 40));
             }
-            let last = match self.http.get(format!("{}/healthz", self.base)).send().await {
-                Ok(r) if r.status().is_success() => return,
+            let last = match self
+                .http
+                .get(format!("{}/healthz", process.base))
+                .send()
+                .await
+            {
+                Ok(r) if r.status().is_success() => return process,
                 Ok(r) => format!("status {}", r.status()),
                 Err(e) => e.to_string(),
             };
@@ -176,30 +295,69 @@ impl Hub {
                 Instant::now() < deadline,
                 "waited {WAIT:?} for start {} of the hub to answer /healthz; last saw {last}\n{}",
                 self.starts,
-                self.log_tail()
+                tail(&process.log, 40)
             );
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
     }
 
-    /// SIGKILL, then a start on the same data directory.
+    /// SIGKILL, then a start on the same data directory (`serve`); or
+    /// SIGKILL to the hub that runs cluster sync, a wait until every loop
+    /// runs on one of the other two, and a replacement hub (`api`).
     pub async fn kill_and_restart(&mut self, when: &str) {
-        eprintln!("SIGKILL to the hub {when}");
-        let mut child = self.child.take().expect("the hub runs");
-        child.kill().expect("SIGKILL is sent");
-        child.wait().expect("the killed hub is reaped");
-        self.spawn().await;
-        // The clusters were registered through the API: the hub must
-        // connect to them again from its database.
+        match self.mode.clone() {
+            Mode::Serve => {
+                eprintln!("SIGKILL to the hub {when}");
+                let mut process = self.processes.pop().expect("the hub runs");
+                process.child.kill().expect("SIGKILL is sent");
+                process.child.wait().expect("the killed hub is reaped");
+                let process = self.spawn().await;
+                self.processes.push(process);
+            }
+            Mode::Api { database_url } => {
+                let mut db = sqlx::PgConnection::connect(&database_url)
+                    .await
+                    .expect("the hubs' database answers");
+                let held = holders(&mut db).await;
+                let holder = held["cluster-sync"];
+                let index = self
+                    .processes
+                    .iter()
+                    .position(|p| p.child.id() == holder)
+                    .expect("cluster sync runs on one of the hubs");
+                eprintln!("SIGKILL to hub {holder}, which holds {held:?}, {when}");
+                let mut process = self.processes.remove(index);
+                process.child.kill().expect("SIGKILL is sent");
+                let killed = Instant::now();
+                process.child.wait().expect("the killed hub is reaped");
+                let alive: Vec<u32> = self.processes.iter().map(|p| p.child.id()).collect();
+                let moved = until_all_held(&mut db, &alive, killed).await;
+                eprintln!("  the loops moved: {moved:?}");
+                self.moves.push((
+                    when.to_owned(),
+                    moved.into_iter().map(|(l, (_, took))| (l, took)).collect(),
+                ));
+                let _ = db.close().await;
+                let process = self.spawn().await;
+                self.processes.push(process);
+            }
+        }
+        // The clusters were registered through the API: every hub must be
+        // connected to them, from its database.
         let admin = self.admin().await;
-        let admin = &admin;
+        for process in &self.processes {
+            self.wait_for_clusters(&process.base, &admin).await;
+        }
+    }
+
+    async fn wait_for_clusters(&self, base: &str, admin: &str) {
         let this: &Hub = self;
         wait_for(
-            "the restarted hub to reconnect to the clusters registered before it was killed",
+            "every hub to connect to the clusters registered before the kill",
             Some(this),
             || async move {
                 let (status, list) = this
-                    .call(reqwest::Method::GET, "/api/v1/clusters", admin, None)
+                    .call_at(base, reqwest::Method::GET, "/api/v1/clusters", admin, None)
                     .await;
                 let reachable: Vec<(&str, bool)> = list["items"]
                     .as_array()
@@ -224,20 +382,34 @@ impl Hub {
     }
 
     pub fn log_tail(&self) -> String {
-        let text = std::fs::read_to_string(&self.log).unwrap_or_default();
-        let lines: Vec<&str> = text.lines().collect();
-        lines[lines.len().saturating_sub(40)..].join("\n")
+        self.processes
+            .iter()
+            .map(|p| format!("== {}\n{}", p.log.display(), tail(&p.log, 40)))
+            .collect::<Vec<_>>()
+            .join("\n")
     }
 
-    pub fn credentials(&self) -> std::collections::BTreeMap<String, String> {
-        let text = std::fs::read_to_string(self.data_dir.join(modelfleet::hub::CREDENTIALS_FILE))
+    /// The first start's credentials, and the demo tenant's key as
+    /// `api_key`.
+    pub fn credentials(&self) -> BTreeMap<String, String> {
+        let dir = match self.mode {
+            Mode::Serve => self.data_dir.clone(),
+            Mode::Api { .. } => self.data_dir.join("api-1"),
+        };
+        let text = std::fs::read_to_string(dir.join(modelfleet::hub::CREDENTIALS_FILE))
             .expect("the first start wrote its credentials");
-        text.lines()
+        let mut credentials: BTreeMap<String, String> = text
+            .lines()
             .filter_map(|l| l.split_once('='))
             .map(|(k, v)| (k.to_owned(), v.to_owned()))
-            .collect()
+            .collect();
+        if let Some(key) = &self.tenant_key {
+            credentials.insert("api_key".to_owned(), key.clone());
+        }
+        credentials
     }
 
+    /// A request to the next hub in turn.
     pub async fn call(
         &self,
         method: reqwest::Method,
@@ -245,9 +417,22 @@ impl Hub {
         token: &str,
         body: Option<Value>,
     ) -> (StatusCode, Value) {
+        let n = self.next.fetch_add(1, Ordering::Relaxed) % self.processes.len();
+        self.call_at(&self.processes[n].base, method, path, token, body)
+            .await
+    }
+
+    async fn call_at(
+        &self,
+        base: &str,
+        method: reqwest::Method,
+        path: &str,
+        token: &str,
+        body: Option<Value>,
+    ) -> (StatusCode, Value) {
         let mut request = self
             .http
-            .request(method, format!("{}{path}", self.base))
+            .request(method, format!("{base}{path}"))
             .bearer_auth(token);
         if let Some(body) = body {
             request = request.json(&body);
@@ -314,28 +499,39 @@ impl Hub {
         token
     }
 
-    /// The hub's database, opened read-only for each look.
-    async fn db(&self) -> sqlx::SqliteConnection {
-        let url = format!(
-            "sqlite://{}?mode=ro",
-            self.data_dir.join(modelfleet::hub::DATABASE_FILE).display()
-        );
-        sqlx::SqliteConnection::connect(&url)
-            .await
-            .expect("the hub's database opens read-only")
+    /// The hub's database, opened (read-only where it can be) for each look.
+    async fn db(&self) -> Db {
+        match &self.mode {
+            Mode::Serve => {
+                let url = format!(
+                    "sqlite://{}?mode=ro",
+                    self.data_dir.join(modelfleet::hub::DATABASE_FILE).display()
+                );
+                Db::Sqlite(
+                    sqlx::SqliteConnection::connect(&url)
+                        .await
+                        .expect("the hub's database opens read-only"),
+                )
+            }
+            Mode::Api { database_url } => Db::Postgres(
+                sqlx::PgConnection::connect(database_url)
+                    .await
+                    .expect("the hubs' database answers"),
+            ),
+        }
     }
 
     /// Every replica interval the hub recorded, in a stable order.
     pub async fn intervals(&self) -> Vec<Interval> {
         let mut db = self.db().await;
-        let rows: Vec<IntervalRow> = sqlx::query_as(
+        let rows: Vec<IntervalRow> = on!(db, |c| sqlx::query_as(
             "SELECT d.name, i.cluster, i.pool, i.devices, i.allocated_at, i.released_at \
                  FROM replica_intervals i JOIN deployments d ON d.id = i.deployment_id",
         )
-        .fetch_all(&mut db)
+        .fetch_all(c)
         .await
-        .expect("replica_intervals reads");
-        let _ = db.close().await;
+        .expect("replica_intervals reads"));
+        db.close().await;
         let mut intervals: Vec<Interval> = rows
             .into_iter()
             .map(|(deployment, cluster, pool, devices, from, to)| Interval {
@@ -354,15 +550,15 @@ impl Hub {
     /// When the hub recorded `deployment` unschedulable, and where it is.
     pub async fn placement(&self, deployment: &str) -> (String, Option<DateTime<Utc>>) {
         let mut db = self.db().await;
-        let row: (String, Option<DateTime<Utc>>) = sqlx::query_as(
+        let row: (String, Option<DateTime<Utc>>) = on!(db, |c| sqlx::query_as(
             "SELECT cluster, unschedulable_since FROM deployments \
              WHERE name = $1 AND deleted_at IS NULL",
         )
         .bind(deployment)
-        .fetch_one(&mut db)
+        .fetch_one(c)
         .await
-        .expect("the deployment's row reads");
-        let _ = db.close().await;
+        .expect("the deployment's row reads"));
+        db.close().await;
         row
     }
 
@@ -370,18 +566,20 @@ impl Hub {
     /// failure message.
     pub async fn history(&self) -> String {
         let mut db = self.db().await;
-        let rows: Vec<DeploymentRow> = sqlx::query_as(
-            "SELECT name, cluster, unschedulable_since, phase, deleted_at FROM deployments",
+        let rows: Vec<DeploymentRow> = on!(db, |c| sqlx::query_as(
+            "SELECT name, cluster, CAST(unschedulable_since AS TEXT), phase, \
+                    CAST(deleted_at AS TEXT) FROM deployments",
         )
-        .fetch_all(&mut db)
+        .fetch_all(c)
         .await
-        .unwrap_or_default();
-        let events: Vec<(String, String, String)> =
-            sqlx::query_as("SELECT at, kind, reason FROM deployment_events ORDER BY at")
-                .fetch_all(&mut db)
-                .await
-                .unwrap_or_default();
-        let _ = db.close().await;
+        .unwrap_or_default());
+        let events: Vec<(String, String, String)> = on!(db, |c| sqlx::query_as(
+            "SELECT CAST(at AS TEXT), kind, reason FROM deployment_events ORDER BY at"
+        )
+        .fetch_all(c)
+        .await
+        .unwrap_or_default());
+        db.close().await;
         format!("deployments {rows:#?}\nevents {events:#?}")
     }
 
@@ -425,9 +623,9 @@ impl Hub {
 
 impl Drop for Hub {
     fn drop(&mut self) {
-        if let Some(child) = &mut self.child {
-            let _ = child.kill();
-            let _ = child.wait();
+        for process in &mut self.processes {
+            let _ = process.child.kill();
+            let _ = process.child.wait();
         }
     }
 }
@@ -437,6 +635,12 @@ fn free_port() -> u16 {
         .and_then(|l| l.local_addr())
         .expect("a free port")
         .port()
+}
+
+fn tail(log: &Path, lines: usize) -> String {
+    let text = std::fs::read_to_string(log).unwrap_or_default();
+    let all: Vec<&str> = text.lines().collect();
+    all[all.len().saturating_sub(lines)..].join("\n")
 }
 
 /// deployment, cluster, pool, devices, allocated_at, released_at.
