@@ -190,3 +190,79 @@ async fn a_deployment_reaches_ready_and_its_intervals_follow_its_pods(db: TestDb
 }
 
 modelfleet_api::store_tests!(a_deployment_reaches_ready_and_its_intervals_follow_its_pods);
+
+/// A deployment the hub placed whose ModelDeployment disappears from its
+/// cluster (deleted there with kubectl, or lost with the cluster's state)
+/// is never shown as running with nothing behind it: after a grace longer
+/// than any watch lag, the hub deletes it, releases its quota, and says so
+/// in the audit trail, with the system as the actor.
+async fn a_deployment_missing_from_its_cluster_is_deleted_and_its_quota_released(db: TestDb) {
+    use modelfleet_core::crd::ModelDeployment;
+    let hub = hub(db).await;
+    let sync = hub.sync_only();
+    let (_, key) = hub.tenant("acme", support::roomy()).await;
+    let reply = hub
+        .post(
+            "/api/v1/deployments",
+            &key,
+            json!({"name": "chat", "model": "llama-3.1-8b"}),
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::ACCEPTED, "{:#}", reply.body);
+    let id: DeploymentId = reply.body["deployment"]["id"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    eventually("the deployment is Ready", || async {
+        (row(&hub, id).await.phase == modelfleet_core::crd::Phase::Ready).then_some(())
+    })
+    .await;
+
+    // Gone from the cluster, behind the hub's back.
+    let mds: Api<ModelDeployment> = Api::namespaced(hub.kube.clone(), "mf-acme");
+    mds.delete("chat", &kube::api::DeleteParams::default())
+        .await
+        .unwrap();
+    let gone_at = std::time::Instant::now();
+    let released = eventually("the hub takes the deployment as gone", || async {
+        let d = hub.store.deployment(Scope::All, id).await.unwrap();
+        d.deleted_at.is_some().then_some(d)
+    })
+    .await;
+    assert!(
+        gone_at.elapsed() >= std::time::Duration::from_secs(10),
+        "not before the grace for watch lag"
+    );
+    assert_ne!(released.phase, modelfleet_core::crd::Phase::Ready);
+    let listed = hub.get("/api/v1/deployments", &key).await;
+    assert_eq!(listed.body["items"], json!([]), "{:#}", listed.body);
+    // Its quota is free again: the same name deploys anew.
+    let again = hub
+        .post(
+            "/api/v1/deployments",
+            &key,
+            json!({"name": "chat", "model": "llama-3.1-8b"}),
+        )
+        .await;
+    assert_eq!(again.status, StatusCode::ACCEPTED, "{:#}", again.body);
+    // The deletion is in the audit trail, by the system.
+    let records = hub.store.audit_records_after(0, 100_000).await.unwrap();
+    let id_text = id.to_string();
+    let by_system = records.iter().find(|r| {
+        r.event.verb == "delete"
+            && r.event.object_ref.resource == "deployments"
+            && r.event.object_ref.uid.as_deref() == Some(id_text.as_str())
+    });
+    let record = by_system.expect("the deletion is audited");
+    assert!(
+        record.event.user.username.starts_with("system:"),
+        "{:#?}",
+        record.event.user
+    );
+    sync.stop().await;
+}
+
+modelfleet_api::store_tests!(
+    a_deployment_missing_from_its_cluster_is_deleted_and_its_quota_released
+);

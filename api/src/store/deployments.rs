@@ -378,6 +378,29 @@ impl Tx {
         Ok(released)
     }
 
+    /// Releases deployment `id` as [`Tx::release_deployment`] does, but only
+    /// if it is still at `revision` (not moved, resized or released since it
+    /// was read): `None` when it changed.
+    pub async fn release_unchanged(
+        &mut self,
+        id: DeploymentId,
+        revision: u64,
+    ) -> Result<Option<Deployment>, StoreError> {
+        let tenant = self.live_tenant_of(id, Permission::Deploy).await?;
+        let at = now();
+        let revision = i64::try_from(revision).map_err(|_| StoreError::NotFound("deployment"))?;
+        let changed = on_conn!(self.conn(), c => sqlx::query(
+            "UPDATE deployments SET deleted_at = $2, phase = $3, revision = revision + 1, updated_at = $2 \
+             WHERE id = $1 AND deleted_at IS NULL AND revision = $4",
+        ).bind(id).bind(at).bind(Phase::Deleting.as_str()).bind(revision).execute(c).await.map(|r| r.rows_affected()))?;
+        if changed == 0 {
+            return Ok(None);
+        }
+        let released = self.any(id).await?;
+        self.note("delete", "deployments", Some(tenant), id.0, &released.name);
+        Ok(Some(released))
+    }
+
     /// The tenant of a live deployment the actor may act on with `permission`.
     async fn live_tenant_of(
         &mut self,

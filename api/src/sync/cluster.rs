@@ -6,7 +6,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::Pod;
@@ -32,6 +32,11 @@ use crate::store::{Deployment, NewInterval, PoolLocation, Source, now};
 /// A pass runs at least this often, to pick up changes made in the
 /// database (a deployment released while its cluster was unreachable).
 pub const RESYNC: Duration = Duration::from_secs(5);
+
+/// How long a deployment the hub placed may be missing from its cluster's
+/// complete listing before the hub takes it as gone: longer than any watch
+/// lags behind a ModelDeployment the hub has just applied.
+pub const MISSING_FOR: Duration = Duration::from_secs(15);
 
 /// Watches `cluster` until `stop` fires.
 pub(super) async fn run(
@@ -76,8 +81,9 @@ pub(super) async fn run(
         if mds.wait_until_ready().await.is_err() || pods.wait_until_ready().await.is_err() {
             return;
         }
+        let mut missing = BTreeMap::new();
         loop {
-            if let Err(e) = pass(&state, &cluster, &mds, &pods).await {
+            if let Err(e) = pass(&state, &cluster, &mds, &pods, &mut missing).await {
                 warn!(%cluster, error = %e, "cluster sync pass failed; retrying");
             }
             tokio::select! {
@@ -93,12 +99,15 @@ pub(super) async fn run(
     }
 }
 
-/// One comparison of the cluster with the database.
+/// One comparison of the cluster with the database. `missing` carries,
+/// from pass to pass, since when each deployment the hub placed here has
+/// been missing from the cluster.
 pub(super) async fn pass(
     state: &Hub,
     cluster: &str,
     mds: &Cache<ModelDeployment>,
     pods: &Cache<Pod>,
+    missing: &mut BTreeMap<DeploymentId, Instant>,
 ) -> Result<(), SyncError> {
     // A row admitted after this picture was taken (by another hub
     // replica) may have its object missing from it: such rows are left to
@@ -111,6 +120,9 @@ pub(super) async fn pass(
     // ModelDeployments → rows (and rows' status).
     let mut owners: BTreeMap<(String, String), Deployment> = BTreeMap::new();
     let mut present: BTreeSet<String> = BTreeSet::new();
+    // A ModelDeployment that could not be synced may be one the hub
+    // placed: then no row is taken as missing this pass.
+    let mut uncertain = false;
     for md in &mds {
         let (Some(namespace), Some(uid)) = (md.namespace(), md.metadata.uid.clone()) else {
             continue;
@@ -127,6 +139,7 @@ pub(super) async fn pass(
             Err(e) => {
                 // Unknown: keep its quota, whatever it is.
                 present.insert(uid);
+                uncertain = true;
                 warn!(%cluster, %namespace, %name, error = %e, "cannot sync a ModelDeployment");
             }
         }
@@ -146,6 +159,37 @@ pub(super) async fn pass(
             tx.release_deployment(row.id).await?;
             tx.commit().await?;
             debug!(%cluster, deployment = %row.id, "kubectl-applied ModelDeployment deleted; quota released");
+        }
+    }
+
+    // Rows the hub placed whose ModelDeployment is not in the cluster: it
+    // was deleted there (kubectl), or the cluster lost it (rebuilt,
+    // restored from an old backup, a sandbox restarted empty). Never shown
+    // as running with nothing behind it: once missing for `MISSING_FOR`,
+    // the row is deleted and its quota released, by the system, in the
+    // audit trail. (The hub keeps no copy of the spec it could apply
+    // again; the tenant deploys it again.)
+    let placed: BTreeSet<DeploymentId> = owners.values().map(|r| r.id).collect();
+    missing.retain(|id, _| live.iter().any(|r| r.id == *id) && !placed.contains(id));
+    for row in live.iter().filter(|r| {
+        !uncertain && r.source == Source::Api && r.created_at < taken_at && !placed.contains(&r.id)
+    }) {
+        let since = *missing.entry(row.id).or_insert_with(Instant::now);
+        if since.elapsed() < MISSING_FOR {
+            continue;
+        }
+        let mut tx = state.store().begin(&actor()).await?;
+        missing.remove(&row.id);
+        match tx.release_unchanged(row.id, row.revision).await {
+            Ok(Some(_)) => {
+                tx.commit().await?;
+                warn!(%cluster, deployment = %row.id, name = %row.name,
+                    "the ModelDeployment the hub placed is missing from its cluster: deleted, quota released");
+            }
+            // Changed meanwhile (deleted, moved by failover, resized): the
+            // next passes look again.
+            Ok(None) | Err(crate::StoreError::NotFound(_)) => {}
+            Err(e) => return Err(e.into()),
         }
     }
 
