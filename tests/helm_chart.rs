@@ -56,7 +56,12 @@ fn typed<T: DeserializeOwned + Serialize>(doc: &Value) -> T {
     let value: T = serde_json::from_value(doc.clone())
         .unwrap_or_else(|e| panic!("{what} is not a valid object of its kind: {e}"));
     let mut missing = Vec::new();
-    missing_fields(doc, &serde_json::to_value(&value).unwrap(), "", &mut missing);
+    missing_fields(
+        doc,
+        &serde_json::to_value(&value).unwrap(),
+        "",
+        &mut missing,
+    );
     assert!(
         missing.is_empty(),
         "{what} has fields its type does not know: {missing:?}"
@@ -124,14 +129,25 @@ fn assert_restricted(name: &str, spec: &PodSpec) {
     assert_eq!(pod.run_as_non_root, Some(true), "{name}");
     assert_eq!(pod.run_as_user, Some(65532), "{name}");
     assert_eq!(pod.run_as_group, Some(65532), "{name}");
-    assert_eq!(pod.seccomp_profile.unwrap().type_, "RuntimeDefault", "{name}");
-    assert!(spec.host_network.is_none() && spec.host_pid.is_none(), "{name}");
+    assert_eq!(
+        pod.seccomp_profile.unwrap().type_,
+        "RuntimeDefault",
+        "{name}"
+    );
+    assert!(
+        spec.host_network.is_none() && spec.host_pid.is_none(),
+        "{name}"
+    );
     for c in &spec.containers {
         let sc = c.security_context.clone().unwrap();
         assert_eq!(sc.allow_privilege_escalation, Some(false), "{name}");
         assert_eq!(sc.privileged, Some(false), "{name}");
         assert_eq!(sc.read_only_root_filesystem, Some(true), "{name}");
-        assert_eq!(sc.capabilities.unwrap().drop, Some(vec!["ALL".to_owned()]), "{name}");
+        assert_eq!(
+            sc.capabilities.unwrap().drop,
+            Some(vec!["ALL".to_owned()]),
+            "{name}"
+        );
         assert!(c.resources.as_ref().unwrap().requests.is_some(), "{name}");
     }
     for v in spec.volumes.iter().flatten() {
@@ -140,7 +156,9 @@ fn assert_restricted(name: &str, spec: &PodSpec) {
 }
 
 fn probe_path(probe: Option<&k8s_openapi::api::core::v1::Probe>) -> Option<String> {
-    probe.and_then(|p| p.http_get.as_ref()).and_then(|g| g.path.clone())
+    probe
+        .and_then(|p| p.http_get.as_ref())
+        .and_then(|g| g.path.clone())
 }
 
 fn manifest_documents(relative: &str) -> Vec<Value> {
@@ -171,7 +189,8 @@ fn crds_are_the_manifests_crds_byte_for_byte() {
     );
     for name in list(&manifests) {
         assert!(
-            std::fs::read(manifests.join(&name)).unwrap() == std::fs::read(crds.join(&name)).unwrap(),
+            std::fs::read(manifests.join(&name)).unwrap()
+                == std::fs::read(crds.join(&name)).unwrap(),
             "charts/modelfleet/crds/{name} differs from manifests/crds/{name}: \
              cp manifests/crds/{name} charts/modelfleet/crds/"
         );
@@ -181,15 +200,13 @@ fn crds_are_the_manifests_crds_byte_for_byte() {
 #[test]
 fn the_chart_the_manifests_and_the_operator_name_one_image() {
     let version = env!("CARGO_PKG_VERSION");
-    let chart_yaml: Value = serde_yaml::from_str(
-        &std::fs::read_to_string(chart().join("Chart.yaml")).unwrap(),
-    )
-    .unwrap();
+    let chart_yaml: Value =
+        serde_yaml::from_str(&std::fs::read_to_string(chart().join("Chart.yaml")).unwrap())
+            .unwrap();
     assert_eq!(chart_yaml["appVersion"], version, "Chart.yaml appVersion");
-    let values: Value = serde_yaml::from_str(
-        &std::fs::read_to_string(chart().join("values.yaml")).unwrap(),
-    )
-    .unwrap();
+    let values: Value =
+        serde_yaml::from_str(&std::fs::read_to_string(chart().join("values.yaml")).unwrap())
+            .unwrap();
     assert_eq!(
         values["image"]["repository"],
         modelfleet_operator::build::MODELFLEET_IMAGE_REPOSITORY
@@ -205,12 +222,21 @@ fn the_chart_the_manifests_and_the_operator_name_one_image() {
     );
     let manifest = manifest_documents("operator/20-deployment.yaml");
     let operator = deployment(&manifest, "modelfleet-operator");
-    assert_eq!(pod_spec(&operator).containers[0].image.as_deref(), Some(image.as_str()));
+    assert_eq!(
+        pod_spec(&operator).containers[0].image.as_deref(),
+        Some(image.as_str())
+    );
 
-    let objects = Tools::offline().template(&[&ci("hub-values.yaml")], &[]).unwrap();
+    let objects = Tools::offline()
+        .template(&[&ci("hub-values.yaml")], &[])
+        .unwrap();
     for name in ["modelfleet-api", "modelfleet-operator"] {
         let d = deployment(&objects, name);
-        assert_eq!(pod_spec(&d).containers[0].image.as_deref(), Some(image.as_str()), "{name}");
+        assert_eq!(
+            pod_spec(&d).containers[0].image.as_deref(),
+            Some(image.as_str()),
+            "{name}"
+        );
     }
     let pinned = Tools::offline()
         .template(
@@ -241,8 +267,18 @@ fn lint_strict_passes_with_every_example_values_file() {
             "--values",
             file.to_str().unwrap(),
         ]);
-        assert!(ran.ok, "helm lint --strict -f {}:\n{}\n{}", file.display(), ran.stdout, ran.stderr);
-        assert!(ran.stdout.contains("1 chart(s) linted, 0 chart(s) failed"), "{}", ran.stdout);
+        assert!(
+            ran.ok,
+            "helm lint --strict -f {}:\n{}\n{}",
+            file.display(),
+            ran.stdout,
+            ran.stderr
+        );
+        assert!(
+            ran.stdout.contains("1 chart(s) linted, 0 chart(s) failed"),
+            "{}",
+            ran.stdout
+        );
     }
 }
 
@@ -254,7 +290,10 @@ fn every_example_renders_objects_of_known_types_with_restricted_pods() {
             .template(&[&file], &[])
             .unwrap_or_else(|e| panic!("{}: {e}", file.display()));
         check_types(&objects);
-        let deployments: Vec<&Value> = objects.iter().filter(|o| o["kind"] == "Deployment").collect();
+        let deployments: Vec<&Value> = objects
+            .iter()
+            .filter(|o| o["kind"] == "Deployment")
+            .collect();
         assert!(!deployments.is_empty(), "{}", file.display());
         for d in deployments {
             let d: Deployment = typed(d);
@@ -266,7 +305,9 @@ fn every_example_renders_objects_of_known_types_with_restricted_pods() {
 
 #[test]
 fn the_hub_runs_api_with_its_settings_secrets_and_probes_and_no_cluster_credentials() {
-    let objects = Tools::offline().template(&[&ci("hub-values.yaml")], &[]).unwrap();
+    let objects = Tools::offline()
+        .template(&[&ci("hub-values.yaml")], &[])
+        .unwrap();
     let hub = deployment(&objects, "modelfleet-api");
     assert_eq!(hub.spec.as_ref().unwrap().replicas, Some(2));
     let spec = pod_spec(&hub);
@@ -293,8 +334,14 @@ fn the_hub_runs_api_with_its_settings_secrets_and_probes_and_no_cluster_credenti
         args.contains(&"--initial-admin-password-file=/etc/modelfleet/admin/password".to_owned()),
         "{args:?}"
     );
-    assert_eq!(probe_path(api.liveness_probe.as_ref()).as_deref(), Some("/healthz"));
-    assert_eq!(probe_path(api.readiness_probe.as_ref()).as_deref(), Some("/readyz"));
+    assert_eq!(
+        probe_path(api.liveness_probe.as_ref()).as_deref(),
+        Some("/healthz")
+    );
+    assert_eq!(
+        probe_path(api.readiness_probe.as_ref()).as_deref(),
+        Some("/readyz")
+    );
     assert_eq!(api.ports.as_ref().unwrap()[0].container_port, 8080);
 
     // Secrets reach the process from Secrets, never from the pod spec.
@@ -317,7 +364,10 @@ fn the_hub_runs_api_with_its_settings_secrets_and_probes_and_no_cluster_credenti
     );
     assert!(env.iter().all(|e| e.value.is_none()), "{env:?}");
     let rendered = serde_json::to_string(&hub).unwrap();
-    assert!(!rendered.contains("change-me"), "the database password is in the pod spec");
+    assert!(
+        !rendered.contains("change-me"),
+        "the database password is in the pod spec"
+    );
 
     // Settings as the environment `modelfleet api` reads.
     let config: ConfigMap = typed(find(&objects, "ConfigMap", "modelfleet-api"));
@@ -325,7 +375,10 @@ fn the_hub_runs_api_with_its_settings_secrets_and_probes_and_no_cluster_credenti
     assert_eq!(data["MODELFLEET_LISTEN"], "0.0.0.0:8080");
     assert_eq!(data["MODELFLEET_DATA_DIR"], "/var/lib/modelfleet");
     assert_eq!(data["MODELFLEET_FAILOVER_AFTER_SECONDS"], "300");
-    assert_eq!(data["MODELFLEET_SECOND_FACTOR_ROLES"], "platform-admin,auditor");
+    assert_eq!(
+        data["MODELFLEET_SECOND_FACTOR_ROLES"],
+        "platform-admin,auditor"
+    );
     let mounts = api.volume_mounts.clone().unwrap();
     assert!(mounts.iter().any(|m| m.mount_path == "/var/lib/modelfleet"));
 
@@ -339,9 +392,7 @@ fn the_hub_runs_api_with_its_settings_secrets_and_probes_and_no_cluster_credenti
         "keep"
     );
     let database: Secret = typed(find(&objects, "Secret", "modelfleet-api-database"));
-    assert!(
-        String::from_utf8_lossy(&database.data.unwrap()["url"].0).starts_with("postgres://")
-    );
+    assert!(String::from_utf8_lossy(&database.data.unwrap()["url"].0).starts_with("postgres://"));
 
     // Only 8080 in, and never the clouds' metadata services out.
     let policy: NetworkPolicy = typed(find(&objects, "NetworkPolicy", "modelfleet-api"));
@@ -378,19 +429,33 @@ fn base64_decode(text: &str) -> Vec<u8> {
 
 #[test]
 fn the_operator_leads_by_lease_with_the_manifests_rbac() {
-    let objects = Tools::offline().template(&[&ci("hub-values.yaml")], &[]).unwrap();
+    let objects = Tools::offline()
+        .template(&[&ci("hub-values.yaml")], &[])
+        .unwrap();
     let operator = deployment(&objects, "modelfleet-operator");
     assert_eq!(operator.spec.as_ref().unwrap().replicas, Some(2));
     let spec = pod_spec(&operator);
-    assert_eq!(spec.service_account_name.as_deref(), Some("modelfleet-operator"));
+    assert_eq!(
+        spec.service_account_name.as_deref(),
+        Some("modelfleet-operator")
+    );
     let c = &spec.containers[0];
     let args = c.args.clone().unwrap();
     assert_eq!(args[0], "operator");
-    assert!(!args.contains(&"--no-leader-election".to_owned()), "{args:?}");
+    assert!(
+        !args.contains(&"--no-leader-election".to_owned()),
+        "{args:?}"
+    );
     let env: Vec<String> = c.env.clone().unwrap().into_iter().map(|e| e.name).collect();
     assert!(env.contains(&"POD_NAME".to_owned()) && env.contains(&"POD_NAMESPACE".to_owned()));
-    assert_eq!(probe_path(c.liveness_probe.as_ref()).as_deref(), Some("/healthz"));
-    assert_eq!(probe_path(c.readiness_probe.as_ref()).as_deref(), Some("/readyz"));
+    assert_eq!(
+        probe_path(c.liveness_probe.as_ref()).as_deref(),
+        Some("/healthz")
+    );
+    assert_eq!(
+        probe_path(c.readiness_probe.as_ref()).as_deref(),
+        Some("/readyz")
+    );
 
     let manifest = manifest_documents("operator/10-rbac.yaml");
     for (kind, name) in [
@@ -408,11 +473,21 @@ fn the_operator_leads_by_lease_with_the_manifests_rbac() {
         ("ClusterRoleBinding", "modelfleet-operator"),
         ("RoleBinding", "modelfleet-operator-leader-election"),
     ] {
-        assert_eq!(find(&objects, kind, name)["subjects"], find(&manifest, kind, name)["subjects"]);
-        assert_eq!(find(&objects, kind, name)["roleRef"], find(&manifest, kind, name)["roleRef"]);
+        assert_eq!(
+            find(&objects, kind, name)["subjects"],
+            find(&manifest, kind, name)["subjects"]
+        );
+        assert_eq!(
+            find(&objects, kind, name)["roleRef"],
+            find(&manifest, kind, name)["roleRef"]
+        );
     }
     // The hub's member access is not installed in hub mode by default.
-    assert!(!has(&objects, "ClusterRole", "modelfleet-hub"), "{}", names(&objects));
+    assert!(
+        !has(&objects, "ClusterRole", "modelfleet-hub"),
+        "{}",
+        names(&objects)
+    );
 
     // One replica runs without leader election, as the binary requires.
     let single = Tools::offline()
@@ -422,15 +497,23 @@ fn the_operator_leads_by_lease_with_the_manifests_rbac() {
         .args
         .clone()
         .unwrap();
-    assert!(args.contains(&"--no-leader-election".to_owned()), "{args:?}");
+    assert!(
+        args.contains(&"--no-leader-election".to_owned()),
+        "{args:?}"
+    );
 }
 
 #[test]
 fn member_mode_is_the_operator_and_the_hubs_least_privileged_access_only() {
-    let objects = Tools::offline().template(&[&ci("member-values.yaml")], &[]).unwrap();
+    let objects = Tools::offline()
+        .template(&[&ci("member-values.yaml")], &[])
+        .unwrap();
     for o in &objects {
         assert!(
-            !o["metadata"]["name"].as_str().unwrap().starts_with("modelfleet-api"),
+            !o["metadata"]["name"]
+                .as_str()
+                .unwrap()
+                .starts_with("modelfleet-api"),
             "member mode runs no hub: {}",
             names(&objects)
         );
@@ -438,13 +521,19 @@ fn member_mode_is_the_operator_and_the_hubs_least_privileged_access_only() {
     let operator = deployment(&objects, "modelfleet-operator");
     let spec = pod_spec(&operator);
     let args = spec.containers[0].args.clone().unwrap();
-    assert!(args.contains(&"--cluster=aliyun-hz-prod".to_owned()), "{args:?}");
+    assert!(
+        args.contains(&"--cluster=aliyun-hz-prod".to_owned()),
+        "{args:?}"
+    );
     assert!(
         args.contains(&"--admission-key-file=/etc/modelfleet/admission/key".to_owned()),
         "{args:?}"
     );
     let volume = spec.volumes.unwrap()[0].secret.clone().unwrap();
-    assert_eq!(volume.secret_name.as_deref(), Some("modelfleet-operator-admission-key"));
+    assert_eq!(
+        volume.secret_name.as_deref(),
+        Some("modelfleet-operator-admission-key")
+    );
     assert_eq!(volume.default_mode, Some(0o440));
 
     let manifest = manifest_documents("hub-member/00-rbac.yaml");
@@ -458,7 +547,10 @@ fn member_mode_is_the_operator_and_the_hubs_least_privileged_access_only() {
         find(&manifest, "ClusterRoleBinding", "modelfleet-hub")["subjects"]
     );
     let policy = manifest_documents("hub-member/10-admission-policy.yaml");
-    for kind in ["ValidatingAdmissionPolicy", "ValidatingAdmissionPolicyBinding"] {
+    for kind in [
+        "ValidatingAdmissionPolicy",
+        "ValidatingAdmissionPolicyBinding",
+    ] {
         assert_eq!(
             find(&objects, kind, "modelfleet-operator-binding-scope")["spec"],
             find(&policy, kind, "modelfleet-operator-binding-scope")["spec"],
@@ -473,13 +565,19 @@ fn ingress_tls_prices_and_existing_secrets_are_wired() {
         .template(&[&ci("existing-secrets-ingress-values.yaml")], &[])
         .unwrap();
     // Nothing secret is made when every secret is the user's.
-    assert!(!objects.iter().any(|o| o["kind"] == "Secret"), "{}", names(&objects));
+    assert!(
+        !objects.iter().any(|o| o["kind"] == "Secret"),
+        "{}",
+        names(&objects)
+    );
     let ingress: Ingress = typed(find(&objects, "Ingress", "modelfleet-api"));
     let spec = ingress.spec.unwrap();
     let tls = &spec.tls.unwrap()[0];
     assert_eq!(tls.secret_name.as_deref(), Some("modelfleet-tls"));
     assert_eq!(tls.hosts, Some(vec!["modelfleet.example.com".to_owned()]));
-    let backend = spec.rules.unwrap()[0].http.clone().unwrap().paths[0].backend.clone();
+    let backend = spec.rules.unwrap()[0].http.clone().unwrap().paths[0]
+        .backend
+        .clone();
     assert_eq!(backend.service.unwrap().name, "modelfleet-api");
 
     let hub = deployment(&objects, "modelfleet-api");
@@ -495,7 +593,11 @@ fn ingress_tls_prices_and_existing_secrets_are_wired() {
     ] {
         assert!(env_text.contains(wired), "{wired} not in {env_text}");
     }
-    assert!(c.args.unwrap().contains(&"--fleet=/etc/modelfleet/fleet/fleet.yaml".to_owned()));
+    assert!(
+        c.args
+            .unwrap()
+            .contains(&"--fleet=/etc/modelfleet/fleet/fleet.yaml".to_owned())
+    );
     // The prices given as values are a fleet the hub reads.
     let fleet: ConfigMap = typed(find(&objects, "ConfigMap", "modelfleet-api-fleet"));
     let text = &fleet.data.unwrap()["fleet.yaml"];
@@ -509,7 +611,12 @@ fn ingress_tls_prices_and_existing_secrets_are_wired() {
     // The admission key of the hub's own cluster, from the user's Secret.
     let operator = pod_spec(&deployment(&objects, "modelfleet-operator"));
     assert_eq!(
-        operator.volumes.unwrap()[0].secret.clone().unwrap().secret_name.as_deref(),
+        operator.volumes.unwrap()[0]
+            .secret
+            .clone()
+            .unwrap()
+            .secret_name
+            .as_deref(),
         Some("modelfleet-admission-key")
     );
     let policy: NetworkPolicy = typed(find(&objects, "NetworkPolicy", "modelfleet-api"));
@@ -535,7 +642,10 @@ fn gateway_api_route_and_service_monitors_render_when_asked() {
     assert_eq!(route["apiVersion"], "gateway.networking.k8s.io/v1");
     assert_eq!(route["spec"]["parentRefs"][0]["sectionName"], "https");
     assert_eq!(route["spec"]["hostnames"][0], "modelfleet.example.com");
-    assert_eq!(route["spec"]["rules"][0]["backendRefs"][0]["name"], "modelfleet-api");
+    assert_eq!(
+        route["spec"]["rules"][0]["backendRefs"][0]["name"],
+        "modelfleet-api"
+    );
     assert_eq!(route["spec"]["rules"][0]["backendRefs"][0]["port"], 80);
     for name in ["modelfleet-api", "modelfleet-operator"] {
         let monitor = find(&objects, "ServiceMonitor", name);
@@ -546,11 +656,13 @@ fn gateway_api_route_and_service_monitors_render_when_asked() {
         let service = objects
             .iter()
             .find(|o| {
-                o["kind"] == "Service"
-                    && o["spec"]["selector"]["app.kubernetes.io/name"] == *name
+                o["kind"] == "Service" && o["spec"]["selector"]["app.kubernetes.io/name"] == *name
             })
             .unwrap();
-        for (k, v) in monitor["spec"]["selector"]["matchLabels"].as_object().unwrap() {
+        for (k, v) in monitor["spec"]["selector"]["matchLabels"]
+            .as_object()
+            .unwrap()
+        {
             assert_eq!(&service["metadata"]["labels"][k], v, "{name}");
         }
     }
@@ -585,20 +697,36 @@ fn bad_values_are_refused_with_a_message_saying_what_to_fix() {
     let hub = ci("hub-values.yaml");
     let member = ci("member-values.yaml");
     let cases: &[(&Path, &[&str], &str)] = &[
-        (&hub, &["hub.replicas=0"], "at '/hub/replicas': minimum: got 0, want 1"),
-        (&hub, &["operator.replicas=0"], "at '/operator/replicas': minimum: got 0, want 1"),
+        (
+            &hub,
+            &["hub.replicas=0"],
+            "at '/hub/replicas': minimum: got 0, want 1",
+        ),
+        (
+            &hub,
+            &["operator.replicas=0"],
+            "at '/operator/replicas': minimum: got 0, want 1",
+        ),
         (
             &hub,
             &["image.pullPolicy=Sometimes"],
             "at '/image/pullPolicy': value must be one of 'Always', 'IfNotPresent', 'Never'",
         ),
-        (&hub, &["mode=standalone"], "at '/mode': value must be one of 'hub', 'member'"),
+        (
+            &hub,
+            &["mode=standalone"],
+            "at '/mode': value must be one of 'hub', 'member'",
+        ),
         (
             &hub,
             &["hub.database.url=mysql://root@db/modelfleet"],
             "at '/hub/database/url'",
         ),
-        (&hub, &["hub.replica=3"], "additional properties 'replica' not allowed"),
+        (
+            &hub,
+            &["hub.replica=3"],
+            "additional properties 'replica' not allowed",
+        ),
         (
             &hub,
             &["hub.settings.auditRetentionDays=90"],
@@ -649,7 +777,10 @@ fn bad_values_are_refused_with_a_message_saying_what_to_fix() {
         let err = tools
             .template(&[file], sets)
             .expect_err(&format!("{sets:?} must be refused"));
-        assert!(err.contains(message), "{sets:?}: expected {message:?} in:\n{err}");
+        assert!(
+            err.contains(message),
+            "{sets:?}: expected {message:?} in:\n{err}"
+        );
     }
     let elsewhere = tools
         .template_in("default", &[&hub], &[])
@@ -731,19 +862,31 @@ mod live {
 
         pub async fn helm(&self, args: &[&str]) -> Ran {
             let ran = self.run(true, args).await;
-            assert!(ran.ok, "helm {args:?} failed:\n{}\n{}", ran.stdout, ran.stderr);
+            assert!(
+                ran.ok,
+                "helm {args:?} failed:\n{}\n{}",
+                ran.stdout, ran.stderr
+            );
             ran
         }
 
         pub async fn kubectl(&self, args: &[&str]) -> String {
             let ran = self.run(false, args).await;
-            assert!(ran.ok, "kubectl {args:?} failed:\n{}\n{}", ran.stdout, ran.stderr);
+            assert!(
+                ran.ok,
+                "kubectl {args:?} failed:\n{}\n{}",
+                ran.stdout, ran.stderr
+            );
             ran.stdout
         }
 
         pub async fn kubectl_fails(&self, args: &[&str]) -> String {
             let ran = self.run(false, args).await;
-            assert!(!ran.ok, "kubectl {args:?} should have failed:\n{}", ran.stdout);
+            assert!(
+                !ran.ok,
+                "kubectl {args:?} should have failed:\n{}",
+                ran.stdout
+            );
             ran.stderr
         }
 
@@ -818,7 +961,15 @@ async fn a_hub_installs_upgrades_keeping_its_secrets_and_uninstalls() {
     let chart = live::chart_arg();
     let values = live::values("hub-values.yaml");
     let install = c
-        .helm(&["install", "modelfleet", &chart, "-n", NAMESPACE, "-f", &values])
+        .helm(&[
+            "install",
+            "modelfleet",
+            &chart,
+            "-n",
+            NAMESPACE,
+            "-f",
+            &values,
+        ])
         .await;
     // NOTES say how to sign in, and print no secret.
     assert!(
@@ -828,55 +979,138 @@ async fn a_hub_installs_upgrades_keeping_its_secrets_and_uninstalls() {
         "{}",
         install.stdout
     );
-    assert!(install.stdout.contains("port-forward svc/modelfleet-api"), "{}", install.stdout);
+    assert!(
+        install.stdout.contains("port-forward svc/modelfleet-api"),
+        "{}",
+        install.stdout
+    );
     let password = c.secret("modelfleet-api-admin", "password").await;
     assert_eq!(password.len(), 24);
     let key = c.secret("modelfleet-api-secret-key", "key").await;
     assert_eq!(base64_decode(&key).len(), 32);
     for secret in [password.as_str(), key.as_str(), "change-me"] {
-        assert!(!install.stdout.contains(secret), "helm install printed a secret");
+        assert!(
+            !install.stdout.contains(secret),
+            "helm install printed a secret"
+        );
     }
 
     // The CRD from crds/, both Deployments, their pods admitted as restricted.
-    c.kubectl(&["get", "crd", "modeldeployments.modelfleet.io"]).await;
-    let hub = c.json(&["get", "deployment", "modelfleet-api", "-n", NAMESPACE]).await;
+    c.kubectl(&["get", "crd", "modeldeployments.modelfleet.io"])
+        .await;
+    let hub = c
+        .json(&["get", "deployment", "modelfleet-api", "-n", NAMESPACE])
+        .await;
     assert_eq!(hub["spec"]["replicas"], 2);
     c.pods_of("modelfleet-api", 2).await;
     c.pods_of("modelfleet-operator", 2).await;
-    for kind in ["service", "networkpolicy", "poddisruptionbudget", "configmap"] {
-        c.kubectl(&["get", kind, "modelfleet-api", "-n", NAMESPACE]).await;
+    for kind in [
+        "service",
+        "networkpolicy",
+        "poddisruptionbudget",
+        "configmap",
+    ] {
+        c.kubectl(&["get", kind, "modelfleet-api", "-n", NAMESPACE])
+            .await;
     }
     // The hub's pods may do nothing with the cluster's API; the operator
     // may write workloads nowhere until a tenant namespace binds it.
-    assert!(!c.can_i("modelfleet-api", &["list", "secrets", "-n", NAMESPACE]).await);
+    assert!(
+        !c.can_i("modelfleet-api", &["list", "secrets", "-n", NAMESPACE])
+            .await
+    );
     assert!(!c.can_i("modelfleet-api", &["list", "pods", "-A"]).await);
-    assert!(c.can_i("modelfleet-operator", &["watch", "modeldeployments.modelfleet.io", "-A"]).await);
-    assert!(!c.can_i("modelfleet-operator", &["create", "deployments", "-n", "default"]).await);
-    assert!(!c.can_i("modelfleet-operator", &["get", "secrets", "-n", NAMESPACE]).await);
-    assert!(c.can_i("modelfleet-operator", &["patch", "leases", "-n", NAMESPACE]).await);
+    assert!(
+        c.can_i(
+            "modelfleet-operator",
+            &["watch", "modeldeployments.modelfleet.io", "-A"]
+        )
+        .await
+    );
+    assert!(
+        !c.can_i(
+            "modelfleet-operator",
+            &["create", "deployments", "-n", "default"]
+        )
+        .await
+    );
+    assert!(
+        !c.can_i("modelfleet-operator", &["get", "secrets", "-n", NAMESPACE])
+            .await
+    );
+    assert!(
+        c.can_i("modelfleet-operator", &["patch", "leases", "-n", NAMESPACE])
+            .await
+    );
 
     // An upgrade with more replicas keeps the generated secrets.
     c.helm(&[
-        "upgrade", "modelfleet", &chart, "-n", NAMESPACE, "-f", &values, "--set", "hub.replicas=3",
+        "upgrade",
+        "modelfleet",
+        &chart,
+        "-n",
+        NAMESPACE,
+        "-f",
+        &values,
+        "--set",
+        "hub.replicas=3",
     ])
     .await;
-    let hub = c.json(&["get", "deployment", "modelfleet-api", "-n", NAMESPACE]).await;
+    let hub = c
+        .json(&["get", "deployment", "modelfleet-api", "-n", NAMESPACE])
+        .await;
     assert_eq!(hub["spec"]["replicas"], 3);
     c.pods_of("modelfleet-api", 3).await;
     assert_eq!(c.secret("modelfleet-api-secret-key", "key").await, key);
     assert_eq!(c.secret("modelfleet-api-admin", "password").await, password);
     let releases = c
-        .json(&["get", "secrets", "-n", NAMESPACE, "-l", "owner=helm,name=modelfleet"])
+        .json(&[
+            "get",
+            "secrets",
+            "-n",
+            NAMESPACE,
+            "-l",
+            "owner=helm,name=modelfleet",
+        ])
         .await;
-    assert_eq!(releases["items"].as_array().unwrap().len(), 2, "two revisions");
+    assert_eq!(
+        releases["items"].as_array().unwrap().len(),
+        2,
+        "two revisions"
+    );
 
     // Uninstall removes everything but the secret key (resource-policy
     // keep) and the CRD (Helm never deletes crds/), release records included.
     let uninstall = c.helm(&["uninstall", "modelfleet", "-n", NAMESPACE]).await;
-    assert!(uninstall.stdout.contains("uninstalled"), "{}", uninstall.stdout);
-    for kind in ["deployments", "services", "configmaps", "networkpolicies", "poddisruptionbudgets", "roles", "rolebindings"] {
-        let left = c.json(&["get", kind, "-n", NAMESPACE, "-l", "app.kubernetes.io/instance=modelfleet"]).await;
-        assert_eq!(left["items"], serde_json::json!([]), "{kind} left after uninstall");
+    assert!(
+        uninstall.stdout.contains("uninstalled"),
+        "{}",
+        uninstall.stdout
+    );
+    for kind in [
+        "deployments",
+        "services",
+        "configmaps",
+        "networkpolicies",
+        "poddisruptionbudgets",
+        "roles",
+        "rolebindings",
+    ] {
+        let left = c
+            .json(&[
+                "get",
+                kind,
+                "-n",
+                NAMESPACE,
+                "-l",
+                "app.kubernetes.io/instance=modelfleet",
+            ])
+            .await;
+        assert_eq!(
+            left["items"],
+            serde_json::json!([]),
+            "{kind} left after uninstall"
+        );
     }
     for (kind, name) in [
         ("clusterrole", "modelfleet-operator"),
@@ -890,12 +1124,24 @@ async fn a_hub_installs_upgrades_keeping_its_secrets_and_uninstalls() {
         assert!(err.contains("NotFound"), "{kind} {name}: {err}");
     }
     assert_eq!(c.secret("modelfleet-api-secret-key", "key").await, key);
-    c.kubectl(&["get", "crd", "modeldeployments.modelfleet.io"]).await;
-    let releases = c.json(&["get", "secrets", "-n", NAMESPACE, "-l", "owner=helm"]).await;
+    c.kubectl(&["get", "crd", "modeldeployments.modelfleet.io"])
+        .await;
+    let releases = c
+        .json(&["get", "secrets", "-n", NAMESPACE, "-l", "owner=helm"])
+        .await;
     assert_eq!(releases["items"], serde_json::json!([]));
 
     // Installed again on the same namespace, the hub finds its key.
-    c.helm(&["install", "modelfleet", &chart, "-n", NAMESPACE, "-f", &values]).await;
+    c.helm(&[
+        "install",
+        "modelfleet",
+        &chart,
+        "-n",
+        NAMESPACE,
+        "-f",
+        &values,
+    ])
+    .await;
     assert_eq!(c.secret("modelfleet-api-secret-key", "key").await, key);
     eprintln!("hub install, upgrade, uninstall: {:?}", started.elapsed());
 }
@@ -903,34 +1149,86 @@ async fn a_hub_installs_upgrades_keeping_its_secrets_and_uninstalls() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_member_cluster_gets_the_operator_and_the_hubs_least_privileged_access() {
     let c = live::Cluster::start().await;
+    // The CRD applied beforehand as manifests/README.md says: Helm applies
+    // the same one again, sharing its fields rather than conflicting.
+    let crd = repo().join("manifests/crds/modeldeployment.yaml");
+    c.kubectl(&["apply", "--server-side", "-f", crd.to_str().unwrap()])
+        .await;
     let chart = live::chart_arg();
     let values = live::values("member-values.yaml");
     let install = c
-        .helm(&["install", "modelfleet", &chart, "-n", NAMESPACE, "-f", &values])
+        .helm(&[
+            "install",
+            "modelfleet",
+            &chart,
+            "-n",
+            NAMESPACE,
+            "-f",
+            &values,
+        ])
         .await;
-    assert!(install.stdout.contains("create token modelfleet-hub"), "{}", install.stdout);
-    assert!(!install.stdout.contains("3f1c2b4a5d6e"), "NOTES printed the admission key");
+    assert!(
+        install.stdout.contains("create token modelfleet-hub"),
+        "{}",
+        install.stdout
+    );
+    assert!(
+        !install.stdout.contains("3f1c2b4a5d6e"),
+        "NOTES printed the admission key"
+    );
     c.pods_of("modelfleet-operator", 2).await;
     let err = c
         .kubectl_fails(&["get", "deployment", "modelfleet-api", "-n", NAMESPACE])
         .await;
     assert!(err.contains("NotFound"), "{err}");
-    c.kubectl(&["get", "validatingadmissionpolicy", "modelfleet-operator-binding-scope"]).await;
-    c.kubectl(&["get", "validatingadmissionpolicybinding", "modelfleet-operator-binding-scope"])
-        .await;
+    c.kubectl(&[
+        "get",
+        "validatingadmissionpolicy",
+        "modelfleet-operator-binding-scope",
+    ])
+    .await;
+    c.kubectl(&[
+        "get",
+        "validatingadmissionpolicybinding",
+        "modelfleet-operator-binding-scope",
+    ])
+    .await;
 
     // The hub's identity here: tenants' namespaces and ModelDeployments,
     // the operator's binding, and nothing that runs code or reads secrets.
     let hub = "modelfleet-hub";
-    assert!(c.can_i(hub, &["create", "modeldeployments.modelfleet.io", "-n", "team-a"]).await);
+    assert!(
+        c.can_i(
+            hub,
+            &["create", "modeldeployments.modelfleet.io", "-n", "team-a"]
+        )
+        .await
+    );
     assert!(c.can_i(hub, &["create", "namespaces"]).await);
-    assert!(!c.can_i(hub, &["create", "deployments", "-n", "team-a"]).await);
+    assert!(
+        !c.can_i(hub, &["create", "deployments", "-n", "team-a"])
+            .await
+    );
     assert!(!c.can_i(hub, &["create", "pods", "-n", "kube-system"]).await);
     assert!(!c.can_i(hub, &["get", "secrets", "-n", NAMESPACE]).await);
     assert!(!c.can_i(hub, &["bind", "clusterroles/cluster-admin"]).await);
-    assert!(c.can_i(hub, &["bind", "clusterroles/modelfleet-operator-workloads"]).await);
+    assert!(
+        c.can_i(hub, &["bind", "clusterroles/modelfleet-operator-workloads"])
+            .await
+    );
     // Only the operator reads the admission key's Secret.
-    assert!(!c.can_i(hub, &["get", "secret/modelfleet-operator-admission-key", "-n", NAMESPACE]).await);
+    assert!(
+        !c.can_i(
+            hub,
+            &[
+                "get",
+                "secret/modelfleet-operator-admission-key",
+                "-n",
+                NAMESPACE
+            ]
+        )
+        .await
+    );
     assert_eq!(
         c.secret("modelfleet-operator-admission-key", "key").await,
         "3f1c2b4a5d6e7f8091a2b3c4d5e6f708192a3b4c5d6e7f8091a2b3c4d5e6f708"
@@ -938,8 +1236,14 @@ async fn a_member_cluster_gets_the_operator_and_the_hubs_least_privileged_access
 
     c.helm(&["uninstall", "modelfleet", "-n", NAMESPACE]).await;
     for (kind, name) in [
-        ("validatingadmissionpolicy", "modelfleet-operator-binding-scope"),
-        ("validatingadmissionpolicybinding", "modelfleet-operator-binding-scope"),
+        (
+            "validatingadmissionpolicy",
+            "modelfleet-operator-binding-scope",
+        ),
+        (
+            "validatingadmissionpolicybinding",
+            "modelfleet-operator-binding-scope",
+        ),
         ("clusterrole", "modelfleet-hub"),
         ("serviceaccount", "modelfleet-hub"),
         ("deployment", "modelfleet-operator"),
@@ -956,8 +1260,16 @@ async fn a_hub_with_its_own_secrets_and_an_ingress_installs_as_the_example_stand
     // The Secrets the example names, made beforehand as a platform team
     // (or CloudNativePG, for the database) would.
     for (name, key, value) in [
-        ("modelfleet-db-app", "uri", "postgres://app:pw@modelfleet-db-rw:5432/app"),
-        ("modelfleet-secret-key", "key", "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY="),
+        (
+            "modelfleet-db-app",
+            "uri",
+            "postgres://app:pw@modelfleet-db-rw:5432/app",
+        ),
+        (
+            "modelfleet-secret-key",
+            "key",
+            "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=",
+        ),
         ("modelfleet-admin", "password", "a-password-of-ours"),
         (
             "modelfleet-admission-key",
@@ -966,33 +1278,75 @@ async fn a_hub_with_its_own_secrets_and_an_ingress_installs_as_the_example_stand
         ),
     ] {
         c.kubectl(&[
-            "create", "secret", "generic", name, "-n", NAMESPACE,
+            "create",
+            "secret",
+            "generic",
+            name,
+            "-n",
+            NAMESPACE,
             &format!("--from-literal={key}={value}"),
         ])
         .await;
     }
     c.kubectl(&[
-        "create", "secret", "generic", "modelfleet-audit-s3", "-n", NAMESPACE,
-        "--from-literal=accessKeyId=AKID", "--from-literal=secretAccessKey=SECRET",
+        "create",
+        "secret",
+        "generic",
+        "modelfleet-audit-s3",
+        "-n",
+        NAMESPACE,
+        "--from-literal=accessKeyId=AKID",
+        "--from-literal=secretAccessKey=SECRET",
     ])
     .await;
     let chart = live::chart_arg();
     let values = live::values("existing-secrets-ingress-values.yaml");
     let install = c
-        .helm(&["install", "modelfleet", &chart, "-n", NAMESPACE, "-f", &values])
+        .helm(&[
+            "install",
+            "modelfleet",
+            &chart,
+            "-n",
+            NAMESPACE,
+            "-f",
+            &values,
+        ])
         .await;
-    assert!(install.stdout.contains("https://modelfleet.example.com/"), "{}", install.stdout);
-    assert!(install.stdout.contains("get secret modelfleet-admin"), "{}", install.stdout);
+    assert!(
+        install.stdout.contains("https://modelfleet.example.com/"),
+        "{}",
+        install.stdout
+    );
+    assert!(
+        install.stdout.contains("get secret modelfleet-admin"),
+        "{}",
+        install.stdout
+    );
     assert!(!install.stdout.contains("a-password-of-ours"));
-    let ingress = c.json(&["get", "ingress", "modelfleet-api", "-n", NAMESPACE]).await;
+    let ingress = c
+        .json(&["get", "ingress", "modelfleet-api", "-n", NAMESPACE])
+        .await;
     assert_eq!(ingress["spec"]["tls"][0]["secretName"], "modelfleet-tls");
-    assert_eq!(ingress["spec"]["rules"][0]["host"], "modelfleet.example.com");
+    assert_eq!(
+        ingress["spec"]["rules"][0]["host"],
+        "modelfleet.example.com"
+    );
     c.pods_of("modelfleet-api", 3).await;
     // The hub's own cluster can be registered too (memberAccess.enabled).
     c.kubectl(&["get", "clusterrole", "modelfleet-hub"]).await;
-    let fleet = c.json(&["get", "configmap", "modelfleet-api-fleet", "-n", NAMESPACE]).await;
-    assert!(fleet["data"]["fleet.yaml"].as_str().unwrap().contains("p5-h100"));
+    let fleet = c
+        .json(&["get", "configmap", "modelfleet-api-fleet", "-n", NAMESPACE])
+        .await;
+    assert!(
+        fleet["data"]["fleet.yaml"]
+            .as_str()
+            .unwrap()
+            .contains("p5-h100")
+    );
     c.helm(&["uninstall", "modelfleet", "-n", NAMESPACE]).await;
     // The user's Secrets are theirs: uninstall leaves them.
-    assert_eq!(c.secret("modelfleet-admin", "password").await, "a-password-of-ours");
+    assert_eq!(
+        c.secret("modelfleet-admin", "password").await,
+        "a-password-of-ours"
+    );
 }

@@ -359,12 +359,20 @@ fn protobuf_delete_options(uid: &str) -> Vec<u8> {
     .concat();
     // What Helm 4 sends when it purges its release Secrets.
     let type_meta = [pb_field(1, b"v1"), pb_field(2, b"DeleteOptions")].concat();
-    [b"k8s\0".to_vec(), pb_field(1, &type_meta), pb_field(2, &raw)].concat()
+    [
+        b"k8s\0".to_vec(),
+        pb_field(1, &type_meta),
+        pb_field(2, &raw),
+    ]
+    .concat()
 }
 
 fn protobuf_delete(name: &str, body: Vec<u8>) -> http::Request<Vec<u8>> {
     http::Request::delete(format!("/api/v1/namespaces/default/configmaps/{name}"))
-        .header(http::header::CONTENT_TYPE, "application/vnd.kubernetes.protobuf")
+        .header(
+            http::header::CONTENT_TYPE,
+            "application/vnd.kubernetes.protobuf",
+        )
         .header(http::header::ACCEPT, "application/json")
         .body(body)
         .unwrap()
@@ -374,13 +382,19 @@ fn protobuf_delete(name: &str, body: Vec<u8>) -> http::Request<Vec<u8>> {
 async fn a_delete_with_protobuf_options_honours_them() {
     let (_server, client) = server();
     let api: Api<ConfigMap> = Api::namespaced(client.clone(), "default");
-    let created = api.create(&PostParams::default(), &cm("release")).await.unwrap();
+    let created = api
+        .create(&PostParams::default(), &cm("release"))
+        .await
+        .unwrap();
     let uid = created.metadata.uid.unwrap();
 
     // The options are read, not skipped: a precondition naming another uid
     // is refused as the real server refuses it, and nothing is deleted.
     let refused = client
-        .request_text(protobuf_delete("release", protobuf_delete_options("not-its-uid")))
+        .request_text(protobuf_delete(
+            "release",
+            protobuf_delete_options("not-its-uid"),
+        ))
         .await
         .unwrap_err();
     assert_eq!(status_code(refused), 409);
@@ -394,7 +408,9 @@ async fn a_delete_with_protobuf_options_honours_them() {
     assert!(api.get_opt("release").await.unwrap().is_none());
 
     // A body that is neither JSON nor the protobuf envelope is still a 400.
-    api.create(&PostParams::default(), &cm("other")).await.unwrap();
+    api.create(&PostParams::default(), &cm("other"))
+        .await
+        .unwrap();
     let garbage = client
         .request_text(protobuf_delete("other", b"not protobuf".to_vec()))
         .await
@@ -415,14 +431,26 @@ async fn ingresses_and_admission_policies_are_served() {
     for (group, kind, namespaced) in [
         ("networking.k8s.io", "Ingress", true),
         ("networking.k8s.io", "IngressClass", false),
-        ("admissionregistration.k8s.io", "ValidatingAdmissionPolicy", false),
-        ("admissionregistration.k8s.io", "ValidatingAdmissionPolicyBinding", false),
+        (
+            "admissionregistration.k8s.io",
+            "ValidatingAdmissionPolicy",
+            false,
+        ),
+        (
+            "admissionregistration.k8s.io",
+            "ValidatingAdmissionPolicyBinding",
+            false,
+        ),
     ] {
         let gvk = kube::api::GroupVersionKind::gvk(group, "v1", kind);
         let (_, caps) = discovery
             .resolve_gvk(&gvk)
             .unwrap_or_else(|| panic!("discovery lists {group}/v1 {kind}"));
-        assert_eq!(caps.scope == kube::discovery::Scope::Namespaced, namespaced, "{kind}");
+        assert_eq!(
+            caps.scope == kube::discovery::Scope::Namespaced,
+            namespaced,
+            "{kind}"
+        );
     }
 
     let ingresses: Api<Ingress> = Api::namespaced(client.clone(), "default");
@@ -434,7 +462,10 @@ async fn ingresses_and_admission_policies_are_served() {
                      "backend": {"service": {"name": "hub", "port": {"name": "http"}}}}]}}]}
     }))
     .unwrap();
-    ingresses.create(&PostParams::default(), &ingress).await.unwrap();
+    ingresses
+        .create(&PostParams::default(), &ingress)
+        .await
+        .unwrap();
     let got = ingresses.get("hub").await.unwrap();
     assert_eq!(
         got.spec.unwrap().tls.unwrap()[0].secret_name.as_deref(),
@@ -448,12 +479,18 @@ async fn ingresses_and_admission_policies_are_served() {
         .await
         .unwrap();
     ingresses
-        .patch("hub", &PatchParams::default(), &Patch::Merge(&json!({"status": null, "metadata": {"labels": {"a": "b"}}})))
+        .patch(
+            "hub",
+            &PatchParams::default(),
+            &Patch::Merge(&json!({"status": null, "metadata": {"labels": {"a": "b"}}})),
+        )
         .await
         .unwrap();
     let got = ingresses.get("hub").await.unwrap();
     assert_eq!(
-        got.status.unwrap().load_balancer.unwrap().ingress.unwrap()[0].ip.as_deref(),
+        got.status.unwrap().load_balancer.unwrap().ingress.unwrap()[0]
+            .ip
+            .as_deref(),
         Some("203.0.113.7")
     );
 
@@ -467,7 +504,15 @@ async fn ingresses_and_admission_policies_are_served() {
         )
         .await
         .unwrap();
-    assert_eq!(classes.list(&ListParams::default()).await.unwrap().items.len(), 1);
+    assert_eq!(
+        classes
+            .list(&ListParams::default())
+            .await
+            .unwrap()
+            .items
+            .len(),
+        1
+    );
 
     let policies: Api<ValidatingAdmissionPolicy> = Api::all(client.clone());
     let policy: ValidatingAdmissionPolicy = serde_json::from_value(json!({
@@ -478,18 +523,30 @@ async fn ingresses_and_admission_policies_are_served() {
                  "validations": [{"expression": "true", "reason": "Forbidden"}]}
     }))
     .unwrap();
-    policies.create(&PostParams::default(), &policy).await.unwrap();
+    policies
+        .create(&PostParams::default(), &policy)
+        .await
+        .unwrap();
     let bindings: Api<ValidatingAdmissionPolicyBinding> = Api::all(client.clone());
     let binding: ValidatingAdmissionPolicyBinding = serde_json::from_value(json!({
         "metadata": {"name": "scope"},
         "spec": {"policyName": "scope", "validationActions": ["Deny"]}
     }))
     .unwrap();
-    bindings.create(&PostParams::default(), &binding).await.unwrap();
+    bindings
+        .create(&PostParams::default(), &binding)
+        .await
+        .unwrap();
     let got = policies.get("scope").await.unwrap();
     assert_eq!(got.metadata.generation, Some(1));
     assert_eq!(
-        bindings.get("scope").await.unwrap().spec.unwrap().validation_actions,
+        bindings
+            .get("scope")
+            .await
+            .unwrap()
+            .spec
+            .unwrap()
+            .validation_actions,
         Some(vec!["Deny".to_owned()])
     );
     // Cluster-scoped: not found under a namespace's path.

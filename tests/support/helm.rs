@@ -190,7 +190,13 @@ pub fn has(objects: &[Value], kind: &str, name: &str) -> bool {
 pub fn names(objects: &[Value]) -> String {
     objects
         .iter()
-        .map(|o| format!("{}/{}", o["kind"].as_str().unwrap_or("?"), o["metadata"]["name"]))
+        .map(|o| {
+            format!(
+                "{}/{}",
+                o["kind"].as_str().unwrap_or("?"),
+                o["metadata"]["name"]
+            )
+        })
         .collect::<Vec<_>>()
         .join(", ")
 }
