@@ -782,6 +782,24 @@ fn bad_values_are_refused_with_a_message_saying_what_to_fix() {
             "{sets:?}: expected {message:?} in:\n{err}"
         );
     }
+    // ValidatingAdmissionPolicy v1 needs Kubernetes 1.30.
+    let old_cluster = tools.helm(&[
+        "template",
+        "modelfleet",
+        chart().to_str().unwrap(),
+        "--namespace",
+        NAMESPACE,
+        "--values",
+        hub.to_str().unwrap(),
+        "--kube-version",
+        "1.29.9",
+    ]);
+    assert!(!old_cluster.ok);
+    assert!(
+        old_cluster.stderr.contains(">=1.30.0-0"),
+        "{}",
+        old_cluster.stderr
+    );
     let elsewhere = tools
         .template_in("default", &[&hub], &[])
         .expect_err("another namespace must be refused");
