@@ -1,6 +1,8 @@
 //! Writes through a real in-process `kube::Client`: server-side apply and
-//! field ownership, CRD schema validation, JSON patch `test`, and events
-//! published by kube's `Recorder`.
+//! field ownership, CRD schema validation, JSON patch `test`, events
+//! published by kube's `Recorder`, the kinds a Helm chart installs
+//! (Ingress, ValidatingAdmissionPolicy and its binding), and deletes whose
+//! options come in protobuf, as client-go's typed clients send them.
 
 mod support;
 
@@ -337,4 +339,229 @@ async fn kube_lease_manager_elects_exactly_one_leader_and_hands_over() {
     }
     drop(follower);
     follower_task.await.unwrap().unwrap();
+}
+
+/// A length-delimited protobuf field (short values only).
+fn pb_field(n: u8, bytes: &[u8]) -> Vec<u8> {
+    let mut out = vec![(n << 3) | 2, u8::try_from(bytes.len()).unwrap()];
+    out.extend_from_slice(bytes);
+    out
+}
+
+/// `DeleteOptions` as client-go encodes them: the `k8s\0` envelope around
+/// a runtime.Unknown naming the kind, preconditions.uid (field 2.1) and
+/// propagationPolicy (field 4) inside.
+fn protobuf_delete_options(uid: &str) -> Vec<u8> {
+    let raw = [
+        pb_field(2, &pb_field(1, uid.as_bytes())),
+        pb_field(4, b"Background"),
+    ]
+    .concat();
+    // What Helm 4 sends when it purges its release Secrets.
+    let type_meta = [pb_field(1, b"v1"), pb_field(2, b"DeleteOptions")].concat();
+    [
+        b"k8s\0".to_vec(),
+        pb_field(1, &type_meta),
+        pb_field(2, &raw),
+    ]
+    .concat()
+}
+
+fn protobuf_delete(name: &str, body: Vec<u8>) -> http::Request<Vec<u8>> {
+    http::Request::delete(format!("/api/v1/namespaces/default/configmaps/{name}"))
+        .header(
+            http::header::CONTENT_TYPE,
+            "application/vnd.kubernetes.protobuf",
+        )
+        .header(http::header::ACCEPT, "application/json")
+        .body(body)
+        .unwrap()
+}
+
+#[tokio::test]
+async fn a_delete_with_protobuf_options_honours_them() {
+    let (_server, client) = server();
+    let api: Api<ConfigMap> = Api::namespaced(client.clone(), "default");
+    let created = api
+        .create(&PostParams::default(), &cm("release"))
+        .await
+        .unwrap();
+    let uid = created.metadata.uid.unwrap();
+
+    // The options are read, not skipped: a precondition naming another uid
+    // is refused as the real server refuses it, and nothing is deleted.
+    let refused = client
+        .request_text(protobuf_delete(
+            "release",
+            protobuf_delete_options("not-its-uid"),
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(status_code(refused), 409);
+    assert!(api.get_opt("release").await.unwrap().is_some());
+
+    let answer = client
+        .request_text(protobuf_delete("release", protobuf_delete_options(&uid)))
+        .await
+        .unwrap();
+    assert!(answer.contains("\"Success\""), "{answer}");
+    assert!(api.get_opt("release").await.unwrap().is_none());
+
+    // A body that is neither JSON nor the protobuf envelope is still a 400.
+    api.create(&PostParams::default(), &cm("other"))
+        .await
+        .unwrap();
+    let garbage = client
+        .request_text(protobuf_delete("other", b"not protobuf".to_vec()))
+        .await
+        .unwrap_err();
+    assert_eq!(status_code(garbage), 400);
+    assert!(api.get_opt("other").await.unwrap().is_some());
+}
+
+#[tokio::test]
+async fn ingresses_and_admission_policies_are_served() {
+    use k8s_openapi::api::admissionregistration::v1::{
+        ValidatingAdmissionPolicy, ValidatingAdmissionPolicyBinding,
+    };
+    use k8s_openapi::api::networking::v1::{Ingress, IngressClass};
+
+    let (_server, client) = server();
+    let discovery = kube::Discovery::new(client.clone()).run().await.unwrap();
+    for (group, kind, namespaced) in [
+        ("networking.k8s.io", "Ingress", true),
+        ("networking.k8s.io", "IngressClass", false),
+        (
+            "admissionregistration.k8s.io",
+            "ValidatingAdmissionPolicy",
+            false,
+        ),
+        (
+            "admissionregistration.k8s.io",
+            "ValidatingAdmissionPolicyBinding",
+            false,
+        ),
+    ] {
+        let gvk = kube::api::GroupVersionKind::gvk(group, "v1", kind);
+        let (_, caps) = discovery
+            .resolve_gvk(&gvk)
+            .unwrap_or_else(|| panic!("discovery lists {group}/v1 {kind}"));
+        assert_eq!(
+            caps.scope == kube::discovery::Scope::Namespaced,
+            namespaced,
+            "{kind}"
+        );
+    }
+
+    let ingresses: Api<Ingress> = Api::namespaced(client.clone(), "default");
+    let ingress: Ingress = serde_json::from_value(json!({
+        "metadata": {"name": "hub"},
+        "spec": {"ingressClassName": "nginx",
+                 "tls": [{"hosts": ["hub.example.com"], "secretName": "hub-tls"}],
+                 "rules": [{"host": "hub.example.com", "http": {"paths": [{"path": "/", "pathType": "Prefix",
+                     "backend": {"service": {"name": "hub", "port": {"name": "http"}}}}]}}]}
+    }))
+    .unwrap();
+    ingresses
+        .create(&PostParams::default(), &ingress)
+        .await
+        .unwrap();
+    let got = ingresses.get("hub").await.unwrap();
+    assert_eq!(
+        got.spec.unwrap().tls.unwrap()[0].secret_name.as_deref(),
+        Some("hub-tls")
+    );
+    // A load balancer's address is written through /status, as a
+    // controller does; writes to the main resource leave status alone.
+    let status = json!({"status": {"loadBalancer": {"ingress": [{"ip": "203.0.113.7"}]}}});
+    ingresses
+        .patch_status("hub", &PatchParams::default(), &Patch::Merge(&status))
+        .await
+        .unwrap();
+    ingresses
+        .patch(
+            "hub",
+            &PatchParams::default(),
+            &Patch::Merge(&json!({"status": null, "metadata": {"labels": {"a": "b"}}})),
+        )
+        .await
+        .unwrap();
+    let got = ingresses.get("hub").await.unwrap();
+    assert_eq!(
+        got.status.unwrap().load_balancer.unwrap().ingress.unwrap()[0]
+            .ip
+            .as_deref(),
+        Some("203.0.113.7")
+    );
+
+    let classes: Api<IngressClass> = Api::all(client.clone());
+    classes
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(json!({"metadata": {"name": "nginx"},
+                "spec": {"controller": "k8s.io/ingress-nginx"}}))
+            .unwrap(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        classes
+            .list(&ListParams::default())
+            .await
+            .unwrap()
+            .items
+            .len(),
+        1
+    );
+
+    let policies: Api<ValidatingAdmissionPolicy> = Api::all(client.clone());
+    let policy: ValidatingAdmissionPolicy = serde_json::from_value(json!({
+        "metadata": {"name": "scope"},
+        "spec": {"failurePolicy": "Fail",
+                 "matchConstraints": {"resourceRules": [{"apiGroups": ["rbac.authorization.k8s.io"],
+                     "apiVersions": ["v1"], "operations": ["CREATE"], "resources": ["rolebindings"]}]},
+                 "validations": [{"expression": "true", "reason": "Forbidden"}]}
+    }))
+    .unwrap();
+    policies
+        .create(&PostParams::default(), &policy)
+        .await
+        .unwrap();
+    let bindings: Api<ValidatingAdmissionPolicyBinding> = Api::all(client.clone());
+    let binding: ValidatingAdmissionPolicyBinding = serde_json::from_value(json!({
+        "metadata": {"name": "scope"},
+        "spec": {"policyName": "scope", "validationActions": ["Deny"]}
+    }))
+    .unwrap();
+    bindings
+        .create(&PostParams::default(), &binding)
+        .await
+        .unwrap();
+    let got = policies.get("scope").await.unwrap();
+    assert_eq!(got.metadata.generation, Some(1));
+    assert_eq!(
+        bindings
+            .get("scope")
+            .await
+            .unwrap()
+            .spec
+            .unwrap()
+            .validation_actions,
+        Some(vec!["Deny".to_owned()])
+    );
+    // Cluster-scoped: not found under a namespace's path.
+    let in_namespace = client
+        .request_text(
+            http::Request::get(
+                "/apis/admissionregistration.k8s.io/v1/namespaces/default/validatingadmissionpolicies/scope",
+            )
+            .body(Vec::new())
+            .unwrap(),
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(status_code(in_namespace), 404);
+    bindings.delete("scope", &Default::default()).await.unwrap();
+    policies.delete("scope", &Default::default()).await.unwrap();
+    assert!(policies.get_opt("scope").await.unwrap().is_none());
 }

@@ -30,8 +30,9 @@
 //! appearing and disappearing); namespaces, nodes, pods, services,
 //! configmaps, secrets, serviceaccounts, events (core and
 //! `events.k8s.io`), leases, deployments, poddisruptionbudgets,
-//! networkpolicies, roles, rolebindings, clusterroles,
-//! clusterrolebindings, CRDs and custom resources; get, list and watch
+//! networkpolicies, ingresses, ingressclasses, roles, rolebindings,
+//! clusterroles, clusterrolebindings, validating admission policies and
+//! their bindings (stored, not evaluated), CRDs and custom resources; get, list and watch
 //! with label and field selectors, resourceVersion resumption, bookmarks
 //! and 410 Gone; create (`generateName`), update with optimistic
 //! concurrency, JSON merge, JSON and strategic merge patch, server-side

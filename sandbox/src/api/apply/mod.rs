@@ -215,6 +215,36 @@ pub fn record_update(old: Option<&Value>, new: &mut Value, shape: Shape<'_>, wri
     store_entries(new, &list);
 }
 
+/// Whether an applied value is the one already there, as
+/// structured-merge-diff compares them: numbers by value, so `1.0` sent
+/// from YAML matches a stored `1` (a CRD's `minimum: 1.0` applied again by
+/// `kubectl apply --server-side` or Helm is shared, not a conflict).
+fn same_value(live: Option<&Value>, applied: Option<&Value>) -> bool {
+    match (live, applied) {
+        (Some(a), Some(b)) => same_json(a, b),
+        (None, None) => true,
+        _ => false,
+    }
+}
+
+fn same_json(a: &Value, b: &Value) -> bool {
+    match (a, b) {
+        (Value::Number(x), Value::Number(y)) => match (x.as_i64(), y.as_i64()) {
+            (Some(i), Some(j)) => i == j,
+            _ => x.as_f64() == y.as_f64(),
+        },
+        (Value::Array(x), Value::Array(y)) => {
+            x.len() == y.len() && x.iter().zip(y).all(|(u, v)| same_json(u, v))
+        }
+        (Value::Object(x), Value::Object(y)) => {
+            x.len() == y.len()
+                && x.iter()
+                    .all(|(k, u)| y.get(k).is_some_and(|v| same_json(u, v)))
+        }
+        _ => a == b,
+    }
+}
+
 /// Applies `applied` over `live` (absent for a create) for `writer`.
 /// `Err` lists the conflicting fields when `force` is off.
 pub fn apply(
@@ -233,7 +263,7 @@ pub fn apply(
     for entry in list.iter().filter(|e| !mine(e)) {
         for path in entry.fields.intersection(&applied_set) {
             let leaf = path.last().is_some_and(|s| s.starts_with("f:"));
-            if leaf && fieldset::get(live_obj, path) != fieldset::get(applied, path) {
+            if leaf && !same_value(fieldset::get(live_obj, path), fieldset::get(applied, path)) {
                 conflicts.push((
                     entry.manager.clone(),
                     entry.api_version.clone(),

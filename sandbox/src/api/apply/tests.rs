@@ -85,6 +85,43 @@ fn a_field_another_manager_owns_conflicts_unless_forced() {
 }
 
 #[test]
+fn numbers_equal_in_value_are_shared_not_conflicts() {
+    // A CRD applied from code stores `minimum: 1`; the same file applied
+    // from YAML sends `1.0`. Structured-merge-diff compares them as numbers.
+    let crd = |minimum: Value, maximum: Value| {
+        json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c"},
+               "spec": {"versions": [{"name": "v1", "minimum": minimum, "maximum": maximum}]}})
+    };
+    let first = apply(
+        None,
+        &crd(json!(1), json!(2)),
+        Shape::Builtin,
+        writer("one"),
+        false,
+    )
+    .unwrap();
+    let shared = apply(
+        Some(&first),
+        &crd(json!(1.0), json!(2.0)),
+        Shape::Builtin,
+        writer("two"),
+        false,
+    )
+    .unwrap();
+    assert_eq!(entries(&shared).len(), 2);
+    // A different number still conflicts.
+    let causes = apply(
+        Some(&first),
+        &crd(json!(1.5), json!(2)),
+        Shape::Builtin,
+        writer("two"),
+        false,
+    )
+    .unwrap_err();
+    assert_eq!(causes[0].message, "conflict with \"one\" using v1");
+}
+
+#[test]
 fn a_removed_field_stays_when_another_manager_owns_it() {
     let first = apply(
         None,

@@ -359,10 +359,10 @@ async fn serve(shared: &Arc<Shared>, request: Request<Body>) -> ApiResult<Respon
             Ok(json_response(code, &written.object, &written.warnings))
         }
         (Verb::Delete, _) if path.name.is_none() => {
-            delete_collection(shared, &target, &query, &body, selectors()?)
+            delete_collection(shared, &target, &query, headers, &body, selectors()?)
         }
         (Verb::Delete, _) => {
-            let options = delete_options(&query, &body)?;
+            let options = delete_options(&query, headers, &body)?;
             let deleted = ops::delete::delete(&mut shared.lock(), &target, name, &options)?;
             Ok(match deleted {
                 Deleted::Pending(obj) => json_response(StatusCode::ACCEPTED, &obj, &[]),
@@ -416,10 +416,11 @@ fn delete_collection(
     shared: &Arc<Shared>,
     target: &Target,
     query: &Query,
+    headers: &http::HeaderMap,
     body: &[u8],
     (labels, fields): (LabelSelector, FieldSelector),
 ) -> ApiResult<Response> {
-    let options = delete_options(query, body)?;
+    let options = delete_options(query, headers, body)?;
     let mut state = shared.lock();
     let (items, _) = ops::list(&state, target, &labels, &fields);
     let mut deleted = Vec::new();

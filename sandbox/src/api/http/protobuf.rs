@@ -1,8 +1,9 @@
 //! Request bodies in the Kubernetes protobuf encoding, for the kinds
 //! kubectl's `create` generators send that way (`kubectl create namespace`,
 //! `create configmap`, `create secret`, `create serviceaccount`, `create
-//! role|clusterrole|rolebinding|clusterrolebinding`) and the reviews of
-//! `kubectl auth`. The server answers in JSON, which
+//! role|clusterrole|rolebinding|clusterrolebinding`), the reviews of
+//! `kubectl auth`, and the DeleteOptions client-go's typed clients send
+//! with a delete (Helm's, purging its release Secrets). The server answers in JSON, which
 //! kubectl accepts. Other kinds answer 415 with a hint to use
 //! `kubectl apply`, which sends JSON.
 //!
@@ -305,6 +306,32 @@ fn decode_kind(kind: &str, raw: &[u8]) -> Option<Value> {
     Some(obj)
 }
 
+/// `meta.k8s.io/v1` DeleteOptions: gracePeriodSeconds 1, preconditions 2
+/// (uid 1, resourceVersion 2), orphanDependents 3, propagationPolicy 4,
+/// dryRun 5 (repeated). client-go's typed clients send their deletes'
+/// options this way (Helm purging its release Secrets, for one).
+fn delete_options(raw: &[u8]) -> Option<Value> {
+    let mut obj = json!({});
+    let mut dry_run = Vec::new();
+    for (n, f) in fields(raw)? {
+        match (n, f) {
+            // An int64 varint: negative numbers take all ten bytes.
+            (1, Field::Varint(v)) => obj["gracePeriodSeconds"] = json!(v.cast_signed()),
+            (2, Field::Bytes(b)) => {
+                obj["preconditions"] = strings(b, &[(1, "uid"), (2, "resourceVersion")])?;
+            }
+            (3, Field::Varint(v)) => obj["orphanDependents"] = json!(v != 0),
+            (4, Field::Bytes(b)) => obj["propagationPolicy"] = text(b),
+            (5, Field::Bytes(b)) => dry_run.push(text(b)),
+            _ => {}
+        }
+    }
+    if !dry_run.is_empty() {
+        obj["dryRun"] = Value::Array(dry_run);
+    }
+    Some(obj)
+}
+
 /// Decodes a protobuf-encoded body into JSON.
 pub fn decode(body: &[u8]) -> ApiResult<Value> {
     let malformed = || ApiError::bad_request("the protobuf body could not be decoded");
@@ -328,6 +355,12 @@ pub fn decode(body: &[u8]) -> ApiResult<Value> {
             (2, Field::Bytes(b)) => raw = b,
             _ => {}
         }
+    }
+    if kind == "DeleteOptions" {
+        let mut obj = delete_options(raw).ok_or_else(malformed)?;
+        obj["apiVersion"] = json!(api_version);
+        obj["kind"] = json!(kind);
+        return Ok(obj);
     }
     if !matches!(
         kind.as_str(),
@@ -382,6 +415,33 @@ mod tests {
         ]
         .concat();
         assert_eq!(decode(&pod).unwrap_err().code, 415);
+    }
+
+    #[test]
+    fn delete_options_in_protobuf_decode() {
+        let raw = [
+            vec![1 << 3, 30],
+            field(2, &[field(1, b"uid-1"), field(2, b"42")].concat()),
+            vec![3 << 3, 1],
+            field(4, b"Foreground"),
+            field(5, b"All"),
+        ]
+        .concat();
+        let type_meta = [field(1, b"meta.k8s.io/v1"), field(2, b"DeleteOptions")].concat();
+        let body = [MAGIC.to_vec(), field(1, &type_meta), field(2, &raw)].concat();
+        assert_eq!(
+            decode(&body).unwrap(),
+            json!({"apiVersion": "meta.k8s.io/v1", "kind": "DeleteOptions",
+                   "gracePeriodSeconds": 30,
+                   "preconditions": {"uid": "uid-1", "resourceVersion": "42"},
+                   "orphanDependents": true, "propagationPolicy": "Foreground", "dryRun": ["All"]})
+        );
+        // Empty options (client-go's `metav1.DeleteOptions{}`): an empty raw object.
+        let empty = [MAGIC.to_vec(), field(1, &type_meta), field(2, &[])].concat();
+        assert_eq!(
+            decode(&empty).unwrap(),
+            json!({"apiVersion": "meta.k8s.io/v1", "kind": "DeleteOptions"})
+        );
     }
 
     #[test]

@@ -98,13 +98,15 @@ pub fn field_manager(query: &Query, headers: &HeaderMap) -> ApiResult<String> {
     })
 }
 
-/// `DeleteOptions` from the query and (if any) the body.
-pub fn delete_options(query: &Query, body: &[u8]) -> ApiResult<DeleteOptions> {
+/// `DeleteOptions` from the query and (if any) the body, in the body's
+/// media type: client-go's typed clients (Helm's release storage among
+/// them) send theirs in protobuf.
+pub fn delete_options(query: &Query, headers: &HeaderMap, body: &[u8]) -> ApiResult<DeleteOptions> {
     let doc: Value = if body.iter().all(u8::is_ascii_whitespace) {
         Value::Null
     } else {
-        serde_json::from_slice(body)
-            .map_err(|e| ApiError::bad_request(format!("invalid DeleteOptions: {e}")))?
+        decode_body(headers, body)
+            .map_err(|e| ApiError::bad_request(format!("invalid DeleteOptions: {}", e.message)))?
     };
     let policy = query
         .get("propagationPolicy")

@@ -298,10 +298,16 @@ fn finish(
         };
         apply::record_update(old.as_ref(), &mut candidate, target.shape(), writer);
     }
+    // The kinds whose registry strategy sets generation 1 on create and
+    // raises it with the spec, as kube-apiserver's do.
     let tracks_generation = ty.crd.is_some()
         || matches!(
             ty.group.as_str(),
-            "apps" | "policy" | "apiextensions.k8s.io"
+            "apps"
+                | "policy"
+                | "apiextensions.k8s.io"
+                | "networking.k8s.io"
+                | "admissionregistration.k8s.io"
         );
     if tracks_generation {
         let generation = match &old {

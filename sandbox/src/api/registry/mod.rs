@@ -284,6 +284,36 @@ const BUILTINS: &[Builtin] = &[
         short: &["netpol"],
         ..builtin("networking.k8s.io", "networkpolicies", "NetworkPolicy")
     },
+    Builtin {
+        short: &["ing"],
+        status: true,
+        ..builtin("networking.k8s.io", "ingresses", "Ingress")
+    },
+    Builtin {
+        namespaced: false,
+        ..builtin("networking.k8s.io", "ingressclasses", "IngressClass")
+    },
+    // Stored and served as the real server does; the sandbox does not
+    // evaluate their CEL at admission.
+    Builtin {
+        namespaced: false,
+        categories: &["api-extensions"],
+        status: true,
+        ..builtin(
+            "admissionregistration.k8s.io",
+            "validatingadmissionpolicies",
+            "ValidatingAdmissionPolicy",
+        )
+    },
+    Builtin {
+        namespaced: false,
+        categories: &["api-extensions"],
+        ..builtin(
+            "admissionregistration.k8s.io",
+            "validatingadmissionpolicybindings",
+            "ValidatingAdmissionPolicyBinding",
+        )
+    },
     review(
         "authorization.k8s.io",
         "selfsubjectaccessreviews",
@@ -353,6 +383,7 @@ pub const BUILTIN_GROUPS: &[&str] = &[
     "networking.k8s.io",
     "policy",
     "rbac.authorization.k8s.io",
+    "admissionregistration.k8s.io",
     "apiextensions.k8s.io",
 ];
 
