@@ -359,6 +359,29 @@ async fn every_write_request_is_recorded_once(db: TestDb) {
         S::NOT_FOUND,
     )
     .await;
+    // Removing a cluster: refused for the sandbox cluster, for a tenant,
+    // and for one that does not exist; each refusal recorded.
+    let this_cluster = format!("/api/v1/clusters/{cluster}");
+    c.check(
+        request(M::DELETE, &this_cluster, Some(&admin), None),
+        S::CONFLICT,
+    )
+    .await;
+    c.check(
+        request(M::DELETE, &this_cluster, Some(&key), None),
+        S::FORBIDDEN,
+    )
+    .await;
+    c.check(
+        request(
+            M::DELETE,
+            &format!("/api/v1/clusters/{}", uuid::Uuid::new_v4()),
+            Some(&admin),
+            None,
+        ),
+        S::NOT_FOUND,
+    )
+    .await;
 
     // Prices: a platform admin's from now on; refused to tenants and for
     // the past.

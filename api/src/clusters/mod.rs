@@ -292,7 +292,19 @@ impl ClusterRegistry {
         skip_refused: bool,
     ) -> Result<Vec<(String, ClusterError)>, crate::StoreError> {
         let mut failed = Vec::new();
-        for cluster in store.clusters().await? {
+        let stored = store.clusters().await?;
+        if skip_refused {
+            // Removed through another hub: let go of it here too.
+            let gone: Vec<String> = self
+                .names()
+                .into_iter()
+                .filter(|n| !stored.iter().any(|c| &c.name == n))
+                .collect();
+            for name in gone {
+                self.detach(&name);
+            }
+        }
+        for cluster in stored {
             if cluster.kind != ClusterKind::Kubeconfig || self.is_connected(&cluster.name) {
                 continue;
             }

@@ -142,6 +142,18 @@ impl Hub {
             .ok_or_else(|| Error::not_found("cluster"))
     }
 
+    /// Removes a cluster that holds no deployment (see
+    /// [`crate::store::Tx::remove_cluster`]) and disconnects from it; the
+    /// other hubs of the database let go of it within their refresh.
+    pub async fn remove_cluster(&self, caller: &Caller, id: ClusterId) -> Result<()> {
+        caller.require(Permission::ManagePlatform)?;
+        let mut tx = self.store.begin(&caller.actor).await?;
+        let cluster = tx.remove_cluster(id).await?;
+        tx.commit_with(StatusCode::NO_CONTENT).await?;
+        self.registry.detach(&cluster.name);
+        Ok(())
+    }
+
     /// Sets the hub's price for a pool, overriding what its nodes say.
     pub async fn set_pool_price(
         &self,

@@ -281,7 +281,9 @@ impl From<StoreError> for Error {
         match &e {
             StoreError::NotFound(what) => Error::not_found(what),
             StoreError::Forbidden => Error::forbidden(),
-            StoreError::Conflict { .. } => Error::conflict(e.to_string()),
+            StoreError::Conflict { .. } | StoreError::InUse { .. } => {
+                Error::conflict(e.to_string())
+            }
             StoreError::Invalid { field, reason } => Error::invalid(field, reason.clone()),
             StoreError::Quota(q) => Error::quota(q),
             StoreError::Database(sqlx::Error::PoolTimedOut) => {

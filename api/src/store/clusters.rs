@@ -194,6 +194,66 @@ impl Tx {
         Ok(cluster)
     }
 
+    /// Removes a cluster registered by kubeconfig that holds nothing: no
+    /// live deployment, no replica interval still open (a deleted
+    /// deployment's pods not yet seen gone). Its pool prices go with it;
+    /// deployments' history keeps its name. Platform admins only.
+    pub async fn remove_cluster(&mut self, id: ClusterId) -> Result<Cluster, StoreError> {
+        self.actor()
+            .check_role(Permission::ManagePlatform)
+            .map_err(|d| StoreError::denied(d, "cluster"))?;
+        let row: Option<Row> = on_conn!(self.conn(), c => sqlx::query_as(
+            "SELECT id, name, cloud, region, kind, created_at, updated_at FROM clusters WHERE id = $1",
+        ).bind(id).fetch_optional(c).await)?;
+        let cluster = Cluster::try_from(row.ok_or(StoreError::NotFound("cluster"))?)?;
+        let in_use = |reason: String| StoreError::InUse {
+            kind: "cluster",
+            name: cluster.name.clone(),
+            reason,
+        };
+        if cluster.kind == ClusterKind::Sandbox {
+            return Err(in_use(
+                "it is a sandbox cluster of `modelfleet serve`, which starts it from its fleet \
+                 file; change the fleet file instead"
+                    .to_owned(),
+            ));
+        }
+        let live: Vec<(String, String)> = on_conn!(self.conn(), c => sqlx::query_as(
+            "SELECT t.name, d.name FROM deployments d JOIN tenants t ON t.id = d.tenant_id \
+             WHERE d.cluster = $1 AND d.deleted_at IS NULL ORDER BY t.name, d.name",
+        ).bind(&cluster.name).fetch_all(c).await)?;
+        if !live.is_empty() {
+            let names: Vec<String> = live
+                .iter()
+                .take(5)
+                .map(|(tenant, name)| format!("{tenant}/{name}"))
+                .collect();
+            return Err(in_use(format!(
+                "it holds {} deployment(s) ({}{}); delete them, or let failover move them, first",
+                live.len(),
+                names.join(", "),
+                if live.len() > names.len() {
+                    ", …"
+                } else {
+                    ""
+                }
+            )));
+        }
+        let (open,): (i64,) = on_conn!(self.conn(), c => sqlx::query_as(
+            "SELECT COUNT(*) FROM replica_intervals WHERE cluster = $1 AND released_at IS NULL",
+        ).bind(&cluster.name).fetch_one(c).await)?;
+        if open > 0 {
+            return Err(in_use(format!(
+                "{open} replica(s) of deleted deployments have not been seen gone yet; try again \
+                 once cluster sync has seen their pods end"
+            )));
+        }
+        on_conn!(self.conn(), c => sqlx::query("DELETE FROM clusters WHERE id = $1")
+            .bind(id).execute(c).await.map(|r| r.rows_affected()))?;
+        self.note("delete", "clusters", None, id.0, &cluster.name);
+        Ok(cluster)
+    }
+
     /// Sets (or, with `None`, removes) the hub's price for a pool of a
     /// cluster. Platform admins only.
     pub async fn set_pool_price(

@@ -19,6 +19,14 @@ pub enum StoreError {
     Conflict { kind: &'static str, name: String },
     #[error("invalid {field}: {reason}")]
     Invalid { field: &'static str, reason: String },
+    /// Refused while something still depends on it; the reason says what
+    /// and what to do first.
+    #[error("{kind} {name:?} is in use: {reason}")]
+    InUse {
+        kind: &'static str,
+        name: String,
+        reason: String,
+    },
     #[error(transparent)]
     Quota(#[from] QuotaExceeded),
     #[error(transparent)]
@@ -44,6 +52,7 @@ impl StoreError {
             StoreError::NotFound(_) => "not_found",
             StoreError::Forbidden => "forbidden",
             StoreError::Conflict { .. } => "conflict",
+            StoreError::InUse { .. } => "in_use",
             StoreError::Invalid { .. } => "invalid",
             StoreError::Quota(_) => "quota",
             StoreError::Secret(_) => "secret",

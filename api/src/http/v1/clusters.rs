@@ -27,7 +27,7 @@ use crate::store::PoolPrice;
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(list, create))
-        .routes(routes!(show))
+        .routes(routes!(show, remove))
         .routes(routes!(set_price, remove_price))
 }
 
@@ -233,6 +233,28 @@ pub async fn show(
 ) -> Result<Json<ClusterDetail>, ApiError> {
     let id: ClusterId = parse_id(&id, "cluster")?;
     Ok(Json(detail(state.hub().cluster(&caller, id).await?)))
+}
+
+/// Removes a cluster and the hub's connection to it: refused (409) while it
+/// holds deployments (delete them or let failover move them first) or
+/// replicas not yet seen gone, and for `serve`'s sandbox clusters. Its
+/// prices go with it; invoices and usage keep its name.
+#[utoipa::path(delete, path = "/clusters/{id}", operation_id = "remove_cluster", tag = "clusters", security(("bearer" = [])),
+    params(("id" = uuid::Uuid, Path, description = "The cluster's id")),
+    responses(
+        (status = 204),
+        (status = 403, body = Problem, content_type = "application/problem+json"),
+        (status = 404, body = Problem, content_type = "application/problem+json"),
+        (status = 409, body = Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn remove(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    let id: ClusterId = parse_id(&id, "cluster")?;
+    state.hub().remove_cluster(&caller, id).await?;
+    Ok(StatusCode::NO_CONTENT)
 }
 
 /// Sets the hub's price for a pool, overriding what its nodes say.

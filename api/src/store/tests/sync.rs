@@ -217,8 +217,110 @@ async fn sync_status_is_guarded_by_revision(db: TestDb) {
     assert!(store.unschedulable_deployments().await.unwrap().is_empty());
 }
 
+/// A cluster is removed only once it holds nothing: not while it holds a
+/// live deployment (named in the refusal), not while a deleted one's
+/// replica is still open, never a sandbox cluster; and only by a platform
+/// admin. The removal is audited with the change.
+async fn a_cluster_is_removed_only_once_it_holds_nothing(db: TestDb) {
+    use crate::store::NewCluster;
+    use crate::{Keyring, Secret, SecretKey};
+    use modelfleet_core::fleet::Cloud;
+    let store = &db.store;
+    let keyring = Keyring::new(SecretKey::generate().unwrap());
+    let mut tx = store.begin(&platform()).await.unwrap();
+    let sandbox = tx
+        .register_cluster(
+            NewCluster {
+                name: "sandbox-a".into(),
+                cloud: Cloud::Aws,
+                region: "us-east-1".into(),
+                kubeconfig: None,
+            },
+            &keyring,
+        )
+        .await
+        .unwrap();
+    let cluster = tx
+        .register_cluster(
+            NewCluster {
+                name: "aws-us-east-1".into(),
+                cloud: Cloud::Aws,
+                region: "us-east-1".into(),
+                kubeconfig: Some(Secret::new("apiVersion: v1\nkind: Config\n".to_owned())),
+            },
+            &keyring,
+        )
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    let a = tenant(store, "acme", Quota::unlimited()).await;
+    let mut tx = store.begin(&platform()).await.unwrap();
+    let d = tx
+        .admit_deployment(a.id, DeploymentRequest::test("llama", 8))
+        .await
+        .unwrap();
+    assert!(tx.open_interval(&interval(&d, "u1")).await.unwrap());
+    tx.commit().await.unwrap();
+
+    let remove = |id| async move {
+        let mut tx = store.begin(&platform()).await.unwrap();
+        let removed = tx.remove_cluster(id).await;
+        if removed.is_ok() {
+            tx.commit().await.unwrap();
+        }
+        removed
+    };
+    let refused = remove(cluster.id).await.unwrap_err();
+    assert!(
+        matches!(&refused, StoreError::InUse { reason, .. }
+            if reason.contains("1 deployment(s) (acme/llama)")),
+        "{refused}"
+    );
+    let refused = remove(sandbox.id).await.unwrap_err();
+    assert!(refused.to_string().contains("sandbox"), "{refused}");
+    // Not a tenant's to remove.
+    let mut tx = store.begin(&member(a.id, Role::TenantAdmin)).await.unwrap();
+    assert!(matches!(
+        tx.remove_cluster(cluster.id).await,
+        Err(StoreError::Forbidden)
+    ));
+    drop(tx);
+
+    // Deleted, but its replica not yet seen gone: still refused.
+    let mut tx = store.begin(&platform()).await.unwrap();
+    tx.release_deployment(d.id).await.unwrap();
+    tx.commit().await.unwrap();
+    let refused = remove(cluster.id).await.unwrap_err();
+    assert!(refused.to_string().contains("1 replica(s)"), "{refused}");
+    let mut tx = store.begin(&platform()).await.unwrap();
+    assert!(tx.close_interval(&d.cluster, "u1", now()).await.unwrap());
+    tx.commit().await.unwrap();
+
+    let removed = remove(cluster.id).await.unwrap();
+    assert_eq!(removed.name, "aws-us-east-1");
+    assert!(matches!(
+        store.cluster(cluster.id).await,
+        Err(StoreError::NotFound(_))
+    ));
+    // The deployment's history keeps the cluster's name.
+    let history = store
+        .deployment_intervals(Scope::All, a.id, d.id)
+        .await
+        .unwrap();
+    assert_eq!(history[0].cluster, "aws-us-east-1");
+    let records = store.audit_records_after(0, 10_000).await.unwrap();
+    assert!(records.iter().any(|r| r.event.verb == "delete"
+        && r.event.object_ref.resource == "clusters"
+        && r.event.object_ref.name.as_deref() == Some("aws-us-east-1")));
+    assert!(matches!(
+        remove(cluster.id).await,
+        Err(StoreError::NotFound(_))
+    ));
+}
+
 crate::store_tests!(
     intervals_are_recorded_once_and_closed_once,
     a_move_releases_and_admits_in_one_step,
+    a_cluster_is_removed_only_once_it_holds_nothing,
     sync_status_is_guarded_by_revision,
 );
