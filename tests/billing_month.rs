@@ -104,6 +104,21 @@ fn three_hubs_on_postgres_with_the_loop_holder_killed_change_nothing() {
         eprintln!("killed {when}: {moved:?}");
     }
     assert!(outcome.audit_verified.0, "{}", outcome.audit_verified.1);
+    // Each budget alert reached the tenant's webhook exactly once.
+    assert_eq!(outcome.alerts_raised, [80, 100]);
+    let posted: Vec<i64> = outcome.alert_posts.iter().map(|p| p.threshold).collect();
+    assert_eq!(posted.len(), 2, "{:?}", outcome.alert_posts);
+    assert_ne!(outcome.alert_posts[0].alert, outcome.alert_posts[1].alert);
+    assert_eq!(
+        {
+            let mut t = posted.clone();
+            t.sort();
+            t
+        },
+        [80, 100],
+        "{:?}",
+        outcome.alert_posts
+    );
     assert_eq!(
         outcome.invoice,
         uninterrupted_invoice(),

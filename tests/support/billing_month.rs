@@ -14,6 +14,8 @@
 //! and ends at a time written below, and the invoice can be computed by
 //! hand from those times alone ([`expected_invoice`]).
 
+#[path = "billing_month/alerts.rs"]
+mod alerts;
 #[path = "billing_month/clusters.rs"]
 mod clusters;
 #[path = "billing_month/hand.rs"]
@@ -137,7 +139,16 @@ pub struct Outcome {
     /// `modelfleet audit verify` on the hub's database, after the month:
     /// its exit status and what it printed.
     pub audit_verified: (bool, String),
+    /// With three hubs: every post of a budget alert to the tenant's
+    /// webhook (a budget of [`BUDGET`]), and the thresholds of the alerts
+    /// the hubs raised.
+    pub alert_posts: Vec<alerts::Post>,
+    pub alerts_raised: Vec<i64>,
 }
+
+/// The demo tenant's monthly budget in the three-hub month: its 80 % and
+/// 100 % alerts are raised within the first days.
+pub const BUDGET: &str = "200.00 USD";
 
 /// Lives through December 2026 and reads its invoice.
 pub async fn run_month(crashes: Crashes, mode: Mode) -> Outcome {
@@ -210,6 +221,24 @@ pub async fn run_month(crashes: Crashes, mode: Mode) -> Outcome {
     let mut want = vec![interval(ALPHA, AWS, "od", alpha_devices, start(), None)];
     hub.wait_for_intervals("alpha was deployed", &want, &[&aws, &aliyun])
         .await;
+    // With three hubs, a budget whose alerts go to a webhook: each must
+    // reach it exactly once whichever hub holds the billing loop.
+    let receiver = match mode {
+        Mode::Api { .. } => {
+            let receiver = alerts::Receiver::start().await;
+            hub.expect(
+                Method::PUT,
+                &format!("/api/v1/tenants/{tenant}/budget"),
+                &key,
+                Some(json!({"amount": BUDGET, "webhookUrl": receiver.url,
+                            "webhookSecret": "a-receiver-secret-of-the-month"})),
+                StatusCode::OK,
+            )
+            .await;
+            Some(receiver)
+        }
+        Mode::Serve => None,
+    };
 
     // December 3, 12:00: alpha scales to 3.
     set_clock(scale_up());
@@ -423,6 +452,36 @@ pub async fn run_month(crashes: Crashes, mode: Mode) -> Outcome {
     }
     let (invoice_status, invoice_body, invoice) = invoice::invoice(&hub, &key, &tenant).await;
     let intervals = hub.intervals().await;
+    let (alert_posts, alerts_raised) = match &receiver {
+        Some(receiver) => {
+            let alerts_path = format!("/api/v1/tenants/{tenant}/budget/alerts");
+            let (hub_ref, key_ref, path) = (&hub, &key, &alerts_path);
+            // Raised by a billing pass (every 30 s on its holder) and
+            // delivered beside it.
+            let raised = wait_for(
+                "both budget alerts to be delivered",
+                Some(&hub),
+                || async move {
+                    let (_, list) = hub_ref.call(Method::GET, path, key_ref, None).await;
+                    let items = list["items"].as_array().cloned().unwrap_or_default();
+                    let posted = receiver.posts();
+                    if items.len() == 2 && posted.len() >= 2 {
+                        let mut thresholds: Vec<i64> = items
+                            .iter()
+                            .filter_map(|a| a["threshold"].as_i64())
+                            .collect();
+                        thresholds.sort();
+                        Ok(thresholds)
+                    } else {
+                        Err(format!("{list:#}\nposted: {posted:?}"))
+                    }
+                },
+            )
+            .await;
+            (receiver.posts(), raised)
+        }
+        None => (Vec::new(), Vec::new()),
+    };
     let moves = std::mem::take(&mut hub.moves);
 
     drop(hub);
@@ -438,6 +497,8 @@ pub async fn run_month(crashes: Crashes, mode: Mode) -> Outcome {
         invoice_body,
         moves,
         audit_verified,
+        alert_posts,
+        alerts_raised,
     }
 }
 

@@ -264,6 +264,8 @@ impl Hub {
             // the default, which does).
             .arg("--second-factor-roles")
             .arg("none")
+            // The tenant's webhook receiver listens on loopback.
+            .arg("--webhook-allow-private-addresses")
             .env(modelfleet_clock::SIMULATED_CLOCK_ENV, &clock().path)
             .env(
                 "MODELFLEET_SECRET_KEY",
