@@ -7,6 +7,8 @@
 
 #[path = "support/helm.rs"]
 mod helm;
+#[path = "../operator/tests/support/round_trip.rs"]
+mod round_trip;
 
 use std::path::Path;
 
@@ -18,6 +20,7 @@ use k8s_openapi::api::core::v1::{ConfigMap, PodSpec, Secret, Service, ServiceAcc
 use k8s_openapi::api::networking::v1::{Ingress, NetworkPolicy};
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, PolicyRule, Role, RoleBinding};
+use round_trip::missing_fields;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
@@ -26,28 +29,6 @@ use helm::{NAMESPACE, Tools, chart, ci_values, documents, find, has, names, repo
 
 fn ci(name: &str) -> std::path::PathBuf {
     chart().join("ci").join(name)
-}
-
-/// Every field of `original` is in `round_trip` with the same value.
-fn missing_fields(original: &Value, round_trip: &Value, at: &str, out: &mut Vec<String>) {
-    match (original, round_trip) {
-        (Value::Object(a), Value::Object(b)) => {
-            for (key, value) in a {
-                match b.get(key) {
-                    Some(other) => missing_fields(value, other, &format!("{at}.{key}"), out),
-                    None => out.push(format!("{at}.{key}")),
-                }
-            }
-        }
-        (Value::Array(a), Value::Array(b)) if a.len() == b.len() => {
-            for (i, (x, y)) in a.iter().zip(b).enumerate() {
-                missing_fields(x, y, &format!("{at}[{i}]"), out);
-            }
-        }
-        (Value::Number(a), Value::Number(b)) if a.as_f64() == b.as_f64() => {}
-        (a, b) if a == b => {}
-        _ => out.push(format!("{at} (value differs)")),
-    }
 }
 
 /// `doc` read into its type and written back, losing nothing.
@@ -888,6 +869,22 @@ mod live {
             ran
         }
 
+        /// `helm install modelfleet` of the chart with one of its ci
+        /// values files.
+        pub async fn install(&self, values_file: &str) -> Ran {
+            let (chart, values) = (chart_arg(), values(values_file));
+            self.helm(&[
+                "install",
+                "modelfleet",
+                &chart,
+                "-n",
+                NAMESPACE,
+                "-f",
+                &values,
+            ])
+            .await
+        }
+
         pub async fn kubectl(&self, args: &[&str]) -> String {
             let ran = self.run(false, args).await;
             assert!(
@@ -978,17 +975,7 @@ async fn a_hub_installs_upgrades_keeping_its_secrets_and_uninstalls() {
     let c = live::Cluster::start().await;
     let chart = live::chart_arg();
     let values = live::values("hub-values.yaml");
-    let install = c
-        .helm(&[
-            "install",
-            "modelfleet",
-            &chart,
-            "-n",
-            NAMESPACE,
-            "-f",
-            &values,
-        ])
-        .await;
+    let install = c.install("hub-values.yaml").await;
     // NOTES say how to sign in, and print no secret.
     assert!(
         install
@@ -1150,16 +1137,7 @@ async fn a_hub_installs_upgrades_keeping_its_secrets_and_uninstalls() {
     assert_eq!(releases["items"], serde_json::json!([]));
 
     // Installed again on the same namespace, the hub finds its key.
-    c.helm(&[
-        "install",
-        "modelfleet",
-        &chart,
-        "-n",
-        NAMESPACE,
-        "-f",
-        &values,
-    ])
-    .await;
+    c.install("hub-values.yaml").await;
     assert_eq!(c.secret("modelfleet-api-secret-key", "key").await, key);
     eprintln!("hub install, upgrade, uninstall: {:?}", started.elapsed());
 }
@@ -1172,19 +1150,7 @@ async fn a_member_cluster_gets_the_operator_and_the_hubs_least_privileged_access
     let crd = repo().join("manifests/crds/modeldeployment.yaml");
     c.kubectl(&["apply", "--server-side", "-f", crd.to_str().unwrap()])
         .await;
-    let chart = live::chart_arg();
-    let values = live::values("member-values.yaml");
-    let install = c
-        .helm(&[
-            "install",
-            "modelfleet",
-            &chart,
-            "-n",
-            NAMESPACE,
-            "-f",
-            &values,
-        ])
-        .await;
+    let install = c.install("member-values.yaml").await;
     assert!(
         install.stdout.contains("create token modelfleet-hub"),
         "{}",
@@ -1317,19 +1283,7 @@ async fn a_hub_with_its_own_secrets_and_an_ingress_installs_as_the_example_stand
         "--from-literal=secretAccessKey=SECRET",
     ])
     .await;
-    let chart = live::chart_arg();
-    let values = live::values("existing-secrets-ingress-values.yaml");
-    let install = c
-        .helm(&[
-            "install",
-            "modelfleet",
-            &chart,
-            "-n",
-            NAMESPACE,
-            "-f",
-            &values,
-        ])
-        .await;
+    let install = c.install("existing-secrets-ingress-values.yaml").await;
     assert!(
         install.stdout.contains("https://modelfleet.example.com/"),
         "{}",

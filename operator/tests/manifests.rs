@@ -6,6 +6,9 @@
 //! typo, a wrong level of nesting) is dropped on the way and the comparison
 //! names it. The RBAC is checked against what the build step emits.
 
+#[path = "support/round_trip.rs"]
+mod round_trip;
+
 use std::path::{Path, PathBuf};
 
 use k8s_openapi::api::admissionregistration::v1::{
@@ -16,6 +19,7 @@ use k8s_openapi::api::core::v1::{Namespace, Service, ServiceAccount};
 use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, PolicyRule, Role, RoleBinding};
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use modelfleet_core::crd::ModelDeployment;
+use round_trip::missing_fields;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -30,29 +34,6 @@ fn documents(relative: &str) -> Vec<Value> {
         .map(|doc| serde_json::to_value(serde_yaml::Value::deserialize(doc).unwrap()).unwrap())
         .filter(|v| !v.is_null())
         .collect()
-}
-
-/// Every field of `original` is in `round_trip` with the same value
-/// (`round_trip` may add defaults the type always writes).
-fn missing_fields(original: &Value, round_trip: &Value, at: &str, out: &mut Vec<String>) {
-    match (original, round_trip) {
-        (Value::Object(a), Value::Object(b)) => {
-            for (key, value) in a {
-                match b.get(key) {
-                    Some(other) => missing_fields(value, other, &format!("{at}.{key}"), out),
-                    None => out.push(format!("{at}.{key}")),
-                }
-            }
-        }
-        (Value::Array(a), Value::Array(b)) if a.len() == b.len() => {
-            for (i, (x, y)) in a.iter().zip(b).enumerate() {
-                missing_fields(x, y, &format!("{at}[{i}]"), out);
-            }
-        }
-        (Value::Number(a), Value::Number(b)) if a.as_f64() == b.as_f64() => {}
-        (a, b) if a == b => {}
-        _ => out.push(format!("{at} (value differs)")),
-    }
 }
 
 fn check_as<T: DeserializeOwned + Serialize>(doc: &Value, file: &str) -> T {
