@@ -365,12 +365,32 @@ async fn a_tenant_deploys_a_70b_model_through_the_api_and_it_becomes_ready() {
     hub.shutdown().await;
 }
 
+/// A restart on the same data directory keeps the first credentials and
+/// creates no more; the sandbox clusters come back empty, and what the hub
+/// placed in them is applied again from its record and is Ready again.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_restart_keeps_the_first_credentials_and_creates_no_more() {
+async fn a_restart_keeps_the_first_credentials_and_brings_deployments_back() {
     let data = tempfile::tempdir().unwrap();
     let hub = start(data.path()).await;
     assert!(hub.initial_credentials.is_some());
     let first = std::fs::read_to_string(data.path().join(CREDENTIALS_FILE)).unwrap();
+    let creds = credentials(data.path());
+    let key = &creds["api_key"];
+    let http = Http {
+        base: hub.url.clone(),
+        client: reqwest::Client::new(),
+    };
+    let (status, created) = http
+        .post(
+            "/api/v1/deployments",
+            key,
+            json!({"name": "chat", "model": "llama-3.1-8b"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{created:#}");
+    let id = created["deployment"]["id"].as_str().unwrap().to_owned();
+    http.wait_for(&id, key, "Ready", |d| d["phase"] == "Ready")
+        .await;
     hub.shutdown().await;
 
     let hub = start(data.path()).await;
@@ -378,12 +398,43 @@ async fn a_restart_keeps_the_first_credentials_and_creates_no_more() {
     let again = std::fs::read_to_string(data.path().join(CREDENTIALS_FILE)).unwrap();
     assert_eq!(first, again);
     // The sealing key and database survived: the old API key still works.
-    let creds = credentials(data.path());
     let http = Http {
         base: hub.url.clone(),
         client: reqwest::Client::new(),
     };
-    let (status, body) = http.get("/api/v1/quota", &creds["api_key"]).await;
+    let (status, body) = http.get("/api/v1/quota", key).await;
     assert_eq!(status, StatusCode::OK, "{body:#}");
+    // Its sandbox cluster came back empty: once the hub has seen it
+    // missing there, it applies the deployment again (and says so in the
+    // audit trail), and it loads to Ready anew.
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let (status, trail) = http
+            .get("/api/v1/audit?resource=deployments&verb=update", key)
+            .await;
+        assert_eq!(status, StatusCode::OK, "{trail:#}");
+        let reapplied = trail["items"].as_array().unwrap().iter().any(|r| {
+            r["responseStatus"]["message"]
+                .as_str()
+                .is_some_and(|m| m.contains("applied again"))
+        });
+        if reapplied {
+            break;
+        }
+        assert!(Instant::now() < deadline, "never applied again: {trail:#}");
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    let back = http
+        .wait_for(&id, key, "Ready again", |d| {
+            d["phase"] == "Ready" && d["readyReplicas"] == 1
+        })
+        .await;
+    assert_eq!(back["name"], "chat", "{back:#}");
+    let mut found = 0;
+    for cluster in &hub.clusters {
+        let mds: Api<ModelDeployment> = Api::namespaced(cluster.client(), "mf-demo");
+        found += mds.list(&Default::default()).await.unwrap().items.len();
+    }
+    assert_eq!(found, 1, "the one ModelDeployment is back in its cluster");
     hub.shutdown().await;
 }

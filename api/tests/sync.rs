@@ -194,9 +194,10 @@ modelfleet_api::store_tests!(a_deployment_reaches_ready_and_its_intervals_follow
 /// A deployment the hub placed whose ModelDeployment disappears from its
 /// cluster (deleted there with kubectl, or lost with the cluster's state)
 /// is never shown as running with nothing behind it: after a grace longer
-/// than any watch lag, the hub deletes it, releases its quota, and says so
-/// in the audit trail, with the system as the actor.
-async fn a_deployment_missing_from_its_cluster_is_deleted_and_its_quota_released(db: TestDb) {
+/// than any watch lag, the hub applies again what it applied (the hub's
+/// record is the desired state), at the replica count it holds, and says
+/// so in the deployment's status and the audit trail, as the system.
+async fn a_deployment_missing_from_its_cluster_is_applied_again(db: TestDb) {
     use modelfleet_core::crd::ModelDeployment;
     let hub = hub(db).await;
     let sync = hub.sync_only();
@@ -205,7 +206,7 @@ async fn a_deployment_missing_from_its_cluster_is_deleted_and_its_quota_released
         .post(
             "/api/v1/deployments",
             &key,
-            json!({"name": "chat", "model": "llama-3.1-8b"}),
+            json!({"name": "chat", "model": "llama-3.1-8b", "replicas": 2}),
         )
         .await;
     assert_eq!(reply.status, StatusCode::ACCEPTED, "{:#}", reply.body);
@@ -215,54 +216,66 @@ async fn a_deployment_missing_from_its_cluster_is_deleted_and_its_quota_released
         .parse()
         .unwrap();
     eventually("the deployment is Ready", || async {
-        (row(&hub, id).await.phase == modelfleet_core::crd::Phase::Ready).then_some(())
+        let d = row(&hub, id).await;
+        (d.phase == modelfleet_core::crd::Phase::Ready && d.ready_replicas == 2).then_some(())
     })
     .await;
+    let mds: Api<ModelDeployment> = Api::namespaced(hub.kube.clone(), "mf-acme");
+    let before = mds.get("chat").await.unwrap();
 
     // Gone from the cluster, behind the hub's back.
-    let mds: Api<ModelDeployment> = Api::namespaced(hub.kube.clone(), "mf-acme");
     mds.delete("chat", &kube::api::DeleteParams::default())
         .await
         .unwrap();
     let gone_at = std::time::Instant::now();
-    let released = eventually("the hub takes the deployment as gone", || async {
-        let d = hub.store.deployment(Scope::All, id).await.unwrap();
-        d.deleted_at.is_some().then_some(d)
+    let again = eventually("the hub applies it again", || async {
+        match mds.get_opt("chat").await.unwrap() {
+            Some(md)
+                if md.metadata.uid != before.metadata.uid
+                    && md.metadata.deletion_timestamp.is_none() =>
+            {
+                Some(md)
+            }
+            _ => None,
+        }
     })
     .await;
     assert!(
         gone_at.elapsed() >= std::time::Duration::from_secs(10),
         "not before the grace for watch lag"
     );
-    assert_ne!(released.phase, modelfleet_core::crd::Phase::Ready);
-    let listed = hub.get("/api/v1/deployments", &key).await;
-    assert_eq!(listed.body["items"], json!([]), "{:#}", listed.body);
-    // Its quota is free again: the same name deploys anew.
-    let again = hub
-        .post(
-            "/api/v1/deployments",
-            &key,
-            json!({"name": "chat", "model": "llama-3.1-8b"}),
-        )
-        .await;
-    assert_eq!(again.status, StatusCode::ACCEPTED, "{:#}", again.body);
-    // The deletion is in the audit trail, by the system.
+    assert_eq!(again.spec, before.spec, "what the hub applied, as it was");
+    let shown = row(&hub, id).await;
+    assert!(shown.deleted_at.is_none());
+    // Sealed anew: the operator runs it, and it is Ready again.
+    eventually("the deployment is Ready again", || async {
+        let d = row(&hub, id).await;
+        (d.phase == modelfleet_core::crd::Phase::Ready && d.ready_replicas == 2).then_some(())
+    })
+    .await;
+    // The re-application is in the audit trail, by the system, saying why.
     let records = hub.store.audit_records_after(0, 100_000).await.unwrap();
     let id_text = id.to_string();
-    let by_system = records.iter().find(|r| {
-        r.event.verb == "delete"
-            && r.event.object_ref.resource == "deployments"
-            && r.event.object_ref.uid.as_deref() == Some(id_text.as_str())
-    });
-    let record = by_system.expect("the deletion is audited");
+    let record = records
+        .iter()
+        .find(|r| {
+            r.event.verb == "update"
+                && r.event.object_ref.resource == "deployments"
+                && r.event.object_ref.uid.as_deref() == Some(id_text.as_str())
+                && r.event.user.username.starts_with("system:")
+        })
+        .expect("the re-application is audited");
+    let message = record
+        .event
+        .response_status
+        .message
+        .clone()
+        .unwrap_or_default();
     assert!(
-        record.event.user.username.starts_with("system:"),
-        "{:#?}",
-        record.event.user
+        message.contains("missing from cluster aws-a: applied again with 2 replica(s)"),
+        "{message}"
     );
     sync.stop().await;
 }
 
-modelfleet_api::store_tests!(
-    a_deployment_missing_from_its_cluster_is_deleted_and_its_quota_released
-);
+modelfleet_api::store_tests!(a_deployment_missing_from_its_cluster_is_applied_again);

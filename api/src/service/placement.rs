@@ -126,7 +126,11 @@ impl Hub {
                 error,
                 undone: false,
             })?;
+        let object = serde_json::to_string(md).map_err(|e| {
+            StoreError::invalid("ModelDeployment", format!("cannot be encoded: {e}"))
+        })?;
         let mut tx = self.store.begin(actor).await?;
+        tx.record_applied_object(held.id, &object).await?;
         let recorded = tx
             .record_deployment_status(
                 held.id,

@@ -27,7 +27,7 @@ use crate::clusters::DEPLOYMENT_ID_LABEL;
 use crate::identity::Scope;
 use crate::ids::DeploymentId;
 use crate::service::Hub;
-use crate::store::{Deployment, NewInterval, PoolLocation, Source, now};
+use crate::store::{AuditEntry, Deployment, NewInterval, PoolLocation, Source, now};
 
 /// A pass runs at least this often, to pick up changes made in the
 /// database (a deployment released while its cluster was unreachable).
@@ -164,11 +164,13 @@ pub(super) async fn pass(
 
     // Rows the hub placed whose ModelDeployment is not in the cluster: it
     // was deleted there (kubectl), or the cluster lost it (rebuilt,
-    // restored from an old backup, a sandbox restarted empty). Never shown
-    // as running with nothing behind it: once missing for `MISSING_FOR`,
-    // the row is deleted and its quota released, by the system, in the
-    // audit trail. (The hub keeps no copy of the spec it could apply
-    // again; the tenant deploys it again.)
+    // restored from an old backup, a sandbox restarted empty). The hub's
+    // record is the desired state: once missing for `MISSING_FOR`, what
+    // the hub applied is applied again (sealed anew, at the row's replica
+    // count), recorded as the system. A row with no applied object kept
+    // (placed before the hub kept them) is deleted and its quota
+    // released instead. Either way it is never shown as running with
+    // nothing behind it.
     let placed: BTreeSet<DeploymentId> = owners.values().map(|r| r.id).collect();
     missing.retain(|id, _| live.iter().any(|r| r.id == *id) && !placed.contains(id));
     for row in live.iter().filter(|r| {
@@ -178,22 +180,95 @@ pub(super) async fn pass(
         if since.elapsed() < MISSING_FOR {
             continue;
         }
-        let mut tx = state.store().begin(&actor()).await?;
         missing.remove(&row.id);
-        match tx.release_unchanged(row.id, row.revision).await {
-            Ok(Some(_)) => {
-                tx.commit().await?;
-                warn!(%cluster, deployment = %row.id, name = %row.name,
-                    "the ModelDeployment the hub placed is missing from its cluster: deleted, quota released");
-            }
-            // Changed meanwhile (deleted, moved by failover, resized): the
-            // next passes look again.
-            Ok(None) | Err(crate::StoreError::NotFound(_)) => {}
-            Err(e) => return Err(e.into()),
+        match state.store().applied_object(row.id).await? {
+            Some(object) => reapply(state, cluster, row, &object).await?,
+            None => release_missing(state, cluster, row).await?,
         }
     }
 
     intervals(state, cluster, &pods, &owners).await
+}
+
+/// Applies again the ModelDeployment the hub applied for `row`, missing
+/// from `cluster`: at the row's replica count, sealed anew, its status
+/// back to `Pending` with a message saying why.
+async fn reapply(
+    state: &Hub,
+    cluster: &str,
+    row: &Deployment,
+    object: &str,
+) -> Result<(), SyncError> {
+    let mut md: ModelDeployment = match serde_json::from_str(object) {
+        Ok(md) => md,
+        Err(e) => {
+            warn!(%cluster, deployment = %row.id, error = %e,
+                "the ModelDeployment the hub kept cannot be read; deleting the missing deployment");
+            return release_missing(state, cluster, row).await;
+        }
+    };
+    // Only as the row still is: one moved, resized or deleted meanwhile is
+    // left to the next pass.
+    match state.store().deployment(Scope::All, row.id).await {
+        Ok(now) if now.revision == row.revision && now.deleted_at.is_none() => {}
+        Ok(_) | Err(crate::StoreError::NotFound(_)) => return Ok(()),
+        Err(e) => return Err(e.into()),
+    }
+    md.spec.replicas = row.replicas;
+    md.metadata.uid = None;
+    md.metadata.resource_version = None;
+    let tenant = state.store().tenant(Scope::All, row.tenant).await?;
+    let message =
+        format!("its ModelDeployment was missing from cluster {cluster}; applied again by the hub");
+    match state
+        .apply_held(&actor(), row, &tenant.name, &md, Some(message))
+        .await
+    {
+        Ok(_) => {
+            warn!(%cluster, deployment = %row.id, name = %row.name,
+                "the ModelDeployment the hub placed was missing from its cluster: applied again");
+            let entry = AuditEntry {
+                verb: "update".to_owned(),
+                resource: "deployments".to_owned(),
+                tenant: Some(row.tenant),
+                name: Some(row.name.clone()),
+                uid: Some(row.id.to_string()),
+                code: None,
+                message: Some(format!(
+                    "its ModelDeployment was missing from cluster {cluster}: applied again with \
+                     {} replica(s)",
+                    row.replicas
+                )),
+                annotations: Default::default(),
+            };
+            state.store().record_request(&actor(), entry).await?;
+            Ok(())
+        }
+        Err(e) => {
+            warn!(%cluster, deployment = %row.id, error = %e,
+                "cannot apply a missing ModelDeployment again; retrying");
+            Ok(())
+        }
+    }
+}
+
+/// Deletes `row`, whose ModelDeployment is missing from `cluster` and
+/// cannot be applied again, and releases its quota, unless it changed
+/// since it was read.
+async fn release_missing(state: &Hub, cluster: &str, row: &Deployment) -> Result<(), SyncError> {
+    let mut tx = state.store().begin(&actor()).await?;
+    match tx.release_unchanged(row.id, row.revision).await {
+        Ok(Some(_)) => {
+            tx.commit().await?;
+            warn!(%cluster, deployment = %row.id, name = %row.name,
+                "the ModelDeployment the hub placed is missing from its cluster: deleted, quota released");
+            Ok(())
+        }
+        // Changed meanwhile (deleted, moved by failover, resized): the
+        // next passes look again.
+        Ok(None) | Err(crate::StoreError::NotFound(_)) => Ok(()),
+        Err(e) => Err(e.into()),
+    }
 }
 
 /// Syncs one ModelDeployment: its row, and whether the row still counts

@@ -57,6 +57,20 @@ impl Tx {
             .ok_or(StoreError::NotFound("deployment"))
     }
 
+    /// Keeps the ModelDeployment the hub applied for deployment `id` (as
+    /// JSON, before sealing): what it applies again if the object goes
+    /// missing from its cluster.
+    pub async fn record_applied_object(
+        &mut self,
+        id: DeploymentId,
+        object: &str,
+    ) -> Result<(), StoreError> {
+        on_conn!(self.conn(), c => sqlx::query(
+            "UPDATE deployments SET applied_object = $2 WHERE id = $1",
+        ).bind(id).bind(object).execute(c).await.map(|r| r.rows_affected()))?;
+        Ok(())
+    }
+
     /// Records what cluster sync observed of the row as it read it: only
     /// if the row is still at `revision`. `None` when it changed meanwhile
     /// (moved by failover, resized, released), so that an observation of
@@ -199,6 +213,17 @@ impl Tx {
 impl Store {
     /// Live deployments placed on `cluster`, every tenant's: what cluster
     /// sync compares the cluster's ModelDeployments with.
+    /// The ModelDeployment the hub last applied for deployment `id`, as
+    /// JSON; `None` when it applied none (kubectl did, or the row predates
+    /// keeping it).
+    pub async fn applied_object(&self, id: DeploymentId) -> Result<Option<String>, StoreError> {
+        let mut reader = self.reader().await?;
+        let found: Option<(Option<String>,)> = on_conn!(reader.conn(), c => sqlx::query_as(
+            "SELECT applied_object FROM deployments WHERE id = $1",
+        ).bind(id).fetch_optional(c).await)?;
+        Ok(found.and_then(|(object,)| object))
+    }
+
     pub async fn cluster_deployments(&self, cluster: &str) -> Result<Vec<Deployment>, StoreError> {
         let mut reader = self.reader().await?;
         let rows: Vec<Row> = on_conn!(reader.conn(), c => sqlx::query_as(
