@@ -418,6 +418,15 @@ async fn a_restart_keeps_the_first_credentials_and_brings_deployments_back() {
                 .as_str()
                 .is_some_and(|m| m.contains("applied again"))
         });
+        // What the hub applies and seals is never taken, in between,
+        // for a change someone else made.
+        let refused: Vec<&Value> = trail["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|r| r["responseStatus"]["code"] == 422)
+            .collect();
+        assert!(refused.is_empty(), "{refused:#?}");
         if reapplied {
             break;
         }

@@ -106,6 +106,11 @@ impl ClusterRegistry {
         for (k, v) in admission::seal(&stored, &self.admission_key(cluster)?) {
             annotations.insert(k.to_owned(), json!(v));
         }
+        // A refusal written before this seal (sync seeing the object in the
+        // moment between the apply and this patch) no longer holds.
+        for k in [admission::REASON_ANNOTATION, admission::MESSAGE_ANNOTATION] {
+            annotations.insert(k.to_owned(), serde_json::Value::Null);
+        }
         let patch = json!({"metadata": {"annotations": annotations}});
         let merge = PatchParams {
             field_manager: Some(FIELD_MANAGER.to_owned()),

@@ -207,13 +207,29 @@ async fn reapply(
             return release_missing(state, cluster, row).await;
         }
     };
-    // Only as the row still is: one moved, resized or deleted meanwhile is
-    // left to the next pass.
-    match state.store().deployment(Scope::All, row.id).await {
-        Ok(now) if now.revision == row.revision && now.deleted_at.is_none() => {}
-        Ok(_) | Err(crate::StoreError::NotFound(_)) => return Ok(()),
-        Err(e) => return Err(e.into()),
+    // Only as the row still is (one moved, resized or deleted meanwhile is
+    // left to the next pass); the old object's uid forgotten, so that the
+    // new one is the hub's own while it is applied and sealed; recorded
+    // in the audit trail with that change.
+    let mut tx = state.store().begin(&actor()).await?;
+    if !tx.forget_resource_uid(row.id, row.revision).await? {
+        return Ok(());
     }
+    tx.audit_as(AuditEntry {
+        verb: "update".to_owned(),
+        resource: "deployments".to_owned(),
+        tenant: Some(row.tenant),
+        name: Some(row.name.clone()),
+        uid: Some(row.id.to_string()),
+        code: None,
+        message: Some(format!(
+            "its ModelDeployment was missing from cluster {cluster}: applied again with {} \
+             replica(s)",
+            row.replicas
+        )),
+        annotations: Default::default(),
+    });
+    tx.commit().await?;
     md.spec.replicas = row.replicas;
     md.metadata.uid = None;
     md.metadata.resource_version = None;
@@ -224,32 +240,12 @@ async fn reapply(
         .apply_held(&actor(), row, &tenant.name, &md, Some(message))
         .await
     {
-        Ok(_) => {
-            warn!(%cluster, deployment = %row.id, name = %row.name,
-                "the ModelDeployment the hub placed was missing from its cluster: applied again");
-            let entry = AuditEntry {
-                verb: "update".to_owned(),
-                resource: "deployments".to_owned(),
-                tenant: Some(row.tenant),
-                name: Some(row.name.clone()),
-                uid: Some(row.id.to_string()),
-                code: None,
-                message: Some(format!(
-                    "its ModelDeployment was missing from cluster {cluster}: applied again with \
-                     {} replica(s)",
-                    row.replicas
-                )),
-                annotations: Default::default(),
-            };
-            state.store().record_request(&actor(), entry).await?;
-            Ok(())
-        }
-        Err(e) => {
-            warn!(%cluster, deployment = %row.id, error = %e,
-                "cannot apply a missing ModelDeployment again; retrying");
-            Ok(())
-        }
+        Ok(_) => warn!(%cluster, deployment = %row.id, name = %row.name,
+            "the ModelDeployment the hub placed was missing from its cluster: applied again"),
+        Err(e) => warn!(%cluster, deployment = %row.id, error = %e,
+            "cannot apply a missing ModelDeployment again; the next passes try again"),
     }
+    Ok(())
 }
 
 /// Deletes `row`, whose ModelDeployment is missing from `cluster` and

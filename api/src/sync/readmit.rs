@@ -21,7 +21,11 @@ use modelfleet_core::crd::ModelDeployment;
 
 use super::{SyncError, actor};
 use crate::service::{Caller, DeploymentRef, Hub};
-use crate::store::{AuditEntry, Deployment};
+use crate::store::{AuditEntry, Deployment, now};
+
+/// How long after the hub last wrote a deployment an unsealed picture of
+/// its ModelDeployment is taken for the watch lagging behind the seal.
+const IN_FLIGHT_SECONDS: i64 = 60;
 
 /// Checks a tracked deployment's seal and decides about a change. Returns
 /// the row as it is after the decision.
@@ -35,6 +39,17 @@ pub(super) async fn check(
     let changed = match contract::check(md, &key) {
         Sealed::Current => return Ok(row),
         Sealed::Changed { admitted } => contract::changed_fields(&admitted, &md.spec),
+        // Just written by the hub: this picture of it may be from between
+        // the apply and the seal (the watch lags behind the hub's own
+        // writes). Not a change to refuse yet; one still unsealed once the
+        // row has been quiet for a while (the hub died between the two
+        // writes, or someone removed the seal) is refused, and it is held
+        // by its operator meanwhile, as any unsealed object is.
+        Sealed::Unsealed
+            if now() - row.updated_at < chrono::TimeDelta::seconds(IN_FLIGHT_SECONDS) =>
+        {
+            return Ok(row);
+        }
         Sealed::Unsealed => Vec::new(),
     };
     if changed == ["replicas"] {

@@ -71,6 +71,25 @@ impl Tx {
         Ok(())
     }
 
+    /// Forgets the uid of deployment `id`'s ModelDeployment (gone from its
+    /// cluster), so that the one the hub applies next is taken as the
+    /// hub's own while it is written: only if the row is still at
+    /// `revision`. `false` when it changed meanwhile.
+    pub async fn forget_resource_uid(
+        &mut self,
+        id: DeploymentId,
+        revision: u64,
+    ) -> Result<bool, StoreError> {
+        self.live_tenant_of(id, Permission::Deploy).await?;
+        let revision =
+            i64::try_from(revision).map_err(|_| StoreError::invalid("revision", "out of range"))?;
+        let changed = on_conn!(self.conn(), c => sqlx::query(
+            "UPDATE deployments SET resource_uid = NULL, revision = revision + 1, updated_at = $3 \
+             WHERE id = $1 AND revision = $2 AND deleted_at IS NULL",
+        ).bind(id).bind(revision).bind(now()).execute(c).await.map(|r| r.rows_affected()))?;
+        Ok(changed == 1)
+    }
+
     /// Records what cluster sync observed of the row as it read it: only
     /// if the row is still at `revision`. `None` when it changed meanwhile
     /// (moved by failover, resized, released), so that an observation of
