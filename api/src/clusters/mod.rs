@@ -17,6 +17,7 @@
 mod kube_ops;
 pub mod kubeconfig;
 pub mod rights;
+mod stored;
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, PoisonError, RwLock};
@@ -32,7 +33,7 @@ use modelfleet_core::money::ExchangeRates;
 use tracing::warn;
 
 use crate::secret::{Keyring, Secret};
-use crate::store::{Cluster, ClusterKind, PoolPrice, Store};
+use crate::store::{Cluster, PoolPrice};
 
 pub use kube_ops::{DEPLOYMENT_ID_LABEL, Decision, FIELD_MANAGER, TENANT_LABEL, namespace_of};
 pub use kubeconfig::KubeconfigPolicy;
@@ -137,15 +138,7 @@ pub struct ClusterRegistry {
     refused: Arc<RwLock<BTreeMap<String, kubeconfig::Refused>>>,
     /// Where a cluster registered by another hub of the same database is
     /// read from when a request needs it before the next refresh.
-    source: Arc<std::sync::OnceLock<Source>>,
-}
-
-/// The store and keyring the registry connects stored clusters from.
-#[derive(Clone)]
-struct Source {
-    store: Store,
-    keyring: Arc<Keyring>,
-    policy: KubeconfigPolicy,
+    source: Arc<std::sync::OnceLock<stored::Source>>,
 }
 
 impl std::fmt::Debug for ClusterRegistry {
@@ -165,16 +158,6 @@ impl ClusterRegistry {
     /// admission key derives from (the first call wins).
     pub fn seal_with(&self, keyring: Arc<Keyring>) {
         let _ = self.keyring.set(keyring);
-    }
-
-    /// Lets the registry connect, when first needed, a cluster another hub
-    /// of the same database registered (the first call wins).
-    pub fn connect_on_demand(&self, store: Store, keyring: Arc<Keyring>, policy: KubeconfigPolicy) {
-        let _ = self.source.set(Source {
-            store,
-            keyring,
-            policy,
-        });
     }
 
     /// Cluster `cluster`'s admission key, to seal what the hub admits there.
@@ -259,84 +242,6 @@ impl ClusterRegistry {
             .collect()
     }
 
-    /// Connects every kubeconfig cluster of the store that is not connected
-    /// yet. Sandbox clusters are left to whoever runs them. A cluster that
-    /// cannot be connected is logged and returned; the others still are.
-    pub async fn load(
-        &self,
-        store: &Store,
-        keyring: &Keyring,
-        policy: KubeconfigPolicy,
-    ) -> Result<Vec<(String, ClusterError)>, crate::StoreError> {
-        self.connect_stored(store, keyring, policy, false).await
-    }
-
-    /// What every hub of a shared database does every few seconds: connects
-    /// the kubeconfig clusters another hub registered since, leaving alone
-    /// those whose kubeconfig was refused (they stay refused, and logged
-    /// once, until it changes).
-    pub async fn refresh(
-        &self,
-        store: &Store,
-        keyring: &Keyring,
-        policy: KubeconfigPolicy,
-    ) -> Result<Vec<(String, ClusterError)>, crate::StoreError> {
-        self.connect_stored(store, keyring, policy, true).await
-    }
-
-    async fn connect_stored(
-        &self,
-        store: &Store,
-        keyring: &Keyring,
-        policy: KubeconfigPolicy,
-        skip_refused: bool,
-    ) -> Result<Vec<(String, ClusterError)>, crate::StoreError> {
-        let mut failed = Vec::new();
-        let stored = store.clusters().await?;
-        if skip_refused {
-            // Removed through another hub: let go of it here too.
-            let gone: Vec<String> = self
-                .names()
-                .into_iter()
-                .filter(|n| !stored.iter().any(|c| &c.name == n))
-                .collect();
-            for name in gone {
-                self.detach(&name);
-            }
-        }
-        for cluster in stored {
-            if cluster.kind != ClusterKind::Kubeconfig || self.is_connected(&cluster.name) {
-                continue;
-            }
-            if skip_refused
-                && self
-                    .refused
-                    .read()
-                    .unwrap_or_else(PoisonError::into_inner)
-                    .contains_key(&cluster.name)
-            {
-                continue;
-            }
-            let Some(kubeconfig) = store.cluster_kubeconfig(cluster.id, keyring).await? else {
-                continue;
-            };
-            if let Err(e) = self
-                .connect(
-                    &cluster.name,
-                    cluster.cloud,
-                    &cluster.region,
-                    &kubeconfig,
-                    policy,
-                )
-                .await
-            {
-                warn!(cluster = %cluster.name, error = %e, "cannot connect to a registered cluster");
-                failed.push((cluster.name, e));
-            }
-        }
-        Ok(failed)
-    }
-
     /// Every connected cluster: its name, a generation that changes when it
     /// is attached again, and its client. What cluster sync watches.
     pub fn connections(&self) -> Vec<(String, u64, Client)> {
@@ -374,41 +279,6 @@ impl ClusterRegistry {
             }),
             None => Err(ClusterError::NotConnected(name.to_owned())),
         }
-    }
-
-    /// Cluster `name`'s member; one that is registered but not connected
-    /// here yet (another hub registered it a moment ago) is connected now.
-    async fn member_or_connect(&self, name: &str) -> Result<Arc<Member>, ClusterError> {
-        let missing = match self.member(name) {
-            Ok(member) => return Ok(member),
-            Err(ClusterError::NotConnected(_)) => ClusterError::NotConnected(name.to_owned()),
-            Err(e) => return Err(e),
-        };
-        let Some(source) = self.source.get() else {
-            return Err(missing);
-        };
-        let Ok(cluster) = source.store.cluster_by_name(name).await else {
-            return Err(missing);
-        };
-        if cluster.kind != ClusterKind::Kubeconfig {
-            return Err(missing);
-        }
-        let Ok(Some(kubeconfig)) = source
-            .store
-            .cluster_kubeconfig(cluster.id, &source.keyring)
-            .await
-        else {
-            return Err(missing);
-        };
-        self.connect(
-            &cluster.name,
-            cluster.cloud,
-            &cluster.region,
-            &kubeconfig,
-            source.policy,
-        )
-        .await?;
-        self.member(name)
     }
 
     pub(crate) async fn client(&self, name: &str) -> Result<Client, ClusterError> {
