@@ -3,10 +3,11 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use kube::Client;
 use tokio::sync::watch;
-use tracing::info;
+use tracing::{info, warn};
 
 use crate::controller::fetch::ClusterView;
 use crate::controller::{self, Context, Settings};
@@ -34,6 +35,11 @@ pub enum RunError {
     #[error(transparent)]
     Leader(#[from] LeaderError),
 }
+
+/// How long after a stop the operator may take to finish its in-flight
+/// reconciles and release its Lease: inside Kubernetes' default 30 s
+/// termination grace period, with room for the process to exit.
+pub const SHUTDOWN_DEADLINE: Duration = Duration::from_secs(20);
 
 /// A handle that stops a running operator.
 #[derive(Debug, Clone)]
@@ -84,14 +90,31 @@ pub async fn run(
         Arc::new(Context::new(client.clone(), options.settings, metrics, lws).with_view(view));
     readiness.set_ready(true);
     let run_controller = || controller::run(ctx.clone(), stopped(stop.clone()));
-    match options.leader_election {
-        Some(election) => {
-            tokio::select! {
-                result = election.run(client, run_controller) => { result?; }
-                () = stopped(stop.clone()) => {}
+    let running = async {
+        match options.leader_election {
+            Some(election) => election
+                .run(client, stop.clone(), run_controller)
+                .await
+                .map(|_| ()),
+            None => {
+                run_controller().await;
+                Ok(())
             }
         }
-        None => run_controller().await,
+    };
+    // Once told to stop, in-flight reconciles finish and the Lease is
+    // released; a reconcile stuck on an unanswering API server does not
+    // hold the process past the deadline.
+    let deadline = async {
+        stopped(stop.clone()).await;
+        tokio::time::sleep(SHUTDOWN_DEADLINE).await;
+    };
+    tokio::select! {
+        result = running => result?,
+        () = deadline => warn!(
+            seconds = SHUTDOWN_DEADLINE.as_secs(),
+            "in-flight reconciles did not finish in time after the stop; stopping anyway"
+        ),
     }
     Ok(())
 }
