@@ -356,6 +356,7 @@ fn the_hub_runs_api_with_its_settings_secrets_and_probes_and_no_cluster_credenti
     assert_eq!(data["MODELFLEET_LISTEN"], "0.0.0.0:8080");
     assert_eq!(data["MODELFLEET_DATA_DIR"], "/var/lib/modelfleet");
     assert_eq!(data["MODELFLEET_FAILOVER_AFTER_SECONDS"], "300");
+    assert_eq!(data["MODELFLEET_CLUSTER_LOST_AFTER_SECONDS"], "300");
     assert_eq!(
         data["MODELFLEET_SECOND_FACTOR_ROLES"],
         "platform-admin,auditor"

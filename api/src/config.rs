@@ -23,6 +23,8 @@ pub const DEFAULT_SECOND_FACTOR_ROLES: [crate::identity::Role; 2] = [
 pub const DEFAULT_POOL_MAX_AGE_SECONDS: u64 = 10;
 pub const DEFAULT_MODEL_SOURCE: &str = "s3://models/{model}";
 pub const DEFAULT_FAILOVER_AFTER_SECONDS: u64 = 300;
+/// How long a cluster may stay unreachable before the hub takes it as lost.
+pub const DEFAULT_CLUSTER_LOST_AFTER_SECONDS: u64 = 300;
 /// Six calendar months can be 184 days: the least China's Cybersecurity Law
 /// (Article 21) allows network logs to be kept.
 pub const MIN_AUDIT_RETENTION_DAYS: u32 = 184;
@@ -87,6 +89,17 @@ pub struct ApiSettings {
     #[arg(long = "failover-after-seconds", env = "MODELFLEET_FAILOVER_AFTER_SECONDS", default_value_t = DEFAULT_FAILOVER_AFTER_SECONDS,
           value_parser = clap::value_parser!(u64).range(1..=7 * 24 * 3600))]
     pub failover_after_seconds: u64,
+
+    /// How long a cluster may stay unreachable (its API server not
+    /// answering cluster sync) before the hub takes it as lost, in
+    /// seconds: its open replica intervals are closed at the last time the
+    /// hub saw them, its deployments stop counting as running, and those
+    /// the hub placed fail over once `--failover-after-seconds` more have
+    /// passed. Measured by the hub holding cluster sync, from when it
+    /// took it (a hub restart does not make clusters lost).
+    #[arg(long = "cluster-lost-after-seconds", env = "MODELFLEET_CLUSTER_LOST_AFTER_SECONDS", default_value_t = DEFAULT_CLUSTER_LOST_AFTER_SECONDS,
+          value_parser = clap::value_parser!(u64).range(1..=7 * 24 * 3600))]
+    pub cluster_lost_after_seconds: u64,
 
     /// Roles whose people must sign in with a second factor (TOTP). Until
     /// such a person enrols, their session can only enrol and sign out.
@@ -266,6 +279,7 @@ impl Default for ApiSettings {
             reference_currency: Currency::Usd,
             exchange_rates: Vec::new(),
             failover_after_seconds: DEFAULT_FAILOVER_AFTER_SECONDS,
+            cluster_lost_after_seconds: DEFAULT_CLUSTER_LOST_AFTER_SECONDS,
             second_factor_roles: SecondFactorRoles(DEFAULT_SECOND_FACTOR_ROLES.to_vec()),
             trusted_proxies: Vec::new(),
             engine_images: modelfleet_core::contract::engine::DEFAULT_IMAGES
@@ -382,6 +396,9 @@ mod tests {
         let cli = Cli::parse_from(["hub", "--failover-after-seconds", "30"]);
         assert_eq!(cli.api.failover_after_seconds, 30);
         assert!(Cli::try_parse_from(["hub", "--failover-after-seconds", "0"]).is_err());
+        let cli = Cli::parse_from(["hub", "--cluster-lost-after-seconds", "60"]);
+        assert_eq!(cli.api.cluster_lost_after_seconds, 60);
+        assert!(Cli::try_parse_from(["hub", "--cluster-lost-after-seconds", "0"]).is_err());
         // Retention below six months is refused, not quietly raised.
         assert!(Cli::try_parse_from(["hub", "--audit-retention-days", "90"]).is_err());
         let cli = Cli::parse_from(["hub", "--audit-retention-days", "400"]);

@@ -15,6 +15,12 @@
 //! the deployment stays where it is (it is looked at again on every pass,
 //! so it moves as soon as room appears).
 //!
+//! A deployment on a cluster the hub has declared lost (see
+//! [`crate::sync`]) is marked unschedulable too, and moved the same way,
+//! from the ModelDeployment the hub kept when it applied it, since the
+//! lost cluster cannot be read; its old ModelDeployment is deleted by
+//! cluster sync once that cluster answers again.
+//!
 //! Only deployments the hub placed (source `api`) are moved: one that
 //! someone applied into a cluster with kubectl is theirs to place, and
 //! moving it would delete their object.
@@ -26,7 +32,7 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tracing::{info, warn};
 
-use modelfleet_core::crd::ModelDeploymentSpec;
+use modelfleet_core::crd::{ModelDeployment, ModelDeploymentSpec};
 use modelfleet_core::planner::Plan;
 
 use crate::clusters::ClusterError;
@@ -114,13 +120,36 @@ pub async fn pass(state: &Hub) -> Result<Vec<(Deployment, Outcome)>, FailoverErr
 }
 
 async fn fail_over(state: &Hub, d: &Deployment) -> Result<Outcome, FailoverError> {
-    // The spec as it runs, from the ModelDeployment at its placement.
-    let Some(md) = state
-        .registry()
-        .get_deployment(&d.cluster, &d.namespace, &d.name)
-        .await?
-    else {
-        return Ok(Outcome::Waiting);
+    // The spec as it runs, from the ModelDeployment at its placement; or,
+    // when its cluster is lost, from the one the hub kept when it applied
+    // it (the hub's record is the desired state).
+    let lost = match state.store().cluster_by_name(&d.cluster).await {
+        Ok(cluster) => cluster.lost_at.is_some(),
+        Err(StoreError::NotFound(_)) => false,
+        Err(e) => return Err(e.into()),
+    };
+    let md = if lost {
+        let kept = state.store().applied_object(d.id).await?;
+        match kept.as_deref().map(serde_json::from_str::<ModelDeployment>) {
+            Some(Ok(md)) => md,
+            Some(Err(_)) | None => {
+                let reason = format!(
+                    "cluster {} is lost and the hub kept no readable copy of its \
+                     ModelDeployment to place elsewhere",
+                    d.cluster
+                );
+                return stuck(state, d, reason).await;
+            }
+        }
+    } else {
+        let Some(md) = state
+            .registry()
+            .get_deployment(&d.cluster, &d.namespace, &d.name)
+            .await?
+        else {
+            return Ok(Outcome::Waiting);
+        };
+        md
     };
     let why = format!(
         "unschedulable on {}/{} since {}: {}",

@@ -50,6 +50,12 @@ pub struct Cluster {
     pub kind: ClusterKind,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+    /// When cluster sync last looked at it completely (the start of that
+    /// look); `None` until it has.
+    pub last_seen_at: Option<DateTime<Utc>>,
+    /// Since when the hub takes it as lost: unreachable for longer than
+    /// its setting. Cleared when it answers again.
+    pub lost_at: Option<DateTime<Utc>>,
 }
 
 /// A cluster to register. The kubeconfig is plaintext only until the store
@@ -81,12 +87,15 @@ struct Row {
     kind: String,
     created_at: DateTime<Utc>,
     updated_at: DateTime<Utc>,
+    last_seen_at: Option<DateTime<Utc>>,
+    lost_at: Option<DateTime<Utc>>,
 }
 
 macro_rules! select {
     ($tail:literal) => {
         concat!(
-            "SELECT id, name, cloud, region, kind, created_at, updated_at FROM clusters ",
+            "SELECT id, name, cloud, region, kind, created_at, updated_at, last_seen_at, \
+             lost_at FROM clusters ",
             $tail
         )
     };
@@ -108,6 +117,8 @@ impl TryFrom<Row> for Cluster {
             },
             created_at: r.created_at,
             updated_at: r.updated_at,
+            last_seen_at: r.last_seen_at,
+            lost_at: r.lost_at,
         })
     }
 }
@@ -181,6 +192,8 @@ impl Tx {
             },
             created_at: at,
             updated_at: at,
+            last_seen_at: None,
+            lost_at: None,
         };
         on_conn!(self.conn(), c => sqlx::query(
             "INSERT INTO clusters (id, name, cloud, region, kind, kubeconfig, created_at, updated_at) \
@@ -202,9 +215,8 @@ impl Tx {
         self.actor()
             .check_role(Permission::ManagePlatform)
             .map_err(|d| StoreError::denied(d, "cluster"))?;
-        let row: Option<Row> = on_conn!(self.conn(), c => sqlx::query_as(
-            "SELECT id, name, cloud, region, kind, created_at, updated_at FROM clusters WHERE id = $1",
-        ).bind(id).fetch_optional(c).await)?;
+        let row: Option<Row> = on_conn!(self.conn(), c => sqlx::query_as(select!("WHERE id = $1"))
+            .bind(id).fetch_optional(c).await)?;
         let cluster = Cluster::try_from(row.ok_or(StoreError::NotFound("cluster"))?)?;
         let in_use = |reason: String| StoreError::InUse {
             kind: "cluster",

@@ -3,10 +3,14 @@
 //! closes it when it sees the pod gone or finished; billing (accelerator-
 //! seconds) is summed from these rows.
 //!
-//! A pod is recorded at most once — `(cluster, pod_uid)` is unique and
-//! opening is `ON CONFLICT DO NOTHING` — so a restarted sync that sees the
-//! same pods again adds nothing, and closing only touches open rows, so an
-//! interval's end is never moved once written.
+//! A pod is recorded once — opening adds nothing when the pod has an
+//! interval already — so a restarted sync that sees the same pods again
+//! adds nothing, and closing only touches open rows, so an interval's end
+//! is never moved once written. The one exception is a pod whose interval
+//! was closed because its cluster was lost (`lost`): seen running again
+//! once the cluster answers, it gets a new interval from that moment, so
+//! the time nobody could see it is not billed. At most one interval per
+//! pod is open (a unique index on the open rows).
 
 use chrono::{DateTime, Utc};
 use modelfleet_core::billing::Capacity;
@@ -14,7 +18,7 @@ use modelfleet_core::fleet::Cloud;
 use serde::Serialize;
 
 use super::quotas::db_int;
-use super::{Store, StoreError, Tx, on_conn, visible};
+use super::{Store, StoreError, Tx, now, on_conn, visible};
 use crate::identity::{Permission, Scope};
 use crate::ids::{DeploymentId, IntervalId, TenantId};
 
@@ -85,18 +89,29 @@ impl Tx {
         self.actor()
             .check(new.tenant, Permission::Deploy)
             .map_err(|d| StoreError::denied(d, "deployment"))?;
+        let last: Option<(Option<DateTime<Utc>>, bool)> = on_conn!(self.conn(), c => sqlx::query_as(
+            "SELECT released_at, lost FROM replica_intervals WHERE cluster = $1 AND pod_uid = $2 \
+             ORDER BY allocated_at DESC LIMIT 1",
+        ).bind(&new.cluster).bind(&new.pod_uid).fetch_optional(c).await)?;
+        let allocated_at = match last {
+            None => new.allocated_at,
+            // Seen again after its cluster was lost: from now on.
+            Some((Some(released), true)) => new.allocated_at.max(released).max(now()),
+            // Open, or ended: recorded already.
+            Some(_) => return Ok(false),
+        };
         let id = IntervalId::new();
         let added = on_conn!(self.conn(), c => sqlx::query(
             "INSERT INTO replica_intervals (id, deployment_id, tenant_id, cluster, namespace, \
              pod_name, pod_uid, node, pool, accelerator, devices, allocated_at, cloud, region, \
              capacity) \
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15) \
-             ON CONFLICT (cluster, pod_uid) DO NOTHING",
+             ON CONFLICT (cluster, pod_uid) WHERE released_at IS NULL DO NOTHING",
         )
         .bind(id).bind(new.deployment).bind(new.tenant).bind(&new.cluster).bind(&new.namespace)
         .bind(&new.pod_name).bind(&new.pod_uid).bind(&new.node).bind(&new.pool)
         .bind(&new.accelerator).bind(db_int(u64::from(new.devices), "devices")?)
-        .bind(new.allocated_at)
+        .bind(allocated_at)
         .bind(new.location.as_ref().map(|l| l.cloud.to_string()))
         .bind(new.location.as_ref().map(|l| l.region.clone()))
         .bind(new.location.as_ref().map(|l| l.capacity.name()))

@@ -37,6 +37,7 @@ mod intervals;
 pub mod lease;
 mod prices;
 mod quotas;
+mod reachability;
 mod sessions;
 mod tenants;
 #[cfg(any(test, feature = "testing"))]
@@ -81,6 +82,7 @@ pub use idempotency::{IdempotencyClaim, StoredResponse};
 pub use intervals::{NewInterval, PoolLocation, ReplicaInterval};
 pub use lease::{Elector, StartupLock};
 pub use prices::{NewPrice, StoredPrice};
+pub use reachability::LostCluster;
 pub use sessions::{CreatedSession, SESSION_TOKEN_PREFIX, Session, SessionAuthError};
 pub use tenants::{NewTenant, Tenant};
 pub use totp::TotpEnrolment;

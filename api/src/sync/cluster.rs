@@ -8,9 +8,10 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use chrono::{DateTime, Utc};
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::Pod;
-use kube::api::Api;
+use kube::api::{Api, ListParams};
 use kube::runtime::reflector::{self, Store as Cache};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Client, ResourceExt};
@@ -22,7 +23,7 @@ use modelfleet_core::crd::ModelDeployment;
 use tokio::sync::{Notify, watch};
 use tracing::{debug, warn};
 
-use super::{SyncError, actor, admit, observe};
+use super::{Reach, SyncError, actor, admit, observe};
 use crate::clusters::DEPLOYMENT_ID_LABEL;
 use crate::identity::Scope;
 use crate::ids::DeploymentId;
@@ -38,11 +39,15 @@ pub const RESYNC: Duration = Duration::from_secs(5);
 /// lags behind a ModelDeployment the hub has just applied.
 pub const MISSING_FOR: Duration = Duration::from_secs(15);
 
-/// Watches `cluster` until `stop` fires.
+/// Watches `cluster` until `stop` fires, or until the cluster stops
+/// answering: then the task ends, and [`super::run`] starts it again with
+/// caches that must list the cluster afresh before any pass compares it
+/// with the database (what they held may be long out of date by then).
 pub(super) async fn run(
     state: Hub,
     cluster: String,
     client: Client,
+    reach: Reach,
     mut stop: watch::Receiver<bool>,
 ) {
     let changed = Arc::new(Notify::new());
@@ -82,9 +87,23 @@ pub(super) async fn run(
             return;
         }
         let mut missing = BTreeMap::new();
+        let probe = Api::<ModelDeployment>::all(client.clone());
         loop {
-            if let Err(e) = pass(&state, &cluster, &mds, &pods, &mut missing).await {
-                warn!(%cluster, error = %e, "cluster sync pass failed; retrying");
+            // The caches keep what they last saw while the cluster does
+            // not answer: a pass only runs on one that just answered.
+            let looked_at = now();
+            if let Err(e) = probe.list_metadata(&ListParams::default().limit(1)).await {
+                warn!(%cluster, error = %e, "the cluster does not answer; cluster sync waits for it");
+                return;
+            }
+            reach.answered(&cluster);
+            match pass(&state, &cluster, &mds, &pods, &mut missing).await {
+                Ok(()) => {
+                    if let Err(e) = seen(&state, &cluster, looked_at).await {
+                        warn!(%cluster, error = %e, "cannot record that the cluster was seen");
+                    }
+                }
+                Err(e) => warn!(%cluster, error = %e, "cluster sync pass failed; retrying"),
             }
             tokio::select! {
                 () = changed.notified() => {}
@@ -97,6 +116,23 @@ pub(super) async fn run(
         () = work => {}
         _ = stop.wait_for(|s| *s) => {}
     }
+}
+
+/// Records a complete look at `cluster`, begun at `at`; a cluster that
+/// was lost is back (recorded in the audit trail).
+async fn seen(state: &Hub, cluster: &str, at: DateTime<Utc>) -> Result<(), SyncError> {
+    let mut tx = state.store().begin(&actor()).await?;
+    let was_lost = match tx.cluster_seen(cluster, at).await {
+        Ok(was_lost) => was_lost,
+        // Connected but not (or no longer) registered: nothing to record.
+        Err(crate::StoreError::NotFound(_)) => return Ok(()),
+        Err(e) => return Err(e.into()),
+    };
+    tx.commit().await?;
+    if let Some((_, since)) = was_lost {
+        warn!(%cluster, lost_since = %since, "the lost cluster answers again");
+    }
+    Ok(())
 }
 
 /// One comparison of the cluster with the database. `missing` carries,

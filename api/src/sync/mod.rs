@@ -21,6 +21,16 @@
 //!   failover, is deleted from the cluster (also when the first delete
 //!   failed because the cluster was unreachable).
 //!
+//! - a cluster that does not answer for longer than
+//!   `ApiSettings::cluster_lost_after_seconds` is declared lost
+//!   (`Tx::lose_cluster`): its open intervals are closed at the last time
+//!   sync saw it, its deployments stop counting as running and are marked
+//!   unschedulable, so that [`crate::failover`] moves those the hub placed
+//!   (from the ModelDeployment the hub kept, since the cluster cannot be
+//!   read). When it answers again, sync compares it afresh: pods still
+//!   running there get new intervals from that moment, ModelDeployments
+//!   moved meanwhile are deleted there.
+//!
 //! Sync writes only through the store, as `Actor::system("cluster-sync")`.
 
 mod admit;
@@ -29,16 +39,17 @@ mod observe;
 mod readmit;
 
 use std::collections::BTreeMap;
-use std::time::Duration;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
 
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
-use tracing::info;
+use tracing::{info, warn};
 
 use crate::clusters::ClusterError;
 use crate::identity::Actor;
 use crate::service::Hub;
-use crate::store::StoreError;
+use crate::store::{StoreError, now};
 
 pub use cluster::RESYNC;
 pub use observe::status_of;
@@ -64,6 +75,54 @@ pub enum SyncError {
     Service(crate::service::Error),
 }
 
+/// When each cluster last answered cluster sync, in this process's
+/// monotonic time: the hub clock may be simulated (and jump), and a hub
+/// that has just taken sync over must not take clusters as lost because
+/// nobody looked at them while no hub ran sync. Cheap to clone.
+#[derive(Clone, Default)]
+pub(crate) struct Reach(Arc<Mutex<BTreeMap<String, Instant>>>);
+
+impl Reach {
+    fn answered(&self, cluster: &str) {
+        self.0
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(cluster.to_owned(), Instant::now());
+    }
+
+    /// How long `cluster` has gone unanswered; a cluster not heard of
+    /// before counts from now.
+    fn silent_for(&self, cluster: &str) -> Duration {
+        self.0
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .entry(cluster.to_owned())
+            .or_insert_with(Instant::now)
+            .elapsed()
+    }
+}
+
+/// Declares lost every registered cluster that has not answered for
+/// longer than the hub's setting (and is not lost already).
+async fn lose_silent(state: &Hub, reach: &Reach) -> Result<(), SyncError> {
+    let after = state.settings().cluster_lost_after_seconds;
+    for cluster in state.store().clusters().await? {
+        if cluster.lost_at.is_some() || reach.silent_for(&cluster.name) < Duration::from_secs(after)
+        {
+            continue;
+        }
+        let mut tx = state.store().begin(&actor()).await?;
+        let lost = tx.lose_cluster(&cluster.name, now(), after).await?;
+        tx.commit().await?;
+        if let Some(lost) = lost {
+            warn!(cluster = %cluster.name, last_seen = ?lost.last_seen_at,
+                intervals_closed = lost.intervals_closed, deployments = lost.deployments,
+                "cluster unreachable for longer than the setting: lost");
+        }
+    }
+    Ok(())
+}
+
 /// Runs cluster sync for every cluster of `state`'s registry until `stop`
 /// becomes `true` (or its sender is dropped). `modelfleet serve` and
 /// `modelfleet api` spawn it next to the HTTP server:
@@ -76,7 +135,15 @@ pub enum SyncError {
 /// ```
 pub async fn run(state: Hub, mut stop: watch::Receiver<bool>) {
     let mut watching: BTreeMap<String, (u64, JoinHandle<()>)> = BTreeMap::new();
+    let reach = Reach::default();
+    let mut looked_for_lost = Instant::now();
     loop {
+        if looked_for_lost.elapsed() >= RESYNC {
+            looked_for_lost = Instant::now();
+            if let Err(e) = lose_silent(&state, &reach).await {
+                warn!(error = %e, "cannot look for lost clusters; retrying");
+            }
+        }
         let connected = state.registry().connections();
         watching.retain(|name, (generation, task)| {
             let current = connected
@@ -96,6 +163,7 @@ pub async fn run(state: Hub, mut stop: watch::Receiver<bool>) {
                 state.clone(),
                 name.clone(),
                 client,
+                reach.clone(),
                 stop.clone(),
             ));
             watching.insert(name, (generation, task));

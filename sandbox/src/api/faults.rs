@@ -55,6 +55,7 @@ struct State {
     error_rates: HashMap<Verb, f64>,
     latency: Duration,
     watch_lifetime: Option<Duration>,
+    unreachable: bool,
 }
 
 /// A handle on one server's faults; clones share them.
@@ -72,6 +73,7 @@ impl Default for Faults {
                 error_rates: HashMap::new(),
                 latency: Duration::ZERO,
                 watch_lifetime: None,
+                unreachable: false,
             })),
             disconnect: Arc::new(watch::channel(0).0),
         }
@@ -122,6 +124,22 @@ impl Faults {
         self
     }
 
+    /// Cuts the server off, as a network partition or an API server down
+    /// behind its load balancer would: while on, every request — discovery
+    /// and `/version` included — is answered 503 and open watch streams
+    /// end. Off, it answers again; what it stores is untouched.
+    pub fn unreachable(&self, on: bool) -> &Self {
+        self.lock().unreachable = on;
+        if on {
+            self.disconnect_watches();
+        }
+        self
+    }
+
+    pub(crate) fn is_unreachable(&self) -> bool {
+        self.lock().unreachable
+    }
+
     /// Ends every open watch stream now.
     pub fn disconnect_watches(&self) {
         self.disconnect.send_modify(|n| *n += 1);
@@ -133,6 +151,7 @@ impl Faults {
         state.error_rates.clear();
         state.latency = Duration::ZERO;
         state.watch_lifetime = None;
+        state.unreachable = false;
     }
 
     pub(crate) fn latency_now(&self) -> Duration {

@@ -116,6 +116,12 @@ pub struct ClusterDetail {
     /// set for a pool before its nodes exist.
     pub prices: Vec<PriceView>,
     pub created_at: DateTime<Utc>,
+    /// When cluster sync last looked at the cluster completely.
+    pub last_seen_at: Option<DateTime<Utc>>,
+    /// Since when the hub takes the cluster as lost (unreachable for
+    /// longer than `--cluster-lost-after-seconds`): its replicas are not
+    /// billed and its deployments fail over where they may.
+    pub lost_at: Option<DateTime<Utc>>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -177,6 +183,8 @@ fn detail(observed: ObservedCluster) -> ClusterDetail {
         cloud: cluster.cloud,
         region: cluster.region,
         created_at: cluster.created_at,
+        last_seen_at: cluster.last_seen_at,
+        lost_at: cluster.lost_at,
     }
 }
 

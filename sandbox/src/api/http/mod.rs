@@ -107,6 +107,9 @@ fn route(path: &str) -> Option<Route> {
 
 /// The axum handler behind every path.
 pub async fn handle(AxumState(shared): AxumState<Arc<Shared>>, request: Request<Body>) -> Response {
+    if shared.faults.is_unreachable() {
+        return ApiError::unavailable("injected fault: the cluster is unreachable").into_response();
+    }
     let latency = shared.faults.latency_now();
     if !latency.is_zero() {
         tokio::time::sleep(latency).await;
