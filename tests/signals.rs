@@ -1,7 +1,8 @@
 //! `modelfleet sandbox` and `modelfleet operator` stop cleanly on SIGTERM,
 //! as Kubernetes stops a pod (and as `api`, tested in `hub_api.rs`): the
-//! real binaries, an operator reconciling against the sandbox through the
-//! kubeconfig it wrote.
+//! real binaries, an operator leading by Lease and reconciling against the
+//! sandbox through the kubeconfig it wrote, which gives its Lease up as it
+//! stops (the next replica leads at once).
 
 #[path = "support/process.rs"]
 mod process;
@@ -60,7 +61,14 @@ fn sandbox_and_operator_stop_cleanly_on_sigterm() {
     let probe = free_port();
     let operator_log = dir.path().join("operator.log");
     let mut operator = Command::new(env!("CARGO_BIN_EXE_modelfleet"))
-        .args(["operator", "--no-leader-election", "--cluster", "sandbox"])
+        .args([
+            "operator",
+            "--cluster",
+            "sandbox",
+            "--lease-namespace",
+            "default",
+        ])
+        .args(["--identity", "signals-test"])
         .arg("--probe-addr")
         .arg(format!("127.0.0.1:{probe}"))
         .env("KUBECONFIG", &kubeconfig)
@@ -85,11 +93,32 @@ fn sandbox_and_operator_stop_cleanly_on_sigterm() {
         },
     );
 
+    let holder = || {
+        let out = Command::new("kubectl")
+            .env("KUBECONFIG", &kubeconfig)
+            .args(["get", "lease", "modelfleet-operator", "-n", "default"])
+            .args(["-o", "jsonpath={.spec.holderIdentity}"])
+            .output()
+            .expect("kubectl runs");
+        // None until the Lease exists.
+        out.status
+            .success()
+            .then(|| String::from_utf8(out.stdout).unwrap())
+    };
+    wait_for("the operator to lead", &mut operator, &operator_log, || {
+        holder().as_deref() == Some("signals-test")
+    });
+
     let status = terminate(&mut operator);
     assert!(
         status.success(),
         "operator: {status}: {}",
         std::fs::read_to_string(&operator_log).unwrap()
+    );
+    assert_eq!(
+        holder().as_deref(),
+        Some(""),
+        "the stopped operator released its Lease"
     );
     let status = terminate(&mut sandbox);
     assert!(
