@@ -3,6 +3,7 @@
 
 mod audit;
 mod catalog;
+mod fetch;
 mod logging;
 mod operator;
 mod output;
@@ -32,6 +33,9 @@ enum Command {
     Catalog(catalog::CatalogArgs),
     /// Print the ModelDeployment CustomResourceDefinition as YAML.
     Crd,
+    /// Download a model's weights from an object store into a directory:
+    /// what each pod's `fetch-weights` init container runs.
+    Fetch(fetch::FetchArgs),
     /// Run the ModelDeployment controller against a cluster.
     Operator(operator::OperatorArgs),
     /// Print a cluster's admission key (64 hex characters) for its
@@ -63,6 +67,7 @@ fn main() -> ExitCode {
             print!("{}", modelfleet_core::crd::crd_yaml());
             Ok(ExitCode::SUCCESS)
         }
+        Command::Fetch(args) => fetch::run(args),
         Command::Operator(args) => operator::run(args),
         Command::AdmissionKey(args) => operator::admission_key(args),
         Command::Sandbox(args) => sandbox::run(args),

@@ -1,4 +1,4 @@
-//! The `modelfleet plan` and `catalog` commands as a user runs them: the real
+//! The `modelfleet plan`, `catalog` and `fetch` commands as a user runs them: the real
 //! binary, its exit codes, its table and its JSON.
 
 use std::process::{Command, Output};
@@ -309,4 +309,42 @@ fn admission_key_is_the_hubs_for_that_cluster_and_never_invented() {
     assert_eq!(key_for("aws-a"), hub.admission_key("aws-a").to_hex());
     assert_eq!(key_for("aws-a").len(), 64);
     assert_ne!(key_for("aws-a"), key_for("ali-b"), "one key per cluster");
+}
+
+#[test]
+fn fetch_refuses_what_it_cannot_fetch_with_a_line_saying_why() {
+    let dir = tempfile::tempdir().unwrap();
+    let dest = dir.path().join("weights");
+    let dest = dest.to_str().unwrap();
+    let run = |source: &str, env: &[(&str, &str)]| {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_modelfleet"));
+        command.args(["fetch", "--source", source, "--dest", dest]);
+        for var in [
+            "AWS_ACCESS_KEY_ID",
+            "AWS_SECRET_ACCESS_KEY",
+            "AWS_REGION",
+            "AWS_ENDPOINT_URL",
+        ] {
+            command.env_remove(var);
+        }
+        command.envs(env.iter().copied());
+        let out = command.output().unwrap();
+        (out.status.code(), String::from_utf8(out.stderr).unwrap())
+    };
+    let (code, err) = run("hf://meta-llama/Llama-3.1-8B", &[]);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("hf:// sources are not supported"), "{err}");
+    let (code, err) = run("pvc://weights/llama", &[]);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("mounted, not fetched"), "{err}");
+    let (code, err) = run("obs://bucket/llama", &[]);
+    assert_eq!(code, Some(2));
+    assert!(err.contains("--region (e.g. cn-north-4)"), "{err}");
+    let (code, err) = run("obs://bucket/llama", &[("AWS_REGION", "cn-north-4")]);
+    assert_eq!(code, Some(2));
+    assert!(err.contains("AWS_SECRET_ACCESS_KEY"), "{err}");
+    let (code, err) = run("ftp://host/x", &[]);
+    assert_eq!(code, Some(2));
+    assert!(err.contains("s3://, oss://, obs:// or cos://"), "{err}");
+    assert!(!dir.path().join("weights").exists());
 }

@@ -1,0 +1,363 @@
+//! `modelfleet fetch` against a real S3 implementation: s3s-fs serving a
+//! temporary directory on a loopback port, behind a wrapper that counts
+//! the ranged GETs it serves and can fail them, as a flaky store would.
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use aws_sdk_s3::config::{BehaviorVersion, Credentials, Region};
+use aws_sdk_s3::primitives::ByteStream;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::server::conn::auto::Builder as ConnBuilder;
+use modelfleet_fetch::endpoint::{EndpointOverrides, Environment};
+use modelfleet_fetch::journal::MARKER;
+use modelfleet_fetch::{Env, FetchError, FetchOptions, Tuning, fetch};
+use s3s::auth::SimpleAuth;
+use s3s::dto::*;
+use s3s::service::S3ServiceBuilder;
+use s3s::{S3, S3Request, S3Response, S3Result, s3_error};
+use tempfile::TempDir;
+use tokio::net::TcpListener;
+
+const ACCESS_KEY: &str = "AKIDFETCHTEST0001";
+const SECRET_KEY: &str = "fetch-test-secret-key";
+const BUCKET: &str = "weights";
+const MIB: usize = 1024 * 1024;
+
+/// s3s-fs, counting GETs and failing those past `fail_after`.
+struct Counting {
+    inner: s3s_fs::FileSystem,
+    gets: Arc<AtomicUsize>,
+    fail_after: Arc<AtomicUsize>,
+}
+
+#[async_trait::async_trait]
+impl S3 for Counting {
+    async fn create_bucket(
+        &self,
+        req: S3Request<CreateBucketInput>,
+    ) -> S3Result<S3Response<CreateBucketOutput>> {
+        self.inner.create_bucket(req).await
+    }
+
+    async fn put_object(
+        &self,
+        req: S3Request<PutObjectInput>,
+    ) -> S3Result<S3Response<PutObjectOutput>> {
+        self.inner.put_object(req).await
+    }
+
+    async fn list_objects_v2(
+        &self,
+        req: S3Request<ListObjectsV2Input>,
+    ) -> S3Result<S3Response<ListObjectsV2Output>> {
+        self.inner.list_objects_v2(req).await
+    }
+
+    async fn head_object(
+        &self,
+        req: S3Request<HeadObjectInput>,
+    ) -> S3Result<S3Response<HeadObjectOutput>> {
+        self.inner.head_object(req).await
+    }
+
+    async fn get_object(
+        &self,
+        req: S3Request<GetObjectInput>,
+    ) -> S3Result<S3Response<GetObjectOutput>> {
+        let n = self.gets.fetch_add(1, Ordering::SeqCst) + 1;
+        if n > self.fail_after.load(Ordering::SeqCst) {
+            return Err(s3_error!(InternalError, "injected failure"));
+        }
+        self.inner.get_object(req).await
+    }
+}
+
+struct Server {
+    endpoint: String,
+    gets: Arc<AtomicUsize>,
+    fail_after: Arc<AtomicUsize>,
+    _root: TempDir,
+}
+
+async fn start() -> Server {
+    let root = tempfile::tempdir().unwrap();
+    let gets = Arc::new(AtomicUsize::new(0));
+    let fail_after = Arc::new(AtomicUsize::new(usize::MAX));
+    let s3 = Counting {
+        inner: s3s_fs::FileSystem::new(root.path()).unwrap(),
+        gets: gets.clone(),
+        fail_after: fail_after.clone(),
+    };
+    let service = {
+        let mut b = S3ServiceBuilder::new(s3);
+        b.set_auth(SimpleAuth::from_single(ACCESS_KEY, SECRET_KEY));
+        b.build()
+    };
+    let listener = TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], 0)))
+        .await
+        .unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        loop {
+            let Ok((socket, _)) = listener.accept().await else {
+                continue;
+            };
+            let service = service.clone();
+            tokio::spawn(async move {
+                let _ = ConnBuilder::new(TokioExecutor::new())
+                    .serve_connection(TokioIo::new(socket), service)
+                    .await;
+            });
+        }
+    });
+    Server {
+        endpoint: format!("http://{addr}"),
+        gets,
+        fail_after,
+        _root: root,
+    }
+}
+
+/// Deterministic bytes that differ from offset to offset.
+fn content(seed: u8, len: usize) -> Vec<u8> {
+    (0..len)
+        .map(|i| {
+            (i as u64)
+                .wrapping_mul(2_654_435_761)
+                .wrapping_add(u64::from(seed)) as u8
+        })
+        .collect()
+}
+
+/// A small model: a config, two shards (one not a whole number of
+/// chunks), an index and a file in a subdirectory.
+fn model() -> Vec<(&'static str, Vec<u8>)> {
+    vec![
+        (
+            "config.json",
+            br#"{"architectures": ["LlamaForCausalLM"]}"#.to_vec(),
+        ),
+        ("model-00001-of-00002.safetensors", content(1, 5 * MIB)),
+        (
+            "model-00002-of-00002.safetensors",
+            content(2, 3 * MIB + 12_345),
+        ),
+        (
+            "model.safetensors.index.json",
+            br#"{"weight_map": {}}"#.to_vec(),
+        ),
+        ("tokenizer/tokenizer.json", content(3, 70_000)),
+    ]
+}
+
+impl Server {
+    async fn upload(&self, prefix: &str) {
+        let config = aws_sdk_s3::Config::builder()
+            .behavior_version(BehaviorVersion::latest())
+            .region(Region::new("us-east-1"))
+            .credentials_provider(Credentials::new(ACCESS_KEY, SECRET_KEY, None, None, "test"))
+            .endpoint_url(&self.endpoint)
+            .force_path_style(true)
+            .build();
+        let client = aws_sdk_s3::Client::from_conf(config);
+        let _ = client.create_bucket().bucket(BUCKET).send().await;
+        for (name, bytes) in model() {
+            client
+                .put_object()
+                .bucket(BUCKET)
+                .key(format!("{prefix}/{name}"))
+                .body(ByteStream::from(bytes))
+                .send()
+                .await
+                .unwrap();
+        }
+    }
+
+    fn options(&self, source: &str, dest: &Path) -> FetchOptions {
+        FetchOptions {
+            source: source.to_owned(),
+            dest: dest.to_owned(),
+            endpoint: EndpointOverrides::default(),
+            tuning: Tuning {
+                chunk_size: MIB as u64,
+                concurrency: 4,
+                stall_after: Duration::from_secs(10),
+                attempts: 2,
+                backoff: Duration::from_millis(10),
+            },
+            env: Env {
+                endpoint: Environment {
+                    endpoint_url: Some(self.endpoint.clone()),
+                    region: Some("us-east-1".into()),
+                },
+                access_key_id: Some(ACCESS_KEY.into()),
+                secret_access_key: Some(SECRET_KEY.into()),
+                session_token: None,
+            },
+        }
+    }
+
+    fn gets(&self) -> usize {
+        self.gets.load(Ordering::SeqCst)
+    }
+}
+
+fn assert_model_in(dest: &Path) {
+    for (name, bytes) in model() {
+        let got = std::fs::read(dest.join(name)).unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert!(got == bytes, "{name} differs from the object");
+    }
+}
+
+/// Ranged GETs the model takes at 1 MiB chunks.
+fn chunks() -> usize {
+    model().iter().map(|(_, b)| b.len().div_ceil(MIB)).sum()
+}
+
+#[tokio::test]
+async fn a_model_arrives_whole_in_ranged_chunks_and_a_second_fetch_does_nothing() {
+    let server = start().await;
+    server.upload("models/llama").await;
+    let out = tempfile::tempdir().unwrap();
+    let dest = out.path().join("llama");
+    let options = server.options("s3://weights/models/llama", &dest);
+
+    let reports = std::sync::Mutex::new(Vec::new());
+    let fetched = fetch(&options, Duration::from_millis(1), |p| {
+        reports.lock().unwrap().push(p)
+    })
+    .await
+    .unwrap();
+    assert_model_in(&dest);
+    let total: u64 = model().iter().map(|(_, b)| b.len() as u64).sum();
+    assert_eq!((fetched.files, fetched.bytes), (5, total));
+    assert!(!fetched.already_there);
+    assert_eq!(server.gets(), chunks(), "one ranged GET per chunk");
+    let last = *reports.lock().unwrap().last().unwrap();
+    assert_eq!((last.done, last.total), (total, total));
+    // Published whole: no partial directory beside it, a marker inside.
+    assert!(!out.path().join("llama.partial").exists());
+    assert!(dest.join(MARKER).exists());
+
+    // A restarted pod: the weights are there, nothing is fetched.
+    let again = fetch(&options, Duration::from_secs(1), |_| {})
+        .await
+        .unwrap();
+    assert!(again.already_there);
+    assert_eq!(server.gets(), chunks());
+}
+
+#[tokio::test]
+async fn an_interrupted_fetch_continues_where_it_stopped() {
+    let server = start().await;
+    server.upload("m").await;
+    let out = tempfile::tempdir().unwrap();
+    let dest = out.path().join("m");
+    let options = server.options("oss://weights/m", &dest);
+
+    // The store fails every GET after the fifth: the fetch gives up,
+    // leaving nothing at the destination.
+    server.fail_after.store(5, Ordering::SeqCst);
+    let e = fetch(&options, Duration::from_secs(1), |_| {})
+        .await
+        .unwrap_err();
+    assert!(matches!(e, FetchError::Source(_)), "{e}");
+    assert!(e.to_string().contains("injected failure"), "{e}");
+    assert!(!dest.exists(), "nothing is published half-done");
+    let served_before = server.gets();
+
+    // Healed: the chunks already on disk are not fetched again.
+    server.fail_after.store(usize::MAX, Ordering::SeqCst);
+    let fetched = fetch(&options, Duration::from_secs(1), |_| {})
+        .await
+        .unwrap();
+    assert_model_in(&dest);
+    assert!(fetched.resumed_bytes > 0, "{fetched:?}");
+    let refetched = server.gets() - served_before;
+    assert!(
+        refetched < chunks(),
+        "{refetched} GETs after the restart; a fresh fetch takes {}",
+        chunks()
+    );
+    assert_eq!(
+        fetched.resumed_chunks + refetched,
+        chunks(),
+        "every chunk either kept or fetched once"
+    );
+}
+
+#[tokio::test]
+async fn refusals_say_what_was_refused_and_what_to_do() {
+    let server = start().await;
+    server.upload("m").await;
+    let out = tempfile::tempdir().unwrap();
+
+    let mut wrong_key = server.options("s3://weights/m", &out.path().join("a"));
+    wrong_key.env.secret_access_key = Some("not-the-secret".into());
+    let e = fetch(&wrong_key, Duration::from_secs(1), |_| {})
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("cannot list s3://weights/m"), "{e}");
+    assert!(e.contains("access denied"), "{e}");
+    assert!(e.contains("AWS_ACCESS_KEY_ID …0001"), "names the key: {e}");
+    assert!(!e.contains("not-the-secret"), "never the secret: {e}");
+
+    let missing = server.options("s3://no-such-bucket/m", &out.path().join("b"));
+    let e = fetch(&missing, Duration::from_secs(1), |_| {})
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("no such bucket"), "{e}");
+
+    let empty = server.options("s3://weights/nothing-here", &out.path().join("c"));
+    let e = fetch(&empty, Duration::from_secs(1), |_| {})
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("holds no objects"), "{e}");
+
+    let mut no_keys = server.options("cos://weights/m", &out.path().join("d"));
+    no_keys.env.access_key_id = None;
+    no_keys.env.secret_access_key = None;
+    let e = fetch(&no_keys, Duration::from_secs(1), |_| {})
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("AWS_SECRET_ACCESS_KEY"), "{e}");
+
+    let hf = server.options("hf://meta-llama/Llama-3.1-8B", &out.path().join("e"));
+    let e = fetch(&hf, Duration::from_secs(1), |_| {})
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("not supported"), "{e}");
+    for dir in ["a", "b", "c", "d", "e"] {
+        assert!(!out.path().join(dir).exists(), "{dir} was created");
+    }
+}
+
+#[tokio::test]
+async fn a_destination_that_is_not_a_complete_fetch_is_left_alone() {
+    let server = start().await;
+    server.upload("m").await;
+    let out = tempfile::tempdir().unwrap();
+    let dest = out.path().join("m");
+    std::fs::create_dir(&dest).unwrap();
+    std::fs::write(dest.join("mine.txt"), b"keep me").unwrap();
+    let e = fetch(
+        &server.options("s3://weights/m", &dest),
+        Duration::from_secs(1),
+        |_| {},
+    )
+    .await
+    .unwrap_err()
+    .to_string();
+    assert!(e.contains("is not a complete fetch"), "{e}");
+    assert_eq!(std::fs::read(dest.join("mine.txt")).unwrap(), b"keep me");
+    assert_eq!(server.gets(), 0);
+}

@@ -1,0 +1,119 @@
+//! `modelfleet fetch`: what a pod's `fetch-weights` init container runs.
+//! Progress and the outcome go to stderr (the container's log); the exit
+//! code says whether the weights are there.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use anyhow::Context as _;
+use clap::Args;
+use modelfleet_fetch::endpoint::EndpointOverrides;
+use modelfleet_fetch::{Env, FetchOptions, Progress, Tuning};
+
+#[derive(Debug, Args)]
+pub struct FetchArgs {
+    /// Where the weights are: s3://, oss://, obs:// or cos://bucket/prefix
+    /// (every object under the prefix is fetched).
+    #[arg(long)]
+    source: String,
+    /// The directory to create with the weights; it appears only complete.
+    #[arg(long)]
+    dest: PathBuf,
+    /// The object store's endpoint URL [default: AWS_ENDPOINT_URL, else the
+    /// cloud's endpoint for the region].
+    #[arg(long)]
+    endpoint: Option<String>,
+    /// The bucket's region (us-east-1, cn-hangzhou, cn-north-4,
+    /// ap-guangzhou …) [default: AWS_REGION].
+    #[arg(long)]
+    region: Option<String>,
+    /// Address the bucket in the path rather than the host name [default:
+    /// on for --endpoint or AWS_ENDPOINT_URL, off for the clouds' own].
+    #[arg(long)]
+    path_style: Option<bool>,
+    /// Use the cloud's endpoint inside its network where it has one
+    /// (Alibaba Cloud OSS's -internal): faster, usually free of egress.
+    #[arg(long)]
+    internal_endpoint: bool,
+    /// Ranged GETs in flight at once.
+    #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u16).range(1..=256))]
+    concurrency: u16,
+    /// MiB per ranged GET.
+    #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u16).range(1..=1024))]
+    chunk_mib: u16,
+    /// Seconds without a byte before a connection is taken as stalled and
+    /// the chunk resumed on a new one.
+    #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u16).range(1..=3600))]
+    stall_seconds: u16,
+}
+
+const GIB: f64 = 1024.0 * 1024.0 * 1024.0;
+
+fn gib(bytes: u64) -> f64 {
+    bytes as f64 / GIB
+}
+
+pub fn run(args: FetchArgs) -> anyhow::Result<ExitCode> {
+    let options = FetchOptions {
+        source: args.source.clone(),
+        dest: args.dest.clone(),
+        endpoint: EndpointOverrides {
+            url: args.endpoint,
+            region: args.region,
+            path_style: args.path_style,
+            internal: args.internal_endpoint,
+        },
+        tuning: Tuning {
+            chunk_size: u64::from(args.chunk_mib) * 1024 * 1024,
+            concurrency: usize::from(args.concurrency),
+            stall_after: Duration::from_secs(u64::from(args.stall_seconds)),
+            ..Tuning::default()
+        },
+        env: Env::from_process(),
+    };
+    let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
+    let started = Instant::now();
+    let source = args.source;
+    let report = move |p: Progress| {
+        let secs = started.elapsed().as_secs_f64().max(0.001);
+        let percent = if p.total == 0 {
+            100.0
+        } else {
+            p.done as f64 * 100.0 / p.total as f64
+        };
+        eprintln!(
+            "fetch {source}: {:.2} of {:.2} GiB ({percent:.0}%), {} files, {:.0} MiB/s",
+            gib(p.done),
+            gib(p.total),
+            p.files,
+            p.done as f64 / secs / 1024.0 / 1024.0
+        );
+    };
+    let fetched = runtime
+        .block_on(modelfleet_fetch::fetch(
+            &options,
+            Duration::from_secs(2),
+            report,
+        ))
+        .map_err(anyhow::Error::msg)?;
+    if fetched.already_there {
+        eprintln!(
+            "fetch: {} already holds {} ({} files, {:.2} GiB); nothing to do",
+            args.dest.display(),
+            options.source,
+            fetched.files,
+            gib(fetched.bytes)
+        );
+    } else {
+        eprintln!(
+            "fetch: {} files, {:.2} GiB into {} in {:.1} s ({:.2} GiB kept from an earlier try)",
+            fetched.files,
+            gib(fetched.bytes),
+            args.dest.display(),
+            started.elapsed().as_secs_f64(),
+            gib(fetched.resumed_bytes)
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
