@@ -331,9 +331,9 @@ fn fetch_refuses_what_it_cannot_fetch_with_a_line_saying_why() {
         let out = command.output().unwrap();
         (out.status.code(), String::from_utf8(out.stderr).unwrap())
     };
-    let (code, err) = run("hf://meta-llama/Llama-3.1-8B", &[]);
+    let (code, err) = run("hf://meta-llama/Llama-3.1-8B/extra", &[]);
     assert_eq!(code, Some(2), "{err}");
-    assert!(err.contains("hf:// sources are not supported"), "{err}");
+    assert!(err.contains("is not hf://org/model"), "{err}");
     let (code, err) = run("pvc://weights/llama", &[]);
     assert_eq!(code, Some(2), "{err}");
     assert!(err.contains("mounted, not fetched"), "{err}");

@@ -17,12 +17,17 @@
 //! complete and its size checked.
 //!
 //! Sources: `s3://`, `oss://`, `obs://` and `cos://` (each cloud's
-//! endpoint from [`endpoint::resolve`]). `hf://` is refused as not yet
-//! supported by this fetcher, and `pvc://` is a mount, not a fetch.
+//! endpoint from [`endpoint::resolve`]), and `hf://org/model[@revision]`
+//! from Hugging Face or a mirror (`HF_ENDPOINT`, `HF_TOKEN`), whose
+//! published SHA-256 is checked for every LFS file. `pvc://` is a mount,
+//! not a fetch.
 
+mod download;
 pub mod endpoint;
+mod hub;
 pub mod journal;
 mod s3;
+mod store;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -34,7 +39,8 @@ use modelfleet_core::crd::{ModelSource, SourceScheme};
 
 use crate::endpoint::{EndpointOverrides, Environment};
 use crate::journal::{FileState, Journal, MARKER, Marker, MarkerFile, partial_dir, safe_relative};
-pub use crate::s3::CredentialSource;
+pub use crate::store::CredentialSource;
+use crate::store::Store;
 
 /// How hard and how patiently to fetch.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -83,6 +89,9 @@ pub struct Env {
     pub access_key_id: Option<String>,
     pub secret_access_key: Option<String>,
     pub session_token: Option<String>,
+    /// A Hugging Face mirror [default: https://huggingface.co].
+    pub hf_endpoint: Option<String>,
+    pub hf_token: Option<String>,
 }
 
 impl std::fmt::Debug for Env {
@@ -95,19 +104,26 @@ impl std::fmt::Debug for Env {
                 &self.secret_access_key.as_ref().map(|_| "…"),
             )
             .field("session_token", &self.session_token.as_ref().map(|_| "…"))
+            .field("hf_endpoint", &self.hf_endpoint)
+            .field("hf_token", &self.hf_token.as_ref().map(|_| "…"))
             .finish()
     }
 }
 
 impl Env {
     /// `AWS_ENDPOINT_URL(_S3)`, `AWS_REGION`, `AWS_ACCESS_KEY_ID`,
-    /// `AWS_SECRET_ACCESS_KEY` and `AWS_SESSION_TOKEN` of this process.
+    /// `AWS_SECRET_ACCESS_KEY`, `AWS_SESSION_TOKEN`, `HF_ENDPOINT` and
+    /// `HF_TOKEN` (or `HUGGING_FACE_HUB_TOKEN`) of this process.
     pub fn from_process() -> Env {
         Env {
             endpoint: Environment::from_process(),
             access_key_id: std::env::var("AWS_ACCESS_KEY_ID").ok(),
             secret_access_key: std::env::var("AWS_SECRET_ACCESS_KEY").ok(),
             session_token: std::env::var("AWS_SESSION_TOKEN").ok(),
+            hf_endpoint: std::env::var("HF_ENDPOINT").ok(),
+            hf_token: std::env::var("HF_TOKEN")
+                .or_else(|_| std::env::var("HUGGING_FACE_HUB_TOKEN"))
+                .ok(),
         }
     }
 }
@@ -158,6 +174,8 @@ pub(crate) struct Object {
     pub relative: String,
     pub size: u64,
     pub etag: Option<String>,
+    /// The SHA-256 the source publishes for it (lower-case hex).
+    pub sha256: Option<String>,
 }
 
 /// Fetches `options.source` into `options.dest`, calling `progress` about
@@ -172,23 +190,23 @@ pub async fn fetch(
             "{e}; a source is s3://, oss://, obs:// or cos://bucket/prefix"
         ))
     })?;
-    match source.scheme {
+    let hub_repo = match source.scheme {
         SourceScheme::Pvc => {
             return Err(FetchError::BadSource(format!(
                 "{} is a PersistentVolumeClaim: it is mounted, not fetched",
                 options.source
             )));
         }
-        SourceScheme::HuggingFace => {
-            return Err(FetchError::BadSource(format!(
-                "{}: hf:// sources are not supported by this version of modelfleet fetch; copy \
-                 the model into an object store (s3://, oss://, obs://, cos://) or a \
-                 PersistentVolumeClaim (pvc://)",
-                options.source
-            )));
-        }
-        SourceScheme::S3 | SourceScheme::Oss | SourceScheme::Obs | SourceScheme::Cos => {}
-    }
+        SourceScheme::HuggingFace => Some(
+            hub::repo_and_revision(&source.root, &source.path).ok_or_else(|| {
+                FetchError::BadSource(format!(
+                    "{} is not hf://org/model or hf://org/model@revision",
+                    options.source
+                ))
+            })?,
+        ),
+        SourceScheme::S3 | SourceScheme::Oss | SourceScheme::Obs | SourceScheme::Cos => None,
+    };
     let dest = options.dest.as_path();
     if let Some(marker) = Marker::load(dest).await
         && marker.source == options.source
@@ -209,14 +227,30 @@ pub async fn fetch(
         )));
     }
 
-    let endpoint = endpoint::resolve(source.scheme, &options.endpoint, &options.env.endpoint)?;
-    let (credentials, from) = s3::credentials(&options.env)?;
-    let client = s3::client(&endpoint, credentials);
-    let objects = s3::list(&client, &options.source, &source.root, &source.path, &from).await?;
+    let (store, objects, from) = match hub_repo {
+        Some((repo, revision)) => {
+            let (hub, objects, from) =
+                hub::connect(&options.source, repo, &revision, &options.env).await?;
+            (Store::Hub(hub), objects, from)
+        }
+        None => {
+            let endpoint =
+                endpoint::resolve(source.scheme, &options.endpoint, &options.env.endpoint)?;
+            let (credentials, from) = s3::credentials(&options.env)?;
+            let client = s3::client(&endpoint, credentials);
+            let objects =
+                s3::list(&client, &options.source, &source.root, &source.path, &from).await?;
+            let store = Store::S3 {
+                client,
+                bucket: source.root.clone(),
+            };
+            (store, objects, from)
+        }
+    };
     if objects.is_empty() {
         return Err(FetchError::Source(format!(
-            "{} holds no objects; check the path (it names a prefix, like \
-             s3://bucket/models/llama-3.1-8b)",
+            "{} holds no files; check the path (it names a prefix, like \
+             s3://bucket/models/llama-3.1-8b, or a model, like hf://org/model)",
             options.source
         )));
     }
@@ -247,19 +281,16 @@ pub async fn fetch(
     let resumed_chunks = journal.files.values().map(|f| f.done.len()).sum();
 
     let tuning = &options.tuning;
-    let bucket = source.root.as_str();
     let mut downloads = futures::stream::iter(chunks.into_iter().map(|(i, c)| {
-        let (client, object, done) = (&client, &objects[i], done.clone());
+        let (store, object, done) = (&store, &objects[i], done.clone());
         let path = work.join(&object.relative);
         let (from, uri) = (&from, options.source.as_str());
         async move {
             let offset = c * tuning.chunk_size;
             let len = tuning.chunk_size.min(object.size - offset);
-            s3::chunk(
-                client, uri, bucket, object, &path, offset, len, tuning, from, &done,
-            )
-            .await
-            .map(|()| (i, c))
+            download::chunk(store, uri, object, &path, offset, len, tuning, from, &done)
+                .await
+                .map(|()| (i, c))
         }
     }))
     .buffer_unordered(tuning.concurrency.max(1));
@@ -404,6 +435,22 @@ async fn publish(
                 o.relative, o.size
             )));
         }
+        if let Some(expected) = &o.sha256 {
+            let file = path.clone();
+            let actual = tokio::task::spawn_blocking(move || sha256_of(&file))
+                .await
+                .map_err(|e| FetchError::Io(format!("cannot hash {}: {e}", path.display())))?
+                .map_err(|e| io(format!("hash {}", path.display()), e))?;
+            if &actual != expected {
+                // Fetched again whole on the next run.
+                let _ = tokio::fs::remove_file(&path).await;
+                return Err(FetchError::Source(format!(
+                    "{source}: {} does not match the SHA-256 the source publishes ({actual} \
+                     instead of {expected}); it was removed: run the fetch again",
+                    o.relative
+                )));
+            }
+        }
     }
     let marker = Marker {
         source: source.to_owned(),
@@ -427,4 +474,20 @@ async fn publish(
             e,
         )
     })
+}
+
+fn sha256_of(path: &Path) -> std::io::Result<String> {
+    use sha2::{Digest, Sha256};
+    use std::io::Read;
+    let mut file = std::fs::File::open(path)?;
+    let mut hasher = Sha256::new();
+    let mut buffer = vec![0u8; 1024 * 1024];
+    loop {
+        let n = file.read(&mut buffer)?;
+        if n == 0 {
+            break;
+        }
+        hasher.update(&buffer[..n]);
+    }
+    Ok(hex::encode(hasher.finalize()))
 }

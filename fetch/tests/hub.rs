@@ -1,0 +1,324 @@
+//! `modelfleet fetch hf://…` against a local server speaking the Hugging
+//! Face Hub's download API: the file list with LFS SHA-256s from
+//! `/api/models/<repo>/revision/<rev>?blobs=true`, files by commit from
+//! `/<repo>/resolve/<commit>/<path>` with `Range`, a gated model that
+//! wants a Bearer token, and a mirror that serves a corrupted shard.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::{Path as UrlPath, Query, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use modelfleet_fetch::endpoint::EndpointOverrides;
+use modelfleet_fetch::{Env, FetchOptions, Tuning, fetch};
+use serde_json::json;
+use sha2::{Digest, Sha256};
+
+const COMMIT: &str = "0123456789abcdef0123456789abcdef01234567";
+const TOKEN: &str = "hf_testtoken_granted_1234";
+const MIB: usize = 1024 * 1024;
+
+struct Repo {
+    gated: bool,
+    files: BTreeMap<String, Vec<u8>>,
+    /// Files served with other bytes than their published SHA-256.
+    corrupt: Vec<String>,
+}
+
+#[derive(Clone)]
+struct Hub {
+    repos: Arc<BTreeMap<String, Repo>>,
+    downloads: Arc<AtomicUsize>,
+}
+
+fn content(seed: u8, len: usize) -> Vec<u8> {
+    (0..len)
+        .map(|i| {
+            (i as u64)
+                .wrapping_mul(2_654_435_761)
+                .wrapping_add(u64::from(seed)) as u8
+        })
+        .collect()
+}
+
+fn files() -> BTreeMap<String, Vec<u8>> {
+    BTreeMap::from([
+        (
+            "config.json".to_owned(),
+            br#"{"model_type": "llama"}"#.to_vec(),
+        ),
+        (
+            "model-00001-of-00002.safetensors".to_owned(),
+            content(7, 3 * MIB + 5),
+        ),
+        (
+            "model-00002-of-00002.safetensors".to_owned(),
+            content(8, 2 * MIB),
+        ),
+        ("tokenizer.json".to_owned(), content(9, 10_000)),
+    ])
+}
+
+fn is_lfs(name: &str) -> bool {
+    name.ends_with(".safetensors")
+}
+
+fn authorized(repo: &Repo, headers: &HeaderMap) -> bool {
+    !repo.gated
+        || headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            == Some(&format!("Bearer {TOKEN}"))
+}
+
+async fn info(
+    State(hub): State<Hub>,
+    UrlPath((org, name, _revision)): UrlPath<(String, String, String)>,
+    Query(query): Query<BTreeMap<String, String>>,
+    headers: HeaderMap,
+) -> Response {
+    let Some(repo) = hub.repos.get(&format!("{org}/{name}")) else {
+        return (StatusCode::NOT_FOUND, "Repository not found").into_response();
+    };
+    if !authorized(repo, &headers) {
+        return (
+            StatusCode::UNAUTHORIZED,
+            "Access to this model is restricted",
+        )
+            .into_response();
+    }
+    assert_eq!(query.get("blobs").map(String::as_str), Some("true"));
+    let siblings: Vec<_> = repo
+        .files
+        .iter()
+        .map(|(name, bytes)| {
+            if is_lfs(name) {
+                json!({"rfilename": name, "size": bytes.len(), "lfs": {
+                    "sha256": hex::encode(Sha256::digest(bytes)), "size": bytes.len(),
+                    "pointerSize": 134}})
+            } else {
+                json!({"rfilename": name, "size": bytes.len()})
+            }
+        })
+        .collect();
+    axum::Json(json!({"id": format!("{org}/{name}"), "sha": COMMIT, "siblings": siblings}))
+        .into_response()
+}
+
+async fn resolve(
+    State(hub): State<Hub>,
+    UrlPath((org, name, commit, path)): UrlPath<(String, String, String, String)>,
+    headers: HeaderMap,
+) -> Response {
+    let Some(repo) = hub.repos.get(&format!("{org}/{name}")) else {
+        return StatusCode::NOT_FOUND.into_response();
+    };
+    if !authorized(repo, &headers) {
+        return StatusCode::UNAUTHORIZED.into_response();
+    }
+    assert_eq!(commit, COMMIT, "files are fetched by commit, not by branch");
+    let Some(bytes) = repo.files.get(&path) else {
+        return StatusCode::NOT_FOUND.into_response();
+    };
+    hub.downloads.fetch_add(1, Ordering::SeqCst);
+    let mut bytes = bytes.clone();
+    if repo.corrupt.contains(&path) {
+        bytes[0] ^= 0xff;
+    }
+    let range = headers
+        .get(header::RANGE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("bytes="))
+        .and_then(|v| v.split_once('-'))
+        .and_then(|(a, b)| Some((a.parse::<usize>().ok()?, b.parse::<usize>().ok()?)));
+    let Some((start, end)) = range else {
+        return (StatusCode::OK, bytes).into_response();
+    };
+    let end = end.min(bytes.len() - 1);
+    (
+        StatusCode::PARTIAL_CONTENT,
+        [(
+            header::CONTENT_RANGE,
+            format!("bytes {start}-{end}/{}", bytes.len()),
+        )],
+        bytes[start..=end].to_vec(),
+    )
+        .into_response()
+}
+
+async fn start() -> (String, Hub) {
+    let repos = BTreeMap::from([
+        (
+            "acme/open-model".to_owned(),
+            Repo {
+                gated: false,
+                files: files(),
+                corrupt: vec![],
+            },
+        ),
+        (
+            "acme/gated-model".to_owned(),
+            Repo {
+                gated: true,
+                files: files(),
+                corrupt: vec![],
+            },
+        ),
+        (
+            "acme/bad-mirror".to_owned(),
+            Repo {
+                gated: false,
+                files: files(),
+                corrupt: vec!["model-00002-of-00002.safetensors".to_owned()],
+            },
+        ),
+    ]);
+    let hub = Hub {
+        repos: Arc::new(repos),
+        downloads: Arc::new(AtomicUsize::new(0)),
+    };
+    let app = Router::new()
+        .route("/api/models/{org}/{name}/revision/{revision}", get(info))
+        .route("/{org}/{name}/resolve/{commit}/{*path}", get(resolve))
+        .with_state(hub.clone());
+    let listener = tokio::net::TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], 0)))
+        .await
+        .unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    (format!("http://{addr}"), hub)
+}
+
+fn options(
+    endpoint: &str,
+    source: &str,
+    dest: &std::path::Path,
+    token: Option<&str>,
+) -> FetchOptions {
+    FetchOptions {
+        source: source.to_owned(),
+        dest: dest.to_owned(),
+        endpoint: EndpointOverrides::default(),
+        tuning: Tuning {
+            chunk_size: MIB as u64,
+            concurrency: 4,
+            stall_after: Duration::from_secs(10),
+            attempts: 2,
+            backoff: Duration::from_millis(10),
+        },
+        env: Env {
+            hf_endpoint: Some(endpoint.to_owned()),
+            hf_token: token.map(str::to_owned),
+            ..Env::default()
+        },
+    }
+}
+
+#[tokio::test]
+async fn a_model_comes_from_the_hub_by_commit_in_ranged_chunks() {
+    let (endpoint, hub) = start().await;
+    let out = tempfile::tempdir().unwrap();
+    let dest = out.path().join("open");
+    let fetched = fetch(
+        &options(&endpoint, "hf://acme/open-model@main", &dest, None),
+        Duration::from_secs(1),
+        |_| {},
+    )
+    .await
+    .unwrap();
+    for (name, bytes) in files() {
+        assert!(std::fs::read(dest.join(&name)).unwrap() == bytes, "{name}");
+    }
+    assert_eq!(fetched.files, 4);
+    let chunks: usize = files().values().map(|b| b.len().div_ceil(MIB)).sum();
+    assert_eq!(hub.downloads.load(Ordering::SeqCst), chunks);
+}
+
+#[tokio::test]
+async fn a_gated_model_needs_a_token_and_says_so() {
+    let (endpoint, _hub) = start().await;
+    let out = tempfile::tempdir().unwrap();
+    let e = fetch(
+        &options(
+            &endpoint,
+            "hf://acme/gated-model",
+            &out.path().join("a"),
+            None,
+        ),
+        Duration::from_secs(1),
+        |_| {},
+    )
+    .await
+    .unwrap_err()
+    .to_string();
+    assert!(e.contains("cannot list hf://acme/gated-model"), "{e}");
+    assert!(e.contains("access denied (HTTP 401)"), "{e}");
+    assert!(e.contains("no token (HF_TOKEN is not set)"), "{e}");
+    assert!(e.contains("set HF_TOKEN"), "{e}");
+
+    let wrong = "hf_wrong_token_9999";
+    let e = fetch(
+        &options(
+            &endpoint,
+            "hf://acme/gated-model",
+            &out.path().join("b"),
+            Some(wrong),
+        ),
+        Duration::from_secs(1),
+        |_| {},
+    )
+    .await
+    .unwrap_err()
+    .to_string();
+    assert!(e.contains("HF_TOKEN …9999"), "names the token's tail: {e}");
+    assert!(!e.contains(wrong), "never the token: {e}");
+
+    let dest = out.path().join("c");
+    fetch(
+        &options(&endpoint, "hf://acme/gated-model", &dest, Some(TOKEN)),
+        Duration::from_secs(1),
+        |_| {},
+    )
+    .await
+    .unwrap();
+    assert!(dest.join("config.json").exists());
+
+    let e = fetch(
+        &options(
+            &endpoint,
+            "hf://acme/no-such-model",
+            &out.path().join("d"),
+            None,
+        ),
+        Duration::from_secs(1),
+        |_| {},
+    )
+    .await
+    .unwrap_err()
+    .to_string();
+    assert!(e.contains("no such model or revision"), "{e}");
+}
+
+#[tokio::test]
+async fn a_file_that_does_not_match_its_published_sha256_is_refused() {
+    let (endpoint, _hub) = start().await;
+    let out = tempfile::tempdir().unwrap();
+    let dest = out.path().join("bad");
+    let e = fetch(
+        &options(&endpoint, "hf://acme/bad-mirror", &dest, None),
+        Duration::from_secs(1),
+        |_| {},
+    )
+    .await
+    .unwrap_err()
+    .to_string();
+    assert!(e.contains("model-00002-of-00002.safetensors"), "{e}");
+    assert!(e.contains("does not match the SHA-256"), "{e}");
+    assert!(!dest.exists(), "nothing published");
+}
