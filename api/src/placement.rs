@@ -31,6 +31,7 @@ pub const MAX_REPLICAS: u32 = 1000;
 pub struct Ask {
     pub model: String,
     pub source: String,
+    pub source_secret: Option<String>,
     pub replicas: u32,
     pub serving: Serving,
     pub placement: Placement,
@@ -44,6 +45,7 @@ impl Ask {
             model: self.model.clone(),
             architecture: None,
             source: self.source.clone(),
+            source_secret: self.source_secret.clone(),
             serving: self.serving.clone(),
             replicas: self.replicas,
             placement: self.placement.clone(),
@@ -193,6 +195,7 @@ mod tests {
         Ask {
             model: model.to_owned(),
             source: format!("s3://models/{model}"),
+            source_secret: None,
             replicas: 1,
             serving: Serving::default(),
             placement: Placement::default(),

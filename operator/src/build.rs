@@ -227,7 +227,8 @@ pub fn build(
     let ModelDeploymentSpec {
         model,
         architecture: _, // sized by the planner; the engine reads config.json
-        source,
+        source: _,       // parsed and checked with its Secret below
+        source_secret,
         serving,
         replicas,
         placement: _, // decided the pool, which is given
@@ -244,7 +245,7 @@ pub fn build(
         image,
     } = serving;
 
-    let source = modelfleet_core::crd::ModelSource::parse(source)?;
+    let source = md.spec.model_source()?;
     let owner = meta::Owner::of(md, &plan.runtime.to_string())?;
     let multi_node = plan.nodes_per_replica > 1;
     let pod = pod::PodInputs {
@@ -255,6 +256,7 @@ pub fn build(
         image: engine::image(image.as_deref(), accelerator),
         serve_args: engine::serve_args(model, plan, multi_node, extra_args)?,
         source,
+        source_secret: source_secret.as_deref(),
         fetcher_image: &options.fetcher_image,
         ascend_host_paths: options.ascend_host_paths,
         engine_api_key: options.engine_api_key,

@@ -325,6 +325,7 @@ impl From<SpecError> for Error {
             SpecError::GpuMemoryUtilization(_) => "serving.gpuMemoryUtilization",
             SpecError::RuntimeExcludesAccelerators { .. } => "serving.runtime",
             SpecError::Source(_) => "source",
+            SpecError::SourceSecret(_) => "sourceSecret",
         };
         Error::new(
             StatusCode::UNPROCESSABLE_ENTITY,

@@ -23,6 +23,9 @@ pub struct PlanRequest {
     pub model: String,
     /// Where the weights are; the hub's model store when absent.
     pub source: Option<String>,
+    /// A Secret in the tenant's namespace with the source's credentials,
+    /// for the container that fetches the weights alone.
+    pub source_secret: Option<String>,
     /// Default 1.
     pub replicas: Option<u32>,
     /// Engine settings. Its `image` and `extra_args` are the platform's to
@@ -101,6 +104,7 @@ impl Hub {
                 .source
                 .clone()
                 .unwrap_or_else(|| self.settings.model_source(&request.model)),
+            source_secret: request.source_secret.clone(),
             model: request.model.clone(),
             replicas,
             serving,

@@ -278,6 +278,7 @@ mod tests {
                 model: "llama-3.1-8b".into(),
                 architecture: None,
                 source: "s3://models/llama".into(),
+                source_secret: None,
                 serving: Default::default(),
                 replicas,
                 placement: Default::default(),

@@ -31,6 +31,7 @@ impl ModelDeployment {
                 model: String::new(),
                 architecture: None,
                 source: String::new(),
+                source_secret: None,
                 serving: Serving::default(),
                 replicas: 1,
                 placement: Placement::default(),

@@ -40,6 +40,8 @@ pub enum SpecError {
         "spec.source {0:?} must start with s3://, oss://, obs://, cos://, hf:// or pvc:// followed by a bucket, repository or claim name"
     )]
     Source(String),
+    #[error("spec.sourceSecret: {0}")]
+    SourceSecret(String),
 }
 
 impl SpecError {
@@ -51,6 +53,7 @@ impl SpecError {
             SpecError::GpuMemoryUtilization(_) => "gpu_memory_utilization",
             SpecError::RuntimeExcludesAccelerators { .. } => "runtime_accelerators",
             SpecError::Source(_) => "source",
+            SpecError::SourceSecret(_) => "source_secret",
         }
     }
 }
@@ -165,8 +168,38 @@ impl ModelDeploymentSpec {
     }
 
     /// `spec.source`, split into its scheme and the rest.
+    /// The parsed source, and its Secret checked against it.
     pub fn model_source(&self) -> Result<ModelSource, SpecError> {
-        ModelSource::parse(&self.source)
+        let source = ModelSource::parse(&self.source)?;
+        if let Some(secret) = &self.source_secret {
+            let b = secret.as_bytes();
+            let named = !b.is_empty()
+                && b.len() <= 253
+                && b[0].is_ascii_alphanumeric()
+                && b[b.len() - 1].is_ascii_alphanumeric()
+                && b.iter().all(|&c| {
+                    c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'-' || c == b'.'
+                });
+            if !named {
+                return Err(SpecError::SourceSecret(format!(
+                    "{secret:?} must name a Secret: lower-case letters, digits, '-' and '.'"
+                )));
+            }
+            if secret == crate::contract::tenancy::ENGINE_API_KEY_SECRET {
+                return Err(SpecError::SourceSecret(format!(
+                    "{secret} is the engines' API key, which modelfleet manages; name a Secret \
+                     of your own that holds the source's credentials"
+                )));
+            }
+            if source.scheme == SourceScheme::Pvc {
+                return Err(SpecError::SourceSecret(
+                    "a pvc:// source is mounted, not fetched: it takes no credentials; remove \
+                     sourceSecret"
+                        .to_owned(),
+                ));
+            }
+        }
+        Ok(source)
     }
 }
 

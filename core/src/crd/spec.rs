@@ -119,6 +119,20 @@ pub struct ModelDeploymentSpec {
     }]))]
     pub source: String,
 
+    /// A Secret in the same namespace whose keys become environment
+    /// variables of the container that fetches the weights, and of no
+    /// other container: `AWS_ACCESS_KEY_ID` and `AWS_SECRET_ACCESS_KEY`
+    /// (and `AWS_SESSION_TOKEN`, `AWS_REGION`, `AWS_ENDPOINT_URL`) for an
+    /// object store, `HF_TOKEN` (and `HF_ENDPOINT`) for Hugging Face.
+    /// Without one, the fetch uses what its environment gives it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 253))]
+    #[schemars(extend("x-kubernetes-validations" = [{
+        "rule": "self.matches('^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$')",
+        "message": "sourceSecret must name a Secret: lower-case letters, digits, '-' and '.'",
+    }]))]
+    pub source_secret: Option<String>,
+
     /// How the engine serves the model: precision, context length, load.
     #[serde(default)]
     pub serving: Serving,

@@ -5,11 +5,11 @@
 use std::collections::BTreeMap;
 
 use k8s_openapi::api::core::v1::{
-    Affinity, Capabilities, Container, ContainerPort, EmptyDirVolumeSource, EnvVar, EnvVarSource,
-    HTTPGetAction, HostPathVolumeSource, NodeAffinity, NodeSelector, NodeSelectorRequirement,
-    NodeSelectorTerm, PersistentVolumeClaimVolumeSource, PodSecurityContext, PodSpec,
-    PodTemplateSpec, Probe, ResourceRequirements, SeccompProfile, SecretKeySelector,
-    SecurityContext, Toleration, Volume, VolumeMount,
+    Affinity, Capabilities, Container, ContainerPort, EmptyDirVolumeSource, EnvFromSource, EnvVar,
+    EnvVarSource, HTTPGetAction, HostPathVolumeSource, NodeAffinity, NodeSelector,
+    NodeSelectorRequirement, NodeSelectorTerm, PersistentVolumeClaimVolumeSource,
+    PodSecurityContext, PodSpec, PodTemplateSpec, Probe, ResourceRequirements, SeccompProfile,
+    SecretEnvSource, SecretKeySelector, SecurityContext, Toleration, Volume, VolumeMount,
 };
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
@@ -56,6 +56,9 @@ pub struct PodInputs<'a> {
     /// The arguments after `vllm serve`.
     pub serve_args: Vec<String>,
     pub source: ModelSource,
+    /// The Secret whose keys the fetch container (only) gets as
+    /// environment variables: the source's credentials.
+    pub source_secret: Option<&'a str>,
     pub fetcher_image: &'a str,
     /// Mount the Ascend driver from the node ([`ASCEND_HOST_PATHS`]); off
     /// where the Ascend Docker Runtime injects it, as MindCluster installs.
@@ -311,6 +314,17 @@ fn fetch_container(inputs: &PodInputs) -> Container {
                 .collect(),
         ),
         volume_mounts: Some(vec![mount(WEIGHTS_VOLUME, MODELS_DIR, false)]),
+        // The source's credentials, for this container alone: the engine
+        // never sees them.
+        env_from: inputs.source_secret.map(|name| {
+            vec![EnvFromSource {
+                secret_ref: Some(SecretEnvSource {
+                    name: name.to_owned(),
+                    optional: Some(false),
+                }),
+                ..EnvFromSource::default()
+            }]
+        }),
         // Our own image: a non-root user, and nothing written but the
         // weights volume.
         security_context: Some(hardened(Some(FETCH_USER))),

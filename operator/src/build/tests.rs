@@ -464,6 +464,59 @@ fn weights_on_a_claim_are_mounted_not_fetched() {
     );
 }
 
+/// The source's credentials reach the container that fetches the
+/// weights, from the Secret the spec names, and no other container; a
+/// Secret that must not be used that way builds nothing.
+#[test]
+fn the_source_secret_goes_to_the_fetcher_alone() {
+    let mut md = ModelDeployment::test("keyed").on("l40s");
+    md.spec.source_secret = Some("model-store-keys".to_owned());
+    let (_, built) = plan_and_build(&md);
+    let spec = pod_spec(deployment(&built));
+    let fetcher = &spec.init_containers.as_ref().unwrap()[0];
+    let from = fetcher
+        .env_from
+        .as_ref()
+        .expect("the fetcher gets the Secret");
+    let secret = from[0].secret_ref.as_ref().unwrap();
+    assert_eq!(secret.name, "model-store-keys");
+    assert_eq!(
+        secret.optional,
+        Some(false),
+        "a missing Secret stops the pod"
+    );
+    assert!(engine(spec).env_from.is_none(), "the engine never sees it");
+    let unkeyed = ModelDeployment::test("plain").on("l40s");
+    let (_, built) = plan_and_build(&unkeyed);
+    let spec = pod_spec(deployment(&built));
+    assert!(spec.init_containers.as_ref().unwrap()[0].env_from.is_none());
+
+    let plan = plan_and_build(&unkeyed).0;
+    let fleet = Fleet::from_yaml(FLEET).unwrap();
+    let pool = fleet
+        .pools
+        .iter()
+        .find(|p| p.reference() == plan.pool)
+        .unwrap();
+    let accelerator = Accelerator::find(&plan.accelerator).unwrap();
+    for (secret, source, needle) in [
+        (
+            modelfleet_core::contract::tenancy::ENGINE_API_KEY_SECRET,
+            "s3://models/llama",
+            "engines' API key",
+        ),
+        ("Keys", "s3://models/llama", "must name a Secret"),
+        ("keys", "pvc://weights/llama", "mounted, not fetched"),
+    ] {
+        let mut md = ModelDeployment::test("bad").on("l40s").source(source);
+        md.spec.source_secret = Some(secret.to_owned());
+        let e = build(&md, &plan, pool, accelerator, &options())
+            .err()
+            .unwrap_or_else(|| panic!("{secret} on {source} was built"));
+        assert!(e.to_string().contains(needle), "{e}");
+    }
+}
+
 #[test]
 fn a_pool_without_labels_is_pinned_by_the_modelfleet_pool_label() {
     let md = ModelDeployment::test("spare")

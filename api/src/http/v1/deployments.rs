@@ -39,6 +39,11 @@ pub struct CreateDeployment {
     /// Where the weights are (`s3://…`, `oss://…`, `obs://…`, `cos://…`,
     /// `hf://…`, `pvc://…`); defaults to the hub's model store.
     pub source: Option<String>,
+    /// A Secret in the tenant's namespace of each cluster it runs in whose
+    /// keys (`AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`, `HF_TOKEN` …)
+    /// only the container fetching the weights gets.
+    #[schema(example = "model-store-keys")]
+    pub source_secret: Option<String>,
     /// Default 1.
     pub replicas: Option<u32>,
     pub serving: Option<ServingOptions>,
@@ -226,6 +231,7 @@ impl From<CreateDeployment> for service::CreateRequest {
             name,
             model,
             source,
+            source_secret,
             replicas,
             serving,
             placement,
@@ -237,6 +243,7 @@ impl From<CreateDeployment> for service::CreateRequest {
             plan: service::PlanRequest {
                 model,
                 source,
+                source_secret,
                 replicas,
                 serving: serving.unwrap_or_default().into(),
                 placement: placement.unwrap_or_default().into(),

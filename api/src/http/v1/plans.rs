@@ -297,6 +297,7 @@ pub async fn create(
             service::PlanRequest {
                 model,
                 source: None,
+                source_secret: None,
                 replicas,
                 serving: serving.unwrap_or_default().into(),
                 placement: placement.unwrap_or_default().into(),
