@@ -54,6 +54,32 @@ pub struct EmbeddedOptions {
 /// change.
 pub const SNAPSHOT_EVERY: Duration = Duration::from_secs(10);
 
+/// The directory, in `serve`'s data directory, where each sandbox
+/// cluster's objects are kept (`{cluster}.json`, its Secrets included).
+pub const SNAPSHOT_DIR: &str = "sandbox";
+
+/// [`SNAPSHOT_DIR`] in `data_dir`: created for its owner only, or refused
+/// when others may enter it, as the data directory itself.
+pub fn open_snapshot_dir(data_dir: &Path) -> anyhow::Result<()> {
+    modelfleet_api::local_files::open_data_dir(&data_dir.join(SNAPSHOT_DIR))
+        .context("cannot keep the sandbox clusters' objects in the data directory")?;
+    Ok(())
+}
+
+/// Where sandbox cluster `name` keeps its objects under `data_dir`.
+pub fn snapshot_file(data_dir: &Path, name: &str) -> anyhow::Result<PathBuf> {
+    let plain = !name.is_empty()
+        && !name.starts_with('.')
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
+    anyhow::ensure!(
+        plain,
+        "the sandbox cluster name {name:?} cannot name a file: use letters, digits, '-', '_' and '.'"
+    );
+    Ok(data_dir.join(SNAPSHOT_DIR).join(format!("{name}.json")))
+}
+
 impl EmbeddedOptions {
     pub fn new(name: impl Into<String>, fleet: Fleet) -> Self {
         EmbeddedOptions {

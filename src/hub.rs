@@ -4,7 +4,7 @@
 //! hub's store (SQLite in the data directory unless a database URL is
 //! given), one embedded sandbox cluster per cluster of the fleet, each with
 //! its own operator, a kubeconfig in the data directory and its objects
-//! kept in [`SANDBOX_DIR`] there (so a restart resumes them), the hub's
+//! kept there (so a restart resumes them), the hub's
 //! cluster sync and failover loops, and the hub's API on one listener.
 //! The operators run only what the hub admitted, so a ModelDeployment
 //! someone `kubectl apply`s counts against its tenant's quota too.
@@ -28,7 +28,7 @@ use modelfleet_web::compliance::HubReportRenderer;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-use crate::embedded::{EmbeddedCluster, EmbeddedOptions};
+use crate::embedded::{self, EmbeddedCluster, EmbeddedOptions};
 
 /// The file, in the data directory, that holds the credentials created on
 /// first start.
@@ -41,24 +41,6 @@ pub const KEY_FILE: &str = "secret.key";
 pub const AUDIT_EXPORT_DIR: &str = "audit-exports";
 /// The SQLite database in the data directory, when no database URL is given.
 pub const DATABASE_FILE: &str = "modelfleet.db";
-/// The directory, in the data directory, where each sandbox cluster's
-/// objects are kept (`{cluster}.json`, its Secrets included): private to
-/// the data directory's owner, as the data directory is.
-pub const SANDBOX_DIR: &str = "sandbox";
-
-/// Where sandbox cluster `name` keeps its objects under `data_dir`.
-pub fn sandbox_snapshot(data_dir: &std::path::Path, name: &str) -> anyhow::Result<PathBuf> {
-    let plain = !name.is_empty()
-        && !name.starts_with('.')
-        && name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
-    anyhow::ensure!(
-        plain,
-        "the sandbox cluster name {name:?} cannot name a file: use letters, digits, '-', '_' and '.'"
-    );
-    Ok(data_dir.join(SANDBOX_DIR).join(format!("{name}.json")))
-}
 
 /// Where the key that seals secrets comes from.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -258,9 +240,7 @@ impl RunningHub {
             BTreeMap::new()
         };
         if !simulated.is_empty() {
-            let dir = options.data_dir.join(SANDBOX_DIR);
-            local_files::open_data_dir(&dir)
-                .context("cannot keep the sandbox clusters' objects in the data directory")?;
+            embedded::open_snapshot_dir(&options.data_dir)?;
         }
         for (name, fleet) in simulated {
             let pool = &fleet.pools[0];
@@ -272,7 +252,7 @@ impl RunningHub {
             // The hub decides what runs: quota applies to kubectl too.
             embedded.admission = Some(keyring.admission_key(&name));
             // Its objects outlive a restart: loaded when kept before.
-            embedded.snapshot = Some(sandbox_snapshot(&options.data_dir, &name)?);
+            embedded.snapshot = Some(embedded::snapshot_file(&options.data_dir, &name)?);
             let cluster = EmbeddedCluster::start(embedded)
                 .await
                 .with_context(|| format!("cannot start sandbox cluster {name}"))?;

@@ -19,70 +19,7 @@ use serde_json::{Value, json};
 
 #[path = "support/serve.rs"]
 mod serve;
-use serve::{credentials, start};
-
-const WAIT: Duration = Duration::from_secs(90);
-
-struct Http {
-    base: String,
-    client: reqwest::Client,
-}
-
-impl Http {
-    async fn call(
-        &self,
-        method: reqwest::Method,
-        path: &str,
-        token: &str,
-        body: Option<Value>,
-    ) -> (StatusCode, Value) {
-        let mut request = self
-            .client
-            .request(method, format!("{}{path}", self.base))
-            .bearer_auth(token);
-        if let Some(body) = body {
-            request = request.json(&body);
-        }
-        let response = request.send().await.expect("the hub answers");
-        let status = response.status();
-        let text = response.text().await.unwrap();
-        let body = if text.is_empty() {
-            Value::Null
-        } else {
-            serde_json::from_str(&text).unwrap_or(Value::String(text))
-        };
-        (status, body)
-    }
-
-    async fn get(&self, path: &str, token: &str) -> (StatusCode, Value) {
-        self.call(reqwest::Method::GET, path, token, None).await
-    }
-
-    async fn post(&self, path: &str, token: &str, body: Value) -> (StatusCode, Value) {
-        self.call(reqwest::Method::POST, path, token, Some(body))
-            .await
-    }
-
-    /// Polls a deployment until `done` says yes, or fails with what it saw.
-    async fn wait_for(
-        &self,
-        id: &str,
-        token: &str,
-        what: &str,
-        done: impl Fn(&Value) -> bool,
-    ) -> Value {
-        let deadline = Instant::now() + WAIT;
-        loop {
-            let (status, body) = self.get(&format!("/api/v1/deployments/{id}"), token).await;
-            assert_eq!(status, StatusCode::OK, "{body:#}");
-            if done(&body) {
-                return body;
-            }
-            assert!(Instant::now() < deadline, "never became {what}: {body:#}");
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        }
-    }
-}
+use serve::{Http, WAIT, credentials, start};
 
 /// A plan's hourly cost in USD micros, at the example fleet's rates.
 fn usd_micros(cost: &Value) -> i128 {
@@ -450,7 +387,7 @@ async fn a_restart_keeps_the_first_credentials_and_brings_deployments_back() {
     // for its owner alone.
     {
         use std::os::unix::fs::PermissionsExt as _;
-        let dir = data.path().join(modelfleet::hub::SANDBOX_DIR);
+        let dir = data.path().join(modelfleet::embedded::SNAPSHOT_DIR);
         let mode = std::fs::metadata(&dir).unwrap().permissions().mode();
         assert_eq!(mode & 0o777, 0o700);
         let snapshot = dir.join(format!("{}.json", placed[0].0));
