@@ -458,3 +458,37 @@ async fn a_restart_keeps_the_first_credentials_and_brings_deployments_back() {
     assert_eq!(rows, [interval], "one interval, as before");
     hub.shutdown().await;
 }
+
+/// A sandbox cluster's snapshot that cannot be loaded stops `serve` with
+/// the file's name and what to do, and is left as it was: never taken for
+/// an empty cluster.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_corrupt_sandbox_snapshot_stops_serve_and_names_the_file() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let data = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(data.path(), std::fs::Permissions::from_mode(0o700)).unwrap();
+    modelfleet::embedded::open_snapshot_dir(data.path()).unwrap();
+    let names: Vec<String> = modelfleet::hub::clusters_of(&Fleet::example())
+        .into_keys()
+        .collect();
+    for name in &names {
+        let path = modelfleet::embedded::snapshot_file(data.path(), name).unwrap();
+        std::fs::write(&path, b"{\"format\": 1, \"resourceVer").unwrap();
+    }
+    let options = modelfleet::hub::HubOptions::new(data.path(), ([127, 0, 0, 1], 0).into());
+    let error = match modelfleet::hub::RunningHub::start(options).await {
+        Ok(_) => panic!("serve started over a corrupt snapshot"),
+        Err(e) => format!("{e:#}"),
+    };
+    let first = modelfleet::embedded::snapshot_file(data.path(), &names[0]).unwrap();
+    assert!(
+        error.contains(&first.display().to_string()),
+        "the file is named: {error}"
+    );
+    assert!(error.contains("move it away"), "{error}");
+    assert_eq!(
+        std::fs::read(&first).unwrap(),
+        b"{\"format\": 1, \"resourceVer",
+        "left as it was"
+    );
+}
