@@ -5,9 +5,17 @@
 //!
 //! `modelfleet sandbox` runs one; `modelfleet serve` runs one per cloud; the
 //! end-to-end tests start them in-process.
+//!
+//! With a snapshot file (as under `serve`) a cluster's objects outlive a
+//! restart: the API server is loaded from the file, kept in it every
+//! [`SNAPSHOT_EVERY`] while objects change, and written there once more on
+//! [`EmbeddedCluster::shutdown`]. Everything started against it copes with
+//! what is already there: the CRD and RBAC are applied server-side, the
+//! simulated nodes leave existing nodes and pods as they are and adopt
+//! running pods, and the operator reconciles the ModelDeployments it finds.
 
 use std::net::SocketAddr;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::Context as _;
@@ -19,7 +27,7 @@ use modelfleet_core::fleet::Fleet;
 use modelfleet_operator::controller::Settings;
 use modelfleet_operator::runner::{self, Options, Shutdown};
 use modelfleet_sandbox::cluster::{ClusterHandle, ClusterOptions, SimulatedCluster};
-use modelfleet_sandbox::{ApiServer, ServingHandle};
+use modelfleet_sandbox::{ApiServer, ApiServerOptions, ServingHandle, SnapshotKeeper};
 use tokio::task::JoinHandle;
 
 /// How to start an embedded cluster.
@@ -37,6 +45,39 @@ pub struct EmbeddedOptions {
     /// Run only ModelDeployments a hub has admitted and sealed with this
     /// key (as under `serve`).
     pub admission: Option<modelfleet_core::contract::admission::AdmissionKey>,
+    /// Keep the cluster's objects in this file (loaded at start when it
+    /// exists); in memory only when `None`.
+    pub snapshot: Option<PathBuf>,
+}
+
+/// How often a cluster with a snapshot file writes it while its objects
+/// change.
+pub const SNAPSHOT_EVERY: Duration = Duration::from_secs(10);
+
+/// The directory, in `serve`'s data directory, where each sandbox
+/// cluster's objects are kept (`{cluster}.json`, its Secrets included).
+pub const SNAPSHOT_DIR: &str = "sandbox";
+
+/// [`SNAPSHOT_DIR`] in `data_dir`: created for its owner only, or refused
+/// when others may enter it, as the data directory itself.
+pub fn open_snapshot_dir(data_dir: &Path) -> anyhow::Result<()> {
+    modelfleet_api::local_files::open_data_dir(&data_dir.join(SNAPSHOT_DIR))
+        .context("cannot keep the sandbox clusters' objects in the data directory")?;
+    Ok(())
+}
+
+/// Where sandbox cluster `name` keeps its objects under `data_dir`.
+pub fn snapshot_file(data_dir: &Path, name: &str) -> anyhow::Result<PathBuf> {
+    let plain = !name.is_empty()
+        && !name.starts_with('.')
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
+    anyhow::ensure!(
+        plain,
+        "the sandbox cluster name {name:?} cannot name a file: use letters, digits, '-', '_' and '.'"
+    );
+    Ok(data_dir.join(SNAPSHOT_DIR).join(format!("{name}.json")))
 }
 
 impl EmbeddedOptions {
@@ -48,6 +89,7 @@ impl EmbeddedOptions {
             listen: None,
             requeue: Duration::from_secs(2),
             admission: None,
+            snapshot: None,
         }
     }
 }
@@ -62,13 +104,28 @@ pub struct EmbeddedCluster {
     pub identities: modelfleet_sandbox::install::Identities,
     pub nodes: ClusterHandle,
     pub serving: Option<ServingHandle>,
+    snapshot: Option<SnapshotKeeper>,
     operator: JoinHandle<()>,
     stop: Shutdown,
 }
 
 impl EmbeddedCluster {
     pub async fn start(options: EmbeddedOptions) -> anyhow::Result<EmbeddedCluster> {
-        let api = ApiServer::new();
+        let (api, snapshot) = match &options.snapshot {
+            Some(path) => {
+                let api = match ApiServer::load(ApiServerOptions::default(), path)? {
+                    Some(api) => {
+                        tracing::info!(cluster = %options.name, snapshot = %path.display(),
+                            objects_at = api.resource_version(), "sandbox cluster loaded");
+                        api
+                    }
+                    None => ApiServer::new(),
+                };
+                let keeper = api.keep_snapshot(path.clone(), SNAPSHOT_EVERY);
+                (api, Some(keeper))
+            }
+            None => (ApiServer::new(), None),
+        };
         let client = api.client();
         install_crd(&client).await?;
         let nodes = SimulatedCluster::start(
@@ -121,6 +178,7 @@ impl EmbeddedCluster {
             identities,
             nodes,
             serving,
+            snapshot,
             operator,
             stop,
         })
@@ -152,12 +210,20 @@ impl EmbeddedCluster {
             .with_context(|| format!("cannot write {}", path.display()))
     }
 
+    /// Stops the operator, the simulated nodes and the listener, then
+    /// writes the snapshot, if the cluster keeps one, with all they did.
     pub async fn shutdown(self) {
         self.stop.trigger();
         let _ = self.operator.await;
         self.nodes.shutdown().await;
         if let Some(serving) = self.serving {
             serving.shutdown().await;
+        }
+        if let Some(snapshot) = self.snapshot
+            && let Err(error) = snapshot.stop().await
+        {
+            tracing::error!(cluster = %self.name, %error,
+                "the sandbox cluster's last changes are not in its snapshot");
         }
     }
 }

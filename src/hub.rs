@@ -3,7 +3,8 @@
 //! its database. `modelfleet serve` runs the whole product around it: the
 //! hub's store (SQLite in the data directory unless a database URL is
 //! given), one embedded sandbox cluster per cluster of the fleet, each with
-//! its own operator and a kubeconfig in the data directory, the hub's
+//! its own operator, a kubeconfig in the data directory and its objects
+//! kept there (so a restart resumes them), the hub's
 //! cluster sync and failover loops, and the hub's API on one listener.
 //! The operators run only what the hub admitted, so a ModelDeployment
 //! someone `kubectl apply`s counts against its tenant's quota too.
@@ -27,7 +28,7 @@ use modelfleet_web::compliance::HubReportRenderer;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-use crate::embedded::{EmbeddedCluster, EmbeddedOptions};
+use crate::embedded::{self, EmbeddedCluster, EmbeddedOptions};
 
 /// The file, in the data directory, that holds the credentials created on
 /// first start.
@@ -238,6 +239,9 @@ impl RunningHub {
         } else {
             BTreeMap::new()
         };
+        if !simulated.is_empty() {
+            embedded::open_snapshot_dir(&options.data_dir)?;
+        }
         for (name, fleet) in simulated {
             let pool = &fleet.pools[0];
             let (cloud, region) = (pool.cloud, pool.region.clone());
@@ -247,6 +251,8 @@ impl RunningHub {
             embedded.listen = Some(SocketAddr::from(([127, 0, 0, 1], 0)));
             // The hub decides what runs: quota applies to kubectl too.
             embedded.admission = Some(keyring.admission_key(&name));
+            // Its objects outlive a restart: loaded when kept before.
+            embedded.snapshot = Some(embedded::snapshot_file(&options.data_dir, &name)?);
             let cluster = EmbeddedCluster::start(embedded)
                 .await
                 .with_context(|| format!("cannot start sandbox cluster {name}"))?;

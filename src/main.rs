@@ -44,6 +44,9 @@ enum Command {
     /// operator reads.
     AdmissionKey(operator::AdmissionKeyArgs),
     /// Run a simulated cluster with the operator, for kubectl.
+    ///
+    /// Its objects live in memory only: they are gone when it stops (`serve`
+    /// keeps its sandbox clusters' objects in its data directory).
     Sandbox(sandbox::SandboxArgs),
     /// Run the whole product on this machine: the hub's API, a sandbox
     /// cluster with an operator for each cluster of the fleet.

@@ -1,6 +1,7 @@
 //! `modelfleet sandbox`: one simulated cluster with the operator running
 //! against it, and a kubeconfig for the real `kubectl` — the `kubectl
-//! apply` path without a cluster.
+//! apply` path without a cluster. Its objects live in memory only (no
+//! snapshot file): each start is a new, empty cluster.
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};

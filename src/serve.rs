@@ -16,8 +16,9 @@ use modelfleet_core::fleet::Fleet;
 #[derive(Debug, Args)]
 pub(crate) struct Storage {
     /// Where the hub keeps its state: the SQLite database, the key that
-    /// seals secrets, the first start's credentials and the sandbox
-    /// clusters' kubeconfigs.
+    /// seals secrets, the first start's credentials, and the sandbox
+    /// clusters' kubeconfigs and objects (`sandbox/<cluster>.json`, so a
+    /// restart of `serve` resumes them).
     #[arg(
         long,
         env = "MODELFLEET_DATA_DIR",

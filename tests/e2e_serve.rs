@@ -19,70 +19,7 @@ use serde_json::{Value, json};
 
 #[path = "support/serve.rs"]
 mod serve;
-use serve::{credentials, start};
-
-const WAIT: Duration = Duration::from_secs(90);
-
-struct Http {
-    base: String,
-    client: reqwest::Client,
-}
-
-impl Http {
-    async fn call(
-        &self,
-        method: reqwest::Method,
-        path: &str,
-        token: &str,
-        body: Option<Value>,
-    ) -> (StatusCode, Value) {
-        let mut request = self
-            .client
-            .request(method, format!("{}{path}", self.base))
-            .bearer_auth(token);
-        if let Some(body) = body {
-            request = request.json(&body);
-        }
-        let response = request.send().await.expect("the hub answers");
-        let status = response.status();
-        let text = response.text().await.unwrap();
-        let body = if text.is_empty() {
-            Value::Null
-        } else {
-            serde_json::from_str(&text).unwrap_or(Value::String(text))
-        };
-        (status, body)
-    }
-
-    async fn get(&self, path: &str, token: &str) -> (StatusCode, Value) {
-        self.call(reqwest::Method::GET, path, token, None).await
-    }
-
-    async fn post(&self, path: &str, token: &str, body: Value) -> (StatusCode, Value) {
-        self.call(reqwest::Method::POST, path, token, Some(body))
-            .await
-    }
-
-    /// Polls a deployment until `done` says yes, or fails with what it saw.
-    async fn wait_for(
-        &self,
-        id: &str,
-        token: &str,
-        what: &str,
-        done: impl Fn(&Value) -> bool,
-    ) -> Value {
-        let deadline = Instant::now() + WAIT;
-        loop {
-            let (status, body) = self.get(&format!("/api/v1/deployments/{id}"), token).await;
-            assert_eq!(status, StatusCode::OK, "{body:#}");
-            if done(&body) {
-                return body;
-            }
-            assert!(Instant::now() < deadline, "never became {what}: {body:#}");
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        }
-    }
-}
+use serve::{Http, WAIT, credentials, start};
 
 /// A plan's hourly cost in USD micros, at the example fleet's rates.
 fn usd_micros(cost: &Value) -> i128 {
@@ -365,9 +302,51 @@ async fn a_tenant_deploys_a_70b_model_through_the_api_and_it_becomes_ready() {
     hub.shutdown().await;
 }
 
+/// How long the hub lets a deployment it placed be missing from its
+/// cluster before it applies it again (`MISSING_FOR` in
+/// api/src/sync/cluster.rs).
+const MISSING_FOR: Duration = Duration::from_secs(15);
+
+/// The deployments of `tenant_namespace` in every sandbox cluster of
+/// `hub`: (cluster, ModelDeployment uid).
+async fn model_deployments(
+    hub: &modelfleet::hub::RunningHub,
+    namespace: &str,
+) -> Vec<(String, String)> {
+    let mut found = Vec::new();
+    for cluster in &hub.clusters {
+        let mds: Api<ModelDeployment> = Api::namespaced(cluster.client(), namespace);
+        for md in mds.list(&Default::default()).await.unwrap().items {
+            found.push((cluster.name.clone(), md.metadata.uid.unwrap_or_default()));
+        }
+    }
+    found
+}
+
+/// The rows of this month's usage export (one per replica interval) of
+/// deployment `id`: its fields up to the interval's end (those after it,
+/// what is billed, grow while the interval is open).
+async fn usage_rows(http: &Http, key: &str, id: &str) -> Vec<Vec<String>> {
+    let (status, csv) = http.get("/api/v1/usage/export", key).await;
+    assert_eq!(status, StatusCode::OK, "{csv:#}");
+    let csv = csv.as_str().expect("CSV text");
+    csv.lines()
+        .skip(1)
+        .map(|line| {
+            line.split(',')
+                .take(12)
+                .map(str::to_owned)
+                .collect::<Vec<_>>()
+        })
+        .filter(|fields| fields.get(1).map(String::as_str) == Some(id))
+        .collect()
+}
+
 /// A restart on the same data directory keeps the first credentials and
-/// creates no more; the sandbox clusters come back empty, and what the hub
-/// placed in them is applied again from its record and is Ready again.
+/// creates no more, and resumes the sandbox clusters where they stopped:
+/// the deployment placed before is the same object (same uid), still
+/// Ready, never applied again, its replica still in the one usage interval
+/// it was in.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_restart_keeps_the_first_credentials_and_brings_deployments_back() {
     let data = tempfile::tempdir().unwrap();
@@ -391,9 +370,33 @@ async fn a_restart_keeps_the_first_credentials_and_brings_deployments_back() {
     let id = created["deployment"]["id"].as_str().unwrap().to_owned();
     http.wait_for(&id, key, "Ready", |d| d["phase"] == "Ready")
         .await;
+    // Its replica is billed from one open interval.
+    let deadline = Instant::now() + WAIT;
+    let interval = loop {
+        let rows = usage_rows(&http, key, &id).await;
+        if let [row] = rows.as_slice() {
+            break row.clone();
+        }
+        assert!(Instant::now() < deadline, "no usage interval: {rows:?}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    let placed = model_deployments(&hub, "mf-demo").await;
+    assert_eq!(placed.len(), 1, "{placed:?}");
     hub.shutdown().await;
+    // Each sandbox cluster's objects were written into the data directory,
+    // for its owner alone.
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        let dir = data.path().join(modelfleet::embedded::SNAPSHOT_DIR);
+        let mode = std::fs::metadata(&dir).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o700);
+        let snapshot = dir.join(format!("{}.json", placed[0].0));
+        let mode = std::fs::metadata(&snapshot).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
 
     let hub = start(data.path()).await;
+    let restarted = Instant::now();
     assert!(hub.initial_credentials.is_none(), "created only once");
     let again = std::fs::read_to_string(data.path().join(CREDENTIALS_FILE)).unwrap();
     assert_eq!(first, again);
@@ -404,46 +407,88 @@ async fn a_restart_keeps_the_first_credentials_and_brings_deployments_back() {
     };
     let (status, body) = http.get("/api/v1/quota", key).await;
     assert_eq!(status, StatusCode::OK, "{body:#}");
-    // Its sandbox cluster came back empty: once the hub has seen it
-    // missing there, it applies the deployment again (and says so in the
-    // audit trail), and it loads to Ready anew.
-    let deadline = Instant::now() + WAIT;
+    // Its sandbox cluster came back with its objects: the same
+    // ModelDeployment, at once.
+    assert_eq!(model_deployments(&hub, "mf-demo").await, placed);
+    // For longer than the hub waits before applying a missing deployment
+    // again (and than a few of its sync passes), it stays Ready, the same
+    // object, never applied again, never refused.
+    let watched = MISSING_FOR + 3 * modelfleet_api::sync::RESYNC;
     loop {
+        let (status, deployment) = http.get(&format!("/api/v1/deployments/{id}"), key).await;
+        assert_eq!(status, StatusCode::OK, "{deployment:#}");
+        assert_eq!(deployment["phase"], "Ready", "{deployment:#}");
+        assert_eq!(deployment["readyReplicas"], 1, "{deployment:#}");
         let (status, trail) = http
             .get("/api/v1/audit?resource=deployments&verb=update", key)
             .await;
         assert_eq!(status, StatusCode::OK, "{trail:#}");
-        let reapplied = trail["items"].as_array().unwrap().iter().any(|r| {
-            r["responseStatus"]["message"]
-                .as_str()
-                .is_some_and(|m| m.contains("applied again"))
-        });
-        // What the hub applies and seals is never taken, in between,
-        // for a change someone else made.
-        let refused: Vec<&Value> = trail["items"]
+        let unexpected: Vec<&Value> = trail["items"]
             .as_array()
             .unwrap()
             .iter()
-            .filter(|r| r["responseStatus"]["code"] == 422)
+            .filter(|r| {
+                r["responseStatus"]["code"] == 422
+                    || r["responseStatus"]["message"]
+                        .as_str()
+                        .is_some_and(|m| m.contains("applied again"))
+            })
             .collect();
-        assert!(refused.is_empty(), "{refused:#?}");
-        if reapplied {
+        assert!(unexpected.is_empty(), "{unexpected:#?}");
+        assert_eq!(model_deployments(&hub, "mf-demo").await, placed);
+        if restarted.elapsed() > watched {
             break;
         }
-        assert!(Instant::now() < deadline, "never applied again: {trail:#}");
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
-    let back = http
-        .wait_for(&id, key, "Ready again", |d| {
-            d["phase"] == "Ready" && d["readyReplicas"] == 1
-        })
-        .await;
-    assert_eq!(back["name"], "chat", "{back:#}");
-    let mut found = 0;
-    for cluster in &hub.clusters {
-        let mds: Api<ModelDeployment> = Api::namespaced(cluster.client(), "mf-demo");
-        found += mds.list(&Default::default()).await.unwrap().items.len();
-    }
-    assert_eq!(found, 1, "the one ModelDeployment is back in its cluster");
+    let (_, deployment) = http.get(&format!("/api/v1/deployments/{id}"), key).await;
+    assert!(
+        !deployment.to_string().contains("applied again by the hub"),
+        "{deployment:#}"
+    );
+    // The replica kept running: still the one interval, still open (a
+    // replica the restart had lost would have closed it and opened
+    // another).
+    assert_eq!(
+        interval.get(11).map(String::as_str),
+        Some(""),
+        "open: {interval:?}"
+    );
+    let rows = usage_rows(&http, key, &id).await;
+    assert_eq!(rows, [interval], "one interval, as before");
     hub.shutdown().await;
+}
+
+/// A sandbox cluster's snapshot that cannot be loaded stops `serve` with
+/// the file's name and what to do, and is left as it was: never taken for
+/// an empty cluster.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_corrupt_sandbox_snapshot_stops_serve_and_names_the_file() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let data = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(data.path(), std::fs::Permissions::from_mode(0o700)).unwrap();
+    modelfleet::embedded::open_snapshot_dir(data.path()).unwrap();
+    let names: Vec<String> = modelfleet::hub::clusters_of(&Fleet::example())
+        .into_keys()
+        .collect();
+    for name in &names {
+        let path = modelfleet::embedded::snapshot_file(data.path(), name).unwrap();
+        std::fs::write(&path, b"{\"format\": 1, \"resourceVer").unwrap();
+    }
+    let options = modelfleet::hub::HubOptions::new(data.path(), ([127, 0, 0, 1], 0).into());
+    let error = match modelfleet::hub::RunningHub::start(options).await {
+        Ok(_) => panic!("serve started over a corrupt snapshot"),
+        Err(e) => format!("{e:#}"),
+    };
+    let first = modelfleet::embedded::snapshot_file(data.path(), &names[0]).unwrap();
+    assert!(
+        error.contains(&first.display().to_string()),
+        "the file is named: {error}"
+    );
+    assert!(error.contains("move it away"), "{error}");
+    assert_eq!(
+        std::fs::read(&first).unwrap(),
+        b"{\"format\": 1, \"resourceVer",
+        "left as it was"
+    );
 }

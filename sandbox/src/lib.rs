@@ -14,4 +14,6 @@ pub mod api;
 pub mod cluster;
 pub mod install;
 
-pub use api::{ApiServer, ApiServerOptions, Faults, ServingHandle, Verb};
+pub use api::{
+    ApiServer, ApiServerOptions, Faults, ServingHandle, SnapshotError, SnapshotKeeper, Verb,
+};

@@ -24,6 +24,9 @@
 //! # drop((client, tenant)); Ok(()) }
 //! ```
 //!
+//! A server's objects can be kept in a file across restarts
+//! ([`ApiServer::load`], [`ApiServer::keep_snapshot`]; see `snapshot`).
+//!
 //! ## What it does as the real server does
 //!
 //! Discovery (`/version`, `/api`, `/apis`, group and resource lists, CRDs
@@ -111,6 +114,7 @@ mod ops;
 mod patch;
 mod registry;
 mod selector;
+mod snapshot;
 mod store;
 mod table;
 mod tls;
@@ -128,6 +132,7 @@ use tokio::net::TcpListener;
 use tokio::task::{JoinHandle, JoinSet};
 
 pub use self::faults::{Faults, Verb};
+pub use self::snapshot::{SnapshotError, SnapshotKeeper};
 
 /// The strings of a JSON array (anything else in it skipped); none when
 /// `value` is absent or no array.
@@ -202,13 +207,7 @@ impl ApiServer {
 
     pub fn with_options(options: ApiServerOptions) -> Self {
         let state = ops::State::new(options.history_limit, options.watch_buffer, options.seed);
-        ApiServer {
-            shared: Arc::new(Shared {
-                state: Mutex::new(state),
-                faults: Faults::default(),
-                options,
-            }),
-        }
+        ApiServer::from_state(state, options)
     }
 
     /// The HTTP API as an axum router (no socket). A request without an

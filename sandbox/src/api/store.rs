@@ -67,6 +67,11 @@ pub struct Store {
     /// owner uid → uids of objects that name it in `ownerReferences`.
     dependents: HashMap<String, BTreeSet<String>>,
     channels: HashMap<GroupResource, Channel>,
+    /// The resourceVersion the store was restored at (0 if it started
+    /// empty): the history before it is not kept, so watches from older
+    /// versions answer 410 Gone, as after a real server's watch cache is
+    /// rebuilt.
+    restored_at: u64,
     history_limit: usize,
     channel_capacity: usize,
 }
@@ -99,6 +104,7 @@ impl Store {
             uids: HashMap::new(),
             dependents: HashMap::new(),
             channels: HashMap::new(),
+            restored_at: 0,
             history_limit: history_limit.max(1),
             channel_capacity: channel_capacity.max(16),
         }
@@ -106,6 +112,38 @@ impl Store {
 
     pub fn current_rv(&self) -> u64 {
         self.rv
+    }
+
+    /// Every stored object by resource, for a snapshot.
+    pub fn resources(&self) -> impl Iterator<Item = (&GroupResource, &BTreeMap<ObjectKey, Value>)> {
+        self.objects.iter().filter(|(_, map)| !map.is_empty())
+    }
+
+    /// Puts back objects a snapshot kept, as they were (resourceVersions
+    /// included), with no watch events, and continues the counter from
+    /// `rv` (or the newest object's version, if higher). The history
+    /// starts empty: watches from before `rv` answer 410 Gone.
+    pub fn restore(&mut self, rv: u64, objects: Vec<(GroupResource, ObjectKey, Value)>) {
+        let mut newest = rv;
+        for (gr, key, obj) in objects {
+            let version = obj
+                .pointer("/metadata/resourceVersion")
+                .and_then(Value::as_str)
+                .and_then(|v| v.parse::<u64>().ok())
+                .unwrap_or(0);
+            newest = newest.max(version);
+            if let Some(old) = self.objects.entry(gr.clone()).or_default().remove(&key) {
+                self.index(&old, false);
+                self.uids.remove(uid_of(&old));
+            }
+            self.index(&obj, true);
+            self.uids
+                .insert(uid_of(&obj).to_owned(), (gr.clone(), key.clone()));
+            self.objects.entry(gr).or_default().insert(key, obj);
+        }
+        self.rv = self.rv.max(newest);
+        self.restored_at = self.rv;
+        self.channels.clear();
     }
 
     pub fn get(&self, gr: &GroupResource, key: &ObjectKey) -> Option<&Value> {
@@ -248,6 +286,7 @@ impl Store {
         gr: &GroupResource,
         since: Option<u64>,
     ) -> Result<Subscription, u64> {
+        let restored_at = self.restored_at;
         let channel = self.channel(gr);
         let live = channel.tx.subscribe();
         let Some(since) = since else {
@@ -256,8 +295,9 @@ impl Store {
                 live,
             });
         };
-        if since < channel.evicted {
-            return Err(channel.evicted);
+        let oldest = channel.evicted.max(restored_at);
+        if since < oldest {
+            return Err(oldest);
         }
         let replay = channel
             .history

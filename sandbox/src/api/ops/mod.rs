@@ -21,8 +21,9 @@ use super::auth::{UserInfo, authn::Tokens, bootstrap};
 use super::convert::to_view;
 use super::error::{ApiError, ApiResult};
 use super::faults::Rng;
-use super::registry::{GroupResource, Registry, ResourceType};
+use super::registry::{self, GroupResource, Registry, ResourceType};
 use super::selector::{FieldSelector, LabelSelector};
+use super::snapshot::Restored;
 use super::store::{ObjectKey, Store};
 
 /// Everything behind one API server's lock.
@@ -143,22 +144,54 @@ pub fn finalizers(obj: &Value) -> Vec<String> {
 
 impl State {
     pub fn new(history_limit: usize, channel_capacity: usize, seed: u64) -> Self {
-        let mut state = State {
+        let mut state = Self::empty(history_limit, channel_capacity, seed);
+        state.bootstrap();
+        state
+    }
+
+    /// The state a snapshot kept: its objects as they were, the resources
+    /// its CRDs define served again, and whatever of the built-in
+    /// namespaces and bootstrap policy is missing created, as the real
+    /// server reconciles them at each start.
+    pub fn restored(
+        history_limit: usize,
+        channel_capacity: usize,
+        seed: u64,
+        snapshot: Restored,
+    ) -> Self {
+        // Another seed than the first run's, so generated names differ
+        // from those it handed out.
+        let mut state = Self::empty(history_limit, channel_capacity, seed ^ snapshot.rv);
+        state.next_ip = snapshot.next_service_ip.max(1);
+        let crds = GroupResource::new("apiextensions.k8s.io", "customresourcedefinitions");
+        for (gr, key, crd) in &snapshot.objects {
+            if *gr != crds {
+                continue;
+            }
+            match registry::from_crd(crd) {
+                Ok(ty) => state.registry.install(ty),
+                Err(causes) => tracing::warn!(crd = %key.1, ?causes,
+                    "a CustomResourceDefinition of the snapshot is not valid any more: its resource is not served"),
+            }
+        }
+        state.store.restore(snapshot.rv, snapshot.objects);
+        state.bootstrap();
+        state
+    }
+
+    fn empty(history_limit: usize, channel_capacity: usize, seed: u64) -> Self {
+        State {
             registry: Registry::default(),
             store: Store::new(history_limit, channel_capacity),
             rng: Rng::new(seed),
             next_ip: 1,
             tokens: Tokens::new(),
-        };
-        let ty = state
-            .registry
-            .get(&GroupResource::new("", "namespaces"))
-            .expect("namespaces are built in");
-        let target = Target {
-            ty,
-            version: "v1".into(),
-            namespace: None,
-        };
+        }
+    }
+
+    /// Creates the built-in namespaces and the bootstrap RBAC policy
+    /// where they do not exist.
+    fn bootstrap(&mut self) {
         let params = WriteParams {
             dry_run: false,
             manager: "kube-apiserver".into(),
@@ -166,28 +199,49 @@ impl State {
             force: false,
             user: None,
         };
-        for name in ["default", "kube-system", "kube-public", "kube-node-lease"] {
-            let ns = json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}});
-            create(&mut state, &target, ns, &params).expect("built-in namespaces are valid");
-        }
-        // The bootstrap RBAC policy, before any client can ask.
-        for (plural, objects) in [
-            ("clusterroles", bootstrap::cluster_roles()),
-            ("clusterrolebindings", bootstrap::cluster_role_bindings()),
+        let namespaces = ["default", "kube-system", "kube-public", "kube-node-lease"].map(
+            |name| json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}}),
+        );
+        // The namespaces, then the bootstrap RBAC policy, before any
+        // client can ask.
+        for (group, plural, objects) in [
+            ("", "namespaces", namespaces.to_vec()),
+            (
+                "rbac.authorization.k8s.io",
+                "clusterroles",
+                bootstrap::cluster_roles(),
+            ),
+            (
+                "rbac.authorization.k8s.io",
+                "clusterrolebindings",
+                bootstrap::cluster_role_bindings(),
+            ),
         ] {
             let target = Target {
-                ty: state
+                ty: self
                     .registry
-                    .get(&GroupResource::new("rbac.authorization.k8s.io", plural))
-                    .expect("RBAC is built in"),
+                    .get(&GroupResource::new(group, plural))
+                    .expect("namespaces and RBAC are built in"),
                 version: "v1".into(),
                 namespace: None,
             };
             for obj in objects {
-                create(&mut state, &target, obj, &params).expect("bootstrap policy is valid");
+                let name = meta(&obj, "name").unwrap_or_default().to_owned();
+                if self
+                    .store
+                    .get(&target.ty.storage, &(String::new(), name))
+                    .is_some()
+                {
+                    continue;
+                }
+                create(self, &target, obj, &params).expect("the bootstrap objects are valid");
             }
         }
-        state
+    }
+
+    /// The number the next service IP is made from (see `allocate_ip`).
+    pub(crate) fn next_service_ip(&self) -> u32 {
+        self.next_ip
     }
 
     /// The next free service IP in 10.96.0.0/12.

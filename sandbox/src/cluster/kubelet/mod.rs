@@ -275,10 +275,21 @@ async fn reconcile(pod: Arc<Pod>, ctx: Arc<Ctx>) -> Result<Action, KubeletError>
             let rt = match PodRuntime::adopt(&pod, now, timings) {
                 Some(rt) => rt,
                 None => {
+                    // Addresses this kubelet runs, and those the API shows
+                    // on the node (pods running since before a restart
+                    // that this kubelet has not adopted yet).
+                    let reported: Vec<String> = ctx
+                        .pods
+                        .state()
+                        .iter()
+                        .filter(|p| node_of(p) == Some(node_name) && !is_terminal(p))
+                        .filter_map(|p| p.status.as_ref()?.pod_ip.clone())
+                        .collect();
                     let used: Vec<&str> = runtimes
                         .values()
                         .filter(|rt| rt.node == node_name)
                         .map(|rt| rt.pod_ip.as_str())
+                        .chain(reported.iter().map(String::as_str))
                         .collect();
                     let cidr = node
                         .spec
