@@ -13,24 +13,12 @@ use kube::api::Api;
 use modelfleet_api::ApiSettings;
 use modelfleet_api::identity::Scope;
 use modelfleet_api::ids::{DeploymentId, TenantId};
+use modelfleet_api::store::EventKind;
 use modelfleet_api::store::testing::TestDb;
-use modelfleet_api::store::{Deployment, EventKind};
 use modelfleet_core::crd::ModelDeployment;
-use modelfleet_core::fleet::{Cloud, Fleet};
 use serde_json::json;
-use support::{Hub, SandboxSpec, eventually, test_settings};
-
-const CHEAP: &str = "aws-a";
-const DEAR: &str = "ali-b";
-
-fn pool(cluster: &str, cloud: &str, region: &str, price: &str) -> Fleet {
-    Fleet::from_yaml(&format!(
-        "pools:\n\
-         - {{cloud: {cloud}, region: {region}, cluster: {cluster}, name: l40s, accelerator: l40s, \
-            devicesPerNode: 4, nodesTotal: 1, nodesFree: 1, pricePerDeviceHour: \"{price}\"}}\n"
-    ))
-    .unwrap()
-}
+use support::two_clouds::{self, CHEAP, DEAR, row};
+use support::{Hub, eventually, test_settings};
 
 fn settings() -> ApiSettings {
     ApiSettings {
@@ -43,23 +31,7 @@ fn settings() -> ApiSettings {
 }
 
 async fn start(db: TestDb, with_other_cloud: bool) -> Hub {
-    let mut specs = vec![SandboxSpec {
-        name: CHEAP,
-        cloud: Cloud::Aws,
-        region: "us-east-1",
-        fleet: pool(CHEAP, "aws", "us-east-1", "1.00 USD"),
-        operator: Some(true),
-    }];
-    if with_other_cloud {
-        specs.push(SandboxSpec {
-            name: DEAR,
-            cloud: Cloud::Aliyun,
-            region: "cn-hangzhou",
-            fleet: pool(DEAR, "aliyun", "cn-hangzhou", "3.00 USD"),
-            operator: Some(true),
-        });
-    }
-    Hub::start_clusters(db, specs, settings()).await
+    two_clouds::start(db, with_other_cloud, settings()).await
 }
 
 /// Places `chat` on the cheap pool, then takes that pool's nodes down.
@@ -90,10 +62,6 @@ async fn place_then_break(hub: &Hub, key: &str) -> DeploymentId {
         .unwrap()
         .parse()
         .unwrap()
-}
-
-async fn row(hub: &Hub, id: DeploymentId) -> Deployment {
-    hub.store.deployment(Scope::All, id).await.unwrap()
 }
 
 async fn an_unschedulable_deployment_moves_to_another_cloud(db: TestDb) {

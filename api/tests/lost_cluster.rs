@@ -16,24 +16,12 @@ use kube::api::Api;
 use modelfleet_api::ApiSettings;
 use modelfleet_api::identity::Scope;
 use modelfleet_api::ids::{DeploymentId, TenantId};
+use modelfleet_api::store::EventKind;
 use modelfleet_api::store::testing::TestDb;
-use modelfleet_api::store::{Deployment, EventKind, ReplicaInterval};
 use modelfleet_core::crd::{ModelDeployment, Phase};
-use modelfleet_core::fleet::{Cloud, Fleet};
 use serde_json::json;
-use support::{Hub, SandboxSpec, eventually, test_settings};
-
-const CHEAP: &str = "aws-a";
-const DEAR: &str = "ali-b";
-
-fn pool(cluster: &str, cloud: &str, region: &str, price: &str) -> Fleet {
-    Fleet::from_yaml(&format!(
-        "pools:\n\
-         - {{cloud: {cloud}, region: {region}, cluster: {cluster}, name: l40s, accelerator: l40s, \
-            devicesPerNode: 4, nodesTotal: 1, nodesFree: 1, pricePerDeviceHour: \"{price}\"}}\n"
-    ))
-    .unwrap()
-}
+use support::two_clouds::{self, CHEAP, DEAR, intervals, row};
+use support::{Hub, eventually, test_settings};
 
 fn settings() -> ApiSettings {
     ApiSettings {
@@ -44,34 +32,7 @@ fn settings() -> ApiSettings {
 }
 
 async fn start(db: TestDb, with_other_cloud: bool) -> Hub {
-    let mut specs = vec![SandboxSpec {
-        name: CHEAP,
-        cloud: Cloud::Aws,
-        region: "us-east-1",
-        fleet: pool(CHEAP, "aws", "us-east-1", "1.00 USD"),
-        operator: Some(true),
-    }];
-    if with_other_cloud {
-        specs.push(SandboxSpec {
-            name: DEAR,
-            cloud: Cloud::Aliyun,
-            region: "cn-hangzhou",
-            fleet: pool(DEAR, "aliyun", "cn-hangzhou", "3.00 USD"),
-            operator: Some(true),
-        });
-    }
-    Hub::start_clusters(db, specs, settings()).await
-}
-
-async fn row(hub: &Hub, id: DeploymentId) -> Deployment {
-    hub.store.deployment(Scope::All, id).await.unwrap()
-}
-
-async fn intervals(hub: &Hub, tenant: TenantId, id: DeploymentId) -> Vec<ReplicaInterval> {
-    hub.store
-        .deployment_intervals(Scope::All, tenant, id)
-        .await
-        .unwrap()
+    two_clouds::start(db, with_other_cloud, settings()).await
 }
 
 /// Deploys `chat` (it lands on the cheap cluster) and waits until it is

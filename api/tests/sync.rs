@@ -11,12 +11,11 @@ use axum::http::{Method, StatusCode};
 use chrono::DurationRound;
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::{Api, ListParams};
-use modelfleet_api::identity::Scope;
 use modelfleet_api::ids::{DeploymentId, TenantId};
 use modelfleet_api::store::testing::TestDb;
-use modelfleet_api::store::{Deployment, ReplicaInterval};
 use modelfleet_core::fleet::{Cloud, Fleet};
 use serde_json::json;
+use support::two_clouds::{intervals, row};
 use support::{Hub, SandboxSpec, eventually, test_settings};
 
 const CLUSTER: &str = "aws-a";
@@ -39,17 +38,6 @@ async fn hub(db: TestDb) -> Hub {
         operator: Some(true),
     };
     Hub::start_clusters(db, vec![spec], test_settings()).await
-}
-
-async fn row(hub: &Hub, id: DeploymentId) -> Deployment {
-    hub.store.deployment(Scope::All, id).await.unwrap()
-}
-
-async fn intervals(hub: &Hub, tenant: TenantId, id: DeploymentId) -> Vec<ReplicaInterval> {
-    hub.store
-        .deployment_intervals(Scope::All, tenant, id)
-        .await
-        .unwrap()
 }
 
 async fn pods_of(hub: &Hub, name: &str) -> Vec<Pod> {

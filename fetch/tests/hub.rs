@@ -4,6 +4,8 @@
 //! `/<repo>/resolve/<commit>/<path>` with `Range`, a gated model that
 //! wants a Bearer token, and a mirror that serves a corrupted shard.
 
+mod support;
+
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -16,13 +18,13 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use modelfleet_fetch::endpoint::EndpointOverrides;
-use modelfleet_fetch::{Env, FetchOptions, Tuning, fetch};
+use modelfleet_fetch::{Env, FetchOptions, fetch};
 use serde_json::json;
 use sha2::{Digest, Sha256};
+use support::{MIB, content};
 
 const COMMIT: &str = "0123456789abcdef0123456789abcdef01234567";
 const TOKEN: &str = "hf_testtoken_granted_1234";
-const MIB: usize = 1024 * 1024;
 
 struct Repo {
     gated: bool,
@@ -35,16 +37,6 @@ struct Repo {
 struct Hub {
     repos: Arc<BTreeMap<String, Repo>>,
     downloads: Arc<AtomicUsize>,
-}
-
-fn content(seed: u8, len: usize) -> Vec<u8> {
-    (0..len)
-        .map(|i| {
-            (i as u64)
-                .wrapping_mul(2_654_435_761)
-                .wrapping_add(u64::from(seed)) as u8
-        })
-        .collect()
 }
 
 fn files() -> BTreeMap<String, Vec<u8>> {
@@ -205,13 +197,7 @@ fn options(
         source: source.to_owned(),
         dest: dest.to_owned(),
         endpoint: EndpointOverrides::default(),
-        tuning: Tuning {
-            chunk_size: MIB as u64,
-            concurrency: 4,
-            stall_after: Duration::from_secs(10),
-            attempts: 2,
-            backoff: Duration::from_millis(10),
-        },
+        tuning: support::tuning(),
         env: Env {
             hf_endpoint: Some(endpoint.to_owned()),
             hf_token: token.map(str::to_owned),

@@ -2,6 +2,8 @@
 //! temporary directory on a loopback port, behind a wrapper that counts
 //! the ranged GETs it serves and can fail them, as a flaky store would.
 
+mod support;
+
 use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
@@ -14,18 +16,18 @@ use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto::Builder as ConnBuilder;
 use modelfleet_fetch::endpoint::{EndpointOverrides, Environment};
 use modelfleet_fetch::journal::MARKER;
-use modelfleet_fetch::{Env, FetchError, FetchOptions, Tuning, fetch};
+use modelfleet_fetch::{Env, FetchError, FetchOptions, fetch};
 use s3s::auth::SimpleAuth;
 use s3s::dto::*;
 use s3s::service::S3ServiceBuilder;
 use s3s::{S3, S3Request, S3Response, S3Result, s3_error};
+use support::{MIB, content};
 use tempfile::TempDir;
 use tokio::net::TcpListener;
 
 const ACCESS_KEY: &str = "AKIDFETCHTEST0001";
 const SECRET_KEY: &str = "fetch-test-secret-key";
 const BUCKET: &str = "weights";
-const MIB: usize = 1024 * 1024;
 
 /// s3s-fs, counting GETs and failing those past `fail_after`.
 struct Counting {
@@ -122,17 +124,6 @@ async fn start() -> Server {
     }
 }
 
-/// Deterministic bytes that differ from offset to offset.
-fn content(seed: u8, len: usize) -> Vec<u8> {
-    (0..len)
-        .map(|i| {
-            (i as u64)
-                .wrapping_mul(2_654_435_761)
-                .wrapping_add(u64::from(seed)) as u8
-        })
-        .collect()
-}
-
 /// A small model: a config, two shards (one not a whole number of
 /// chunks), an index and a file in a subdirectory.
 fn model() -> Vec<(&'static str, Vec<u8>)> {
@@ -182,13 +173,7 @@ impl Server {
             source: source.to_owned(),
             dest: dest.to_owned(),
             endpoint: EndpointOverrides::default(),
-            tuning: Tuning {
-                chunk_size: MIB as u64,
-                concurrency: 4,
-                stall_after: Duration::from_secs(10),
-                attempts: 2,
-                backoff: Duration::from_millis(10),
-            },
+            tuning: support::tuning(),
             env: Env {
                 endpoint: Environment {
                     endpoint_url: Some(self.endpoint.clone()),

@@ -46,19 +46,14 @@ impl Tx {
              AND (last_seen_at IS NULL OR last_seen_at <= $2)",
         ).bind(id).bind(at).execute(c).await.map(|r| r.rows_affected()))?;
         if let Some(since) = lost_at {
-            self.audit_as(AuditEntry {
-                verb: "update".to_owned(),
-                resource: "clusters".to_owned(),
-                tenant: None,
-                name: Some(cluster.to_owned()),
-                uid: Some(id.to_string()),
-                code: None,
-                message: Some(format!(
+            self.audit_as(cluster_entry(
+                cluster,
+                id,
+                format!(
                     "answers again (lost since {}); cluster sync resumes with what runs there",
                     since.to_rfc3339()
-                )),
-                annotations: Default::default(),
-            });
+                ),
+            ));
         }
         Ok(lost_at.map(|since| (id, since)))
     }
@@ -126,28 +121,38 @@ impl Tx {
         }
         on_conn!(self.conn(), c => sqlx::query("UPDATE clusters SET lost_at = $2 WHERE id = $1")
             .bind(id).bind(at).execute(c).await.map(|r| r.rows_affected()))?;
-        self.audit_as(AuditEntry {
-            verb: "update".to_owned(),
-            resource: "clusters".to_owned(),
-            tenant: None,
-            name: Some(cluster.to_owned()),
-            uid: Some(id.to_string()),
-            code: None,
-            message: Some(format!(
+        self.audit_as(cluster_entry(
+            cluster,
+            id,
+            format!(
                 "lost: unreachable for more than {after_seconds} s (last seen: {seen}); {} open \
                  replica interval(s) closed at {}; {} deployment(s) marked unreachable, and \
                  those the hub placed fail over where their placement allows",
                 open.len(),
                 closed_at.to_rfc3339(),
                 live.len()
-            )),
-            annotations: Default::default(),
-        });
+            ),
+        ));
         Ok(Some(LostCluster {
             id,
             last_seen_at,
             intervals_closed: open.len() as u64,
             deployments: live.len() as u64,
         }))
+    }
+}
+
+/// The one audit record of a change in a cluster's reachability, by the
+/// system (the transaction's actor).
+fn cluster_entry(cluster: &str, id: ClusterId, message: String) -> AuditEntry {
+    AuditEntry {
+        verb: "update".to_owned(),
+        resource: "clusters".to_owned(),
+        tenant: None,
+        name: Some(cluster.to_owned()),
+        uid: Some(id.to_string()),
+        code: None,
+        message: Some(message),
+        annotations: Default::default(),
     }
 }

@@ -9,6 +9,8 @@
 
 #![allow(dead_code)]
 
+pub mod two_clouds;
+
 use std::sync::Arc;
 
 use axum::Router;

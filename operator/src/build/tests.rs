@@ -66,14 +66,19 @@ fn plan_and_build_with(
         .best()
         .unwrap_or_else(|| panic!("no plan: {:#?}", report.rejections))
         .clone();
+    let (pool, accelerator) = planned_on(fleet, &plan);
+    let built = build(md, &plan, pool, accelerator, options).unwrap();
+    (plan, built)
+}
+
+/// The pool and accelerator `plan` was made for.
+fn planned_on<'a>(fleet: &'a Fleet, plan: &Plan) -> (&'a NodePool, &'static Accelerator) {
     let pool = fleet
         .pools
         .iter()
         .find(|p| p.reference() == plan.pool)
         .unwrap();
-    let accelerator = Accelerator::find(&plan.accelerator).unwrap();
-    let built = build(md, &plan, pool, accelerator, options).unwrap();
-    (plan, built)
+    (pool, Accelerator::find(&plan.accelerator).unwrap())
 }
 
 /// An example manifest as the API server would hand it to the operator.
@@ -493,12 +498,7 @@ fn the_source_secret_goes_to_the_fetcher_alone() {
 
     let plan = plan_and_build(&unkeyed).0;
     let fleet = Fleet::from_yaml(FLEET).unwrap();
-    let pool = fleet
-        .pools
-        .iter()
-        .find(|p| p.reference() == plan.pool)
-        .unwrap();
-    let accelerator = Accelerator::find(&plan.accelerator).unwrap();
+    let (pool, accelerator) = planned_on(&fleet, &plan);
     for (secret, source, needle) in [
         (
             modelfleet_core::contract::tenancy::ENGINE_API_KEY_SECRET,
