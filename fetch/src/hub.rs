@@ -162,19 +162,28 @@ pub(crate) async fn connect(
         .siblings
         .into_iter()
         .map(|s| {
-            let (size, sha256) = match s.lfs {
-                Some(lfs) => (lfs.size, Some(lfs.sha256.to_ascii_lowercase())),
-                None => (s.size.unwrap_or(0), None),
+            let (size, sha256) = match (s.lfs, s.size) {
+                (Some(lfs), _) => (lfs.size, Some(lfs.sha256.to_ascii_lowercase())),
+                (None, Some(size)) => (size, None),
+                // Without a size nothing could tell a short download from
+                // a whole one.
+                (None, None) => {
+                    return Err(FetchError::Source(format!(
+                        "{listed}: the hub gave no size for {}; a mirror that lists files \
+                         must give their sizes (?blobs=true)",
+                        s.rfilename
+                    )));
+                }
             };
-            Object {
+            Ok(Object {
                 key: s.rfilename.clone(),
                 relative: s.rfilename,
                 size,
                 etag: None,
                 sha256,
-            }
+            })
         })
-        .collect();
+        .collect::<Result<Vec<_>, _>>()?;
     let hub = Hub {
         client,
         endpoint,

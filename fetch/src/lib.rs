@@ -355,7 +355,14 @@ async fn prepare(
     tuning: &Tuning,
 ) -> Result<(Journal, u64), FetchError> {
     let io = |what: &str, e: std::io::Error| FetchError::Io(format!("cannot {what}: {e}"));
-    let earlier = Journal::load(work).await.filter(|j| j.source == source);
+    // An earlier run of the same source over the same file names is
+    // continued; anything else starts afresh, so that no file left from
+    // another listing is published with this one.
+    let earlier = Journal::load(work).await.filter(|j| {
+        j.source == source
+            && j.files.len() == objects.len()
+            && objects.iter().all(|o| j.files.contains_key(&o.relative))
+    });
     if earlier.is_none() && work.exists() {
         tokio::fs::remove_dir_all(work)
             .await

@@ -31,6 +31,8 @@ struct Repo {
     files: BTreeMap<String, Vec<u8>>,
     /// Files served with other bytes than their published SHA-256.
     corrupt: Vec<String>,
+    /// Whether the file list gives non-LFS files' sizes (a mirror may not).
+    sizes: bool,
 }
 
 #[derive(Clone)]
@@ -94,8 +96,10 @@ async fn info(
                 json!({"rfilename": name, "size": bytes.len(), "lfs": {
                     "sha256": hex::encode(Sha256::digest(bytes)), "size": bytes.len(),
                     "pointerSize": 134}})
-            } else {
+            } else if repo.sizes {
                 json!({"rfilename": name, "size": bytes.len()})
+            } else {
+                json!({"rfilename": name})
             }
         })
         .collect();
@@ -152,6 +156,7 @@ async fn start() -> (String, Hub) {
                 gated: false,
                 files: files(),
                 corrupt: vec![],
+                sizes: true,
             },
         ),
         (
@@ -160,6 +165,7 @@ async fn start() -> (String, Hub) {
                 gated: true,
                 files: files(),
                 corrupt: vec![],
+                sizes: true,
             },
         ),
         (
@@ -168,6 +174,16 @@ async fn start() -> (String, Hub) {
                 gated: false,
                 files: files(),
                 corrupt: vec!["model-00002-of-00002.safetensors".to_owned()],
+                sizes: true,
+            },
+        ),
+        (
+            "acme/sizeless-mirror".to_owned(),
+            Repo {
+                gated: false,
+                files: files(),
+                corrupt: vec![],
+                sizes: false,
             },
         ),
     ]);
@@ -307,4 +323,25 @@ async fn a_file_that_does_not_match_its_published_sha256_is_refused() {
     assert!(e.contains("model-00002-of-00002.safetensors"), "{e}");
     assert!(e.contains("does not match the SHA-256"), "{e}");
     assert!(!dest.exists(), "nothing published");
+}
+
+#[tokio::test]
+async fn a_listing_without_sizes_is_refused_rather_than_guessed() {
+    let (endpoint, hub) = start().await;
+    let out = tempfile::tempdir().unwrap();
+    let e = fetch(
+        &options(
+            &endpoint,
+            "hf://acme/sizeless-mirror",
+            &out.path().join("s"),
+            None,
+        ),
+        Duration::from_secs(1),
+        |_| {},
+    )
+    .await
+    .unwrap_err()
+    .to_string();
+    assert!(e.contains("gave no size for config.json"), "{e}");
+    assert_eq!(hub.downloads.load(Ordering::SeqCst), 0);
 }

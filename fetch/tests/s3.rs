@@ -52,6 +52,13 @@ impl S3 for Counting {
         self.inner.put_object(req).await
     }
 
+    async fn delete_object(
+        &self,
+        req: S3Request<DeleteObjectInput>,
+    ) -> S3Result<S3Response<DeleteObjectOutput>> {
+        self.inner.delete_object(req).await
+    }
+
     async fn list_objects_v2(
         &self,
         req: S3Request<ListObjectsV2Input>,
@@ -146,7 +153,7 @@ fn model() -> Vec<(&'static str, Vec<u8>)> {
 }
 
 impl Server {
-    async fn upload(&self, prefix: &str) {
+    fn client(&self) -> aws_sdk_s3::Client {
         let config = aws_sdk_s3::Config::builder()
             .behavior_version(BehaviorVersion::latest())
             .region(Region::new("us-east-1"))
@@ -154,7 +161,11 @@ impl Server {
             .endpoint_url(&self.endpoint)
             .force_path_style(true)
             .build();
-        let client = aws_sdk_s3::Client::from_conf(config);
+        aws_sdk_s3::Client::from_conf(config)
+    }
+
+    async fn upload(&self, prefix: &str) {
+        let client = self.client();
         let _ = client.create_bucket().bucket(BUCKET).send().await;
         for (name, bytes) in model() {
             client
@@ -341,4 +352,44 @@ async fn a_destination_that_is_not_a_complete_fetch_is_left_alone() {
     assert!(e.contains("is not a complete fetch"), "{e}");
     assert_eq!(std::fs::read(dest.join("mine.txt")).unwrap(), b"keep me");
     assert_eq!(server.gets(), 0);
+}
+
+#[tokio::test]
+async fn a_file_gone_from_the_source_between_two_runs_is_not_published() {
+    let server = start().await;
+    server.upload("m").await;
+    let client = server.client();
+    client
+        .put_object()
+        .bucket(BUCKET)
+        .key("m/old-shard.bin")
+        .body(ByteStream::from(content(5, 2 * MIB)))
+        .send()
+        .await
+        .unwrap();
+    let out = tempfile::tempdir().unwrap();
+    let dest = out.path().join("m");
+    let options = server.options("s3://weights/m", &dest);
+    server.fail_after.store(4, Ordering::SeqCst);
+    fetch(&options, Duration::from_secs(1), |_| {})
+        .await
+        .unwrap_err();
+
+    // The source drops a file; the next run fetches what it lists now.
+    client
+        .delete_object()
+        .bucket(BUCKET)
+        .key("m/old-shard.bin")
+        .send()
+        .await
+        .unwrap();
+    server.fail_after.store(usize::MAX, Ordering::SeqCst);
+    fetch(&options, Duration::from_secs(1), |_| {})
+        .await
+        .unwrap();
+    assert_model_in(&dest);
+    assert!(
+        !dest.join("old-shard.bin").exists(),
+        "a file no longer listed was published"
+    );
 }

@@ -94,6 +94,7 @@ pub(super) async fn run(
             let looked_at = now();
             if let Err(e) = probe.list_metadata(&ListParams::default().limit(1)).await {
                 warn!(%cluster, error = %e, "the cluster does not answer; cluster sync waits for it");
+                reach.failed(&cluster);
                 return;
             }
             reach.answered(&cluster);

@@ -75,30 +75,59 @@ pub enum SyncError {
     Service(crate::service::Error),
 }
 
-/// When each cluster last answered cluster sync, in this process's
-/// monotonic time: the hub clock may be simulated (and jump), and a hub
-/// that has just taken sync over must not take clusters as lost because
-/// nobody looked at them while no hub ran sync. Cheap to clone.
+/// Which clusters do not answer cluster sync, and since when: the last
+/// time each answered, in this process's monotonic time (the hub clock may
+/// be simulated, and jump), and whether it has failed to answer since. A
+/// quiet cluster is looked at only every [`RESYNC`], so the time since it
+/// last answered says nothing until a look fails. Cheap to clone.
 #[derive(Clone, Default)]
-pub(crate) struct Reach(Arc<Mutex<BTreeMap<String, Instant>>>);
+pub(crate) struct Reach(Arc<Mutex<BTreeMap<String, Heard>>>);
+
+#[derive(Clone, Copy)]
+struct Heard {
+    last_answer: Instant,
+    failing: bool,
+}
 
 impl Reach {
-    fn answered(&self, cluster: &str) {
-        self.0
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .insert(cluster.to_owned(), Instant::now());
+    fn with<T>(&self, cluster: &str, f: impl FnOnce(&mut Heard) -> T) -> T {
+        let mut map = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        let heard = map.entry(cluster.to_owned()).or_insert(Heard {
+            last_answer: Instant::now(),
+            failing: false,
+        });
+        f(heard)
     }
 
-    /// How long `cluster` has gone unanswered; a cluster not heard of
-    /// before counts from now.
-    fn silent_for(&self, cluster: &str) -> Duration {
-        self.0
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .entry(cluster.to_owned())
-            .or_insert_with(Instant::now)
-            .elapsed()
+    fn answered(&self, cluster: &str) {
+        self.with(cluster, |h| {
+            *h = Heard {
+                last_answer: Instant::now(),
+                failing: false,
+            }
+        });
+    }
+
+    fn failed(&self, cluster: &str) {
+        self.with(cluster, |h| h.failing = true);
+    }
+
+    /// How long `cluster` has not answered: from its last answer, once a
+    /// look has failed since (or, for a registered cluster this hub has
+    /// no connection to, from when this hub first counted it); zero while
+    /// it answers. A hub that has just taken sync over counts from then,
+    /// so a hub restart never makes clusters lost.
+    fn silent_for(&self, cluster: &str, connected: bool) -> Duration {
+        self.with(cluster, |h| {
+            if !connected {
+                h.failing = true;
+            }
+            if h.failing {
+                h.last_answer.elapsed()
+            } else {
+                Duration::ZERO
+            }
+        })
     }
 }
 
@@ -106,9 +135,15 @@ impl Reach {
 /// longer than the hub's setting (and is not lost already).
 async fn lose_silent(state: &Hub, reach: &Reach) -> Result<(), SyncError> {
     let after = state.settings().cluster_lost_after_seconds;
+    let connected: Vec<String> = state
+        .registry()
+        .connections()
+        .into_iter()
+        .map(|(name, _, _)| name)
+        .collect();
     for cluster in state.store().clusters().await? {
-        if cluster.lost_at.is_some() || reach.silent_for(&cluster.name) < Duration::from_secs(after)
-        {
+        let silent = reach.silent_for(&cluster.name, connected.contains(&cluster.name));
+        if cluster.lost_at.is_some() || silent < Duration::from_secs(after) {
             continue;
         }
         let mut tx = state.store().begin(&actor()).await?;
@@ -183,4 +218,29 @@ pub async fn run(state: Hub, mut stop: watch::Receiver<bool>) {
 /// [`run`] on its own task.
 pub fn spawn(state: Hub, stop: watch::Receiver<bool>) -> JoinHandle<()> {
     tokio::spawn(run(state, stop))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_quiet_cluster_is_silent_only_once_a_look_at_it_fails() {
+        let reach = Reach::default();
+        let pause = Duration::from_millis(20);
+        reach.answered("quiet");
+        std::thread::sleep(pause);
+        // Not looked at for a while, but nothing failed: it answers.
+        assert_eq!(reach.silent_for("quiet", true), Duration::ZERO);
+        // A failed look: silent since it last answered, not since the
+        // failure.
+        reach.failed("quiet");
+        assert!(reach.silent_for("quiet", true) >= pause);
+        reach.answered("quiet");
+        assert_eq!(reach.silent_for("quiet", true), Duration::ZERO);
+        // One this hub has no connection to counts from when first seen.
+        assert!(reach.silent_for("unconnected", false) < pause);
+        std::thread::sleep(pause);
+        assert!(reach.silent_for("unconnected", false) >= pause);
+    }
 }
