@@ -12,7 +12,8 @@
 //! (`pip install awscli boto3`); a tool that is not installed is skipped.
 //!
 //! Without `--bench` (as `cargo test` runs it) it fetches a few MiB with
-//! `modelfleet fetch` alone and checks the bytes.
+//! `modelfleet fetch` alone and checks the bytes. `FETCH_BENCH_MODELFLEET`
+//! names another `modelfleet` binary to measure (a release build's).
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -316,7 +317,11 @@ fn main() {
 
     let dest = |name: &str| work.path().join(format!("out-{name}"));
     let text = |p: PathBuf| p.to_string_lossy().into_owned();
-    let modelfleet = env!("CARGO_BIN_EXE_modelfleet");
+    // The binary built with this bench (release under `cargo bench`), or
+    // one named by FETCH_BENCH_MODELFLEET (an image's, a release build's).
+    let modelfleet = std::env::var("FETCH_BENCH_MODELFLEET")
+        .unwrap_or_else(|_| env!("CARGO_BIN_EXE_modelfleet").to_owned());
+    let modelfleet = modelfleet.as_str();
     let mut tools: Vec<(&str, PathBuf, &str, Vec<String>)> = vec![(
         "modelfleet fetch",
         dest("modelfleet"),
