@@ -21,7 +21,7 @@ use modelfleet_fetch::endpoint::EndpointOverrides;
 use modelfleet_fetch::{Env, FetchOptions, fetch};
 use serde_json::json;
 use sha2::{Digest, Sha256};
-use support::{MIB, content};
+use support::{MIB, content, refusal};
 
 const COMMIT: &str = "0123456789abcdef0123456789abcdef01234567";
 const TOKEN: &str = "hf_testtoken_granted_1234";
@@ -246,38 +246,26 @@ async fn a_model_comes_from_the_hub_by_commit_in_ranged_chunks() {
 async fn a_gated_model_needs_a_token_and_says_so() {
     let (endpoint, _hub) = start().await;
     let out = tempfile::tempdir().unwrap();
-    let e = fetch(
-        &options(
-            &endpoint,
-            "hf://acme/gated-model",
-            &out.path().join("a"),
-            None,
-        ),
-        Duration::from_secs(1),
-        |_| {},
-    )
-    .await
-    .unwrap_err()
-    .to_string();
+    let e = refusal(&options(
+        &endpoint,
+        "hf://acme/gated-model",
+        &out.path().join("a"),
+        None,
+    ))
+    .await;
     assert!(e.contains("cannot list hf://acme/gated-model"), "{e}");
     assert!(e.contains("access denied (HTTP 401)"), "{e}");
     assert!(e.contains("no token (HF_TOKEN is not set)"), "{e}");
     assert!(e.contains("set HF_TOKEN"), "{e}");
 
     let wrong = "hf_wrong_token_9999";
-    let e = fetch(
-        &options(
-            &endpoint,
-            "hf://acme/gated-model",
-            &out.path().join("b"),
-            Some(wrong),
-        ),
-        Duration::from_secs(1),
-        |_| {},
-    )
-    .await
-    .unwrap_err()
-    .to_string();
+    let e = refusal(&options(
+        &endpoint,
+        "hf://acme/gated-model",
+        &out.path().join("b"),
+        Some(wrong),
+    ))
+    .await;
     assert!(e.contains("HF_TOKEN …9999"), "names the token's tail: {e}");
     assert!(!e.contains(wrong), "never the token: {e}");
 
@@ -291,19 +279,13 @@ async fn a_gated_model_needs_a_token_and_says_so() {
     .unwrap();
     assert!(dest.join("config.json").exists());
 
-    let e = fetch(
-        &options(
-            &endpoint,
-            "hf://acme/no-such-model",
-            &out.path().join("d"),
-            None,
-        ),
-        Duration::from_secs(1),
-        |_| {},
-    )
-    .await
-    .unwrap_err()
-    .to_string();
+    let e = refusal(&options(
+        &endpoint,
+        "hf://acme/no-such-model",
+        &out.path().join("d"),
+        None,
+    ))
+    .await;
     assert!(e.contains("no such model or revision"), "{e}");
 }
 
@@ -312,14 +294,7 @@ async fn a_file_that_does_not_match_its_published_sha256_is_refused() {
     let (endpoint, _hub) = start().await;
     let out = tempfile::tempdir().unwrap();
     let dest = out.path().join("bad");
-    let e = fetch(
-        &options(&endpoint, "hf://acme/bad-mirror", &dest, None),
-        Duration::from_secs(1),
-        |_| {},
-    )
-    .await
-    .unwrap_err()
-    .to_string();
+    let e = refusal(&options(&endpoint, "hf://acme/bad-mirror", &dest, None)).await;
     assert!(e.contains("model-00002-of-00002.safetensors"), "{e}");
     assert!(e.contains("does not match the SHA-256"), "{e}");
     assert!(!dest.exists(), "nothing published");
@@ -329,19 +304,13 @@ async fn a_file_that_does_not_match_its_published_sha256_is_refused() {
 async fn a_listing_without_sizes_is_refused_rather_than_guessed() {
     let (endpoint, hub) = start().await;
     let out = tempfile::tempdir().unwrap();
-    let e = fetch(
-        &options(
-            &endpoint,
-            "hf://acme/sizeless-mirror",
-            &out.path().join("s"),
-            None,
-        ),
-        Duration::from_secs(1),
-        |_| {},
-    )
-    .await
-    .unwrap_err()
-    .to_string();
+    let e = refusal(&options(
+        &endpoint,
+        "hf://acme/sizeless-mirror",
+        &out.path().join("s"),
+        None,
+    ))
+    .await;
     assert!(e.contains("gave no size for config.json"), "{e}");
     assert_eq!(hub.downloads.load(Ordering::SeqCst), 0);
 }

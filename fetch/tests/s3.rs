@@ -21,7 +21,7 @@ use s3s::auth::SimpleAuth;
 use s3s::dto::*;
 use s3s::service::S3ServiceBuilder;
 use s3s::{S3, S3Request, S3Response, S3Result, s3_error};
-use support::{MIB, content};
+use support::{MIB, content, refusal};
 use tempfile::TempDir;
 use tokio::net::TcpListener;
 
@@ -296,36 +296,24 @@ async fn refusals_say_what_was_refused_and_what_to_do() {
 
     let mut wrong_key = server.options("s3://weights/m", &out.path().join("a"));
     wrong_key.env.secret_access_key = Some("not-the-secret".into());
-    let e = fetch(&wrong_key, Duration::from_secs(1), |_| {})
-        .await
-        .unwrap_err()
-        .to_string();
+    let e = refusal(&wrong_key).await;
     assert!(e.contains("cannot list s3://weights/m"), "{e}");
     assert!(e.contains("access denied"), "{e}");
     assert!(e.contains("AWS_ACCESS_KEY_ID …0001"), "names the key: {e}");
     assert!(!e.contains("not-the-secret"), "never the secret: {e}");
 
     let missing = server.options("s3://no-such-bucket/m", &out.path().join("b"));
-    let e = fetch(&missing, Duration::from_secs(1), |_| {})
-        .await
-        .unwrap_err()
-        .to_string();
+    let e = refusal(&missing).await;
     assert!(e.contains("no such bucket"), "{e}");
 
     let empty = server.options("s3://weights/nothing-here", &out.path().join("c"));
-    let e = fetch(&empty, Duration::from_secs(1), |_| {})
-        .await
-        .unwrap_err()
-        .to_string();
+    let e = refusal(&empty).await;
     assert!(e.contains("holds no files"), "{e}");
 
     let mut no_keys = server.options("cos://weights/m", &out.path().join("d"));
     no_keys.env.access_key_id = None;
     no_keys.env.secret_access_key = None;
-    let e = fetch(&no_keys, Duration::from_secs(1), |_| {})
-        .await
-        .unwrap_err()
-        .to_string();
+    let e = refusal(&no_keys).await;
     assert!(e.contains("AWS_SECRET_ACCESS_KEY"), "{e}");
 
     for dir in ["a", "b", "c", "d"] {
@@ -341,14 +329,7 @@ async fn a_destination_that_is_not_a_complete_fetch_is_left_alone() {
     let dest = out.path().join("m");
     std::fs::create_dir(&dest).unwrap();
     std::fs::write(dest.join("mine.txt"), b"keep me").unwrap();
-    let e = fetch(
-        &server.options("s3://weights/m", &dest),
-        Duration::from_secs(1),
-        |_| {},
-    )
-    .await
-    .unwrap_err()
-    .to_string();
+    let e = refusal(&server.options("s3://weights/m", &dest)).await;
     assert!(e.contains("is not a complete fetch"), "{e}");
     assert_eq!(std::fs::read(dest.join("mine.txt")).unwrap(), b"keep me");
     assert_eq!(server.gets(), 0);

@@ -23,12 +23,12 @@ use modelfleet_core::crd::ModelDeployment;
 use tokio::sync::{Notify, watch};
 use tracing::{debug, warn};
 
-use super::{Reach, SyncError, actor, admit, observe};
+use super::{Reach, SyncError, actor, admit, missing, observe};
 use crate::clusters::DEPLOYMENT_ID_LABEL;
 use crate::identity::Scope;
 use crate::ids::DeploymentId;
 use crate::service::Hub;
-use crate::store::{AuditEntry, Deployment, NewInterval, PoolLocation, Source, now};
+use crate::store::{Deployment, NewInterval, PoolLocation, Source, now};
 
 /// A pass runs at least this often, to pick up changes made in the
 /// database (a deployment released while its cluster was unreachable).
@@ -219,89 +219,12 @@ pub(super) async fn pass(
         }
         missing.remove(&row.id);
         match state.store().applied_object(row.id).await? {
-            Some(object) => reapply(state, cluster, row, &object).await?,
-            None => release_missing(state, cluster, row).await?,
+            Some(object) => missing::reapply(state, cluster, row, &object).await?,
+            None => missing::release(state, cluster, row).await?,
         }
     }
 
     intervals(state, cluster, &pods, &owners).await
-}
-
-/// Applies again the ModelDeployment the hub applied for `row`, missing
-/// from `cluster`: at the row's replica count, sealed anew, its status
-/// back to `Pending` with a message saying why.
-async fn reapply(
-    state: &Hub,
-    cluster: &str,
-    row: &Deployment,
-    object: &str,
-) -> Result<(), SyncError> {
-    let mut md: ModelDeployment = match serde_json::from_str(object) {
-        Ok(md) => md,
-        Err(e) => {
-            warn!(%cluster, deployment = %row.id, error = %e,
-                "the ModelDeployment the hub kept cannot be read; deleting the missing deployment");
-            return release_missing(state, cluster, row).await;
-        }
-    };
-    // Only as the row still is (one moved, resized or deleted meanwhile is
-    // left to the next pass); the old object's uid forgotten, so that the
-    // new one is the hub's own while it is applied and sealed; recorded
-    // in the audit trail with that change.
-    let mut tx = state.store().begin(&actor()).await?;
-    if !tx.forget_resource_uid(row.id, row.revision).await? {
-        return Ok(());
-    }
-    tx.audit_as(AuditEntry {
-        verb: "update".to_owned(),
-        resource: "deployments".to_owned(),
-        tenant: Some(row.tenant),
-        name: Some(row.name.clone()),
-        uid: Some(row.id.to_string()),
-        code: None,
-        message: Some(format!(
-            "its ModelDeployment was missing from cluster {cluster}: applied again with {} \
-             replica(s)",
-            row.replicas
-        )),
-        annotations: Default::default(),
-    });
-    tx.commit().await?;
-    md.spec.replicas = row.replicas;
-    md.metadata.uid = None;
-    md.metadata.resource_version = None;
-    let tenant = state.store().tenant(Scope::All, row.tenant).await?;
-    let message =
-        format!("its ModelDeployment was missing from cluster {cluster}; applied again by the hub");
-    match state
-        .apply_held(&actor(), row, &tenant.name, &md, Some(message))
-        .await
-    {
-        Ok(_) => warn!(%cluster, deployment = %row.id, name = %row.name,
-            "the ModelDeployment the hub placed was missing from its cluster: applied again"),
-        Err(e) => warn!(%cluster, deployment = %row.id, error = %e,
-            "cannot apply a missing ModelDeployment again; the next passes try again"),
-    }
-    Ok(())
-}
-
-/// Deletes `row`, whose ModelDeployment is missing from `cluster` and
-/// cannot be applied again, and releases its quota, unless it changed
-/// since it was read.
-async fn release_missing(state: &Hub, cluster: &str, row: &Deployment) -> Result<(), SyncError> {
-    let mut tx = state.store().begin(&actor()).await?;
-    match tx.release_unchanged(row.id, row.revision).await {
-        Ok(Some(_)) => {
-            tx.commit().await?;
-            warn!(%cluster, deployment = %row.id, name = %row.name,
-                "the ModelDeployment the hub placed is missing from its cluster: deleted, quota released");
-            Ok(())
-        }
-        // Changed meanwhile (deleted, moved by failover, resized): the
-        // next passes look again.
-        Ok(None) | Err(crate::StoreError::NotFound(_)) => Ok(()),
-        Err(e) => Err(e.into()),
-    }
 }
 
 /// Syncs one ModelDeployment: its row, and whether the row still counts

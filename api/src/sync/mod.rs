@@ -35,6 +35,7 @@
 
 mod admit;
 mod cluster;
+mod missing;
 mod observe;
 mod readmit;
 

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use modelfleet_fetch::Tuning;
+use modelfleet_fetch::{FetchOptions, Tuning, fetch};
 
 pub const MIB: usize = 1024 * 1024;
 
@@ -27,4 +27,12 @@ pub fn tuning() -> Tuning {
         attempts: 2,
         backoff: Duration::from_millis(10),
     }
+}
+
+/// Runs a fetch that must fail; its error, as the command would print it.
+pub async fn refusal(options: &FetchOptions) -> String {
+    fetch(options, Duration::from_secs(1), |_| {})
+        .await
+        .expect_err("the fetch was refused")
+        .to_string()
 }
