@@ -131,7 +131,9 @@ impl EmbeddedCluster {
         let nodes = SimulatedCluster::start(
             client.clone(),
             &options.fleet,
-            ClusterOptions::default().time_factor(options.time_factor),
+            ClusterOptions::default()
+                .time_factor(options.time_factor)
+                .pod_logs(api.pod_logs()),
         )
         .await
         .with_context(|| format!("cannot start the simulated nodes of {}", options.name))?;

@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 use clap::Args;
+use modelfleet_core::contract::fetch::{FetchProgress, progress_line};
 use modelfleet_fetch::endpoint::EndpointOverrides;
 use modelfleet_fetch::{Env, FetchOptions, Progress, Tuning};
 
@@ -77,17 +78,13 @@ pub fn run(args: FetchArgs) -> anyhow::Result<ExitCode> {
     let source = args.source;
     let report = move |p: Progress| {
         let secs = started.elapsed().as_secs_f64().max(0.001);
-        let percent = if p.total == 0 {
-            100.0
-        } else {
-            p.done as f64 * 100.0 / p.total as f64
+        let figures = FetchProgress {
+            done: p.done,
+            total: p.total,
         };
         eprintln!(
-            "fetch {source}: {:.2} of {:.2} GiB ({percent:.0}%), {} files, {:.0} MiB/s",
-            gib(p.done),
-            gib(p.total),
-            p.files,
-            p.done as f64 / secs / 1024.0 / 1024.0
+            "{}",
+            progress_line(&source, figures, p.files, p.done as f64 / secs)
         );
     };
     let fetched = runtime

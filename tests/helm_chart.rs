@@ -822,7 +822,9 @@ mod live {
             let cluster = SimulatedCluster::start(
                 server.client(),
                 &Fleet::example(),
-                ClusterOptions::default().time_factor(0.001),
+                ClusterOptions::default()
+                    .time_factor(0.001)
+                    .pod_logs(server.pod_logs()),
             )
             .await
             .expect("the simulated cluster starts");

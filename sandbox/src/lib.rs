@@ -7,12 +7,15 @@
 //!   a `kube::Client` and over HTTP on a loopback port for `kubectl`.
 //! - [`cluster`]: the simulated cluster behind it (nodes, scheduler,
 //!   kubelet, workload controllers), acting only through a `kube::Client`.
+//! - [`logs`]: what containers print, written by the kubelet and served
+//!   as `pods/{name}/log`.
 //! - [`install`]: `kubectl apply --server-side -f` of a manifest, in
 //!   process (the RBAC a real cluster would have before modelfleet runs).
 
 pub mod api;
 pub mod cluster;
 pub mod install;
+pub mod logs;
 
 pub use api::{
     ApiServer, ApiServerOptions, Faults, ServingHandle, SnapshotError, SnapshotKeeper, Verb,

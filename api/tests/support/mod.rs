@@ -449,7 +449,9 @@ async fn start_sandbox(state: &AppState, spec: SandboxSpec) -> Sandbox {
     crds.create(&PostParams::default(), &ModelDeployment::crd())
         .await
         .expect("the sandbox takes the ModelDeployment CRD");
-    let options = ClusterOptions::default().time_factor(0.001);
+    let options = ClusterOptions::default()
+        .time_factor(0.001)
+        .pod_logs(server.pod_logs());
     let nodes = SimulatedCluster::start(kube.clone(), &fleet, options)
         .await
         .expect("the sandbox cluster starts");

@@ -9,6 +9,8 @@
 //!   a pool requests;
 //! - [`namespace`]: tenant namespaces (`mf-<tenant>`);
 //! - [`condition`]: condition types and reasons on a ModelDeployment;
+//! - [`fetch`]: the weights' init container and the progress lines it
+//!   prints;
 //! - [`admission`]: the hub's admission annotations;
 //! - [`discovery`]: node pools from a cluster's Nodes and Pods;
 //! - [`pool_choice`]: which pool a ModelDeployment lands on;
@@ -23,6 +25,7 @@ pub mod condition;
 pub mod devices;
 pub mod discovery;
 pub mod engine;
+pub mod fetch;
 pub mod labels;
 pub mod namespace;
 pub mod node_labels;

@@ -304,7 +304,7 @@ fn port(name: &str, port: i32) -> ContainerPort {
 fn fetch_container(inputs: &PodInputs) -> Container {
     let dest = engine::model_dir(&inputs.owner.model);
     Container {
-        name: "fetch-weights".to_owned(),
+        name: modelfleet_core::contract::fetch::CONTAINER.to_owned(),
         image: Some(inputs.fetcher_image.to_owned()),
         command: Some(
             ["modelfleet", "fetch", "--source"]

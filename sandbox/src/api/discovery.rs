@@ -113,6 +113,7 @@ pub fn resource_list(registry: &Registry, group: &str, version: &str) -> Option<
         }
         if ty.binding {
             resources.push(sub("binding", "Binding", &["create"]));
+            resources.push(sub("log", "Pod", &["get"]));
         }
     }
     if resources.is_empty() {
@@ -146,6 +147,7 @@ mod tests {
             .map(|r| r["name"].as_str().unwrap())
             .collect();
         assert!(names.contains(&"pods/status") && names.contains(&"pods/binding"));
+        assert!(names.contains(&"pods/log"));
         let pods = doc["resources"]
             .as_array()
             .unwrap()

@@ -42,7 +42,8 @@
 //! apply with managed fields, conflicts and force; delete with
 //! preconditions, finalizers, graceful pod termination and owner-reference
 //! garbage collection (background, foreground, orphan); `/status`,
-//! `/scale` and `pods/binding`; `generation`; CRD schema pruning,
+//! `/scale`, `pods/binding` and `pods/log` (`kubectl logs`, from the
+//! kubelet's [`PodLogs`](crate::logs::PodLogs)); `generation`; CRD schema pruning,
 //! defaulting and validation with the real 422 shape; server-side
 //! printing (`Table`) with printer columns; OpenAPI v3 for kubectl's
 //! validation and `explain`; `dryRun=All`.
@@ -98,6 +99,11 @@
 //!   applied), has no exemptions and no `audit` mode, inspects only pods
 //!   and Deployment templates among workloads, and ignores unreadable
 //!   labels; the Windows `hostProcess` check is not implemented.
+//! - `pods/log` answers from the simulated kubelet's output (what it knows
+//!   of each container, a simulated download's progress) kept in memory,
+//!   the last 5,000 lines per container; `previous` is always refused as
+//!   for a container that never restarted, and no other `pods/*` proxy
+//!   (`exec`, `attach`, `portforward`) is served.
 //! - Garbage collection, namespace and CRD cleanup happen inline with the
 //!   delete that triggers them, not in background controllers.
 
@@ -133,6 +139,7 @@ use tokio::task::{JoinHandle, JoinSet};
 
 pub use self::faults::{Faults, Verb};
 pub use self::snapshot::{SnapshotError, SnapshotKeeper};
+use crate::logs::PodLogs;
 
 /// The strings of a JSON array (anything else in it skipped); none when
 /// `value` is absent or no array.
@@ -177,6 +184,8 @@ impl Default for ApiServerOptions {
 pub(crate) struct Shared {
     state: Mutex<ops::State>,
     faults: Faults,
+    /// What the cluster's containers printed, for `pods/log`.
+    logs: PodLogs,
     options: ApiServerOptions,
 }
 
@@ -261,6 +270,13 @@ impl ApiServer {
     /// kubeadm's `admin.conf` carries.
     pub fn admin_token(&self) -> String {
         self.shared.lock().tokens.admin().to_owned()
+    }
+
+    /// Where this server reads containers' output for `pods/{name}/log`:
+    /// give it to the cluster's kubelet
+    /// ([`ClusterOptions::pod_logs`](crate::cluster::ClusterOptions)).
+    pub fn pod_logs(&self) -> PodLogs {
+        self.shared.logs.clone()
     }
 
     /// The fault-injection handle of this server.

@@ -44,6 +44,7 @@ use super::ops::{self, meta};
 use super::registry::GroupResource;
 use super::store::ObjectKey;
 use super::{ApiServer, ApiServerOptions, Faults, Shared};
+use crate::logs::PodLogs;
 
 /// The layout this version writes and reads.
 pub const FORMAT: u32 = 1;
@@ -318,6 +319,7 @@ impl ApiServer {
             shared: Arc::new(Shared {
                 state: Mutex::new(state),
                 faults: Faults::default(),
+                logs: PodLogs::default(),
                 options,
             }),
         }

@@ -114,6 +114,7 @@ pub(super) async fn start(
         timings,
         reserved_namespace,
         install_lws_crd,
+        pod_logs,
     } = options;
     let namespaces: Api<Namespace> = Api::all(client.clone());
     let namespace = Namespace {
@@ -187,7 +188,7 @@ pub(super) async fn start(
             source,
         })?;
     }
-    let (kubelet, kubelet_task) = kubelet::kubelet(client.clone(), timings.clone());
+    let (kubelet, kubelet_task) = kubelet::kubelet(client.clone(), timings.clone(), pod_logs);
     let tasks = vec![
         tokio::spawn(scheduler::run(client.clone())),
         tokio::spawn(kubelet_task),

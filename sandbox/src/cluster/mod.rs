@@ -36,7 +36,8 @@
 //! What is simpler than real Kubernetes is said where it is simplified:
 //! no ReplicaSet objects (pods carry `pod-template-hash` and are owned by
 //! the Deployment), no StatefulSets under LeaderWorkerSets, no node
-//! heartbeats or leases, no preemption, no images or volumes.
+//! heartbeats or leases, no preemption, no images or volumes. Containers
+//! print only what the sandbox knows of them (see `kubelet::output`).
 
 pub mod common;
 pub mod deployment;
@@ -56,10 +57,12 @@ pub use handle::{ClusterError, ClusterHandle};
 pub use kubelet::runtime::Timings;
 
 use kube::Client;
+
+use crate::logs::PodLogs;
 use modelfleet_core::fleet::Fleet;
 
 /// How a simulated cluster behaves.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone)]
 pub struct ClusterOptions {
     /// How long things take on the nodes; `timings.time_factor` scales them
     /// all (1.0 is real time; tests use about 0.001).
@@ -69,6 +72,11 @@ pub struct ClusterOptions {
     /// Create the LeaderWorkerSet CRD if the API server has none, as
     /// installing LWS would.
     pub install_lws_crd: bool,
+    /// Where the kubelet writes what containers print: the API server's
+    /// ([`ApiServer::pod_logs`](crate::ApiServer::pod_logs)), so that
+    /// `kubectl logs` shows it. By default a store of its own, which no
+    /// API server reads.
+    pub pod_logs: PodLogs,
 }
 
 impl Default for ClusterOptions {
@@ -77,6 +85,7 @@ impl Default for ClusterOptions {
             timings: Timings::default(),
             reserved_namespace: "kube-system".to_owned(),
             install_lws_crd: true,
+            pod_logs: PodLogs::default(),
         }
     }
 }
@@ -84,6 +93,12 @@ impl Default for ClusterOptions {
 impl ClusterOptions {
     pub fn time_factor(mut self, factor: f64) -> Self {
         self.timings.time_factor = factor;
+        self
+    }
+
+    /// Containers' output goes to `logs` (an API server's, for `pods/log`).
+    pub fn pod_logs(mut self, logs: PodLogs) -> Self {
+        self.pod_logs = logs;
         self
     }
 }

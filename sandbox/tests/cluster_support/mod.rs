@@ -38,7 +38,9 @@ pub async fn sandbox() -> Sandbox {
 /// The example fleet's cluster behind `server` (which may inject faults).
 pub async fn sandbox_on(server: ApiServer) -> Sandbox {
     let client = server.client();
-    let options = ClusterOptions::default().time_factor(TIME_FACTOR);
+    let options = ClusterOptions::default()
+        .time_factor(TIME_FACTOR)
+        .pod_logs(server.pod_logs());
     let cluster = SimulatedCluster::start(client.clone(), &Fleet::example(), options)
         .await
         .expect("the simulated cluster starts");

@@ -37,6 +37,16 @@ impl Kubectl {
         Kubectl { dir, kubeconfig }
     }
 
+    /// The kubeconfig file, for a kubectl run by hand.
+    pub fn kubeconfig(&self) -> &Path {
+        &self.kubeconfig
+    }
+
+    /// The home directory its runs use.
+    pub fn home(&self) -> &Path {
+        self.dir.path()
+    }
+
     /// Writes `value` as YAML to a file in this kubectl's directory.
     pub fn file(&self, name: &str, value: &Value) -> String {
         let path = self.dir.path().join(name);

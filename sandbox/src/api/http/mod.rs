@@ -5,6 +5,7 @@
 //! and `openapi`. The same router serves sockets and in-process clients.
 
 mod authz;
+mod logs;
 mod protobuf;
 mod request;
 
@@ -259,6 +260,9 @@ async fn serve(shared: &Arc<Shared>, request: Request<Body>) -> ApiResult<Respon
             };
             Ok(json_response(StatusCode::OK, &body, &[]))
         }
+        (Verb::Get, Some("log")) => {
+            logs::serve(shared, &target, name, &query, crate::cluster::common::now())
+        }
         (Verb::Get, Some("scale")) => {
             let scale = get_scale(&shared.lock(), &target, name)?;
             Ok(json_response(StatusCode::OK, &scale, &[]))
@@ -391,13 +395,14 @@ fn verb_of(method: &Method, path: &ResourcePath, query: &Query) -> ApiResult<Ver
         let known = match sub {
             "status" => true,
             "scale" => true,
-            "binding" => path.plural == "pods" && path.group.is_empty(),
+            "binding" | "log" => path.plural == "pods" && path.group.is_empty(),
             _ => false,
         };
         if !known {
             return Err(ApiError::no_route());
         }
-        if sub == "binding" && *method != Method::POST {
+        if (sub == "binding" && *method != Method::POST) || (sub == "log" && *method != Method::GET)
+        {
             return Err(not_allowed());
         }
     }

@@ -15,6 +15,7 @@
 //! - `KubeletHandle::fail_pod` crashes a pod's main container, as an engine
 //!   dying of an out-of-memory error would.
 
+pub mod output;
 pub mod runtime;
 pub mod status;
 
@@ -35,6 +36,8 @@ use kube::{Client, ResourceExt};
 use super::common::{
     is_terminal, later, name_of, namespace_of, node_is_ready, node_of, now, until,
 };
+use crate::logs::PodLogs;
+use output::Printed;
 use runtime::{PodRuntime, Timings, pick_pod_ip};
 
 type Key = (String, String);
@@ -75,7 +78,13 @@ pub struct NotRunning {
 struct Shared {
     runtimes: Mutex<HashMap<Key, PodRuntime>>,
     timings: Timings,
+    logs: PodLogs,
+    written: Mutex<Written>,
 }
+
+/// Per pod uid and container: the run whose lines are in the logs, how
+/// many of them, and whether its end is.
+type Written = HashMap<(String, String), (u32, usize, bool)>;
 
 /// Reaches into the simulated container runtime, for fault injection.
 #[derive(Clone)]
@@ -128,10 +137,13 @@ struct Ctx {
 pub fn kubelet(
     client: Client,
     timings: Timings,
+    logs: PodLogs,
 ) -> (KubeletHandle, impl Future<Output = ()> + Send) {
     let shared = Arc::new(Shared {
         runtimes: Mutex::new(HashMap::new()),
         timings,
+        logs,
+        written: Mutex::new(HashMap::new()),
     });
     let (trigger, faults) = mpsc::unbounded();
     let handle = KubeletHandle {
@@ -221,6 +233,7 @@ async fn reconcile(pod: Arc<Pod>, ctx: Arc<Ctx>) -> Result<Action, KubeletError>
             return Ok(Action::await_change());
         }
         ctx.runtimes().remove(&key);
+        ctx.forget_output(&key, pod.metadata.uid.as_deref().unwrap_or_default());
         let params = DeleteParams {
             grace_period_seconds: Some(0),
             preconditions: Some(Preconditions {
@@ -268,10 +281,19 @@ async fn reconcile(pod: Arc<Pod>, ctx: Arc<Ctx>) -> Result<Action, KubeletError>
             }
             // Forget pods that were deleted without this kubelet seeing
             // their deletion (an owner's cascade), so their addresses free up.
+            let mut gone = Vec::new();
             runtimes.retain(|(ns, name), rt| {
                 let known = ctx.pods.get(&ObjectRef::new(name).within(ns));
-                known.is_some_and(|p| p.metadata.uid.as_deref() == Some(rt.uid.as_str()))
+                let kept =
+                    known.is_some_and(|p| p.metadata.uid.as_deref() == Some(rt.uid.as_str()));
+                if !kept {
+                    gone.push(((ns.clone(), name.clone()), rt.uid.clone()));
+                }
+                kept
             });
+            for (key, uid) in &gone {
+                ctx.forget_output(key, uid);
+            }
             let rt = match PodRuntime::adopt(&pod, now, timings) {
                 Some(rt) => rt,
                 None => {
@@ -306,6 +328,12 @@ async fn reconcile(pod: Arc<Pod>, ctx: Arc<Ctx>) -> Result<Action, KubeletError>
             return Ok(Action::await_change());
         };
         let wake = rt.advance(&pod, now, timings);
+        let (printed, next_line) = output::printed(&pod, rt, now, timings);
+        ctx.write_output(&key, &rt.uid, printed);
+        let wake = match (wake, next_line) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
         (status::render(&pod, rt, &host_ip, now), wake)
     };
     write_status(&api, &pod, status).await?;
@@ -321,6 +349,45 @@ impl Ctx {
             .runtimes
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn written(&self) -> std::sync::MutexGuard<'_, Written> {
+        self.shared
+            .written
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Writes the lines of `printed` the cluster's logs do not hold yet.
+    fn write_output(&self, (namespace, name): &Key, uid: &str, printed: Vec<Printed>) {
+        let logs = &self.shared.logs;
+        let pod = (namespace.as_str(), name.as_str(), uid);
+        let mut written = self.written();
+        for p in printed {
+            let entry = written
+                .entry((uid.to_owned(), p.container.clone()))
+                .or_insert((p.run, 0, false));
+            if entry.0 != p.run {
+                if !entry.2 {
+                    logs.end(pod, &p.container);
+                }
+                *entry = (p.run, 0, false);
+            }
+            for (at, line) in p.lines.iter().skip(entry.1) {
+                logs.write(pod, &p.container, *at, line);
+            }
+            entry.1 = entry.1.max(p.lines.len());
+            if p.ended && !entry.2 {
+                logs.end(pod, &p.container);
+                entry.2 = true;
+            }
+        }
+    }
+
+    /// The pod with `uid` is gone: so are its lines.
+    fn forget_output(&self, (namespace, name): &Key, uid: &str) {
+        self.shared.logs.forget(namespace, name);
+        self.written().retain(|(of, _), _| of != uid);
     }
 }
 

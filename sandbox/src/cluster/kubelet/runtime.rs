@@ -69,7 +69,8 @@ impl Timings {
         real.mul_f64(self.time_factor.max(0.0))
     }
 
-    fn model_bytes(pod: &Pod) -> Option<u64> {
+    /// The model's size, when the pod's annotation gives it.
+    pub fn model_bytes(pod: &Pod) -> Option<u64> {
         pod.metadata
             .annotations
             .as_ref()?
