@@ -26,7 +26,7 @@ use modelfleet_core::crd::ModelDeployment;
 use modelfleet_core::fleet::Fleet;
 use modelfleet_operator::controller::Settings;
 use modelfleet_operator::runner::{self, Options, Shutdown};
-use modelfleet_sandbox::cluster::{ClusterHandle, ClusterOptions, SimulatedCluster};
+use modelfleet_sandbox::cluster::{ClusterHandle, ClusterOptions, SimulatedCluster, Timings};
 use modelfleet_sandbox::{ApiServer, ApiServerOptions, ServingHandle, SnapshotKeeper};
 use tokio::task::JoinHandle;
 
@@ -48,6 +48,9 @@ pub struct EmbeddedOptions {
     /// Keep the cluster's objects in this file (loaded at start when it
     /// exists); in memory only when `None`.
     pub snapshot: Option<PathBuf>,
+    /// How fast the simulated nodes download a model (before
+    /// `time_factor` scales time).
+    pub fetch_bytes_per_second: u64,
 }
 
 /// How often a cluster with a snapshot file writes it while its objects
@@ -90,6 +93,7 @@ impl EmbeddedOptions {
             requeue: Duration::from_secs(2),
             admission: None,
             snapshot: None,
+            fetch_bytes_per_second: Timings::default().fetch_bytes_per_second,
         }
     }
 }
@@ -128,15 +132,13 @@ impl EmbeddedCluster {
         };
         let client = api.client();
         install_crd(&client).await?;
-        let nodes = SimulatedCluster::start(
-            client.clone(),
-            &options.fleet,
-            ClusterOptions::default()
-                .time_factor(options.time_factor)
-                .pod_logs(api.pod_logs()),
-        )
-        .await
-        .with_context(|| format!("cannot start the simulated nodes of {}", options.name))?;
+        let mut cluster_options = ClusterOptions::default()
+            .time_factor(options.time_factor)
+            .pod_logs(api.pod_logs());
+        cluster_options.timings.fetch_bytes_per_second = options.fetch_bytes_per_second;
+        let nodes = SimulatedCluster::start(client.clone(), &options.fleet, cluster_options)
+            .await
+            .with_context(|| format!("cannot start the simulated nodes of {}", options.name))?;
         // The operator and the hub act with the rights manifests/ gives
         // them, as on a real cluster; `client()` stays the cluster's admin.
         let identities = modelfleet_sandbox::install::modelfleet_rbac(&api, &client)

@@ -93,6 +93,73 @@ fn kubectl(kubeconfig: &Path, args: &[&str]) -> (bool, String) {
     (out.status.success(), text)
 }
 
+/// While a replica downloads its weights, the deployment's status says how
+/// far it has got, read by the operator (with the rights manifests/ gives
+/// it) from the fetch container's log, which `kubectl logs` shows too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_loading_deployment_shows_its_download_progress() {
+    let mut options = EmbeddedOptions::new("sandbox", Fleet::example());
+    options.time_factor = 0.005;
+    options.requeue = Duration::from_millis(300);
+    options.listen = Some("127.0.0.1:0".parse().unwrap());
+    // About 16 GB of weights at 4 MB/s of simulated time: 20 s of real
+    // time, as long as the test looks.
+    options.fetch_bytes_per_second = 4_000_000;
+    let cluster = EmbeddedCluster::start(options).await.unwrap();
+    let api: Api<ModelDeployment> = Api::namespaced(cluster.client(), "default");
+    api.create(&PostParams::default(), &example("llama-3.1-8b-l40s.yaml"))
+        .await
+        .unwrap();
+    let md = wait_for(&api, "llama-8b", "Loading with progress", |md| {
+        md.status.as_ref().is_some_and(|s| {
+            s.phase == Some(Phase::Loading)
+                && s.fetching
+                    .first()
+                    .is_some_and(|f| f.bytes_done > 0 && f.bytes_done < f.bytes_total)
+        })
+    })
+    .await;
+    let status = md.status.unwrap();
+    let fetching = &status.fetching[0];
+    let pods = pods_of(&cluster.client(), "default", "llama-8b").await;
+    assert_eq!(pods.len(), 1);
+    assert_eq!(Some(&fetching.pod), pods[0].metadata.name.as_ref());
+    let annotated: u64 =
+        pods[0].metadata.annotations.as_ref().unwrap()["modelfleet.io/model-bytes"]
+            .parse()
+            .unwrap();
+    assert_eq!(fetching.bytes_total, annotated);
+    let ready = status
+        .conditions
+        .iter()
+        .find(|c| c.type_ == "Ready")
+        .unwrap();
+    assert!(
+        ready.message.contains("GiB of weights fetched by 1 pod"),
+        "{}",
+        ready.message
+    );
+
+    let dir = tempfile::tempdir().unwrap();
+    let kubeconfig = dir.path().join("kubeconfig");
+    cluster.write_kubeconfig(&kubeconfig).unwrap();
+    let pod = fetching.pod.clone();
+    let (ok, out) = tokio::task::spawn_blocking(move || {
+        kubectl(
+            &kubeconfig,
+            &["logs", &pod, "-c", "fetch-weights", "--tail=1"],
+        )
+    })
+    .await
+    .unwrap();
+    assert!(ok, "{out}");
+    assert!(
+        out.starts_with("fetch s3://models/meta-llama/Llama-3.1-8B-Instruct: "),
+        "{out}"
+    );
+    cluster.shutdown().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kubectl_applies_the_crd_and_an_example_and_the_operator_serves_it() {
     let cluster = start(Fleet::example(), true).await;

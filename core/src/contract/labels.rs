@@ -29,7 +29,8 @@ pub const ROLE_LABEL: &str = "modelfleet.io/role";
 pub const ROLE_SERVER: &str = "server";
 pub const ROLE_WORKER: &str = "worker";
 /// The size of the model's weights in bytes, on a pod; the sandbox's
-/// kubelet grows fetch and load times with it.
+/// kubelet grows fetch and load times with it. The operator writes the
+/// plan's figure on every pod it builds.
 pub const MODEL_BYTES_ANNOTATION: &str = "modelfleet.io/model-bytes";
 
 /// The operator's finalizer on a ModelDeployment: it blocks deletion until

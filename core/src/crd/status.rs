@@ -47,6 +47,40 @@ pub struct ModelDeploymentStatus {
     /// `http://llama-70b.team-a.svc:8000/v1`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub endpoint: Option<String>,
+
+    /// The replicas' pods still downloading their weights, with bytes done
+    /// and in all, as their fetch container last printed them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["pod"]))]
+    pub fetching: Vec<PodFetch>,
+}
+
+/// One pod's download of the weights.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PodFetch {
+    pub pod: String,
+    pub bytes_done: u64,
+    pub bytes_total: u64,
+}
+
+impl PodFetch {
+    /// `1.20 of 4.00 GiB` summed over `pods`, for messages.
+    pub fn summary(pods: &[PodFetch]) -> Option<String> {
+        if pods.is_empty() {
+            return None;
+        }
+        let gib = |b: u64| b as f64 / (1024.0 * 1024.0 * 1024.0);
+        let done: u64 = pods.iter().map(|p| p.bytes_done).sum();
+        let total: u64 = pods.iter().map(|p| p.bytes_total).sum();
+        Some(format!(
+            "{:.2} of {:.2} GiB of weights fetched by {} pod{}",
+            gib(done),
+            gib(total),
+            pods.len(),
+            if pods.len() == 1 { "" } else { "s" }
+        ))
+    }
 }
 
 /// Where the deployment is in its life, as `kubectl get md` shows it:

@@ -15,7 +15,9 @@ use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use modelfleet_core::accelerator::{Accelerator, Vendor};
-use modelfleet_core::contract::labels::{POOL_LABEL, ROLE_SERVER, ROLE_WORKER};
+use modelfleet_core::contract::labels::{
+    MODEL_BYTES_ANNOTATION, POOL_LABEL, ROLE_SERVER, ROLE_WORKER,
+};
 use modelfleet_core::contract::{devices, tenancy};
 use modelfleet_core::crd::{ModelSource, SourceScheme};
 use modelfleet_core::fleet::NodePool;
@@ -78,6 +80,13 @@ pub fn pod_template(inputs: &PodInputs, role: Role) -> PodTemplateSpec {
     PodTemplateSpec {
         metadata: Some(ObjectMeta {
             labels: Some(inputs.owner.pod_labels(label_role)),
+            annotations: Some(
+                [(
+                    MODEL_BYTES_ANNOTATION.to_owned(),
+                    model_bytes(inputs.plan).to_string(),
+                )]
+                .into(),
+            ),
             ..ObjectMeta::default()
         }),
         spec: Some(PodSpec {
@@ -298,6 +307,13 @@ fn port(name: &str, port: i32) -> ContainerPort {
         protocol: Some("TCP".to_owned()),
         ..ContainerPort::default()
     }
+}
+
+/// The weights' size as the plan counts them: what every pod downloads
+/// (each pod of a multi-node group fetches the whole model).
+pub fn model_bytes(plan: &Plan) -> u64 {
+    plan.weights_bytes_per_device
+        .saturating_mul(u64::from(plan.devices_per_replica))
 }
 
 /// Downloads the weights into the shared volume before the engine starts.

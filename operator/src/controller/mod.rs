@@ -10,6 +10,7 @@
 //! | build | the objects that run it ([`crate::build`]) | none | [`BuildError`] |
 //! | tenancy | with an admission key, the namespace's NetworkPolicy and engine API key Secret ([`tenancy`]) | writes (once per namespace and period) | [`apply::ApplyError`] |
 //! | apply | server-side apply, one field manager ([`apply`]) | writes | [`apply::ApplyError`] |
+//! | progress | downloading pods' bytes done, from their fetch container's last log line ([`progress`]) | reads | — (a failed read leaves the pod out) |
 //! | status | phase and conditions ([`status`]), written with Events ([`report`]) | writes | [`report::StatusError`] |
 //!
 //! [`pipeline`] calls them in order; [`Error`] wraps whichever failed. A
@@ -23,6 +24,7 @@ pub mod cleanup;
 pub mod discover;
 pub mod fetch;
 pub mod pipeline;
+pub mod progress;
 pub mod report;
 pub mod status;
 pub mod tenancy;

@@ -18,7 +18,7 @@ use modelfleet_core::crd::{ModelDeployment, ModelDeploymentStatus, Phase};
 
 use super::admission::{self, Admission, AdmissionError};
 use super::status::{self, Observed};
-use super::{Context, Error, apply, discover, report, tenancy};
+use super::{Context, Error, apply, discover, progress, report, tenancy};
 use crate::build::{self, Applied, Resources};
 
 /// Runs the pipeline for `md` in `namespace`.
@@ -140,6 +140,7 @@ async fn report_unplannable(
         replicas: previous.and_then(|s| s.replicas).unwrap_or(0),
         ready_replicas: previous.and_then(|s| s.ready_replicas).unwrap_or(0),
         pods: own_pods,
+        fetching: &[],
         previous,
         now,
     };
@@ -175,6 +176,7 @@ async fn report_running(
 ) -> Result<Action, Error> {
     let previous = md.status.as_ref();
     let generation = md.meta().generation;
+    let fetching = progress::read(&ctx.client, namespace, own_pods).await;
     let now = Timestamp::now();
     let seen = Observed {
         generation,
@@ -182,6 +184,7 @@ async fn report_running(
         replicas: applied.replicas(),
         ready_replicas: applied.ready_replicas(),
         pods: own_pods,
+        fetching: &fetching,
         previous,
         now,
     };

@@ -6,7 +6,7 @@ use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use k8s_openapi::jiff::Timestamp;
 use modelfleet_core::contract::condition::{self, pod, reason};
-use modelfleet_core::crd::{ModelDeploymentStatus, Phase, PlanStatus};
+use modelfleet_core::crd::{ModelDeploymentStatus, Phase, PlanStatus, PodFetch};
 use modelfleet_core::planner::Plan;
 
 /// What the apply step saw of the running workload.
@@ -19,6 +19,8 @@ pub struct Observed<'a> {
     pub ready_replicas: u32,
     /// The deployment's pods.
     pub pods: &'a [Pod],
+    /// Those downloading weights, and how far they have got.
+    pub fetching: &'a [PodFetch],
     pub previous: Option<&'a ModelDeploymentStatus>,
     pub now: Timestamp,
 }
@@ -72,20 +74,20 @@ pub fn running(
         };
         (phase, reason::UNSCHEDULABLE, message)
     } else if seen.ready_replicas > 0 {
-        (
-            Phase::Degraded,
-            reason::REPLICAS_NOT_READY,
-            format!(
-                "{}/{} replicas ready",
-                seen.ready_replicas, seen.desired_replicas
-            ),
-        )
+        let mut message = format!(
+            "{}/{} replicas ready",
+            seen.ready_replicas, seen.desired_replicas
+        );
+        if let Some(fetched) = PodFetch::summary(seen.fetching) {
+            message.push_str(&format!("; {fetched}"));
+        }
+        (Phase::Degraded, reason::REPLICAS_NOT_READY, message)
     } else if scheduled {
-        (
-            Phase::Loading,
-            reason::LOADING,
-            "pods are placed; the model is being fetched and loaded".to_owned(),
-        )
+        let message = match PodFetch::summary(seen.fetching) {
+            Some(fetched) => format!("pods are placed; {fetched}"),
+            None => "pods are placed; the model is being fetched and loaded".to_owned(),
+        };
+        (Phase::Loading, reason::LOADING, message)
     } else {
         (
             Phase::Scheduling,
@@ -156,6 +158,7 @@ pub fn running(
         replicas: Some(seen.replicas),
         ready_replicas: Some(seen.ready_replicas),
         endpoint: Some(endpoint.to_owned()),
+        fetching: seen.fetching.to_vec(),
     }
 }
 
@@ -187,6 +190,7 @@ pub fn unplannable(reason: &str, message: &str, seen: &Observed<'_>) -> ModelDep
         replicas: Some(seen.replicas),
         ready_replicas: Some(seen.ready_replicas),
         endpoint: kept.endpoint,
+        fetching: Vec::new(),
     }
 }
 

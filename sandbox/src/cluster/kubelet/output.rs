@@ -21,6 +21,9 @@ use crate::cluster::common::later;
 /// How often, in simulated time, a simulated download prints its progress.
 pub const PROGRESS_EVERY: Duration = Duration::from_secs(2);
 
+/// However fast time is scaled, no more often than this in real time.
+pub const PROGRESS_AT_MOST_EVERY: Duration = Duration::from_millis(250);
+
 /// One run of one container and what it has printed so far.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Printed {
@@ -154,7 +157,7 @@ fn download(
     let source = argument(c, "--source").unwrap_or("the model");
     let ends = finished.unwrap_or_else(|| later(started, timings.init_duration(pod, 0)));
     let length = Duration::try_from(ends.duration_since(started)).unwrap_or(Duration::ZERO);
-    let step = timings.scaled(PROGRESS_EVERY).max(Duration::from_millis(1));
+    let step = timings.scaled(PROGRESS_EVERY).max(PROGRESS_AT_MOST_EVERY);
     // The simulated rate, in bytes per simulated second.
     let rate = timings.fetch_bytes_per_second as f64;
     let upto = finished.map_or(now, |f| f.min(now));

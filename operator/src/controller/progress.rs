@@ -1,0 +1,68 @@
+//! The `progress` step: how far each pod still downloading its weights
+//! has got, read from the last line its fetch container printed
+//! (`pods/log`, which the operator's ClusterRole may read; tenant pods
+//! gain no rights for it). One small read per downloading pod, at most
+//! [`MAX_PODS`] per reconcile; a read that fails leaves that pod out.
+
+use futures::future::join_all;
+use k8s_openapi::api::core::v1::Pod;
+use kube::Client;
+use kube::api::{Api, LogParams};
+use modelfleet_core::contract::fetch::{CONTAINER, parse_progress};
+use modelfleet_core::crd::PodFetch;
+
+/// Pods whose progress one reconcile reads.
+pub const MAX_PODS: usize = 32;
+
+/// Whether `pod`'s fetch container is running now.
+pub fn is_fetching(pod: &Pod) -> bool {
+    pod.status
+        .as_ref()
+        .and_then(|s| s.init_container_statuses.as_ref())
+        .into_iter()
+        .flatten()
+        .any(|s| {
+            s.name == CONTAINER
+                && s.state
+                    .as_ref()
+                    .is_some_and(|state| state.running.is_some())
+        })
+}
+
+/// Progress of the pods of `pods` that are downloading, by pod name.
+pub async fn read(client: &Client, namespace: &str, pods: &[Pod]) -> Vec<PodFetch> {
+    let api: Api<Pod> = Api::namespaced(client.clone(), namespace);
+    let mut names: Vec<&str> = pods
+        .iter()
+        .filter(|p| is_fetching(p))
+        .filter_map(|p| p.metadata.name.as_deref())
+        .collect();
+    names.sort_unstable();
+    names.truncate(MAX_PODS);
+    let params = LogParams {
+        container: Some(CONTAINER.to_owned()),
+        tail_lines: Some(1),
+        limit_bytes: Some(4096),
+        ..LogParams::default()
+    };
+    let reads = names.iter().map(|name| {
+        let (api, params) = (&api, &params);
+        async move {
+            match api.logs(name, params).await {
+                Ok(text) => {
+                    let progress = text.lines().last().and_then(parse_progress)?;
+                    Some(PodFetch {
+                        pod: (*name).to_owned(),
+                        bytes_done: progress.done,
+                        bytes_total: progress.total,
+                    })
+                }
+                Err(error) => {
+                    tracing::debug!(pod = name, %error, "cannot read the fetch's progress");
+                    None
+                }
+            }
+        }
+    });
+    join_all(reads).await.into_iter().flatten().collect()
+}
