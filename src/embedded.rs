@@ -26,7 +26,9 @@ use modelfleet_core::crd::ModelDeployment;
 use modelfleet_core::fleet::Fleet;
 use modelfleet_operator::controller::Settings;
 use modelfleet_operator::runner::{self, Options, Shutdown};
-use modelfleet_sandbox::cluster::{ClusterHandle, ClusterOptions, SimulatedCluster, Timings};
+use modelfleet_sandbox::cluster::{
+    ClusterHandle, ClusterOptions, RealFetch, SimulatedCluster, Timings,
+};
 use modelfleet_sandbox::{ApiServer, ApiServerOptions, ServingHandle, SnapshotKeeper};
 use tokio::task::JoinHandle;
 
@@ -51,6 +53,10 @@ pub struct EmbeddedOptions {
     /// How fast the simulated nodes download a model (before
     /// `time_factor` scales time).
     pub fetch_bytes_per_second: u64,
+    /// Run modelfleet's own fetch init containers for real, with the
+    /// nodes' disks under this directory (see the sandbox's
+    /// `kubelet::real_fetch`); simulated when `None`.
+    pub real_fetch_disks: Option<PathBuf>,
 }
 
 /// How often a cluster with a snapshot file writes it while its objects
@@ -94,6 +100,7 @@ impl EmbeddedOptions {
             admission: None,
             snapshot: None,
             fetch_bytes_per_second: Timings::default().fetch_bytes_per_second,
+            real_fetch_disks: None,
         }
     }
 }
@@ -136,6 +143,10 @@ impl EmbeddedCluster {
             .time_factor(options.time_factor)
             .pod_logs(api.pod_logs());
         cluster_options.timings.fetch_bytes_per_second = options.fetch_bytes_per_second;
+        cluster_options.real_fetch = options.real_fetch_disks.clone().map(|disks| RealFetch {
+            image_repository: modelfleet_operator::build::MODELFLEET_IMAGE_REPOSITORY.to_owned(),
+            disks,
+        });
         let nodes = SimulatedCluster::start(client.clone(), &options.fleet, cluster_options)
             .await
             .with_context(|| format!("cannot start the simulated nodes of {}", options.name))?;

@@ -297,6 +297,8 @@ pub async fn fetch(
 
     let mut last_report = Instant::now();
     let mut last_save = Instant::now();
+    // Chunks finished since the journal was last saved.
+    let mut unsaved = false;
     let report = |done: u64| Progress {
         done,
         total,
@@ -309,6 +311,18 @@ pub async fn fetch(
             last_report = Instant::now();
         }
         let (i, c) = match next {
+            // No chunk finished for a while (the rest may be slow or
+            // stalled): what did finish is kept, so a fetch killed now
+            // resumes from it.
+            Err(_) if unsaved => {
+                journal
+                    .save(&work)
+                    .await
+                    .map_err(|e| FetchError::Io(format!("cannot save the journal: {e}")))?;
+                last_save = Instant::now();
+                unsaved = false;
+                continue;
+            }
             Err(_) => continue,
             Ok(None) => break,
             Ok(Some(Err(e))) => {
@@ -320,6 +334,7 @@ pub async fn fetch(
         };
         if let Some(state) = journal.files.get_mut(&objects[i].relative) {
             state.done.insert(c);
+            unsaved = true;
         }
         if last_save.elapsed() >= Duration::from_secs(1) {
             journal
@@ -327,6 +342,7 @@ pub async fn fetch(
                 .await
                 .map_err(|e| FetchError::Io(format!("cannot save the journal: {e}")))?;
             last_save = Instant::now();
+            unsaved = false;
         }
     }
     progress(report(done.load(Ordering::Relaxed)));

@@ -24,7 +24,7 @@ fn engine_pod() -> Pod {
     serde_json::from_value(json!({
         "apiVersion": "v1", "kind": "Pod",
         "metadata": {"name": "llama-0", "namespace": "default",
-                     "annotations": {MODEL_BYTES_ANNOTATION: "20000000000"}},
+                     "annotations": {MODEL_BYTES_ANNOTATION: "600000000000"}},
         "spec": {
             "nodeName": NODE,
             "restartPolicy": "Never",
@@ -75,8 +75,8 @@ async fn kubectl_logs_shows_the_simulated_fetch_and_engine() {
     assert!(fetch.success, "{}", fetch.stderr);
     let progress: Vec<_> = fetch.stdout.lines().filter_map(parse_progress).collect();
     assert!(progress.len() >= 2, "{}", fetch.stdout);
-    assert!(progress.iter().all(|p| p.total == 20_000_000_000));
-    assert_eq!(progress.last().unwrap().done, 20_000_000_000);
+    assert!(progress.iter().all(|p| p.total == 600_000_000_000));
+    assert_eq!(progress.last().unwrap().done, 600_000_000_000);
     assert!(fetch.stdout.contains("fetch s3://models/llama: "));
     let last = kubectl
         .run(&["logs", "llama-0", "-c", "fetch-weights", "--tail=1"])

@@ -344,6 +344,9 @@ fn fetch_container(inputs: &PodInputs) -> Container {
         // Our own image: a non-root user, and nothing written but the
         // weights volume.
         security_context: Some(hardened(Some(FETCH_USER))),
+        // A failed download's last lines (its one-line reason) become the
+        // container's termination message, which the status shows.
+        termination_message_policy: Some("FallbackToLogsOnError".to_owned()),
         ..Container::default()
     }
 }

@@ -2,7 +2,7 @@
 //! the pods' state, to the ModelDeployment's phase and conditions. Pure: no
 //! client required.
 
-use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::api::core::v1::{ContainerStatus, Pod};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use k8s_openapi::jiff::Timestamp;
 use modelfleet_core::contract::condition::{self, pod, reason};
@@ -252,14 +252,126 @@ fn first_failing(pods: &[Pod]) -> Option<String> {
                 .unwrap_or("failed");
             return Some(format!("{name}: {why}"));
         }
-        status.container_statuses.iter().flatten().find_map(|c| {
-            let waiting = c.state.as_ref()?.waiting.as_ref()?;
-            (waiting.reason.as_deref() == Some("CrashLoopBackOff")).then(|| {
+        let crash_looping = |c: &&ContainerStatus| {
+            c.state
+                .as_ref()
+                .and_then(|s| s.waiting.as_ref())
+                .is_some_and(|w| w.reason.as_deref() == Some("CrashLoopBackOff"))
+        };
+        // An init container that keeps failing (a download refused, say):
+        // what it last said is the reason.
+        let init = status
+            .init_container_statuses
+            .iter()
+            .flatten()
+            .find(crash_looping)
+            .map(|c| {
+                let said = c
+                    .last_state
+                    .as_ref()
+                    .and_then(|s| s.terminated.as_ref())
+                    .and_then(|t| t.message.as_deref())
+                    .and_then(|m| m.lines().rev().find(|l| !l.trim().is_empty()))
+                    .map(|l| format!(": {}", l.trim()))
+                    .unwrap_or_default();
                 format!(
-                    "{name}: container {} is crash-looping ({} restarts)",
+                    "{name}: init container {} keeps failing ({} restarts){said}",
                     c.name, c.restart_count
                 )
-            })
+            });
+        init.or_else(|| {
+            status
+                .container_statuses
+                .iter()
+                .flatten()
+                .find(crash_looping)
+                .map(|c| {
+                    format!(
+                        "{name}: container {} is crash-looping ({} restarts)",
+                        c.name, c.restart_count
+                    )
+                })
         })
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn pod(status: serde_json::Value) -> Pod {
+        serde_json::from_value(json!({
+            "metadata": {"name": "llama-0"},
+            "spec": {"nodeName": "node-1", "containers": [{"name": "engine"}]},
+            "status": status,
+        }))
+        .unwrap()
+    }
+
+    fn seen<'a>(pods: &'a [Pod], fetching: &'a [PodFetch]) -> Observed<'a> {
+        Observed {
+            generation: Some(1),
+            desired_replicas: 1,
+            replicas: 1,
+            ready_replicas: 0,
+            pods,
+            fetching,
+            previous: None,
+            now: Timestamp::from_second(1_800_000_000).unwrap(),
+        }
+    }
+
+    fn plan() -> Plan {
+        let fleet = modelfleet_core::Fleet::example();
+        let md = modelfleet_core::crd::ModelDeployment::test("llama");
+        let inputs = md.spec.planner_inputs().unwrap();
+        inputs.plan(&fleet).unwrap().plans.remove(0)
+    }
+
+    fn ready_message(status: &ModelDeploymentStatus) -> &str {
+        &status
+            .conditions
+            .iter()
+            .find(|c| c.type_ == condition::READY)
+            .unwrap()
+            .message
+    }
+
+    #[test]
+    fn a_failing_download_fails_the_deployment_with_what_the_fetch_said() {
+        let pods = [pod(json!({
+            "phase": "Pending",
+            "initContainerStatuses": [{
+                "name": "fetch-weights", "ready": false, "restartCount": 3, "image": "x", "imageID": "",
+                "state": {"waiting": {"reason": "CrashLoopBackOff"}},
+                "lastState": {"terminated": {"exitCode": 1, "reason": "Error",
+                    "message": "fetch s3://m/x into /models/x\ns3://m/x: access denied with credentials from AWS_ACCESS_KEY_ID …0001; check the key\n"}}
+            }]
+        }))];
+        let status = running(&plan(), "http://x", None, &seen(&pods, &[]));
+        assert_eq!(status.phase, Some(Phase::Failed));
+        assert_eq!(
+            ready_message(&status),
+            "llama-0: init container fetch-weights keeps failing (3 restarts): s3://m/x: access \
+             denied with credentials from AWS_ACCESS_KEY_ID …0001; check the key"
+        );
+    }
+
+    #[test]
+    fn a_loading_deployment_says_how_much_is_fetched() {
+        let pods = [pod(json!({"phase": "Pending"}))];
+        let fetching = [PodFetch {
+            pod: "llama-0".into(),
+            bytes_done: 1 << 30,
+            bytes_total: 4 << 30,
+        }];
+        let status = running(&plan(), "http://x", None, &seen(&pods, &fetching));
+        assert_eq!(status.phase, Some(Phase::Loading));
+        assert_eq!(
+            ready_message(&status),
+            "pods are placed; 1.00 of 4.00 GiB of weights fetched by 1 pod"
+        );
+        assert_eq!(status.fetching, fetching);
+    }
 }

@@ -115,6 +115,7 @@ pub(super) async fn start(
         reserved_namespace,
         install_lws_crd,
         pod_logs,
+        real_fetch,
     } = options;
     let namespaces: Api<Namespace> = Api::all(client.clone());
     let namespace = Namespace {
@@ -188,7 +189,8 @@ pub(super) async fn start(
             source,
         })?;
     }
-    let (kubelet, kubelet_task) = kubelet::kubelet(client.clone(), timings.clone(), pod_logs);
+    let (kubelet, kubelet_task) =
+        kubelet::kubelet(client.clone(), timings.clone(), pod_logs, real_fetch);
     let tasks = vec![
         tokio::spawn(scheduler::run(client.clone())),
         tokio::spawn(kubelet_task),

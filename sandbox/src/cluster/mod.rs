@@ -54,6 +54,7 @@ mod fixtures;
 mod handle;
 
 pub use handle::{ClusterError, ClusterHandle};
+pub use kubelet::real_fetch::RealFetch;
 pub use kubelet::runtime::Timings;
 
 use kube::Client;
@@ -77,6 +78,10 @@ pub struct ClusterOptions {
     /// `kubectl logs` shows it. By default a store of its own, which no
     /// API server reads.
     pub pod_logs: PodLogs,
+    /// Run modelfleet's own fetch init containers for real (see
+    /// `kubelet::real_fetch`); simulated, as every other container, when
+    /// `None`.
+    pub real_fetch: Option<RealFetch>,
 }
 
 impl Default for ClusterOptions {
@@ -86,6 +91,7 @@ impl Default for ClusterOptions {
             reserved_namespace: "kube-system".to_owned(),
             install_lws_crd: true,
             pod_logs: PodLogs::default(),
+            real_fetch: None,
         }
     }
 }

@@ -16,6 +16,7 @@
 //!   dying of an out-of-memory error would.
 
 pub mod output;
+pub mod real_fetch;
 pub mod runtime;
 pub mod status;
 
@@ -38,7 +39,8 @@ use super::common::{
 };
 use crate::logs::PodLogs;
 use output::Printed;
-use runtime::{PodRuntime, Timings, pick_pod_ip};
+use real_fetch::RealFetch;
+use runtime::{Exit, PodRuntime, Stage, Timings, pick_pod_ip};
 
 type Key = (String, String);
 
@@ -80,6 +82,11 @@ struct Shared {
     timings: Timings,
     logs: PodLogs,
     written: Mutex<Written>,
+    real_fetch: Option<RealFetch>,
+    /// The real fetches running, by pod uid, with their container's name.
+    fetches: Mutex<HashMap<String, (tokio::task::JoinHandle<()>, String)>>,
+    /// Wakes the reconcile of a pod (a fault, a real fetch that ended).
+    wake: mpsc::UnboundedSender<ObjectRef<Pod>>,
 }
 
 /// Per pod uid and container: the run whose lines are in the logs, how
@@ -113,7 +120,15 @@ impl KubeletHandle {
                 namespace: namespace.to_owned(),
                 name: name.to_owned(),
             })?;
+            let fetching = matches!(rt.stage, Stage::Init { index, since }
+                if Some(index) == rt.real_init && since <= now());
             rt.crash(now(), &self.shared.timings);
+            if fetching {
+                self.shared.stop_fetch(
+                    (namespace, name, &rt.uid),
+                    "sandbox: the fetch was killed (injected fault)",
+                );
+            }
         }
         // The receiver lives as long as the kubelet task; if that is gone
         // there is no one left to tell.
@@ -138,14 +153,18 @@ pub fn kubelet(
     client: Client,
     timings: Timings,
     logs: PodLogs,
+    real_fetch: Option<RealFetch>,
 ) -> (KubeletHandle, impl Future<Output = ()> + Send) {
+    let (trigger, faults) = mpsc::unbounded();
     let shared = Arc::new(Shared {
         runtimes: Mutex::new(HashMap::new()),
         timings,
         logs,
         written: Mutex::new(HashMap::new()),
+        real_fetch,
+        fetches: Mutex::new(HashMap::new()),
+        wake: trigger.clone(),
     });
-    let (trigger, faults) = mpsc::unbounded();
     let handle = KubeletHandle {
         shared: shared.clone(),
         trigger,
@@ -234,6 +253,8 @@ async fn reconcile(pod: Arc<Pod>, ctx: Arc<Ctx>) -> Result<Action, KubeletError>
         }
         ctx.runtimes().remove(&key);
         ctx.forget_output(&key, pod.metadata.uid.as_deref().unwrap_or_default());
+        ctx.remove_volumes(node_name, pod.metadata.uid.as_deref().unwrap_or_default())
+            .await;
         let params = DeleteParams {
             grace_period_seconds: Some(0),
             preconditions: Some(Preconditions {
@@ -319,7 +340,9 @@ async fn reconcile(pod: Arc<Pod>, ctx: Arc<Ctx>) -> Result<Action, KubeletError>
                         .and_then(|s| s.pod_cidr.clone())
                         .unwrap_or_default();
                     let ip = pick_pod_ip(&cidr, &used).unwrap_or_default();
-                    PodRuntime::admit(&pod, ip, now, timings)
+                    let mut rt = PodRuntime::admit(&pod, ip, now, timings);
+                    rt.real_init = ctx.shared.real_fetch.as_ref().and_then(|r| r.init_of(&pod));
+                    rt
                 }
             };
             runtimes.insert(key.clone(), rt);
@@ -328,6 +351,13 @@ async fn reconcile(pod: Arc<Pod>, ctx: Arc<Ctx>) -> Result<Action, KubeletError>
             return Ok(Action::await_change());
         };
         let wake = rt.advance(&pod, now, timings);
+        if let (Some(real), Stage::Init { index, since }) = (rt.real_init, &rt.stage)
+            && real == *index
+            && *since <= now
+            && rt.real_outcome.is_none()
+        {
+            ctx.start_fetch(&pod, node_name, real, *since);
+        }
         let (printed, next_line) = output::printed(&pod, rt, now, timings);
         ctx.write_output(&key, &rt.uid, printed);
         let wake = match (wake, next_line) {
@@ -341,6 +371,43 @@ async fn reconcile(pod: Arc<Pod>, ctx: Arc<Ctx>) -> Result<Action, KubeletError>
         Some(at) => Action::requeue(until(now, at).max(Duration::from_millis(1))),
         None => Action::await_change(),
     })
+}
+
+/// A failed container's termination message under
+/// `FallbackToLogsOnError`: its last 80 lines, at most 2,048 bytes, as
+/// the kubelet takes them.
+fn last_lines(logs: &PodLogs, pod: (&str, &str, &str), container: &str) -> Option<String> {
+    let snapshot = logs.read(pod, container, 0)?;
+    let start = snapshot.lines.len().saturating_sub(80);
+    let text: String = snapshot.lines[start..]
+        .iter()
+        .map(|l| format!("{}\n", l.text))
+        .collect();
+    let mut cut = text.len().saturating_sub(2048);
+    while !text.is_char_boundary(cut) {
+        cut += 1;
+    }
+    Some(text[cut..].to_owned()).filter(|t| !t.is_empty())
+}
+
+impl Shared {
+    /// Stops the real fetch of pod `uid`, if one runs, saying `why` in
+    /// its log (when `why` is not empty).
+    fn stop_fetch(&self, (namespace, name, uid): (&str, &str, &str), why: &str) {
+        let task = self
+            .fetches
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(uid);
+        if let Some((task, container)) = task {
+            task.abort();
+            if !why.is_empty() {
+                self.logs
+                    .write((namespace, name, uid), &container, now(), why);
+                self.logs.end((namespace, name, uid), &container);
+            }
+        }
+    }
 }
 
 impl Ctx {
@@ -381,6 +448,107 @@ impl Ctx {
                 logs.end(pod, &p.container);
                 entry.2 = true;
             }
+        }
+    }
+
+    /// Starts the real fetch of init container `index` of `pod`, unless
+    /// one is running: its end sets the runtime's outcome and wakes the
+    /// pod's reconcile.
+    fn start_fetch(&self, pod: &Pod, node: &str, index: usize, since: Timestamp) {
+        let Some(real) = &self.shared.real_fetch else {
+            return;
+        };
+        let uid = pod.metadata.uid.clone().unwrap_or_default();
+        let mut fetches = self
+            .shared
+            .fetches
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if fetches.get(&uid).is_some_and(|(t, _)| !t.is_finished()) {
+            return;
+        }
+        let Some(container) = pod
+            .spec
+            .as_ref()
+            .and_then(|s| s.init_containers.as_ref())
+            .and_then(|i| i.get(index))
+            .cloned()
+        else {
+            return;
+        };
+        let namespace = namespace_of(pod).to_owned();
+        let name = name_of(pod).to_owned();
+        let container_name = container.name.clone();
+        let pod_dir = real.pod_dir(node, &uid);
+        let (client, shared) = (self.client.clone(), self.shared.clone());
+        let task_uid = uid.clone();
+        let task = tokio::spawn(async move {
+            let uid = task_uid;
+            let key = (namespace.as_str(), name.as_str(), uid.as_str());
+            let result = async {
+                let command = real_fetch::command(&container)?;
+                let vars = real_fetch::environment(&client, &namespace, &container).await?;
+                let env = real_fetch::fetch_env(&vars);
+                real_fetch::run(command, env, &pod_dir, &shared.logs, (key, &container.name)).await
+            }
+            .await;
+            if let Err(message) = &result {
+                // Also what a failure before the fetch itself started says.
+                let logged = shared
+                    .logs
+                    .read(key, &container.name, 0)
+                    .is_some_and(|s| s.lines.last().is_some_and(|l| &l.text == message));
+                if !logged {
+                    shared.logs.write(key, &container.name, now(), message);
+                }
+            }
+            shared.logs.end(key, &container.name);
+            let fallback =
+                container.termination_message_policy.as_deref() == Some("FallbackToLogsOnError");
+            let outcome = result.map(|()| now()).map_err(|_| Exit {
+                code: 1,
+                reason: "Error".into(),
+                started: since,
+                finished: now(),
+                message: fallback
+                    .then(|| last_lines(&shared.logs, key, &container.name))
+                    .flatten(),
+            });
+            {
+                let mut runtimes = shared
+                    .runtimes
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner);
+                if let Some(rt) = runtimes.get_mut(&(namespace.clone(), name.clone()))
+                    && rt.uid == uid
+                    && matches!(rt.stage, Stage::Init { index: i, since: s } if i == index && s == since)
+                {
+                    rt.real_outcome = Some(outcome);
+                }
+            }
+            shared
+                .fetches
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .remove(&uid);
+            let _ = shared
+                .wake
+                .unbounded_send(ObjectRef::new(&name).within(&namespace));
+        });
+        fetches.insert(uid, (task, container_name));
+    }
+
+    /// The pod's volumes on its node go with it, as its emptyDirs do.
+    async fn remove_volumes(&self, node: &str, uid: &str) {
+        let Some(real) = &self.shared.real_fetch else {
+            return;
+        };
+        self.shared.stop_fetch((node, "", uid), "");
+        let dir = real.pod_dir(node, uid);
+        if let Err(error) = tokio::fs::remove_dir_all(&dir).await
+            && error.kind() != std::io::ErrorKind::NotFound
+        {
+            tracing::warn!(dir = %dir.display(), %error, "cannot remove a deleted pod's volumes");
         }
     }
 

@@ -50,7 +50,10 @@ pub fn printed(
     let mut next = None;
     for (i, c) in inits.iter().enumerate() {
         let span = match (rt.init_done.get(i), &rt.stage) {
-            (Some((started, finished)), _) => Some((*started, Some(*finished), 0)),
+            (Some((started, finished)), _) => {
+                let run = rt.init_done_restarts.get(i).copied().unwrap_or(0);
+                Some((*started, Some(*finished), run))
+            }
             (None, Stage::Init { index, since }) if *index == i && *since <= now => {
                 Some((*since, None, rt.init_restarts))
             }
@@ -59,6 +62,9 @@ pub fn printed(
         let Some((started, finished, run)) = span else {
             continue;
         };
+        if rt.real_init == Some(i) {
+            continue; // It prints for itself.
+        }
         let (lines, upcoming) = if i == 0 && Timings::model_bytes(pod).is_some() {
             download(pod, c, started, finished, now, timings)
         } else {

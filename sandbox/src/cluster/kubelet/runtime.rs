@@ -132,6 +132,8 @@ pub struct Exit {
     pub reason: String,
     pub started: Timestamp,
     pub finished: Timestamp,
+    /// What the container said as it ended (`terminated.message`).
+    pub message: Option<String>,
 }
 
 /// An app container's life so far.
@@ -167,10 +169,23 @@ pub struct PodRuntime {
     pub started: Timestamp,
     /// Finished init containers: (started, finished).
     pub init_done: Vec<(Timestamp, Timestamp)>,
+    /// Restarts of each finished init container, as `init_done`.
+    pub init_done_restarts: Vec<u32>,
+    /// Restarts of the current init container.
     pub init_restarts: u32,
     /// `restartPolicy: Never`: a crash fails the pod instead of restarting.
     pub never_restart: bool,
     pub stage: Stage,
+    /// How the current init container's last run ended, while it waits
+    /// to run again.
+    pub init_last_exit: Option<Exit>,
+    /// The init container (by index) that the kubelet really runs (the
+    /// weights' download), whose end is not a duration but what its run
+    /// reports in `real_outcome`.
+    pub real_init: Option<usize>,
+    /// How the real init container's current run ended: when it
+    /// succeeded, or how it failed; `None` while it runs.
+    pub real_outcome: Option<Result<Timestamp, Exit>>,
 }
 
 fn has_probe(spec: &PodSpec, container: usize) -> bool {
@@ -219,9 +234,13 @@ impl PodRuntime {
             pod_ip,
             started: now,
             init_done: Vec::new(),
+            init_done_restarts: Vec::new(),
             init_restarts: 0,
             never_restart: spec.restart_policy.as_deref() == Some("Never"),
             stage,
+            init_last_exit: None,
+            real_init: None,
+            real_outcome: None,
         }
     }
 
@@ -268,9 +287,13 @@ impl PodRuntime {
                 .flatten()
                 .map(|_| (now, now))
                 .collect(),
+            init_done_restarts: Vec::new(),
             init_restarts: 0,
             never_restart: spec.restart_policy.as_deref() == Some("Never"),
             stage: Stage::Running(containers),
+            init_last_exit: None,
+            real_init: None,
+            real_outcome: None,
         })
     }
 
@@ -281,11 +304,26 @@ impl PodRuntime {
         loop {
             match &mut self.stage {
                 Stage::Init { index, since } => {
-                    let ends = later(*since, timings.init_duration(pod, *index));
+                    let ends = if self.real_init == Some(*index) {
+                        match self.real_outcome.take() {
+                            // Still running: its run wakes the kubelet.
+                            None => return (*since > now).then_some(*since),
+                            Some(Ok(finished)) => finished,
+                            Some(Err(exit)) => {
+                                self.init_failed(exit, timings);
+                                continue;
+                            }
+                        }
+                    } else {
+                        later(*since, timings.init_duration(pod, *index))
+                    };
                     if now < ends {
                         return Some(ends);
                     }
+                    self.init_last_exit = None;
                     self.init_done.push((*since, ends));
+                    self.init_done_restarts.push(self.init_restarts);
+                    self.init_restarts = 0;
                     self.stage = if *index + 1 < inits {
                         Stage::Init {
                             index: *index + 1,
@@ -326,6 +364,23 @@ impl PodRuntime {
         }
     }
 
+    /// The current init container's run ended with `exit`: it runs again
+    /// after a back-off, or the pod fails if it never restarts.
+    pub fn init_failed(&mut self, exit: Exit, timings: &Timings) {
+        if self.never_restart {
+            self.stage = Stage::Failed {
+                containers: Vec::new(),
+                exit,
+            };
+            return;
+        }
+        if let Stage::Init { since, .. } = &mut self.stage {
+            *since = later(exit.finished, timings.backoff(self.init_restarts));
+            self.init_restarts += 1;
+            self.init_last_exit = Some(exit);
+        }
+    }
+
     /// The main (first) container exits with code 1, as an engine that runs
     /// out of device memory would. Restarted after a back-off unless the
     /// pod's restart policy is `Never`, which fails the pod.
@@ -333,21 +388,19 @@ impl PodRuntime {
         let never = self.never_restart;
         match &mut self.stage {
             Stage::Init { since, .. } => {
+                let started = *since;
+                if started > now {
+                    return; // Waiting to run again: nothing to crash.
+                }
                 let exit = Exit {
                     code: 1,
                     reason: "Error".into(),
-                    started: *since,
+                    started,
                     finished: now,
+                    message: None,
                 };
-                if never {
-                    self.stage = Stage::Failed {
-                        containers: Vec::new(),
-                        exit,
-                    };
-                } else {
-                    *since = later(now, timings.backoff(self.init_restarts));
-                    self.init_restarts += 1;
-                }
+                self.real_outcome = None;
+                self.init_failed(exit, timings);
             }
             Stage::Running(runs) => {
                 let Some(run) = runs.first_mut() else { return };
@@ -359,6 +412,7 @@ impl PodRuntime {
                     reason: "Error".into(),
                     started: run.started,
                     finished: now,
+                    message: None,
                 };
                 if never {
                     let containers = std::mem::take(runs);

@@ -30,13 +30,14 @@ pub fn render(pod: &Pod, rt: &PodRuntime, host_ip: &str, now: Timestamp) -> PodS
             let mut status = base_status(c, rt.init_restarts_for(i));
             if let Some((started, finished)) = rt.init_done.get(i) {
                 status.ready = true;
-                status.container_id = Some(id(&c.name, 0));
+                status.container_id = Some(id(&c.name, status.restart_count.max(0) as u32));
                 status.state = Some(terminated(
                     &Exit {
                         code: 0,
                         reason: "Completed".into(),
                         started: *started,
                         finished: *finished,
+                        message: None,
                     },
                     status.container_id.clone(),
                 ));
@@ -47,6 +48,28 @@ pub fn render(pod: &Pod, rt: &PodRuntime, host_ip: &str, now: Timestamp) -> PodS
                 status.started = Some(true);
                 status.container_id = Some(id(&c.name, rt.init_restarts));
                 status.state = Some(running(*since));
+                status.last_state = rt.init_last_exit.as_ref().map(|exit| {
+                    terminated(exit, Some(id(&c.name, rt.init_restarts.saturating_sub(1))))
+                });
+            } else if let Stage::Init { index, since } = &rt.stage
+                && *index == i
+                && let Some(exit) = &rt.init_last_exit
+            {
+                let seconds = since.duration_since(exit.finished).as_secs().max(0);
+                status.state = Some(waiting(
+                    "CrashLoopBackOff",
+                    Some(format!(
+                        "back-off {seconds}s restarting failed container={} pod={}_{}({})",
+                        c.name,
+                        name_of(pod),
+                        namespace_of(pod),
+                        rt.uid
+                    )),
+                ));
+                status.last_state = Some(terminated(
+                    exit,
+                    Some(id(&c.name, rt.init_restarts.saturating_sub(1))),
+                ));
             } else {
                 status.state = Some(waiting("PodInitializing", None));
             }
@@ -171,6 +194,9 @@ pub fn render(pod: &Pod, rt: &PodRuntime, host_ip: &str, now: Timestamp) -> PodS
 
 impl PodRuntime {
     fn init_restarts_for(&self, index: usize) -> i32 {
+        if let Some(done) = self.init_done_restarts.get(index) {
+            return *done as i32;
+        }
         match self.stage {
             Stage::Init { index: current, .. } if current == index => self.init_restarts as i32,
             _ => 0,
@@ -258,6 +284,7 @@ fn terminated(exit: &Exit, container_id: Option<String>) -> ContainerState {
             started_at: Some(time(exit.started)),
             finished_at: Some(time(exit.finished)),
             container_id,
+            message: exit.message.clone(),
             ..Default::default()
         }),
         ..Default::default()
