@@ -17,10 +17,16 @@
 //! complete and its size checked.
 //!
 //! Sources: `s3://`, `oss://`, `obs://` and `cos://` (each cloud's
-//! endpoint from [`endpoint::resolve`]), and `hf://org/model[@revision]`
+//! endpoint from [`endpoint::resolve`]); `hf://org/model[@revision]`
 //! from Hugging Face or a mirror (`HF_ENDPOINT`, `HF_TOKEN`), whose
-//! published SHA-256 is checked for every LFS file. `pvc://` is a mount,
-//! not a fetch.
+//! published SHA-256 is checked for every LFS file;
+//! `modelscope://org/model[@revision]` from ModelScope or a mirror
+//! (`MODELSCOPE_ENDPOINT`, `MODELSCOPE_API_TOKEN`), every file with a
+//! published SHA-256 checked; and `https://host[:port]/path/to/file`, one
+//! file from any server that honours `Range`, pinned by its ETag, saved as
+//! `<dest>/<last path segment>`. The HTTP sources trust the system's CAs
+//! and those of [`Env::ca_file`] (`--ca-file`, `MODELFLEET_FETCH_CA_FILE`).
+//! `pvc://` is a mount, not a fetch.
 
 mod download;
 pub mod endpoint;

@@ -341,8 +341,7 @@ fn modelscope_problem(org: &str, path: &str) -> Option<String> {
     }
     if !hub_name(org) || !hub_name(model) {
         return Some(
-            "has a name with a character other than letters, digits, '-', '_' and '.'"
-                .to_owned(),
+            "has a name with a character other than letters, digits, '-', '_' and '.'".to_owned(),
         );
     }
     match revision {
@@ -415,7 +414,9 @@ fn https_problem(host: &str, path: &str) -> Option<String> {
         .any(|part| part.is_empty() || part == "." || part == "..")
         || path.chars().any(|c| c.is_whitespace() || c == '\\')
     {
-        return Some("has an empty, '.' or '..' part, a backslash or a space in its path".to_owned());
+        return Some(
+            "has an empty, '.' or '..' part, a backslash or a space in its path".to_owned(),
+        );
     }
     None
 }

@@ -372,7 +372,11 @@ fn a_modelscope_source_is_org_model_and_an_optional_revision() {
             (source.scheme, source.root.as_str(), source.path.as_str()),
             (SourceScheme::ModelScope, root, path)
         );
-        assert_eq!(source.to_string(), uri, "round-trips to the fetch's --source");
+        assert_eq!(
+            source.to_string(),
+            uri,
+            "round-trips to the fetch's --source"
+        );
     }
     for (bad, why) in [
         ("modelscope://Qwen", "names no model"),
@@ -401,24 +405,45 @@ fn an_https_source_names_one_file_on_a_host() {
             "models.example.com",
             "llama/model.gguf",
         ),
-        ("https://mirror.corp:8443/w.bin", "mirror.corp:8443", "w.bin"),
+        (
+            "https://mirror.corp:8443/w.bin",
+            "mirror.corp:8443",
+            "w.bin",
+        ),
         ("https://[::1]:8443/a/w.bin", "[::1]:8443", "a/w.bin"),
-        ("https://10.0.0.7/w.safetensors", "10.0.0.7", "w.safetensors"),
+        (
+            "https://10.0.0.7/w.safetensors",
+            "10.0.0.7",
+            "w.safetensors",
+        ),
     ] {
         let source = ModelSource::parse(uri).unwrap();
         assert_eq!(
             (source.scheme, source.root.as_str(), source.path.as_str()),
             (SourceScheme::Https, root, path)
         );
-        assert_eq!(source.to_string(), uri, "round-trips to the fetch's --source");
+        assert_eq!(
+            source.to_string(),
+            uri,
+            "round-trips to the fetch's --source"
+        );
     }
     for (bad, why) in [
         ("https://models.example.com", "names a directory"),
         ("https://models.example.com/", "names a directory"),
         ("https://models.example.com/llama/", "names a directory"),
-        ("https://models.example.com//w.bin", "empty, '.' or '..' part"),
-        ("https://models.example.com/a/../w.bin", "empty, '.' or '..' part"),
-        ("https://h.example/w.bin?X-Amz-Signature=abc", "query or fragment"),
+        (
+            "https://models.example.com//w.bin",
+            "empty, '.' or '..' part",
+        ),
+        (
+            "https://models.example.com/a/../w.bin",
+            "empty, '.' or '..' part",
+        ),
+        (
+            "https://h.example/w.bin?X-Amz-Signature=abc",
+            "query or fragment",
+        ),
         ("https://h.example/w.bin#part", "query or fragment"),
         ("https://user:pw@h.example/w.bin", "carries credentials"),
         ("https://h_x!/w.bin", "no valid host name"),
