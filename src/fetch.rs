@@ -15,7 +15,11 @@ use modelfleet_fetch::{Env, FetchOptions, Progress, Tuning};
 #[derive(Debug, Args)]
 pub struct FetchArgs {
     /// Where the weights are: s3://, oss://, obs:// or cos://bucket/prefix
-    /// (every object under the prefix is fetched).
+    /// (every object under the prefix), hf://org/model[@revision] (Hugging
+    /// Face: HF_ENDPOINT, HF_TOKEN), modelscope://org/model[@revision]
+    /// (ModelScope: MODELSCOPE_ENDPOINT, MODELSCOPE_API_TOKEN; revision
+    /// default master) or https://host[:port]/path/to/file (one file, saved
+    /// under its own name).
     #[arg(long)]
     source: String,
     /// The directory to create with the weights; it appears only complete.
@@ -47,6 +51,10 @@ pub struct FetchArgs {
     /// the chunk resumed on a new one.
     #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u16).range(1..=3600))]
     stall_seconds: u16,
+    /// PEM certificates of CAs to trust besides the system's, for hf://,
+    /// modelscope:// and https:// (a mirror behind a private CA).
+    #[arg(long, env = "MODELFLEET_FETCH_CA_FILE")]
+    ca_file: Option<PathBuf>,
 }
 
 const GIB: f64 = 1024.0 * 1024.0 * 1024.0;
@@ -71,7 +79,10 @@ pub fn run(args: FetchArgs) -> anyhow::Result<ExitCode> {
             stall_after: Duration::from_secs(u64::from(args.stall_seconds)),
             ..Tuning::default()
         },
-        env: Env::from_process(),
+        env: Env {
+            ca_file: args.ca_file,
+            ..Env::from_process()
+        },
     };
     let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
     let started = Instant::now();

@@ -345,6 +345,26 @@ fn fetch_refuses_what_it_cannot_fetch_with_a_line_saying_why() {
     assert!(err.contains("AWS_SECRET_ACCESS_KEY"), "{err}");
     let (code, err) = run("ftp://host/x", &[]);
     assert_eq!(code, Some(2));
-    assert!(err.contains("s3://, oss://, obs:// or cos://"), "{err}");
+    assert!(
+        err.contains("s3://, oss://, obs://, cos://, hf://, modelscope://, https://"),
+        "{err}"
+    );
+    let (code, err) = run("modelscope://Qwen/Qwen3-8B/extra", &[]);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("more than org/model"), "{err}");
+    assert!(err.contains("modelscope://org/model@revision"), "{err}");
+    let (code, err) = run("https://models.example.com/llama/", &[]);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("names a directory, not a file"), "{err}");
+    assert!(err.contains("https://host/path/to/file"), "{err}");
+    let (code, err) = run("http://models.example.com/w.bin", &[]);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("plain HTTP"), "{err}");
+    let (code, err) = run(
+        "https://127.0.0.1:9/w.bin",
+        &[("MODELFLEET_FETCH_CA_FILE", "/nonexistent/ca.pem")],
+    );
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("/nonexistent/ca.pem: cannot be read"), "{err}");
     assert!(!dir.path().join("weights").exists());
 }

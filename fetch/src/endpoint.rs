@@ -100,6 +100,8 @@ pub fn resolve(
         SourceScheme::Obs => ("obs", "Huawei Cloud OBS", "cn-north-4"),
         SourceScheme::Cos => ("cos", "Tencent Cloud COS", "ap-guangzhou"),
         SourceScheme::HuggingFace => return Err(EndpointError::NotObjectStore("hf")),
+        SourceScheme::ModelScope => return Err(EndpointError::NotObjectStore("modelscope")),
+        SourceScheme::Https => return Err(EndpointError::NotObjectStore("https")),
         SourceScheme::Pvc => return Err(EndpointError::NotObjectStore("pvc")),
     };
     let region = overrides
@@ -145,7 +147,10 @@ pub fn resolve(
         SourceScheme::Oss => Some(format!("https://oss-{region}.aliyuncs.com")),
         SourceScheme::Obs => Some(format!("https://obs.{region}.myhuaweicloud.com")),
         SourceScheme::Cos => Some(format!("https://cos.{region}.myqcloud.com")),
-        SourceScheme::HuggingFace | SourceScheme::Pvc => None,
+        SourceScheme::HuggingFace
+        | SourceScheme::ModelScope
+        | SourceScheme::Https
+        | SourceScheme::Pvc => None,
     };
     Ok(Endpoint {
         url,

@@ -8,12 +8,11 @@
 //! drops it when a download is redirected to another host, such as the
 //! hub's CDN).
 
-use std::time::Duration;
-
 use reqwest::header::{AUTHORIZATION, RANGE};
 use reqwest::{StatusCode, Url};
 use serde::Deserialize;
 
+use crate::http::{describe, segments};
 use crate::store::{Body, CredentialSource, Failure};
 use crate::{Env, FetchError, Object};
 
@@ -77,17 +76,6 @@ pub(crate) fn repo_and_revision(root: &str, path: &str) -> Option<(String, Strin
         .then_some((repo, revision))
 }
 
-fn segments(url: &mut Url, parts: &[&str]) {
-    if let Ok(mut path) = url.path_segments_mut() {
-        path.pop_if_empty();
-        for part in parts {
-            for segment in part.split('/') {
-                path.push(segment);
-            }
-        }
-    }
-}
-
 /// Lists `repo` at `revision`; the objects and how the hub was reached.
 pub(crate) async fn connect(
     uri: &str,
@@ -95,30 +83,18 @@ pub(crate) async fn connect(
     revision: &str,
     env: &Env,
 ) -> Result<(Hub, Vec<Object>, CredentialSource), FetchError> {
-    let endpoint_text = env
-        .hf_endpoint
-        .clone()
-        .filter(|e| !e.trim().is_empty())
-        .unwrap_or_else(|| DEFAULT_ENDPOINT.to_owned());
-    let endpoint = Url::parse(endpoint_text.trim().trim_end_matches('/'))
-        .ok()
-        .filter(|u| matches!(u.scheme(), "http" | "https"))
-        .ok_or_else(|| {
-            FetchError::BadSource(format!(
-                "HF_ENDPOINT {endpoint_text:?} must be an http:// or https:// URL, like \
-                 https://hf-mirror.com"
-            ))
-        })?;
+    let endpoint = crate::http::endpoint(
+        env.hf_endpoint.as_deref(),
+        "HF_ENDPOINT",
+        DEFAULT_ENDPOINT,
+        "https://hf-mirror.com",
+    )?;
     let token = env.hf_token.clone().filter(|t| !t.trim().is_empty());
     let credentials = match &token {
         Some(t) => CredentialSource::of("HF_TOKEN", t),
         None => CredentialSource("no token (HF_TOKEN is not set)".to_owned()),
     };
-    let client = reqwest::Client::builder()
-        .connect_timeout(Duration::from_secs(10))
-        .user_agent(concat!("modelfleet-fetch/", env!("CARGO_PKG_VERSION")))
-        .build()
-        .map_err(|e| FetchError::Io(format!("cannot build an HTTP client: {e}")))?;
+    let client = crate::http::client(env)?;
     let mut url = endpoint.clone();
     segments(&mut url, &["api", "models", &repo, "revision", revision]);
     url.query_pairs_mut().append_pair("blobs", "true");
@@ -130,7 +106,7 @@ pub(crate) async fn connect(
     let response = request
         .send()
         .await
-        .map_err(|e| FetchError::Source(format!("{listed}: {e}")))?;
+        .map_err(|e| FetchError::Source(format!("{listed}: {}", describe(&e))))?;
     match response.status() {
         s if s.is_success() => {}
         StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => {
@@ -213,36 +189,11 @@ impl Hub {
         if let Some(t) = &self.token {
             request = request.header(AUTHORIZATION, format!("Bearer {t}"));
         }
-        let response = request.send().await.map_err(|e| Failure {
-            transient: true,
-            detail: e.to_string(),
-        })?;
-        let status = response.status();
-        match status {
-            StatusCode::PARTIAL_CONTENT => Ok(Body::Http(response)),
-            // The whole file, asked for whole.
-            StatusCode::OK if start == 0 && end + 1 >= object.size => Ok(Body::Http(response)),
-            StatusCode::OK => Err(Failure {
-                transient: false,
-                detail: "the server does not honour Range requests".to_owned(),
-            }),
-            StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => Err(Failure {
-                transient: false,
-                detail: format!("access denied (HTTP {})", status.as_u16()),
-            }),
-            StatusCode::NOT_FOUND => Err(Failure {
-                transient: false,
-                detail: "no such file at that commit".to_owned(),
-            }),
-            s => Err(Failure {
-                transient: s.is_server_error()
-                    || matches!(
-                        s,
-                        StatusCode::TOO_MANY_REQUESTS | StatusCode::REQUEST_TIMEOUT
-                    ),
-                detail: format!("HTTP {}", s.as_u16()),
-            }),
-        }
+        let response = request
+            .send()
+            .await
+            .map_err(|e| crate::http::unanswered(&e))?;
+        crate::http::ranged(response, object, start, end, "no such file at that commit")
     }
 }
 

@@ -17,15 +17,24 @@
 //! complete and its size checked.
 //!
 //! Sources: `s3://`, `oss://`, `obs://` and `cos://` (each cloud's
-//! endpoint from [`endpoint::resolve`]), and `hf://org/model[@revision]`
+//! endpoint from [`endpoint::resolve`]); `hf://org/model[@revision]`
 //! from Hugging Face or a mirror (`HF_ENDPOINT`, `HF_TOKEN`), whose
-//! published SHA-256 is checked for every LFS file. `pvc://` is a mount,
-//! not a fetch.
+//! published SHA-256 is checked for every LFS file;
+//! `modelscope://org/model[@revision]` from ModelScope or a mirror
+//! (`MODELSCOPE_ENDPOINT`, `MODELSCOPE_API_TOKEN`), every file with a
+//! published SHA-256 checked; and `https://host[:port]/path/to/file`, one
+//! file from any server that honours `Range`, pinned by its ETag, saved as
+//! `<dest>/<last path segment>`. The HTTP sources trust the system's CAs
+//! and those of [`Env::ca_file`] (`--ca-file`, `MODELFLEET_FETCH_CA_FILE`).
+//! `pvc://` is a mount, not a fetch.
 
 mod download;
 pub mod endpoint;
+mod http;
+mod https;
 mod hub;
 pub mod journal;
+mod modelscope;
 mod s3;
 mod store;
 
@@ -35,12 +44,11 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
-use modelfleet_core::crd::{ModelSource, SourceScheme};
 
 use crate::endpoint::{EndpointOverrides, Environment};
 use crate::journal::{FileState, Journal, MARKER, Marker, MarkerFile, partial_dir, safe_relative};
 pub use crate::store::CredentialSource;
-use crate::store::Store;
+use crate::store::Plan;
 
 /// How hard and how patiently to fetch.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -92,6 +100,12 @@ pub struct Env {
     /// A Hugging Face mirror [default: https://huggingface.co].
     pub hf_endpoint: Option<String>,
     pub hf_token: Option<String>,
+    /// A ModelScope mirror [default: https://www.modelscope.cn].
+    pub modelscope_endpoint: Option<String>,
+    pub modelscope_token: Option<String>,
+    /// PEM certificates of CAs to trust, besides the system's, for the
+    /// sources fetched over HTTP (`hf://`, `modelscope://`, `https://`).
+    pub ca_file: Option<PathBuf>,
 }
 
 impl std::fmt::Debug for Env {
@@ -106,14 +120,22 @@ impl std::fmt::Debug for Env {
             .field("session_token", &self.session_token.as_ref().map(|_| "…"))
             .field("hf_endpoint", &self.hf_endpoint)
             .field("hf_token", &self.hf_token.as_ref().map(|_| "…"))
+            .field("modelscope_endpoint", &self.modelscope_endpoint)
+            .field(
+                "modelscope_token",
+                &self.modelscope_token.as_ref().map(|_| "…"),
+            )
+            .field("ca_file", &self.ca_file)
             .finish()
     }
 }
 
 impl Env {
     /// `AWS_ENDPOINT_URL(_S3)`, `AWS_REGION`, `AWS_ACCESS_KEY_ID`,
-    /// `AWS_SECRET_ACCESS_KEY`, `AWS_SESSION_TOKEN`, `HF_ENDPOINT` and
-    /// `HF_TOKEN` (or `HUGGING_FACE_HUB_TOKEN`) of this process.
+    /// `AWS_SECRET_ACCESS_KEY`, `AWS_SESSION_TOKEN`, `HF_ENDPOINT`,
+    /// `HF_TOKEN` (or `HUGGING_FACE_HUB_TOKEN`), `MODELSCOPE_ENDPOINT`,
+    /// `MODELSCOPE_API_TOKEN` and `MODELFLEET_FETCH_CA_FILE` of this
+    /// process.
     pub fn from_process() -> Env {
         Env {
             endpoint: Environment::from_process(),
@@ -124,6 +146,11 @@ impl Env {
             hf_token: std::env::var("HF_TOKEN")
                 .or_else(|_| std::env::var("HUGGING_FACE_HUB_TOKEN"))
                 .ok(),
+            modelscope_endpoint: std::env::var("MODELSCOPE_ENDPOINT").ok(),
+            modelscope_token: std::env::var("MODELSCOPE_API_TOKEN").ok(),
+            ca_file: std::env::var_os("MODELFLEET_FETCH_CA_FILE")
+                .filter(|p| !p.is_empty())
+                .map(PathBuf::from),
         }
     }
 }
@@ -185,28 +212,7 @@ pub async fn fetch(
     every: Duration,
     progress: impl Fn(Progress) + Send + Sync,
 ) -> Result<Fetched, FetchError> {
-    let source = ModelSource::parse(&options.source).map_err(|e| {
-        FetchError::BadSource(format!(
-            "{e}; a source is s3://, oss://, obs:// or cos://bucket/prefix"
-        ))
-    })?;
-    let hub_repo = match source.scheme {
-        SourceScheme::Pvc => {
-            return Err(FetchError::BadSource(format!(
-                "{} is a PersistentVolumeClaim: it is mounted, not fetched",
-                options.source
-            )));
-        }
-        SourceScheme::HuggingFace => Some(
-            hub::repo_and_revision(&source.root, &source.path).ok_or_else(|| {
-                FetchError::BadSource(format!(
-                    "{} is not hf://org/model or hf://org/model@revision",
-                    options.source
-                ))
-            })?,
-        ),
-        SourceScheme::S3 | SourceScheme::Oss | SourceScheme::Obs | SourceScheme::Cos => None,
-    };
+    let plan = Plan::of(&options.source)?;
     let dest = options.dest.as_path();
     if let Some(marker) = Marker::load(dest).await
         && marker.source == options.source
@@ -227,26 +233,7 @@ pub async fn fetch(
         )));
     }
 
-    let (store, objects, from) = match hub_repo {
-        Some((repo, revision)) => {
-            let (hub, objects, from) =
-                hub::connect(&options.source, repo, &revision, &options.env).await?;
-            (Store::Hub(hub), objects, from)
-        }
-        None => {
-            let endpoint =
-                endpoint::resolve(source.scheme, &options.endpoint, &options.env.endpoint)?;
-            let (credentials, from) = s3::credentials(&options.env)?;
-            let client = s3::client(&endpoint, credentials);
-            let objects =
-                s3::list(&client, &options.source, &source.root, &source.path, &from).await?;
-            let store = Store::S3 {
-                client,
-                bucket: source.root.clone(),
-            };
-            (store, objects, from)
-        }
-    };
+    let (store, objects, from) = plan.connect(options).await?;
     if objects.is_empty() {
         return Err(FetchError::Source(format!(
             "{} holds no files; check the path (it names a prefix, like \

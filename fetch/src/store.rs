@@ -1,12 +1,15 @@
 //! What a fetch reads from, whatever speaks behind it: an object store
-//! over the S3 protocol, or a model hub over HTTP. Each lists its objects
-//! and opens a byte range of one; the download loop ([`crate::download`])
-//! is the same for both.
+//! over the S3 protocol, a model hub (Hugging Face, ModelScope) or a plain
+//! HTTPS server. Each lists its objects and opens a byte range of one; the
+//! download loop ([`crate::download`]) is the same for all.
 
 use bytes::Bytes;
+use modelfleet_core::crd::{ModelSource, SourceScheme};
 
-use crate::Object;
+use crate::https::Https;
 use crate::hub::Hub;
+use crate::modelscope::ModelScope;
+use crate::{FetchError, FetchOptions, Object, endpoint, https, hub, modelscope, s3};
 
 pub(crate) enum Store {
     S3 {
@@ -14,6 +17,107 @@ pub(crate) enum Store {
         bucket: String,
     },
     Hub(Hub),
+    ModelScope(ModelScope),
+    Https(Https),
+}
+
+/// Where a source's objects come from, decided from its URI alone (no
+/// I/O), so that a bad source is refused before anything is touched.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Plan {
+    S3(ModelSource),
+    Hub {
+        repo: String,
+        revision: String,
+    },
+    ModelScope {
+        org: String,
+        model: String,
+        revision: String,
+    },
+    Https {
+        host: String,
+        path: String,
+    },
+}
+
+impl Plan {
+    pub(crate) fn of(uri: &str) -> Result<Plan, FetchError> {
+        let source = ModelSource::parse(uri).map_err(|e| {
+            // The core speaks of the ModelDeployment's field.
+            FetchError::BadSource(e.to_string().replacen("spec.source ", "source ", 1))
+        })?;
+        Ok(match source.scheme {
+            SourceScheme::Pvc => {
+                return Err(FetchError::BadSource(format!(
+                    "{uri} is a PersistentVolumeClaim: it is mounted, not fetched"
+                )));
+            }
+            SourceScheme::HuggingFace => {
+                let (repo, revision) = hub::repo_and_revision(&source.root, &source.path)
+                    .ok_or_else(|| {
+                        FetchError::BadSource(format!(
+                            "{uri} is not hf://org/model or hf://org/model@revision"
+                        ))
+                    })?;
+                Plan::Hub { repo, revision }
+            }
+            SourceScheme::ModelScope => {
+                let (model, revision) = modelscope::model_and_revision(&source.path);
+                Plan::ModelScope {
+                    org: source.root,
+                    model,
+                    revision,
+                }
+            }
+            SourceScheme::Https => Plan::Https {
+                host: source.root,
+                path: source.path,
+            },
+            SourceScheme::S3 | SourceScheme::Oss | SourceScheme::Obs | SourceScheme::Cos => {
+                Plan::S3(source)
+            }
+        })
+    }
+
+    /// Reaches the store and lists the source's objects.
+    pub(crate) async fn connect(
+        self,
+        options: &FetchOptions,
+    ) -> Result<(Store, Vec<Object>, CredentialSource), FetchError> {
+        let (uri, env) = (options.source.as_str(), &options.env);
+        Ok(match self {
+            Plan::Hub { repo, revision } => {
+                let (hub, objects, from) = hub::connect(uri, repo, &revision, env).await?;
+                (Store::Hub(hub), objects, from)
+            }
+            Plan::ModelScope {
+                org,
+                model,
+                revision,
+            } => {
+                let (source, objects, from) =
+                    modelscope::connect(uri, &org, &model, &revision, env).await?;
+                (Store::ModelScope(source), objects, from)
+            }
+            Plan::Https { host, path } => {
+                let chunk = options.tuning.chunk_size;
+                let (source, objects, from) = https::connect(uri, &host, &path, chunk, env).await?;
+                (Store::Https(source), objects, from)
+            }
+            Plan::S3(source) => {
+                let endpoint = endpoint::resolve(source.scheme, &options.endpoint, &env.endpoint)?;
+                let (credentials, from) = s3::credentials(env)?;
+                let client = s3::client(&endpoint, credentials);
+                let objects = s3::list(&client, uri, &source.root, &source.path, &from).await?;
+                let store = Store::S3 {
+                    client,
+                    bucket: source.root,
+                };
+                (store, objects, from)
+            }
+        })
+    }
 }
 
 /// The bytes of one range, as they arrive.
@@ -72,18 +176,20 @@ impl Store {
         end: u64,
     ) -> Result<Body, Failure> {
         match self {
-            Store::S3 { client, bucket } => {
-                crate::s3::open(client, bucket, object, start, end).await
-            }
+            Store::S3 { client, bucket } => s3::open(client, bucket, object, start, end).await,
             Store::Hub(hub) => hub.open(object, start, end).await,
+            Store::ModelScope(source) => source.open(object, start, end).await,
+            Store::Https(source) => source.open(object, start, end).await,
         }
     }
 
     /// What to do when the store refuses for want of rights.
     pub(crate) fn denied_fix(&self) -> &'static str {
         match self {
-            Store::S3 { .. } => crate::s3::S3_DENIED_FIX,
-            Store::Hub(_) => crate::hub::HUB_DENIED_FIX,
+            Store::S3 { .. } => s3::S3_DENIED_FIX,
+            Store::Hub(_) => hub::HUB_DENIED_FIX,
+            Store::ModelScope(_) => modelscope::MODELSCOPE_DENIED_FIX,
+            Store::Https(_) => https::HTTPS_DENIED_FIX,
         }
     }
 }

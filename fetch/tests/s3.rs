@@ -192,9 +192,7 @@ impl Server {
                 },
                 access_key_id: Some(ACCESS_KEY.into()),
                 secret_access_key: Some(SECRET_KEY.into()),
-                session_token: None,
-                hf_endpoint: None,
-                hf_token: None,
+                ..Env::default()
             },
         }
     }

@@ -324,7 +324,7 @@ impl From<SpecError> for Error {
             SpecError::Model(_) | SpecError::ArchitectureIdMismatch { .. } => "model",
             SpecError::GpuMemoryUtilization(_) => "serving.gpuMemoryUtilization",
             SpecError::RuntimeExcludesAccelerators { .. } => "serving.runtime",
-            SpecError::Source(_) => "source",
+            SpecError::Source(_) | SpecError::SourceForm { .. } => "source",
             SpecError::SourceSecret(_) => "sourceSecret",
         };
         Error::new(

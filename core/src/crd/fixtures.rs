@@ -8,7 +8,7 @@
 //! generation 1, so that owner references and `observedGeneration` can be
 //! built from them.
 
-use kube::api::ObjectMeta;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 
 use crate::model::ModelArch;
 use crate::planner::SpotPolicy;

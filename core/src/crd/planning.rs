@@ -37,9 +37,17 @@ pub enum SpecError {
         accelerators: String,
     },
     #[error(
-        "spec.source {0:?} must start with s3://, oss://, obs://, cos://, hf:// or pvc:// followed by a bucket, repository or claim name"
+        "spec.source {0:?} must start with s3://, oss://, obs://, cos://, hf://, modelscope://, https:// or pvc:// followed by a bucket, repository, host or claim name"
     )]
     Source(String),
+    /// A known scheme in a form that scheme does not take.
+    #[error("spec.source {uri:?} {problem}; {expected}")]
+    SourceForm {
+        uri: String,
+        problem: String,
+        /// What a right one looks like.
+        expected: &'static str,
+    },
     #[error("spec.sourceSecret: {0}")]
     SourceSecret(String),
 }
@@ -52,7 +60,7 @@ impl SpecError {
             SpecError::ArchitectureIdMismatch { .. } => "architecture_id",
             SpecError::GpuMemoryUtilization(_) => "gpu_memory_utilization",
             SpecError::RuntimeExcludesAccelerators { .. } => "runtime_accelerators",
-            SpecError::Source(_) => "source",
+            SpecError::Source(_) | SpecError::SourceForm { .. } => "source",
             SpecError::SourceSecret(_) => "source_secret",
         }
     }
@@ -226,6 +234,12 @@ pub enum SourceScheme {
     Obs,
     Cos,
     HuggingFace,
+    /// ModelScope (`modelscope://org/model[@revision]`), fetched like
+    /// Hugging Face.
+    ModelScope,
+    /// One file over HTTPS (`https://host[:port]/path/to/file`), fetched
+    /// into the model's directory under its own name.
+    Https,
     /// A PersistentVolumeClaim that already holds the weights; mounted
     /// directly, nothing is fetched.
     Pvc,
@@ -235,7 +249,8 @@ pub enum SourceScheme {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ModelSource {
     pub scheme: SourceScheme,
-    /// Bucket, repository or claim name: the first path segment.
+    /// Bucket, organisation, host (with its port) or claim name: the first
+    /// path segment.
     pub root: String,
     /// The rest of the path without a leading '/', possibly empty.
     pub path: String,
@@ -251,12 +266,44 @@ impl ModelSource {
             "obs" => SourceScheme::Obs,
             "cos" => SourceScheme::Cos,
             "hf" => SourceScheme::HuggingFace,
+            "modelscope" => SourceScheme::ModelScope,
+            "https" => SourceScheme::Https,
             "pvc" => SourceScheme::Pvc,
+            "http" => {
+                return Err(SpecError::SourceForm {
+                    uri: uri.to_owned(),
+                    problem: "is plain HTTP, which anyone on the way can read or alter".to_owned(),
+                    expected: HTTPS_FORM,
+                });
+            }
             _ => return Err(bad()),
         };
         let (root, path) = rest.split_once('/').unwrap_or((rest, ""));
         if root.is_empty() || root.chars().any(char::is_whitespace) {
             return Err(bad());
+        }
+        let form = |problem: String, expected| SpecError::SourceForm {
+            // A password before the host is not repeated in errors.
+            uri: match root.rsplit_once('@') {
+                Some((_, host)) => uri.replacen(root, &format!("…@{host}"), 1),
+                None => uri.to_owned(),
+            },
+            problem,
+            expected,
+        };
+        match scheme {
+            SourceScheme::ModelScope => {
+                modelscope_problem(root, path).map_or(Ok(()), |p| Err(form(p, MODELSCOPE_FORM)))?
+            }
+            SourceScheme::Https => {
+                https_problem(root, path).map_or(Ok(()), |p| Err(form(p, HTTPS_FORM)))?
+            }
+            SourceScheme::S3
+            | SourceScheme::Oss
+            | SourceScheme::Obs
+            | SourceScheme::Cos
+            | SourceScheme::HuggingFace
+            | SourceScheme::Pvc => {}
         }
         Ok(ModelSource {
             scheme,
@@ -264,6 +311,114 @@ impl ModelSource {
             path: path.trim_matches('/').to_owned(),
         })
     }
+}
+
+const MODELSCOPE_FORM: &str = "a ModelScope source is modelscope://org/model or \
+     modelscope://org/model@revision (a branch, tag or commit)";
+const HTTPS_FORM: &str = "an HTTPS source is one file, https://host/path/to/file or \
+     https://host:port/path/to/file";
+
+/// A ModelScope organisation or model name: letters, digits, '-', '_', '.'.
+fn hub_name(s: &str) -> bool {
+    !s.is_empty()
+        && s != "."
+        && s != ".."
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+}
+
+/// What is wrong with `modelscope://<org>/<path>`, if anything.
+fn modelscope_problem(org: &str, path: &str) -> Option<String> {
+    let (model, revision) = match path.split_once('@') {
+        Some((model, revision)) => (model, Some(revision)),
+        None => (path, None),
+    };
+    if model.is_empty() {
+        return Some("names no model after the organisation".to_owned());
+    }
+    if model.contains('/') {
+        return Some("has more than org/model before the revision".to_owned());
+    }
+    if !hub_name(org) || !hub_name(model) {
+        return Some(
+            "has a name with a character other than letters, digits, '-', '_' and '.'".to_owned(),
+        );
+    }
+    match revision {
+        Some("") => Some("has no revision after @".to_owned()),
+        Some(r)
+            if !r
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | '/')) =>
+        {
+            Some(format!(
+                "has a revision {r:?} with a character other than letters, digits, '-', '_', \
+                 '.' and '/'"
+            ))
+        }
+        _ => None,
+    }
+}
+
+/// What is wrong with `https://<host>/<path>`, if anything.
+fn https_problem(host: &str, path: &str) -> Option<String> {
+    if host.contains('@') {
+        return Some(
+            "carries credentials before the host, which would be shown wherever the \
+             source is; the fetch takes no credentials for HTTPS"
+                .to_owned(),
+        );
+    }
+    // `[v6]:port`, `[v6]`, `name:port` or `name`.
+    let (name, port) = match host.find(']') {
+        Some(end) => match &host[end + 1..] {
+            "" => (&host[..=end], None),
+            rest => (&host[..=end], Some(rest.strip_prefix(':').unwrap_or(rest))),
+        },
+        None => match host.split_once(':') {
+            Some((name, port)) => (name, Some(port)),
+            None => (host, None),
+        },
+    };
+    let name_ok = match name.strip_prefix('[') {
+        Some(v6) => v6
+            .strip_suffix(']')
+            .is_some_and(|a| a.parse::<std::net::Ipv6Addr>().is_ok()),
+        None => {
+            !name.is_empty()
+                && name
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '.'))
+        }
+    };
+    if !name_ok {
+        return Some(format!("has no valid host name ({name:?})"));
+    }
+    if let Some(port) = port
+        && port.parse::<u16>().map_or(true, |p| p == 0)
+    {
+        return Some(format!("has a port {port:?} that is not 1 to 65535"));
+    }
+    if path.contains(['?', '#']) {
+        return Some(
+            "has a query or fragment; the source names a file by its path alone (a signed \
+             URL's query is a credential and would be shown wherever the source is)"
+                .to_owned(),
+        );
+    }
+    if path.is_empty() || path.ends_with('/') {
+        return Some("names a directory, not a file".to_owned());
+    }
+    if path
+        .split('/')
+        .any(|part| part.is_empty() || part == "." || part == "..")
+        || path.chars().any(|c| c.is_whitespace() || c == '\\')
+    {
+        return Some(
+            "has an empty, '.' or '..' part, a backslash or a space in its path".to_owned(),
+        );
+    }
+    None
 }
 
 impl SourceScheme {
@@ -274,6 +429,8 @@ impl SourceScheme {
             SourceScheme::Obs => "obs",
             SourceScheme::Cos => "cos",
             SourceScheme::HuggingFace => "hf",
+            SourceScheme::ModelScope => "modelscope",
+            SourceScheme::Https => "https",
             SourceScheme::Pvc => "pvc",
         }
     }

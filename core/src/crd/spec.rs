@@ -20,8 +20,19 @@ use crate::precision::PrecisionChoice;
 use super::status::ModelDeploymentStatus;
 
 /// The weight-store schemes `spec.source` accepts; the fetcher speaks S3 to
-/// the first four, the Hugging Face Hub to `hf`, and `pvc` is mounted as is.
-pub const SOURCE_SCHEMES: [&str; 6] = ["s3", "oss", "obs", "cos", "hf", "pvc"];
+/// the first four, the Hugging Face Hub to `hf`, ModelScope's API to
+/// `modelscope`, plain ranged GETs to `https` (one file), and `pvc` is
+/// mounted as is.
+pub const SOURCE_SCHEMES: [&str; 8] = [
+    "s3",
+    "oss",
+    "obs",
+    "cos",
+    "hf",
+    "modelscope",
+    "https",
+    "pvc",
+];
 
 /// The longest ModelDeployment name. The name becomes the Service's name (a
 /// DNS-1035 label) and, for multi-node replicas, the LeaderWorkerSet
@@ -108,14 +119,16 @@ pub struct ModelDeploymentSpec {
 
     /// Where the weights are: `s3://bucket/prefix`, `oss://…` (Alibaba
     /// Cloud), `obs://…` (Huawei Cloud), `cos://…` (Tencent Cloud),
-    /// `hf://org/model` (Hugging Face Hub), or `pvc://claim/path` for a
-    /// PersistentVolumeClaim in the same namespace that already holds them
-    /// (ReadOnlyMany or ReadWriteMany when replicas span several nodes or
-    /// several replicas share it).
+    /// `hf://org/model[@revision]` (Hugging Face Hub),
+    /// `modelscope://org/model[@revision]` (ModelScope),
+    /// `https://host/path/to/file` (one file from any HTTPS server), or
+    /// `pvc://claim/path` for a PersistentVolumeClaim in the same namespace
+    /// that already holds them (ReadOnlyMany or ReadWriteMany when replicas
+    /// span several nodes or several replicas share it).
     #[schemars(length(max = 2048))]
     #[schemars(extend("x-kubernetes-validations" = [{
-        "rule": "self.matches('^(s3|oss|obs|cos|hf|pvc)://[^/]+')",
-        "message": "source must be a URI starting with s3://, oss://, obs://, cos://, hf:// or pvc:// followed by a bucket, repository or claim name",
+        "rule": "self.matches('^(s3|oss|obs|cos|hf|modelscope|https|pvc)://[^/]+')",
+        "message": "source must be a URI starting with s3://, oss://, obs://, cos://, hf://, modelscope://, https:// or pvc:// followed by a bucket, repository, host or claim name",
     }]))]
     pub source: String,
 
@@ -123,7 +136,8 @@ pub struct ModelDeploymentSpec {
     /// variables of the container that fetches the weights, and of no
     /// other container: `AWS_ACCESS_KEY_ID` and `AWS_SECRET_ACCESS_KEY`
     /// (and `AWS_SESSION_TOKEN`, `AWS_REGION`, `AWS_ENDPOINT_URL`) for an
-    /// object store, `HF_TOKEN` (and `HF_ENDPOINT`) for Hugging Face.
+    /// object store, `HF_TOKEN` (and `HF_ENDPOINT`) for Hugging Face,
+    /// `MODELSCOPE_API_TOKEN` (and `MODELSCOPE_ENDPOINT`) for ModelScope.
     /// Without one, the fetch uses what its environment gives it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(min = 1, max = 253))]

@@ -329,7 +329,11 @@ fn gpu_memory_utilization_out_of_range_is_refused() {
 
 #[test]
 fn sources_parse_by_scheme() {
-    for scheme in SOURCE_SCHEMES {
+    // ModelScope and HTTPS sources have forms of their own (below).
+    for scheme in SOURCE_SCHEMES
+        .into_iter()
+        .filter(|s| !matches!(*s, "modelscope" | "https"))
+    {
         let source = ModelSource::parse(&format!("{scheme}://bucket/a/b/")).unwrap();
         assert_eq!(source.scheme.name(), scheme);
         assert_eq!(
@@ -349,6 +353,112 @@ fn sources_parse_by_scheme() {
     ] {
         let err = ModelSource::parse(bad).unwrap_err();
         assert!(err.to_string().contains("s3://, oss://"), "{bad}: {err}");
+    }
+}
+
+#[test]
+fn a_modelscope_source_is_org_model_and_an_optional_revision() {
+    for (uri, root, path) in [
+        ("modelscope://Qwen/Qwen3-8B", "Qwen", "Qwen3-8B"),
+        ("modelscope://Qwen/Qwen3-8B@v1.0", "Qwen", "Qwen3-8B@v1.0"),
+        (
+            "modelscope://LLM-Research/Meta-Llama-3.1-8B-Instruct@release/v2",
+            "LLM-Research",
+            "Meta-Llama-3.1-8B-Instruct@release/v2",
+        ),
+    ] {
+        let source = ModelSource::parse(uri).unwrap();
+        assert_eq!(
+            (source.scheme, source.root.as_str(), source.path.as_str()),
+            (SourceScheme::ModelScope, root, path)
+        );
+        assert_eq!(
+            source.to_string(),
+            uri,
+            "round-trips to the fetch's --source"
+        );
+    }
+    for (bad, why) in [
+        ("modelscope://Qwen", "names no model"),
+        ("modelscope://Qwen/", "names no model"),
+        ("modelscope://Qwen/Qwen3-8B/extra", "more than org/model"),
+        ("modelscope://Qwen/Qwen3 8B", "letters, digits"),
+        ("modelscope://Qw*n/Qwen3-8B", "letters, digits"),
+        ("modelscope://Qwen/..", "letters, digits"),
+        ("modelscope://Qwen/Qwen3-8B@", "no revision after @"),
+        ("modelscope://Qwen/Qwen3-8B@v1 0", "revision"),
+    ] {
+        let err = ModelSource::parse(bad).unwrap_err().to_string();
+        assert!(err.contains(why), "{bad}: {err}");
+        assert!(
+            err.contains("modelscope://org/model or modelscope://org/model@revision"),
+            "says what a right one looks like: {err}"
+        );
+    }
+}
+
+#[test]
+fn an_https_source_names_one_file_on_a_host() {
+    for (uri, root, path) in [
+        (
+            "https://models.example.com/llama/model.gguf",
+            "models.example.com",
+            "llama/model.gguf",
+        ),
+        (
+            "https://mirror.corp:8443/w.bin",
+            "mirror.corp:8443",
+            "w.bin",
+        ),
+        ("https://[::1]:8443/a/w.bin", "[::1]:8443", "a/w.bin"),
+        (
+            "https://10.0.0.7/w.safetensors",
+            "10.0.0.7",
+            "w.safetensors",
+        ),
+    ] {
+        let source = ModelSource::parse(uri).unwrap();
+        assert_eq!(
+            (source.scheme, source.root.as_str(), source.path.as_str()),
+            (SourceScheme::Https, root, path)
+        );
+        assert_eq!(
+            source.to_string(),
+            uri,
+            "round-trips to the fetch's --source"
+        );
+    }
+    for (bad, why) in [
+        ("https://models.example.com", "names a directory"),
+        ("https://models.example.com/", "names a directory"),
+        ("https://models.example.com/llama/", "names a directory"),
+        (
+            "https://models.example.com//w.bin",
+            "empty, '.' or '..' part",
+        ),
+        (
+            "https://models.example.com/a/../w.bin",
+            "empty, '.' or '..' part",
+        ),
+        (
+            "https://h.example/w.bin?X-Amz-Signature=abc",
+            "query or fragment",
+        ),
+        ("https://h.example/w.bin#part", "query or fragment"),
+        ("https://user:pw@h.example/w.bin", "carries credentials"),
+        ("https://h_x!/w.bin", "no valid host name"),
+        ("https://h.example:0/w.bin", "not 1 to 65535"),
+        ("https://h.example:99999/w.bin", "not 1 to 65535"),
+        ("https://[zz]/w.bin", "no valid host name"),
+        ("http://h.example/w.bin", "plain HTTP"),
+    ] {
+        let err = ModelSource::parse(bad).unwrap_err().to_string();
+        assert!(err.contains(why), "{bad}: {err}");
+        assert!(
+            err.contains("https://host/path/to/file"),
+            "says what a right one looks like: {err}"
+        );
+        assert!(!err.contains("pw@"), "never repeats credentials: {err}");
     }
 }
 

@@ -37,11 +37,13 @@ pub struct CreateDeployment {
     #[schema(example = "llama-3.1-70b")]
     pub model: String,
     /// Where the weights are (`s3://…`, `oss://…`, `obs://…`, `cos://…`,
-    /// `hf://…`, `pvc://…`); defaults to the hub's model store.
+    /// `hf://…`, `modelscope://…`, `https://…`, `pvc://…`); defaults to the
+    /// hub's model store.
     pub source: Option<String>,
     /// A Secret in the tenant's namespace of each cluster it runs in whose
-    /// keys (`AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`, `HF_TOKEN` …)
-    /// only the container fetching the weights gets.
+    /// keys (`AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`, `HF_TOKEN`,
+    /// `MODELSCOPE_API_TOKEN` …) only the container fetching the weights
+    /// gets.
     #[schema(example = "model-store-keys")]
     pub source_secret: Option<String>,
     /// Default 1.
