@@ -225,6 +225,11 @@ pub fn fetch_env(vars: &BTreeMap<String, String>) -> Env {
         session_token: var(&["AWS_SESSION_TOKEN"]),
         hf_endpoint: var(&["HF_ENDPOINT"]),
         hf_token: var(&["HF_TOKEN", "HUGGING_FACE_HUB_TOKEN"]),
+        modelscope_endpoint: var(&["MODELSCOPE_ENDPOINT"]),
+        modelscope_token: var(&["MODELSCOPE_API_TOKEN"]),
+        // A path inside the container's image, which the sandbox's nodes
+        // do not have: a private CA is not supported here.
+        ca_file: None,
     }
 }
 
@@ -394,6 +399,7 @@ mod tests {
             ("AWS_ACCESS_KEY_ID", "AKID"),
             ("AWS_SECRET_ACCESS_KEY", "secret"),
             ("HUGGING_FACE_HUB_TOKEN", "hf_x"),
+            ("MODELSCOPE_API_TOKEN", "ms_y"),
         ]
         .into_iter()
         .map(|(k, v)| (k.to_owned(), v.to_owned()))
@@ -407,6 +413,7 @@ mod tests {
         assert_eq!(env.access_key_id.as_deref(), Some("AKID"));
         assert_eq!(env.secret_access_key.as_deref(), Some("secret"));
         assert_eq!(env.hf_token.as_deref(), Some("hf_x"));
+        assert_eq!(env.modelscope_token.as_deref(), Some("ms_y"));
         assert!(
             !format!("{env:?}").contains("secret\""),
             "secrets stay out of Debug"
