@@ -13,6 +13,7 @@ mod engine;
 mod meta;
 mod objects;
 mod pod;
+pub mod sizing;
 
 use std::marker::PhantomData;
 

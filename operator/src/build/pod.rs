@@ -25,11 +25,11 @@ use modelfleet_core::planner::Plan;
 
 use super::engine::{self, HTTP_PORT, LEADER_SCRIPT, MODELS_DIR, RAY_PORT, WORKER_SCRIPT};
 use super::meta::Owner;
+use super::sizing;
 
 /// Shared memory for the engine's worker processes (NCCL/HCCL buffers,
 /// PyTorch tensors between processes); the container runtime's 64 MiB
 /// default makes multi-device serving fail.
-const SHM_SIZE: &str = "16Gi";
 const GIB: u64 = 1 << 30;
 
 /// The user the fetch container runs as: the modelfleet image's own
@@ -182,7 +182,24 @@ fn engine_container(inputs: &PodInputs, role: Role) -> Container {
     // Whichever name the pool's nodes advertise the devices as.
     let resource = devices::resource_on(inputs.pool, inputs.accelerator);
     let count = Quantity(inputs.plan.devices_per_node.to_string());
-    let resources = BTreeMap::from([(resource.to_owned(), count)]);
+    let size = sizing::engine(
+        inputs.plan,
+        model_bytes(inputs.plan),
+        inputs.source.scheme != SourceScheme::Pvc,
+    );
+    // Devices: requests equal limits, as extended resources must.
+    let mut requests = BTreeMap::from([
+        (resource.to_owned(), count.clone()),
+        ("cpu".to_owned(), sizing::millicores(size.cpu_millis)),
+        ("memory".to_owned(), sizing::gib(size.memory_request)),
+    ]);
+    if let Some(storage) = size.storage {
+        requests.insert("ephemeral-storage".to_owned(), sizing::gib(storage));
+    }
+    let limits = BTreeMap::from([
+        (resource.to_owned(), count),
+        ("memory".to_owned(), sizing::gib(size.memory_limit)),
+    ]);
     let (command, args) = match role {
         // The vLLM image's own entrypoint, written out so that the
         // vllm-ascend image (which has none) runs the same way.
@@ -209,8 +226,8 @@ fn engine_container(inputs: &PodInputs, role: Role) -> Container {
         ports: (!ports.is_empty()).then_some(ports),
         env: Some(env(inputs, role)),
         resources: Some(ResourceRequirements {
-            requests: Some(resources.clone()),
-            limits: Some(resources),
+            requests: Some(requests),
+            limits: Some(limits),
             ..ResourceRequirements::default()
         }),
         volume_mounts: Some(engine_mounts(inputs)),
@@ -330,6 +347,20 @@ fn fetch_container(inputs: &PodInputs) -> Container {
                 .collect(),
         ),
         volume_mounts: Some(vec![mount(WEIGHTS_VOLUME, MODELS_DIR, false)]),
+        resources: Some(ResourceRequirements {
+            requests: Some(BTreeMap::from([
+                ("cpu".to_owned(), Quantity(sizing::FETCH_CPU.to_owned())),
+                (
+                    "memory".to_owned(),
+                    Quantity(sizing::FETCH_MEMORY_REQUEST.to_owned()),
+                ),
+            ])),
+            limits: Some(BTreeMap::from([(
+                "memory".to_owned(),
+                Quantity(sizing::FETCH_MEMORY_LIMIT.to_owned()),
+            )])),
+            ..ResourceRequirements::default()
+        }),
         // The source's credentials, for this container alone: the engine
         // never sees them.
         env_from: inputs.source_secret.map(|name| {
@@ -378,9 +409,16 @@ fn volumes(inputs: &PodInputs) -> Vec<Volume> {
             }),
             ..Volume::default()
         },
+        // As large as the engine's ephemeral-storage request: a download
+        // larger than planned is evicted, not left to fill the node.
         _ => Volume {
             name: WEIGHTS_VOLUME.to_owned(),
-            empty_dir: Some(EmptyDirVolumeSource::default()),
+            empty_dir: Some(EmptyDirVolumeSource {
+                medium: None,
+                size_limit: Some(sizing::gib(sizing::weights_volume(model_bytes(
+                    inputs.plan,
+                )))),
+            }),
             ..Volume::default()
         },
     };
@@ -388,7 +426,7 @@ fn volumes(inputs: &PodInputs) -> Vec<Volume> {
         name: SHM_VOLUME.to_owned(),
         empty_dir: Some(EmptyDirVolumeSource {
             medium: Some("Memory".to_owned()),
-            size_limit: Some(Quantity(SHM_SIZE.to_owned())),
+            size_limit: Some(sizing::gib(sizing::SHM_BYTES)),
         }),
         ..Volume::default()
     };
