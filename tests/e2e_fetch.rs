@@ -269,6 +269,25 @@ async fn fetch_log(client: &kube::Client, pod: &str) -> String {
         .unwrap()
 }
 
+impl Store {
+    /// Every file of the model is in `dir`, byte for byte.
+    fn assert_arrived(&self, dir: &Path) {
+        for (name, bytes) in &self.files {
+            let fetched = std::fs::read(dir.join(name)).unwrap();
+            assert!(&fetched == bytes, "{name} arrived whole and unchanged");
+        }
+    }
+}
+
+/// How often the pod's fetch container has restarted.
+fn fetch_restarts(pod: &Pod) -> i32 {
+    pod.status
+        .as_ref()
+        .and_then(|s| s.init_container_statuses.as_ref())
+        .and_then(|s| s.first())
+        .map_or(0, |s| s.restart_count)
+}
+
 /// The pod's model directory on its node's disk.
 fn model_dir(disks: &Path, pod: &Pod) -> PathBuf {
     let node = pod.spec.as_ref().unwrap().node_name.clone().unwrap();
@@ -296,11 +315,7 @@ async fn a_deployment_becomes_ready_on_weights_the_real_fetch_downloaded() {
     .await;
 
     let pod = pod_of(&client, "tiny").await;
-    let dir = model_dir(disks.path(), &pod);
-    for (name, bytes) in &store.files {
-        let fetched = std::fs::read(dir.join(name)).unwrap();
-        assert!(&fetched == bytes, "{name} arrived whole and unchanged");
-    }
+    store.assert_arrived(&model_dir(disks.path(), &pod));
     // 4 MiB shards in 16 MiB chunks: one GET per file.
     assert_eq!(store.gets.load(Ordering::SeqCst), store.files.len());
     let log = fetch_log(&client, pod.metadata.name.as_deref().unwrap()).await;
@@ -354,12 +369,7 @@ async fn a_wrong_key_fails_with_the_fetchs_reason_and_no_retry_storm() {
     // request, and runs are spaced by a doubling back-off.
     tokio::time::sleep(Duration::from_secs(2)).await;
     let pod = pod_of(&client, "denied").await;
-    let restarts = pod
-        .status
-        .as_ref()
-        .and_then(|s| s.init_container_statuses.as_ref())
-        .and_then(|s| s.first())
-        .map_or(0, |s| s.restart_count);
+    let restarts = fetch_restarts(&pod);
     let requests = store.requests.load(Ordering::SeqCst);
     assert!(restarts >= 1, "it was retried");
     assert!(
@@ -407,19 +417,10 @@ async fn a_fetch_killed_halfway_resumes_where_it_stopped() {
     })
     .await;
     let pod = pod_of(&client, "resumed").await;
-    let dir = model_dir(disks.path(), &pod);
-    for (name, bytes) in &store.files {
-        let fetched = std::fs::read(dir.join(name)).unwrap();
-        assert!(&fetched == bytes, "{name} arrived whole and unchanged");
-    }
+    store.assert_arrived(&model_dir(disks.path(), &pod));
     // Only the three that waited are asked for again; a fetch that
     // started over would ask for all seven.
-    let restarts = pod
-        .status
-        .as_ref()
-        .and_then(|s| s.init_container_statuses.as_ref())
-        .and_then(|s| s.first())
-        .map_or(0, |s| s.restart_count);
+    let restarts = fetch_restarts(&pod);
     assert_eq!(restarts, 1, "the fetch ran twice");
     // The log is the second run's (the first one's is `--previous`).
     let log = fetch_log(&client, pod.metadata.name.as_deref().unwrap()).await;

@@ -15,7 +15,8 @@ use modelfleet_core::contract::fetch::parse_progress;
 use modelfleet_core::contract::labels::MODEL_BYTES_ANNOTATION;
 use serde_json::json;
 
-use cluster_support::{eventually, is_ready, sandbox};
+use cluster_support::{Sandbox, eventually, is_ready, sandbox};
+use modelfleet_sandbox::ServingHandle;
 use support::kubectl::{KUBECTL, Kubectl, installed};
 
 const NODE: &str = "p5-h100-1";
@@ -37,11 +38,8 @@ fn engine_pod() -> Pod {
     .unwrap()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn kubectl_logs_shows_the_simulated_fetch_and_engine() {
-    if !installed() {
-        return;
-    }
+/// The example fleet's sandbox on a loopback port, and kubectl for it.
+async fn served() -> (Sandbox, ServingHandle, Kubectl) {
     let sandbox = sandbox().await;
     let serving = sandbox
         .server
@@ -49,6 +47,15 @@ async fn kubectl_logs_shows_the_simulated_fetch_and_engine() {
         .await
         .unwrap();
     let kubectl = Kubectl::new(&serving.kubeconfig_yaml("sandbox"));
+    (sandbox, serving, kubectl)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kubectl_logs_shows_the_simulated_fetch_and_engine() {
+    if !installed() {
+        return;
+    }
+    let (sandbox, serving, kubectl) = served().await;
     let pods: Api<Pod> = Api::namespaced(sandbox.client.clone(), "default");
 
     // No such pod: the real NotFound.
@@ -114,6 +121,31 @@ async fn kubectl_logs_shows_the_simulated_fetch_and_engine() {
         "{}",
         wrong.stderr
     );
+    // Reading logs is `get` on `pods/log`: someone without it is refused,
+    // even one who may read the pod itself.
+    let viewer = sandbox.server.issue_token("eve", &[]);
+    let pods_only = json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role",
+        "metadata": {"name": "pod-reader", "namespace": "default"},
+        "rules": [{"apiGroups": [""], "resources": ["pods"], "verbs": ["get"]}]});
+    let binding = json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
+        "metadata": {"name": "eve-reads-pods", "namespace": "default"},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "pod-reader"},
+        "subjects": [{"kind": "User", "name": "eve", "apiGroup": "rbac.authorization.k8s.io"}]});
+    for object in [pods_only, binding] {
+        kubectl
+            .ok(&["apply", "-f", &kubectl.file("rbac.yaml", &object)])
+            .await;
+    }
+    let eve = Kubectl::new(&serving.kubeconfig_yaml_with_token("sandbox", &viewer));
+    eve.ok(&["get", "pod", "llama-0"]).await;
+    let refused = eve.fails(&["logs", "llama-0"]).await;
+    assert!(
+        refused.contains(
+            "cannot get resource \"pods/log\" in API group \"\" in the namespace \"default\""
+        ),
+        "{refused}"
+    );
+
     let previous = kubectl.run(&["logs", "llama-0", "--previous"]).await;
     assert!(
         previous
@@ -172,13 +204,7 @@ async fn a_container_that_has_not_started_is_waiting() {
     if !installed() {
         return;
     }
-    let sandbox = sandbox().await;
-    let serving = sandbox
-        .server
-        .serve("127.0.0.1:0".parse().unwrap())
-        .await
-        .unwrap();
-    let kubectl = Kubectl::new(&serving.kubeconfig_yaml("sandbox"));
+    let (sandbox, _serving, kubectl) = served().await;
     // Bound to a node that does not exist: no kubelet runs it.
     let mut pod = engine_pod();
     pod.spec.as_mut().unwrap().node_name = Some("no-such-node".into());

@@ -116,6 +116,7 @@ pub(super) async fn start(
         install_lws_crd,
         pod_logs,
         real_fetch,
+        scoring,
     } = options;
     let namespaces: Api<Namespace> = Api::all(client.clone());
     let namespace = Namespace {
@@ -192,7 +193,7 @@ pub(super) async fn start(
     let (kubelet, kubelet_task) =
         kubelet::kubelet(client.clone(), timings.clone(), pod_logs, real_fetch);
     let tasks = vec![
-        tokio::spawn(scheduler::run(client.clone())),
+        tokio::spawn(scheduler::run(client.clone(), scoring)),
         tokio::spawn(kubelet_task),
         tokio::spawn(deployment::run(client.clone(), timings.time_factor)),
         tokio::spawn(lws::run(client.clone())),

@@ -56,6 +56,7 @@ mod handle;
 pub use handle::{ClusterError, ClusterHandle};
 pub use kubelet::real_fetch::RealFetch;
 pub use kubelet::runtime::Timings;
+pub use scheduler::filter::Scoring;
 
 use kube::Client;
 
@@ -82,6 +83,11 @@ pub struct ClusterOptions {
     /// `kubelet::real_fetch`); simulated, as every other container, when
     /// `None`.
     pub real_fetch: Option<RealFetch>,
+    /// How the scheduler ranks nodes. By default the bin-packing profile
+    /// GPU platforms configure, so that replicas fill partly used nodes
+    /// and whole nodes stay free for large ones; an unconfigured
+    /// kube-scheduler spreads (`Scoring::LeastAllocated`).
+    pub scoring: Scoring,
 }
 
 impl Default for ClusterOptions {
@@ -92,6 +98,7 @@ impl Default for ClusterOptions {
             install_lws_crd: true,
             pod_logs: PodLogs::default(),
             real_fetch: None,
+            scoring: Scoring::BinPackDevices,
         }
     }
 }

@@ -13,6 +13,7 @@ use k8s_openapi::api::core::v1::{
 
 use crate::cluster::common::{name_of, node_is_ready, node_of};
 use crate::cluster::resources::{self, Milli, Resources, pod_requests};
+use modelfleet_core::contract::devices::DEVICE_RESOURCES;
 
 /// What non-terminated pods bound to one node already request.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -101,12 +102,28 @@ impl Refusal<'_> {
     }
 }
 
+/// How feasible nodes are ranked: kube-scheduler's `NodeResourcesFit`
+/// scoring strategy.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Scoring {
+    /// The default profile: the node with the most CPU and memory left
+    /// free wins, which spreads pods.
+    #[default]
+    LeastAllocated,
+    /// The profile GPU platforms configure (`MostAllocated`, device
+    /// resources weighted 10 to CPU's and memory's 1): the fullest node
+    /// that fits wins, so replicas pack onto partly used nodes and whole
+    /// nodes stay free for multi-device and multi-node replicas.
+    BinPackDevices,
+}
+
 /// The nodes a pass schedules onto, with their allocatable resources read
-/// once rather than for every pod.
+/// once rather than for every pod, and how they are ranked.
 #[derive(Debug)]
-pub struct Candidates<'a>(Vec<(&'a Node, Resources)>);
+pub struct Candidates<'a>(Vec<(&'a Node, Resources)>, Scoring);
 
 impl<'a> Candidates<'a> {
+    /// Ranked as the default profile ranks them.
     pub fn new<N: Borrow<Node>>(nodes: &'a [N]) -> Self {
         Candidates(
             nodes
@@ -117,12 +134,19 @@ impl<'a> Candidates<'a> {
                     (node, resources::from_list(allocatable))
                 })
                 .collect(),
+            Scoring::default(),
         )
+    }
+
+    pub fn scoring(mut self, scoring: Scoring) -> Self {
+        self.1 = scoring;
+        self
     }
 }
 
 /// Picks a node for `pod` among `nodes`, given what is already allocated.
 pub fn schedule(pod: &Pod, nodes: &Candidates, usage: &Usage) -> Result<String, Unschedulable> {
+    let scoring = nodes.1;
     let nodes = &nodes.0;
     let Some(spec) = &pod.spec else {
         return Err(Unschedulable {
@@ -142,7 +166,10 @@ pub fn schedule(pod: &Pod, nodes: &Candidates, usage: &Usage) -> Result<String, 
         let used = usage.0.get(name_of(*node)).unwrap_or(&empty);
         match filter(spec, &requests, node, allocatable, used) {
             Ok(()) => {
-                let score = least_allocated_score(&requests, allocatable, used);
+                let score = match scoring {
+                    Scoring::LeastAllocated => least_allocated_score(&requests, allocatable, used),
+                    Scoring::BinPackDevices => bin_pack_score(&requests, allocatable, used),
+                };
                 // Ties go to the first node by name, so runs are repeatable.
                 if best.is_none_or(|(s, n)| score > s || (score == s && name_of(*node) < n)) {
                     best = Some((score, name_of(*node)));
@@ -245,6 +272,28 @@ fn least_allocated_score(requests: &Resources, allocatable: &Resources, used: &N
             (have - after).max(0) * 100 / have
         })
         .sum()
+}
+
+/// `MostAllocated` over the devices (weight 10), CPU and memory (weight 1
+/// each): the share of each allocated once the pod is placed, higher is
+/// better.
+fn bin_pack_score(requests: &Resources, allocatable: &Resources, used: &NodeUsage) -> i128 {
+    let weighted = DEVICE_RESOURCES
+        .iter()
+        .map(|(name, _)| (*name, 10))
+        .chain([("cpu", 1), ("memory", 1)]);
+    let (mut total, mut weights) = (0, 0);
+    for (name, weight) in weighted {
+        let have = allocatable.get(name).copied().unwrap_or(0);
+        if have <= 0 {
+            continue;
+        }
+        let after = used.requested.get(name).copied().unwrap_or(0)
+            + requests.get(name).copied().unwrap_or(0);
+        total += weight * after.min(have) * 100 / have;
+        weights += weight;
+    }
+    if weights == 0 { 0 } else { total / weights }
 }
 
 /// The real `Toleration.ToleratesTaint`.

@@ -311,3 +311,18 @@ fn no_nodes_at_all_says_so() {
     .unwrap_err();
     assert_eq!(err.message, "no nodes available to schedule pods");
 }
+
+#[test]
+fn the_bin_packing_profile_fills_a_partly_used_node_first() {
+    let (nodes, mut usage) = example();
+    let first = h100_pod("a", "4").requests("cpu", "16").build();
+    let node = schedule(&first, &Candidates::new(&nodes), &usage).unwrap();
+    usage.add(&node, first.spec.as_ref().unwrap());
+    let second = h100_pod("b", "4").requests("cpu", "16").build();
+    let packed = Candidates::new(&nodes).scoring(Scoring::BinPackDevices);
+    assert_eq!(
+        schedule(&second, &packed, &usage),
+        Ok(node),
+        "the second replica joins the first, leaving a whole node free"
+    );
+}

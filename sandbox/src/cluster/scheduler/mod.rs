@@ -26,12 +26,12 @@ use serde_json::json;
 
 use super::common::{Backoff, api_code, is_terminating, name_of, namespace_of, node_of, now, time};
 use super::events::{self, SCHEDULER};
-use filter::{Candidates, Unschedulable, Usage, schedule};
+use filter::{Candidates, Scoring, Unschedulable, Usage, schedule};
 
 const SCHEDULER_NAME: &str = "default-scheduler";
 
 /// Runs until the task is aborted.
-pub async fn run(client: Client) {
+pub async fn run(client: Client, scoring: Scoring) {
     let (pods, pod_writer) = reflector::store::<Pod>();
     let (nodes, node_writer) = reflector::store::<Node>();
     let pod_events = watcher(Api::<Pod>::all(client.clone()), watcher::Config::default())
@@ -45,6 +45,7 @@ pub async fn run(client: Client) {
     let mut changes = futures::stream::select(pod_events.boxed(), node_events.boxed());
     let mut scheduler = Scheduler {
         client,
+        scoring,
         assumed: BTreeMap::new(),
         backoff: Backoff::new(Duration::from_millis(100), Duration::from_secs(10)),
     };
@@ -75,6 +76,7 @@ pub async fn run(client: Client) {
 
 struct Scheduler {
     client: Client,
+    scoring: Scoring,
     /// Pod uid → node, for bindings the watch has not shown yet.
     assumed: BTreeMap<String, (String, Arc<Pod>)>,
     backoff: Backoff,
@@ -126,7 +128,7 @@ impl Scheduler {
                 usage.add(node, spec);
             }
         }
-        let candidates = Candidates::new(&nodes);
+        let candidates = Candidates::new(&nodes).scoring(self.scoring);
         let mut failed = false;
         for pod in pending(&pods) {
             let uid = pod.uid().unwrap_or_default();
