@@ -15,6 +15,7 @@
 //! - `KubeletHandle::fail_pod` crashes a pod's main container, as an engine
 //!   dying of an out-of-memory error would.
 
+mod fetching;
 pub mod output;
 pub mod real_fetch;
 pub mod runtime;
@@ -40,7 +41,7 @@ use super::common::{
 use crate::logs::PodLogs;
 use output::Printed;
 use real_fetch::RealFetch;
-use runtime::{Exit, PodRuntime, Stage, Timings, pick_pod_ip};
+use runtime::{PodRuntime, Stage, Timings, pick_pod_ip};
 
 type Key = (String, String);
 
@@ -373,43 +374,6 @@ async fn reconcile(pod: Arc<Pod>, ctx: Arc<Ctx>) -> Result<Action, KubeletError>
     })
 }
 
-/// A failed container's termination message under
-/// `FallbackToLogsOnError`: its last 80 lines, at most 2,048 bytes, as
-/// the kubelet takes them.
-fn last_lines(logs: &PodLogs, pod: (&str, &str, &str), container: &str) -> Option<String> {
-    let snapshot = logs.read(pod, container, 0)?;
-    let start = snapshot.lines.len().saturating_sub(80);
-    let text: String = snapshot.lines[start..]
-        .iter()
-        .map(|l| format!("{}\n", l.text))
-        .collect();
-    let mut cut = text.len().saturating_sub(2048);
-    while !text.is_char_boundary(cut) {
-        cut += 1;
-    }
-    Some(text[cut..].to_owned()).filter(|t| !t.is_empty())
-}
-
-impl Shared {
-    /// Stops the real fetch of pod `uid`, if one runs, saying `why` in
-    /// its log (when `why` is not empty).
-    fn stop_fetch(&self, (namespace, name, uid): (&str, &str, &str), why: &str) {
-        let task = self
-            .fetches
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .remove(uid);
-        if let Some((task, container)) = task {
-            task.abort();
-            if !why.is_empty() {
-                self.logs
-                    .write((namespace, name, uid), &container, now(), why);
-                self.logs.end((namespace, name, uid), &container);
-            }
-        }
-    }
-}
-
 impl Ctx {
     fn runtimes(&self) -> std::sync::MutexGuard<'_, HashMap<Key, PodRuntime>> {
         self.shared
@@ -448,107 +412,6 @@ impl Ctx {
                 logs.end(pod, &p.container);
                 entry.2 = true;
             }
-        }
-    }
-
-    /// Starts the real fetch of init container `index` of `pod`, unless
-    /// one is running: its end sets the runtime's outcome and wakes the
-    /// pod's reconcile.
-    fn start_fetch(&self, pod: &Pod, node: &str, index: usize, since: Timestamp) {
-        let Some(real) = &self.shared.real_fetch else {
-            return;
-        };
-        let uid = pod.metadata.uid.clone().unwrap_or_default();
-        let mut fetches = self
-            .shared
-            .fetches
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
-        if fetches.get(&uid).is_some_and(|(t, _)| !t.is_finished()) {
-            return;
-        }
-        let Some(container) = pod
-            .spec
-            .as_ref()
-            .and_then(|s| s.init_containers.as_ref())
-            .and_then(|i| i.get(index))
-            .cloned()
-        else {
-            return;
-        };
-        let namespace = namespace_of(pod).to_owned();
-        let name = name_of(pod).to_owned();
-        let container_name = container.name.clone();
-        let pod_dir = real.pod_dir(node, &uid);
-        let (client, shared) = (self.client.clone(), self.shared.clone());
-        let task_uid = uid.clone();
-        let task = tokio::spawn(async move {
-            let uid = task_uid;
-            let key = (namespace.as_str(), name.as_str(), uid.as_str());
-            let result = async {
-                let command = real_fetch::command(&container)?;
-                let vars = real_fetch::environment(&client, &namespace, &container).await?;
-                let env = real_fetch::fetch_env(&vars);
-                real_fetch::run(command, env, &pod_dir, &shared.logs, (key, &container.name)).await
-            }
-            .await;
-            if let Err(message) = &result {
-                // Also what a failure before the fetch itself started says.
-                let logged = shared
-                    .logs
-                    .read(key, &container.name, 0)
-                    .is_some_and(|s| s.lines.last().is_some_and(|l| &l.text == message));
-                if !logged {
-                    shared.logs.write(key, &container.name, now(), message);
-                }
-            }
-            shared.logs.end(key, &container.name);
-            let fallback =
-                container.termination_message_policy.as_deref() == Some("FallbackToLogsOnError");
-            let outcome = result.map(|()| now()).map_err(|_| Exit {
-                code: 1,
-                reason: "Error".into(),
-                started: since,
-                finished: now(),
-                message: fallback
-                    .then(|| last_lines(&shared.logs, key, &container.name))
-                    .flatten(),
-            });
-            {
-                let mut runtimes = shared
-                    .runtimes
-                    .lock()
-                    .unwrap_or_else(PoisonError::into_inner);
-                if let Some(rt) = runtimes.get_mut(&(namespace.clone(), name.clone()))
-                    && rt.uid == uid
-                    && matches!(rt.stage, Stage::Init { index: i, since: s } if i == index && s == since)
-                {
-                    rt.real_outcome = Some(outcome);
-                }
-            }
-            shared
-                .fetches
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .remove(&uid);
-            let _ = shared
-                .wake
-                .unbounded_send(ObjectRef::new(&name).within(&namespace));
-        });
-        fetches.insert(uid, (task, container_name));
-    }
-
-    /// The pod's volumes on its node go with it, as its emptyDirs do.
-    async fn remove_volumes(&self, node: &str, uid: &str) {
-        let Some(real) = &self.shared.real_fetch else {
-            return;
-        };
-        self.shared.stop_fetch((node, "", uid), "");
-        let dir = real.pod_dir(node, uid);
-        if let Err(error) = tokio::fs::remove_dir_all(&dir).await
-            && error.kind() != std::io::ErrorKind::NotFound
-        {
-            tracing::warn!(dir = %dir.display(), %error, "cannot remove a deleted pod's volumes");
         }
     }
 
