@@ -6,11 +6,14 @@
 //! what was downloaded. A wrong key fails with the fetch's own reason and
 //! no retry storm; a fetch killed halfway resumes instead of starting over.
 
+#[path = "support/deployments.rs"]
+mod deployments;
+
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto::Builder as ConnBuilder;
@@ -26,10 +29,11 @@ use s3s::service::S3ServiceBuilder;
 use s3s::{S3, S3Request, S3Response, S3Result};
 use tokio::sync::watch;
 
+use deployments::{phase, wait_for};
+
 const ACCESS_KEY: &str = "AKIDE2EFETCH0001";
 const SECRET_KEY: &str = "e2e-fetch-secret-key";
 const MIB: usize = 1024 * 1024;
-const WAIT: Duration = Duration::from_secs(60);
 
 /// s3s-fs, counting GETs; GETs past `open` wait until the gate opens.
 struct Gated {
@@ -225,27 +229,6 @@ fn deployment(name: &str, secret: &str) -> ModelDeployment {
     .unwrap()
 }
 
-async fn wait_for(
-    api: &Api<ModelDeployment>,
-    name: &str,
-    what: &str,
-    done: impl Fn(&ModelDeployment) -> bool,
-) -> ModelDeployment {
-    let deadline = Instant::now() + WAIT;
-    loop {
-        let md = api.get(name).await.unwrap();
-        if done(&md) {
-            return md;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{name} never became {what}: {:#?}",
-            md.status
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
 async fn pod_of(client: &kube::Client, name: &str) -> Pod {
     let pods: Api<Pod> = Api::namespaced(client.clone(), "default");
     let list = pods
@@ -309,10 +292,7 @@ async fn a_deployment_becomes_ready_on_weights_the_real_fetch_downloaded() {
     api.create(&PostParams::default(), &deployment("tiny", "s3-creds"))
         .await
         .unwrap();
-    wait_for(&api, "tiny", "Ready", |md| {
-        md.status.as_ref().and_then(|s| s.phase) == Some(Phase::Ready)
-    })
-    .await;
+    wait_for(&api, "tiny", "Ready", |md| phase(md) == Some(Phase::Ready)).await;
 
     let pod = pod_of(&client, "tiny").await;
     store.assert_arrived(&model_dir(disks.path(), &pod));
@@ -339,7 +319,7 @@ async fn a_wrong_key_fails_with_the_fetchs_reason_and_no_retry_storm() {
         .await
         .unwrap();
     let md = wait_for(&api, "denied", "Failed", |md| {
-        md.status.as_ref().and_then(|s| s.phase) == Some(Phase::Failed)
+        phase(md) == Some(Phase::Failed)
     })
     .await;
     let ready = md
@@ -413,7 +393,7 @@ async fn a_fetch_killed_halfway_resumes_where_it_stopped() {
     cluster.nodes.fail_pod("default", pod).unwrap();
     store.gate.send_replace(true);
     wait_for(&api, "resumed", "Ready", |md| {
-        md.status.as_ref().and_then(|s| s.phase) == Some(Phase::Ready)
+        phase(md) == Some(Phase::Ready)
     })
     .await;
     let pod = pod_of(&client, "resumed").await;

@@ -2,6 +2,9 @@
 //! the real `kubectl` and through a `kube::Client`, as a platform engineer
 //! would drive a cluster.
 
+#[path = "support/deployments.rs"]
+mod deployments;
+
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -13,7 +16,7 @@ use modelfleet::embedded::{EmbeddedCluster, EmbeddedOptions};
 use modelfleet_core::crd::{ModelDeployment, Phase};
 use modelfleet_core::fleet::Fleet;
 
-const WAIT: Duration = Duration::from_secs(60);
+use deployments::{WAIT, phase, wait_for};
 
 fn repo(path: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join(path)
@@ -29,30 +32,6 @@ async fn start(fleet: Fleet, listen: bool) -> EmbeddedCluster {
     EmbeddedCluster::start(options)
         .await
         .expect("the embedded cluster starts")
-}
-
-/// Polls `md` until `done` says yes, or fails the test with what it saw.
-async fn wait_for(
-    api: &Api<ModelDeployment>,
-    name: &str,
-    what: &str,
-    done: impl Fn(&ModelDeployment) -> bool,
-) -> ModelDeployment {
-    let deadline = Instant::now() + WAIT;
-    loop {
-        let md = api.get(name).await.unwrap();
-        if done(&md) {
-            return md;
-        }
-        if Instant::now() > deadline {
-            panic!("{name} never became {what}: {:#?}", md.status);
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
-fn phase(md: &ModelDeployment) -> Option<Phase> {
-    md.status.as_ref().and_then(|s| s.phase)
 }
 
 async fn pods_of(client: &kube::Client, namespace: &str, name: &str) -> Vec<Pod> {

@@ -32,22 +32,16 @@ fn last_lines(logs: &PodLogs, pod: (&str, &str, &str), container: &str) -> Optio
 }
 
 impl Shared {
-    /// Stops the real fetch of pod `uid`, if one runs, saying `why` in
-    /// its log (when `why` is not empty).
-    pub(super) fn stop_fetch(&self, (namespace, name, uid): (&str, &str, &str), why: &str) {
-        let task = self
+    /// Stops the real fetch of pod `uid`, if one runs; the name of the
+    /// container it ran as.
+    pub(super) fn abort_fetch(&self, uid: &str) -> Option<String> {
+        let (task, container) = self
             .fetches
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
-            .remove(uid);
-        if let Some((task, container)) = task {
-            task.abort();
-            if !why.is_empty() {
-                self.logs
-                    .write((namespace, name, uid), &container, now(), why);
-                self.logs.end((namespace, name, uid), &container);
-            }
-        }
+            .remove(uid)?;
+        task.abort();
+        Some(container)
     }
 }
 
@@ -86,23 +80,21 @@ impl Ctx {
         let task = tokio::spawn(async move {
             let uid = task_uid;
             let key = (namespace.as_str(), name.as_str(), uid.as_str());
+            // What fails before the fetch starts is printed here; the
+            // fetch prints its own failure.
+            let printed = |message: String| {
+                shared.logs.write(key, &container.name, now(), &message);
+                message
+            };
             let result = async {
-                let command = real_fetch::command(&container)?;
-                let vars = real_fetch::environment(&client, &namespace, &container).await?;
+                let command = real_fetch::command(&container).map_err(printed)?;
+                let vars = real_fetch::environment(&client, &namespace, &container)
+                    .await
+                    .map_err(printed)?;
                 let env = real_fetch::fetch_env(&vars);
                 real_fetch::run(command, env, &pod_dir, &shared.logs, (key, &container.name)).await
             }
             .await;
-            if let Err(message) = &result {
-                // Also what a failure before the fetch itself started says.
-                let logged = shared
-                    .logs
-                    .read(key, &container.name, 0)
-                    .is_some_and(|s| s.lines.last().is_some_and(|l| &l.text == message));
-                if !logged {
-                    shared.logs.write(key, &container.name, now(), message);
-                }
-            }
             shared.logs.end(key, &container.name);
             let fallback =
                 container.termination_message_policy.as_deref() == Some("FallbackToLogsOnError");
@@ -144,7 +136,7 @@ impl Ctx {
         let Some(real) = &self.shared.real_fetch else {
             return;
         };
-        self.shared.stop_fetch((node, "", uid), "");
+        self.shared.abort_fetch(uid);
         let dir = real.pod_dir(node, uid);
         if let Err(error) = tokio::fs::remove_dir_all(&dir).await
             && error.kind() != std::io::ErrorKind::NotFound

@@ -124,11 +124,16 @@ impl KubeletHandle {
             let fetching = matches!(rt.stage, Stage::Init { index, since }
                 if Some(index) == rt.real_init && since <= now());
             rt.crash(now(), &self.shared.timings);
-            if fetching {
-                self.shared.stop_fetch(
-                    (namespace, name, &rt.uid),
+            if fetching && let Some(container) = self.shared.abort_fetch(&rt.uid) {
+                let pod = (namespace, name, rt.uid.as_str());
+                let logs = &self.shared.logs;
+                logs.write(
+                    pod,
+                    &container,
+                    now(),
                     "sandbox: the fetch was killed (injected fault)",
                 );
+                logs.end(pod, &container);
             }
         }
         // The receiver lives as long as the kubelet task; if that is gone

@@ -50,10 +50,7 @@ pub fn printed(
     let mut next = None;
     for (i, c) in inits.iter().enumerate() {
         let span = match (rt.init_done.get(i), &rt.stage) {
-            (Some((started, finished)), _) => {
-                let run = rt.init_done_restarts.get(i).copied().unwrap_or(0);
-                Some((*started, Some(*finished), run))
-            }
+            (Some(done), _) => Some((done.started, Some(done.finished), done.restarts)),
             (None, Stage::Init { index, since }) if *index == i && *since <= now => {
                 Some((*since, None, rt.init_restarts))
             }

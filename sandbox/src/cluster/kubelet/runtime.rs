@@ -159,6 +159,15 @@ pub enum Stage {
     Failed { containers: Vec<Run>, exit: Exit },
 }
 
+/// An init container that ran to completion.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct InitDone {
+    pub started: Timestamp,
+    pub finished: Timestamp,
+    /// How often it restarted before it completed.
+    pub restarts: u32,
+}
+
 /// What the runtime knows of one pod.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PodRuntime {
@@ -168,9 +177,7 @@ pub struct PodRuntime {
     /// When the kubelet admitted the pod (`status.startTime`).
     pub started: Timestamp,
     /// Finished init containers: (started, finished).
-    pub init_done: Vec<(Timestamp, Timestamp)>,
-    /// Restarts of each finished init container, as `init_done`.
-    pub init_done_restarts: Vec<u32>,
+    pub init_done: Vec<InitDone>,
     /// Restarts of the current init container.
     pub init_restarts: u32,
     /// `restartPolicy: Never`: a crash fails the pod instead of restarting.
@@ -234,7 +241,6 @@ impl PodRuntime {
             pod_ip,
             started: now,
             init_done: Vec::new(),
-            init_done_restarts: Vec::new(),
             init_restarts: 0,
             never_restart: spec.restart_policy.as_deref() == Some("Never"),
             stage,
@@ -285,9 +291,12 @@ impl PodRuntime {
                 .init_containers
                 .iter()
                 .flatten()
-                .map(|_| (now, now))
+                .map(|_| InitDone {
+                    started: now,
+                    finished: now,
+                    restarts: 0,
+                })
                 .collect(),
-            init_done_restarts: Vec::new(),
             init_restarts: 0,
             never_restart: spec.restart_policy.as_deref() == Some("Never"),
             stage: Stage::Running(containers),
@@ -321,8 +330,11 @@ impl PodRuntime {
                         return Some(ends);
                     }
                     self.init_last_exit = None;
-                    self.init_done.push((*since, ends));
-                    self.init_done_restarts.push(self.init_restarts);
+                    self.init_done.push(InitDone {
+                        started: *since,
+                        finished: ends,
+                        restarts: self.init_restarts,
+                    });
                     self.init_restarts = 0;
                     self.stage = if *index + 1 < inits {
                         Stage::Init {

@@ -28,15 +28,15 @@ pub fn render(pod: &Pod, rt: &PodRuntime, host_ip: &str, now: Timestamp) -> PodS
         .enumerate()
         .map(|(i, c)| {
             let mut status = base_status(c, rt.init_restarts_for(i));
-            if let Some((started, finished)) = rt.init_done.get(i) {
+            if let Some(done) = rt.init_done.get(i) {
                 status.ready = true;
                 status.container_id = Some(id(&c.name, status.restart_count.max(0) as u32));
                 status.state = Some(terminated(
                     &Exit {
                         code: 0,
                         reason: "Completed".into(),
-                        started: *started,
-                        finished: *finished,
+                        started: done.started,
+                        finished: done.finished,
                         message: None,
                     },
                     status.container_id.clone(),
@@ -194,8 +194,8 @@ pub fn render(pod: &Pod, rt: &PodRuntime, host_ip: &str, now: Timestamp) -> PodS
 
 impl PodRuntime {
     fn init_restarts_for(&self, index: usize) -> i32 {
-        if let Some(done) = self.init_done_restarts.get(index) {
-            return *done as i32;
+        if let Some(done) = self.init_done.get(index) {
+            return done.restarts as i32;
         }
         match self.stage {
             Stage::Init { index: current, .. } if current == index => self.init_restarts as i32,
