@@ -9,8 +9,9 @@ use std::time::{Duration, Instant};
 use anyhow::Context as _;
 use clap::Args;
 use modelfleet_core::contract::fetch::{FetchProgress, progress_line};
-use modelfleet_fetch::endpoint::EndpointOverrides;
-use modelfleet_fetch::{Env, FetchOptions, Progress, Tuning};
+use modelfleet_fetch::{FetchOptions, Progress, Tuning};
+
+use crate::source::SourceArgs;
 
 #[derive(Debug, Args)]
 pub struct FetchArgs {
@@ -25,22 +26,8 @@ pub struct FetchArgs {
     /// The directory to create with the weights; it appears only complete.
     #[arg(long)]
     dest: PathBuf,
-    /// The object store's endpoint URL [default: AWS_ENDPOINT_URL, else the
-    /// cloud's endpoint for the region].
-    #[arg(long)]
-    endpoint: Option<String>,
-    /// The bucket's region (us-east-1, cn-hangzhou, cn-north-4,
-    /// ap-guangzhou …) [default: AWS_REGION].
-    #[arg(long)]
-    region: Option<String>,
-    /// Address the bucket in the path rather than the host name [default:
-    /// on for --endpoint or AWS_ENDPOINT_URL, off for the clouds' own].
-    #[arg(long)]
-    path_style: Option<bool>,
-    /// Use the cloud's endpoint inside its network where it has one
-    /// (Alibaba Cloud OSS's -internal): faster, usually free of egress.
-    #[arg(long)]
-    internal_endpoint: bool,
+    #[command(flatten)]
+    reach: SourceArgs,
     /// Ranged GETs in flight at once.
     #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u16).range(1..=256))]
     concurrency: u16,
@@ -51,10 +38,6 @@ pub struct FetchArgs {
     /// the chunk resumed on a new one.
     #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u16).range(1..=3600))]
     stall_seconds: u16,
-    /// PEM certificates of CAs to trust besides the system's, for hf://,
-    /// modelscope:// and https:// (a mirror behind a private CA).
-    #[arg(long, env = "MODELFLEET_FETCH_CA_FILE")]
-    ca_file: Option<PathBuf>,
 }
 
 const GIB: f64 = 1024.0 * 1024.0 * 1024.0;
@@ -67,22 +50,14 @@ pub fn run(args: FetchArgs) -> anyhow::Result<ExitCode> {
     let options = FetchOptions {
         source: args.source.clone(),
         dest: args.dest.clone(),
-        endpoint: EndpointOverrides {
-            url: args.endpoint,
-            region: args.region,
-            path_style: args.path_style,
-            internal: args.internal_endpoint,
-        },
+        endpoint: args.reach.overrides(),
         tuning: Tuning {
             chunk_size: u64::from(args.chunk_mib) * 1024 * 1024,
             concurrency: usize::from(args.concurrency),
             stall_after: Duration::from_secs(u64::from(args.stall_seconds)),
             ..Tuning::default()
         },
-        env: Env {
-            ca_file: args.ca_file,
-            ..Env::from_process()
-        },
+        env: args.reach.env(),
     };
     let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
     let started = Instant::now();

@@ -5,12 +5,14 @@ mod audit;
 mod catalog;
 mod fetch;
 mod logging;
+mod model;
 mod operator;
 mod output;
 mod plan;
 mod sandbox;
 mod serve;
 mod signals;
+mod source;
 
 use std::process::ExitCode;
 
@@ -29,6 +31,11 @@ enum Command {
     /// Size a model: precision, tensor and pipeline parallelism, KV-cache
     /// capacity and cost on every pool of a fleet, best first.
     Plan(Box<plan::PlanArgs>),
+    /// Size a model from its own files: read the config.json and the
+    /// safetensors headers (never the weights) at a source and print its
+    /// architecture as a model file for `plan --model-file` and a
+    /// ModelDeployment's spec.architecture.
+    Model(model::ModelArgs),
     /// List the models and accelerators modelfleet knows.
     Catalog(catalog::CatalogArgs),
     /// Print the ModelDeployment CustomResourceDefinition as YAML.
@@ -65,6 +72,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Plan(args) => plan::run(*args),
+        Command::Model(args) => model::run(args),
         Command::Catalog(args) => catalog::run(args),
         Command::Crd => {
             print!("{}", modelfleet_core::crd::crd_yaml());

@@ -24,6 +24,12 @@ pub struct PlanArgs {
     /// of a catalog model (see examples/custom-model.yaml).
     #[arg(long, value_name = "PATH", group = "which-model")]
     model_file: Option<PathBuf>,
+    /// A model not in the catalog, sized from its own config.json and
+    /// safetensors headers at this source (s3://, oss://, obs://, cos://,
+    /// hf://, modelscope://), reached as `modelfleet model` reaches it
+    /// (AWS_ENDPOINT_URL, AWS_REGION, HF_ENDPOINT, HF_TOKEN, …).
+    #[arg(long, value_name = "URI", group = "which-model")]
+    source: Option<String>,
     /// Longest sequence (prompt + output) to serve [default: 8192, or the
     /// model's context if shorter].
     #[arg(long, value_name = "N")]
@@ -137,14 +143,20 @@ pub fn run(args: PlanArgs) -> anyhow::Result<ExitCode> {
 }
 
 fn load_model(args: &PlanArgs) -> anyhow::Result<ModelArch> {
-    match (&args.model, &args.model_file) {
-        (Some(id), None) => Ok(ModelArch::find(id)?.clone()),
-        (None, Some(path)) => {
+    match (&args.model, &args.model_file, &args.source) {
+        (Some(id), None, None) => Ok(ModelArch::find(id)?.clone()),
+        (None, Some(path), None) => {
             let text = std::fs::read_to_string(path)
                 .with_context(|| format!("cannot read model file {}", path.display()))?;
             Ok(ModelArch::from_yaml(&text).with_context(|| format!("in {}", path.display()))?)
         }
-        _ => bail!("give either --model or --model-file"),
+        (None, None, Some(source)) => {
+            let env = modelfleet_fetch::Env::from_process();
+            let (model, inspected) = crate::model::read(source, None, &Default::default(), &env)?;
+            eprintln!("{}", crate::model::summary(source, &inspected));
+            Ok(model)
+        }
+        _ => bail!("give one of --model, --model-file or --source"),
     }
 }
 

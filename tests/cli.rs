@@ -238,7 +238,7 @@ fn bad_input_is_refused_with_a_clear_message() {
 fn catalog_lists_every_model_and_accelerator() {
     let (code, models) = json(&["catalog", "models"]);
     assert_eq!(code, 0);
-    assert_eq!(models.as_array().unwrap().len(), 15);
+    assert_eq!(models.as_array().unwrap().len(), 26);
     let table =
         String::from_utf8_lossy(&modelfleet(&["catalog", "accelerators"]).stdout).into_owned();
     for id in [

@@ -67,7 +67,8 @@ fn bench_planner(c: &mut Criterion) {
         ..Constraints::default()
     };
     let models = modelfleet_core::model::catalog();
-    c.bench_function("plan 15 catalog models × 1000 pools", |b| {
+    let name = format!("plan {} catalog models × 1000 pools", models.len());
+    c.bench_function(&name, |b| {
         b.iter(|| {
             for model in models {
                 black_box(plan(model, &request, &fleet, &constraints).unwrap());

@@ -10,6 +10,7 @@
 pub mod accelerator;
 pub mod audit;
 pub mod billing;
+pub mod checkpoint;
 pub mod contract;
 pub mod crd;
 pub mod fleet;

@@ -346,7 +346,7 @@ pub fn is_model_id(id: &str) -> bool {
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'.')
 }
 
-/// The models modelfleet knows by id, 1B to 180B, dense and MoE.
+/// The models modelfleet knows by id, 1B to 671B, dense and MoE.
 pub fn catalog() -> &'static [ModelArch] {
     static CATALOG: LazyLock<Vec<ModelArch>> = LazyLock::new(|| {
         serde_yaml::from_str(include_str!("models.yaml"))
@@ -362,7 +362,7 @@ mod tests {
     #[test]
     fn every_catalog_model_is_valid_and_ids_are_unique() {
         let models = catalog();
-        assert_eq!(models.len(), 15, "every row of shared/reference/models.md");
+        assert_eq!(models.len(), 26, "every row of docs/models.md");
         for m in models {
             m.validate().unwrap_or_else(|e| panic!("{}: {e}", m.id));
         }
@@ -391,6 +391,17 @@ mod tests {
             ("gpt3-175b", "175.00B", None),
             ("bloom-176b", "176.25B", None),
             ("falcon-180b", "180.00B", None),
+            ("qwen3-8b", "8.19B", None),
+            ("qwen3-32b", "32.76B", None),
+            ("qwen3-30b-a3b", "30.53B", Some("3.35B")),
+            ("qwen3-235b-a22b", "235.09B", Some("22.19B")),
+            ("deepseek-r1", "671.03B", Some("37.55B")),
+            ("gpt-oss-20b", "20.91B", Some("4.19B")),
+            ("gpt-oss-120b", "116.83B", Some("5.71B")),
+            ("glm-4.5", "352.80B", Some("33.63B")),
+            ("glm-4.5-air", "106.85B", Some("13.42B")),
+            ("llama-4-scout", "108.64B", Some("17.17B")),
+            ("llama-4-maverick", "401.58B", Some("17.18B")),
         ];
         for (id, total, active) in expected {
             let m = ModelArch::find(id).unwrap();

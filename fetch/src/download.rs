@@ -107,7 +107,7 @@ pub(crate) async fn chunk(
 
 /// Exponential backoff from `base`, at most 30 s, with up to half again of
 /// jitter so that many pods retrying at once spread out.
-fn backoff(failures: u32, base: Duration) -> Duration {
+pub(crate) fn backoff(failures: u32, base: Duration) -> Duration {
     let exp = base
         .saturating_mul(1 << failures.min(10))
         .min(Duration::from_secs(30));

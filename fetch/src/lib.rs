@@ -33,6 +33,7 @@ pub mod endpoint;
 mod http;
 mod https;
 mod hub;
+mod inspect;
 pub mod journal;
 mod modelscope;
 mod s3;
@@ -46,6 +47,7 @@ use std::time::{Duration, Instant};
 use futures::StreamExt;
 
 use crate::endpoint::{EndpointOverrides, Environment};
+pub use crate::inspect::{Inspected, MAX_SHARDS, inspect};
 use crate::journal::{FileState, Journal, MARKER, Marker, MarkerFile, partial_dir, safe_relative};
 pub use crate::store::CredentialSource;
 use crate::store::Plan;

@@ -1,0 +1,382 @@
+//! A model that is not in the catalog, sized from its own files: an S3
+//! server on loopback (s3s-fs) and a local server speaking the Hugging
+//! Face Hub's API both hold a checkpoint with Llama 3.2 1B's config.json
+//! and safetensors shards of its real shapes (sparse on disk: the weights
+//! are never read). `modelfleet model --source` and `modelfleet plan
+//! --source` read the config and the shards' headers only, the plans are
+//! the catalog entry's to the byte, and the architecture printed deploys
+//! to a sandbox cluster as a ModelDeployment's `spec.architecture`.
+
+#[path = "support/deployments.rs"]
+mod deployments;
+
+use std::collections::BTreeMap;
+use std::io::{Read, Seek, SeekFrom};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::{Path as UrlPath, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use base64::Engine as _;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::server::conn::auto::Builder as ConnBuilder;
+use kube::api::{Api, PostParams};
+use modelfleet::embedded::{EmbeddedCluster, EmbeddedOptions};
+use modelfleet_core::ModelArch;
+use modelfleet_core::checkpoint::fixtures::{llama_config, llama_tensors, shards};
+use modelfleet_core::crd::{ModelDeployment, Phase};
+use modelfleet_core::fleet::Fleet;
+use s3s::auth::SimpleAuth;
+use s3s::service::S3ServiceBuilder;
+use serde_json::{Value, json};
+
+use deployments::{phase, wait_for};
+
+const ACCESS_KEY: &str = "AKIDMODELSOURCE01";
+const SECRET_KEY: &str = "model-source-secret-key";
+const BUCKET: &str = "models";
+const MODEL: &str = "acme-1b-chat";
+const COMMIT: &str = "89abcdef0123456789abcdef0123456789abcdef";
+
+/// Writes Llama 3.2 1B's checkpoint into `dir`: its config.json and two
+/// shards whose headers are real and whose data is a hole. Returns the
+/// files' names and sizes.
+fn write_checkpoint(dir: &Path) -> BTreeMap<String, u64> {
+    std::fs::create_dir_all(dir).unwrap();
+    let m = ModelArch::find("llama-3.2-1b").unwrap();
+    let mut files = BTreeMap::new();
+    let config = llama_config(m);
+    std::fs::write(dir.join("config.json"), &config).unwrap();
+    files.insert("config.json".to_owned(), config.len() as u64);
+    let parts = shards(&llama_tensors(m), 2);
+    for (i, shard) in parts.iter().enumerate() {
+        let name = format!("model-{:05}-of-{:05}.safetensors", i + 1, parts.len());
+        let file = std::fs::File::create(dir.join(&name)).unwrap();
+        std::io::Write::write_all(&mut &file, &shard.head).unwrap();
+        file.set_len(shard.file_len()).unwrap();
+        files.insert(name, shard.file_len());
+    }
+    files
+}
+
+struct S3Store {
+    endpoint: String,
+    _root: tempfile::TempDir,
+}
+
+/// s3s-fs over a directory holding the checkpoint under
+/// `models/acme-1b-chat/`. s3s-fs keeps each object's ETag in a file
+/// beside it and hashes the whole object when there is none; the shards
+/// get one, as an upload would have left, so that it does not hash 2.5 GB
+/// of holes on every request.
+async fn s3_store() -> S3Store {
+    let root = tempfile::tempdir().unwrap();
+    let files = write_checkpoint(&root.path().join(BUCKET).join(MODEL));
+    let b64 = |s: &str| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(s);
+    for (i, name) in files.keys().enumerate() {
+        let key = format!("{MODEL}/{name}");
+        let info = root.path().join(format!(
+            ".bucket-{}.object-{}.internal.json",
+            b64(BUCKET),
+            b64(&key)
+        ));
+        std::fs::write(info, json!({ "e_tag": format!("{i:032x}") }).to_string()).unwrap();
+    }
+    let service = {
+        let mut b = S3ServiceBuilder::new(s3s_fs::FileSystem::new(root.path()).unwrap());
+        b.set_auth(SimpleAuth::from_single(ACCESS_KEY, SECRET_KEY));
+        b.build()
+    };
+    let listener = tokio::net::TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], 0)))
+        .await
+        .unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        loop {
+            let Ok((socket, _)) = listener.accept().await else {
+                continue;
+            };
+            let service = service.clone();
+            tokio::spawn(async move {
+                let _ = ConnBuilder::new(TokioExecutor::new())
+                    .serve_connection(TokioIo::new(socket), service)
+                    .await;
+            });
+        }
+    });
+    S3Store {
+        endpoint: format!("http://{addr}"),
+        _root: root,
+    }
+}
+
+#[derive(Clone)]
+struct Hub {
+    dir: Arc<PathBuf>,
+    files: Arc<BTreeMap<String, u64>>,
+    /// Bytes of file content the hub sent.
+    sent: Arc<AtomicU64>,
+}
+
+/// A local server speaking the Hugging Face Hub's API for two repos:
+/// `acme/acme-1b-chat`, open, and `acme/gated-1b`, which wants a token.
+async fn hub() -> (String, Hub, tempfile::TempDir) {
+    let root = tempfile::tempdir().unwrap();
+    let files = write_checkpoint(root.path());
+    let hub = Hub {
+        dir: Arc::new(root.path().to_owned()),
+        files: Arc::new(files),
+        sent: Arc::new(AtomicU64::new(0)),
+    };
+    let app = Router::new()
+        .route("/api/models/{org}/{name}/revision/{revision}", get(info))
+        .route("/{org}/{name}/resolve/{commit}/{*path}", get(resolve))
+        .with_state(hub.clone());
+    let listener = tokio::net::TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], 0)))
+        .await
+        .unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    (format!("http://{addr}"), hub, root)
+}
+
+async fn info(
+    State(hub): State<Hub>,
+    UrlPath((org, name, _)): UrlPath<(String, String, String)>,
+) -> Response {
+    match (org.as_str(), name.as_str()) {
+        ("acme", MODEL) => {}
+        ("acme", "gated-1b") => {
+            return (
+                StatusCode::UNAUTHORIZED,
+                "Access to model acme/gated-1b is restricted",
+            )
+                .into_response();
+        }
+        _ => return (StatusCode::NOT_FOUND, "Repository not found").into_response(),
+    }
+    let siblings: Vec<Value> = hub
+        .files
+        .iter()
+        .map(|(name, size)| json!({"rfilename": name, "size": size}))
+        .collect();
+    axum::Json(json!({"id": format!("{org}/{name}"), "sha": COMMIT, "siblings": siblings}))
+        .into_response()
+}
+
+async fn resolve(
+    State(hub): State<Hub>,
+    UrlPath((_, _, commit, path)): UrlPath<(String, String, String, String)>,
+    headers: HeaderMap,
+) -> Response {
+    assert_eq!(commit, COMMIT, "files are read by commit");
+    let Some(&size) = hub.files.get(&path) else {
+        return StatusCode::NOT_FOUND.into_response();
+    };
+    let (start, end) = headers
+        .get(header::RANGE)
+        .and_then(|v| v.to_str().ok()?.strip_prefix("bytes=")?.split_once('-'))
+        .and_then(|(a, b)| Some((a.parse::<u64>().ok()?, b.parse::<u64>().ok()?)))
+        .expect("the hub is only read in ranges here");
+    let end = end.min(size - 1);
+    let mut file = std::fs::File::open(hub.dir.join(&path)).unwrap();
+    file.seek(SeekFrom::Start(start)).unwrap();
+    let mut bytes = vec![0; (end - start + 1) as usize];
+    file.read_exact(&mut bytes).unwrap();
+    hub.sent.fetch_add(bytes.len() as u64, Ordering::SeqCst);
+    (
+        StatusCode::PARTIAL_CONTENT,
+        [(header::CONTENT_RANGE, format!("bytes {start}-{end}/{size}"))],
+        bytes,
+    )
+        .into_response()
+}
+
+/// Runs `f` (the real binary) while the servers' tasks go on.
+fn blocking<T>(f: impl FnOnce() -> T) -> T {
+    tokio::task::block_in_place(f)
+}
+
+/// Runs the real binary with only the given variables of the reach
+/// environment set.
+fn modelfleet(args: &[&str], env: &[(&str, &str)]) -> Output {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_modelfleet"));
+    command.args(args);
+    for var in [
+        "AWS_ENDPOINT_URL",
+        "AWS_ENDPOINT_URL_S3",
+        "AWS_REGION",
+        "AWS_ACCESS_KEY_ID",
+        "AWS_SECRET_ACCESS_KEY",
+        "AWS_SESSION_TOKEN",
+        "HF_ENDPOINT",
+        "HF_TOKEN",
+        "HUGGING_FACE_HUB_TOKEN",
+    ] {
+        command.env_remove(var);
+    }
+    command.envs(env.iter().copied());
+    command.output().unwrap()
+}
+
+fn stdout(out: &Output) -> String {
+    assert!(
+        out.status.success(),
+        "modelfleet failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout.clone()).unwrap()
+}
+
+/// What `plan --output json` says about every pool, less the model's id.
+fn plans(out: &Output) -> (Value, Value) {
+    let report: Value = serde_json::from_str(&stdout(out)).unwrap();
+    (report["plans"].clone(), report["rejections"].clone())
+}
+
+const PLAN: [&str; 6] = [
+    "plan",
+    "--max-model-len",
+    "16384",
+    "--concurrency",
+    "8",
+    "--output",
+];
+
+fn plan_with(which: &[&str], env: &[(&str, &str)]) -> Output {
+    let mut args = PLAN.to_vec();
+    args.push("json");
+    args.extend_from_slice(which);
+    modelfleet(&args, env)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_model_from_an_object_store_is_sized_from_its_headers_and_deploys() {
+    let store = s3_store().await;
+    let env = [
+        ("AWS_ENDPOINT_URL", store.endpoint.as_str()),
+        ("AWS_REGION", "us-east-1"),
+        ("AWS_ACCESS_KEY_ID", ACCESS_KEY),
+        ("AWS_SECRET_ACCESS_KEY", SECRET_KEY),
+    ];
+    let source = format!("s3://{BUCKET}/{MODEL}");
+
+    // The architecture, as a model file: the catalog entry's, under the
+    // source's name, read from a few kilobytes of a 2.5 GB checkpoint.
+    let out = blocking(|| modelfleet(&["model", "--source", &source], &env));
+    let text = stdout(&out);
+    let read = ModelArch::from_yaml(&text).unwrap();
+    let catalog = ModelArch::find("llama-3.2-1b").unwrap();
+    assert_eq!(read.id, MODEL);
+    assert_eq!(
+        ModelArch {
+            id: catalog.id.clone(),
+            name: catalog.name.clone(),
+            ..read.clone()
+        },
+        *catalog
+    );
+    let first = text.lines().next().unwrap();
+    assert!(
+        first.starts_with(&format!(
+            "# read from {source}: config.json and 2 safetensors headers (0.0"
+        )),
+        "{first}"
+    );
+    assert!(
+        first.contains("of 2.30 GiB); credentials: AWS_ACCESS_KEY_ID …CE01"),
+        "{first}"
+    );
+
+    // Planned from the source, the plans are the catalog model's.
+    let (from_source, from_catalog) = blocking(|| {
+        (
+            plan_with(&["--source", &source], &env),
+            plan_with(&["--model", "llama-3.2-1b"], &[]),
+        )
+    });
+    let (source_plans, _) = plans(&from_source);
+    assert!(source_plans.as_array().is_some_and(|p| !p.is_empty()));
+    assert_eq!(plans(&from_source), plans(&from_catalog));
+
+    // A wrong key: one line naming the object and the key used.
+    let bad = [
+        ("AWS_ENDPOINT_URL", store.endpoint.as_str()),
+        ("AWS_REGION", "us-east-1"),
+        ("AWS_ACCESS_KEY_ID", ACCESS_KEY),
+        ("AWS_SECRET_ACCESS_KEY", "not-the-key"),
+    ];
+    let out = blocking(|| modelfleet(&["model", "--source", &source], &bad));
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains(&source) && err.contains("AWS_ACCESS_KEY_ID …CE01"),
+        "{err}"
+    );
+    assert_eq!(err.lines().count(), 1, "{err}");
+
+    // The printed architecture deploys as the ModelDeployment's own.
+    let mut options = EmbeddedOptions::new("sandbox", Fleet::example());
+    options.time_factor = 0.005;
+    options.requeue = Duration::from_millis(300);
+    let cluster = EmbeddedCluster::start(options).await.unwrap();
+    let api: Api<ModelDeployment> = Api::namespaced(cluster.client(), "default");
+    let architecture: Value = serde_yaml::from_str(&text).unwrap();
+    let md: ModelDeployment = serde_json::from_value(json!({
+        "apiVersion": "modelfleet.io/v1alpha1",
+        "kind": "ModelDeployment",
+        "metadata": {"name": "acme", "namespace": "default"},
+        "spec": {
+            "model": MODEL,
+            "architecture": architecture,
+            "source": source,
+            "replicas": 1,
+            "placement": {"accelerators": ["l40s"]},
+        },
+    }))
+    .unwrap();
+    api.create(&PostParams::default(), &md).await.unwrap();
+    let md = wait_for(&api, "acme", "Ready", |md| phase(md) == Some(Phase::Ready)).await;
+    let planned = md.status.unwrap().plan.unwrap();
+    assert_eq!(planned.accelerator, "l40s");
+    assert!(planned.kv_cache_tokens > 0);
+    cluster.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_model_from_a_hugging_face_hub_is_sized_from_its_headers() {
+    let (endpoint, hub, _dir) = hub().await;
+    let env = [("HF_ENDPOINT", endpoint.as_str())];
+    let source = format!("hf://acme/{MODEL}");
+    let (model, plan, catalog) = blocking(|| {
+        (
+            modelfleet(&["model", "--source", &source, "--output", "json"], &env),
+            plan_with(&["--source", &source], &env),
+            plan_with(&["--model", "llama-3.2-1b"], &[]),
+        )
+    });
+    let read: ModelArch = serde_json::from_str(&stdout(&model)).unwrap();
+    assert_eq!(read.total_params.0, 1_235_814_400);
+    assert!(read.tie_word_embeddings);
+    assert_eq!(plans(&plan), plans(&catalog));
+    // Two runs, each reading the config and two headers: kilobytes, of a
+    // checkpoint of 2.5 GB.
+    let sent = hub.sent.load(Ordering::SeqCst);
+    assert!(sent < 200_000, "the hub sent {sent} bytes");
+
+    // A gated model without a token: what to do, in one line.
+    let gated = blocking(|| modelfleet(&["model", "--source", "hf://acme/gated-1b"], &env));
+    assert_eq!(gated.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&gated.stderr);
+    assert!(
+        err.contains("hf://acme/gated-1b") && err.contains("HF_TOKEN"),
+        "{err}"
+    );
+}
