@@ -11,19 +11,11 @@
 mod deployments;
 
 use std::collections::BTreeMap;
-use std::io::{Read, Seek, SeekFrom};
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Output};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use axum::Router;
-use axum::extract::{Path as UrlPath, State};
-use axum::http::{HeaderMap, StatusCode, header};
-use axum::response::{IntoResponse, Response};
-use axum::routing::get;
 use base64::Engine as _;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto::Builder as ConnBuilder;
@@ -33,6 +25,7 @@ use modelfleet_core::ModelArch;
 use modelfleet_core::checkpoint::fixtures::{llama_config, llama_tensors, shards};
 use modelfleet_core::crd::{ModelDeployment, Phase};
 use modelfleet_core::fleet::Fleet;
+use modelfleet_fetch::testing::{FakeHub, Repo};
 use s3s::auth::SimpleAuth;
 use s3s::service::S3ServiceBuilder;
 use serde_json::{Value, json};
@@ -43,7 +36,6 @@ const ACCESS_KEY: &str = "AKIDMODELSOURCE01";
 const SECRET_KEY: &str = "model-source-secret-key";
 const BUCKET: &str = "models";
 const MODEL: &str = "acme-1b-chat";
-const COMMIT: &str = "89abcdef0123456789abcdef0123456789abcdef";
 
 /// Writes Llama 3.2 1B's checkpoint into `dir`: its config.json and two
 /// shards whose headers are real and whose data is a hole. Returns the
@@ -117,86 +109,19 @@ async fn s3_store() -> S3Store {
     }
 }
 
-#[derive(Clone)]
-struct Hub {
-    dir: Arc<PathBuf>,
-    files: Arc<BTreeMap<String, u64>>,
-    /// Bytes of file content the hub sent.
-    sent: Arc<AtomicU64>,
-}
-
-/// A local server speaking the Hugging Face Hub's API for two repos:
-/// `acme/acme-1b-chat`, open, and `acme/gated-1b`, which wants a token.
-async fn hub() -> (String, Hub, tempfile::TempDir) {
-    let root = tempfile::tempdir().unwrap();
-    let files = write_checkpoint(root.path());
-    let hub = Hub {
-        dir: Arc::new(root.path().to_owned()),
-        files: Arc::new(files),
-        sent: Arc::new(AtomicU64::new(0)),
+/// A Hugging Face Hub on loopback with the checkpoint as
+/// `acme/acme-1b-chat`, and a gated repo.
+async fn hub() -> FakeHub {
+    let open = Repo::llama(ModelArch::find("llama-3.2-1b").unwrap(), 2);
+    let gated = Repo {
+        gated: true,
+        ..open.clone()
     };
-    let app = Router::new()
-        .route("/api/models/{org}/{name}/revision/{revision}", get(info))
-        .route("/{org}/{name}/resolve/{commit}/{*path}", get(resolve))
-        .with_state(hub.clone());
-    let listener = tokio::net::TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], 0)))
-        .await
-        .unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move { axum::serve(listener, app).await });
-    (format!("http://{addr}"), hub, root)
-}
-
-async fn info(
-    State(hub): State<Hub>,
-    UrlPath((org, name, _)): UrlPath<(String, String, String)>,
-) -> Response {
-    match (org.as_str(), name.as_str()) {
-        ("acme", MODEL) => {}
-        ("acme", "gated-1b") => {
-            return (
-                StatusCode::UNAUTHORIZED,
-                "Access to model acme/gated-1b is restricted",
-            )
-                .into_response();
-        }
-        _ => return (StatusCode::NOT_FOUND, "Repository not found").into_response(),
-    }
-    let siblings: Vec<Value> = hub
-        .files
-        .iter()
-        .map(|(name, size)| json!({"rfilename": name, "size": size}))
-        .collect();
-    axum::Json(json!({"id": format!("{org}/{name}"), "sha": COMMIT, "siblings": siblings}))
-        .into_response()
-}
-
-async fn resolve(
-    State(hub): State<Hub>,
-    UrlPath((_, _, commit, path)): UrlPath<(String, String, String, String)>,
-    headers: HeaderMap,
-) -> Response {
-    assert_eq!(commit, COMMIT, "files are read by commit");
-    let Some(&size) = hub.files.get(&path) else {
-        return StatusCode::NOT_FOUND.into_response();
-    };
-    let (start, end) = headers
-        .get(header::RANGE)
-        .and_then(|v| v.to_str().ok()?.strip_prefix("bytes=")?.split_once('-'))
-        .and_then(|(a, b)| Some((a.parse::<u64>().ok()?, b.parse::<u64>().ok()?)))
-        .expect("the hub is only read in ranges here");
-    let end = end.min(size - 1);
-    let mut file = std::fs::File::open(hub.dir.join(&path)).unwrap();
-    file.seek(SeekFrom::Start(start)).unwrap();
-    let mut bytes = vec![0; (end - start + 1) as usize];
-    file.read_exact(&mut bytes).unwrap();
-    hub.sent.fetch_add(bytes.len() as u64, Ordering::SeqCst);
-    (
-        StatusCode::PARTIAL_CONTENT,
-        [(header::CONTENT_RANGE, format!("bytes {start}-{end}/{size}"))],
-        bytes,
-    )
-        .into_response()
+    FakeHub::start(BTreeMap::from([
+        (format!("acme/{MODEL}"), open),
+        ("acme/gated-1b".to_owned(), gated),
+    ]))
+    .await
 }
 
 /// Runs `f` (the real binary) while the servers' tasks go on.
@@ -352,8 +277,8 @@ async fn a_model_from_an_object_store_is_sized_from_its_headers_and_deploys() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_model_from_a_hugging_face_hub_is_sized_from_its_headers() {
-    let (endpoint, hub, _dir) = hub().await;
-    let env = [("HF_ENDPOINT", endpoint.as_str())];
+    let hub = hub().await;
+    let env = [("HF_ENDPOINT", hub.endpoint.as_str())];
     let source = format!("hf://acme/{MODEL}");
     let (model, plan, catalog) = blocking(|| {
         (
@@ -368,7 +293,7 @@ async fn a_model_from_a_hugging_face_hub_is_sized_from_its_headers() {
     assert_eq!(plans(&plan), plans(&catalog));
     // Two runs, each reading the config and two headers: kilobytes, of a
     // checkpoint of 2.5 GB.
-    let sent = hub.sent.load(Ordering::SeqCst);
+    let sent = hub.bytes_served();
     assert!(sent < 200_000, "the hub sent {sent} bytes");
 
     // A gated model without a token: what to do, in one line.

@@ -70,6 +70,18 @@ pub struct ApiSettings {
     #[arg(long = "default-model-source", env = "MODELFLEET_DEFAULT_MODEL_SOURCE", default_value = DEFAULT_MODEL_SOURCE)]
     pub default_model_source: String,
 
+    /// The Hugging Face Hub, or a mirror of it, that the hub reads `hf://`
+    /// models' config.json and safetensors headers from to size models the
+    /// catalog does not know (public models only: the hub sends no token)
+    /// [default: https://huggingface.co].
+    #[arg(long = "hf-endpoint", env = "HF_ENDPOINT")]
+    pub hf_endpoint: Option<String>,
+
+    /// ModelScope, or a mirror of it, for `modelscope://` models, as
+    /// `--hf-endpoint` [default: https://www.modelscope.cn].
+    #[arg(long = "modelscope-endpoint", env = "MODELSCOPE_ENDPOINT")]
+    pub modelscope_endpoint: Option<String>,
+
     /// The currency plans priced in different currencies are ranked in.
     #[arg(
         long = "reference-currency",
@@ -276,6 +288,8 @@ impl Default for ApiSettings {
             idempotency_hours: DEFAULT_IDEMPOTENCY_HOURS,
             pool_max_age_seconds: DEFAULT_POOL_MAX_AGE_SECONDS,
             default_model_source: DEFAULT_MODEL_SOURCE.to_owned(),
+            hf_endpoint: None,
+            modelscope_endpoint: None,
             reference_currency: Currency::Usd,
             exchange_rates: Vec::new(),
             failover_after_seconds: DEFAULT_FAILOVER_AFTER_SECONDS,

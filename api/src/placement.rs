@@ -30,6 +30,8 @@ pub const MAX_REPLICAS: u32 = 1000;
 #[derive(Debug, Clone, PartialEq)]
 pub struct Ask {
     pub model: String,
+    /// Inline, for a model the catalog does not know.
+    pub architecture: Option<ModelArch>,
     pub source: String,
     pub source_secret: Option<String>,
     pub replicas: u32,
@@ -43,7 +45,7 @@ impl Ask {
     pub fn spec(&self) -> ModelDeploymentSpec {
         ModelDeploymentSpec {
             model: self.model.clone(),
-            architecture: None,
+            architecture: self.architecture.clone(),
             source: self.source.clone(),
             source_secret: self.source_secret.clone(),
             serving: self.serving.clone(),
@@ -194,6 +196,7 @@ mod tests {
     fn ask(model: &str) -> Ask {
         Ask {
             model: model.to_owned(),
+            architecture: None,
             source: format!("s3://models/{model}"),
             source_secret: None,
             replicas: 1,

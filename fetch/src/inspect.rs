@@ -3,7 +3,6 @@
 //! the 8-byte header length, then the header. A 140 GB model costs a few
 //! megabytes of requests.
 
-use futures::StreamExt;
 use modelfleet_core::checkpoint::{self, Checkpoint, MAX_CONFIG_BYTES, Tensor};
 
 use crate::download::backoff;
@@ -84,17 +83,17 @@ pub async fn inspect(
         credentials: &credentials,
     };
     let config_json = reader.read(config, 0, config.size).await?;
-    let headers: Vec<Result<(Vec<Tensor>, u64), FetchError>> =
-        futures::stream::iter(shards.iter().map(|shard| reader.header(shard)))
-            .buffer_unordered(CONCURRENCY)
-            .collect()
-            .await;
     let mut tensors = Vec::new();
     let mut read_bytes = config.size;
-    for header in headers {
-        let (mut t, n) = header?;
-        tensors.append(&mut t);
-        read_bytes += n;
+    // In groups rather than a stream of borrowing closures, so that the
+    // future stays Send for the hub's handlers.
+    for group in shards.chunks(CONCURRENCY) {
+        let reads: Vec<_> = group.iter().map(|shard| reader.header(shard)).collect();
+        for header in futures::future::join_all(reads).await {
+            let (mut t, n) = header?;
+            tensors.append(&mut t);
+            read_bytes += n;
+        }
     }
     let checkpoint = Checkpoint::new(&config_json, tensors)
         .map_err(|e| FetchError::Source(format!("{source}: {e}")))?;

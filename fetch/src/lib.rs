@@ -38,6 +38,8 @@ pub mod journal;
 mod modelscope;
 mod s3;
 mod store;
+#[cfg(feature = "testing")]
+pub mod testing;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;

@@ -5,13 +5,16 @@
 
 mod support;
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use axum::http::StatusCode;
+use modelfleet_api::config::ApiSettings;
 use modelfleet_api::store::Backend;
 use modelfleet_api::store::testing::{TestDb, run};
 use modelfleet_core::fleet::{Cloud, Fleet};
+use modelfleet_fetch::testing::{FakeHub, Repo, tiny_model};
 use serde_json::Value;
 use support::hub::{SandboxSpec, eventually, test_settings};
 use support::{Browser, Hub, tenant_with_admin};
@@ -281,6 +284,85 @@ async fn a_refused_deploy_says_why_escapes_what_was_typed_and_deploys_nothing() 
             serde_json::json!([]),
             "nothing was deployed"
         );
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_model_not_in_the_catalog_deploys_from_its_model_hub_source() {
+    run(Backend::Sqlite, |db| async move {
+        let models = FakeHub::start(BTreeMap::from([(
+            "acme/tiny-chat".to_owned(),
+            Repo::llama(&tiny_model("tiny-chat"), 2),
+        )]))
+        .await;
+        let spec = SandboxSpec {
+            name: "aws-a",
+            cloud: Cloud::Aws,
+            region: "us-east-1",
+            fleet: Fleet::example(),
+            operator: Some(true),
+        };
+        let settings = ApiSettings {
+            hf_endpoint: Some(models.endpoint.clone()),
+            ..test_settings()
+        };
+        let hub = Hub::start_clusters(db, vec![spec], settings).await;
+        tenant_with_admin(&hub, "acme").await;
+        let mut browser = Browser::new(&hub);
+        browser.sign_in("acme-admin").await;
+
+        // The catalog page takes a source beside its cards.
+        let page = browser.get("/deploy").await;
+        assert_eq!(page.attrs("form#source-form", "action"), ["/deploy/source"]);
+        // The model read from its source: its size, its plans, and forms
+        // that carry the source along.
+        let page = browser
+            .get("/deploy/source?source=hf%3A%2F%2Facme%2Ftiny-chat")
+            .await;
+        assert_eq!(page.status, StatusCode::OK, "{}", page.text());
+        assert!(page.one("h1").contains("tiny-chat"), "{}", page.text());
+        assert!(
+            !page.texts("table#plans tbody tr").is_empty(),
+            "{}",
+            page.text()
+        );
+        assert_eq!(page.attrs("form#deploy-form", "action"), ["/deploy/source"]);
+        assert!(
+            page.attrs("form#deploy-form input[name=source]", "value") == ["hf://acme/tiny-chat"],
+            "{}",
+            page.text()
+        );
+        let name = page.attrs("#deploy-name", "value").remove(0);
+        let page = browser
+            .post(
+                "/deploy/source",
+                &[("name", &name), ("source", "hf://acme/tiny-chat")],
+            )
+            .await;
+        assert_eq!(page.status, StatusCode::SEE_OTHER, "{}", page.text());
+        let list = hub.get("/api/v1/deployments", &hub.admin).await;
+        assert_eq!(
+            list.body["items"][0]["model"], "tiny-chat",
+            "{:#}",
+            list.body
+        );
+
+        // A source the hub cannot read says what to do, and deploys nothing.
+        let page = browser
+            .get("/deploy/source?source=s3%3A%2F%2Fbucket%2Fmine")
+            .await;
+        assert_eq!(page.status, StatusCode::UNPROCESSABLE_ENTITY);
+        assert!(
+            page.one("#error-message")
+                .contains("modelfleet model --source"),
+            "{}",
+            page.text()
+        );
+        let page = browser.get("/deploy/source").await;
+        assert_eq!(page.status, StatusCode::UNPROCESSABLE_ENTITY);
+        let list = hub.get("/api/v1/deployments", &hub.admin).await;
+        assert_eq!(list.body["items"].as_array().map(Vec::len), Some(1));
     })
     .await;
 }

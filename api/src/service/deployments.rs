@@ -153,13 +153,14 @@ impl Hub {
         caller: &Caller,
         request: CreateRequest,
     ) -> Result<Created> {
-        let CreateRequest { name, plan } = request;
+        let CreateRequest { name, mut plan } = request;
         caller.require(Permission::Deploy)?;
         let tenant = self
             .store
             .tenant(caller.scope(), caller.tenant(plan.tenant)?)
             .await?;
         check_name(&name).map_err(|reason| Error::invalid("name", reason))?;
+        self.describe_from_source(caller, &mut plan).await?;
         let ask = self.ask(&plan)?;
         let inputs = ask.planner_inputs()?;
         let fleet = self.observe_fleet().await?.fleet;

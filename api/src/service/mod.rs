@@ -24,6 +24,7 @@ pub mod clusters;
 mod deployments;
 pub mod error;
 mod fleet;
+pub mod models;
 pub mod placement;
 mod plans;
 pub mod prices;
@@ -54,6 +55,7 @@ pub struct Hub {
     settings: Arc<ApiSettings>,
     audit_target: Option<Arc<ExportTarget>>,
     throttle: Arc<throttle::Throttle>,
+    inspections: Arc<models::Inspections>,
 }
 
 impl std::fmt::Debug for Hub {
@@ -85,6 +87,7 @@ impl Hub {
             keyring,
             registry,
             throttle: Arc::new(throttle::Throttle::new(&settings)),
+            inspections: Arc::default(),
             settings: Arc::new(settings),
             audit_target: None,
         }

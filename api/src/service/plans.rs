@@ -4,6 +4,7 @@
 
 use modelfleet_core::billing::Discounts;
 use modelfleet_core::crd::{Placement, Serving};
+use modelfleet_core::model::ModelArch;
 use modelfleet_core::money::Money;
 use modelfleet_core::planner::{Plan, PlanReport};
 use modelfleet_core::quota::QuotaExceeded;
@@ -21,6 +22,10 @@ use crate::placement::{Ask, MAX_REPLICAS, quota_view};
 pub struct PlanRequest {
     /// A catalog model id, e.g. `llama-3.1-70b`.
     pub model: String,
+    /// The model's architecture when the catalog does not know it; its id
+    /// must be `model`. For a model hub's source the hub reads it itself
+    /// when it is left out.
+    pub architecture: Option<ModelArch>,
     /// Where the weights are; the hub's model store when absent.
     pub source: Option<String>,
     /// A Secret in the tenant's namespace with the source's credentials,
@@ -106,6 +111,7 @@ impl Hub {
                 .unwrap_or_else(|| self.settings.model_source(&request.model)),
             source_secret: request.source_secret.clone(),
             model: request.model.clone(),
+            architecture: request.architecture.clone(),
             replicas,
             serving,
             placement: request.placement.clone(),
@@ -114,13 +120,14 @@ impl Hub {
     }
 
     /// Ranks every pool of every cluster for `request`.
-    pub async fn plan(&self, caller: &Caller, request: PlanRequest) -> Result<Planned> {
+    pub async fn plan(&self, caller: &Caller, mut request: PlanRequest) -> Result<Planned> {
         caller.require(Permission::Read)?;
         // Platform staff may plan without a tenant; then no quota applies.
         let tenant = match (caller.actor.tenant, request.tenant) {
             (None, None) => None,
             (_, named) => Some(caller.tenant(named)?),
         };
+        self.describe_from_source(caller, &mut request).await?;
         let ask = self.ask(&request)?;
         let inputs = ask.planner_inputs()?;
         let Observation { clusters, fleet } = self.observe_fleet().await?;

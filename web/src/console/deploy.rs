@@ -27,6 +27,10 @@ use super::page::{Chrome, PageError, Viewer};
 pub fn routes() -> Router<AppState> {
     Router::new()
         .route("/deploy", get(catalog_page))
+        .route(
+            "/deploy/source",
+            get(super::deploy_source::page).post(super::deploy_source::deploy),
+        )
         .route("/deploy/{model}", get(model_page).post(deploy))
 }
 
@@ -49,7 +53,7 @@ fn weights_gb(model: &ModelArch, precision: Precision) -> u64 {
 }
 
 impl ModelCard {
-    fn of(model: &ModelArch) -> ModelCard {
+    pub(super) fn of(model: &ModelArch) -> ModelCard {
         let size = match model.active_params {
             Some(active) if model.is_moe() => format!("{} ({} active)", model.total_params, active),
             _ => model.total_params.to_string(),
@@ -106,7 +110,7 @@ pub struct Options {
 
 /// Form and query strings repeat a checkbox's name once per box; serde's
 /// urlencoded reader does not gather them, so this does.
-fn parse_options(query: &str) -> Result<(Options, Vec<(String, String)>), String> {
+pub(super) fn parse_options(query: &str) -> Result<(Options, Vec<(String, String)>), String> {
     let pairs: Vec<(String, String)> = serde_urlencoded::from_str(query)
         .map_err(|e| format!("the form could not be read: {e}"))?;
     let mut options = Options::default();
@@ -150,9 +154,10 @@ struct Asked {
 }
 
 impl Asked {
-    fn request(self, model: &str) -> PlanRequest {
+    fn request(self, model: &str, source: Option<&str>) -> PlanRequest {
         PlanRequest {
             model: model.to_owned(),
+            source: source.map(str::to_owned),
             replicas: self.replicas,
             serving: self.serving,
             placement: self.placement,
@@ -233,9 +238,11 @@ impl Options {
 
 #[derive(Template, WebTemplate)]
 #[template(path = "console/deploy/model.html")]
-struct ModelPage {
+pub(super) struct ModelPage {
     c: Chrome,
     model: ModelCard,
+    /// Where both forms go: `/deploy/<id>`, or `/deploy/source`.
+    action: String,
     options: Options,
     /// The options as hidden form fields, `(name, value)`.
     hidden: Vec<(String, String)>,
@@ -256,7 +263,7 @@ impl ModelPage {
 
 /// A name the API accepts, from the model id, with a random tail so two
 /// clicks do not collide.
-fn default_name(model: &str) -> String {
+pub(super) fn default_name(model: &str) -> String {
     let mut random = [0u8; 2];
     getrandom::fill(&mut random).expect("the operating system has randomness");
     let base: String = model
@@ -282,21 +289,27 @@ fn find_model(lang: Lang, id: &str) -> Result<&'static ModelArch, PageError> {
     ModelArch::find(id).map_err(|e| PageError::new(lang, StatusCode::NOT_FOUND, e.to_string()))
 }
 
-async fn plan_page(
+/// A model's plans and deploy form; `source` names where a model the
+/// catalog does not know was read from.
+pub(super) async fn plan_page(
     state: &AppState,
     viewer: &Viewer,
     model: &ModelArch,
+    source: Option<&str>,
     options: Options,
     name: String,
     error: Option<String>,
 ) -> ModelPage {
-    let hidden = hidden_fields(&options);
+    let mut hidden = hidden_fields(&options);
+    if let Some(source) = source {
+        hidden.push(("source".to_owned(), source.to_owned()));
+    }
     let (report, error) = match options.asked(viewer.lang) {
         Err(message) => (None, Some(message)),
         Ok(asked) => {
             match state
                 .hub()
-                .plan(&viewer.caller, asked.request(&model.id))
+                .plan(&viewer.caller, asked.request(&model.id, source))
                 .await
             {
                 Ok(planned) => (Some(PlanReportView::from(planned)), error),
@@ -316,6 +329,10 @@ async fn plan_page(
     ModelPage {
         c: viewer.chrome("deploy", TEXT),
         model: ModelCard::of(model),
+        action: match source {
+            Some(_) => "/deploy/source".to_owned(),
+            None => format!("/deploy/{}", model.id),
+        },
         options,
         hidden,
         report,
@@ -362,6 +379,7 @@ async fn model_page(
         &state,
         &viewer,
         model,
+        None,
         options,
         default_name(&model.id),
         error,
@@ -389,6 +407,18 @@ async fn deploy(
             return PageError::new(viewer.lang, StatusCode::BAD_REQUEST, message).into_response();
         }
     };
+    deploy_model(state, viewer, model, None, options, &fields).await
+}
+
+/// Deploys `model` as the form asks; a refusal shows its plans again.
+pub(super) async fn deploy_model(
+    state: AppState,
+    viewer: Viewer,
+    model: &ModelArch,
+    source: Option<&str>,
+    options: Options,
+    fields: &[(String, String)],
+) -> Response {
     let name = fields
         .iter()
         .find(|(field, _)| field == "name")
@@ -398,7 +428,8 @@ async fn deploy(
         let state = state.clone();
         let viewer = viewer.clone();
         async move {
-            let page = plan_page(&state, &viewer, model, options, name, Some(message)).await;
+            let page =
+                plan_page(&state, &viewer, model, source, options, name, Some(message)).await;
             (status, page).into_response()
         }
     };
@@ -410,7 +441,7 @@ async fn deploy(
     };
     let request = CreateRequest {
         name: name.clone(),
-        plan: asked.request(&model.id),
+        plan: asked.request(&model.id, source),
     };
     match state.hub().create_deployment(&viewer.caller, request).await {
         Ok(created) => {
@@ -437,6 +468,17 @@ pub(crate) const TEXT: Table = &[
     ("deploy.needs", "Weights", "权重大小"),
     ("deploy.needs_int4", "at 4 bits", "4 比特量化时"),
     ("deploy.choose", "Choose", "选择"),
+    (
+        "deploy.source",
+        "A model not in the catalog",
+        "目录之外的模型",
+    ),
+    ("deploy.source_read", "Read and plan", "读取并规划"),
+    (
+        "deploy.source_hint",
+        "A public model on Hugging Face (hf://org/model) or ModelScope (modelscope://org/model): the hub reads its config.json and the headers of its safetensors files, never the weights, and sizes it as a catalog model.",
+        "Hugging Face（hf://组织/模型）或魔搭 ModelScope（modelscope://组织/模型）上的公开模型：平台只读取其 config.json 和 safetensors 文件头（不下载权重），并像目录中的模型一样估算资源。",
+    ),
     ("deploy.plans", "Ranked plans", "方案排名"),
     (
         "deploy.plans_hint",

@@ -32,6 +32,7 @@ pub mod compliance;
 mod cookie;
 mod csrf;
 pub mod deploy;
+mod deploy_source;
 pub mod deployments;
 pub mod i18n;
 mod page;

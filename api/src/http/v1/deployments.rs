@@ -33,9 +33,16 @@ pub struct CreateDeployment {
     /// At most 40 lower-case letters, digits and '-', starting with a letter.
     #[schema(example = "llama70")]
     pub name: String,
-    /// A catalog model id.
+    /// A catalog model id; or the id of the model `architecture`
+    /// describes or `source` holds.
     #[schema(example = "llama-3.1-70b")]
     pub model: String,
+    /// A model the catalog does not know, described as a catalog model is
+    /// (the fields `modelfleet model --source` prints); its `id` must be
+    /// `model`. For an `hf://` or `modelscope://` source it may be left
+    /// out: the hub reads the model's config.json and safetensors headers.
+    #[schema(value_type = Option<Object>)]
+    pub architecture: Option<modelfleet_core::model::ModelArch>,
     /// Where the weights are (`s3://…`, `oss://…`, `obs://…`, `cos://…`,
     /// `hf://…`, `modelscope://…`, `https://…`, `pvc://…`); defaults to the
     /// hub's model store.
@@ -232,6 +239,7 @@ impl From<CreateDeployment> for service::CreateRequest {
         let CreateDeployment {
             name,
             model,
+            architecture,
             source,
             source_secret,
             replicas,
@@ -244,6 +252,7 @@ impl From<CreateDeployment> for service::CreateRequest {
             name,
             plan: service::PlanRequest {
                 model,
+                architecture,
                 source,
                 source_secret,
                 replicas,

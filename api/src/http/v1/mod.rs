@@ -13,6 +13,7 @@ pub mod clusters;
 pub mod compliance;
 pub mod deployments;
 pub mod invoices;
+pub mod models;
 pub mod plans;
 pub mod prices;
 pub mod quota;

@@ -69,8 +69,18 @@ pub struct PlacementOptions {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct PlanRequest {
-    /// A catalog model id, e.g. `llama-3.1-70b`.
+    /// A catalog model id, e.g. `llama-3.1-70b`; or the id of the model
+    /// `architecture` describes or `source` holds.
     pub model: String,
+    /// A model the catalog does not know, described as a catalog model is
+    /// (the fields `modelfleet model --source` prints); its `id` must be
+    /// `model`.
+    #[schema(value_type = Option<Object>)]
+    pub architecture: Option<modelfleet_core::model::ModelArch>,
+    /// Where the weights are. For a model the catalog does not know and no
+    /// `architecture`, an `hf://` or `modelscope://` source is read (its
+    /// config.json and safetensors headers, never the weights) to size it.
+    pub source: Option<String>,
     /// Default 1.
     pub replicas: Option<u32>,
     pub serving: Option<ServingOptions>,
@@ -284,6 +294,8 @@ pub async fn create(
 ) -> Result<Json<PlanReportView>, ApiError> {
     let PlanRequest {
         model,
+        architecture,
+        source,
         replicas,
         serving,
         placement,
@@ -296,7 +308,8 @@ pub async fn create(
             &caller,
             service::PlanRequest {
                 model,
-                source: None,
+                architecture,
+                source,
                 source_secret: None,
                 replicas,
                 serving: serving.unwrap_or_default().into(),

@@ -1,0 +1,72 @@
+//! `/api/v1/models/inspect`: a model the catalog does not know, sized from
+//! its own files at an `hf://` or `modelscope://` source — its
+//! config.json and safetensors headers, never the weights. The answer's
+//! `architecture` is what `plans` and `deployments` take. Nothing changes.
+
+use axum::Json;
+use axum::extract::State;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use crate::http::error::Problem;
+use crate::http::extract::ApiJson;
+use crate::http::{ApiError, AppState, Caller};
+use crate::service::models::InspectedModel;
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(inspect))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct InspectRequest {
+    /// `hf://org/model[@revision]` or `modelscope://org/model[@revision]`.
+    #[schema(example = "hf://Qwen/Qwen3-8B")]
+    pub source: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct InspectedModelView {
+    /// The model as a catalog model is described; its id comes from the
+    /// source's name.
+    #[schema(value_type = Object)]
+    pub architecture: modelfleet_core::model::ModelArch,
+    /// Safetensors shards whose headers were read.
+    pub shards: usize,
+    /// Bytes read, of `listedBytes` under the source.
+    pub read_bytes: u64,
+    pub listed_bytes: u64,
+}
+
+impl From<InspectedModel> for InspectedModelView {
+    fn from(m: InspectedModel) -> Self {
+        InspectedModelView {
+            architecture: m.architecture,
+            shards: m.shards,
+            read_bytes: m.read_bytes,
+            listed_bytes: m.listed_bytes,
+        }
+    }
+}
+
+/// Reads and sizes the model at a model hub's source.
+#[utoipa::path(post, path = "/models/inspect", operation_id = "inspect_model", tag = "models", security(("bearer" = [])),
+    request_body = InspectRequest,
+    responses(
+        (status = 200, body = InspectedModelView),
+        (status = 400, body = Problem, content_type = "application/problem+json"),
+        (status = 422, body = Problem, content_type = "application/problem+json",
+            description = "The source is not one the hub reads, cannot be reached or read, or its config cannot be sized"),
+        (status = 429, body = Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn inspect(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiJson(body): ApiJson<InspectRequest>,
+) -> Result<Json<InspectedModelView>, ApiError> {
+    let inspected = state.hub().inspect_model(&caller, &body.source).await?;
+    Ok(Json(inspected.into()))
+}

@@ -1,0 +1,197 @@
+//! Models not in the catalog, sized from their own files: the hub reads a
+//! model hub's `config.json` and safetensors headers (never the weights)
+//! for `hf://` and `modelscope://` sources, on a tenant's behalf, with no
+//! credentials of its own — only public models, and only from the model
+//! hubs the platform configured (`--hf-endpoint`, `--modelscope-endpoint`),
+//! so a tenant names a repository, never a host.
+//!
+//! Object-store sources need the tenant's own credentials, which the hub
+//! does not hold: for them the tenant runs `modelfleet model --source`
+//! where those credentials are and sends the architecture it prints.
+//!
+//! What one tenant may make the hub fetch is bounded: a token bucket per
+//! tenant (or staff member), and the answers kept for a while by source.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use modelfleet_core::checkpoint::id_from_source;
+use modelfleet_core::crd::{ModelSource, SourceScheme};
+use modelfleet_core::model::ModelArch;
+use modelfleet_fetch::{Env, FetchError};
+
+use super::throttle::{Limit, Limiter};
+use super::{Caller, Error, Hub, PlanRequest, Result};
+use crate::identity::Permission;
+
+/// Inspections one tenant may start at once, and how fast that refills.
+const BURST: u32 = 10;
+const REFILL: Duration = Duration::from_secs(6);
+/// How long an answer is reused, and how many are kept.
+const KEEP_FOR: Duration = Duration::from_secs(600);
+const KEEP_AT_MOST: usize = 512;
+
+/// A model read from its source.
+#[derive(Debug, Clone, PartialEq)]
+pub struct InspectedModel {
+    pub architecture: ModelArch,
+    /// Safetensors shards whose headers were read.
+    pub shards: usize,
+    /// Bytes requested, of `listed_bytes` under the source.
+    pub read_bytes: u64,
+    pub listed_bytes: u64,
+}
+
+/// The inspections' limiter and answers, shared by the hub's clones.
+#[derive(Debug)]
+pub struct Inspections {
+    limiter: Limiter<String>,
+    kept: Mutex<HashMap<String, (Instant, InspectedModel)>>,
+}
+
+impl Default for Inspections {
+    fn default() -> Self {
+        Inspections {
+            limiter: Limiter::new(
+                Limit {
+                    burst: BURST,
+                    refill: REFILL,
+                },
+                super::throttle::MAX_KEYS,
+            ),
+            kept: Mutex::new(HashMap::new()),
+        }
+    }
+}
+
+impl Inspections {
+    fn kept(&self, source: &str) -> Option<InspectedModel> {
+        let kept = self.kept.lock().ok()?;
+        kept.get(source)
+            .filter(|(at, _)| at.elapsed() < KEEP_FOR)
+            .map(|(_, model)| model.clone())
+    }
+
+    fn keep(&self, source: &str, model: &InspectedModel) {
+        let Ok(mut kept) = self.kept.lock() else {
+            return;
+        };
+        kept.retain(|_, (at, _)| at.elapsed() < KEEP_FOR);
+        if kept.len() >= KEEP_AT_MOST
+            && let Some(oldest) = kept
+                .iter()
+                .min_by_key(|(_, (at, _))| *at)
+                .map(|(k, _)| k.clone())
+        {
+            kept.remove(&oldest);
+        }
+        kept.insert(source.to_owned(), (Instant::now(), model.clone()));
+    }
+}
+
+/// Whether the hub reads `source` itself: a model hub's repository.
+fn hub_readable(source: &str) -> Result<()> {
+    let parsed = ModelSource::parse(source).map_err(|e| Error::invalid("source", e.to_string()))?;
+    match parsed.scheme {
+        SourceScheme::HuggingFace | SourceScheme::ModelScope => Ok(()),
+        SourceScheme::Pvc | SourceScheme::Https => Err(Error::invalid(
+            "source",
+            format!(
+                "{source} is not a model's directory the hub can read; describe the model \
+                 with `architecture` (`modelfleet model --source` prints it from a directory \
+                 holding config.json and the safetensors shards)"
+            ),
+        )),
+        _ => Err(Error::invalid(
+            "source",
+            format!(
+                "the hub holds no credentials for {source}; run `modelfleet model --source \
+                 {source}` where your storage credentials are and send the architecture it \
+                 prints as `architecture`"
+            ),
+        )),
+    }
+}
+
+impl Hub {
+    /// Reads the model at `source` (`hf://…` or `modelscope://…`) and
+    /// sizes it; the architecture's id comes from the source's name.
+    pub async fn inspect_model(&self, caller: &Caller, source: &str) -> Result<InspectedModel> {
+        caller.require(Permission::Read)?;
+        hub_readable(source)?;
+        if let Some(kept) = self.inspections.kept(source) {
+            return Ok(kept);
+        }
+        // Platform staff share one budget.
+        let who = caller
+            .actor
+            .tenant
+            .map_or_else(|| "staff".to_owned(), |t| t.to_string());
+        self.inspections
+            .limiter
+            .take(&who, None, Instant::now())
+            .map_err(|wait| {
+                let seconds = u32::try_from(wait.as_secs().max(1)).unwrap_or(u32::MAX);
+                Error::too_many_requests(
+                    format!(
+                        "too many models read from their sources; retry after {seconds} seconds"
+                    ),
+                    seconds,
+                )
+            })?;
+        let env = Env {
+            hf_endpoint: self.settings.hf_endpoint.clone(),
+            modelscope_endpoint: self.settings.modelscope_endpoint.clone(),
+            ..Env::default()
+        };
+        let inspected = modelfleet_fetch::inspect(source, &Default::default(), &env)
+            .await
+            .map_err(|e| match e {
+                FetchError::BadSource(reason) => Error::invalid("source", reason),
+                other => Error::invalid(
+                    "source",
+                    format!(
+                        "{other} (the hub reads public models only, with no token of its \
+                         own: for a gated or private model, run `modelfleet model --source \
+                         {source}` with your token and send the architecture it prints)"
+                    ),
+                ),
+            })?;
+        let architecture = inspected
+            .checkpoint
+            .architecture(&id_from_source(source), "")
+            .map_err(|e| Error::invalid("source", format!("{source}: {e}")))?;
+        let model = InspectedModel {
+            architecture,
+            shards: inspected.shards,
+            read_bytes: inspected.read_bytes,
+            listed_bytes: inspected.listed_bytes,
+        };
+        self.inspections.keep(source, &model);
+        Ok(model)
+    }
+
+    /// A request for a model the catalog does not know, with no
+    /// architecture, from a source the hub can read: the architecture
+    /// read from the source, named as the request names the model.
+    pub(crate) async fn describe_from_source(
+        &self,
+        caller: &Caller,
+        request: &mut PlanRequest,
+    ) -> Result<()> {
+        if request.architecture.is_some() || ModelArch::find(&request.model).is_ok() {
+            return Ok(());
+        }
+        let Some(source) = request.source.clone() else {
+            return Ok(());
+        };
+        // Not the catalog's, not described, and not readable here: say
+        // how to describe it.
+        hub_readable(&source)?;
+        let mut architecture = self.inspect_model(caller, &source).await?.architecture;
+        architecture.id = request.model.clone();
+        request.architecture = Some(architecture);
+        Ok(())
+    }
+}

@@ -1,0 +1,210 @@
+//! Models the catalog does not know, through the REST API: the hub reads
+//! an `hf://` model's config.json and safetensors headers from the model
+//! hub the platform configured (a Hugging Face Hub on loopback here) —
+//! to answer `POST /models/inspect`, and to plan and deploy a model named
+//! only by its source, inline in the ModelDeployment it writes. What it
+//! will not do: read object stores with no credentials of its own, read a
+//! gated model, or read sources for one tenant without limit.
+
+mod support;
+
+use std::collections::BTreeMap;
+
+use axum::http::StatusCode;
+use kube::api::Api;
+use modelfleet_api::config::ApiSettings;
+use modelfleet_api::store::testing::TestDb;
+use modelfleet_core::crd::ModelDeployment;
+use modelfleet_core::model::ModelArch;
+use modelfleet_fetch::testing::{FakeHub, File, Repo, tiny_model};
+use serde_json::json;
+use support::{Hub, roomy, test_settings};
+
+fn tiny() -> ModelArch {
+    tiny_model("tiny-chat")
+}
+
+async fn model_hub() -> FakeHub {
+    let mut open = Repo::llama(&tiny(), 2);
+    open.files
+        .insert("tokenizer.json".to_owned(), File::whole(b"{}".to_vec()));
+    let gated = Repo {
+        gated: true,
+        ..open.clone()
+    };
+    FakeHub::start(BTreeMap::from([
+        ("acme/tiny-chat".to_owned(), open),
+        ("acme/gated-chat".to_owned(), gated),
+    ]))
+    .await
+}
+
+fn settings(hub: &FakeHub) -> ApiSettings {
+    ApiSettings {
+        hf_endpoint: Some(hub.endpoint.clone()),
+        ..test_settings()
+    }
+}
+
+async fn a_model_hub_source_is_sized_planned_and_deployed(db: TestDb) {
+    let models = model_hub().await;
+    let hub = Hub::start_with_settings(db, settings(&models)).await;
+    let (_, key) = hub.tenant("acme", roomy()).await;
+
+    let inspected = hub
+        .post(
+            "/api/v1/models/inspect",
+            &key,
+            json!({"source": "hf://acme/tiny-chat"}),
+        )
+        .await;
+    assert_eq!(inspected.status, StatusCode::OK, "{:#}", inspected.body);
+    let expected = tiny();
+    assert_eq!(inspected.body["architecture"]["id"], "tiny-chat");
+    assert_eq!(
+        inspected.body["architecture"]["totalParams"],
+        expected.total_params.0
+    );
+    assert_eq!(inspected.body["architecture"]["kvHeads"], 2);
+    assert_eq!(inspected.body["shards"], 2);
+    // Headers only: kilobytes of a checkpoint of ~100 MB.
+    assert!(inspected.body["readBytes"].as_u64().unwrap() < 100_000);
+    assert!(inspected.body["listedBytes"].as_u64().unwrap() > 50_000_000);
+
+    // Planned and deployed by source alone: the model is what the files
+    // say, named as the request names it, inline in the ModelDeployment.
+    let plans = hub
+        .post(
+            "/api/v1/plans",
+            &key,
+            json!({"model": "my-tiny", "source": "hf://acme/tiny-chat"}),
+        )
+        .await;
+    assert_eq!(plans.status, StatusCode::OK, "{:#}", plans.body);
+    assert!(!plans.body["plans"].as_array().unwrap().is_empty());
+    let created = hub
+        .post(
+            "/api/v1/deployments",
+            &key,
+            json!({"name": "tiny", "model": "my-tiny", "source": "hf://acme/tiny-chat"}),
+        )
+        .await;
+    assert_eq!(created.status, StatusCode::ACCEPTED, "{:#}", created.body);
+    assert_eq!(created.body["deployment"]["model"], "my-tiny");
+    let mds: Api<ModelDeployment> = Api::namespaced(hub.kube.clone(), "mf-acme");
+    let md = mds.get("tiny").await.expect("written into the cluster");
+    let inline = md.spec.architecture.expect("the architecture goes inline");
+    assert_eq!(
+        inline,
+        ModelArch {
+            id: "my-tiny".to_owned(),
+            ..expected
+        }
+    );
+    assert_eq!(md.spec.source, "hf://acme/tiny-chat");
+    // Read once: the plan and the deployment reused the inspection.
+    assert_eq!(models.listings(), 1);
+
+    // An architecture given by hand is taken as given.
+    let described = hub
+        .post(
+            "/api/v1/plans",
+            &key,
+            json!({"model": "tiny-chat", "architecture": inspected.body["architecture"],
+                   "source": "s3://acme-models/tiny-chat"}),
+        )
+        .await;
+    assert_eq!(described.status, StatusCode::OK, "{:#}", described.body);
+}
+
+async fn sources_the_hub_does_not_read_are_refused_with_what_to_do(db: TestDb) {
+    let models = model_hub().await;
+    let hub = Hub::start_with_settings(db, settings(&models)).await;
+    let (_, key) = hub.tenant("acme", roomy()).await;
+
+    // An object store: the hub holds no tenant's storage credentials.
+    let reply = hub
+        .post(
+            "/api/v1/deployments",
+            &key,
+            json!({"name": "mine", "model": "mine", "source": "s3://acme-models/mine"}),
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::UNPROCESSABLE_ENTITY);
+    let detail = reply.problem(422);
+    assert!(
+        detail.contains("no credentials") && detail.contains("modelfleet model --source"),
+        "{detail}"
+    );
+    // A single file is no model's directory; a URL is no source.
+    for source in ["https://example.com/model.safetensors", "http://10.0.0.1/"] {
+        let reply = hub
+            .post("/api/v1/models/inspect", &key, json!({"source": source}))
+            .await;
+        assert_eq!(reply.status, StatusCode::UNPROCESSABLE_ENTITY, "{source}");
+    }
+    // A gated model: the hub sends no token of its own.
+    let reply = hub
+        .post(
+            "/api/v1/models/inspect",
+            &key,
+            json!({"source": "hf://acme/gated-chat"}),
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::UNPROCESSABLE_ENTITY);
+    let detail = reply.problem(422);
+    assert!(
+        detail.contains("hf://acme/gated-chat") && detail.contains("public models only"),
+        "{detail}"
+    );
+    // Nothing was deployed.
+    let list = hub.get("/api/v1/deployments", &key).await;
+    assert_eq!(
+        list.body["items"].as_array().map(Vec::len),
+        Some(0),
+        "{:#}",
+        list.body
+    );
+}
+
+async fn one_tenant_cannot_make_the_hub_read_without_limit(db: TestDb) {
+    let models = model_hub().await;
+    let hub = Hub::start_with_settings(db, settings(&models)).await;
+    let (_, key) = hub.tenant("acme", roomy()).await;
+    let (_, other) = hub.tenant("globex", roomy()).await;
+    // Distinct sources, so that no answer is reused: the tenant's budget
+    // runs out, and the hub asked the model hub no more than it allows.
+    let mut statuses = Vec::new();
+    for i in 0..12 {
+        let reply = hub
+            .post(
+                "/api/v1/models/inspect",
+                &key,
+                json!({"source": format!("hf://acme/missing-{i}")}),
+            )
+            .await;
+        statuses.push(reply.status);
+    }
+    assert!(
+        statuses[..10]
+            .iter()
+            .all(|s| *s == StatusCode::UNPROCESSABLE_ENTITY)
+    );
+    assert_eq!(statuses[10..], [StatusCode::TOO_MANY_REQUESTS; 2]);
+    assert_eq!(models.listings(), 10);
+    // Another tenant has its own budget.
+    let reply = hub
+        .post(
+            "/api/v1/models/inspect",
+            &other,
+            json!({"source": "hf://acme/tiny-chat"}),
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::OK, "{:#}", reply.body);
+}
+
+modelfleet_api::store_tests!(
+    a_model_hub_source_is_sized_planned_and_deployed,
+    sources_the_hub_does_not_read_are_refused_with_what_to_do,
+    one_tenant_cannot_make_the_hub_read_without_limit,
+);
