@@ -545,6 +545,18 @@ async fn every_write_request_is_recorded_once(db: TestDb) {
         S::UNPROCESSABLE_ENTITY,
     )
     .await;
+    // So do the hub's reads of a model's files for a tenant (refused here
+    // before any request: the hub holds no credentials for object stores).
+    c.check(
+        request(
+            M::POST,
+            "/api/v1/models/inspect",
+            Some(&key),
+            Some(json!({"source": "s3://acme-models/mine"})),
+        ),
+        S::UNPROCESSABLE_ENTITY,
+    )
+    .await;
 
     // Deployments: create, a taken name, resize, a bad size, delete twice.
     let chat = json!({"name": "chat", "model": "llama-3.1-8b"});

@@ -32,9 +32,24 @@ async fn model_hub() -> FakeHub {
         gated: true,
         ..open.clone()
     };
+    // A repository published to make readers read: its one shard announces
+    // a 70 MiB header (within the format's 100 MiB).
+    let mut hostile = open.clone();
+    let huge: u64 = 70 << 20;
+    hostile
+        .files
+        .retain(|name, _| !name.ends_with(".safetensors"));
+    hostile.files.insert(
+        "model.safetensors".to_owned(),
+        File {
+            head: huge.to_le_bytes().to_vec(),
+            len: 8 + huge + 1024,
+        },
+    );
     FakeHub::start(BTreeMap::from([
         ("acme/tiny-chat".to_owned(), open),
         ("acme/gated-chat".to_owned(), gated),
+        ("acme/huge-headers".to_owned(), hostile),
     ]))
     .await
 }
@@ -157,6 +172,18 @@ async fn sources_the_hub_does_not_read_are_refused_with_what_to_do(db: TestDb) {
         detail.contains("hf://acme/gated-chat") && detail.contains("public models only"),
         "{detail}"
     );
+    // Headers that would take the hub's memory: refused before they are
+    // read.
+    let reply = hub
+        .post(
+            "/api/v1/models/inspect",
+            &key,
+            json!({"source": "hf://acme/huge-headers"}),
+        )
+        .await;
+    let detail = reply.problem(422);
+    assert!(detail.contains("past 64 MiB"), "{detail}");
+    assert!(models.bytes_served() < 1 << 20, "{}", models.bytes_served());
     // Nothing was deployed.
     let list = hub.get("/api/v1/deployments", &key).await;
     assert_eq!(

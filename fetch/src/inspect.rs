@@ -3,6 +3,8 @@
 //! the 8-byte header length, then the header. A 140 GB model costs a few
 //! megabytes of requests.
 
+use std::sync::atomic::{AtomicU64, Ordering};
+
 use modelfleet_core::checkpoint::{self, Checkpoint, MAX_CONFIG_BYTES, Tensor};
 
 use crate::download::backoff;
@@ -15,6 +17,9 @@ const CONCURRENCY: usize = 8;
 /// A source with more shards than this is not a model modelfleet sizes
 /// (the largest published checkpoints have a few hundred).
 pub const MAX_SHARDS: usize = 2048;
+/// The most all of a source's headers may take together: DeepSeek-V3's
+/// 163 shards describe 90,000 tensors in about 14 MiB.
+pub const MAX_HEADERS_BYTES: u64 = 64 * 1024 * 1024;
 
 /// What was read from a source.
 #[derive(Debug, Clone)]
@@ -81,6 +86,7 @@ pub async fn inspect(
         store: &store,
         source,
         credentials: &credentials,
+        budget: AtomicU64::new(MAX_HEADERS_BYTES),
     };
     let config_json = reader.read(config, 0, config.size).await?;
     let mut tensors = Vec::new();
@@ -110,6 +116,8 @@ struct Reader<'a> {
     store: &'a Store,
     source: &'a str,
     credentials: &'a CredentialSource,
+    /// Header bytes still allowed ([`MAX_HEADERS_BYTES`] in all).
+    budget: AtomicU64,
 }
 
 impl Reader<'_> {
@@ -119,6 +127,18 @@ impl Reader<'_> {
             |e: String| FetchError::Source(format!("{}: {}: {e}", self.source, shard.relative));
         let first = self.read(shard, 0, 8.min(shard.size)).await?;
         let n = checkpoint::header_length(&first, shard.size).map_err(bad)?;
+        let spent = self
+            .budget
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |left| {
+                left.checked_sub(n)
+            });
+        if spent.is_err() {
+            return Err(bad(format!(
+                "its header of {n} bytes takes the source's headers past {} MiB together; \
+                 that is not a model modelfleet sizes",
+                MAX_HEADERS_BYTES >> 20
+            )));
+        }
         let header = self.read(shard, 8, n).await?;
         let tensors = checkpoint::parse_header(&header, shard.size).map_err(bad)?;
         Ok((tensors, 8 + n))

@@ -49,7 +49,7 @@ use std::time::{Duration, Instant};
 use futures::StreamExt;
 
 use crate::endpoint::{EndpointOverrides, Environment};
-pub use crate::inspect::{Inspected, MAX_SHARDS, inspect};
+pub use crate::inspect::{Inspected, MAX_HEADERS_BYTES, MAX_SHARDS, inspect};
 use crate::journal::{FileState, Journal, MARKER, Marker, MarkerFile, partial_dir, safe_relative};
 pub use crate::store::CredentialSource;
 use crate::store::Plan;

@@ -31,6 +31,8 @@ const REFILL: Duration = Duration::from_secs(6);
 /// How long an answer is reused, and how many are kept.
 const KEEP_FOR: Duration = Duration::from_secs(600);
 const KEEP_AT_MOST: usize = 512;
+/// The longest one read may take.
+const READ_WITHIN: Duration = Duration::from_secs(60);
 
 /// A model read from its source.
 #[derive(Debug, Clone, PartialEq)]
@@ -145,8 +147,19 @@ impl Hub {
             modelscope_endpoint: self.settings.modelscope_endpoint.clone(),
             ..Env::default()
         };
-        let inspected = modelfleet_fetch::inspect(source, &Default::default(), &env)
+        let endpoint = Default::default();
+        let read = modelfleet_fetch::inspect(source, &endpoint, &env);
+        let inspected = tokio::time::timeout(READ_WITHIN, read)
             .await
+            .map_err(|_| {
+                Error::invalid(
+                    "source",
+                    format!(
+                        "{source} could not be read within {} s; try again later",
+                        READ_WITHIN.as_secs()
+                    ),
+                )
+            })?
             .map_err(|e| match e {
                 FetchError::BadSource(reason) => Error::invalid("source", reason),
                 other => Error::invalid(
