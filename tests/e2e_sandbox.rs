@@ -438,3 +438,61 @@ async fn an_ascend_deployment_on_a_cce_pool_requests_ascend_1980_and_becomes_rea
     }
     cluster.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pools_network_interface_mirror_and_pull_secrets_reach_its_pods() {
+    // The nodes of a pool in a mainland-China region, annotated by its
+    // platform engineer: images through the region's mirror with its
+    // credentials, and the collectives on the data network.
+    let fleet = Fleet::from_yaml(
+        "pools:\n- {cloud: aws, region: us-east-1, cluster: sandbox, name: p5-h100, accelerator: h100-80gb,\n   \
+         devicesPerNode: 8, nodesTotal: 1, nodesFree: 1, pricePerDeviceHour: \"6.88 USD\",\n   \
+         settings: {networkInterface: eth1, registryMirror: registry.cn-hangzhou.aliyuncs.com/mirror,\n   \
+         imagePullSecrets: [acr-pull]}}\n",
+    )
+    .unwrap();
+    let cluster = start(fleet, false).await;
+    let client = cluster.client();
+    let api: Api<ModelDeployment> = Api::namespaced(client.clone(), "default");
+    api.create(&PostParams::default(), &example("llama-3.1-70b-h100.yaml"))
+        .await
+        .unwrap();
+    wait_for(&api, "llama-70b", "Ready", |md| {
+        phase(md) == Some(Phase::Ready)
+    })
+    .await;
+    let pods = pods_of(&client, "default", "llama-70b").await;
+    let spec = pods[0].spec.as_ref().unwrap();
+    let pull: Vec<_> = spec
+        .image_pull_secrets
+        .iter()
+        .flatten()
+        .map(|s| s.name.as_str())
+        .collect();
+    assert_eq!(pull, ["acr-pull"]);
+    let mirror = "registry.cn-hangzhou.aliyuncs.com/mirror/";
+    let engine = &spec.containers[0];
+    let fetch = &spec.init_containers.as_ref().unwrap()[0];
+    for image in [&engine.image, &fetch.image] {
+        assert!(image.as_deref().unwrap().starts_with(mirror), "{image:?}");
+    }
+    assert!(
+        engine
+            .image
+            .as_deref()
+            .unwrap()
+            .contains("/vllm/vllm-openai:"),
+        "{:?}",
+        engine.image
+    );
+    let env: Vec<_> = engine
+        .env
+        .iter()
+        .flatten()
+        .map(|e| (e.name.as_str(), e.value.as_deref().unwrap_or_default()))
+        .collect();
+    for name in ["NCCL_SOCKET_IFNAME", "GLOO_SOCKET_IFNAME"] {
+        assert!(env.contains(&(name, "eth1")), "{name} missing: {env:?}");
+    }
+    cluster.shutdown().await;
+}

@@ -53,6 +53,7 @@ fn generated_fleet(pools: usize) -> Fleet {
                     labels: BTreeMap::new(),
                     taints: Vec::new(),
                     device_resource: None,
+                    settings: Default::default(),
                 }
             })
             .collect(),

@@ -135,6 +135,33 @@ pub struct NodePool {
     /// device plugin uses. Pods placed on the pool request this one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub device_resource: Option<String>,
+    /// What pods on the pool need from its nodes' network and registries
+    /// (`contract::pool_settings`).
+    #[serde(default, skip_serializing_if = "PoolSettings::is_empty")]
+    pub settings: PoolSettings,
+}
+
+/// A pool's network interface for the engines' collectives, the registry
+/// mirror images are pulled through, and the Secrets they are pulled with.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct PoolSettings {
+    /// NCCL_SOCKET_IFNAME (HCCL_SOCKET_IFNAME on Ascend) and
+    /// GLOO_SOCKET_IFNAME: `eth0`, or an NCCL-style list.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub network_interface: Option<String>,
+    /// `host[:port][/path]` that mirrors docker.io, quay.io and the others.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub registry_mirror: Option<String>,
+    /// Secrets in the pods' namespace the kubelet pulls images with.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub image_pull_secrets: Vec<String>,
+}
+
+impl PoolSettings {
+    pub fn is_empty(&self) -> bool {
+        *self == PoolSettings::default()
+    }
 }
 
 /// A node taint, as Kubernetes writes it.
@@ -291,6 +318,10 @@ impl Fleet {
                     ));
                 }
             }
+            let annotations = crate::contract::pool_settings::annotations(&pool.settings);
+            if let Err(reason) = crate::contract::pool_settings::read(Some(&annotations)) {
+                problems.push(format!("{at}: settings: {reason}"));
+            }
             if !seen.insert((pool.cluster.clone(), pool.name.clone())) {
                 problems.push(format!(
                     "{at}: a pool with this cluster and name is listed twice"
@@ -326,6 +357,7 @@ impl Fleet {
                     labels: BTreeMap::new(),
                     taints: Vec::new(),
                     device_resource: None,
+                    settings: Default::default(),
                 })
                 .collect(),
         }

@@ -38,6 +38,7 @@ fn pool(
         labels: BTreeMap::new(),
         taints: Vec::new(),
         device_resource: None,
+        settings: Default::default(),
     }
 }
 

@@ -25,7 +25,7 @@ use super::node_labels::{
     NODE_GROUP_LABELS, REGION,
 };
 use crate::accelerator::{ACCELERATORS, Accelerator, Vendor};
-use crate::fleet::{CapacityType, Cloud, Fleet, NodePool, Taint};
+use crate::fleet::{CapacityType, Cloud, Fleet, NodePool, PoolSettings, Taint};
 use crate::money::Money;
 
 /// A node discovery could not place in a pool, and why.
@@ -55,6 +55,7 @@ struct NodeFacts {
     price: Option<Money>,
     pool_labels: BTreeMap<String, String>,
     taints: Vec<Taint>,
+    settings: PoolSettings,
 }
 
 /// Groups `nodes` into pools of cluster `cluster` and counts free devices
@@ -101,6 +102,7 @@ pub fn discover<N: Borrow<Node>, P: Borrow<Pod>>(
             labels: facts.pool_labels.clone(),
             taints: facts.taints.clone(),
             device_resource: Some(facts.resource.to_owned()),
+            settings: facts.settings.clone(),
         });
         if pool.accelerator != facts.accelerator.id {
             skipped.push(Skipped {
@@ -108,6 +110,17 @@ pub fn discover<N: Borrow<Node>, P: Borrow<Pod>>(
                 reason: format!(
                     "has {} but pool {} has {}; a pool must be one kind of device",
                     facts.accelerator.id, pool.name, pool.accelerator
+                ),
+            });
+            continue;
+        }
+        if pool.settings != facts.settings {
+            skipped.push(Skipped {
+                node: name,
+                reason: format!(
+                    "its modelfleet.io/ network and registry annotations ({:?}) differ from \
+                     the other nodes' of pool {} ({:?}); annotate every node of a pool alike",
+                    facts.settings, pool.name, pool.settings
                 ),
             });
             continue;
@@ -206,7 +219,9 @@ fn read_node(node: &Node) -> Result<Option<NodeFacts>, String> {
         })?),
         None => None,
     };
+    let settings = super::pool_settings::read(node.metadata.annotations.as_ref())?;
     Ok(Some(NodeFacts {
+        settings,
         pool,
         cloud: cloud_of(node)?,
         region: label(node, REGION)

@@ -14,6 +14,8 @@
 //! - [`admission`]: the hub's admission annotations;
 //! - [`discovery`]: node pools from a cluster's Nodes and Pods;
 //! - [`pool_choice`]: which pool a ModelDeployment lands on;
+//! - [`pool_settings`]: a pool's network interface, registry mirror and
+//!   image pull Secrets, from its nodes' annotations;
 //! - [`tenancy`]: what keeps tenants apart inside one cluster (Pod Security
 //!   labels, the operator's RoleBinding, NetworkPolicy, engine API key).
 //!
@@ -30,4 +32,5 @@ pub mod labels;
 pub mod namespace;
 pub mod node_labels;
 pub mod pool_choice;
+pub mod pool_settings;
 pub mod tenancy;

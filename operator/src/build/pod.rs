@@ -6,8 +6,8 @@ use std::collections::BTreeMap;
 
 use k8s_openapi::api::core::v1::{
     Affinity, Capabilities, Container, ContainerPort, EmptyDirVolumeSource, EnvFromSource, EnvVar,
-    EnvVarSource, HTTPGetAction, HostPathVolumeSource, NodeAffinity, NodeSelector,
-    NodeSelectorRequirement, NodeSelectorTerm, PersistentVolumeClaimVolumeSource,
+    EnvVarSource, HTTPGetAction, HostPathVolumeSource, LocalObjectReference, NodeAffinity,
+    NodeSelector, NodeSelectorRequirement, NodeSelectorTerm, PersistentVolumeClaimVolumeSource,
     PodSecurityContext, PodSpec, PodTemplateSpec, Probe, ResourceRequirements, SeccompProfile,
     SecretEnvSource, SecretKeySelector, SecurityContext, Toleration, Volume, VolumeMount,
 };
@@ -18,6 +18,7 @@ use modelfleet_core::accelerator::{Accelerator, Vendor};
 use modelfleet_core::contract::labels::{
     MODEL_BYTES_ANNOTATION, POOL_LABEL, ROLE_SERVER, ROLE_WORKER,
 };
+use modelfleet_core::contract::pool_settings::through_mirror;
 use modelfleet_core::contract::{devices, tenancy};
 use modelfleet_core::crd::{ModelSource, SourceScheme};
 use modelfleet_core::fleet::NodePool;
@@ -109,9 +110,25 @@ pub fn pod_template(inputs: &PodInputs, role: Role) -> PodTemplateSpec {
             init_containers: fetches.then(|| vec![fetch_container(inputs)]),
             containers: vec![engine_container(inputs, role)],
             volumes: Some(volumes(inputs)),
+            // The pool's own registry credentials (its nodes' annotation).
+            image_pull_secrets: pull_secrets(inputs.pool),
             ..PodSpec::default()
         }),
     }
+}
+
+fn mirror(pool: &NodePool) -> Option<&str> {
+    pool.settings.registry_mirror.as_deref()
+}
+
+fn pull_secrets(pool: &NodePool) -> Option<Vec<LocalObjectReference>> {
+    let names = &pool.settings.image_pull_secrets;
+    (!names.is_empty()).then(|| {
+        names
+            .iter()
+            .map(|name| LocalObjectReference { name: name.clone() })
+            .collect()
+    })
 }
 
 /// Requires every label the pool's nodes share (the node-group label, or
@@ -220,7 +237,7 @@ fn engine_container(inputs: &PodInputs, role: Role) -> Container {
     }
     Container {
         name: "engine".to_owned(),
-        image: Some(inputs.image.clone()),
+        image: Some(through_mirror(&inputs.image, mirror(inputs.pool))),
         command: Some(command.into_iter().map(str::to_owned).collect()),
         args: (!args.is_empty()).then_some(args),
         ports: (!ports.is_empty()).then_some(ports),
@@ -285,6 +302,18 @@ fn env(inputs: &PodInputs, role: Role) -> Vec<EnvVar> {
             }),
         });
     }
+    if let Some(interface) = &inputs.pool.settings.network_interface {
+        // The interface the collectives bind to: on nodes with several
+        // (a management and a data network), NCCL and HCCL otherwise pick
+        // one that cannot reach the other nodes, or the slow one.
+        let collective = match inputs.accelerator.vendor {
+            Vendor::Huawei => ["HCCL_SOCKET_IFNAME", "TP_SOCKET_IFNAME"].as_slice(),
+            _ => ["NCCL_SOCKET_IFNAME"].as_slice(),
+        };
+        for name in collective.iter().chain(&["GLOO_SOCKET_IFNAME"]) {
+            env.push(var(name, interface));
+        }
+    }
     if inputs.accelerator.vendor == Vendor::Huawei && role != Role::Server {
         // The device plugin sets ASCEND_RT_VISIBLE_DEVICES; Ray must not
         // renumber it when it places the engine's workers.
@@ -338,7 +367,7 @@ fn fetch_container(inputs: &PodInputs) -> Container {
     let dest = engine::model_dir(&inputs.owner.model);
     Container {
         name: modelfleet_core::contract::fetch::CONTAINER.to_owned(),
-        image: Some(inputs.fetcher_image.to_owned()),
+        image: Some(through_mirror(inputs.fetcher_image, mirror(inputs.pool))),
         command: Some(
             ["modelfleet", "fetch", "--source"]
                 .into_iter()

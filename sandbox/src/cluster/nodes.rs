@@ -314,9 +314,13 @@ fn node(
         last_heartbeat_time: Some(time(created)),
         last_transition_time: Some(time(created)),
     };
-    let annotations = pool
-        .price_per_device_hour
-        .map(|price| BTreeMap::from([(PRICE_ANNOTATION.to_owned(), price.to_string())]));
+    // The pool's price and settings, as a platform engineer annotates
+    // real nodes.
+    let mut annotations = modelfleet_core::contract::pool_settings::annotations(&pool.settings);
+    if let Some(price) = pool.price_per_device_hour {
+        annotations.insert(PRICE_ANNOTATION.to_owned(), price.to_string());
+    }
+    let annotations = (!annotations.is_empty()).then_some(annotations);
     Node {
         metadata: ObjectMeta {
             name: Some(name.to_owned()),

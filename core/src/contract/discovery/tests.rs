@@ -325,3 +325,62 @@ fn a_pods_devices_of_a_vendor_count_under_any_of_its_names() {
     assert_eq!(vendor_request(&mindcluster, Vendor::Huawei), 2);
     assert_eq!(vendor_request(&cce, Vendor::Nvidia), 0);
 }
+
+#[test]
+fn a_pools_network_and_registry_settings_come_from_its_nodes_annotations() {
+    use crate::contract::pool_settings::{
+        IMAGE_PULL_SECRETS_ANNOTATION, NETWORK_INTERFACE_ANNOTATION, REGISTRY_MIRROR_ANNOTATION,
+    };
+    let annotate = |mut n: Node, interface: &str| {
+        n.metadata.annotations = Some(BTreeMap::from([
+            (
+                NETWORK_INTERFACE_ANNOTATION.to_owned(),
+                interface.to_owned(),
+            ),
+            (
+                REGISTRY_MIRROR_ANNOTATION.to_owned(),
+                "registry.cn-hangzhou.aliyuncs.com/mirror".to_owned(),
+            ),
+            (
+                IMAGE_PULL_SECRETS_ANNOTATION.to_owned(),
+                "acr-pull".to_owned(),
+            ),
+        ]));
+        n
+    };
+    let d = discover(
+        "c",
+        &[
+            annotate(eks_h100("a"), "eth0"),
+            annotate(eks_h100("b"), "eth0"),
+        ],
+        NO_PODS,
+    );
+    let settings = &d.fleet.pools[0].settings;
+    assert_eq!(settings.network_interface.as_deref(), Some("eth0"));
+    assert_eq!(
+        settings.registry_mirror.as_deref(),
+        Some("registry.cn-hangzhou.aliyuncs.com/mirror")
+    );
+    assert_eq!(settings.image_pull_secrets, ["acr-pull"]);
+    assert_eq!(d.fleet.pools[0].nodes_total, 2);
+
+    // A node that disagrees is left out, saying why; a bad value too.
+    let d = discover(
+        "c",
+        &[
+            annotate(eks_h100("a"), "eth0"),
+            annotate(eks_h100("b"), "bond0"),
+            annotate(eks_h100("c"), "eth0 && reboot"),
+        ],
+        NO_PODS,
+    );
+    assert_eq!(d.fleet.pools[0].nodes_total, 1);
+    assert_eq!(d.skipped.len(), 2, "{:?}", d.skipped);
+    assert!(
+        d.skipped[0]
+            .reason
+            .contains("annotate every node of a pool alike")
+    );
+    assert!(d.skipped[1].reason.contains(NETWORK_INTERFACE_ANNOTATION));
+}
