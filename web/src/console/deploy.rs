@@ -475,6 +475,11 @@ pub(crate) const TEXT: Table = &[
     ),
     ("deploy.source_read", "Read and plan", "读取并规划"),
     (
+        "deploy.source_missing",
+        "source: give a model's source, like hf://Qwen/Qwen3-8B or modelscope://Qwen/Qwen3-8B",
+        "source：请填写模型来源，例如 hf://Qwen/Qwen3-8B 或 modelscope://Qwen/Qwen3-8B",
+    ),
+    (
         "deploy.source_hint",
         "A public model on Hugging Face (hf://org/model) or ModelScope (modelscope://org/model): the hub reads its config.json and the headers of its safetensors files, never the weights, and sizes it as a catalog model.",
         "Hugging Face（hf://组织/模型）或魔搭 ModelScope（modelscope://组织/模型）上的公开模型：平台只读取其 config.json 和 safetensors 文件头（不下载权重），并像目录中的模型一样估算资源。",

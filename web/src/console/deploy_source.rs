@@ -10,7 +10,7 @@ use axum::response::{IntoResponse, Response};
 use modelfleet_api::AppState;
 use modelfleet_core::model::ModelArch;
 
-use super::deploy::{ModelPage, default_name, deploy_model, parse_options, plan_page};
+use super::deploy::{ModelPage, TEXT, default_name, deploy_model, parse_options, plan_page};
 use super::page::{PageError, Viewer};
 
 /// The form's `source`, or what to do without one.
@@ -24,8 +24,7 @@ fn source_of(viewer: &Viewer, pairs: &[(String, String)]) -> Result<String, Page
             PageError::new(
                 viewer.lang,
                 StatusCode::UNPROCESSABLE_ENTITY,
-                "source: give a model's source, like hf://Qwen/Qwen3-8B or \
-                 modelscope://qwen/Qwen3-8B",
+                viewer.lang.t(TEXT, "deploy.source_missing"),
             )
         })
 }

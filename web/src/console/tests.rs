@@ -29,6 +29,8 @@ fn own_table(file: &str) -> Option<Table> {
         // The layout and error pages, and what answers with them.
         "page.rs" | "csrf.rs" | "mod.rs" => "page",
         "i18n.rs" | "tests.rs" | "cookie.rs" | "chart.rs" => return None,
+        // The deploy page for a model named by its source.
+        "deploy_source.rs" => "deploy",
         f => f.split('/').next().unwrap_or(f).trim_end_matches(".rs"),
     };
     let table = TABLES.iter().find(|(name, _)| *name == owner);
