@@ -186,6 +186,39 @@ pub fn placed(
     md
 }
 
+/// `plans` (best first) with, among plans of equal cost, those on a pool
+/// that likely holds the model in its nodes' cache first: a pool with a
+/// model cache where `warm` says the tenant runs the same model now. The
+/// order is otherwise kept; cost always decides first.
+pub fn prefer_warm_pools(
+    plans: &mut [Plan],
+    fleet: &modelfleet_core::fleet::Fleet,
+    warm: &std::collections::BTreeSet<(String, String)>,
+) {
+    let cached = |plan: &Plan| {
+        warm.contains(&(plan.pool.cluster.clone(), plan.pool.name.clone()))
+            && fleet
+                .pools
+                .iter()
+                .any(|p| p.reference() == plan.pool && p.settings.model_cache.is_some())
+    };
+    let mut start = 0;
+    while start < plans.len() {
+        let cost = plans[start].cost_per_hour;
+        let end = start
+            + plans[start..]
+                .iter()
+                .take_while(|p| p.cost_per_hour == cost)
+                .count();
+        // Stable: warm ones first, each group in its old order.
+        plans[start..end].sort_by_key(|p| !cached(p));
+        start = end;
+    }
+    for (rank, plan) in plans.iter_mut().enumerate() {
+        plan.rank = rank + 1;
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use modelfleet_core::fleet::Fleet;
@@ -272,5 +305,74 @@ mod tests {
                 .iter()
                 .any(|r| r.reason.code() == "over_budget")
         );
+    }
+
+    #[test]
+    fn at_equal_cost_a_pool_whose_nodes_hold_the_model_goes_first() {
+        // Two pools alike in all but cluster and name: equal cost.
+        let mut fleet = Fleet::example();
+        let base = fleet
+            .pools
+            .iter()
+            .find(|p| p.accelerator == "l40s")
+            .unwrap()
+            .clone();
+        let twin = modelfleet_core::fleet::NodePool {
+            cluster: "aws-use1-second".into(),
+            name: "g6e-l40s-b".into(),
+            ..base.clone()
+        };
+        fleet.pools.push(twin.clone());
+        let plans = ask("llama-3.1-8b")
+            .planner_inputs()
+            .unwrap()
+            .plan(&fleet)
+            .unwrap()
+            .plans;
+        let position = |plans: &[Plan], pool: &modelfleet_core::fleet::NodePool| {
+            plans
+                .iter()
+                .position(|p| p.pool == pool.reference())
+                .unwrap()
+        };
+        let (a, b) = (position(&plans, &base), position(&plans, &twin));
+        assert_eq!(plans[a].cost_per_hour, plans[b].cost_per_hour);
+        let (first, second) = if a < b {
+            (&base, &twin)
+        } else {
+            (&twin, &base)
+        };
+        let warm =
+            std::collections::BTreeSet::from([(second.cluster.clone(), second.name.clone())]);
+
+        // Without a cache on the pool, running the model there says nothing.
+        let mut same = plans.clone();
+        prefer_warm_pools(&mut same, &fleet, &warm);
+        assert_eq!(same, plans);
+
+        for pool in fleet.pools.iter_mut().filter(|p| p.accelerator == "l40s") {
+            pool.settings.model_cache = Some(modelfleet_core::fleet::ModelCache {
+                path: "/var/lib/modelfleet/models".into(),
+                bytes: 500 << 30,
+            });
+        }
+        let mut preferred = plans.clone();
+        prefer_warm_pools(&mut preferred, &fleet, &warm);
+        assert!(position(&preferred, second) < position(&preferred, first));
+        // Cost still decides first: the cheapest plan stays first unless it
+        // is the one that swapped places.
+        assert_eq!(
+            preferred[0].cost_per_hour, plans[0].cost_per_hour,
+            "nothing more expensive jumps ahead"
+        );
+        assert!(preferred.iter().enumerate().all(|(i, p)| p.rank == i + 1));
+        for pair in preferred.windows(2) {
+            let costs = (pair[0].cost_per_hour, pair[1].cost_per_hour);
+            let (i, j) = (
+                plans.iter().position(|p| p.pool == pair[0].pool).unwrap(),
+                plans.iter().position(|p| p.pool == pair[1].pool).unwrap(),
+            );
+            assert!(i < j || costs.0 == costs.1, "only equal costs change order");
+        }
     }
 }

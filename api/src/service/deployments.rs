@@ -21,7 +21,9 @@ use crate::billing::{BillingServiceError, GroupBy, UsageQuery, UsageReport};
 use crate::clusters::{ClusterError, namespace_of};
 use crate::identity::{Permission, Scope};
 use crate::ids::{DeploymentId, TenantId};
-use crate::placement::{Ask, MAX_REPLICAS, check_name, deployment_request, model_deployment};
+use crate::placement::{
+    Ask, MAX_REPLICAS, check_name, deployment_request, model_deployment, prefer_warm_pools,
+};
 use crate::store::{Deployment, DeploymentEvent, StoreError, Tenant, Tx};
 
 /// A deployment as callers name it: its id, or its name in the caller's
@@ -164,7 +166,9 @@ impl Hub {
         let ask = self.ask(&plan)?;
         let inputs = ask.planner_inputs()?;
         let fleet = self.observe_fleet().await?.fleet;
-        let report = inputs.plan(&fleet)?;
+        let mut report = inputs.plan(&fleet)?;
+        let warm = self.warm_pools(tenant.id, &ask.model).await?;
+        prefer_warm_pools(&mut report.plans, &fleet, &warm);
         if report.plans.is_empty() {
             return Err(Error::new(
                 StatusCode::UNPROCESSABLE_ENTITY,
@@ -217,6 +221,23 @@ impl Hub {
             deployment: placed.deployment,
             discounts,
         })
+    }
+
+    /// The pools (cluster, pool) where `tenant` runs `model` with a ready
+    /// replica now: with a node cache, their nodes likely hold it.
+    pub(crate) async fn warm_pools(
+        &self,
+        tenant: TenantId,
+        model: &str,
+    ) -> Result<std::collections::BTreeSet<(String, String)>> {
+        Ok(self
+            .store
+            .deployments(Scope::Tenant(tenant), false)
+            .await?
+            .into_iter()
+            .filter(|d| d.model == model && d.ready_replicas > 0)
+            .map(|d| (d.cluster, d.pool))
+            .collect())
     }
 
     /// Changes the replica count; growth is checked against the quota. 0

@@ -131,7 +131,11 @@ impl Hub {
         let ask = self.ask(&request)?;
         let inputs = ask.planner_inputs()?;
         let Observation { clusters, fleet } = self.observe_fleet().await?;
-        let report = inputs.plan(&fleet)?;
+        let mut report = inputs.plan(&fleet)?;
+        if let Some(tenant) = tenant {
+            let warm = self.warm_pools(tenant, &ask.model).await?;
+            crate::placement::prefer_warm_pools(&mut report.plans, &fleet, &warm);
+        }
         let (discounts, quota) = match tenant {
             Some(tenant) => {
                 let discounts = self.store.discount_set(caller.scope(), tenant).await?;
