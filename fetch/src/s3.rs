@@ -9,7 +9,11 @@ use aws_sdk_s3::config::{
 };
 use aws_sdk_s3::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 
+use aws_credential_types::provider::SharedCredentialsProvider;
+use modelfleet_core::crd::SourceScheme;
+
 use crate::endpoint::Endpoint;
+use crate::identity::PodIdentity;
 use crate::store::{Body, CredentialSource, Failure, advice};
 use crate::{Env, FetchError, Object};
 
@@ -17,30 +21,45 @@ pub(crate) const S3_DENIED_FIX: &str = "check that they may list and read it (s3
                              s3:GetObject), or give the deployment a source Secret that may";
 
 /// Static keys from the standard environment variables (a ModelDeployment
-/// gets them from its source Secret).
-pub(crate) fn credentials(env: &Env) -> Result<(Credentials, CredentialSource), FetchError> {
+/// gets them from its source Secret), else the pod's identity
+/// ([`identity`](crate::identity)) for `scheme` in `region`.
+pub(crate) async fn credentials(
+    scheme: SourceScheme,
+    env: &Env,
+    region: &str,
+) -> Result<(SharedCredentialsProvider, CredentialSource), FetchError> {
     let set = |v: &Option<String>| v.clone().filter(|v| !v.trim().is_empty());
     match (set(&env.access_key_id), set(&env.secret_access_key)) {
         (Some(id), Some(secret)) => {
             let source = CredentialSource::of("AWS_ACCESS_KEY_ID", &id);
-            Ok((
-                Credentials::new(id, secret, set(&env.session_token), None, "environment"),
-                source,
-            ))
+            let keys = Credentials::new(id, secret, set(&env.session_token), None, "environment");
+            Ok((SharedCredentialsProvider::new(keys), source))
         }
         (Some(_), None) => Err(FetchError::Credentials(
             "AWS_ACCESS_KEY_ID is set but AWS_SECRET_ACCESS_KEY is not; set both".into(),
         )),
-        _ => Err(FetchError::Credentials(
-            "no credentials: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (a ModelDeployment \
-             passes them from its source Secret); pod identities (EKS IRSA, ACK RRSA) are not \
-             supported by this version of modelfleet fetch"
-                .into(),
-        )),
+        _ => match PodIdentity::of(scheme, env, region)? {
+            Some((identity, source)) => {
+                // Exchanged now, so that a refusal is the fetch's one line.
+                identity.credentials().await.map_err(|e| {
+                    FetchError::Credentials(format!("no keys from {}: {e}", source.0))
+                })?;
+                Ok((SharedCredentialsProvider::new(identity), source))
+            }
+            None => Err(FetchError::Credentials(
+                "no credentials: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (a \
+                 ModelDeployment passes them from its source Secret), or run the pod with an \
+                 identity (EKS IRSA or Pod Identity for s3://, ACK RRSA for oss://)"
+                    .into(),
+            )),
+        },
     }
 }
 
-pub(crate) fn client(endpoint: &Endpoint, credentials: Credentials) -> aws_sdk_s3::Client {
+pub(crate) fn client(
+    endpoint: &Endpoint,
+    credentials: SharedCredentialsProvider,
+) -> aws_sdk_s3::Client {
     let timeouts = aws_sdk_s3::config::timeout::TimeoutConfig::builder()
         .connect_timeout(Duration::from_secs(10))
         .build();

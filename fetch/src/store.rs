@@ -107,7 +107,8 @@ impl Plan {
             }
             Plan::S3(source) => {
                 let endpoint = endpoint::resolve(source.scheme, &options.endpoint, &env.endpoint)?;
-                let (credentials, from) = s3::credentials(env)?;
+                let (credentials, from) =
+                    s3::credentials(source.scheme, env, &endpoint.region).await?;
                 let client = s3::client(&endpoint, credentials);
                 let objects = s3::list(&client, uri, &source.root, &source.path, &from).await?;
                 let store = Store::S3 {

@@ -372,3 +372,184 @@ async fn a_file_gone_from_the_source_between_two_runs_is_not_published() {
         "a file no longer listed was published"
     );
 }
+
+// Pod identities: keys exchanged for the pod's token, no keys set.
+
+const ROLE: &str = "arn:aws:iam::111122223333:role/model-reader";
+const POD_TOKEN: &str = "eyJhbGciOiJSUzI1NiJ9.pod-token.sig";
+
+/// An STS (AWS's `AssumeRoleWithWebIdentity`, Alibaba Cloud's
+/// `AssumeRoleWithOIDC`) and an EKS Pod Identity agent on loopback, which
+/// hand out the S3 server's keys for the pod's token.
+#[derive(Clone, Default)]
+struct Sts {
+    calls: Arc<AtomicUsize>,
+}
+
+fn in_an_hour() -> String {
+    aws_sdk_s3::primitives::DateTime::from(std::time::SystemTime::now() + Duration::from_secs(3600))
+        .fmt(aws_sdk_s3::primitives::DateTimeFormat::DateTime)
+        .unwrap()
+}
+
+async fn sts_answer(
+    axum::extract::State(sts): axum::extract::State<Sts>,
+    axum::extract::Form(form): axum::extract::Form<std::collections::BTreeMap<String, String>>,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    sts.calls.fetch_add(1, Ordering::SeqCst);
+    let field = |k: &str| form.get(k).cloned().unwrap_or_default();
+    match field("Action").as_str() {
+        "AssumeRoleWithWebIdentity" if field("RoleArn") != ROLE => (
+            axum::http::StatusCode::FORBIDDEN,
+            "<ErrorResponse><Error><Type>Sender</Type><Code>AccessDenied</Code><Message>Not \
+             authorized to perform sts:AssumeRoleWithWebIdentity</Message></Error></ErrorResponse>",
+        )
+            .into_response(),
+        "AssumeRoleWithWebIdentity" if field("WebIdentityToken") == POD_TOKEN => format!(
+            "<AssumeRoleWithWebIdentityResponse><AssumeRoleWithWebIdentityResult><Credentials>\
+             <AccessKeyId>{ACCESS_KEY}</AccessKeyId><SecretAccessKey>{SECRET_KEY}</SecretAccessKey>\
+             <SessionToken>session-token</SessionToken><Expiration>{}</Expiration></Credentials>\
+             </AssumeRoleWithWebIdentityResult></AssumeRoleWithWebIdentityResponse>",
+            in_an_hour()
+        )
+        .into_response(),
+        "AssumeRoleWithOIDC" if field("OIDCToken") == POD_TOKEN && field("Format") == "JSON" => {
+            axum::Json(serde_json::json!({"RequestId": "r", "Credentials": {
+                "AccessKeyId": ACCESS_KEY, "AccessKeySecret": SECRET_KEY,
+                "SecurityToken": "security-token", "Expiration": in_an_hour()}}))
+            .into_response()
+        }
+        _ => (axum::http::StatusCode::BAD_REQUEST, "unexpected request").into_response(),
+    }
+}
+
+async fn agent_answer(
+    axum::extract::State(sts): axum::extract::State<Sts>,
+    headers: axum::http::HeaderMap,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    sts.calls.fetch_add(1, Ordering::SeqCst);
+    if headers.get("authorization").and_then(|v| v.to_str().ok()) != Some(POD_TOKEN) {
+        return (axum::http::StatusCode::UNAUTHORIZED, "no token").into_response();
+    }
+    axum::Json(
+        serde_json::json!({"AccessKeyId": ACCESS_KEY, "SecretAccessKey": SECRET_KEY,
+        "Token": "pod-identity-token", "Expiration": in_an_hour()}),
+    )
+    .into_response()
+}
+
+async fn start_sts() -> (String, Sts) {
+    let sts = Sts::default();
+    let app = axum::Router::new()
+        .route("/", axum::routing::post(sts_answer))
+        .route("/v1/credentials", axum::routing::get(agent_answer))
+        .with_state(sts.clone());
+    let listener = TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], 0)))
+        .await
+        .unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    (format!("http://{addr}"), sts)
+}
+
+/// `server.options` without keys, the pod's token in a file.
+fn keyless(server: &Server, source: &str, dest: &Path, token_dir: &Path) -> (FetchOptions, String) {
+    let mut options = server.options(source, dest);
+    options.env.access_key_id = None;
+    options.env.secret_access_key = None;
+    let token_file = token_dir.join("token");
+    std::fs::write(&token_file, format!("{POD_TOKEN}\n")).unwrap();
+    (options, token_file.display().to_string())
+}
+
+#[tokio::test]
+async fn an_eks_pod_with_irsa_or_pod_identity_fetches_with_no_keys_set() {
+    let server = start().await;
+    server.upload("m").await;
+    let (sts_url, sts) = start_sts().await;
+    let out = tempfile::tempdir().unwrap();
+
+    let (mut irsa, token_file) =
+        keyless(&server, "s3://weights/m", &out.path().join("a"), out.path());
+    irsa.env.identity.aws_role_arn = Some(ROLE.into());
+    irsa.env.identity.aws_web_identity_token_file = Some(token_file.clone());
+    irsa.env.identity.aws_sts_endpoint = Some(sts_url.clone());
+    fetch(&irsa, Duration::from_secs(1), |_| {}).await.unwrap();
+    assert_model_in(&out.path().join("a"));
+    assert_eq!(
+        sts.calls.load(Ordering::SeqCst),
+        1,
+        "one exchange, its keys reused"
+    );
+
+    let (mut pod_identity, _) =
+        keyless(&server, "s3://weights/m", &out.path().join("b"), out.path());
+    pod_identity.env.identity.aws_container_credentials_full_uri =
+        Some(format!("{sts_url}/v1/credentials"));
+    pod_identity
+        .env
+        .identity
+        .aws_container_authorization_token_file = Some(token_file.clone());
+    fetch(&pod_identity, Duration::from_secs(1), |_| {})
+        .await
+        .unwrap();
+    assert_model_in(&out.path().join("b"));
+
+    // A role the STS refuses: one line naming the role and what STS said.
+    let (mut denied, _) = keyless(&server, "s3://weights/m", &out.path().join("c"), out.path());
+    denied.env.identity.aws_role_arn = Some("arn:aws:iam::111122223333:role/other".into());
+    denied.env.identity.aws_web_identity_token_file = Some(token_file);
+    denied.env.identity.aws_sts_endpoint = Some(sts_url);
+    let e = refusal(&denied).await;
+    assert!(e.contains("role/other (EKS IRSA)"), "{e}");
+    assert!(e.contains("AccessDenied: Not authorized"), "{e}");
+    assert!(e.contains("trust policy"), "{e}");
+    assert!(!e.contains(POD_TOKEN), "never the token: {e}");
+    assert!(!out.path().join("c").exists());
+}
+
+#[tokio::test]
+async fn an_ack_pod_with_rrsa_fetches_from_oss_with_no_keys_set() {
+    let server = start().await;
+    server.upload("m").await;
+    let (sts_url, sts) = start_sts().await;
+    let out = tempfile::tempdir().unwrap();
+    let (mut rrsa, token_file) = keyless(
+        &server,
+        "oss://weights/m",
+        &out.path().join("a"),
+        out.path(),
+    );
+    rrsa.env.identity.alibaba_role_arn = Some("acs:ram::1234567890123456:role/model-reader".into());
+    rrsa.env.identity.alibaba_oidc_provider_arn =
+        Some("acs:ram::1234567890123456:oidc-provider/ack-rrsa-c1".into());
+    rrsa.env.identity.alibaba_oidc_token_file = Some(token_file.clone());
+    rrsa.env.identity.alibaba_sts_endpoint = Some(sts_url);
+    fetch(&rrsa, Duration::from_secs(1), |_| {}).await.unwrap();
+    assert_model_in(&out.path().join("a"));
+    assert_eq!(sts.calls.load(Ordering::SeqCst), 1);
+
+    // Half of RRSA's variables is a mistake, said as one.
+    let (mut half, _) = keyless(
+        &server,
+        "oss://weights/m",
+        &out.path().join("b"),
+        out.path(),
+    );
+    half.env.identity.alibaba_role_arn = Some("acs:ram::1:role/x".into());
+    let e = refusal(&half).await;
+    assert!(e.contains("go together"), "{e}");
+    // IRSA's variables say nothing to an OSS source.
+    let (mut wrong_cloud, _) = keyless(
+        &server,
+        "oss://weights/m",
+        &out.path().join("c"),
+        out.path(),
+    );
+    wrong_cloud.env.identity.aws_role_arn = Some(ROLE.into());
+    wrong_cloud.env.identity.aws_web_identity_token_file = Some(token_file);
+    let e = refusal(&wrong_cloud).await;
+    assert!(e.contains("ACK RRSA for oss://"), "{e}");
+}
