@@ -8,8 +8,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 use clap::Args;
-use modelfleet_core::contract::fetch::{FetchProgress, progress_line};
-use modelfleet_fetch::{FetchOptions, Progress, Tuning};
+use modelfleet_core::contract::fetch::{FetchProgress, progress_line, summary_line};
+use modelfleet_fetch::{Cache, FetchOptions, Progress, Tuning};
 
 use crate::source::SourceArgs;
 
@@ -23,9 +23,24 @@ pub struct FetchArgs {
     /// under its own name).
     #[arg(long)]
     source: String,
-    /// The directory to create with the weights; it appears only complete.
+    /// The directory to create with the weights; it appears only complete
+    /// (with --cache, a link to the cache's copy).
     #[arg(long)]
     dest: PathBuf,
+    /// The node's model cache: the weights are downloaded there once per
+    /// node (one fetch at a time per model, the others wait), checked
+    /// against the source's listing on every use, and --dest links to them.
+    #[arg(long, requires = "cache_size")]
+    cache: Option<PathBuf>,
+    /// How much the cache may hold, as a Kubernetes quantity (500Gi, 2Ti)
+    /// or bytes; the least recently used models are evicted past it.
+    #[arg(long, requires = "cache", value_parser = cache_size)]
+    cache_size: Option<u64>,
+    /// A file to write one line to at the end: how many files and bytes,
+    /// and whether they were downloaded or came from the cache (a
+    /// container's /dev/termination-log, which its pod's status shows).
+    #[arg(long)]
+    summary_file: Option<PathBuf>,
     #[command(flatten)]
     reach: SourceArgs,
     /// Ranged GETs in flight at once.
@@ -41,6 +56,12 @@ pub struct FetchArgs {
 }
 
 const GIB: f64 = 1024.0 * 1024.0 * 1024.0;
+
+fn cache_size(text: &str) -> Result<u64, String> {
+    modelfleet_core::contract::pool_settings::quantity_bytes(text)
+        .filter(|b| *b > 0)
+        .ok_or_else(|| format!("{text:?} is not a size: write a quantity like 500Gi or 2Ti"))
+}
 
 fn gib(bytes: u64) -> f64 {
     bytes as f64 / GIB
@@ -73,14 +94,33 @@ pub fn run(args: FetchArgs) -> anyhow::Result<ExitCode> {
             progress_line(&source, figures, p.files, p.done as f64 / secs)
         );
     };
+    let every = Duration::from_secs(2);
     let fetched = runtime
-        .block_on(modelfleet_fetch::fetch(
-            &options,
-            Duration::from_secs(2),
-            report,
-        ))
+        .block_on(async {
+            match (&args.cache, args.cache_size) {
+                (Some(dir), Some(max_bytes)) => {
+                    let cache = Cache {
+                        dir: dir.clone(),
+                        max_bytes,
+                    };
+                    modelfleet_fetch::fetch_through_cache(&options, &cache, every, report).await
+                }
+                _ => modelfleet_fetch::fetch(&options, every, report).await,
+            }
+        })
         .map_err(anyhow::Error::msg)?;
-    if fetched.already_there {
+    if let Some(path) = &args.summary_file {
+        std::fs::write(path, summary_line(fetched.summary()))
+            .with_context(|| format!("cannot write the summary to {}", path.display()))?;
+    }
+    if fetched.from_cache {
+        eprintln!(
+            "fetch: {} files, {:.2} GiB from the node cache into {}; nothing downloaded",
+            fetched.files,
+            gib(fetched.bytes),
+            args.dest.display()
+        );
+    } else if fetched.already_there {
         eprintln!(
             "fetch: {} already holds {} ({} files, {:.2} GiB); nothing to do",
             args.dest.display(),

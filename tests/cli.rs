@@ -324,6 +324,9 @@ fn fetch_refuses_what_it_cannot_fetch_with_a_line_saying_why() {
             "AWS_SECRET_ACCESS_KEY",
             "AWS_REGION",
             "AWS_ENDPOINT_URL",
+            "AWS_ROLE_ARN",
+            "AWS_WEB_IDENTITY_TOKEN_FILE",
+            "AWS_CONTAINER_CREDENTIALS_FULL_URI",
         ] {
             command.env_remove(var);
         }
@@ -366,5 +369,95 @@ fn fetch_refuses_what_it_cannot_fetch_with_a_line_saying_why() {
     );
     assert_eq!(code, Some(2), "{err}");
     assert!(err.contains("/nonexistent/ca.pem: cannot be read"), "{err}");
+    // A pod identity whose token is not there: one line naming it.
+    let (code, err) = run(
+        "s3://bucket/llama",
+        &[
+            ("AWS_REGION", "us-east-1"),
+            (
+                "AWS_ROLE_ARN",
+                "arn:aws:iam::111122223333:role/model-reader",
+            ),
+            ("AWS_WEB_IDENTITY_TOKEN_FILE", "/nonexistent/token"),
+        ],
+    );
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("role/model-reader (EKS IRSA)"), "{err}");
+    assert!(
+        err.contains("cannot read the pod's token at /nonexistent/token"),
+        "{err}"
+    );
     assert!(!dir.path().join("weights").exists());
+}
+
+#[test]
+fn fetch_through_a_node_cache_downloads_once_and_says_where_the_weights_came_from() {
+    use modelfleet_fetch::testing::{FakeHub, Repo, tiny_model};
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let repo = Repo::llama(&tiny_model("acme-tiny"), 2);
+    let hub = runtime.block_on(FakeHub::start(std::collections::BTreeMap::from([(
+        "acme/tiny".to_owned(),
+        repo,
+    )])));
+    let dir = tempfile::tempdir().unwrap();
+    let cache = dir.path().join("cache");
+    let fetch = |pod: &str, extra: &[&str]| {
+        let dest = dir.path().join(pod).join("model");
+        let summary = dir.path().join(pod).join("summary");
+        std::fs::create_dir_all(dir.path().join(pod)).unwrap();
+        let out = Command::new(env!("CARGO_BIN_EXE_modelfleet"))
+            .args(["fetch", "--source", "hf://acme/tiny", "--dest"])
+            .arg(&dest)
+            .arg("--cache")
+            .arg(&cache)
+            .args(extra)
+            .arg("--summary-file")
+            .arg(&summary)
+            .env("HF_ENDPOINT", &hub.endpoint)
+            .env_remove("HF_TOKEN")
+            .output()
+            .unwrap();
+        let summary = std::fs::read_to_string(&summary).unwrap_or_default();
+        (out, dest, summary)
+    };
+    let (out, first, summary) = fetch("pod-a", &["--cache-size", "1Gi"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(summary.ends_with("bytes, downloaded"), "{summary}");
+    let served = hub.bytes_served();
+    assert!(served > 0);
+
+    let (out, second, summary) = fetch("pod-b", &["--cache-size", "1Gi"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(summary.ends_with("bytes, from the node cache"), "{summary}");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("nothing downloaded"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(hub.bytes_served(), served, "no byte downloaded again");
+    assert_eq!(
+        std::fs::read_link(&first).unwrap(),
+        std::fs::read_link(&second).unwrap(),
+        "both pods link to the one copy"
+    );
+    assert!(second.join("config.json").exists());
+
+    let (out, _, _) = fetch("pod-c", &[]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("--cache-size"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let (out, _, _) = fetch("pod-d", &["--cache-size", "lots"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("is not a size"));
 }

@@ -18,11 +18,11 @@ use std::time::Duration;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto::Builder as ConnBuilder;
 use k8s_openapi::ByteString;
-use k8s_openapi::api::core::v1::{Pod, Secret};
+use k8s_openapi::api::core::v1::{PersistentVolume, PersistentVolumeClaim, Pod, Secret};
 use kube::api::{Api, ListParams, LogParams, PostParams};
 use modelfleet::embedded::{EmbeddedCluster, EmbeddedOptions};
-use modelfleet_core::crd::{ModelDeployment, Phase};
-use modelfleet_core::fleet::Fleet;
+use modelfleet_core::crd::{ModelDeployment, Phase, WeightsFrom};
+use modelfleet_core::fleet::{Fleet, ModelCache};
 use s3s::auth::SimpleAuth;
 use s3s::dto::*;
 use s3s::service::S3ServiceBuilder;
@@ -182,7 +182,11 @@ async fn store(shard_mib: usize, open: usize) -> Store {
 }
 
 async fn cluster(disks: &Path) -> EmbeddedCluster {
-    let mut options = EmbeddedOptions::new("sandbox", Fleet::example());
+    cluster_of(disks, Fleet::example()).await
+}
+
+async fn cluster_of(disks: &Path, fleet: Fleet) -> EmbeddedCluster {
+    let mut options = EmbeddedOptions::new("sandbox", fleet);
     options.time_factor = 0.005;
     options.requeue = Duration::from_millis(300);
     options.real_fetch_disks = Some(disks.to_owned());
@@ -214,6 +218,10 @@ async fn credentials(client: &kube::Client, name: &str, endpoint: &str, secret_k
 }
 
 fn deployment(name: &str, secret: &str) -> ModelDeployment {
+    deployment_of(name, secret, 1)
+}
+
+fn deployment_of(name: &str, secret: &str, replicas: u32) -> ModelDeployment {
     serde_yaml::from_str(&format!(
         "apiVersion: modelfleet.io/v1alpha1\n\
          kind: ModelDeployment\n\
@@ -223,20 +231,24 @@ fn deployment(name: &str, secret: &str) -> ModelDeployment {
            source: s3://models/tiny\n  \
            sourceSecret: {secret}\n  \
            serving: {{maxModelLen: 8192}}\n  \
-           replicas: 1\n  \
+           replicas: {replicas}\n  \
            placement: {{accelerators: [l40s]}}\n"
     ))
     .unwrap()
 }
 
-async fn pod_of(client: &kube::Client, name: &str) -> Pod {
+async fn pods_of(client: &kube::Client, name: &str) -> Vec<Pod> {
     let pods: Api<Pod> = Api::namespaced(client.clone(), "default");
-    let list = pods
-        .list(&ListParams::default().labels(&format!("modelfleet.io/deployment={name}")))
+    pods.list(&ListParams::default().labels(&format!("modelfleet.io/deployment={name}")))
         .await
-        .unwrap();
-    assert_eq!(list.items.len(), 1, "one pod for {name}");
-    list.items.into_iter().next().unwrap()
+        .unwrap()
+        .items
+}
+
+async fn pod_of(client: &kube::Client, name: &str) -> Pod {
+    let mut pods = pods_of(client, name).await;
+    assert_eq!(pods.len(), 1, "one pod for {name}");
+    pods.remove(0)
 }
 
 async fn fetch_log(client: &kube::Client, pod: &str) -> String {
@@ -410,5 +422,108 @@ async fn a_fetch_killed_halfway_resumes_where_it_stopped() {
         "only the chunks not yet on disk were fetched again: {log}"
     );
     assert!(log.contains("bytes kept from an earlier try"), "{log}");
+    cluster.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_replica_on_the_same_node_starts_from_the_node_cache() {
+    let store = store(4, usize::MAX).await;
+    let disks = tempfile::tempdir().unwrap();
+    let mut fleet = Fleet::example();
+    for pool in fleet.pools.iter_mut().filter(|p| p.accelerator == "l40s") {
+        pool.settings.model_cache = Some(ModelCache {
+            path: "/var/lib/modelfleet/models".into(),
+            bytes: 100 << 30,
+        });
+    }
+    let cluster = cluster_of(disks.path(), fleet).await;
+    let client = cluster.client();
+    credentials(&client, "s3-creds", &store.endpoint, SECRET_KEY).await;
+    let api: Api<ModelDeployment> = Api::namespaced(client.clone(), "default");
+    api.create(
+        &PostParams::default(),
+        &deployment_of("cached", "s3-creds", 2),
+    )
+    .await
+    .unwrap();
+    let md = wait_for(
+        &api,
+        "cached",
+        "Ready with both pods' weights known",
+        |md| {
+            phase(md) == Some(Phase::Ready)
+                && md.status.as_ref().is_some_and(|s| s.weights.len() == 2)
+        },
+    )
+    .await;
+
+    let pods = pods_of(&client, "cached").await;
+    assert_eq!(pods.len(), 2);
+    let node = |p: &Pod| p.spec.as_ref().unwrap().node_name.clone().unwrap();
+    assert_eq!(node(&pods[0]), node(&pods[1]), "bin-packed onto one node");
+    // One download for the node: one GET per file, not two.
+    assert_eq!(store.gets.load(Ordering::SeqCst), store.files.len());
+    let mut from: Vec<WeightsFrom> = md.status.unwrap().weights.iter().map(|w| w.from).collect();
+    from.sort_by_key(|f| format!("{f:?}"));
+    assert_eq!(from, [WeightsFrom::Download, WeightsFrom::NodeCache]);
+
+    // Both pods' model directories are links into the namespace's
+    // directory of the node's cache, where the files arrived whole.
+    let cache = disks
+        .path()
+        .join(node(&pods[0]))
+        .join("host/var/lib/modelfleet/models/default");
+    for pod in &pods {
+        let link = model_dir(disks.path(), pod);
+        let target = std::fs::read_link(&link).unwrap();
+        assert!(
+            target.starts_with(&cache),
+            "{} -> {}",
+            link.display(),
+            target.display()
+        );
+        store.assert_arrived(&link);
+    }
+    // The cache reached the pods as a claim bound to a hostPath volume
+    // made for this namespace alone.
+    let claims: Api<PersistentVolumeClaim> = Api::namespaced(client.clone(), "default");
+    let claim_name = pods[0]
+        .spec
+        .as_ref()
+        .unwrap()
+        .volumes
+        .as_ref()
+        .unwrap()
+        .iter()
+        .find_map(|v| {
+            v.persistent_volume_claim
+                .as_ref()
+                .map(|c| c.claim_name.clone())
+        })
+        .unwrap();
+    let claim = claims.get(&claim_name).await.unwrap();
+    assert_eq!(claim.status.unwrap().phase.as_deref(), Some("Bound"));
+    let volume = Api::<PersistentVolume>::all(client.clone())
+        .get(claim.spec.unwrap().volume_name.as_deref().unwrap())
+        .await
+        .unwrap();
+    let spec = volume.spec.unwrap();
+    assert_eq!(
+        spec.host_path.unwrap().path,
+        "/var/lib/modelfleet/models/default"
+    );
+    assert_eq!(
+        spec.claim_ref.unwrap().namespace.as_deref(),
+        Some("default")
+    );
+    // The engine reads the cache, and cannot write it.
+    let engine = &pods[0].spec.as_ref().unwrap().containers[0];
+    let mount = engine
+        .volume_mounts
+        .iter()
+        .flatten()
+        .find(|m| m.name == "model-cache")
+        .unwrap();
+    assert_eq!(mount.read_only, Some(true));
     cluster.shutdown().await;
 }

@@ -439,6 +439,27 @@ fn the_operator_leads_by_lease_with_the_manifests_rbac() {
         Some("/readyz")
     );
 
+    let policy = manifest_documents("operator/15-cache-volume-policy.yaml");
+    for kind in [
+        "ValidatingAdmissionPolicy",
+        "ValidatingAdmissionPolicyBinding",
+    ] {
+        let (chart, shipped) = (
+            find(&objects, kind, "modelfleet-operator-cache-volumes"),
+            find(&policy, kind, "modelfleet-operator-cache-volumes"),
+        );
+        for field in [
+            "validations",
+            "matchConstraints",
+            "policyName",
+            "validationActions",
+        ] {
+            assert_eq!(
+                chart["spec"][field], shipped["spec"][field],
+                "{kind} {field} as in manifests/operator/15-cache-volume-policy.yaml"
+            );
+        }
+    }
     let manifest = manifest_documents("operator/10-rbac.yaml");
     for (kind, name) in [
         ("ClusterRole", "modelfleet-operator"),

@@ -28,7 +28,7 @@ pub use spec::{
     MAX_NAME_LEN, ModelDeployment, ModelDeploymentSpec, Placement, RuntimeChoice, SOURCE_SCHEMES,
     Serving,
 };
-pub use status::{ModelDeploymentStatus, Phase, PlanStatus, PodFetch};
+pub use status::{ModelDeploymentStatus, Phase, PlanStatus, PodFetch, PodWeights, WeightsFrom};
 
 /// Where the generated CRD is committed, relative to the workspace root.
 pub const CRD_PATH: &str = "manifests/crds/modeldeployment.yaml";

@@ -156,6 +156,21 @@ pub struct PoolSettings {
     /// Secrets in the pods' namespace the kubelet pulls images with.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub image_pull_secrets: Vec<String>,
+    /// A directory on every node of the pool where fetched models are
+    /// kept, once per node, for the pods placed there.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub model_cache: Option<ModelCache>,
+}
+
+/// A pool's node-local model cache (`contract::pool_settings`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ModelCache {
+    /// The directory on each node; each namespace gets its own directory
+    /// below it.
+    pub path: String,
+    /// Bytes of models each namespace may keep there.
+    pub bytes: u64,
 }
 
 impl PoolSettings {

@@ -28,11 +28,13 @@
 //! and those of [`Env::ca_file`] (`--ca-file`, `MODELFLEET_FETCH_CA_FILE`).
 //! `pvc://` is a mount, not a fetch.
 
+mod cache;
 mod download;
 pub mod endpoint;
 mod http;
 mod https;
 mod hub;
+pub mod identity;
 mod inspect;
 pub mod journal;
 mod modelscope;
@@ -47,7 +49,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
+use modelfleet_core::contract::fetch::{FetchSummary, WeightsOrigin};
 
+pub use crate::cache::{Cache, cache_key, fetch_through_cache};
 use crate::endpoint::{EndpointOverrides, Environment};
 pub use crate::inspect::{Inspected, MAX_HEADERS_BYTES, MAX_SHARDS, inspect};
 use crate::journal::{FileState, Journal, MARKER, Marker, MarkerFile, partial_dir, safe_relative};
@@ -110,6 +114,8 @@ pub struct Env {
     /// PEM certificates of CAs to trust, besides the system's, for the
     /// sources fetched over HTTP (`hf://`, `modelscope://`, `https://`).
     pub ca_file: Option<PathBuf>,
+    /// The pod's identity, used for an object store when no keys are set.
+    pub identity: identity::IdentityEnv,
 }
 
 impl std::fmt::Debug for Env {
@@ -130,6 +136,7 @@ impl std::fmt::Debug for Env {
                 &self.modelscope_token.as_ref().map(|_| "…"),
             )
             .field("ca_file", &self.ca_file)
+            .field("identity", &self.identity)
             .finish()
     }
 }
@@ -155,6 +162,7 @@ impl Env {
             ca_file: std::env::var_os("MODELFLEET_FETCH_CA_FILE")
                 .filter(|p| !p.is_empty())
                 .map(PathBuf::from),
+            identity: identity::IdentityEnv::from_vars(|name| std::env::var(name).ok()),
         }
     }
 }
@@ -170,6 +178,26 @@ pub struct Fetched {
     pub resumed_chunks: usize,
     /// The destination was complete already (a restarted pod).
     pub already_there: bool,
+    /// The node's cache held the model, checked against the source's
+    /// listing: nothing was downloaded.
+    pub from_cache: bool,
+}
+
+impl Fetched {
+    /// What the fetch's summary line says of this.
+    pub fn summary(&self) -> FetchSummary {
+        FetchSummary {
+            files: self.files,
+            bytes: self.bytes,
+            origin: if self.from_cache {
+                WeightsOrigin::NodeCache
+            } else if self.already_there {
+                WeightsOrigin::AlreadyThere
+            } else {
+                WeightsOrigin::Downloaded
+            },
+        }
+    }
 }
 
 /// Bytes done and total, as progress reports see them.
@@ -227,6 +255,7 @@ pub async fn fetch(
             resumed_bytes: 0,
             resumed_chunks: 0,
             already_there: true,
+            from_cache: false,
         });
     }
     if dest.exists() {
@@ -238,6 +267,21 @@ pub async fn fetch(
     }
 
     let (store, objects, from) = plan.connect(options).await?;
+    download(options, dest, &store, &objects, &from, every, &progress).await
+}
+
+/// Downloads `objects` (what `options.source` lists) into `dest`, which
+/// must not exist; resumes what an earlier run left in its partial
+/// directory.
+async fn download(
+    options: &FetchOptions,
+    dest: &Path,
+    store: &store::Store,
+    objects: &[Object],
+    from: &CredentialSource,
+    every: Duration,
+    progress: &(impl Fn(Progress) + Send + Sync),
+) -> Result<Fetched, FetchError> {
     if objects.is_empty() {
         return Err(FetchError::Source(format!(
             "{} holds no files; check the path (it names a prefix, like \
@@ -255,7 +299,7 @@ pub async fn fetch(
     }
 
     let work = partial_dir(dest);
-    let (mut journal, resumed) = prepare(&work, &options.source, &objects, &options.tuning).await?;
+    let (mut journal, resumed) = prepare(&work, &options.source, objects, &options.tuning).await?;
     let total: u64 = objects.iter().map(|o| o.size).sum();
     let done = Arc::new(AtomicU64::new(resumed));
     let chunks: Vec<(usize, u64)> = objects
@@ -273,9 +317,9 @@ pub async fn fetch(
 
     let tuning = &options.tuning;
     let mut downloads = futures::stream::iter(chunks.into_iter().map(|(i, c)| {
-        let (store, object, done) = (&store, &objects[i], done.clone());
+        let (object, done) = (&objects[i], done.clone());
         let path = work.join(&object.relative);
-        let (from, uri) = (&from, options.source.as_str());
+        let uri = options.source.as_str();
         async move {
             let offset = c * tuning.chunk_size;
             let len = tuning.chunk_size.min(object.size - offset);
@@ -337,13 +381,14 @@ pub async fn fetch(
         }
     }
     progress(report(done.load(Ordering::Relaxed)));
-    publish(&work, dest, &options.source, &objects).await?;
+    publish(&work, dest, &options.source, objects).await?;
     Ok(Fetched {
         files: objects.len(),
         bytes: total,
         resumed_bytes: resumed,
         resumed_chunks,
         already_there: false,
+        from_cache: false,
     })
 }
 

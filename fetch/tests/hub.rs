@@ -2,7 +2,8 @@
 //! Face Hub's download API: the file list with LFS SHA-256s from
 //! `/api/models/<repo>/revision/<rev>?blobs=true`, files by commit from
 //! `/<repo>/resolve/<commit>/<path>` with `Range`, a gated model that
-//! wants a Bearer token, and a mirror that serves a corrupted shard.
+//! wants a Bearer token, and a mirror that serves a corrupted shard; and
+//! the node cache (`--cache`) over it.
 
 mod support;
 
@@ -18,7 +19,7 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use modelfleet_fetch::endpoint::EndpointOverrides;
-use modelfleet_fetch::{Env, FetchOptions, fetch};
+use modelfleet_fetch::{Cache, Env, FetchOptions, cache_key, fetch, fetch_through_cache};
 use serde_json::json;
 use sha2::{Digest, Sha256};
 use support::{MIB, content, refusal};
@@ -313,4 +314,164 @@ async fn a_listing_without_sizes_is_refused_rather_than_guessed() {
     .await;
     assert!(e.contains("gave no size for config.json"), "{e}");
     assert_eq!(hub.downloads.load(Ordering::SeqCst), 0);
+}
+
+// The node cache (`fetch --cache`): one download per node, verified on
+// every use, evicted least recently used first.
+
+fn cache(dir: &std::path::Path, max_bytes: u64) -> Cache {
+    Cache {
+        dir: dir.to_owned(),
+        max_bytes,
+    }
+}
+
+fn model_bytes() -> u64 {
+    files().values().map(|b| b.len() as u64).sum()
+}
+
+#[tokio::test]
+async fn two_pods_of_a_node_download_a_model_once_into_its_cache() {
+    let (endpoint, hub) = start().await;
+    let node = tempfile::tempdir().unwrap();
+    let store = cache(&node.path().join("cache"), 1 << 30);
+    let source = "hf://acme/open-model@main";
+    // Two pods start at once; one downloads, the other waits for it.
+    let (a, b) = (
+        node.path().join("pod-a/model"),
+        node.path().join("pod-b/model"),
+    );
+    let (for_a, for_b) = (
+        options(&endpoint, source, &a, None),
+        options(&endpoint, source, &b, None),
+    );
+    let every = Duration::from_secs(1);
+    let (first, second) = tokio::join!(
+        fetch_through_cache(&for_a, &store, every, |_| {}),
+        fetch_through_cache(&for_b, &store, every, |_| {}),
+    );
+    let (first, second) = (first.unwrap(), second.unwrap());
+    assert_eq!(
+        [first.from_cache, second.from_cache]
+            .iter()
+            .filter(|c| **c)
+            .count(),
+        1,
+        "one downloaded, the other found it in the cache"
+    );
+    let chunks: usize = files().values().map(|b| b.len().div_ceil(MIB)).sum();
+    assert_eq!(
+        hub.downloads.load(Ordering::SeqCst),
+        chunks,
+        "downloaded once"
+    );
+    let entry = store.dir.join(cache_key(source));
+    for dest in [&a, &b] {
+        assert_eq!(std::fs::read_link(dest).unwrap(), entry);
+        for (name, bytes) in files() {
+            assert!(std::fs::read(dest.join(&name)).unwrap() == bytes, "{name}");
+        }
+    }
+
+    // A third pod: the cache is checked against the source's listing and
+    // used, nothing downloaded.
+    let c = node.path().join("pod-c/model");
+    let third = fetch_through_cache(
+        &options(&endpoint, source, &c, None),
+        &store,
+        Duration::from_secs(1),
+        |_| {},
+    )
+    .await
+    .unwrap();
+    assert!(third.from_cache);
+    assert_eq!(third.bytes, model_bytes());
+    assert_eq!(hub.downloads.load(Ordering::SeqCst), chunks);
+
+    // A damaged copy (a shard cut short) is fetched again, not served.
+    let shard = entry.join("model-00002-of-00002.safetensors");
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&shard)
+        .unwrap()
+        .set_len(10)
+        .unwrap();
+    let d = node.path().join("pod-d/model");
+    let fourth = fetch_through_cache(
+        &options(&endpoint, source, &d, None),
+        &store,
+        Duration::from_secs(1),
+        |_| {},
+    )
+    .await
+    .unwrap();
+    assert!(!fourth.from_cache);
+    assert_eq!(hub.downloads.load(Ordering::SeqCst), 2 * chunks);
+    assert_eq!(std::fs::metadata(&shard).unwrap().len(), 2 * MIB as u64);
+}
+
+#[tokio::test]
+async fn a_pod_that_cannot_read_the_source_cannot_use_the_cache_either() {
+    let (endpoint, _hub) = start().await;
+    let node = tempfile::tempdir().unwrap();
+    let store = cache(&node.path().join("cache"), 1 << 30);
+    let source = "hf://acme/gated-model";
+    let with_token = node.path().join("pod-a/model");
+    fetch_through_cache(
+        &options(&endpoint, source, &with_token, Some(TOKEN)),
+        &store,
+        Duration::from_secs(1),
+        |_| {},
+    )
+    .await
+    .unwrap();
+    let without = node.path().join("pod-b/model");
+    let error = fetch_through_cache(
+        &options(&endpoint, source, &without, None),
+        &store,
+        Duration::from_secs(1),
+        |_| {},
+    )
+    .await
+    .unwrap_err()
+    .to_string();
+    assert!(error.contains("access denied (HTTP 401)"), "{error}");
+    assert!(!without.exists(), "no link for a pod refused by the source");
+}
+
+#[tokio::test]
+async fn the_least_recently_used_model_makes_room_and_a_model_too_big_is_refused() {
+    let (endpoint, _hub) = start().await;
+    let node = tempfile::tempdir().unwrap();
+    // Room for one model, not two.
+    let store = cache(&node.path().join("cache"), model_bytes() * 3 / 2);
+    let (old, new) = ("hf://acme/open-model", "hf://acme/gated-model");
+    for (source, pod) in [(old, "a"), (new, "b")] {
+        let dest = node.path().join(pod).join("model");
+        let with_token = options(&endpoint, source, &dest, Some(TOKEN));
+        fetch_through_cache(&with_token, &store, Duration::from_secs(1), |_| {})
+            .await
+            .unwrap();
+    }
+    assert!(
+        !store.dir.join(cache_key(old)).exists(),
+        "the older model was evicted"
+    );
+    assert!(store.dir.join(cache_key(new)).join("config.json").exists());
+
+    let tiny = cache(&node.path().join("tiny"), 1024);
+    let error = fetch_through_cache(
+        &options(&endpoint, old, &node.path().join("c/model"), None),
+        &tiny,
+        Duration::from_secs(1),
+        |_| {},
+    )
+    .await
+    .unwrap_err()
+    .to_string();
+    assert!(
+        error.contains("more than the node cache's 1024 bytes"),
+        "{error}"
+    );
+    assert!(error.contains("modelfleet.io/model-cache-size"), "{error}");
 }

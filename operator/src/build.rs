@@ -9,6 +9,7 @@
 //! computed from that, so it can never describe objects that were not
 //! applied.
 
+mod cache;
 mod engine;
 mod meta;
 mod objects;
@@ -27,6 +28,7 @@ use modelfleet_core::fleet::NodePool;
 use modelfleet_core::planner::Plan;
 use modelfleet_core::precision::Precision;
 
+pub use cache::CacheVolume;
 pub use engine::{HTTP_PORT, VLLM_ASCEND_A3_IMAGE, VLLM_ASCEND_IMAGE, VLLM_IMAGE};
 pub use meta::GROUP_SUFFIX;
 
@@ -140,6 +142,9 @@ pub struct Resources<Stage> {
     pub workload: Workload,
     pub service: Service,
     pub disruption_budget: PodDisruptionBudget,
+    /// The node cache's volume and claim, when the pool has a cache and
+    /// the pods use it.
+    pub model_cache: Option<CacheVolume>,
     /// `http://<service>.<namespace>.svc:8000/v1`.
     pub endpoint: String,
     stage: PhantomData<Stage>,
@@ -158,6 +163,7 @@ impl Resources<Built> {
             workload,
             service,
             disruption_budget,
+            model_cache: self.model_cache,
             endpoint: self.endpoint,
             stage: PhantomData,
         }
@@ -170,15 +176,21 @@ impl Resources<Built> {
             Workload::Deployment(d) => serde_yaml::to_string(d),
             Workload::LeaderWorkerSet(l) => serde_yaml::to_string(l),
         };
-        [
-            workload,
-            serde_yaml::to_string(&self.service),
-            serde_yaml::to_string(&self.disruption_budget),
-        ]
-        .into_iter()
-        .map(|doc| doc.expect("Kubernetes objects serialize to YAML"))
-        .collect::<Vec<_>>()
-        .join("---\n")
+        let cache = self.model_cache.iter().flat_map(|c| {
+            [
+                serde_yaml::to_string(&c.volume),
+                serde_yaml::to_string(&c.claim),
+            ]
+        });
+        cache
+            .chain([
+                workload,
+                serde_yaml::to_string(&self.service),
+                serde_yaml::to_string(&self.disruption_budget),
+            ])
+            .map(|doc| doc.expect("Kubernetes objects serialize to YAML"))
+            .collect::<Vec<_>>()
+            .join("---\n")
     }
 }
 
@@ -271,10 +283,13 @@ pub fn build(
     } else {
         Workload::Deployment(Box::new(objects::deployment(&owner, &pod, replicas)))
     };
+    let model_cache =
+        pod::cache_of(&pod).map(|cache| cache::cache_volume(&owner.namespace, pool, cache));
     Ok(Resources {
         workload,
         service: objects::service(&owner),
         disruption_budget: objects::disruption_budget(&owner),
+        model_cache,
         endpoint: owner.endpoint(),
         stage: PhantomData,
     })

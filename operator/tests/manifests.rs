@@ -214,6 +214,14 @@ fn the_operator_writes_only_where_its_workload_role_is_bound() {
         );
         assert!(!rule.verbs.iter().any(|v| v == "list" || v == "watch"));
     }
+    // The node cache: volumes are cluster-scoped, made and patched but
+    // never deleted (they keep a namespace's models); claims only where
+    // the workload role is bound.
+    assert!(allows(&everywhere, "", "persistentvolumes", "create"));
+    assert!(!allows(&everywhere, "", "persistentvolumes", "delete"));
+    assert!(!allows(&everywhere, "", "persistentvolumeclaims", "create"));
+    assert!(allows(&bound, "", "persistentvolumeclaims", "create"));
+    assert!(!allows(&bound, "", "persistentvolumeclaims", "delete"));
     no_wildcards(&everywhere);
     no_wildcards(&bound);
 }

@@ -57,9 +57,102 @@ pub fn parse_progress(line: &str) -> Option<FetchProgress> {
     (progress.done <= progress.total).then_some(progress)
 }
 
+/// How a pod got its weights, as the fetch container's termination
+/// message says it (`kubectl describe pod` shows it; the operator reads
+/// it from the pod's status into the deployment's).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FetchSummary {
+    pub files: usize,
+    pub bytes: u64,
+    pub origin: WeightsOrigin,
+}
+
+/// Where a pod's weights came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WeightsOrigin {
+    /// Downloaded from the source (into the node cache, if the pool has one).
+    Downloaded,
+    /// The node's cache held them.
+    NodeCache,
+    /// The pod's volume held them already (a restarted pod).
+    AlreadyThere,
+}
+
+impl WeightsOrigin {
+    fn words(self) -> &'static str {
+        match self {
+            WeightsOrigin::Downloaded => "downloaded",
+            WeightsOrigin::NodeCache => "from the node cache",
+            WeightsOrigin::AlreadyThere => "already there",
+        }
+    }
+}
+
+/// The termination message: `weights: 3 files, 8388657 bytes, from the node cache`.
+pub fn summary_line(summary: FetchSummary) -> String {
+    format!(
+        "weights: {} files, {} bytes, {}",
+        summary.files,
+        summary.bytes,
+        summary.origin.words()
+    )
+}
+
+/// The summary a termination message gives; `None` for any other text.
+pub fn parse_summary(text: &str) -> Option<FetchSummary> {
+    let rest = text.trim().strip_prefix("weights: ")?;
+    let (files, rest) = rest.split_once(" files, ")?;
+    let (bytes, origin) = rest.split_once(" bytes, ")?;
+    let origin = [
+        WeightsOrigin::Downloaded,
+        WeightsOrigin::NodeCache,
+        WeightsOrigin::AlreadyThere,
+    ]
+    .into_iter()
+    .find(|o| o.words() == origin)?;
+    Some(FetchSummary {
+        files: files.parse().ok()?,
+        bytes: bytes.parse().ok()?,
+        origin,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_summary_reads_back_and_other_text_does_not() {
+        for origin in [
+            WeightsOrigin::Downloaded,
+            WeightsOrigin::NodeCache,
+            WeightsOrigin::AlreadyThere,
+        ] {
+            let summary = FetchSummary {
+                files: 3,
+                bytes: 8_388_657,
+                origin,
+            };
+            let line = summary_line(summary);
+            assert_eq!(parse_summary(&format!("{line}\n")), Some(summary), "{line}");
+        }
+        assert_eq!(
+            summary_line(FetchSummary {
+                files: 3,
+                bytes: 8_388_657,
+                origin: WeightsOrigin::NodeCache
+            }),
+            "weights: 3 files, 8388657 bytes, from the node cache"
+        );
+        for other in [
+            "",
+            "weights: x files, 1 bytes, downloaded",
+            "weights: 1 files, 1 bytes, from somewhere",
+            "access denied",
+        ] {
+            assert_eq!(parse_summary(other), None, "{other:?}");
+        }
+    }
 
     #[test]
     fn a_progress_line_reads_back_as_its_figures() {

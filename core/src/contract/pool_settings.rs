@@ -2,14 +2,15 @@
 //! no label can say it: the network interface the engines' collectives use
 //! (NCCL or HCCL, and Gloo), a registry mirror images are pulled through
 //! (regions in mainland China cannot reliably pull from docker.io or
-//! quay.io), and the Secrets the kubelet pulls them with. A platform
+//! quay.io), the Secrets the kubelet pulls them with, and a directory
+//! where the nodes keep fetched models (the node-local cache). A platform
 //! engineer annotates the pool's nodes; discovery reads the annotations
 //! into [`PoolSettings`], every node of a pool agreeing; the operator
 //! applies them to every pod it places there.
 
 use std::collections::BTreeMap;
 
-use crate::fleet::PoolSettings;
+use crate::fleet::{ModelCache, PoolSettings};
 
 /// The interface (or NCCL-style list: `eth0`, `eth`, `^docker`, `=eth1`)
 /// the engines' collectives bind to.
@@ -20,6 +21,13 @@ pub const REGISTRY_MIRROR_ANNOTATION: &str = "modelfleet.io/registry-mirror";
 /// Comma-separated names of `kubernetes.io/dockerconfigjson` Secrets, in
 /// each namespace that runs models on the pool.
 pub const IMAGE_PULL_SECRETS_ANNOTATION: &str = "modelfleet.io/image-pull-secrets";
+/// An absolute directory on the node for fetched models:
+/// `/var/lib/modelfleet/models`. Each namespace gets its own directory
+/// below it; needs [`MODEL_CACHE_SIZE_ANNOTATION`].
+pub const MODEL_CACHE_PATH_ANNOTATION: &str = "modelfleet.io/model-cache-path";
+/// How much each namespace may keep in the cache, as a Kubernetes
+/// quantity: `500Gi`.
+pub const MODEL_CACHE_SIZE_ANNOTATION: &str = "modelfleet.io/model-cache-size";
 
 /// The settings a node's annotations give, or which one is wrong and how.
 pub fn read(annotations: Option<&BTreeMap<String, String>>) -> Result<PoolSettings, String> {
@@ -67,11 +75,141 @@ pub fn read(annotations: Option<&BTreeMap<String, String>>) -> Result<PoolSettin
             names
         }
     };
+    let model_cache = match (
+        get(MODEL_CACHE_PATH_ANNOTATION),
+        get(MODEL_CACHE_SIZE_ANNOTATION),
+    ) {
+        (None, None) => None,
+        (Some(path), Some(size)) => Some(ModelCache {
+            path: cache_path(&path)?,
+            bytes: quantity_bytes(&size)
+                .filter(|b| *b >= 1 << 30)
+                .ok_or_else(|| {
+                    format!(
+                        "annotation {MODEL_CACHE_SIZE_ANNOTATION} {size:?} is not a size of at \
+                     least 1Gi: write a quantity like 500Gi or 2Ti"
+                    )
+                })?,
+        }),
+        (Some(_), None) | (None, Some(_)) => {
+            return Err(format!(
+                "annotations {MODEL_CACHE_PATH_ANNOTATION} and {MODEL_CACHE_SIZE_ANNOTATION} \
+                 go together: set both (a directory like /var/lib/modelfleet/models and a \
+                 size like 500Gi) or neither"
+            ));
+        }
+    };
     Ok(PoolSettings {
         network_interface,
         registry_mirror,
         image_pull_secrets,
+        model_cache,
     })
+}
+
+/// The StorageClass name the cache's volumes and claims carry, so that no
+/// provisioner or other claim takes them.
+pub const MODEL_CACHE_STORAGE_CLASS: &str = "modelfleet-model-cache";
+/// Where the fetch and engine containers mount the cache.
+pub const MODEL_CACHE_MOUNT: &str = "/var/cache/modelfleet";
+
+/// The pool's name made a DNS label part, with a digest when it had to
+/// change, so two pools never share one.
+fn pool_slug(pool: &str) -> String {
+    use sha2::{Digest, Sha256};
+    let slug: String = pool
+        .to_ascii_lowercase()
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
+        .take(40)
+        .collect();
+    let slug = slug.trim_matches('-').to_owned();
+    if slug == pool {
+        slug
+    } else {
+        let digest = hex::encode(Sha256::digest(pool.as_bytes()));
+        format!("{slug}-{}", &digest[..8])
+    }
+}
+
+/// The claim, in a namespace, for the pool's cache.
+pub fn cache_claim_name(pool: &str) -> String {
+    format!("modelfleet-cache-{}", pool_slug(pool))
+}
+
+/// The PersistentVolume for `namespace`'s directory of the pool's cache.
+pub fn cache_volume_name(namespace: &str, pool: &str) -> String {
+    format!("modelfleet-cache-{namespace}-{}", pool_slug(pool))
+}
+
+/// Directories a cache must not be, or be inside: the system's own.
+const SYSTEM_DIRS: &[&str] = &[
+    "/bin",
+    "/boot",
+    "/dev",
+    "/etc",
+    "/lib",
+    "/lib64",
+    "/proc",
+    "/root",
+    "/run",
+    "/sbin",
+    "/sys",
+    "/usr",
+    "/var/run",
+    "/var/lib/kubelet",
+    "/var/lib/containerd",
+    "/var/lib/docker",
+    "/var/log",
+];
+
+/// An absolute, plain directory outside the system's own.
+fn cache_path(path: &str) -> Result<String, String> {
+    let path = path.trim_end_matches('/');
+    let plain = path.starts_with('/')
+        && path.len() <= 200
+        && path.split('/').skip(1).all(|part| {
+            !part.is_empty()
+                && part != "."
+                && part != ".."
+                && part
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+        });
+    let system = SYSTEM_DIRS
+        .iter()
+        .any(|d| path == *d || path.starts_with(&format!("{d}/")));
+    if !plain || path.is_empty() || system {
+        return Err(format!(
+            "annotation {MODEL_CACHE_PATH_ANNOTATION} {path:?} is not a directory the cache \
+             can use: write an absolute path of plain names, outside the system's own \
+             directories, like /var/lib/modelfleet/models"
+        ));
+    }
+    Ok(path.to_owned())
+}
+
+/// A Kubernetes quantity of bytes without fractions: `500Gi`, `2T`,
+/// `1073741824`.
+pub fn quantity_bytes(text: &str) -> Option<u64> {
+    let digits = text.bytes().take_while(u8::is_ascii_digit).count();
+    let (number, suffix) = text.split_at(digits);
+    let number: u64 = number.parse().ok()?;
+    let unit: u64 = match suffix {
+        "" => 1,
+        "k" => 1_000,
+        "M" => 1_000_000,
+        "G" => 1_000_000_000,
+        "T" => 1_000_000_000_000,
+        "P" => 1_000_000_000_000_000,
+        "Ki" => 1 << 10,
+        "Mi" => 1 << 20,
+        "Gi" => 1 << 30,
+        "Ti" => 1 << 40,
+        "Pi" => 1 << 50,
+        _ => return None,
+    };
+    number.checked_mul(unit)
 }
 
 /// The annotations that give `settings` (what the sandbox writes).
@@ -87,6 +225,13 @@ pub fn annotations(settings: &PoolSettings) -> BTreeMap<String, String> {
         out.insert(
             IMAGE_PULL_SECRETS_ANNOTATION.to_owned(),
             settings.image_pull_secrets.join(","),
+        );
+    }
+    if let Some(cache) = &settings.model_cache {
+        out.insert(MODEL_CACHE_PATH_ANNOTATION.to_owned(), cache.path.clone());
+        out.insert(
+            MODEL_CACHE_SIZE_ANNOTATION.to_owned(),
+            cache.bytes.to_string(),
         );
     }
     out
@@ -166,6 +311,10 @@ mod tests {
             network_interface: Some("eth0".to_owned()),
             registry_mirror: Some("registry.cn-hangzhou.aliyuncs.com/mf-mirror".to_owned()),
             image_pull_secrets: vec!["acr-pull".to_owned(), "quay-pull".to_owned()],
+            model_cache: Some(ModelCache {
+                path: "/var/lib/modelfleet/models".to_owned(),
+                bytes: 500 << 30,
+            }),
         };
         assert_eq!(read(Some(&annotations(&settings))), Ok(settings));
         assert_eq!(read(None), Ok(PoolSettings::default()));
@@ -195,10 +344,40 @@ mod tests {
                 "host[:port][/path]",
             ),
             (IMAGE_PULL_SECRETS_ANNOTATION, "ok,Not_OK", "Secret names"),
+            (MODEL_CACHE_PATH_ANNOTATION, "/data/models", "go together"),
+            (MODEL_CACHE_SIZE_ANNOTATION, "500Gi", "go together"),
         ] {
             let err = read(Some(&annotated(&[(key, value)]))).unwrap_err();
             assert!(err.contains(key) && err.contains(needle), "{err}");
         }
+        for (path, size, needle) in [
+            ("relative/models", "500Gi", "absolute path"),
+            ("/data/../etc", "500Gi", "absolute path"),
+            ("/etc/models", "500Gi", "outside the system's own"),
+            ("/var/lib/kubelet/pods", "500Gi", "outside the system's own"),
+            ("/", "500Gi", "absolute path"),
+            ("/data/models", "500 Gi", "like 500Gi"),
+            ("/data/models", "1.5Ti", "like 500Gi"),
+            ("/data/models", "100Mi", "at least 1Gi"),
+        ] {
+            let err = read(Some(&annotated(&[
+                (MODEL_CACHE_PATH_ANNOTATION, path),
+                (MODEL_CACHE_SIZE_ANNOTATION, size),
+            ])))
+            .unwrap_err();
+            assert!(err.contains(needle), "{path} {size}: {err}");
+        }
+        assert_eq!(quantity_bytes("2Ti"), Some(2 << 40));
+        assert_eq!(cache_claim_name("l40s"), "modelfleet-cache-l40s");
+        assert_eq!(
+            cache_volume_name("team-a", "l40s"),
+            "modelfleet-cache-team-a-l40s"
+        );
+        let odd = cache_claim_name("GPU_Pool/1");
+        assert!(odd.starts_with("modelfleet-cache-gpu-pool-1-"), "{odd}");
+        assert_ne!(odd, cache_claim_name("gpu-pool-1"));
+        assert_eq!(quantity_bytes("3G"), Some(3_000_000_000));
+        assert_eq!(quantity_bytes("99999999999Pi"), None, "overflow");
         let ok = read(Some(&annotated(&[(
             REGISTRY_MIRROR_ANNOTATION,
             "10.0.0.5:5000/",

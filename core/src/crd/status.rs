@@ -53,6 +53,32 @@ pub struct ModelDeploymentStatus {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["pod"]))]
     pub fetching: Vec<PodFetch>,
+
+    /// Where each started pod's weights came from: downloaded, the node's
+    /// cache, or its own volume (a restarted pod), as its fetch container
+    /// said when it finished.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["pod"]))]
+    pub weights: Vec<PodWeights>,
+}
+
+/// Where one pod's weights came from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PodWeights {
+    pub pod: String,
+    pub from: WeightsFrom,
+    pub bytes: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub enum WeightsFrom {
+    /// Downloaded from the source.
+    Download,
+    /// The node's model cache held them.
+    NodeCache,
+    /// The pod's own volume held them (its fetch ran again).
+    PodVolume,
 }
 
 /// One pod's download of the weights.

@@ -18,10 +18,12 @@ use modelfleet_core::accelerator::{Accelerator, Vendor};
 use modelfleet_core::contract::labels::{
     MODEL_BYTES_ANNOTATION, POOL_LABEL, ROLE_SERVER, ROLE_WORKER,
 };
-use modelfleet_core::contract::pool_settings::through_mirror;
+use modelfleet_core::contract::pool_settings::{
+    MODEL_CACHE_MOUNT, cache_claim_name, through_mirror,
+};
 use modelfleet_core::contract::{devices, tenancy};
 use modelfleet_core::crd::{ModelSource, SourceScheme};
-use modelfleet_core::fleet::NodePool;
+use modelfleet_core::fleet::{ModelCache, NodePool};
 use modelfleet_core::planner::Plan;
 
 use super::engine::{self, HTTP_PORT, LEADER_SCRIPT, MODELS_DIR, RAY_PORT, WORKER_SCRIPT};
@@ -136,6 +138,17 @@ fn pull_secrets(pool: &NodePool) -> Option<Vec<LocalObjectReference>> {
 /// them on the pool). A pool without recorded labels is pinned by
 /// `modelfleet.io/pool`, which its nodes must then carry.
 fn pin_to_pool(pool: &NodePool) -> Affinity {
+    Affinity {
+        node_affinity: Some(NodeAffinity {
+            required_during_scheduling_ignored_during_execution: Some(pool_node_selector(pool)),
+            preferred_during_scheduling_ignored_during_execution: None,
+        }),
+        ..Affinity::default()
+    }
+}
+
+/// The pool's nodes, as a node selector.
+pub(super) fn pool_node_selector(pool: &NodePool) -> NodeSelector {
     let labels = if pool.labels.is_empty() {
         BTreeMap::from([(POOL_LABEL.to_owned(), pool.name.clone())])
     } else {
@@ -149,18 +162,19 @@ fn pin_to_pool(pool: &NodePool) -> Affinity {
             values: Some(vec![value]),
         })
         .collect();
-    Affinity {
-        node_affinity: Some(NodeAffinity {
-            required_during_scheduling_ignored_during_execution: Some(NodeSelector {
-                node_selector_terms: vec![NodeSelectorTerm {
-                    match_expressions: Some(requirements),
-                    match_fields: None,
-                }],
-            }),
-            preferred_during_scheduling_ignored_during_execution: None,
-        }),
-        ..Affinity::default()
+    NodeSelector {
+        node_selector_terms: vec![NodeSelectorTerm {
+            match_expressions: Some(requirements),
+            match_fields: None,
+        }],
     }
+}
+
+/// The pool's node cache, when the weights are fetched and fit in it.
+pub fn cache_of<'a>(inputs: &PodInputs<'a>) -> Option<&'a ModelCache> {
+    let cache = inputs.pool.settings.model_cache.as_ref()?;
+    (inputs.source.scheme != SourceScheme::Pvc && model_bytes(inputs.plan) <= cache.bytes)
+        .then_some(cache)
 }
 
 /// The taint device nodes usually carry for their device resource, then
@@ -199,10 +213,11 @@ fn engine_container(inputs: &PodInputs, role: Role) -> Container {
     // Whichever name the pool's nodes advertise the devices as.
     let resource = devices::resource_on(inputs.pool, inputs.accelerator);
     let count = Quantity(inputs.plan.devices_per_node.to_string());
+    // Weights in the node cache take none of the pod's own disk.
     let size = sizing::engine(
         inputs.plan,
         model_bytes(inputs.plan),
-        inputs.source.scheme != SourceScheme::Pvc,
+        inputs.source.scheme != SourceScheme::Pvc && cache_of(inputs).is_none(),
     );
     // Devices: requests equal limits, as extended resources must.
     let mut requests = BTreeMap::from([
@@ -362,20 +377,50 @@ pub fn model_bytes(plan: &Plan) -> u64 {
         .saturating_mul(u64::from(plan.devices_per_replica))
 }
 
-/// Downloads the weights into the shared volume before the engine starts.
+/// Where a container's termination message goes (Kubernetes' default).
+const TERMINATION_LOG: &str = "/dev/termination-log";
+
+/// Downloads the weights into the shared volume before the engine starts;
+/// with a node cache, into the cache, linked from the shared volume.
 fn fetch_container(inputs: &PodInputs) -> Container {
     let dest = engine::model_dir(&inputs.owner.model);
+    let mut command: Vec<String> = ["modelfleet", "fetch", "--source"]
+        .into_iter()
+        .map(str::to_owned)
+        .chain([inputs.source.to_string(), "--dest".to_owned(), dest])
+        .collect();
+    let mut mounts = vec![mount(WEIGHTS_VOLUME, MODELS_DIR, false)];
+    let cache = cache_of(inputs);
+    if let Some(cache) = cache {
+        command.extend([
+            "--cache".to_owned(),
+            MODEL_CACHE_MOUNT.to_owned(),
+            "--cache-size".to_owned(),
+            cache.bytes.to_string(),
+        ]);
+        mounts.push(mount(CACHE_VOLUME, MODEL_CACHE_MOUNT, false));
+    }
+    // Where the weights came from (downloaded, the node cache), for the
+    // pod's status and so the deployment's.
+    command.extend(["--summary-file".to_owned(), TERMINATION_LOG.to_owned()]);
+    // The kubelet creates a hostPath directory owned by root, mode 0755,
+    // and ownership of a hostPath cannot be given by fsGroup: writing the
+    // cache takes root, still without a capability to bypass a file's
+    // permissions.
+    let security = match cache {
+        Some(_) => SecurityContext {
+            run_as_user: Some(0),
+            run_as_group: Some(0),
+            read_only_root_filesystem: Some(true),
+            ..hardened(None)
+        },
+        None => hardened(Some(FETCH_USER)),
+    };
     Container {
         name: modelfleet_core::contract::fetch::CONTAINER.to_owned(),
         image: Some(through_mirror(inputs.fetcher_image, mirror(inputs.pool))),
-        command: Some(
-            ["modelfleet", "fetch", "--source"]
-                .into_iter()
-                .map(str::to_owned)
-                .chain([inputs.source.to_string(), "--dest".to_owned(), dest])
-                .collect(),
-        ),
-        volume_mounts: Some(vec![mount(WEIGHTS_VOLUME, MODELS_DIR, false)]),
+        command: Some(command),
+        volume_mounts: Some(mounts),
         resources: Some(ResourceRequirements {
             requests: Some(BTreeMap::from([
                 ("cpu".to_owned(), Quantity(sizing::FETCH_CPU.to_owned())),
@@ -401,9 +446,9 @@ fn fetch_container(inputs: &PodInputs) -> Container {
                 ..EnvFromSource::default()
             }]
         }),
-        // Our own image: a non-root user, and nothing written but the
-        // weights volume.
-        security_context: Some(hardened(Some(FETCH_USER))),
+        // Our own image: nothing written but the weights' volumes, as a
+        // non-root user unless the node cache needs root.
+        security_context: Some(security),
         // A failed download's last lines (its one-line reason) become the
         // container's termination message, which the status shows.
         termination_message_policy: Some("FallbackToLogsOnError".to_owned()),
@@ -412,6 +457,7 @@ fn fetch_container(inputs: &PodInputs) -> Container {
 }
 
 const WEIGHTS_VOLUME: &str = "model-weights";
+const CACHE_VOLUME: &str = "model-cache";
 const SHM_VOLUME: &str = "dshm";
 
 /// The host paths a vllm-ascend container needs from an Atlas node (driver
@@ -439,14 +485,16 @@ fn volumes(inputs: &PodInputs) -> Vec<Volume> {
             ..Volume::default()
         },
         // As large as the engine's ephemeral-storage request: a download
-        // larger than planned is evicted, not left to fill the node.
+        // larger than planned is evicted, not left to fill the node. With
+        // the node cache it holds a link.
         _ => Volume {
             name: WEIGHTS_VOLUME.to_owned(),
             empty_dir: Some(EmptyDirVolumeSource {
                 medium: None,
-                size_limit: Some(sizing::gib(sizing::weights_volume(model_bytes(
-                    inputs.plan,
-                )))),
+                size_limit: Some(sizing::gib(match cache_of(inputs) {
+                    Some(_) => GIB,
+                    None => sizing::weights_volume(model_bytes(inputs.plan)),
+                })),
             }),
             ..Volume::default()
         },
@@ -460,6 +508,16 @@ fn volumes(inputs: &PodInputs) -> Vec<Volume> {
         ..Volume::default()
     };
     let mut volumes = vec![weights, shm];
+    if cache_of(inputs).is_some() {
+        volumes.push(Volume {
+            name: CACHE_VOLUME.to_owned(),
+            persistent_volume_claim: Some(PersistentVolumeClaimVolumeSource {
+                claim_name: cache_claim_name(&inputs.pool.name),
+                read_only: None,
+            }),
+            ..Volume::default()
+        });
+    }
     if inputs.accelerator.vendor == Vendor::Huawei && inputs.ascend_host_paths {
         volumes.extend(ASCEND_HOST_PATHS.iter().map(|(name, path, kind)| Volume {
             name: (*name).to_owned(),
@@ -487,6 +545,10 @@ fn engine_mounts(inputs: &PodInputs) -> Vec<VolumeMount> {
         _ => mount(WEIGHTS_VOLUME, MODELS_DIR, true),
     };
     let mut mounts = vec![weights, mount(SHM_VOLUME, "/dev/shm", false)];
+    if cache_of(inputs).is_some() {
+        // Where the fetch's link in the weights' volume points.
+        mounts.push(mount(CACHE_VOLUME, MODEL_CACHE_MOUNT, true));
+    }
     if inputs.accelerator.vendor == Vendor::Huawei && inputs.ascend_host_paths {
         mounts.extend(
             ASCEND_HOST_PATHS

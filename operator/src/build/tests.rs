@@ -207,7 +207,8 @@ fn an_8b_model_is_one_pod_with_one_l40s() {
     let fetch = &spec.init_containers.as_ref().unwrap()[0];
     assert_eq!(
         fetch.command.as_ref().unwrap().join(" "),
-        "modelfleet fetch --source s3://models/llama-3.1-8b --dest /models/llama-3.1-8b"
+        "modelfleet fetch --source s3://models/llama-3.1-8b --dest /models/llama-3.1-8b \
+         --summary-file /dev/termination-log"
     );
     assert_eq!(built.endpoint, "http://llama-8b.models.svc:8000/v1");
 }
@@ -720,3 +721,5 @@ fn engines_require_the_namespace_api_key_when_a_hub_manages_the_cluster() {
     let worker = template.worker_template.spec.as_ref().unwrap();
     assert_eq!(key_of(engine(worker)), None);
 }
+
+mod cache;

@@ -4,7 +4,7 @@
 //! deployment's objects when it is rejected or deleted.
 
 use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::core::v1::Service;
+use k8s_openapi::api::core::v1::{PersistentVolume, PersistentVolumeClaim, Service};
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use kube::api::{Api, DeleteParams, Patch, PatchParams};
 use kube::{Client, Resource};
@@ -60,6 +60,24 @@ pub async fn apply(
     namespace: &str,
     built: Resources<Built>,
 ) -> Result<Resources<Applied>, ApplyError> {
+    // The cache's volume and claim before the pods that mount them.
+    if let Some(cache) = &built.model_cache {
+        let volumes: Api<PersistentVolume> = Api::all(client.clone());
+        let name = name_of(&cache.volume);
+        volumes
+            .patch(
+                &name,
+                &PatchParams::apply(MANAGER).force(),
+                &Patch::Apply(&cache.volume),
+            )
+            .await
+            .map_err(|source| ApplyError::Apply {
+                kind: "PersistentVolume".into(),
+                name,
+                source,
+            })?;
+        let _: PersistentVolumeClaim = ssa(client, namespace, &cache.claim).await?;
+    }
     let workload = match &built.workload {
         Workload::Deployment(d) => {
             let applied = ssa(client, namespace, d.as_ref()).await?;

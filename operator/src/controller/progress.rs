@@ -8,11 +8,46 @@ use futures::future::join_all;
 use k8s_openapi::api::core::v1::Pod;
 use kube::Client;
 use kube::api::{Api, LogParams};
-use modelfleet_core::contract::fetch::{CONTAINER, parse_progress};
-use modelfleet_core::crd::PodFetch;
+use modelfleet_core::contract::fetch::{CONTAINER, WeightsOrigin, parse_progress, parse_summary};
+use modelfleet_core::crd::{PodFetch, PodWeights, WeightsFrom};
 
 /// Pods whose progress one reconcile reads.
 pub const MAX_PODS: usize = 32;
+
+/// Where the weights of `pods` came from, for those whose fetch container
+/// finished and said so in its termination message (read from the pods'
+/// status: no request). At most [`MAX_PODS`], by name.
+pub fn weights(pods: &[Pod]) -> Vec<PodWeights> {
+    let mut out: Vec<PodWeights> = pods
+        .iter()
+        .filter_map(|pod| {
+            let status = pod
+                .status
+                .as_ref()?
+                .init_container_statuses
+                .as_ref()?
+                .iter()
+                .find(|s| s.name == CONTAINER)?;
+            let ended = status.state.as_ref()?.terminated.as_ref()?;
+            if ended.exit_code != 0 {
+                return None;
+            }
+            let summary = parse_summary(ended.message.as_deref()?)?;
+            Some(PodWeights {
+                pod: pod.metadata.name.clone()?,
+                from: match summary.origin {
+                    WeightsOrigin::Downloaded => WeightsFrom::Download,
+                    WeightsOrigin::NodeCache => WeightsFrom::NodeCache,
+                    WeightsOrigin::AlreadyThere => WeightsFrom::PodVolume,
+                },
+                bytes: summary.bytes,
+            })
+        })
+        .collect();
+    out.sort_by(|a, b| a.pod.cmp(&b.pod));
+    out.truncate(MAX_PODS);
+    out
+}
 
 /// Whether `pod`'s fetch container is running now.
 pub fn is_fetching(pod: &Pod) -> bool {

@@ -159,6 +159,7 @@ pub fn running(
         ready_replicas: Some(seen.ready_replicas),
         endpoint: Some(endpoint.to_owned()),
         fetching: seen.fetching.to_vec(),
+        weights: super::progress::weights(seen.pods),
     }
 }
 
@@ -191,6 +192,7 @@ pub fn unplannable(reason: &str, message: &str, seen: &Observed<'_>) -> ModelDep
         ready_replicas: Some(seen.ready_replicas),
         endpoint: kept.endpoint,
         fetching: Vec::new(),
+        weights: Vec::new(),
     }
 }
 

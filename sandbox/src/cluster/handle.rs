@@ -13,7 +13,7 @@ use tokio::task::JoinHandle;
 
 use super::common::{Backoff, api_code, now, time};
 use super::kubelet::{KubeletHandle, NotRunning};
-use super::{ClusterOptions, deployment, kubelet, lws, nodes, scheduler};
+use super::{ClusterOptions, deployment, kubelet, lws, nodes, scheduler, volumes};
 
 const NOT_READY_TAINT: &str = "node.kubernetes.io/not-ready";
 
@@ -197,6 +197,7 @@ pub(super) async fn start(
         tokio::spawn(kubelet_task),
         tokio::spawn(deployment::run(client.clone(), timings.time_factor)),
         tokio::spawn(lws::run(client.clone())),
+        tokio::spawn(volumes::run(client.clone())),
     ];
     Ok(ClusterHandle {
         client,

@@ -16,6 +16,7 @@
 //! | kubelet | `kubelet::runtime`, `kubelet::status` | `kubelet::kubelet` |
 //! | Deployment controller | `deployment::rollout::plan` | `deployment::run` |
 //! | LeaderWorkerSet controller | `lws::groups::plan` | `lws::run` |
+//! | PersistentVolume binding | `volumes::bind` | `volumes::run` |
 //!
 //! The loops are kube-runtime watchers and controllers: a dropped watch is
 //! re-established with back-off, a failed write is retried with back-off,
@@ -36,7 +37,8 @@
 //! What is simpler than real Kubernetes is said where it is simplified:
 //! no ReplicaSet objects (pods carry `pod-template-hash` and are owned by
 //! the Deployment), no StatefulSets under LeaderWorkerSets, no node
-//! heartbeats or leases, no preemption, no images or volumes. Containers
+//! heartbeats or leases, no preemption, no images, and of volumes only
+//! claims bound to volumes made for them (`volumes`). Containers
 //! print only what the sandbox knows of them (see `kubelet::output`).
 
 pub mod common;
@@ -47,6 +49,7 @@ pub mod lws;
 pub mod nodes;
 pub mod resources;
 pub mod scheduler;
+pub mod volumes;
 
 #[cfg(test)]
 mod fixtures;

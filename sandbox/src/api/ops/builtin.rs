@@ -96,6 +96,15 @@ pub fn defaults(ty: &ResourceType, obj: &mut Value) {
             }
         }
         ("", "secrets") => set_default(obj, "/type", json!("Opaque")),
+        ("", "persistentvolumes") => {
+            set_default(obj, "/spec/persistentVolumeReclaimPolicy", json!("Retain"));
+            set_default(obj, "/spec/volumeMode", json!("Filesystem"));
+            set_default(obj, "/status/phase", json!("Pending"));
+        }
+        ("", "persistentvolumeclaims") => {
+            set_default(obj, "/spec/volumeMode", json!("Filesystem"));
+            set_default(obj, "/status/phase", json!("Pending"));
+        }
         _ => {}
     }
 }

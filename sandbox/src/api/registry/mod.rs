@@ -227,6 +227,17 @@ const BUILTINS: &[Builtin] = &[
         ..builtin("", "serviceaccounts", "ServiceAccount")
     },
     Builtin {
+        namespaced: false,
+        short: &["pv"],
+        status: true,
+        ..builtin("", "persistentvolumes", "PersistentVolume")
+    },
+    Builtin {
+        short: &["pvc"],
+        status: true,
+        ..builtin("", "persistentvolumeclaims", "PersistentVolumeClaim")
+    },
+    Builtin {
         short: &["deploy"],
         categories: &["all"],
         status: true,

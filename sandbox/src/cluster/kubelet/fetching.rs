@@ -75,6 +75,7 @@ impl Ctx {
         let name = name_of(pod).to_owned();
         let container_name = container.name.clone();
         let pod_dir = real.pod_dir(node, &uid);
+        let (real, node, pod) = (real.clone(), node.to_owned(), pod.clone());
         let (client, shared) = (self.client.clone(), self.shared.clone());
         let task_uid = uid.clone();
         let task = tokio::spawn(async move {
@@ -92,13 +93,35 @@ impl Ctx {
                     .await
                     .map_err(printed)?;
                 let env = real_fetch::fetch_env(&vars);
-                real_fetch::run(command, env, &pod_dir, &shared.logs, (key, &container.name)).await
+                let cache = match &command.cache {
+                    Some((path, _)) => {
+                        let host = real_fetch::host_path_of(&client, &pod, &container, path)
+                            .await
+                            .map_err(printed)?;
+                        // A hostPath volume of type DirectoryOrCreate.
+                        let dir = real.host_dir(&node, &host);
+                        tokio::fs::create_dir_all(&dir).await.map_err(|e| {
+                            printed(format!("cannot create {}: {e}", dir.display()))
+                        })?;
+                        Some(dir)
+                    }
+                    None => None,
+                };
+                let dirs = real_fetch::Dirs {
+                    pod: pod_dir,
+                    cache,
+                    termination_log: container
+                        .termination_message_path
+                        .clone()
+                        .unwrap_or_else(|| "/dev/termination-log".to_owned()),
+                };
+                real_fetch::run(command, env, &dirs, &shared.logs, (key, &container.name)).await
             }
             .await;
             shared.logs.end(key, &container.name);
             let fallback =
                 container.termination_message_policy.as_deref() == Some("FallbackToLogsOnError");
-            let outcome = result.map(|()| now()).map_err(|_| Exit {
+            let outcome = result.map(|message| (now(), message)).map_err(|_| Exit {
                 code: 1,
                 reason: "Error".into(),
                 started: since,

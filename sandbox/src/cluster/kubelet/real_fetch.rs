@@ -10,14 +10,18 @@
 //! next run continues the download where the last one stopped (the
 //! emptyDir outlives a container's restart), as on a real node.
 //!
-//! Supported arguments: `--source`, `--dest`, `--endpoint`, `--region`;
-//! any other makes the run fail saying so.
+//! Supported arguments: `--source`, `--dest`, `--endpoint`, `--region`,
+//! `--cache` with `--cache-size` (the node cache: the container's mount of
+//! a claim bound to a `hostPath` volume, or of a `hostPath` volume, is
+//! that path under the node's disk) and `--summary-file` (written to the
+//! container's `terminationMessagePath`, it becomes the termination
+//! message); any other makes the run fail saying so.
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use k8s_openapi::api::core::v1::{Container, Pod, Secret};
+use k8s_openapi::api::core::v1::{Container, PersistentVolume, PersistentVolumeClaim, Pod, Secret};
 use kube::Client;
 use kube::api::Api;
 use modelfleet_core::contract::fetch::{FetchProgress, progress_line};
@@ -48,6 +52,9 @@ pub struct Command {
     pub dest: String,
     pub endpoint: Option<String>,
     pub region: Option<String>,
+    /// The cache's path inside the container, and its size.
+    pub cache: Option<(String, u64)>,
+    pub summary_file: Option<String>,
 }
 
 impl RealFetch {
@@ -66,6 +73,87 @@ impl RealFetch {
     pub fn pod_dir(&self, node: &str, uid: &str) -> PathBuf {
         self.disks.join(node).join(uid)
     }
+
+    /// Where a host path is on the node's disk.
+    pub fn host_dir(&self, node: &str, path: &str) -> PathBuf {
+        self.disks
+            .join(node)
+            .join("host")
+            .join(path.trim_start_matches('/'))
+    }
+}
+
+/// The host path behind the volume `container` mounts at `path`: a
+/// `hostPath` volume's, or that of the volume a claim is bound to. Fails as
+/// the kubelet's mount would, naming what is missing.
+pub async fn host_path_of(
+    client: &Client,
+    pod: &Pod,
+    container: &Container,
+    path: &str,
+) -> Result<String, String> {
+    let mount = container
+        .volume_mounts
+        .iter()
+        .flatten()
+        .find(|m| m.mount_path.trim_end_matches('/') == path.trim_end_matches('/'))
+        .ok_or_else(|| {
+            format!(
+                "--cache {path} is not a volume mount of container {}",
+                container.name
+            )
+        })?;
+    let volume = pod
+        .spec
+        .as_ref()
+        .and_then(|s| s.volumes.as_ref())
+        .and_then(|v| v.iter().find(|v| v.name == mount.name))
+        .ok_or_else(|| format!("volume {:?} is not in the pod", mount.name))?;
+    if let Some(host) = &volume.host_path {
+        return Ok(host.path.clone());
+    }
+    let Some(claim) = &volume.persistent_volume_claim else {
+        return Err(format!(
+            "volume {:?} is neither a hostPath nor a claim: the sandbox cannot keep a cache there",
+            mount.name
+        ));
+    };
+    let namespace = pod.metadata.namespace.as_deref().unwrap_or("default");
+    let claims: Api<PersistentVolumeClaim> = Api::namespaced(client.clone(), namespace);
+    let found = claims
+        .get_opt(&claim.claim_name)
+        .await
+        .map_err(|e| {
+            format!(
+                "cannot read persistentvolumeclaim {:?}: {e}",
+                claim.claim_name
+            )
+        })?
+        .ok_or_else(|| format!("persistentvolumeclaim {:?} not found", claim.claim_name))?;
+    let bound = found.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Bound");
+    let volume_name = found
+        .spec
+        .as_ref()
+        .and_then(|s| s.volume_name.clone())
+        .filter(|_| bound)
+        .ok_or_else(|| {
+            format!(
+                "MountVolume: persistentvolumeclaim {:?} is not bound to a volume yet",
+                claim.claim_name
+            )
+        })?;
+    let volumes: Api<PersistentVolume> = Api::all(client.clone());
+    let pv = volumes
+        .get_opt(&volume_name)
+        .await
+        .map_err(|e| format!("cannot read persistentvolume {volume_name:?}: {e}"))?
+        .ok_or_else(|| format!("persistentvolume {volume_name:?} not found"))?;
+    pv.spec
+        .and_then(|s| s.host_path)
+        .map(|h| h.path)
+        .ok_or_else(|| {
+            format!("persistentvolume {volume_name:?} is not a hostPath volume: the sandbox keeps only those on its nodes")
+        })
 }
 
 /// The container's `modelfleet fetch` arguments.
@@ -88,10 +176,20 @@ pub fn command(c: &Container) -> Result<Command, String> {
                 rest.next().map(|v| (*v).to_owned()).unwrap_or_default(),
             ),
         };
-        if !matches!(name, "--source" | "--dest" | "--endpoint" | "--region") {
+        if !matches!(
+            name,
+            "--source"
+                | "--dest"
+                | "--endpoint"
+                | "--region"
+                | "--cache"
+                | "--cache-size"
+                | "--summary-file"
+        ) {
             return Err(format!(
-                "the sandbox runs modelfleet fetch with --source, --dest, --endpoint and \
-                 --region only; {name} is not supported here"
+                "the sandbox runs modelfleet fetch with --source, --dest, --endpoint, \
+                 --region, --cache, --cache-size and --summary-file only; {name} is not \
+                 supported here"
             ));
         }
         flags.insert(name, value);
@@ -116,11 +214,23 @@ pub fn command(c: &Container) -> Result<Command, String> {
             "--dest {dest:?} must be an absolute path without empty, '.' or '..' parts, like /models/llama"
         ));
     }
+    let cache = match (flags.get("--cache"), flags.get("--cache-size")) {
+        (None, None) => None,
+        (Some(path), Some(size)) => {
+            let bytes = modelfleet_core::contract::pool_settings::quantity_bytes(size)
+                .filter(|b| *b > 0)
+                .ok_or_else(|| format!("--cache-size {size:?} is not a size like 500Gi"))?;
+            Some((path.clone(), bytes))
+        }
+        _ => return Err("--cache and --cache-size go together".to_owned()),
+    };
     Ok(Command {
         source: required("--source")?,
         dest,
         endpoint: flags.get("--endpoint").cloned(),
         region: flags.get("--region").cloned(),
+        cache,
+        summary_file: flags.get("--summary-file").cloned(),
     })
 }
 
@@ -230,19 +340,36 @@ pub fn fetch_env(vars: &BTreeMap<String, String>) -> Env {
         // A path inside the container's image, which the sandbox's nodes
         // do not have: a private CA is not supported here.
         ca_file: None,
+        // The token files a cloud's webhook projects are paths in the
+        // container too; a test names real files on this machine.
+        identity: modelfleet_fetch::identity::IdentityEnv::from_vars(|name| {
+            vars.get(name).cloned()
+        }),
     }
 }
 
-/// One run of the fetch into `pod_dir`, printing as `modelfleet fetch`
-/// prints into `container`'s log. Returns the message it exits with on
-/// failure.
+/// Where a run finds its volumes on the node.
+#[derive(Debug, Clone)]
+pub struct Dirs {
+    /// The pod's own (its emptyDir).
+    pub pod: PathBuf,
+    /// The cache's directory on the node, for `--cache`.
+    pub cache: Option<PathBuf>,
+    /// The container's `terminationMessagePath`.
+    pub termination_log: String,
+}
+
+/// One run of the fetch into `dirs.pod`, printing as `modelfleet fetch`
+/// prints into `container`'s log. Returns the termination message it
+/// wrote, or the message it exits with on failure.
 pub async fn run(
     command: Command,
     env: Env,
-    pod_dir: &Path,
+    dirs: &Dirs,
     logs: &PodLogs,
     (pod, container): ((&str, &str, &str), &str),
-) -> Result<(), String> {
+) -> Result<Option<String>, String> {
+    let pod_dir = dirs.pod.as_path();
     let dest = pod_dir.join(command.dest.trim_start_matches('/'));
     let options = FetchOptions {
         source: command.source.clone(),
@@ -269,17 +396,40 @@ pub async fn run(
         };
         print(&progress_line(&command.source, figures, p.files, rate));
     };
-    match modelfleet_fetch::fetch(&options, Duration::from_secs(1), report).await {
+    let every = Duration::from_secs(1);
+    let result = match (&command.cache, &dirs.cache) {
+        (Some((_, max_bytes)), Some(dir)) => {
+            let cache = modelfleet_fetch::Cache {
+                dir: dir.clone(),
+                max_bytes: *max_bytes,
+            };
+            modelfleet_fetch::fetch_through_cache(&options, &cache, every, report).await
+        }
+        _ => modelfleet_fetch::fetch(&options, every, report).await,
+    };
+    match result {
         Ok(fetched) => {
-            print(&format!(
-                "fetch: {} files, {} bytes into {} in {:.1} s ({} bytes kept from an earlier try)",
-                fetched.files,
-                fetched.bytes,
-                command.dest,
-                started.elapsed().as_secs_f64(),
-                fetched.resumed_bytes
-            ));
-            Ok(())
+            if fetched.from_cache {
+                print(&format!(
+                    "fetch: {} files, {} bytes from the node cache into {}; nothing downloaded",
+                    fetched.files, fetched.bytes, command.dest
+                ));
+            } else {
+                print(&format!(
+                    "fetch: {} files, {} bytes into {} in {:.1} s ({} bytes kept from an earlier try)",
+                    fetched.files,
+                    fetched.bytes,
+                    command.dest,
+                    started.elapsed().as_secs_f64(),
+                    fetched.resumed_bytes
+                ));
+            }
+            let summary = modelfleet_core::contract::fetch::summary_line(fetched.summary());
+            Ok(command
+                .summary_file
+                .as_deref()
+                .is_some_and(|f| f == dirs.termination_log)
+                .then_some(summary))
         }
         Err(error) => {
             let message = error.to_string();
@@ -357,6 +507,8 @@ mod tests {
                 dest: "/models/m".into(),
                 endpoint: None,
                 region: Some("us-east-1".into()),
+                cache: None,
+                summary_file: None,
             }
         );
         let refused = command(&c(&[
@@ -364,12 +516,12 @@ mod tests {
             "fetch",
             "--source",
             "s3://b/m",
-            "--cache",
+            "--ca-file",
             "/c",
         ]))
         .unwrap_err();
         assert!(
-            refused.contains("--cache is not supported here"),
+            refused.contains("--ca-file is not supported here"),
             "{refused}"
         );
         let missing = command(&c(&["modelfleet", "fetch", "--source", "s3://b/m"])).unwrap_err();

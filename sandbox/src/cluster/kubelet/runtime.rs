@@ -160,12 +160,14 @@ pub enum Stage {
 }
 
 /// An init container that ran to completion.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct InitDone {
     pub started: Timestamp,
     pub finished: Timestamp,
     /// How often it restarted before it completed.
     pub restarts: u32,
+    /// What it wrote to its `terminationMessagePath`.
+    pub message: Option<String>,
 }
 
 /// What the runtime knows of one pod.
@@ -191,8 +193,9 @@ pub struct PodRuntime {
     /// reports in `real_outcome`.
     pub real_init: Option<usize>,
     /// How the real init container's current run ended: when it
-    /// succeeded, or how it failed; `None` while it runs.
-    pub real_outcome: Option<Result<Timestamp, Exit>>,
+    /// succeeded and the termination message it wrote, or how it failed;
+    /// `None` while it runs.
+    pub real_outcome: Option<Result<(Timestamp, Option<String>), Exit>>,
 }
 
 fn has_probe(spec: &PodSpec, container: usize) -> bool {
@@ -295,6 +298,7 @@ impl PodRuntime {
                     started: now,
                     finished: now,
                     restarts: 0,
+                    message: None,
                 })
                 .collect(),
             init_restarts: 0,
@@ -313,7 +317,7 @@ impl PodRuntime {
         loop {
             match &mut self.stage {
                 Stage::Init { index, since } => {
-                    let ends = if self.real_init == Some(*index) {
+                    let (ends, message) = if self.real_init == Some(*index) {
                         match self.real_outcome.take() {
                             // Still running: its run wakes the kubelet.
                             None => return (*since > now).then_some(*since),
@@ -324,9 +328,13 @@ impl PodRuntime {
                             }
                         }
                     } else {
-                        later(*since, timings.init_duration(pod, *index))
+                        (later(*since, timings.init_duration(pod, *index)), None)
                     };
                     if now < ends {
+                        if self.real_init == Some(*index) {
+                            // Not yet, by this clock: kept for then.
+                            self.real_outcome = Some(Ok((ends, message)));
+                        }
                         return Some(ends);
                     }
                     self.init_last_exit = None;
@@ -334,6 +342,7 @@ impl PodRuntime {
                         started: *since,
                         finished: ends,
                         restarts: self.init_restarts,
+                        message,
                     });
                     self.init_restarts = 0;
                     self.stage = if *index + 1 < inits {

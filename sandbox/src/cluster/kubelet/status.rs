@@ -37,7 +37,7 @@ pub fn render(pod: &Pod, rt: &PodRuntime, host_ip: &str, now: Timestamp) -> PodS
                         reason: "Completed".into(),
                         started: done.started,
                         finished: done.finished,
-                        message: None,
+                        message: done.message.clone(),
                     },
                     status.container_id.clone(),
                 ));
