@@ -540,11 +540,13 @@ fn member_mode_is_the_operator_and_the_hubs_least_privileged_access_only() {
     assert_eq!(volume.default_mode, Some(0o440));
 
     let manifest = manifest_documents("hub-member/00-rbac.yaml");
-    assert_eq!(
-        rules_of(&objects, "ClusterRole", "modelfleet-hub"),
-        rules_of(&manifest, "ClusterRole", "modelfleet-hub"),
-        "the chart's ClusterRole modelfleet-hub grants what manifests/hub-member/00-rbac.yaml grants"
-    );
+    for role in ["modelfleet-hub", "modelfleet-hub-tenant-logs"] {
+        assert_eq!(
+            rules_of(&objects, "ClusterRole", role),
+            rules_of(&manifest, "ClusterRole", role),
+            "the chart's ClusterRole {role} grants what manifests/hub-member/00-rbac.yaml grants"
+        );
+    }
     assert_eq!(
         find(&objects, "ClusterRoleBinding", "modelfleet-hub")["subjects"],
         find(&manifest, "ClusterRoleBinding", "modelfleet-hub")["subjects"]

@@ -40,6 +40,24 @@ async fn hub(db: TestDb) -> Hub {
     Hub::start_clusters(db, vec![spec], test_settings()).await
 }
 
+/// Deploys Llama 3.1 8B as `chat`: its id, and the API's answer.
+async fn deploy_chat(hub: &Hub, key: &str) -> (DeploymentId, support::Reply) {
+    let reply = hub
+        .post(
+            "/api/v1/deployments",
+            key,
+            json!({"name": "chat", "model": "llama-3.1-8b"}),
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::ACCEPTED, "{:#}", reply.body);
+    let id = reply.body["deployment"]["id"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    (id, reply)
+}
+
 async fn pods_of(hub: &Hub, name: &str) -> Vec<Pod> {
     let pods: Api<Pod> = Api::namespaced(hub.kube.clone(), "mf-acme");
     let selector = format!("modelfleet.io/deployment={name}");
@@ -54,19 +72,7 @@ async fn a_deployment_reaches_ready_and_its_intervals_follow_its_pods(db: TestDb
     let sync = hub.sync_only();
     let (tenant, key) = hub.tenant("acme", support::roomy()).await;
     let tenant: TenantId = tenant.parse().unwrap();
-    let reply = hub
-        .post(
-            "/api/v1/deployments",
-            &key,
-            json!({"name": "chat", "model": "llama-3.1-8b"}),
-        )
-        .await;
-    assert_eq!(reply.status, StatusCode::ACCEPTED, "{:#}", reply.body);
-    let id: DeploymentId = reply.body["deployment"]["id"]
-        .as_str()
-        .unwrap()
-        .parse()
-        .unwrap();
+    let (id, reply) = deploy_chat(&hub, &key).await;
     let devices = reply.body["plan"]["devicesPerReplica"].as_u64().unwrap();
 
     let ready = eventually("the deployment is Ready in the database", || async {
@@ -267,3 +273,108 @@ async fn a_deployment_missing_from_its_cluster_is_applied_again(db: TestDb) {
 }
 
 modelfleet_api::store_tests!(a_deployment_missing_from_its_cluster_is_applied_again);
+
+/// The replicas' last lines come from the cluster, through the RoleBinding
+/// the hub gave itself in the tenant's namespace (its cluster role cannot
+/// read logs anywhere else), for the deployment's tenant alone.
+async fn replicas_last_lines_are_read_from_the_cluster_for_their_tenant_only(db: TestDb) {
+    let hub = hub(db).await;
+    let _sync = hub.sync_only();
+    let (_, key) = hub.tenant("acme", support::roomy()).await;
+    let (_, other) = hub.tenant("other", support::roomy()).await;
+    let id = deploy_chat(&hub, &key).await.0;
+    eventually("the deployment is Ready", || async {
+        (row(&hub, id).await.phase == modelfleet_core::crd::Phase::Ready).then_some(())
+    })
+    .await;
+
+    let logs = hub
+        .get(&format!("/api/v1/deployments/{id}/logs?lines=3"), &key)
+        .await;
+    assert_eq!(logs.status, StatusCode::OK, "{:#}", logs.body);
+    let replicas = logs.body["replicas"].as_array().unwrap();
+    assert_eq!(replicas.len(), 1, "{:#}", logs.body);
+    let pod = pods_of(&hub, "chat").await.remove(0);
+    assert_eq!(replicas[0]["pod"], pod.metadata.name.unwrap().as_str());
+    assert_eq!(replicas[0]["phase"], "Running");
+    let containers: Vec<&str> = replicas[0]["containers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["container"].as_str().unwrap())
+        .collect();
+    assert_eq!(containers, ["fetch-weights", "engine"]);
+    for c in replicas[0]["containers"].as_array().unwrap() {
+        let lines = c["lines"].as_array().unwrap();
+        assert!(
+            !lines.is_empty() && lines.len() <= 3,
+            "{}: {:#}",
+            c["container"],
+            c
+        );
+    }
+    let fetch = &replicas[0]["containers"][0]["lines"];
+    assert!(
+        fetch
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|l| l.as_str().unwrap().starts_with("fetch")),
+        "the fetch's own lines: {fetch:#}"
+    );
+    // By name too, in the caller's tenant.
+    let by_name = hub.get("/api/v1/deployments/chat/logs", &key).await;
+    assert_eq!(by_name.status, StatusCode::OK, "{:#}", by_name.body);
+
+    // Another tenant cannot tell the deployment exists.
+    let theirs = hub
+        .get(&format!("/api/v1/deployments/{id}/logs"), &other)
+        .await;
+    assert_eq!(theirs.status, StatusCode::NOT_FOUND, "{:#}", theirs.body);
+    for bad in ["0", "201", "lots"] {
+        let reply = hub
+            .get(&format!("/api/v1/deployments/{id}/logs?lines={bad}"), &key)
+            .await;
+        assert!(
+            reply.status == StatusCode::UNPROCESSABLE_ENTITY
+                || reply.status == StatusCode::BAD_REQUEST,
+            "lines={bad}: {} {:#}",
+            reply.status,
+            reply.body
+        );
+    }
+
+    // The hub reads logs through its own binding in the tenant namespace.
+    let bindings: Api<k8s_openapi::api::rbac::v1::RoleBinding> =
+        Api::namespaced(hub.kube.clone(), "mf-acme");
+    let binding = bindings.get("modelfleet-hub-logs").await.unwrap();
+    assert_eq!(binding.role_ref.name, "modelfleet-hub-tenant-logs");
+    let subject = &binding.subjects.unwrap()[0];
+    assert_eq!(
+        (subject.kind.as_str(), subject.name.as_str()),
+        ("ServiceAccount", "modelfleet-hub")
+    );
+
+    // Each read reaches the cluster: a tenant gets 20, then one every 3 s.
+    let mut refused = None;
+    for _ in 0..25 {
+        let reply = hub
+            .get(&format!("/api/v1/deployments/{id}/logs?lines=1"), &key)
+            .await;
+        if reply.status == StatusCode::TOO_MANY_REQUESTS {
+            refused = Some(reply);
+            break;
+        }
+    }
+    let refused = refused.expect("a flood of log reads is refused");
+    assert!(
+        refused.body["detail"]
+            .as_str()
+            .unwrap()
+            .contains("retry after"),
+        "{:#}",
+        refused.body
+    );
+}
+
+modelfleet_api::store_tests!(replicas_last_lines_are_read_from_the_cluster_for_their_tenant_only);

@@ -267,6 +267,27 @@ impl PodIdentity {
         Ok(c)
     }
 
+    /// POSTs `form` to STS at `sts`: the status and the body.
+    async fn post_form(
+        &self,
+        sts: &str,
+        form: &[(&str, &str)],
+    ) -> Result<(reqwest::StatusCode, String), String> {
+        let response = self
+            .http
+            .post(format!("{sts}/"))
+            .header(
+                reqwest::header::CONTENT_TYPE,
+                "application/x-www-form-urlencoded",
+            )
+            .body(form_body(form))
+            .send()
+            .await
+            .map_err(|e| format!("cannot reach STS at {sts}: {e}"))?;
+        let status = response.status();
+        Ok((status, response.text().await.unwrap_or_default()))
+    }
+
     /// Exchanges the pod's token for keys now.
     async fn exchange(&self) -> Result<Credentials, String> {
         match &self.exchange {
@@ -284,19 +305,7 @@ impl PodIdentity {
                     ("RoleSessionName", session),
                     ("WebIdentityToken", &token),
                 ];
-                let response = self
-                    .http
-                    .post(format!("{sts}/"))
-                    .header(
-                        reqwest::header::CONTENT_TYPE,
-                        "application/x-www-form-urlencoded",
-                    )
-                    .body(form_body(&form))
-                    .send()
-                    .await
-                    .map_err(|e| format!("cannot reach STS at {sts}: {e}"))?;
-                let status = response.status();
-                let body = response.text().await.unwrap_or_default();
+                let (status, body) = self.post_form(sts, &form).await?;
                 if !status.is_success() {
                     let code = xml_text(&body, "Code").unwrap_or_default();
                     let message = xml_text(&body, "Message").unwrap_or_default();
@@ -381,19 +390,8 @@ impl PodIdentity {
                     ("OIDCToken", &token),
                     ("RoleSessionName", session),
                 ];
-                let response = self
-                    .http
-                    .post(format!("{sts}/"))
-                    .header(
-                        reqwest::header::CONTENT_TYPE,
-                        "application/x-www-form-urlencoded",
-                    )
-                    .body(form_body(&form))
-                    .send()
-                    .await
-                    .map_err(|e| format!("cannot reach STS at {sts}: {e}"))?;
-                let status = response.status();
-                let body: serde_json::Value = response.json().await.unwrap_or_default();
+                let (status, body) = self.post_form(sts, &form).await?;
+                let body: serde_json::Value = serde_json::from_str(&body).unwrap_or_default();
                 if !status.is_success() {
                     return Err(format!(
                         "STS refused AssumeRoleWithOIDC for {role_arn} (HTTP {status} {}: {}); \

@@ -238,8 +238,22 @@ fn the_hub_may_only_bind_the_operator_role_and_write_its_own_objects() {
     assert_eq!(binds.len(), 1);
     assert_eq!(
         binds[0].resource_names.as_deref(),
-        Some(&["modelfleet-operator-workloads".to_owned()][..])
+        Some(
+            &[
+                "modelfleet-operator-workloads".to_owned(),
+                "modelfleet-hub-tenant-logs".to_owned()
+            ][..]
+        )
     );
+    // What it may bind to itself: reading pods' logs, nothing more.
+    let logs = cluster_role("hub-member/00-rbac.yaml", "modelfleet-hub-tenant-logs");
+    assert_eq!(logs.len(), 1);
+    assert_eq!(
+        logs[0].resources.as_deref(),
+        Some(&["pods/log".to_owned()][..])
+    );
+    assert_eq!(logs[0].verbs, ["get"]);
+    assert!(!allows(&hub, "", "pods/log", "get"), "not cluster-wide");
     assert!(!binds[0].verbs.iter().any(|v| v == "escalate"));
     for (group, resource) in BUILT {
         assert!(

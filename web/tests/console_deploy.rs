@@ -160,6 +160,24 @@ async fn one_click_deploys_a_70b_model_and_its_page_follows_it_to_ready() {
             "the deployment page called its cluster"
         );
 
+        // The replicas' last lines: a page of their own, read from the
+        // cluster when it is asked for.
+        let page = browser.get(&location).await;
+        assert_eq!(
+            page.attrs("#replica-logs-link", "href"),
+            [format!("{location}/logs")]
+        );
+        let logs = browser.get(&format!("{location}/logs")).await;
+        assert_eq!(logs.status, StatusCode::OK, "{}", logs.text());
+        let fetch = logs.one("pre.log[data-container=\"fetch-weights\"]");
+        assert!(fetch.contains("fetch "), "{}", logs.text());
+        assert!(
+            logs.has("pre.log[data-container=\"engine\"]"),
+            "{}",
+            logs.text()
+        );
+        assert_eq!(logs.texts("#replica-logs section.replica").len(), 1);
+
         // Scale to 2: a confirmation first, with the hourly cost after.
         let id = location.trim_start_matches("/deployments/");
         let page = browser.get(&format!("{location}/scale?replicas=2")).await;

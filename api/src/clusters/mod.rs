@@ -35,7 +35,9 @@ use tracing::warn;
 use crate::secret::{Keyring, Secret};
 use crate::store::{Cluster, PoolPrice};
 
-pub use kube_ops::{DEPLOYMENT_ID_LABEL, Decision, FIELD_MANAGER, TENANT_LABEL, namespace_of};
+pub use kube_ops::{
+    ContainerLog, DEPLOYMENT_ID_LABEL, Decision, FIELD_MANAGER, PodLogs, TENANT_LABEL, namespace_of,
+};
 pub use kubeconfig::KubeconfigPolicy;
 
 /// How long one call to a cluster's API may take.

@@ -18,7 +18,18 @@ use super::placement::{PlaceError, Placing};
 use super::plans::rejections;
 use super::{Caller, Error, Hub, PlanRequest, Result};
 use crate::billing::{BillingServiceError, GroupBy, UsageQuery, UsageReport};
-use crate::clusters::{ClusterError, namespace_of};
+use crate::clusters::{ClusterError, PodLogs, namespace_of};
+
+/// The most log lines a replica's container shows.
+pub const MAX_LOG_LINES: u32 = 200;
+
+/// Reads of replicas' logs each tenant may start (platform staff share one
+/// budget): 20, and one more every 3 seconds. Each read asks the cluster
+/// for up to 16 pods' logs.
+pub(crate) const LOG_READS: super::throttle::Limit = super::throttle::Limit {
+    burst: 20,
+    refill: std::time::Duration::from_secs(3),
+};
 use crate::identity::{Permission, Scope};
 use crate::ids::{DeploymentId, TenantId};
 use crate::placement::{
@@ -221,6 +232,52 @@ impl Hub {
             deployment: placed.deployment,
             discounts,
         })
+    }
+
+    /// The last `lines` lines (1 to [`MAX_LOG_LINES`]) of each container of
+    /// the deployment's pods, read from its cluster now; nothing for a
+    /// deleted deployment.
+    pub async fn deployment_logs(
+        &self,
+        caller: &Caller,
+        which: &DeploymentRef,
+        lines: u32,
+    ) -> Result<Vec<PodLogs>> {
+        if !(1..=MAX_LOG_LINES).contains(&lines) {
+            return Err(Error::invalid(
+                "lines",
+                format!("must be between 1 and {MAX_LOG_LINES}"),
+            ));
+        }
+        let d = self.deployment(caller, which).await?;
+        if d.deleted_at.is_some() {
+            return Ok(Vec::new());
+        }
+        let who = caller
+            .actor
+            .tenant
+            .map_or_else(|| "staff".to_owned(), |t| t.to_string());
+        self.log_reads
+            .take(&who, None, std::time::Instant::now())
+            .map_err(|wait| {
+                let seconds = u32::try_from(wait.as_secs().max(1)).unwrap_or(u32::MAX);
+                Error::too_many_requests(
+                    format!("too many reads of replicas' logs; retry after {seconds} seconds"),
+                    seconds,
+                )
+            })?;
+        self.registry
+            .replica_logs(&d.cluster, &d.namespace, &d.name, i64::from(lines))
+            .await
+            .map_err(|e| {
+                Error::unavailable(
+                    format!(
+                        "the logs of {} cannot be read from its cluster now: {e}",
+                        d.name
+                    ),
+                    &e,
+                )
+            })
     }
 
     /// The pools (cluster, pool) where `tenant` runs `model` with a ready

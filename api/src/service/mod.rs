@@ -56,6 +56,8 @@ pub struct Hub {
     audit_target: Option<Arc<ExportTarget>>,
     throttle: Arc<throttle::Throttle>,
     inspections: Arc<models::Inspections>,
+    /// Reads of replicas' logs, per tenant: each reaches a cluster.
+    log_reads: Arc<throttle::Limiter<String>>,
 }
 
 impl std::fmt::Debug for Hub {
@@ -88,6 +90,10 @@ impl Hub {
             registry,
             throttle: Arc::new(throttle::Throttle::new(&settings)),
             inspections: Arc::default(),
+            log_reads: Arc::new(throttle::Limiter::new(
+                deployments::LOG_READS,
+                throttle::MAX_KEYS,
+            )),
             settings: Arc::new(settings),
             audit_target: None,
         }

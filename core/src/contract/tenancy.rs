@@ -6,6 +6,7 @@
 //! | --- | --- | --- |
 //! | the Namespace's [`pod_security_labels`] | hub | Pod Security admission enforces `baseline` on every pod, warns at `restricted` |
 //! | RoleBinding [`OPERATOR_BINDING`] | hub | lets the operator write workloads there (ClusterRole [`OPERATOR_WORKLOADS_ROLE`]) and nowhere else |
+//! | RoleBinding [`HUB_LOGS_BINDING`] | hub | lets the hub read its pods' logs there (ClusterRole [`HUB_LOGS_ROLE`]), for the console, and nowhere else |
 //! | NetworkPolicy [`NETWORK_POLICY`] | operator | engines answer only the gateway and their own group; no pod reaches the clouds' metadata services |
 //! | Secret [`ENGINE_API_KEY_SECRET`] | operator | the API key every engine there requires (derived from the cluster's admission key) |
 //!
@@ -37,6 +38,12 @@ pub const OPERATOR_WORKLOADS_ROLE: &str = "modelfleet-operator-workloads";
 pub const OPERATOR_BINDING: &str = "modelfleet-operator";
 /// The operator's ServiceAccount as `manifests/operator/` installs it.
 pub const OPERATOR_SERVICE_ACCOUNT: (&str, &str) = ("modelfleet-system", "modelfleet-operator");
+
+/// The ClusterRole that reads pods' logs, which the hub binds to itself in
+/// each tenant namespace (and only there) to show replicas' last lines.
+pub const HUB_LOGS_ROLE: &str = "modelfleet-hub-tenant-logs";
+/// The RoleBinding of [`HUB_LOGS_ROLE`] in a tenant namespace.
+pub const HUB_LOGS_BINDING: &str = "modelfleet-hub-logs";
 
 /// The Secret holding the engines' API key in a tenant namespace.
 pub const ENGINE_API_KEY_SECRET: &str = "modelfleet-engine-api-key";
@@ -181,6 +188,41 @@ pub fn engine_api_key_secret(namespace: &str, key: &AdmissionKey) -> Secret {
 
 /// The RoleBinding that lets the operator (ServiceAccount
 /// `operator.0/operator.1`) write in `namespace`.
+/// Who an authenticated user is, as a binding's subject: a ServiceAccount
+/// for `system:serviceaccount:<namespace>:<name>`, a User otherwise.
+pub fn subject_of(username: &str) -> Subject {
+    match username
+        .strip_prefix("system:serviceaccount:")
+        .and_then(|rest| rest.split_once(':'))
+    {
+        Some((namespace, name)) => Subject {
+            kind: "ServiceAccount".to_owned(),
+            name: name.to_owned(),
+            namespace: Some(namespace.to_owned()),
+            api_group: None,
+        },
+        None => Subject {
+            kind: "User".to_owned(),
+            name: username.to_owned(),
+            namespace: None,
+            api_group: Some("rbac.authorization.k8s.io".to_owned()),
+        },
+    }
+}
+
+/// The RoleBinding that lets `hub` read pods' logs in `namespace`.
+pub fn hub_logs_role_binding(namespace: &str, hub: Subject) -> RoleBinding {
+    RoleBinding {
+        metadata: meta(HUB_LOGS_BINDING, namespace),
+        role_ref: RoleRef {
+            api_group: "rbac.authorization.k8s.io".to_owned(),
+            kind: "ClusterRole".to_owned(),
+            name: HUB_LOGS_ROLE.to_owned(),
+        },
+        subjects: Some(vec![hub]),
+    }
+}
+
 pub fn operator_role_binding(namespace: &str, operator: (&str, &str)) -> RoleBinding {
     RoleBinding {
         metadata: meta(OPERATOR_BINDING, namespace),
@@ -201,6 +243,24 @@ pub fn operator_role_binding(namespace: &str, operator: (&str, &str)) -> RoleBin
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_username_becomes_the_subject_rbac_matches_it_by() {
+        let sa = subject_of("system:serviceaccount:modelfleet-system:modelfleet-hub");
+        assert_eq!(sa.kind, "ServiceAccount");
+        assert_eq!(
+            (sa.namespace.as_deref(), sa.name.as_str()),
+            (Some("modelfleet-system"), "modelfleet-hub")
+        );
+        let user = subject_of("kubernetes-admin");
+        assert_eq!(
+            (user.kind.as_str(), user.name.as_str()),
+            ("User", "kubernetes-admin")
+        );
+        let binding = hub_logs_role_binding("mf-acme", sa);
+        assert_eq!(binding.role_ref.name, HUB_LOGS_ROLE);
+        assert_eq!(binding.metadata.namespace.as_deref(), Some("mf-acme"));
+    }
 
     #[test]
     fn the_policy_denies_by_default_and_names_its_two_ways_in() {

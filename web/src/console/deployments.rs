@@ -31,6 +31,7 @@ pub fn routes() -> Router<AppState> {
         .route("/deployments", get(list))
         .route("/deployments/{id}", get(detail))
         .route("/deployments/{id}/live", get(live))
+        .route("/deployments/{id}/logs", get(logs))
         .route("/deployments/{id}/scale", get(scale_confirm).post(scale))
         .route("/deployments/{id}/delete", get(delete_confirm).post(delete))
 }
@@ -237,6 +238,49 @@ async fn live_of(state: &AppState, viewer: &Viewer, id: DeploymentId) -> Result<
         events,
         cost_so_far,
         device_hours,
+    })
+}
+
+/// Lines of each container the logs page shows.
+const LOG_LINES: u32 = 20;
+
+/// The replicas' last lines: read from the cluster when the page is asked
+/// for (never by the polled deployment page), at most 16 pods.
+#[derive(Template, WebTemplate)]
+#[template(path = "console/deployments/logs.html")]
+struct LogsPage {
+    c: Chrome,
+    id: String,
+    name: String,
+    replicas: Vec<modelfleet_api::clusters::PodLogs>,
+    /// Why the logs could not be read, when they could not.
+    note: Option<String>,
+}
+
+async fn logs(
+    State(state): State<AppState>,
+    viewer: Viewer,
+    Path(id): Path<String>,
+) -> Result<LogsPage, PageError> {
+    let id = parse_id(viewer.lang, &id)?;
+    let hub = state.hub();
+    let which = DeploymentRef::Id(id);
+    let d = hub
+        .deployment(&viewer.caller, &which)
+        .await
+        .map_err(|e| viewer.fail(e))?;
+    let (replicas, note) = match hub.deployment_logs(&viewer.caller, &which, LOG_LINES).await {
+        Ok(replicas) => (replicas, None),
+        // Said on the page, which stays up: a busy or unreachable cluster
+        // is not the viewer's mistake.
+        Err(e) => (Vec::new(), Some(e.detail().to_owned())),
+    };
+    Ok(LogsPage {
+        c: viewer.chrome("deployments", TEXT),
+        id: id.to_string(),
+        name: d.name,
+        replicas,
+        note,
     })
 }
 
@@ -477,6 +521,29 @@ pub(crate) const TEXT: Table = &[
     ),
     ("deployments.events", "Recent events", "最近事件"),
     ("deployments.no_events", "No events.", "没有事件。"),
+    (
+        "deployments.replica_logs",
+        "Replicas' last lines",
+        "各副本最近输出",
+    ),
+    ("deployments.no_replicas", "No pods yet.", "还没有 Pod。"),
+    (
+        "deployments.logs_unreadable",
+        "The logs cannot be read now",
+        "暂时无法读取日志",
+    ),
+    ("deployments.on_node", "on", "所在节点"),
+    (
+        "deployments.logs_hint",
+        "Read from the cluster when this page loads; reload for newer lines.",
+        "本页加载时从集群读取；刷新可看最新输出。",
+    ),
+    ("deployments.back", "Back to the deployment", "返回部署"),
+    (
+        "deployments.no_output",
+        "Nothing printed yet.",
+        "尚无输出。",
+    ),
     ("deployments.event", "Event", "事件"),
     ("deployments.from", "From", "从"),
     ("deployments.to", "To", "到"),

@@ -25,6 +25,7 @@ pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(list, create))
         .routes(routes!(show, update, delete))
+        .routes(routes!(logs))
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -326,6 +327,46 @@ pub async fn delete(
     let which = deployment_ref(&which);
     let released = state.hub().delete_deployment(&caller, &which).await?;
     Ok((StatusCode::ACCEPTED, Json(released.into())))
+}
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct LogsParams {
+    /// Lines from the end of each container's log, 1 to 200 [default: 20].
+    pub lines: Option<u32>,
+}
+
+/// The last lines each container of each replica printed (the weights'
+/// fetch, then the engine), read from the deployment's cluster now: at
+/// most 16 pods, 16 KiB per container.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ReplicaLogs {
+    #[schema(value_type = Vec<crate::clusters::PodLogs>)]
+    pub replicas: Vec<crate::clusters::PodLogs>,
+}
+
+/// The last lines of each replica's containers.
+#[utoipa::path(get, path = "/deployments/{deployment}/logs", operation_id = "deployment_logs", tag = "deployments", security(("bearer" = [])),
+    params(("deployment" = String, Path, description = "The deployment's id, or its name in the caller's tenant"), LogsParams),
+    responses(
+        (status = 200, body = ReplicaLogs),
+        (status = 404, body = Problem, content_type = "application/problem+json"),
+        (status = 422, body = Problem, content_type = "application/problem+json"),
+        (status = 503, body = Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn logs(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(which): Path<String>,
+    ApiQuery(params): ApiQuery<LogsParams>,
+) -> Result<Json<ReplicaLogs>, ApiError> {
+    let which = deployment_ref(&which);
+    let replicas = state
+        .hub()
+        .deployment_logs(&caller, &which, params.lines.unwrap_or(20))
+        .await?;
+    Ok(Json(ReplicaLogs { replicas }))
 }
 
 fn deployment_ref(text: &str) -> DeploymentRef {

@@ -17,6 +17,14 @@ fn cached_fleet(bytes: u64) -> Fleet {
     fleet
 }
 
+fn engine_requests(spec: &PodSpec) -> &BTreeMap<String, Quantity> {
+    engine(spec)
+        .resources
+        .as_ref()
+        .and_then(|r| r.requests.as_ref())
+        .expect("the engine requests resources")
+}
+
 fn small() -> ModelDeployment {
     ModelDeployment::test("small")
         .model("llama-3.1-8b")
@@ -109,13 +117,7 @@ fn a_pool_with_a_cache_gets_a_namespaces_volume_and_pods_that_link_into_it() {
         security.capabilities.as_ref().unwrap().drop.as_deref(),
         Some(&["ALL".to_owned()][..])
     );
-    let requests = engine(spec)
-        .resources
-        .as_ref()
-        .unwrap()
-        .requests
-        .as_ref()
-        .unwrap();
+    let requests = engine_requests(spec);
     assert!(!requests.contains_key("ephemeral-storage"), "{requests:?}");
     let weights = spec
         .volumes
@@ -147,13 +149,7 @@ fn a_model_larger_than_the_cache_or_mounted_from_a_claim_does_not_use_it() {
         .unwrap()
         .join(" ");
     assert!(!command.contains("--cache"), "{command}");
-    let requests = engine(spec)
-        .resources
-        .as_ref()
-        .unwrap()
-        .requests
-        .as_ref()
-        .unwrap();
+    let requests = engine_requests(spec);
     assert!(requests.contains_key("ephemeral-storage"));
 
     let mounted = small().source("pvc://weights/llama");
