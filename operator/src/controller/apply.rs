@@ -60,22 +60,28 @@ pub async fn apply(
     namespace: &str,
     built: Resources<Built>,
 ) -> Result<Resources<Applied>, ApplyError> {
-    // The cache's volume and claim before the pods that mount them.
+    // The cache's volume and claim before the pods that mount them. The
+    // volume is made once and then left alone: its `claimRef` is an atomic
+    // field the PersistentVolume controller completes with the claim's
+    // uid, which applying it again would take back.
     if let Some(cache) = &built.model_cache {
         let volumes: Api<PersistentVolume> = Api::all(client.clone());
         let name = name_of(&cache.volume);
-        volumes
-            .patch(
-                &name,
-                &PatchParams::apply(MANAGER).force(),
-                &Patch::Apply(&cache.volume),
-            )
-            .await
-            .map_err(|source| ApplyError::Apply {
-                kind: "PersistentVolume".into(),
-                name,
-                source,
-            })?;
+        let failed = |source| ApplyError::Apply {
+            kind: "PersistentVolume".into(),
+            name: name.clone(),
+            source,
+        };
+        if volumes.get_opt(&name).await.map_err(failed)?.is_none() {
+            volumes
+                .patch(
+                    &name,
+                    &PatchParams::apply(MANAGER).force(),
+                    &Patch::Apply(&cache.volume),
+                )
+                .await
+                .map_err(failed)?;
+        }
         let _: PersistentVolumeClaim = ssa(client, namespace, &cache.claim).await?;
     }
     let workload = match &built.workload {
