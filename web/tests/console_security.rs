@@ -279,6 +279,7 @@ async fn tenants_cannot_reach_each_other_or_the_admin_pages() {
         for path in [
             format!("/deployments/{theirs}"),
             format!("/deployments/{theirs}/live"),
+            format!("/deployments/{theirs}/logs"),
             format!("/deployments/{theirs}/delete"),
         ] {
             let page = browser.get(&path).await;

@@ -3,12 +3,9 @@
 //! Writes are server-side apply under one field manager, so the hub owns
 //! exactly the fields it sets and a re-apply is idempotent.
 
-use k8s_openapi::api::authentication::v1::SelfSubjectReview;
 use k8s_openapi::api::core::v1::{Namespace, Node, Pod};
 use k8s_openapi::api::rbac::v1::RoleBinding;
-use kube::api::{
-    Api, DeleteParams, ListParams, LogParams, ObjectMeta, Patch, PatchParams, PostParams,
-};
+use kube::api::{Api, DeleteParams, ListParams, ObjectMeta, Patch, PatchParams};
 use modelfleet_core::contract::{admission, discovery, namespace, tenancy};
 use modelfleet_core::crd::ModelDeployment;
 use modelfleet_core::crd::lws::LeaderWorkerSet;
@@ -203,168 +200,10 @@ async fn apply_tenant_namespace(
     // Reading the namespace's pods' logs, for the console. A cluster
     // whose hub role predates it cannot bind it: the deployments still
     // run, and the console says the logs cannot be read.
-    if let Err(error) = bind_hub_logs(cluster, client, namespace, &params).await {
+    if let Err(error) = super::logs::bind_hub_logs(cluster, client, namespace, &params).await {
         tracing::warn!(cluster, namespace, %error, "cannot let the hub read logs in the tenant namespace");
     }
     Ok(())
-}
-
-/// Binds [`tenancy::HUB_LOGS_ROLE`] in `namespace` to whoever this client
-/// is (a SelfSubjectReview says).
-async fn bind_hub_logs(
-    cluster: &str,
-    client: &kube::Client,
-    namespace: &str,
-    params: &PatchParams,
-) -> Result<(), ClusterError> {
-    let reviews: Api<SelfSubjectReview> = Api::all(client.clone());
-    let review = timed(
-        cluster,
-        "asking who the hub is",
-        reviews.create(&PostParams::default(), &SelfSubjectReview::default()),
-    )
-    .await?;
-    let Some(username) = review
-        .status
-        .and_then(|s| s.user_info)
-        .and_then(|u| u.username)
-    else {
-        return Ok(());
-    };
-    let binding = tenancy::hub_logs_role_binding(namespace, tenancy::subject_of(&username));
-    let bindings: Api<RoleBinding> = Api::namespaced(client.clone(), namespace);
-    timed(
-        cluster,
-        "binding the hub's log reading in the tenant namespace",
-        bindings.patch(tenancy::HUB_LOGS_BINDING, params, &Patch::Apply(&binding)),
-    )
-    .await
-    .map(drop)
-}
-
-/// The most pods of one deployment whose logs are read at once.
-pub const LOG_PODS: usize = 16;
-/// The most bytes read of one container's log.
-pub const LOG_BYTES: i64 = 16 * 1024;
-
-/// One replica's pod and the last lines of its containers.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct PodLogs {
-    pub pod: String,
-    /// The node it runs on, once scheduled.
-    pub node: Option<String>,
-    /// `Pending`, `Running`, …
-    pub phase: Option<String>,
-    pub containers: Vec<ContainerLog>,
-}
-
-/// The last lines one container printed, or why they cannot be read.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct ContainerLog {
-    pub container: String,
-    pub lines: Vec<String>,
-    /// Why there are no lines: the container has not started, or the
-    /// cluster refused.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub unavailable: Option<String>,
-}
-
-impl ClusterRegistry {
-    /// The last `lines` lines of each container (the weights' fetch, then
-    /// the engine) of deployment `name`'s pods in `namespace`, at most
-    /// [`LOG_PODS`] pods by name, [`LOG_BYTES`] per container.
-    pub async fn replica_logs(
-        &self,
-        cluster: &str,
-        namespace: &str,
-        name: &str,
-        lines: i64,
-    ) -> Result<Vec<PodLogs>, ClusterError> {
-        let client = self.client(cluster).await?;
-        let pods: Api<Pod> = Api::namespaced(client, namespace);
-        let selector = format!(
-            "{}={name}",
-            modelfleet_core::contract::labels::DEPLOYMENT_LABEL
-        );
-        let mut listed = timed(
-            cluster,
-            "listing the deployment's pods",
-            pods.list(&ListParams::default().labels(&selector)),
-        )
-        .await?
-        .items;
-        listed.sort_by(|a, b| a.metadata.name.cmp(&b.metadata.name));
-        listed.truncate(LOG_PODS);
-        let reads = listed.iter().map(|pod| {
-            let pods = &pods;
-            async move {
-                let pod_name = pod.metadata.name.clone().unwrap_or_default();
-                let spec = pod.spec.clone().unwrap_or_default();
-                let names: Vec<String> = spec
-                    .init_containers
-                    .iter()
-                    .flatten()
-                    .chain(&spec.containers)
-                    .map(|c| c.name.clone())
-                    .collect();
-                let mut containers = Vec::new();
-                for container in names {
-                    let params = LogParams {
-                        container: Some(container.clone()),
-                        tail_lines: Some(lines),
-                        limit_bytes: Some(LOG_BYTES),
-                        ..LogParams::default()
-                    };
-                    let read = timed(
-                        cluster,
-                        "reading a pod's log",
-                        pods.logs(&pod_name, &params),
-                    );
-                    containers.push(match read.await {
-                        Ok(text) => ContainerLog {
-                            container,
-                            lines: text.lines().map(str::to_owned).collect(),
-                            unavailable: None,
-                        },
-                        Err(error) => ContainerLog {
-                            container,
-                            lines: Vec::new(),
-                            unavailable: Some(log_refusal(&error)),
-                        },
-                    });
-                }
-                PodLogs {
-                    pod: pod_name,
-                    node: spec.node_name,
-                    phase: pod.status.as_ref().and_then(|s| s.phase.clone()),
-                    containers,
-                }
-            }
-        });
-        Ok(futures::future::join_all(reads).await)
-    }
-}
-
-/// Why a log cannot be read, in the API server's words where it gave some
-/// (`container "engine" in pod "…" is waiting to start: PodInitializing`).
-fn log_refusal(error: &ClusterError) -> String {
-    match error {
-        ClusterError::Kube {
-            source: kube::Error::Api(status),
-            ..
-        } if status.code == 403 => {
-            "the hub may not read logs here yet (its cluster role predates it: apply \
-             manifests/hub-member/ again)"
-                .to_owned()
-        }
-        ClusterError::Kube {
-            source: kube::Error::Api(status),
-            ..
-        } => status.message.clone(),
-        other => other.to_string(),
-    }
 }
 
 impl ClusterRegistry {

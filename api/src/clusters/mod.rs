@@ -16,6 +16,7 @@
 
 mod kube_ops;
 pub mod kubeconfig;
+mod logs;
 pub mod rights;
 mod stored;
 
@@ -35,10 +36,9 @@ use tracing::warn;
 use crate::secret::{Keyring, Secret};
 use crate::store::{Cluster, PoolPrice};
 
-pub use kube_ops::{
-    ContainerLog, DEPLOYMENT_ID_LABEL, Decision, FIELD_MANAGER, PodLogs, TENANT_LABEL, namespace_of,
-};
+pub use kube_ops::{DEPLOYMENT_ID_LABEL, Decision, FIELD_MANAGER, TENANT_LABEL, namespace_of};
 pub use kubeconfig::KubeconfigPolicy;
+pub use logs::{ContainerLog, PodLogs};
 
 /// How long one call to a cluster's API may take.
 const CALL_TIMEOUT: Duration = Duration::from_secs(10);

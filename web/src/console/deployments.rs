@@ -31,7 +31,7 @@ pub fn routes() -> Router<AppState> {
         .route("/deployments", get(list))
         .route("/deployments/{id}", get(detail))
         .route("/deployments/{id}/live", get(live))
-        .route("/deployments/{id}/logs", get(logs))
+        .route("/deployments/{id}/logs", get(super::deployment_logs::logs))
         .route("/deployments/{id}/scale", get(scale_confirm).post(scale))
         .route("/deployments/{id}/delete", get(delete_confirm).post(delete))
 }
@@ -169,7 +169,7 @@ fn when(t: DateTime<Utc>) -> String {
     t.format("%Y-%m-%d %H:%M:%S UTC").to_string()
 }
 
-fn parse_id(lang: Lang, id: &str) -> Result<DeploymentId, PageError> {
+pub(super) fn parse_id(lang: Lang, id: &str) -> Result<DeploymentId, PageError> {
     id.parse().map_err(|_| {
         PageError::new(
             lang,
@@ -238,49 +238,6 @@ async fn live_of(state: &AppState, viewer: &Viewer, id: DeploymentId) -> Result<
         events,
         cost_so_far,
         device_hours,
-    })
-}
-
-/// Lines of each container the logs page shows.
-const LOG_LINES: u32 = 20;
-
-/// The replicas' last lines: read from the cluster when the page is asked
-/// for (never by the polled deployment page), at most 16 pods.
-#[derive(Template, WebTemplate)]
-#[template(path = "console/deployments/logs.html")]
-struct LogsPage {
-    c: Chrome,
-    id: String,
-    name: String,
-    replicas: Vec<modelfleet_api::clusters::PodLogs>,
-    /// Why the logs could not be read, when they could not.
-    note: Option<String>,
-}
-
-async fn logs(
-    State(state): State<AppState>,
-    viewer: Viewer,
-    Path(id): Path<String>,
-) -> Result<LogsPage, PageError> {
-    let id = parse_id(viewer.lang, &id)?;
-    let hub = state.hub();
-    let which = DeploymentRef::Id(id);
-    let d = hub
-        .deployment(&viewer.caller, &which)
-        .await
-        .map_err(|e| viewer.fail(e))?;
-    let (replicas, note) = match hub.deployment_logs(&viewer.caller, &which, LOG_LINES).await {
-        Ok(replicas) => (replicas, None),
-        // Said on the page, which stays up: a busy or unreachable cluster
-        // is not the viewer's mistake.
-        Err(e) => (Vec::new(), Some(e.detail().to_owned())),
-    };
-    Ok(LogsPage {
-        c: viewer.chrome("deployments", TEXT),
-        id: id.to_string(),
-        name: d.name,
-        replicas,
-        note,
     })
 }
 

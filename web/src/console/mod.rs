@@ -33,6 +33,7 @@ mod cookie;
 mod csrf;
 pub mod deploy;
 mod deploy_source;
+mod deployment_logs;
 pub mod deployments;
 pub mod i18n;
 mod page;

@@ -31,6 +31,8 @@ fn own_table(file: &str) -> Option<Table> {
         "i18n.rs" | "tests.rs" | "cookie.rs" | "chart.rs" => return None,
         // The deploy page for a model named by its source.
         "deploy_source.rs" => "deploy",
+        // The deployment's logs page.
+        "deployment_logs.rs" => "deployments",
         f => f.split('/').next().unwrap_or(f).trim_end_matches(".rs"),
     };
     let table = TABLES.iter().find(|(name, _)| *name == owner);
