@@ -95,7 +95,7 @@ impl Ctx {
                 let env = real_fetch::fetch_env(&vars);
                 let cache = match &command.cache {
                     Some((path, _)) => {
-                        let host = real_fetch::host_path_of(&client, &pod, &container, path)
+                        let host = super::mounts::host_path_of(&client, &pod, &container, path)
                             .await
                             .map_err(printed)?;
                         // A hostPath volume of type DirectoryOrCreate.

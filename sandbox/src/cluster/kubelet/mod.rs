@@ -16,6 +16,7 @@
 //!   dying of an out-of-memory error would.
 
 mod fetching;
+pub mod mounts;
 pub mod output;
 pub mod real_fetch;
 pub mod runtime;
