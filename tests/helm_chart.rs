@@ -540,7 +540,11 @@ fn member_mode_is_the_operator_and_the_hubs_least_privileged_access_only() {
     assert_eq!(volume.default_mode, Some(0o440));
 
     let manifest = manifest_documents("hub-member/00-rbac.yaml");
-    for role in ["modelfleet-hub", "modelfleet-hub-tenant-logs"] {
+    for role in [
+        "modelfleet-hub",
+        "modelfleet-hub-tenant-logs",
+        "modelfleet-hub-tenant-credentials",
+    ] {
         assert_eq!(
             rules_of(&objects, "ClusterRole", role),
             rules_of(&manifest, "ClusterRole", role),
@@ -552,15 +556,20 @@ fn member_mode_is_the_operator_and_the_hubs_least_privileged_access_only() {
         find(&manifest, "ClusterRoleBinding", "modelfleet-hub")["subjects"]
     );
     let policy = manifest_documents("hub-member/10-admission-policy.yaml");
-    for kind in [
-        "ValidatingAdmissionPolicy",
-        "ValidatingAdmissionPolicyBinding",
+    for name in [
+        "modelfleet-operator-binding-scope",
+        "modelfleet-hub-secret-scope",
     ] {
-        assert_eq!(
-            find(&objects, kind, "modelfleet-operator-binding-scope")["spec"],
-            find(&policy, kind, "modelfleet-operator-binding-scope")["spec"],
-            "{kind} as in manifests/hub-member/10-admission-policy.yaml"
-        );
+        for kind in [
+            "ValidatingAdmissionPolicy",
+            "ValidatingAdmissionPolicyBinding",
+        ] {
+            assert_eq!(
+                find(&objects, kind, name)["spec"],
+                find(&policy, kind, name)["spec"],
+                "{kind} {name} as in manifests/hub-member/10-admission-policy.yaml"
+            );
+        }
     }
 }
 

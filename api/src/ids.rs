@@ -137,6 +137,10 @@ id_type!(
     ExportId
 );
 id_type!(
+    /// A source credential a tenant keeps in the hub.
+    CredentialId
+);
+id_type!(
     /// One price of the catalog (rows are never changed).
     PriceId
 );

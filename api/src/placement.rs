@@ -42,6 +42,14 @@ pub struct Ask {
 }
 
 impl Ask {
+    /// The source credential the hub keeps for the tenant that this
+    /// deployment fetches with, if its `sourceSecret` names one.
+    pub fn source_credential(&self) -> Option<&str> {
+        self.source_secret
+            .as_deref()
+            .and_then(modelfleet_core::contract::tenancy::source_credential_of)
+    }
+
     pub fn spec(&self) -> ModelDeploymentSpec {
         ModelDeploymentSpec {
             model: self.model.clone(),

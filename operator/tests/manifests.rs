@@ -241,11 +241,33 @@ fn the_hub_may_only_bind_the_operator_role_and_write_its_own_objects() {
         Some(
             &[
                 "modelfleet-operator-workloads".to_owned(),
-                "modelfleet-hub-tenant-logs".to_owned()
+                "modelfleet-hub-tenant-logs".to_owned(),
+                "modelfleet-hub-tenant-credentials".to_owned()
             ][..]
         )
     );
-    // What it may bind to itself: reading pods' logs, nothing more.
+    // What it may bind to itself: writing Secrets it cannot read (the
+    // admission policy holds it to modelfleet-source-*), and reading pods'
+    // logs, nothing more.
+    let credentials = cluster_role(
+        "hub-member/00-rbac.yaml",
+        "modelfleet-hub-tenant-credentials",
+    );
+    assert_eq!(credentials.len(), 1);
+    assert_eq!(
+        credentials[0].resources.as_deref(),
+        Some(&["secrets".to_owned()][..])
+    );
+    assert_eq!(credentials[0].verbs, ["create", "patch", "delete"]);
+    let policies = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../manifests/hub-member/10-admission-policy.yaml"),
+    )
+    .unwrap();
+    assert!(policies.contains(
+        "request.userInfo.username == 'system:serviceaccount:modelfleet-system:modelfleet-hub'"
+    ));
+    assert!(policies.contains(".metadata.name.startsWith('modelfleet-source-')"));
     let logs = cluster_role("hub-member/00-rbac.yaml", "modelfleet-hub-tenant-logs");
     assert_eq!(logs.len(), 1);
     assert_eq!(

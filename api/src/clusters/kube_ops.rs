@@ -197,11 +197,15 @@ async fn apply_tenant_namespace(
         bindings.patch(tenancy::OPERATOR_BINDING, &params, &Patch::Apply(&binding)),
     )
     .await?;
-    // Reading the namespace's pods' logs, for the console. A cluster
-    // whose hub role predates it cannot bind it: the deployments still
-    // run, and the console says the logs cannot be read.
-    if let Err(error) = super::logs::bind_hub_logs(cluster, client, namespace, &params).await {
-        tracing::warn!(cluster, namespace, %error, "cannot let the hub read logs in the tenant namespace");
+    // Reading the namespace's pods' logs (for the console) and writing
+    // source credentials' Secrets. A cluster whose hub role predates them
+    // cannot bind them: the deployments still run, the console says the
+    // logs cannot be read, and a deployment fetching with a credential the
+    // hub keeps is refused naming the step.
+    if let Err(error) =
+        super::credentials::bind_hub_roles(cluster, client, namespace, &params).await
+    {
+        tracing::warn!(cluster, namespace, %error, "cannot bind the hub's roles in the tenant namespace");
     }
     Ok(())
 }

@@ -1,47 +1,12 @@
 //! Replicas' logs for the console and the API: the hub reads them through
 //! a RoleBinding it gives itself in each tenant namespace (ClusterRole
-//! `modelfleet-hub-tenant-logs`, `pods/log` `get`), and nowhere else.
+//! `modelfleet-hub-tenant-logs`, `pods/log` `get`; `credentials.rs` binds
+//! it), and nowhere else.
 
-use k8s_openapi::api::authentication::v1::SelfSubjectReview;
 use k8s_openapi::api::core::v1::Pod;
-use k8s_openapi::api::rbac::v1::RoleBinding;
-use kube::api::{Api, ListParams, LogParams, Patch, PatchParams, PostParams};
-use modelfleet_core::contract::tenancy;
+use kube::api::{Api, ListParams, LogParams};
 
 use super::{ClusterError, ClusterRegistry, timed};
-
-/// Binds [`tenancy::HUB_LOGS_ROLE`] in `namespace` to whoever this client
-/// is (a SelfSubjectReview says).
-pub(super) async fn bind_hub_logs(
-    cluster: &str,
-    client: &kube::Client,
-    namespace: &str,
-    params: &PatchParams,
-) -> Result<(), ClusterError> {
-    let reviews: Api<SelfSubjectReview> = Api::all(client.clone());
-    let review = timed(
-        cluster,
-        "asking who the hub is",
-        reviews.create(&PostParams::default(), &SelfSubjectReview::default()),
-    )
-    .await?;
-    let Some(username) = review
-        .status
-        .and_then(|s| s.user_info)
-        .and_then(|u| u.username)
-    else {
-        return Ok(());
-    };
-    let binding = tenancy::hub_logs_role_binding(namespace, tenancy::subject_of(&username));
-    let bindings: Api<RoleBinding> = Api::namespaced(client.clone(), namespace);
-    timed(
-        cluster,
-        "binding the hub's log reading in the tenant namespace",
-        bindings.patch(tenancy::HUB_LOGS_BINDING, params, &Patch::Apply(&binding)),
-    )
-    .await
-    .map(drop)
-}
 
 /// The most pods of one deployment whose logs are read at once.
 pub const LOG_PODS: usize = 16;

@@ -14,6 +14,7 @@
 //! cloud and region and the hub's own prices are laid over them: the
 //! platform admin's word wins over node labels.
 
+mod credentials;
 mod kube_ops;
 pub mod kubeconfig;
 mod logs;

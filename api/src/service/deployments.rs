@@ -417,7 +417,12 @@ impl Placing for NewDeployment<'_> {
     async fn hold(&self, tx: &mut Tx, plan: &Plan) -> Result<Deployment, StoreError> {
         let request =
             deployment_request(self.name, self.model, plan, &self.namespace, self.fallback);
-        tx.admit_deployment(self.tenant.id, request).await
+        let held = tx.admit_deployment(self.tenant.id, request).await?;
+        if let Some(credential) = self.ask.source_credential() {
+            tx.use_source_credential(self.tenant.id, held.id, credential)
+                .await?;
+        }
+        Ok(held)
     }
 
     fn answers(&self) -> Option<StatusCode> {

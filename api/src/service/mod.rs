@@ -28,6 +28,7 @@ pub mod models;
 pub mod placement;
 mod plans;
 pub mod prices;
+pub mod source_credentials;
 pub mod tenants;
 pub mod throttle;
 

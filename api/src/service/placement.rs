@@ -118,6 +118,7 @@ impl Hub {
         md: &ModelDeployment,
         message: Option<String>,
     ) -> Result<Deployment, PlaceError> {
+        self.deliver_source_credential(held, tenant, md).await?;
         let applied = self
             .registry
             .apply_deployment(&held.cluster, tenant, md)

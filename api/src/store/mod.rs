@@ -39,6 +39,7 @@ mod prices;
 mod quotas;
 mod reachability;
 mod sessions;
+mod source_credentials;
 mod tenants;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
@@ -84,6 +85,7 @@ pub use lease::{Elector, StartupLock};
 pub use prices::{NewPrice, StoredPrice};
 pub use reachability::LostCluster;
 pub use sessions::{CreatedSession, SESSION_TOKEN_PREFIX, Session, SessionAuthError};
+pub use source_credentials::{CredentialPlace, KeyHint, SourceCredential};
 pub use tenants::{NewTenant, Tenant};
 pub use totp::TotpEnrolment;
 pub use users::{LoginError, LoginPolicy, NewUser, User};

@@ -24,6 +24,7 @@ use modelfleet_core::contract::admission::{
 };
 use modelfleet_core::contract::namespace::{TENANT_NAMESPACE_PREFIX, tenant_of_namespace};
 use modelfleet_core::contract::pool_choice::{self, Outcome};
+use modelfleet_core::contract::tenancy;
 use modelfleet_core::crd::ModelDeployment;
 use modelfleet_core::fleet::Fleet;
 use modelfleet_core::model::ModelArch;
@@ -232,6 +233,16 @@ impl Placing for Adopt<'_> {
         request.source = Source::Cluster;
         request.resource_uid = Some(self.uid.to_owned());
         let row = tx.admit_deployment(self.tenant.id, request).await?;
+        if let Some(credential) = self
+            .md
+            .spec
+            .source_secret
+            .as_deref()
+            .and_then(tenancy::source_credential_of)
+        {
+            tx.use_source_credential(self.tenant.id, row.id, credential)
+                .await?;
+        }
         tx.audit_as(AuditEntry {
             verb: "create".to_owned(),
             resource: "deployments".to_owned(),
@@ -258,6 +269,8 @@ impl Placing for Adopt<'_> {
         held: Deployment,
         _plan: &Plan,
     ) -> Result<Deployment, PlaceError> {
+        hub.deliver_source_credential(&held, &self.tenant.name, self.md)
+            .await?;
         match mark(hub, self.cluster, self.md, &held, &self.tenant.name).await {
             Ok(()) => Ok(held),
             Err(error) => Err(PlaceError::Cluster {

@@ -7,6 +7,8 @@
 //! | the Namespace's [`pod_security_labels`] | hub | Pod Security admission enforces `baseline` on every pod, warns at `restricted` |
 //! | RoleBinding [`OPERATOR_BINDING`] | hub | lets the operator write workloads there (ClusterRole [`OPERATOR_WORKLOADS_ROLE`]) and nowhere else |
 //! | RoleBinding [`HUB_LOGS_BINDING`] | hub | lets the hub read its pods' logs there (ClusterRole [`HUB_LOGS_ROLE`]), for the console, and nowhere else |
+//! | RoleBinding [`HUB_CREDENTIALS_BINDING`] | hub | lets the hub write the Secrets of the source credentials it keeps for the tenant there (ClusterRole [`HUB_CREDENTIALS_ROLE`]), and nowhere else |
+//! | Secrets `modelfleet-source-<name>` ([`source_credential_secret`]) | hub | a source credential the hub keeps for the tenant, for the containers that fetch weights |
 //! | NetworkPolicy [`NETWORK_POLICY`] | operator | engines answer only the gateway and their own group; no pod reaches the clouds' metadata services |
 //! | Secret [`ENGINE_API_KEY_SECRET`] | operator | the API key every engine there requires (derived from the cluster's admission key) |
 //!
@@ -44,6 +46,80 @@ pub const OPERATOR_SERVICE_ACCOUNT: (&str, &str) = ("modelfleet-system", "modelf
 pub const HUB_LOGS_ROLE: &str = "modelfleet-hub-tenant-logs";
 /// The RoleBinding of [`HUB_LOGS_ROLE`] in a tenant namespace.
 pub const HUB_LOGS_BINDING: &str = "modelfleet-hub-logs";
+
+/// The ClusterRole that writes Secrets, which the hub binds to itself in
+/// each tenant namespace (and only there) to deliver the source
+/// credentials it keeps for the tenant.
+pub const HUB_CREDENTIALS_ROLE: &str = "modelfleet-hub-tenant-credentials";
+/// The RoleBinding of [`HUB_CREDENTIALS_ROLE`] in a tenant namespace.
+pub const HUB_CREDENTIALS_BINDING: &str = "modelfleet-hub-credentials";
+
+/// The Secret of a source credential the hub keeps is this prefix and the
+/// credential's name: a ModelDeployment whose `sourceSecret` is
+/// `modelfleet-source-store` fetches with the tenant's credential `store`,
+/// which the hub writes into each namespace it places the deployment in.
+pub const SOURCE_CREDENTIAL_PREFIX: &str = "modelfleet-source-";
+/// The longest name of a source credential.
+pub const SOURCE_CREDENTIAL_NAME_MAX: usize = 40;
+/// What a source credential may hold: the variables `modelfleet fetch`
+/// reads its credentials from, and nothing else.
+pub const SOURCE_CREDENTIAL_KEYS: [&str; 5] = [
+    "AWS_ACCESS_KEY_ID",
+    "AWS_SECRET_ACCESS_KEY",
+    "AWS_SESSION_TOKEN",
+    "HF_TOKEN",
+    "MODELSCOPE_API_TOKEN",
+];
+
+/// Why a source credential's name is refused, if it is.
+pub fn check_source_credential_name(name: &str) -> Result<(), String> {
+    let b = name.as_bytes();
+    let label = !b.is_empty()
+        && b.len() <= SOURCE_CREDENTIAL_NAME_MAX
+        && b[0].is_ascii_lowercase()
+        && b[b.len() - 1].is_ascii_alphanumeric()
+        && b.iter()
+            .all(|&c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'-');
+    if label {
+        Ok(())
+    } else {
+        Err(format!(
+            "{name:?} is not a credential name: 1 to {SOURCE_CREDENTIAL_NAME_MAX} lower-case \
+             letters, digits and '-', starting with a letter and ending with a letter or digit"
+        ))
+    }
+}
+
+/// The hub-kept credential a `sourceSecret` names, if it names one.
+pub fn source_credential_of(secret: &str) -> Option<&str> {
+    secret.strip_prefix(SOURCE_CREDENTIAL_PREFIX)
+}
+
+/// The Secret a ModelDeployment names for the hub-kept credential `name`.
+pub fn source_credential_secret_name(name: &str) -> String {
+    format!("{SOURCE_CREDENTIAL_PREFIX}{name}")
+}
+
+/// The Secret holding the hub-kept source credential `name` in
+/// `namespace`: one key per variable.
+pub fn source_credential_secret(
+    namespace: &str,
+    name: &str,
+    values: &BTreeMap<String, Vec<u8>>,
+) -> Secret {
+    Secret {
+        metadata: meta(&source_credential_secret_name(name), namespace),
+        type_: Some("Opaque".to_owned()),
+        // `data`, as for the API key: what the API server stores.
+        data: Some(
+            values
+                .iter()
+                .map(|(k, v)| (k.clone(), ByteString(v.clone())))
+                .collect(),
+        ),
+        ..Secret::default()
+    }
+}
 
 /// The Secret holding the engines' API key in a tenant namespace.
 pub const ENGINE_API_KEY_SECRET: &str = "modelfleet-engine-api-key";
@@ -212,12 +288,27 @@ pub fn subject_of(username: &str) -> Subject {
 
 /// The RoleBinding that lets `hub` read pods' logs in `namespace`.
 pub fn hub_logs_role_binding(namespace: &str, hub: Subject) -> RoleBinding {
+    hub_role_binding(HUB_LOGS_BINDING, HUB_LOGS_ROLE, namespace, hub)
+}
+
+/// The RoleBinding that lets `hub` write source credentials' Secrets in
+/// `namespace`.
+pub fn hub_credentials_role_binding(namespace: &str, hub: Subject) -> RoleBinding {
+    hub_role_binding(
+        HUB_CREDENTIALS_BINDING,
+        HUB_CREDENTIALS_ROLE,
+        namespace,
+        hub,
+    )
+}
+
+fn hub_role_binding(binding: &str, role: &str, namespace: &str, hub: Subject) -> RoleBinding {
     RoleBinding {
-        metadata: meta(HUB_LOGS_BINDING, namespace),
+        metadata: meta(binding, namespace),
         role_ref: RoleRef {
             api_group: "rbac.authorization.k8s.io".to_owned(),
             kind: "ClusterRole".to_owned(),
-            name: HUB_LOGS_ROLE.to_owned(),
+            name: role.to_owned(),
         },
         subjects: Some(vec![hub]),
     }
@@ -243,6 +334,23 @@ pub fn operator_role_binding(namespace: &str, operator: (&str, &str)) -> RoleBin
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn credential_names_are_dns_labels_that_fit_a_secret_name() {
+        for good in ["store", "s3-prod", "hf2"] {
+            assert_eq!(check_source_credential_name(good), Ok(()), "{good}");
+            let secret = source_credential_secret_name(good);
+            assert_eq!(source_credential_of(&secret), Some(good));
+        }
+        let long = "a".repeat(SOURCE_CREDENTIAL_NAME_MAX + 1);
+        for bad in [
+            "", "Store", "-store", "store-", "2store", "st.ore", "st/ore", &long,
+        ] {
+            let refused = check_source_credential_name(bad).unwrap_err();
+            assert!(refused.contains("lower-case"), "{bad}: {refused}");
+        }
+        assert_eq!(source_credential_of("model-store-keys"), None);
+    }
 
     #[test]
     fn a_username_becomes_the_subject_rbac_matches_it_by() {

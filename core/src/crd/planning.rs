@@ -199,6 +199,15 @@ impl ModelDeploymentSpec {
                      of your own that holds the source's credentials"
                 )));
             }
+            if let Some(credential) = crate::contract::tenancy::source_credential_of(secret) {
+                crate::contract::tenancy::check_source_credential_name(credential).map_err(
+                    |reason| {
+                        SpecError::SourceSecret(format!(
+                            "{secret} names a source credential the hub keeps, and {reason}"
+                        ))
+                    },
+                )?;
+            }
             if source.scheme == SourceScheme::Pvc {
                 return Err(SpecError::SourceSecret(
                     "a pvc:// source is mounted, not fetched: it takes no credentials; remove \

@@ -6,6 +6,7 @@ use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use chrono::{DateTime, Utc};
+use modelfleet_core::contract::tenancy;
 use modelfleet_core::money::Money;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -54,6 +55,13 @@ pub struct CreateDeployment {
     /// gets.
     #[schema(example = "model-store-keys")]
     pub source_secret: Option<String>,
+    /// A source credential the hub keeps for the tenant
+    /// (`/api/v1/tenants/{id}/source-credentials`): the hub writes it as
+    /// the Secret `modelfleet-source-<name>` in each cluster it places the
+    /// deployment in, and the deployment's `sourceSecret` names that
+    /// Secret. Give this or `sourceSecret`, not both.
+    #[schema(example = "store")]
+    pub source_credential: Option<String>,
     /// Default 1.
     pub replicas: Option<u32>,
     pub serving: Option<ServingOptions>,
@@ -218,7 +226,10 @@ pub async fn create(
     caller: Caller,
     ApiJson(body): ApiJson<CreateDeployment>,
 ) -> Result<(StatusCode, HeaderMap, Json<DeploymentCreated>), ApiError> {
-    let created = state.hub().create_deployment(&caller, body.into()).await?;
+    let created = state
+        .hub()
+        .create_deployment(&caller, body.try_into()?)
+        .await?;
     let mut headers = HeaderMap::new();
     if let Ok(location) =
         HeaderValue::from_str(&format!("/api/v1/deployments/{}", created.deployment.id))
@@ -235,21 +246,39 @@ pub async fn create(
     ))
 }
 
-impl From<CreateDeployment> for service::CreateRequest {
-    fn from(body: CreateDeployment) -> Self {
+impl TryFrom<CreateDeployment> for service::CreateRequest {
+    type Error = ApiError;
+
+    fn try_from(body: CreateDeployment) -> Result<Self, ApiError> {
         let CreateDeployment {
             name,
             model,
             architecture,
             source,
             source_secret,
+            source_credential,
             replicas,
             serving,
             placement,
             max_cost_per_hour,
             tenant,
         } = body;
-        service::CreateRequest {
+        let source_secret = match (source_secret, source_credential) {
+            (Some(_), Some(_)) => {
+                return Err(ApiError::invalid(
+                    "sourceCredential",
+                    "give sourceCredential (a credential the hub keeps) or sourceSecret (a \
+                     Secret of your own in the cluster), not both",
+                ));
+            }
+            (secret, None) => secret,
+            (None, Some(credential)) => {
+                tenancy::check_source_credential_name(&credential)
+                    .map_err(|reason| ApiError::invalid("sourceCredential", reason))?;
+                Some(tenancy::source_credential_secret_name(&credential))
+            }
+        };
+        Ok(service::CreateRequest {
             name,
             plan: service::PlanRequest {
                 model,
@@ -262,7 +291,7 @@ impl From<CreateDeployment> for service::CreateRequest {
                 max_cost_per_hour,
                 tenant,
             },
-        }
+        })
     }
 }
 

@@ -1,12 +1,14 @@
 //! `/api/v1/tenants`: the organisations on the platform. Platform admins
 //! create them and set their quotas; a tenant's own callers see only
 //! their tenant. A tenant's billing settings are beside this module:
-//! `budget`, `discounts`, `adjustments`.
+//! `budget`, `discounts`, `adjustments`; and the keys its deployments fetch
+//! weights with, `source_credentials`.
 
 pub mod adjustments;
 pub mod budget;
 pub mod discounts;
 pub mod second_factor;
+pub mod source_credentials;
 
 use axum::Json;
 use axum::extract::{Path, State};
@@ -35,6 +37,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .merge(discounts::router())
         .merge(second_factor::router())
         .merge(adjustments::router())
+        .merge(source_credentials::router())
 }
 
 /// The tenant a path names.
