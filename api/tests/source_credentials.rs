@@ -468,3 +468,38 @@ async fn kubectl_applied_deployments_get_their_kept_credential(db: TestDb) {
 }
 
 modelfleet_api::store_tests!(kubectl_applied_deployments_get_their_kept_credential);
+
+/// A deployment naming a Secret of the tenant's own that does not exist in
+/// the cluster starts nothing, and says which Secret is missing.
+async fn a_deployment_naming_a_missing_secret_says_which(db: TestDb) {
+    let hub = l40s_hub(db).await;
+    let sync = hub.sync_only();
+    let (_, key) = hub.tenant("acme", support::roomy()).await;
+    let deployed = hub
+        .post(
+            "/api/v1/deployments",
+            &key,
+            json!({"name": "chat", "model": "llama-3.1-8b",
+                   "source": "s3://models/llama-3.1-8b", "sourceSecret": "model-store-keys"}),
+        )
+        .await;
+    assert_eq!(deployed.status, StatusCode::ACCEPTED, "{:#}", deployed.body);
+    let id = deployed.body["deployment"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let shown = eventually("the deployment says why it does not start", || async {
+        let shown = hub.get(&format!("/api/v1/deployments/{id}"), &key).await;
+        (shown.body["phase"] == "Failed").then_some(shown.body)
+    })
+    .await;
+    assert!(
+        shown.to_string().contains(
+            "container fetch-weights cannot start: secret \\\"model-store-keys\\\" not found"
+        ),
+        "{shown:#}"
+    );
+    sync.stop().await;
+}
+
+modelfleet_api::store_tests!(a_deployment_naming_a_missing_secret_says_which);

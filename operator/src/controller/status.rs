@@ -254,6 +254,33 @@ fn first_failing(pods: &[Pod]) -> Option<String> {
                 .unwrap_or("failed");
             return Some(format!("{name}: {why}"));
         }
+        // A container that cannot start for its configuration (a Secret
+        // it reads is missing): the kubelet's message says which.
+        let misconfigured = status
+            .init_container_statuses
+            .iter()
+            .flatten()
+            .chain(status.container_statuses.iter().flatten())
+            .find_map(|c| {
+                let waiting = c.state.as_ref()?.waiting.as_ref()?;
+                matches!(
+                    waiting.reason.as_deref(),
+                    Some("CreateContainerConfigError" | "CreateContainerError")
+                )
+                .then(|| {
+                    format!(
+                        "{name}: container {} cannot start: {}",
+                        c.name,
+                        waiting
+                            .message
+                            .as_deref()
+                            .unwrap_or("its configuration is invalid")
+                    )
+                })
+            });
+        if misconfigured.is_some() {
+            return misconfigured;
+        }
         let crash_looping = |c: &&ContainerStatus| {
             c.state
                 .as_ref()
@@ -357,6 +384,24 @@ mod tests {
             ready_message(&status),
             "llama-0: init container fetch-weights keeps failing (3 restarts): s3://m/x: access \
              denied with credentials from AWS_ACCESS_KEY_ID …0001; check the key"
+        );
+    }
+
+    #[test]
+    fn a_missing_secret_fails_the_deployment_with_the_kubelets_message() {
+        let pods = [pod(json!({
+            "phase": "Pending",
+            "initContainerStatuses": [{
+                "name": "fetch-weights", "ready": false, "restartCount": 0, "image": "x", "imageID": "",
+                "state": {"waiting": {"reason": "CreateContainerConfigError",
+                    "message": "secret \"model-store-keys\" not found"}}
+            }]
+        }))];
+        let status = running(&plan(), "http://x", None, &seen(&pods, &[]));
+        assert_eq!(status.phase, Some(Phase::Failed));
+        assert_eq!(
+            ready_message(&status),
+            "llama-0: container fetch-weights cannot start: secret \"model-store-keys\" not found"
         );
     }
 

@@ -12,9 +12,12 @@
 //!   stays Terminating, as it would in a real cluster.
 //! - On a NotReady node, pods lose their Ready condition, and after the
 //!   grace period fail with reason `NodeLost`.
+//! - A pod whose containers' Secrets or ConfigMaps are missing starts
+//!   nothing: it waits with `CreateContainerConfigError` until they exist.
 //! - `KubeletHandle::fail_pod` crashes a pod's main container, as an engine
 //!   dying of an out-of-memory error would.
 
+mod config;
 mod fetching;
 pub mod mounts;
 pub mod output;
@@ -45,6 +48,9 @@ use real_fetch::RealFetch;
 use runtime::{PodRuntime, Stage, Timings, pick_pod_ip};
 
 type Key = (String, String);
+
+/// How often a pod waiting for a missing Secret or ConfigMap looks again.
+const CONFIG_RETRY: Duration = Duration::from_secs(1);
 
 #[derive(Debug, thiserror::Error)]
 pub enum KubeletError {
@@ -298,6 +304,20 @@ async fn reconcile(pod: Arc<Pod>, ctx: Arc<Ctx>) -> Result<Action, KubeletError>
         .and_then(|a| a.iter().find(|a| a.type_ == "InternalIP"))
         .map(|a| a.address.clone())
         .unwrap_or_default();
+    // A pod not yet started checks its containers' configuration first.
+    let started = ctx
+        .runtimes()
+        .get(&key)
+        .is_some_and(|rt| Some(rt.uid.as_str()) == pod.metadata.uid.as_deref());
+    if !started
+        && !is_terminal(&pod)
+        && PodRuntime::adopt(&pod, now, timings).is_none()
+        && let Some((container, message)) = config::missing(&ctx.client, &pod).await
+    {
+        let status = config::blocked(&pod, &container, &message, &host_ip, now, timings);
+        write_status(&api, &pod, status).await?;
+        return Ok(Action::requeue(CONFIG_RETRY));
+    }
     let (status, wake) = {
         let mut runtimes = ctx.runtimes();
         let uid = pod.metadata.uid.clone().unwrap_or_default();

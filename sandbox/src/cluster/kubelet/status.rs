@@ -266,7 +266,7 @@ fn running(since: Timestamp) -> ContainerState {
     }
 }
 
-fn waiting(reason: &str, message: Option<String>) -> ContainerState {
+pub(super) fn waiting(reason: &str, message: Option<String>) -> ContainerState {
     ContainerState {
         waiting: Some(ContainerStateWaiting {
             reason: Some(reason.to_owned()),
