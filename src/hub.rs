@@ -54,6 +54,10 @@ pub enum KeySource {
     Given(Option<PathBuf>),
 }
 
+/// Where `serve --real-fetch` keeps the sandbox nodes' disks, in the data
+/// directory: one directory per cluster, then per node.
+pub const NODES_DIR: &str = "nodes";
+
 #[derive(Debug, Clone)]
 pub struct HubOptions {
     pub data_dir: PathBuf,
@@ -74,6 +78,10 @@ pub struct HubOptions {
     pub settings: ApiSettings,
     /// What the first start on an empty database creates.
     pub first_start: FirstStartOptions,
+    /// The sandbox clusters run modelfleet's own fetch for real, into
+    /// `<data_dir>/nodes/<cluster>/<node>`, from whatever each source
+    /// names; otherwise downloads are simulated.
+    pub real_fetch: bool,
 }
 
 /// What the first start on an empty database creates besides the admin.
@@ -102,6 +110,7 @@ impl HubOptions {
                 demo_tenant: true,
                 admin_password_file: None,
             },
+            real_fetch: false,
         }
     }
 
@@ -253,6 +262,9 @@ impl RunningHub {
             embedded.admission = Some(keyring.admission_key(&name));
             // Its objects outlive a restart: loaded when kept before.
             embedded.snapshot = Some(embedded::snapshot_file(&options.data_dir, &name)?);
+            if options.real_fetch {
+                embedded.real_fetch_disks = Some(options.data_dir.join(NODES_DIR).join(&name));
+            }
             let cluster = EmbeddedCluster::start(embedded)
                 .await
                 .with_context(|| format!("cannot start sandbox cluster {name}"))?;

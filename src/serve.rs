@@ -48,6 +48,13 @@ pub struct ServeArgs {
     /// Scales how long simulated models take to load (1.0 is real time).
     #[arg(long, default_value_t = 0.05)]
     time_factor: f64,
+    /// Download the weights for real: the sandbox nodes run modelfleet's
+    /// own fetch for each pod, from the source the deployment names (your
+    /// bucket or model hub, with the source credentials you give it), into
+    /// `<data-dir>/nodes/`. Without it downloads are simulated, and the
+    /// catalog's default sources are never contacted.
+    #[arg(long, env = "MODELFLEET_REAL_FETCH")]
+    real_fetch: bool,
     #[command(flatten)]
     settings: ApiSettings,
 }
@@ -103,6 +110,7 @@ pub fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
     options.fleet = fleet;
     options.time_factor = args.time_factor;
     options.settings = args.settings;
+    options.real_fetch = args.real_fetch;
     run_hub(options)
 }
 

@@ -18,11 +18,17 @@ use serde_json::Value;
 /// The directory is made its owner's alone first, as `serve` requires (a
 /// test's temporary directory is created open to others).
 pub async fn start(data_dir: &Path) -> RunningHub {
+    start_with(data_dir, |_| {}).await
+}
+
+/// [`start`], with `change` applied to the options first.
+pub async fn start_with(data_dir: &Path, change: impl FnOnce(&mut HubOptions)) -> RunningHub {
     std::fs::set_permissions(data_dir, std::fs::Permissions::from_mode(0o700))
         .expect("the data directory can be made private");
     let mut options = HubOptions::new(data_dir, ([127, 0, 0, 1], 0).into());
     options.time_factor = 0.002;
     options.requeue = Duration::from_millis(300);
+    change(&mut options);
     RunningHub::start(options).await.expect("serve starts")
 }
 

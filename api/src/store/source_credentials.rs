@@ -8,7 +8,9 @@
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
-use modelfleet_core::contract::tenancy::{self, SOURCE_CREDENTIAL_KEYS};
+use modelfleet_core::contract::tenancy::{
+    self, SOURCE_CREDENTIAL_KEYS, SOURCE_CREDENTIAL_SETTINGS,
+};
 use serde::{Deserialize, Serialize};
 
 use super::{Store, StoreError, Tx, now, on_conn, visible};
@@ -30,8 +32,13 @@ pub struct KeyHint {
     /// The variable, e.g. `AWS_ACCESS_KEY_ID`.
     pub name: String,
     /// Its last four characters (`…ABCD`), as `modelfleet fetch` names the
-    /// credentials it used in its errors; none for secret keys.
+    /// credentials it used in its errors; none for secret keys and
+    /// settings.
     pub last4: Option<String>,
+    /// The whole value of a setting (`AWS_ENDPOINT_URL`, `AWS_REGION`,
+    /// `HF_ENDPOINT`, `MODELSCOPE_ENDPOINT`), which is not secret.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub value: Option<String>,
 }
 
 /// A source credential without its values.
@@ -118,13 +125,19 @@ pub fn check(name: &str, values: &BTreeMap<String, Secret>) -> Result<(), StoreE
         ));
     }
     for (key, value) in values {
+        if SOURCE_CREDENTIAL_SETTINGS.contains(&key.as_str()) {
+            check_setting(key, value.expose())?;
+            continue;
+        }
         if !SOURCE_CREDENTIAL_KEYS.contains(&key.as_str()) {
             let shown: String = key.chars().take(64).collect();
             return Err(invalid(
                 "keys",
                 format!(
-                    "{shown:?} is not a key modelfleet fetch reads; use {}",
-                    SOURCE_CREDENTIAL_KEYS.join(", ")
+                    "{shown:?} is not a key modelfleet fetch reads; use {}, and for a store \
+                     the cloud's defaults do not reach {}",
+                    SOURCE_CREDENTIAL_KEYS.join(", "),
+                    SOURCE_CREDENTIAL_SETTINGS.join(", ")
                 ),
             ));
         }
@@ -148,6 +161,18 @@ pub fn check(name: &str, values: &BTreeMap<String, Secret>) -> Result<(), StoreE
             ));
         }
     }
+    if !values
+        .keys()
+        .any(|k| SOURCE_CREDENTIAL_KEYS.contains(&k.as_str()))
+    {
+        return Err(invalid(
+            "keys",
+            format!(
+                "settings alone are no credential: give at least one of {}",
+                SOURCE_CREDENTIAL_KEYS.join(", ")
+            ),
+        ));
+    }
     let has = |k: &str| values.contains_key(k);
     if has("AWS_ACCESS_KEY_ID") != has("AWS_SECRET_ACCESS_KEY") {
         return Err(invalid(
@@ -166,15 +191,58 @@ pub fn check(name: &str, values: &BTreeMap<String, Secret>) -> Result<(), StoreE
     Ok(())
 }
 
+/// A setting's value: an endpoint is an `http(s)://` URL with a host and
+/// no user, query or fragment (the values are shown to the tenant, and a
+/// URL's userinfo or query would be a credential); a region is a cloud's
+/// region name.
+fn check_setting(key: &str, value: &str) -> Result<(), StoreError> {
+    if key == "AWS_REGION" {
+        let region = !value.is_empty()
+            && value.len() <= 40
+            && value
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+        return if region {
+            Ok(())
+        } else {
+            Err(invalid(
+                "keys",
+                "AWS_REGION must be a region name such as us-east-1 or cn-hangzhou",
+            ))
+        };
+    }
+    let url = reqwest::Url::parse(value).ok().filter(|u| {
+        matches!(u.scheme(), "http" | "https")
+            && u.host_str().is_some_and(|h| !h.is_empty())
+            && u.username().is_empty()
+            && u.password().is_none()
+            && u.query().is_none()
+            && u.fragment().is_none()
+            && value.len() <= 2048
+    });
+    match url {
+        Some(_) => Ok(()),
+        None => Err(invalid(
+            "keys",
+            format!(
+                "{key} must be an http:// or https:// URL with a host and no user, password, \
+                 query or fragment, such as https://minio.example.com:9000"
+            ),
+        )),
+    }
+}
+
 fn hints(values: &BTreeMap<String, Secret>) -> Vec<KeyHint> {
     values
         .iter()
         .map(|(name, value)| {
             let v = value.expose();
+            let setting = SOURCE_CREDENTIAL_SETTINGS.contains(&name.as_str());
             KeyHint {
                 name: name.clone(),
-                last4: (!SECRET_KEYS.contains(&name.as_str()))
+                last4: (!setting && !SECRET_KEYS.contains(&name.as_str()))
                     .then(|| format!("…{}", &v[v.len().saturating_sub(4)..])),
+                value: setting.then(|| v.to_owned()),
             }
         })
         .collect()
@@ -427,6 +495,36 @@ mod tests {
             refused("store", &[("AWS_SESSION_TOKEN", "FwoGZXIvYXdzEJr")]).contains("temporary")
         );
         assert!(refused("Store", &[pair[0], pair[1]]).contains("lower-case"));
+        let minio = [
+            pair[0],
+            pair[1],
+            ("AWS_ENDPOINT_URL", "http://127.0.0.1:9000"),
+        ];
+        assert!(check("store", &values(&minio)).is_ok());
+        assert!(
+            check(
+                "store",
+                &values(&[pair[0], pair[1], ("AWS_REGION", "cn-hangzhou")])
+            )
+            .is_ok()
+        );
+        for bad in [
+            "ftp://minio:9000",
+            "https://user:pw@minio:9000",
+            "https://minio:9000/?X-Amz-Signature=abc",
+            "minio:9000",
+        ] {
+            let says = refused("store", &[pair[0], pair[1], ("AWS_ENDPOINT_URL", bad)]);
+            assert!(says.contains("http:// or https:// URL"), "{bad}: {says}");
+            assert!(!says.contains("pw@") && !says.contains("abc"), "{says}");
+        }
+        assert!(
+            refused("store", &[pair[0], pair[1], ("AWS_REGION", "US East")]).contains("region")
+        );
+        assert!(
+            refused("store", &[("HF_ENDPOINT", "https://hf-mirror.com")])
+                .contains("settings alone")
+        );
     }
 
     #[test]
@@ -435,17 +533,19 @@ mod tests {
             ("AWS_ACCESS_KEY_ID", "AKIAEXAMPLE0000ABCD"),
             ("AWS_SECRET_ACCESS_KEY", "wJalrXUtnFEMI/K7MDENG+bPxRfiCY"),
             ("HF_TOKEN", "hf_abcdefghwxyz"),
+            ("HF_ENDPOINT", "https://hf-mirror.com"),
         ]));
-        let last4: Vec<(&str, Option<&str>)> = shown
+        let last4: Vec<(&str, Option<&str>, Option<&str>)> = shown
             .iter()
-            .map(|h| (h.name.as_str(), h.last4.as_deref()))
+            .map(|h| (h.name.as_str(), h.last4.as_deref(), h.value.as_deref()))
             .collect();
         assert_eq!(
             last4,
             [
-                ("AWS_ACCESS_KEY_ID", Some("…ABCD")),
-                ("AWS_SECRET_ACCESS_KEY", None),
-                ("HF_TOKEN", Some("…wxyz")),
+                ("AWS_ACCESS_KEY_ID", Some("…ABCD"), None),
+                ("AWS_SECRET_ACCESS_KEY", None, None),
+                ("HF_ENDPOINT", None, Some("https://hf-mirror.com")),
+                ("HF_TOKEN", Some("…wxyz"), None),
             ]
         );
     }

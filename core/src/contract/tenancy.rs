@@ -70,6 +70,15 @@ pub const SOURCE_CREDENTIAL_KEYS: [&str; 5] = [
     "HF_TOKEN",
     "MODELSCOPE_API_TOKEN",
 ];
+/// Settings a source credential may carry beside its keys, for a store
+/// the cloud's defaults do not reach (a MinIO, a private link, a model-hub
+/// mirror): where fetch sends the keys. Not secret; shown as they are.
+pub const SOURCE_CREDENTIAL_SETTINGS: [&str; 4] = [
+    "AWS_ENDPOINT_URL",
+    "AWS_REGION",
+    "HF_ENDPOINT",
+    "MODELSCOPE_ENDPOINT",
+];
 
 /// Why a source credential's name is refused, if it is.
 pub fn check_source_credential_name(name: &str) -> Result<(), String> {

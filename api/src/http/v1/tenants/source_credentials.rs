@@ -42,8 +42,11 @@ pub struct PutCredential {
     /// `AWS_ACCESS_KEY_ID` with `AWS_SECRET_ACCESS_KEY` (and
     /// `AWS_SESSION_TOKEN` for temporary keys) for `s3://`, `oss://`,
     /// `obs://` and `cos://` sources; `HF_TOKEN` for Hugging Face;
-    /// `MODELSCOPE_API_TOKEN` for ModelScope. Replacing a credential
-    /// replaces all its keys.
+    /// `MODELSCOPE_API_TOKEN` for ModelScope. Beside them, for a store
+    /// the cloud's defaults do not reach: `AWS_ENDPOINT_URL` (a MinIO, a
+    /// private link), `AWS_REGION`, `HF_ENDPOINT`, `MODELSCOPE_ENDPOINT`
+    /// (mirrors), shown later as they are. Replacing a credential replaces
+    /// all its keys.
     #[schema(value_type = BTreeMap<String, String>, example = json!({"AWS_ACCESS_KEY_ID": "AKIA…", "AWS_SECRET_ACCESS_KEY": "…"}))]
     pub keys: BTreeMap<String, serde_json::Value>,
 }

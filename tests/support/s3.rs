@@ -1,0 +1,107 @@
+//! An S3-compatible server on loopback for the end-to-end tests: s3s-fs
+//! over a temporary directory, with one access key, counting the GETs it
+//! answers.
+
+#![allow(dead_code)]
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::server::conn::auto::Builder as ConnBuilder;
+use s3s::auth::SimpleAuth;
+use s3s::dto::*;
+use s3s::service::S3ServiceBuilder;
+use s3s::{S3, S3Request, S3Response, S3Result};
+
+/// s3s-fs, counting GETs.
+struct Counted {
+    inner: s3s_fs::FileSystem,
+    gets: Arc<AtomicUsize>,
+}
+
+#[async_trait::async_trait]
+impl S3 for Counted {
+    async fn list_objects_v2(
+        &self,
+        req: S3Request<ListObjectsV2Input>,
+    ) -> S3Result<S3Response<ListObjectsV2Output>> {
+        self.inner.list_objects_v2(req).await
+    }
+
+    async fn head_object(
+        &self,
+        req: S3Request<HeadObjectInput>,
+    ) -> S3Result<S3Response<HeadObjectOutput>> {
+        self.inner.head_object(req).await
+    }
+
+    async fn get_object(
+        &self,
+        req: S3Request<GetObjectInput>,
+    ) -> S3Result<S3Response<GetObjectOutput>> {
+        self.gets.fetch_add(1, Ordering::SeqCst);
+        self.inner.get_object(req).await
+    }
+}
+
+pub struct LocalS3 {
+    /// `http://127.0.0.1:<port>`.
+    pub endpoint: String,
+    gets: Arc<AtomicUsize>,
+    _root: tempfile::TempDir,
+}
+
+impl LocalS3 {
+    /// Serves `files` (`bucket/key` → bytes) to `access_key`/`secret_key`.
+    pub async fn start(access_key: &str, secret_key: &str, files: &[(&str, &[u8])]) -> LocalS3 {
+        let root = tempfile::tempdir().unwrap();
+        for (path, bytes) in files {
+            let file = root.path().join(path);
+            std::fs::create_dir_all(file.parent().unwrap()).unwrap();
+            std::fs::write(&file, bytes).unwrap();
+        }
+        let gets = Arc::new(AtomicUsize::new(0));
+        let service = {
+            let mut b = S3ServiceBuilder::new(Counted {
+                inner: s3s_fs::FileSystem::new(root.path()).unwrap(),
+                gets: gets.clone(),
+            });
+            b.set_auth(SimpleAuth::from_single(access_key, secret_key));
+            b.build()
+        };
+        let listener = tokio::net::TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], 0)))
+            .await
+            .unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            loop {
+                let Ok((socket, _)) = listener.accept().await else {
+                    continue;
+                };
+                let service = service.clone();
+                tokio::spawn(async move {
+                    let _ = ConnBuilder::new(TokioExecutor::new())
+                        .serve_connection(TokioIo::new(socket), service)
+                        .await;
+                });
+            }
+        });
+        LocalS3 {
+            endpoint: format!("http://{addr}"),
+            gets,
+            _root: root,
+        }
+    }
+
+    /// How many GETs of objects it has answered.
+    pub fn gets(&self) -> usize {
+        self.gets.load(Ordering::SeqCst)
+    }
+
+    pub fn root(&self) -> &Path {
+        self._root.path()
+    }
+}
