@@ -99,15 +99,20 @@ async fn serve_fetches_for_real_with_the_keys_the_hub_keeps() {
     assert_eq!(status, StatusCode::ACCEPTED, "{created:#}");
     let id = created["deployment"]["id"].as_str().unwrap().to_owned();
     let started = std::time::Instant::now();
-    loop {
+    let shown = loop {
         let (_, shown) = http.get(&format!("/api/v1/deployments/{id}"), &key).await;
-        if shown["phase"] == "Ready" {
-            break;
+        if shown["phase"] == "Ready" && !shown["weights"].as_array().unwrap().is_empty() {
+            break shown;
         }
         assert_ne!(shown["phase"], "Failed", "{shown:#}");
         assert!(started.elapsed() < WAIT, "not Ready: {shown:#}");
         tokio::time::sleep(std::time::Duration::from_millis(200)).await;
-    }
+    };
+    // The API says where the replica's weights came from.
+    let weights = shown["weights"].as_array().unwrap();
+    assert_eq!(weights.len(), 1, "{shown:#}");
+    assert_eq!(weights[0]["from"], "Download");
+    assert_eq!(weights[0]["bytes"], shard.len() as u64 + 39);
 
     // The weights are on the node's disk, whole, fetched once each.
     let nodes = data.path().join(modelfleet::hub::NODES_DIR);

@@ -346,6 +346,7 @@ impl Placing for Move<'_> {
                 conditions: Some(d.conditions.clone()),
                 endpoint: d.endpoint.clone(),
                 unschedulable: false,
+                weights: None,
             },
         )
         .await?;

@@ -503,3 +503,44 @@ async fn a_deployment_naming_a_missing_secret_says_which(db: TestDb) {
 }
 
 modelfleet_api::store_tests!(a_deployment_naming_a_missing_secret_says_which);
+
+/// A tenant keeps at most 50 credentials; at the limit it can still
+/// replace one, and removing one makes room.
+async fn a_tenant_keeps_a_bounded_number_of_credentials(db: TestDb) {
+    let hub = l40s_hub(db).await;
+    let (acme, key) = hub.tenant("acme", support::roomy()).await;
+    let token = json!({"keys": {"HF_TOKEN": "hf_boundedcount0001"}});
+    for i in 0..50 {
+        let reply = put(&hub, &acme, &format!("hub-{i}"), &key, token.clone()).await;
+        assert_eq!(reply.status, StatusCode::CREATED, "{i}: {:#}", reply.body);
+    }
+    let over = put(&hub, &acme, "hub-50", &key, token.clone()).await;
+    assert_eq!(
+        over.status,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "{:#}",
+        over.body
+    );
+    assert!(
+        over.body["detail"].as_str().unwrap().contains("at most 50"),
+        "{:#}",
+        over.body
+    );
+    let replaced = put(&hub, &acme, "hub-7", &key, token.clone()).await;
+    assert_eq!(replaced.status, StatusCode::OK, "{:#}", replaced.body);
+    assert_eq!(
+        delete(&hub, &acme, "hub-7", &key).await.status,
+        StatusCode::OK
+    );
+    let room = put(&hub, &acme, "hub-50", &key, token).await;
+    assert_eq!(room.status, StatusCode::CREATED, "{:#}", room.body);
+    assert_eq!(
+        listed(&hub, &acme, &key).await.body["items"]
+            .as_array()
+            .unwrap()
+            .len(),
+        50
+    );
+}
+
+modelfleet_api::store_tests!(a_tenant_keeps_a_bounded_number_of_credentials);

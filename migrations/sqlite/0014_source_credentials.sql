@@ -19,5 +19,8 @@ CREATE TABLE source_credentials (
 ) STRICT;
 
 ALTER TABLE deployments ADD COLUMN source_credential TEXT;
+-- Where each started pod's weights came from (the ModelDeployment's
+-- status.weights as cluster sync last saw it: JSON, [{pod, from, bytes}]).
+ALTER TABLE deployments ADD COLUMN weights TEXT;
 CREATE INDEX deployments_source_credential ON deployments (tenant_id, source_credential)
     WHERE source_credential IS NOT NULL;

@@ -143,6 +143,7 @@ impl Hub {
                     conditions: Some(Vec::new()),
                     endpoint: None,
                     unschedulable: false,
+                    weights: Some(Vec::new()),
                 },
             )
             .await?;

@@ -7,7 +7,7 @@
 
 use chrono::{DateTime, Utc};
 use modelfleet_core::accelerator::Accelerator;
-use modelfleet_core::crd::Phase;
+use modelfleet_core::crd::{Phase, PodWeights};
 use modelfleet_core::fleet::is_dns_label;
 use modelfleet_core::model::ParamCount;
 use modelfleet_core::money::Money;
@@ -97,6 +97,9 @@ pub struct Deployment {
     pub conditions: Vec<LiveCondition>,
     /// Where the model answers inside its cluster, once it does.
     pub endpoint: Option<String>,
+    /// Where each started pod's weights came from (downloaded, the node's
+    /// cache, its own volume), as cluster sync last saw it.
+    pub weights: Vec<PodWeights>,
     /// Bumped on every change: an ETag, and a guard for sync's updates.
     pub revision: u64,
     pub created_at: DateTime<Utc>,
@@ -146,6 +149,7 @@ struct Row {
     unschedulable_since: Option<DateTime<Utc>>,
     conditions: String,
     endpoint: Option<String>,
+    weights: Option<String>,
 }
 
 macro_rules! select {
@@ -154,8 +158,8 @@ macro_rules! select {
             "SELECT id, tenant_id, name, model, model_params, cluster, namespace, pool, \
              accelerator, devices_per_replica, replicas, precision, replica_cost_micros, \
              currency, source, phase, ready_replicas, status_message, resource_uid, revision, \
-             created_at, updated_at, deleted_at, unschedulable_since, conditions, endpoint \
-             FROM deployments ",
+             created_at, updated_at, deleted_at, unschedulable_since, conditions, endpoint, \
+             weights FROM deployments ",
             $tail
         )
     };
@@ -203,6 +207,12 @@ impl TryFrom<Row> for Deployment {
             conditions: serde_json::from_str(&r.conditions)
                 .map_err(|_| StoreError::Corrupt("deployment conditions"))?,
             endpoint: r.endpoint,
+            weights: r
+                .weights
+                .map(|w| serde_json::from_str(&w))
+                .transpose()
+                .map_err(|_| StoreError::Corrupt("deployment weights"))?
+                .unwrap_or_default(),
             revision: u64::try_from(r.revision).map_err(corrupt)?,
             created_at: r.created_at,
             updated_at: r.updated_at,
@@ -314,6 +324,7 @@ impl Tx {
             resource_uid,
             conditions: Vec::new(),
             endpoint: None,
+            weights: Vec::new(),
             revision: 1,
             created_at: at,
             updated_at: at,

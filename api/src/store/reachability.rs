@@ -115,6 +115,7 @@ impl Tx {
                     conditions: None,
                     endpoint: None,
                     unschedulable: true,
+                    weights: None,
                 },
             )
             .await?;

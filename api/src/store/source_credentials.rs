@@ -22,6 +22,8 @@ use crate::secret::{Keyring, Sealed, Secret};
 const MIN_VALUE_LEN: usize = 8;
 /// The longest value accepted (a session token is about 1,000 bytes).
 const MAX_VALUE_LEN: usize = 4096;
+/// The most credentials one tenant keeps.
+pub const MAX_CREDENTIALS: i64 = 50;
 /// Keys shown only as set: their last characters are part of the secret.
 const SECRET_KEYS: [&str; 2] = ["AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"];
 
@@ -356,6 +358,18 @@ impl Tx {
             .map_err(|d| StoreError::denied(d, "source credential"))?;
         check(name, values)?;
         self.tenant_name(tenant).await?;
+        let (others,): (i64,) = on_conn!(self.conn(), c => sqlx::query_as(
+            "SELECT COUNT(*) FROM source_credentials WHERE tenant_id = $1 AND name <> $2")
+            .bind(tenant).bind(name).fetch_one(c).await)?;
+        if others >= MAX_CREDENTIALS {
+            return Err(invalid(
+                "name",
+                format!(
+                    "a tenant keeps at most {MAX_CREDENTIALS} source credentials; remove one it \
+                     no longer uses, or replace one"
+                ),
+            ));
+        }
         let plain: BTreeMap<&str, &str> = values
             .iter()
             .map(|(k, v)| (k.as_str(), v.expose()))

@@ -44,6 +44,7 @@ pub fn status_of(md: &ModelDeployment) -> DeploymentStatus {
         ),
         endpoint: status.and_then(|s| s.endpoint.clone()),
         unschedulable,
+        weights: Some(status.map(|s| s.weights.clone()).unwrap_or_default()),
     }
 }
 
@@ -57,6 +58,7 @@ pub fn differs(row: &Deployment, seen: &DeploymentStatus) -> bool {
         conditions,
         endpoint,
         unschedulable,
+        weights,
     } = seen;
     row.phase != *phase
         || conditions.as_ref().is_some_and(|c| row.conditions != *c)
@@ -65,6 +67,7 @@ pub fn differs(row: &Deployment, seen: &DeploymentStatus) -> bool {
         || row.status_message != *message
         || (resource_uid.is_some() && row.resource_uid != *resource_uid)
         || row.unschedulable_since.is_some() != *unschedulable
+        || weights.as_ref().is_some_and(|w| row.weights != *w)
 }
 
 /// A pod that holds devices now: bound to a node and not finished. A pod

@@ -107,6 +107,12 @@ pub struct DeploymentView {
     pub source: String,
     #[schema(value_type = crate::http::schema::MoneySchema)]
     pub replica_cost_per_hour: Money,
+    /// Where each started replica's weights came from: `{pod, from, bytes}`
+    /// with `from` one of `Download`, `NodeCache` (the node's model cache)
+    /// or `PodVolume` (its own volume, after a restart), as its fetch said
+    /// when it finished.
+    #[schema(value_type = Vec<Object>)]
+    pub weights: Vec<modelfleet_core::crd::PodWeights>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
     pub deleted_at: Option<DateTime<Utc>>,
@@ -134,6 +140,7 @@ impl From<Deployment> for DeploymentView {
                 crate::store::Source::Cluster => "cluster".to_owned(),
             },
             replica_cost_per_hour: d.replica_cost_per_hour,
+            weights: d.weights,
             created_at: d.created_at,
             updated_at: d.updated_at,
             deleted_at: d.deleted_at,

@@ -11,7 +11,7 @@ use modelfleet_core::quota::{Footprint, check_admission};
 
 use super::super::quotas::{load_quota, load_usage, lock_tenant};
 use super::super::{Store, StoreError, Tx, now, on_conn};
-use modelfleet_core::crd::Phase;
+use modelfleet_core::crd::{Phase, PodWeights};
 
 use super::{Deployment, LiveCondition, Row};
 use crate::identity::Permission;
@@ -42,6 +42,9 @@ pub struct DeploymentStatus {
     /// Its pods cannot be scheduled (the operator's `WorkloadReady`
     /// condition says `Unschedulable`).
     pub unschedulable: bool,
+    /// Where each started pod's weights came from; `None` keeps those
+    /// recorded.
+    pub weights: Option<Vec<PodWeights>>,
 }
 
 impl Tx {
@@ -122,7 +125,15 @@ impl Tx {
             conditions,
             endpoint,
             unschedulable,
+            weights,
         } = status;
+        let weights = weights
+            .as_ref()
+            .map(|w| {
+                serde_json::to_string(w)
+                    .map_err(|_| StoreError::invalid("weights", "cannot be encoded"))
+            })
+            .transpose()?;
         let conditions = conditions
             .as_ref()
             .map(|c| {
@@ -137,11 +148,12 @@ impl Tx {
             "UPDATE deployments SET phase = $2, ready_replicas = $3, status_message = $4, \
              resource_uid = COALESCE($5, resource_uid), revision = revision + 1, updated_at = $6, \
              unschedulable_since = CASE WHEN $7 THEN COALESCE(unschedulable_since, $6) ELSE NULL END, \
-             conditions = COALESCE($9, conditions), endpoint = COALESCE($10, endpoint) \
+             conditions = COALESCE($9, conditions), endpoint = COALESCE($10, endpoint), \
+             weights = COALESCE($11, weights) \
              WHERE id = $1 AND ($8 IS NULL OR revision = $8)",
         ).bind(id).bind(phase.as_str()).bind(i64::from(*ready_replicas)).bind(message)
         .bind(resource_uid).bind(now()).bind(*unschedulable).bind(revision)
-        .bind(conditions).bind(endpoint)
+        .bind(conditions).bind(endpoint).bind(weights)
         .execute(c).await.map(|r| r.rows_affected()))?;
         if changed == 0 {
             return Ok(None);

@@ -242,6 +242,7 @@ async fn resize_and_release_are_confined_and_rechecked(db: TestDb) {
         conditions: None,
         endpoint: None,
         unschedulable: false,
+        weights: None,
     };
     let synced = tx.record_deployment_status(d.id, &status).await.unwrap();
     assert_eq!(

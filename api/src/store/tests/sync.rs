@@ -2,7 +2,7 @@
 //! closed once), deployment events, status guarded by revision, and moves
 //! that release and admit in one transaction.
 
-use modelfleet_core::crd::Phase;
+use modelfleet_core::crd::{Phase, PodWeights, WeightsFrom};
 
 use chrono::TimeDelta;
 use modelfleet_core::precision::Precision;
@@ -177,6 +177,7 @@ async fn sync_status_is_guarded_by_revision(db: TestDb) {
         conditions: None,
         endpoint: None,
         unschedulable: true,
+        weights: None,
     };
     let first = tx
         .record_synced_status(d.id, d.revision, &stuck)
@@ -201,11 +202,17 @@ async fn sync_status_is_guarded_by_revision(db: TestDb) {
         Some(since),
         "kept while it lasts"
     );
+    let weights = vec![PodWeights {
+        pod: "llama-0".into(),
+        from: WeightsFrom::NodeCache,
+        bytes: 16_060_522_752,
+    }];
     let recovered = DeploymentStatus {
         phase: Phase::Ready,
         ready_replicas: 1,
         unschedulable: false,
-        ..stuck
+        weights: Some(weights.clone()),
+        ..stuck.clone()
     };
     let ready = tx
         .record_synced_status(d.id, again.revision, &recovered)
@@ -213,6 +220,23 @@ async fn sync_status_is_guarded_by_revision(db: TestDb) {
         .unwrap()
         .unwrap();
     assert!(ready.unschedulable_since.is_none());
+    assert_eq!(
+        ready.weights, weights,
+        "where the weights came from is kept"
+    );
+    let kept = tx
+        .record_synced_status(
+            d.id,
+            ready.revision,
+            &DeploymentStatus {
+                weights: None,
+                ..recovered
+            },
+        )
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(kept.weights, weights, "None keeps what was recorded");
     tx.commit().await.unwrap();
     assert!(store.unschedulable_deployments().await.unwrap().is_empty());
 }
