@@ -11,8 +11,10 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use axum::http::StatusCode;
 use modelfleet_api::config::ApiSettings;
-use modelfleet_api::store::Backend;
+use modelfleet_api::identity::{Actor, Scope};
 use modelfleet_api::store::testing::{TestDb, run};
+use modelfleet_api::store::{Backend, DeploymentStatus};
+use modelfleet_core::crd::{PodWeights, WeightsFrom};
 use modelfleet_core::fleet::{Cloud, Fleet};
 use modelfleet_fetch::testing::{FakeHub, Repo, tiny_model};
 use serde_json::Value;
@@ -158,6 +160,41 @@ async fn one_click_deploys_a_70b_model_and_its_page_follows_it_to_ready() {
             calls.load(Ordering::SeqCst),
             0,
             "the deployment page called its cluster"
+        );
+
+        // Where each replica's weights came from, as sync recorded it
+        // (the sandbox's simulated fetch reports none; the real one does).
+        assert!(!ready.has("#weights"), "none recorded yet");
+        let id: modelfleet_api::ids::DeploymentId = location
+            .trim_start_matches("/deployments/")
+            .parse()
+            .unwrap();
+        let current = hub.store.deployment(Scope::All, id).await.unwrap();
+        let mut tx = hub.store.begin(&Actor::system("test")).await.unwrap();
+        tx.record_deployment_status(
+            id,
+            &DeploymentStatus {
+                phase: current.phase,
+                ready_replicas: current.ready_replicas,
+                message: current.status_message.clone(),
+                resource_uid: None,
+                conditions: None,
+                endpoint: None,
+                unschedulable: false,
+                weights: Some(vec![PodWeights {
+                    pod: "chat-0".into(),
+                    from: WeightsFrom::NodeCache,
+                    bytes: 3 << 30,
+                }]),
+            },
+        )
+        .await
+        .unwrap();
+        tx.commit().await.unwrap();
+        let page = browser.get(&live_url).await;
+        assert_eq!(
+            page.texts("#weights tbody tr"),
+            ["chat-0 the node's model cache 3.00 GiB"]
         );
 
         // The replicas' last lines: a page of their own, read from the

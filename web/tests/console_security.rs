@@ -88,6 +88,18 @@ async fn a_form_without_the_csrf_token_is_refused_and_changes_nothing() {
         // Still signed in: the forged sign-out did nothing.
         let page = browser.get("/deployments").await;
         assert_eq!(page.status, StatusCode::OK, "{}", page.text());
+        // A forged source credential is refused before it is read, and
+        // neither stored nor echoed.
+        let credential = [
+            ("name", "planted"),
+            ("kind", "hugging-face"),
+            ("hf_token", "hf_forged0000token"),
+        ];
+        let page = browser.post_raw("/credentials", &credential).await;
+        assert_eq!(page.status, StatusCode::FORBIDDEN, "{}", page.text());
+        assert!(!page.text().contains("hf_forged0000token"));
+        let page = browser.get("/credentials").await;
+        assert!(page.has("#no-credentials"), "{}", page.text());
 
         // With the token, signing out works and the session is gone.
         let page = browser.post("/sign-out", &[]).await;
@@ -310,6 +322,32 @@ async fn tenants_cannot_reach_each_other_or_the_admin_pages() {
         assert_eq!(page.status, StatusCode::NOT_FOUND, "{}", page.text());
         let page = browser.get(&format!("/quotas?tenant={other}")).await;
         assert_eq!(page.status, StatusCode::NOT_FOUND, "{}", page.text());
+        // So are its source credentials, to read, add or remove.
+        let page = browser.get(&format!("/credentials?tenant={other}")).await;
+        assert_eq!(page.status, StatusCode::NOT_FOUND, "{}", page.text());
+        let page = browser
+            .post(
+                "/credentials",
+                &[
+                    ("tenant", other.as_str()),
+                    ("name", "theirs"),
+                    ("kind", "hugging-face"),
+                    ("hf_token", "hf_planted0000token"),
+                ],
+            )
+            .await;
+        assert_eq!(page.status, StatusCode::NOT_FOUND, "{}", page.text());
+        let page = browser
+            .post("/credentials/theirs/delete", &[("tenant", other.as_str())])
+            .await;
+        assert_eq!(page.status, StatusCode::NOT_FOUND, "{}", page.text());
+        let kept = hub
+            .get(
+                &format!("/api/v1/tenants/{other}/source-credentials"),
+                &other_key,
+            )
+            .await;
+        assert_eq!(kept.body["items"], serde_json::json!([]), "{:#}", kept.body);
         // The navigation offers no admin entry.
         let page = browser.get("/deployments").await;
         assert!(!page.attrs("nav a", "href").contains(&"/admin".to_owned()));

@@ -14,6 +14,7 @@ use modelfleet_api::AppState;
 use modelfleet_api::http::v1::plans::PlanReportView;
 use modelfleet_api::ids::TenantId;
 use modelfleet_api::service::{CreateRequest, PlanRequest};
+use modelfleet_core::contract::tenancy;
 use modelfleet_core::crd::{Placement, Serving};
 use modelfleet_core::fleet::Cloud;
 use modelfleet_core::model::{ModelArch, catalog};
@@ -106,6 +107,10 @@ pub struct Options {
     /// The tenant to deploy for (platform admins).
     #[serde(default)]
     pub tenant: String,
+    /// The tenant's source credential to fetch the weights with (a model
+    /// read from its source); empty for none.
+    #[serde(default)]
+    pub credential: String,
 }
 
 /// Form and query strings repeat a checkbox's name once per box; serde's
@@ -125,6 +130,7 @@ pub(super) fn parse_options(query: &str) -> Result<(Options, Vec<(String, String
             "regions" => options.regions = value,
             "spot" => options.spot = value,
             "tenant" => options.tenant = value,
+            "credential" => options.credential = value,
             _ => {}
         }
     }
@@ -151,6 +157,9 @@ struct Asked {
     serving: Serving,
     placement: Placement,
     tenant: Option<TenantId>,
+    /// `modelfleet-source-<name>`: the Secret the hub writes for the
+    /// tenant's source credential `<name>`.
+    source_secret: Option<String>,
 }
 
 impl Asked {
@@ -158,6 +167,7 @@ impl Asked {
         PlanRequest {
             model: model.to_owned(),
             source: source.map(str::to_owned),
+            source_secret: self.source_secret,
             replicas: self.replicas,
             serving: self.serving,
             placement: self.placement,
@@ -207,6 +217,14 @@ impl Options {
                     format!("tenant: {} ({t:?})", lang.t(TEXT, "deploy.bad_choice"))
                 })?),
             };
+        let source_secret = match self.credential.as_str() {
+            "" => None,
+            name => {
+                tenancy::check_source_credential_name(name)
+                    .map_err(|reason| format!("{}: {reason}", lang.t(TEXT, "deploy.credential")))?;
+                Some(tenancy::source_credential_secret_name(name))
+            }
+        };
         Ok(Asked {
             replicas: number("replicas", &self.replicas, lang)?,
             serving: Serving {
@@ -228,6 +246,7 @@ impl Options {
                 ..Placement::default()
             },
             tenant,
+            source_secret,
         })
     }
 
@@ -252,6 +271,11 @@ pub(super) struct ModelPage {
     /// `(choice, chosen)`.
     clouds: Vec<(&'static str, bool)>,
     precisions: Vec<(&'static str, bool)>,
+    /// A model read from its source: the tenant's source credentials to
+    /// fetch it with, `(name, chosen)`; none for a catalog model.
+    credentials: Option<Vec<(String, bool)>>,
+    /// The page that lists and adds them.
+    credentials_href: String,
 }
 
 impl ModelPage {
@@ -326,6 +350,10 @@ pub(super) async fn plan_page(
         .iter()
         .map(|p| (p.name(), options.precision == p.name()))
         .collect();
+    let (credentials, credentials_href) = match source {
+        Some(_) => credential_choices(state, viewer, &options).await,
+        None => (None, String::new()),
+    };
     ModelPage {
         c: viewer.chrome("deploy", TEXT),
         model: ModelCard::of(model),
@@ -340,7 +368,43 @@ pub(super) async fn plan_page(
         error,
         clouds,
         precisions,
+        credentials,
+        credentials_href,
     }
+}
+
+/// The source credentials of the tenant a deploy form is for (the
+/// viewer's, or the one a platform admin names), the chosen one marked,
+/// and the page listing them. A tenant whose credentials cannot be read
+/// offers none: planning says what is wrong with the tenant.
+async fn credential_choices(
+    state: &AppState,
+    viewer: &Viewer,
+    options: &Options,
+) -> (Option<Vec<(String, bool)>>, String) {
+    let named = options.tenant.parse::<TenantId>().ok();
+    let Ok(tenant) = viewer.caller.tenant(named) else {
+        return (Some(Vec::new()), "/credentials".to_owned());
+    };
+    let href = if viewer.caller.actor.tenant.is_some() {
+        "/credentials".to_owned()
+    } else {
+        format!("/credentials?tenant={tenant}")
+    };
+    let names = match state.hub().source_credentials(&viewer.caller, tenant).await {
+        Ok(list) => list
+            .into_iter()
+            .map(|c| {
+                let chosen = c.name == options.credential;
+                (c.name, chosen)
+            })
+            .collect(),
+        Err(e) => {
+            tracing::debug!(error = %e, "the deploy page could not list source credentials");
+            Vec::new()
+        }
+    };
+    (Some(names), href)
 }
 
 fn hidden_fields(options: &Options) -> Vec<(String, String)> {
@@ -574,6 +638,17 @@ pub(crate) const TEXT: Table = &[
         "不是可选值之一",
     ),
     ("deploy.back", "All models", "全部模型"),
+    ("deploy.credential", "Credential", "凭证"),
+    (
+        "deploy.credential_none",
+        "none (a public model)",
+        "无（公开模型）",
+    ),
+    (
+        "deploy.credential_hint",
+        "The tenant's source credential the weights are downloaded with, for a private or gated model. Credentials are added on the Source credentials page.",
+        "下载权重时使用的租户来源凭证，用于私有或受限模型。凭证可在“来源凭证”页面添加。",
+    ),
 ];
 
 #[cfg(test)]

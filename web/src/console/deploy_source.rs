@@ -2,7 +2,9 @@
 //! source (`hf://org/model`, `modelscope://org/model`): the hub reads its
 //! config.json and safetensors headers (`Hub::inspect_model`), and the
 //! page plans and deploys it as a catalog model's page does, the source
-//! riding along in the forms.
+//! riding along in the forms. Its deploy form also offers the tenant's
+//! source credentials (`credential`): the one chosen is fetched with, as
+//! the source secret `modelfleet-source-<name>` the hub writes for it.
 
 use axum::extract::{RawQuery, State};
 use axum::http::StatusCode;

@@ -20,7 +20,7 @@ use modelfleet_api::http::v1::deployments::DeploymentView;
 use modelfleet_api::ids::DeploymentId;
 use modelfleet_api::service::{DeploymentRef, ListRequest};
 use modelfleet_api::store::Deployment;
-use modelfleet_core::crd::Phase;
+use modelfleet_core::crd::{Phase, WeightsFrom};
 use serde::Deserialize;
 
 use super::i18n::{Lang, Table};
@@ -148,12 +148,23 @@ pub struct Live {
     pub polling: bool,
     pub conditions: Vec<ConditionRow>,
     pub endpoint: Option<String>,
+    /// Where each started replica's weights came from.
+    pub weights: Vec<WeightsRow>,
     /// Why the cluster could not be asked, when it could not.
     pub cluster_note: Option<String>,
     pub events: Vec<EventRow>,
     /// Billed cost since it was created, per currency.
     pub cost_so_far: Vec<String>,
     pub device_hours: Vec<String>,
+}
+
+/// One replica's weights: its pod, where they came from (a text key), and
+/// their size.
+#[derive(Debug)]
+pub struct WeightsRow {
+    pub pod: String,
+    pub from: &'static str,
+    pub size: String,
 }
 
 #[derive(Debug)]
@@ -228,8 +239,22 @@ async fn live_of(state: &AppState, viewer: &Viewer, id: DeploymentId) -> Result<
         // A role that may not read usage sees the page without it.
         Ok(None) | Err(_) => (Vec::new(), Vec::new()),
     };
+    let weights = d
+        .weights
+        .iter()
+        .map(|w| WeightsRow {
+            pod: w.pod.clone(),
+            from: match w.from {
+                WeightsFrom::Download => "deployments.weights_download",
+                WeightsFrom::NodeCache => "deployments.weights_node_cache",
+                WeightsFrom::PodVolume => "deployments.weights_pod_volume",
+            },
+            size: format!("{:.2} GiB", w.bytes as f64 / f64::from(1u32 << 30)),
+        })
+        .collect();
     Ok(Live {
         steps: progress(d.phase),
+        weights,
         polling: changing(&d),
         d: d.into(),
         conditions,
@@ -466,6 +491,25 @@ pub(crate) const TEXT: Table = &[
         "服务地址（OpenAI 兼容，集群内）",
     ),
     ("deployments.no_endpoint", "Not answering yet", "尚未就绪"),
+    ("deployments.weights", "Weights", "模型权重"),
+    ("deployments.pod", "Pod", "Pod"),
+    ("deployments.weights_from", "From", "来源"),
+    ("deployments.size", "Size", "大小"),
+    (
+        "deployments.weights_download",
+        "downloaded from the source",
+        "从来源下载",
+    ),
+    (
+        "deployments.weights_node_cache",
+        "the node's model cache",
+        "节点模型缓存",
+    ),
+    (
+        "deployments.weights_pod_volume",
+        "the pod's own volume (fetched before it restarted)",
+        "Pod 自身存储卷（重启前已下载）",
+    ),
     ("deployments.conditions", "Conditions", "状况"),
     ("deployments.condition", "Condition", "状况"),
     ("deployments.reason", "Reason", "原因"),

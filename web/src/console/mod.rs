@@ -30,6 +30,7 @@ pub mod billing;
 mod chart;
 pub mod compliance;
 mod cookie;
+pub mod credentials;
 mod csrf;
 pub mod deploy;
 mod deploy_source;
@@ -61,6 +62,7 @@ pub fn router() -> Router<AppState> {
         .merge(deploy::routes())
         .merge(deployments::routes())
         .merge(billing::routes())
+        .merge(credentials::routes())
         .merge(audit::routes())
         .merge(compliance::routes())
         .merge(admin::routes())

@@ -287,6 +287,7 @@ pub const TEXT: Table = &[
     ("nav.deploy", "Deploy", "部署模型"),
     ("nav.deployments", "Deployments", "部署列表"),
     ("nav.quotas", "Quotas", "配额"),
+    ("nav.credentials", "Source credentials", "来源凭证"),
     ("nav.billing", "Billing", "账单"),
     ("nav.audit", "Audit", "审计"),
     ("nav.compliance", "Compliance", "合规"),

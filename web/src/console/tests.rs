@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 
 use super::i18n::{Lang, Table};
 use super::page::{self, Chrome};
-use super::{admin, audit, billing, compliance, deploy, deployments, session};
+use super::{admin, audit, billing, compliance, credentials, deploy, deployments, session};
 
 /// Every text table, by the page module that owns it.
 const TABLES: &[(&str, Table)] = &[
@@ -17,6 +17,7 @@ const TABLES: &[(&str, Table)] = &[
     ("deploy", deploy::TEXT),
     ("deployments", deployments::TEXT),
     ("billing", billing::TEXT),
+    ("credentials", credentials::TEXT),
     ("audit", audit::TEXT),
     ("compliance", compliance::TEXT),
     ("admin", admin::TEXT),
@@ -33,6 +34,8 @@ fn own_table(file: &str) -> Option<Table> {
         "deploy_source.rs" => "deploy",
         // The deployment's logs page.
         "deployment_logs.rs" => "deployments",
+        // The source credentials page and its text.
+        "credentials/mod.rs" | "credentials/text.rs" => "credentials",
         f => f.split('/').next().unwrap_or(f).trim_end_matches(".rs"),
     };
     let table = TABLES.iter().find(|(name, _)| *name == owner);

@@ -85,8 +85,12 @@ fn at(seconds: UnixSeconds) -> DateTime<Utc> {
 
 /// The tenant a page is about: the viewer's own, or the one named (404
 /// for a tenant's people naming another). `None` for platform staff who
-/// named none yet: they pick one first.
-fn tenant_of(viewer: &Viewer, named: Option<&str>) -> Result<Option<TenantId>, PageError> {
+/// named none yet: they pick one first. The source credentials page
+/// (`super::credentials`) takes its tenant the same way.
+pub(crate) fn tenant_of(
+    viewer: &Viewer,
+    named: Option<&str>,
+) -> Result<Option<TenantId>, PageError> {
     let named = match named.map(str::trim).filter(|s| !s.is_empty()) {
         Some(text) => Some(
             text.parse::<TenantId>()
@@ -106,7 +110,7 @@ fn tenant_of(viewer: &Viewer, named: Option<&str>) -> Result<Option<TenantId>, P
 
 /// `?tenant=<id>` for links when platform staff look at a tenant; nothing
 /// for a tenant's own people.
-fn tenant_query(viewer: &Viewer, tenant: TenantId) -> String {
+pub(crate) fn tenant_query(viewer: &Viewer, tenant: TenantId) -> String {
     if viewer.caller.actor.tenant.is_some() {
         String::new()
     } else {
@@ -114,7 +118,7 @@ fn tenant_query(viewer: &Viewer, tenant: TenantId) -> String {
     }
 }
 
-fn with_query(path: &str, parts: &[&str]) -> String {
+pub(crate) fn with_query(path: &str, parts: &[&str]) -> String {
     let parts: Vec<&str> = parts.iter().copied().filter(|p| !p.is_empty()).collect();
     if parts.is_empty() {
         path.to_owned()
