@@ -9,16 +9,15 @@
 
 #[path = "support/deployments.rs"]
 mod deployments;
+#[path = "support/s3.rs"]
+mod s3;
 
 use std::collections::BTreeMap;
-use std::net::SocketAddr;
 use std::path::Path;
 use std::process::{Command, Output};
 use std::time::Duration;
 
 use base64::Engine as _;
-use hyper_util::rt::{TokioExecutor, TokioIo};
-use hyper_util::server::conn::auto::Builder as ConnBuilder;
 use kube::api::{Api, PostParams};
 use modelfleet::embedded::{EmbeddedCluster, EmbeddedOptions};
 use modelfleet_core::ModelArch;
@@ -26,11 +25,10 @@ use modelfleet_core::checkpoint::fixtures::{llama_config, llama_tensors, shards}
 use modelfleet_core::crd::{ModelDeployment, Phase};
 use modelfleet_core::fleet::Fleet;
 use modelfleet_fetch::testing::{FakeHub, Repo};
-use s3s::auth::SimpleAuth;
-use s3s::service::S3ServiceBuilder;
 use serde_json::{Value, json};
 
 use deployments::{phase, wait_for};
+use s3::LocalS3;
 
 const ACCESS_KEY: &str = "AKIDMODELSOURCE01";
 const SECRET_KEY: &str = "model-source-secret-key";
@@ -58,17 +56,12 @@ fn write_checkpoint(dir: &Path) -> BTreeMap<String, u64> {
     files
 }
 
-struct S3Store {
-    endpoint: String,
-    _root: tempfile::TempDir,
-}
-
 /// s3s-fs over a directory holding the checkpoint under
 /// `models/acme-1b-chat/`. s3s-fs keeps each object's ETag in a file
 /// beside it and hashes the whole object when there is none; the shards
 /// get one, as an upload would have left, so that it does not hash 2.5 GB
 /// of holes on every request.
-async fn s3_store() -> S3Store {
+async fn s3_store() -> LocalS3 {
     let root = tempfile::tempdir().unwrap();
     let files = write_checkpoint(&root.path().join(BUCKET).join(MODEL));
     let b64 = |s: &str| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(s);
@@ -81,32 +74,7 @@ async fn s3_store() -> S3Store {
         ));
         std::fs::write(info, json!({ "e_tag": format!("{i:032x}") }).to_string()).unwrap();
     }
-    let service = {
-        let mut b = S3ServiceBuilder::new(s3s_fs::FileSystem::new(root.path()).unwrap());
-        b.set_auth(SimpleAuth::from_single(ACCESS_KEY, SECRET_KEY));
-        b.build()
-    };
-    let listener = tokio::net::TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], 0)))
-        .await
-        .unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move {
-        loop {
-            let Ok((socket, _)) = listener.accept().await else {
-                continue;
-            };
-            let service = service.clone();
-            tokio::spawn(async move {
-                let _ = ConnBuilder::new(TokioExecutor::new())
-                    .serve_connection(TokioIo::new(socket), service)
-                    .await;
-            });
-        }
-    });
-    S3Store {
-        endpoint: format!("http://{addr}"),
-        _root: root,
-    }
+    LocalS3::over(root, ACCESS_KEY, SECRET_KEY).await
 }
 
 /// A Hugging Face Hub on loopback with the checkpoint as

@@ -63,6 +63,12 @@ impl LocalS3 {
             std::fs::create_dir_all(file.parent().unwrap()).unwrap();
             std::fs::write(&file, bytes).unwrap();
         }
+        LocalS3::over(root, access_key, secret_key).await
+    }
+
+    /// Serves what `root` holds (`bucket/key` paths, and s3s-fs's own
+    /// object metadata files) to `access_key`/`secret_key`.
+    pub async fn over(root: tempfile::TempDir, access_key: &str, secret_key: &str) -> LocalS3 {
         let gets = Arc::new(AtomicUsize::new(0));
         let service = {
             let mut b = S3ServiceBuilder::new(Counted {

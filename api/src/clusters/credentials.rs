@@ -119,22 +119,16 @@ impl ClusterRegistry {
     ) -> Result<(), ClusterError> {
         let client = self.client(cluster).await?;
         let secrets: Api<KubeSecret> = Api::namespaced(client, namespace);
-        match timed(
-            cluster,
-            "removing the source credential's Secret",
-            secrets.delete(
-                &tenancy::source_credential_secret_name(name),
-                &DeleteParams::default(),
-            ),
+        super::deleted(
+            timed(
+                cluster,
+                "removing the source credential's Secret",
+                secrets.delete(
+                    &tenancy::source_credential_secret_name(name),
+                    &DeleteParams::default(),
+                ),
+            )
+            .await,
         )
-        .await
-        {
-            Ok(_) => Ok(()),
-            Err(ClusterError::Kube {
-                source: kube::Error::Api(status),
-                ..
-            }) if status.is_not_found() => Ok(()),
-            Err(e) => Err(e),
-        }
     }
 }

@@ -261,20 +261,14 @@ impl ClusterRegistry {
     ) -> Result<(), ClusterError> {
         let client = self.client(cluster).await?;
         let mds: Api<ModelDeployment> = Api::namespaced(client, namespace);
-        match timed(
-            cluster,
-            "deleting the ModelDeployment",
-            mds.delete(name, &DeleteParams::default()),
+        super::deleted(
+            timed(
+                cluster,
+                "deleting the ModelDeployment",
+                mds.delete(name, &DeleteParams::default()),
+            )
+            .await,
         )
-        .await
-        {
-            Ok(_) => Ok(()),
-            Err(ClusterError::Kube {
-                source: kube::Error::Api(status),
-                ..
-            }) if status.is_not_found() => Ok(()),
-            Err(e) => Err(e),
-        }
     }
 
     /// A ModelDeployment, or `None` when it does not exist.

@@ -422,3 +422,15 @@ async fn timed<T>(
         }),
     }
 }
+
+/// A delete's outcome, with an object already gone counted as deleted.
+fn deleted<T>(outcome: Result<T, ClusterError>) -> Result<(), ClusterError> {
+    match outcome {
+        Ok(_) => Ok(()),
+        Err(ClusterError::Kube {
+            source: kube::Error::Api(status),
+            ..
+        }) if status.is_not_found() => Ok(()),
+        Err(e) => Err(e),
+    }
+}
