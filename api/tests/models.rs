@@ -2,21 +2,23 @@
 //! an `hf://` model's config.json and safetensors headers from the model
 //! hub the platform configured (a Hugging Face Hub on loopback here) —
 //! to answer `POST /models/inspect`, and to plan and deploy a model named
-//! only by its source, inline in the ModelDeployment it writes. What it
-//! will not do: read object stores with no credentials of its own, read a
-//! gated model, or read sources for one tenant without limit.
+//! only by its source, inline in the ModelDeployment it writes; a gated
+//! model with the token a tenant keeps as a source credential, for that
+//! tenant alone. What it will not do: read object stores, read a gated
+//! model without the tenant's token, or read sources for one tenant
+//! without limit.
 
 mod support;
 
 use std::collections::BTreeMap;
 
-use axum::http::StatusCode;
+use axum::http::{Method, StatusCode};
 use kube::api::Api;
 use modelfleet_api::config::ApiSettings;
 use modelfleet_api::store::testing::TestDb;
 use modelfleet_core::crd::ModelDeployment;
 use modelfleet_core::model::ModelArch;
-use modelfleet_fetch::testing::{FakeHub, File, Repo, tiny_model};
+use modelfleet_fetch::testing::{FakeHub, File, GATED_TOKEN, Repo, tiny_model};
 use serde_json::json;
 use support::{Hub, roomy, test_settings};
 
@@ -230,8 +232,89 @@ async fn one_tenant_cannot_make_the_hub_read_without_limit(db: TestDb) {
     assert_eq!(reply.status, StatusCode::OK, "{:#}", reply.body);
 }
 
+/// A gated model is read with the token its tenant keeps, planned and
+/// deployed by source with it; what was read with one tenant's token is
+/// never another's answer.
+async fn a_gated_model_is_read_with_the_tenants_kept_token_for_it_alone(db: TestDb) {
+    let models = model_hub().await;
+    let hub = Hub::start_with_settings(db, settings(&models)).await;
+    let (acme, key) = hub.tenant("acme", roomy()).await;
+    let (_, other) = hub.tenant("other", roomy()).await;
+    let credentials = format!("/api/v1/tenants/{acme}/source-credentials");
+    for (name, token) in [("hf", GATED_TOKEN), ("stale", "hf_not_the_right_token")] {
+        let added = hub
+            .call(
+                Method::PUT,
+                &format!("{credentials}/{name}"),
+                Some(&key),
+                Some(json!({"keys": {"HF_TOKEN": token}})),
+            )
+            .await;
+        assert_eq!(added.status, StatusCode::CREATED, "{:#}", added.body);
+    }
+
+    let gated = json!({"source": "hf://acme/gated-chat", "sourceCredential": "hf"});
+    let read = hub
+        .post("/api/v1/models/inspect", &key, gated.clone())
+        .await;
+    assert_eq!(read.status, StatusCode::OK, "{:#}", read.body);
+    assert_eq!(read.body["architecture"]["id"], "gated-chat");
+    assert_eq!(read.body["shards"], 2);
+
+    // Another tenant: not from what acme read, not with acme's credential.
+    let theirs = hub
+        .post(
+            "/api/v1/models/inspect",
+            &other,
+            json!({"source": "hf://acme/gated-chat"}),
+        )
+        .await;
+    let detail = theirs.problem(422);
+    assert!(
+        detail.contains("keep your token as a source credential"),
+        "{detail}"
+    );
+    let borrowed = hub.post("/api/v1/models/inspect", &other, gated).await;
+    assert!(
+        borrowed
+            .problem(422)
+            .contains("keeps no source credential named \"hf\""),
+        "{:#}",
+        borrowed.body
+    );
+    // A wrong token is the model hub's refusal, naming the credential.
+    let stale = hub
+        .post(
+            "/api/v1/models/inspect",
+            &key,
+            json!({"source": "hf://acme/gated-chat", "sourceCredential": "stale"}),
+        )
+        .await;
+    assert!(stale.problem(422).contains("source credential \"stale\""));
+
+    // Planned and deployed by source with it: the pods fetch with the same
+    // credential.
+    let created = hub
+        .post(
+            "/api/v1/deployments",
+            &key,
+            json!({"name": "gated", "model": "my-gated", "source": "hf://acme/gated-chat",
+                   "sourceCredential": "hf"}),
+        )
+        .await;
+    assert_eq!(created.status, StatusCode::ACCEPTED, "{:#}", created.body);
+    let mds: Api<ModelDeployment> = Api::namespaced(hub.kube.clone(), "mf-acme");
+    let md = mds.get("gated").await.expect("written into the cluster");
+    assert_eq!(
+        md.spec.source_secret.as_deref(),
+        Some("modelfleet-source-hf")
+    );
+    assert_eq!(md.spec.architecture.expect("inline").id, "my-gated");
+}
+
 modelfleet_api::store_tests!(
     a_model_hub_source_is_sized_planned_and_deployed,
+    a_gated_model_is_read_with_the_tenants_kept_token_for_it_alone,
     sources_the_hub_does_not_read_are_refused_with_what_to_do,
     one_tenant_cannot_make_the_hub_read_without_limit,
 );

@@ -3,8 +3,8 @@
 //! `/<repo>/resolve/<commit>/<path>` with `Range`), serving files held in
 //! memory — a shard may be its header alone, the rest read as zeros, so a
 //! checkpoint of real shapes costs no memory. Repos may be gated (a 401
-//! without a token, as the hub answers); every request and every byte of
-//! file content served is counted.
+//! without [`GATED_TOKEN`] as a Bearer token, as the hub answers); every
+//! request and every byte of file content served is counted.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -22,6 +22,8 @@ use serde_json::json;
 
 /// The commit every revision resolves to.
 pub const COMMIT: &str = "89abcdef0123456789abcdef0123456789abcdef";
+/// The token that opens gated repos.
+pub const GATED_TOKEN: &str = "hf_fakehub_gated_access_0001";
 
 /// One file: its first bytes, and its length (zeros past them).
 #[derive(Debug, Clone)]
@@ -139,10 +141,18 @@ impl FakeHub {
 }
 
 /// The repo, or the hub's refusal.
-fn repo<'a>(served: &'a Served, org: &str, name: &str) -> Result<&'a Repo, (StatusCode, String)> {
+fn repo<'a>(
+    served: &'a Served,
+    org: &str,
+    name: &str,
+    headers: &HeaderMap,
+) -> Result<&'a Repo, (StatusCode, String)> {
+    let opened = headers
+        .get(header::AUTHORIZATION)
+        .is_some_and(|v| v.as_bytes() == format!("Bearer {GATED_TOKEN}").as_bytes());
     match served.repos.get(&format!("{org}/{name}")) {
         None => Err((StatusCode::NOT_FOUND, "Repository not found".to_owned())),
-        Some(r) if r.gated => Err((
+        Some(r) if r.gated && !opened => Err((
             StatusCode::UNAUTHORIZED,
             format!("Access to model {org}/{name} is restricted"),
         )),
@@ -153,9 +163,10 @@ fn repo<'a>(served: &'a Served, org: &str, name: &str) -> Result<&'a Repo, (Stat
 async fn info(
     State(served): State<Served>,
     Path((org, name, _revision)): Path<(String, String, String)>,
+    headers: HeaderMap,
 ) -> Response {
     served.counts.listings.fetch_add(1, Ordering::SeqCst);
-    let repo = match repo(&served, &org, &name) {
+    let repo = match repo(&served, &org, &name, &headers) {
         Ok(r) => r,
         Err(refusal) => return refusal.into_response(),
     };
@@ -173,7 +184,7 @@ async fn resolve(
     Path((org, name, commit, path)): Path<(String, String, String, String)>,
     headers: HeaderMap,
 ) -> Response {
-    let repo = match repo(&served, &org, &name) {
+    let repo = match repo(&served, &org, &name, &headers) {
         Ok(r) => r,
         Err(refusal) => return refusal.into_response(),
     };

@@ -19,7 +19,7 @@ use modelfleet_api::config::ApiSettings;
 use modelfleet_api::ids::TenantId;
 use modelfleet_core::crd::ModelDeployment;
 use modelfleet_core::fleet::{Cloud, Fleet};
-use modelfleet_fetch::testing::{FakeHub, Repo, tiny_model};
+use modelfleet_fetch::testing::{FakeHub, GATED_TOKEN, Repo, tiny_model};
 use support::hub::{SandboxSpec, test_settings};
 use support::{Browser, Hub, Page, enrolled_staff, on_sqlite, tenant_with_admin, user};
 
@@ -544,10 +544,15 @@ async fn another_tenant_sees_none_of_it_and_platform_admins_name_the_tenant() {
 /// `acme/tiny-chat`, with one sandbox cluster (no operator: what matters
 /// is what the hub writes into it).
 async fn source_hub(db: modelfleet_api::store::testing::TestDb) -> (Hub, FakeHub) {
-    let models = FakeHub::start(BTreeMap::from([(
-        "acme/tiny-chat".to_owned(),
-        Repo::llama(&tiny_model("tiny-chat"), 2),
-    )]))
+    let open = Repo::llama(&tiny_model("tiny-chat"), 2);
+    let gated = Repo {
+        gated: true,
+        ..open.clone()
+    };
+    let models = FakeHub::start(BTreeMap::from([
+        ("acme/tiny-chat".to_owned(), open),
+        ("acme/gated-chat".to_owned(), gated),
+    ]))
     .await;
     let spec = SandboxSpec {
         name: "aws-a",
@@ -588,6 +593,24 @@ async fn a_model_deployed_from_its_source_fetches_with_the_chosen_credential() {
         );
         assert_eq!(page.attrs("#credentials-link", "href"), ["/credentials"]);
         no_value_in(&page);
+        // A gated model is read with the chosen credential's token, and
+        // without one is refused.
+        let gated = "/deploy/source?source=hf%3A%2F%2Facme%2Fgated-chat";
+        let refused = browser.get(gated).await;
+        assert_eq!(refused.status, StatusCode::UNPROCESSABLE_ENTITY);
+        let fields = vec![
+            ("name", "gated-key".to_owned()),
+            ("kind", "hugging-face".to_owned()),
+            ("hf_token", GATED_TOKEN.to_owned()),
+        ];
+        let page = post(&mut browser, "/credentials", &fields).await;
+        assert_eq!(page.status, StatusCode::SEE_OTHER, "{}", page.text());
+        let page = browser.get(&format!("{gated}&credential=gated-key")).await;
+        assert_eq!(page.status, StatusCode::OK, "{}", page.text());
+        assert_eq!(
+            page.attrs("#deploy-credential option[selected]", "value"),
+            ["gated-key"]
+        );
         // A catalog model's page has no such choice.
         let page = browser.get("/deploy/llama-3.1-8b").await;
         assert!(!page.has("#deploy-credential"));
@@ -677,7 +700,8 @@ async fn a_model_deployed_from_its_source_fetches_with_the_chosen_credential() {
         assert_eq!(page.status, StatusCode::SEE_OTHER, "{}", page.text());
         assert_eq!(page.location(), Some("/credentials"));
         let page = browser.get("/credentials").await;
-        assert!(page.has("#no-credentials"));
+        assert!(!page.has("tr[data-credential=hub]"));
+        assert!(page.has("tr[data-credential=gated-key]"));
         assert_eq!(stored(&hub, acme, "hub").await, None);
         assert!(
             secrets

@@ -1,13 +1,18 @@
 //! Models not in the catalog, sized from their own files: the hub reads a
 //! model hub's `config.json` and safetensors headers (never the weights)
 //! for `hf://` and `modelscope://` sources, on a tenant's behalf, with no
-//! credentials of its own — only public models, and only from the model
-//! hubs the platform configured (`--hf-endpoint`, `--modelscope-endpoint`),
-//! so a tenant names a repository, never a host.
+//! credentials of its own — public models, or gated and private ones with
+//! a token the tenant keeps as a source credential — and only from the
+//! model hubs the platform configured (`--hf-endpoint`,
+//! `--modelscope-endpoint`; a credential's own mirror is for its pods,
+//! never followed by the hub), so a tenant names a repository, never a
+//! host.
 //!
-//! Object-store sources need the tenant's own credentials, which the hub
-//! does not hold: for them the tenant runs `modelfleet model --source`
-//! where those credentials are and sends the architecture it prints.
+//! Object-store sources are not read by the hub: their endpoints (a
+//! tenant's MinIO, a private link) are the tenant's to name, and the hub
+//! does not connect where a tenant says. The tenant runs `modelfleet model
+//! --source` where those credentials are and sends the architecture it
+//! prints.
 //!
 //! What one tenant may make the hub fetch is bounded: a token bucket per
 //! tenant (or staff member), and the answers kept for a while by source.
@@ -17,6 +22,7 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use modelfleet_core::checkpoint::id_from_source;
+use modelfleet_core::contract::tenancy;
 use modelfleet_core::crd::{ModelSource, SourceScheme};
 use modelfleet_core::model::ModelArch;
 use modelfleet_fetch::{Env, FetchError};
@@ -24,6 +30,7 @@ use modelfleet_fetch::{Env, FetchError};
 use super::throttle::{Limit, Limiter};
 use super::{Caller, Error, Hub, PlanRequest, Result};
 use crate::identity::Permission;
+use crate::ids::TenantId;
 
 /// Inspections one tenant may start at once, and how fast that refills.
 const BURST: u32 = 10;
@@ -119,11 +126,24 @@ fn hub_readable(source: &str) -> Result<()> {
 
 impl Hub {
     /// Reads the model at `source` (`hf://…` or `modelscope://…`) and
-    /// sizes it; the architecture's id comes from the source's name.
-    pub async fn inspect_model(&self, caller: &Caller, source: &str) -> Result<InspectedModel> {
+    /// sizes it; the architecture's id comes from the source's name. With
+    /// `credential` (a tenant and the name of a source credential it
+    /// keeps), its Hugging Face or ModelScope token goes with the reads.
+    pub async fn inspect_model(
+        &self,
+        caller: &Caller,
+        source: &str,
+        credential: Option<(TenantId, &str)>,
+    ) -> Result<InspectedModel> {
         caller.require(Permission::Read)?;
         hub_readable(source)?;
-        if let Some(kept) = self.inspections.kept(source) {
+        // A model read with a tenant's token is that tenant's to see: its
+        // answer is kept apart from the public one.
+        let kept_as = match credential {
+            None => source.to_owned(),
+            Some((tenant, name)) => format!("{tenant}\n{name}\n{source}"),
+        };
+        if let Some(kept) = self.inspections.kept(&kept_as) {
             return Ok(kept);
         }
         // Platform staff share one budget.
@@ -143,11 +163,27 @@ impl Hub {
                     seconds,
                 )
             })?;
-        let env = Env {
+        let mut env = Env {
             hf_endpoint: self.settings.hf_endpoint.clone(),
             modelscope_endpoint: self.settings.modelscope_endpoint.clone(),
             ..Env::default()
         };
+        if let Some((tenant, name)) = credential {
+            self.store.tenant(caller.scope(), tenant).await?;
+            let values = self
+                .store
+                .open_source_credential(&self.keyring, tenant, name)
+                .await?
+                .ok_or_else(|| {
+                    Error::invalid(
+                        "sourceCredential",
+                        format!("the tenant keeps no source credential named {name:?}"),
+                    )
+                })?;
+            let value = |key: &str| values.get(key).map(|v| v.expose().to_owned());
+            env.hf_token = value("HF_TOKEN");
+            env.modelscope_token = value("MODELSCOPE_API_TOKEN");
+        }
         let endpoint = Default::default();
         let read = modelfleet_fetch::inspect(source, &endpoint, &env);
         let inspected = tokio::time::timeout(READ_WITHIN, read)
@@ -163,14 +199,22 @@ impl Hub {
             })?
             .map_err(|e| match e {
                 FetchError::BadSource(reason) => Error::invalid("source", reason),
-                other => Error::invalid(
-                    "source",
-                    format!(
-                        "{other} (the hub reads public models only, with no token of its \
-                         own: for a gated or private model, run `modelfleet model --source \
-                         {source}` with your token and send the architecture it prints)"
+                other => match credential {
+                    None => Error::invalid(
+                        "source",
+                        format!(
+                            "{other} (the hub reads public models only, with no token of its \
+                             own: for a gated or private model, keep your token as a source \
+                             credential and name it as sourceCredential, or run `modelfleet \
+                             model --source {source}` with your token and send the \
+                             architecture it prints)"
+                        ),
                     ),
-                ),
+                    Some((_, name)) => Error::invalid(
+                        "source",
+                        format!("{other} (read with the source credential {name:?})"),
+                    ),
+                },
             })?;
         let architecture = inspected
             .checkpoint
@@ -182,7 +226,7 @@ impl Hub {
             read_bytes: inspected.read_bytes,
             listed_bytes: inspected.listed_bytes,
         };
-        self.inspections.keep(source, &model);
+        self.inspections.keep(&kept_as, &model);
         Ok(model)
     }
 
@@ -203,7 +247,28 @@ impl Hub {
         // Not the catalog's, not described, and not readable here: say
         // how to describe it.
         hub_readable(&source)?;
-        let mut architecture = self.inspect_model(caller, &source).await?.architecture;
+        // Read with the credential the deployment fetches with, when the
+        // hub keeps it; a Secret of the tenant's own it cannot read.
+        let credential = match request
+            .source_secret
+            .as_deref()
+            .and_then(tenancy::source_credential_of)
+        {
+            None => None,
+            Some(name) => {
+                let tenant = caller.actor.tenant.or(request.tenant).ok_or_else(|| {
+                    Error::invalid(
+                        "tenant",
+                        "name the tenant whose source credential reads the model",
+                    )
+                })?;
+                Some((tenant, name))
+            }
+        };
+        let mut architecture = self
+            .inspect_model(caller, &source, credential)
+            .await?
+            .architecture;
         architecture.id = request.model.clone();
         request.architecture = Some(architecture);
         Ok(())

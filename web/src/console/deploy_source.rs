@@ -12,7 +12,9 @@ use axum::response::{IntoResponse, Response};
 use modelfleet_api::AppState;
 use modelfleet_core::model::ModelArch;
 
-use super::deploy::{ModelPage, TEXT, default_name, deploy_model, parse_options, plan_page};
+use super::deploy::{
+    ModelPage, Options, TEXT, default_name, deploy_model, parse_options, plan_page,
+};
 use super::page::{PageError, Viewer};
 
 /// The form's `source`, or what to do without one.
@@ -31,10 +33,35 @@ fn source_of(viewer: &Viewer, pairs: &[(String, String)]) -> Result<String, Page
         })
 }
 
-async fn read(state: &AppState, viewer: &Viewer, source: &str) -> Result<ModelArch, PageError> {
+/// The model at `source`, read with the source credential the form chose
+/// (a gated or private model's token) when the tenant keeps it; a choice
+/// it does not keep is read without, and the deploy form then says what
+/// is wrong with the choice.
+async fn read(
+    state: &AppState,
+    viewer: &Viewer,
+    source: &str,
+    options: &Options,
+) -> Result<ModelArch, PageError> {
+    let tenant = viewer
+        .caller
+        .actor
+        .tenant
+        .or_else(|| options.tenant.parse().ok());
+    let credential = match (options.credential.as_str(), tenant) {
+        ("", _) | (_, None) => None,
+        (name, Some(tenant)) => {
+            let kept = state
+                .hub()
+                .source_credentials(&viewer.caller, tenant)
+                .await
+                .is_ok_and(|kept| kept.iter().any(|c| c.name == name));
+            kept.then_some((tenant, name))
+        }
+    };
     state
         .hub()
-        .inspect_model(&viewer.caller, source)
+        .inspect_model(&viewer.caller, source, credential)
         .await
         .map(|m| m.architecture)
         .map_err(|e| viewer.fail(e))
@@ -50,7 +77,7 @@ pub(super) async fn page(
     let (options, pairs) = parse_options(query.as_deref().unwrap_or(""))
         .map_err(|message| PageError::new(viewer.lang, StatusCode::BAD_REQUEST, message))?;
     let source = source_of(&viewer, &pairs)?;
-    let model = read(&state, &viewer, &source).await?;
+    let model = read(&state, &viewer, &source, &options).await?;
     let name = default_name(&model.id);
     Ok(plan_page(&state, &viewer, &model, Some(&source), options, name, None).await)
 }
@@ -72,7 +99,7 @@ pub(super) async fn deploy(
         Ok(source) => source,
         Err(e) => return e.into_response(),
     };
-    let model = match read(&state, &viewer, &source).await {
+    let model = match read(&state, &viewer, &source, &options).await {
         Ok(model) => model,
         Err(e) => return e.into_response(),
     };

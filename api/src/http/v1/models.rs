@@ -25,6 +25,13 @@ pub struct InspectRequest {
     /// `hf://org/model[@revision]` or `modelscope://org/model[@revision]`.
     #[schema(example = "hf://Qwen/Qwen3-8B")]
     pub source: String,
+    /// A source credential the tenant keeps whose `HF_TOKEN` or
+    /// `MODELSCOPE_API_TOKEN` reads a gated or private model.
+    pub source_credential: Option<String>,
+    /// The tenant whose credential it is (platform admins); tenants leave
+    /// it out.
+    #[schema(value_type = Option<uuid::Uuid>)]
+    pub tenant: Option<crate::ids::TenantId>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -67,6 +74,21 @@ pub async fn inspect(
     caller: Caller,
     ApiJson(body): ApiJson<InspectRequest>,
 ) -> Result<Json<InspectedModelView>, ApiError> {
-    let inspected = state.hub().inspect_model(&caller, &body.source).await?;
+    let credential = match &body.source_credential {
+        None => None,
+        Some(name) => {
+            let tenant = caller.actor.tenant.or(body.tenant).ok_or_else(|| {
+                ApiError::invalid(
+                    "tenant",
+                    "name the tenant whose source credential reads the model",
+                )
+            })?;
+            Some((tenant, name.as_str()))
+        }
+    };
+    let inspected = state
+        .hub()
+        .inspect_model(&caller, &body.source, credential)
+        .await?;
     Ok(Json(inspected.into()))
 }
