@@ -544,3 +544,58 @@ async fn a_tenant_keeps_a_bounded_number_of_credentials(db: TestDb) {
 }
 
 modelfleet_api::store_tests!(a_tenant_keeps_a_bounded_number_of_credentials);
+
+/// Each change of a credential in use is written to its clusters: a tenant
+/// gets 10, then one every 6 s (429 with `Retry-After`); changes of a
+/// credential no deployment uses reach no cluster and are not counted.
+async fn changes_that_reach_clusters_are_limited_per_tenant(db: TestDb) {
+    let hub = l40s_hub(db).await;
+    let (acme, key) = hub.tenant("acme", support::roomy()).await;
+    let (other, other_key) = hub.tenant("other", support::roomy()).await;
+    for (tenant, key) in [(&acme, &key), (&other, &other_key)] {
+        let added = put(&hub, tenant, "store", key, pair(ACCESS_KEY, SECRET_KEY)).await;
+        assert_eq!(added.status, StatusCode::CREATED, "{:#}", added.body);
+    }
+    let deployed = hub
+        .post(
+            "/api/v1/deployments",
+            &key,
+            json!({"name": "chat", "model": "llama-3.1-8b",
+                   "source": "s3://models/llama-3.1-8b", "sourceCredential": "store"}),
+        )
+        .await;
+    assert_eq!(deployed.status, StatusCode::ACCEPTED, "{:#}", deployed.body);
+    let mut refused = None;
+    for _ in 0..15 {
+        let reply = put(&hub, &acme, "store", &key, pair(ACCESS_KEY, ROTATED_SECRET)).await;
+        if reply.status == StatusCode::TOO_MANY_REQUESTS {
+            refused = Some(reply);
+            break;
+        }
+        assert_eq!(reply.status, StatusCode::OK, "{:#}", reply.body);
+    }
+    let refused = refused.expect("a loop of replacements is refused");
+    assert!(refused.headers.contains_key("retry-after"));
+    assert!(
+        refused.body["detail"]
+            .as_str()
+            .unwrap()
+            .contains("retry after"),
+        "{:#}",
+        refused.body
+    );
+    // Unused credentials, and other tenants, are not held back.
+    let unused = put(&hub, &acme, "spare", &key, pair(ACCESS_KEY, SECRET_KEY)).await;
+    assert_eq!(unused.status, StatusCode::CREATED, "{:#}", unused.body);
+    let theirs = put(
+        &hub,
+        &other,
+        "store",
+        &other_key,
+        pair(ACCESS_KEY, ROTATED_SECRET),
+    )
+    .await;
+    assert_eq!(theirs.status, StatusCode::OK, "{:#}", theirs.body);
+}
+
+modelfleet_api::store_tests!(changes_that_reach_clusters_are_limited_per_tenant);

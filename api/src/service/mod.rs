@@ -59,6 +59,8 @@ pub struct Hub {
     inspections: Arc<models::Inspections>,
     /// Reads of replicas' logs, per tenant: each reaches a cluster.
     log_reads: Arc<throttle::Limiter<String>>,
+    /// Credential changes that reach clusters, per tenant.
+    credential_writes: Arc<throttle::Limiter<String>>,
 }
 
 impl std::fmt::Debug for Hub {
@@ -93,6 +95,10 @@ impl Hub {
             inspections: Arc::default(),
             log_reads: Arc::new(throttle::Limiter::new(
                 deployments::LOG_READS,
+                throttle::MAX_KEYS,
+            )),
+            credential_writes: Arc::new(throttle::Limiter::new(
+                source_credentials::CLUSTER_WRITES,
                 throttle::MAX_KEYS,
             )),
             settings: Arc::new(settings),

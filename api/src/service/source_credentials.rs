@@ -24,6 +24,14 @@ use crate::ids::TenantId;
 use crate::secret::Secret;
 use crate::store::{CredentialPlace, Deployment, KeyHint, SourceCredential, StoreError};
 
+/// Changes of a credential that write to clusters (replacing one in use,
+/// removing one written before) each tenant may make: 10, and one more
+/// every 6 seconds. Each writes to every cluster namespace concerned.
+pub(crate) const CLUSTER_WRITES: super::throttle::Limit = super::throttle::Limit {
+    burst: 10,
+    refill: std::time::Duration::from_secs(6),
+};
+
 /// A source credential as callers see it: never its values.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
@@ -112,6 +120,14 @@ impl Hub {
     ) -> Result<CredentialWritten> {
         let tenant_row = self.store.tenant(caller.scope(), tenant).await?;
         caller.require(Permission::ManageTenant)?;
+        if !self
+            .store
+            .credential_places(tenant, name, true)
+            .await?
+            .is_empty()
+        {
+            self.take_cluster_write(tenant)?;
+        }
         let mut tx = self.store.begin(&caller.actor).await?;
         let (credential, created) = tx
             .put_source_credential(&self.keyring, tenant, name, &values)
@@ -154,6 +170,14 @@ impl Hub {
     ) -> Result<Vec<Delivery>> {
         self.store.tenant(caller.scope(), tenant).await?;
         caller.require(Permission::ManageTenant)?;
+        if !self
+            .store
+            .credential_places(tenant, name, false)
+            .await?
+            .is_empty()
+        {
+            self.take_cluster_write(tenant)?;
+        }
         let mut tx = self.store.begin(&caller.actor).await?;
         if tx.delete_source_credential(tenant, name).await?.is_none() {
             tx.rollback().await?;
@@ -169,6 +193,22 @@ impl Hub {
             clusters.push(delivery(place, outcome));
         }
         Ok(clusters)
+    }
+
+    /// One of the tenant's credential changes that reach clusters, or 429.
+    fn take_cluster_write(&self, tenant: TenantId) -> Result<()> {
+        self.credential_writes
+            .take(&tenant.to_string(), None, std::time::Instant::now())
+            .map_err(|wait| {
+                let seconds = u32::try_from(wait.as_secs().max(1)).unwrap_or(u32::MAX);
+                Error::too_many_requests(
+                    format!(
+                        "too many changes of source credentials in use, each written to its \
+                         clusters; retry after {seconds} seconds"
+                    ),
+                    seconds,
+                )
+            })
     }
 
     /// Writes the source credential `md` fetches with (a `sourceSecret`

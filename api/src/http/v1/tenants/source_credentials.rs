@@ -98,6 +98,9 @@ pub async fn list_source_credentials(
         (status = 403, body = Problem, content_type = "application/problem+json"),
         (status = 404, body = Problem, content_type = "application/problem+json"),
         (status = 422, body = Problem, content_type = "application/problem+json"),
+        (status = 429, body = Problem, content_type = "application/problem+json",
+            description = "Too many changes of credentials in use (each is written to its clusters)",
+            headers(("Retry-After" = u64, description = "Whole seconds to wait before trying again"))),
     ))]
 pub async fn put_source_credential(
     State(state): State<AppState>,
@@ -139,6 +142,9 @@ pub async fn put_source_credential(
         (status = 403, body = Problem, content_type = "application/problem+json"),
         (status = 404, body = Problem, content_type = "application/problem+json"),
         (status = 409, body = Problem, content_type = "application/problem+json"),
+        (status = 429, body = Problem, content_type = "application/problem+json",
+            description = "Too many changes of credentials that were written to clusters",
+            headers(("Retry-After" = u64, description = "Whole seconds to wait before trying again"))),
     ))]
 pub async fn delete_source_credential(
     State(state): State<AppState>,
