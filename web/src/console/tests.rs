@@ -35,7 +35,7 @@ fn own_table(file: &str) -> Option<Table> {
         // The deployment's logs page.
         "deployment_logs.rs" => "deployments",
         // The source credentials page and its text.
-        "credentials/mod.rs" | "credentials/text.rs" => "credentials",
+        "credentials/mod.rs" | "credentials/form.rs" | "credentials/text.rs" => "credentials",
         f => f.split('/').next().unwrap_or(f).trim_end_matches(".rs"),
     };
     let table = TABLES.iter().find(|(name, _)| *name == owner);
