@@ -98,6 +98,24 @@ async fn a_kept_credential_reaches_the_cluster_only_where_its_tenant_deploys(db:
     assert_eq!(list.body["items"].as_array().unwrap().len(), 1);
     no_secret_in(&list.body.to_string());
 
+    // An outsider, with no token or a made-up one, gets 401 everywhere.
+    let path = format!("/api/v1/tenants/{acme}/source-credentials");
+    for token in [None, Some("mf_not_a_real_key_0000000000000000")] {
+        for (method, at, body) in [
+            (Method::GET, path.clone(), None),
+            (
+                Method::PUT,
+                format!("{path}/store"),
+                Some(pair(ACCESS_KEY, SECRET_KEY)),
+            ),
+            (Method::DELETE, format!("{path}/store"), None),
+        ] {
+            let reply = hub.call(method.clone(), &at, token, body).await;
+            assert_eq!(reply.status, StatusCode::UNAUTHORIZED, "{method} {at}");
+            no_secret_in(&reply.body.to_string());
+        }
+    }
+
     // Another tenant can neither see nor write it; a developer cannot
     // write it.
     assert_eq!(
