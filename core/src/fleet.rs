@@ -160,6 +160,24 @@ pub struct PoolSettings {
     /// kept, once per node, for the pods placed there.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub model_cache: Option<ModelCache>,
+    /// The IAM identity provider a Huawei Cloud CCE cluster's service
+    /// account tokens are exchanged at, for `obs://` sources without keys.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cce_identity: Option<CceIdentity>,
+}
+
+/// A CCE cluster's workload identity (`contract::pool_settings`): pods'
+/// tokens for this audience are exchanged at the identity provider for a
+/// project's temporary keys.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct CceIdentity {
+    /// The identity provider's name in IAM.
+    pub provider: String,
+    /// The project (region) whose keys the pods get.
+    pub project_id: String,
+    /// The provider's client ID, which the projected token's audience is.
+    pub audience: String,
 }
 
 /// A pool's node-local model cache (`contract::pool_settings`).

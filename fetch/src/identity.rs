@@ -6,6 +6,13 @@
 //! | `s3://` | EKS IRSA | `AWS_ROLE_ARN`, `AWS_WEB_IDENTITY_TOKEN_FILE`, `AWS_ROLE_SESSION_NAME` | STS `AssumeRoleWithWebIdentity` (`AWS_ENDPOINT_URL_STS`, else `sts.<region>.amazonaws.com[.cn]`) |
 //! | `s3://` | EKS Pod Identity | `AWS_CONTAINER_CREDENTIALS_FULL_URI`, `AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE` (or `_TOKEN`) | the node's agent, at that URI |
 //! | `oss://` | ACK RRSA | `ALIBABA_CLOUD_ROLE_ARN`, `ALIBABA_CLOUD_OIDC_PROVIDER_ARN`, `ALIBABA_CLOUD_OIDC_TOKEN_FILE`, `ALIBABA_CLOUD_ROLE_SESSION_NAME` | STS `AssumeRoleWithOIDC` (`ALIBABA_CLOUD_STS_ENDPOINT`, else `sts.<region>.aliyuncs.com`) |
+//! | `cos://` | TKE pod identity | `TKE_ROLE_ARN`, `TKE_PROVIDER_ID`, `TKE_WEB_IDENTITY_TOKEN_FILE` (or `TKE_IDENTITY_TOKEN_FILE`), `TKE_REGION` | STS `AssumeRoleWithWebIdentity`, API 3.0 version 2018-08-13, unsigned (`TENCENTCLOUD_STS_ENDPOINT`, else `sts.tencentcloudapi.com`) |
+//! | `obs://` | CCE workload identity | `HUAWEICLOUD_SDK_IDP_ID`, `HUAWEICLOUD_SDK_ID_TOKEN_FILE`, `HUAWEICLOUD_SDK_PROJECT_ID`, `HUAWEICLOUD_SDK_REGION` | IAM: a federated token for the ID token (`POST /v3.0/OS-AUTH/id-token/tokens`, `X-Idp-Id`), then temporary keys for it (`POST /v3.0/OS-CREDENTIAL/securitytokens`) (`HUAWEICLOUD_SDK_IAM_ENDPOINT`, else `iam.<region>.myhuaweicloud.com`) |
+//!
+//! The TKE and ACK webhooks, and EKS's, set these variables on the pods of
+//! a service account bound to a role. CCE has no webhook: the operator
+//! projects the token and sets the variables on the fetch container when
+//! the pool names its identity provider (`operator/src/build/pod.rs`).
 //!
 //! The token files are read again at every exchange (the kubelet rotates
 //! them), and the SDK asks again before the keys expire, so a download
@@ -18,6 +25,7 @@ use aws_credential_types::Credentials;
 use aws_credential_types::provider::{ProvideCredentials, error::CredentialsError, future};
 use modelfleet_core::crd::SourceScheme;
 
+use crate::endpoint::Environment;
 use crate::store::CredentialSource;
 use crate::{Env, FetchError};
 
@@ -36,6 +44,16 @@ pub struct IdentityEnv {
     pub alibaba_oidc_token_file: Option<String>,
     pub alibaba_role_session_name: Option<String>,
     pub alibaba_sts_endpoint: Option<String>,
+    pub tencent_role_arn: Option<String>,
+    pub tencent_provider_id: Option<String>,
+    pub tencent_token_file: Option<String>,
+    pub tencent_region: Option<String>,
+    pub tencent_sts_endpoint: Option<String>,
+    pub huawei_idp_id: Option<String>,
+    pub huawei_token_file: Option<String>,
+    pub huawei_project_id: Option<String>,
+    pub huawei_region: Option<String>,
+    pub huawei_iam_endpoint: Option<String>,
 }
 
 impl std::fmt::Debug for IdentityEnv {
@@ -56,6 +74,10 @@ impl std::fmt::Debug for IdentityEnv {
             )
             .field("alibaba_role_arn", &self.alibaba_role_arn)
             .field("alibaba_oidc_token_file", &self.alibaba_oidc_token_file)
+            .field("tencent_role_arn", &self.tencent_role_arn)
+            .field("tencent_token_file", &self.tencent_token_file)
+            .field("huawei_idp_id", &self.huawei_idp_id)
+            .field("huawei_token_file", &self.huawei_token_file)
             .finish_non_exhaustive()
     }
 }
@@ -77,6 +99,35 @@ impl IdentityEnv {
             alibaba_oidc_token_file: var("ALIBABA_CLOUD_OIDC_TOKEN_FILE"),
             alibaba_role_session_name: var("ALIBABA_CLOUD_ROLE_SESSION_NAME"),
             alibaba_sts_endpoint: var("ALIBABA_CLOUD_STS_ENDPOINT"),
+            tencent_role_arn: var("TKE_ROLE_ARN"),
+            tencent_provider_id: var("TKE_PROVIDER_ID"),
+            // The SDKs read the first; reqsign and some guides the second.
+            tencent_token_file: var("TKE_WEB_IDENTITY_TOKEN_FILE")
+                .or_else(|| var("TKE_IDENTITY_TOKEN_FILE")),
+            tencent_region: var("TKE_REGION"),
+            tencent_sts_endpoint: var("TENCENTCLOUD_STS_ENDPOINT"),
+            huawei_idp_id: var("HUAWEICLOUD_SDK_IDP_ID"),
+            huawei_token_file: var("HUAWEICLOUD_SDK_ID_TOKEN_FILE"),
+            huawei_project_id: var("HUAWEICLOUD_SDK_PROJECT_ID"),
+            huawei_region: var("HUAWEICLOUD_SDK_REGION"),
+            huawei_iam_endpoint: var("HUAWEICLOUD_SDK_IAM_ENDPOINT"),
+        }
+    }
+}
+
+impl IdentityEnv {
+    /// `environment`, with the region the pod's identity names for
+    /// `scheme`'s cloud (`TKE_REGION`, `HUAWEICLOUD_SDK_REGION`) where it
+    /// names none itself, as those clouds' SDKs take it.
+    pub fn with_region(&self, scheme: SourceScheme, environment: &Environment) -> Environment {
+        let identity_region = match scheme {
+            SourceScheme::Cos => self.tencent_region.clone(),
+            SourceScheme::Obs => self.huawei_region.clone(),
+            _ => None,
+        };
+        Environment {
+            region: environment.region.clone().or(identity_region),
+            ..environment.clone()
         }
     }
 }
@@ -101,6 +152,19 @@ enum Exchange {
         token_file: String,
         session: String,
         sts: String,
+    },
+    Tencent {
+        role_arn: String,
+        provider_id: String,
+        token_file: String,
+        region: String,
+        sts: String,
+    },
+    Huawei {
+        idp_id: String,
+        project_id: String,
+        token_file: String,
+        iam: String,
     },
 }
 
@@ -225,6 +289,65 @@ impl PodIdentity {
                     ),
                 }
             }
+            SourceScheme::Cos => {
+                let (Some(role_arn), Some(provider_id), Some(token_file)) = (
+                    &id.tencent_role_arn,
+                    &id.tencent_provider_id,
+                    &id.tencent_token_file,
+                ) else {
+                    if id.tencent_role_arn.is_some() || id.tencent_token_file.is_some() {
+                        return Err(FetchError::Credentials(
+                            "TKE_ROLE_ARN, TKE_PROVIDER_ID and TKE_WEB_IDENTITY_TOKEN_FILE go \
+                             together (TKE's pod identity webhook sets all three on the pods of \
+                             a service account bound to a CAM role)"
+                                .into(),
+                        ));
+                    }
+                    return Ok(None);
+                };
+                Exchange::Tencent {
+                    role_arn: role_arn.clone(),
+                    provider_id: provider_id.clone(),
+                    token_file: token_file.clone(),
+                    region: id
+                        .tencent_region
+                        .clone()
+                        .unwrap_or_else(|| region.to_owned()),
+                    sts: https_base(
+                        id.tencent_sts_endpoint
+                            .as_deref()
+                            .unwrap_or("sts.tencentcloudapi.com"),
+                    ),
+                }
+            }
+            SourceScheme::Obs => {
+                let (Some(idp_id), Some(token_file), Some(project_id)) = (
+                    &id.huawei_idp_id,
+                    &id.huawei_token_file,
+                    &id.huawei_project_id,
+                ) else {
+                    if id.huawei_idp_id.is_some() || id.huawei_token_file.is_some() {
+                        return Err(FetchError::Credentials(
+                            "HUAWEICLOUD_SDK_IDP_ID, HUAWEICLOUD_SDK_ID_TOKEN_FILE and \
+                             HUAWEICLOUD_SDK_PROJECT_ID go together (the operator sets all three \
+                             when the pool names its CCE identity provider)"
+                                .into(),
+                        ));
+                    }
+                    return Ok(None);
+                };
+                let iam_region = id.huawei_region.as_deref().unwrap_or(region);
+                Exchange::Huawei {
+                    idp_id: idp_id.clone(),
+                    project_id: project_id.clone(),
+                    token_file: token_file.clone(),
+                    iam: https_base(
+                        id.huawei_iam_endpoint
+                            .as_deref()
+                            .unwrap_or(&format!("iam.{iam_region}.myhuaweicloud.com")),
+                    ),
+                }
+            }
             _ => return Ok(None),
         };
         let source = match &exchange {
@@ -237,8 +360,16 @@ impl PodIdentity {
             Exchange::Oidc { role_arn, .. } => {
                 CredentialSource(format!("ALIBABA_CLOUD_ROLE_ARN {role_arn} (ACK RRSA)"))
             }
+            Exchange::Tencent { role_arn, .. } => {
+                CredentialSource(format!("TKE_ROLE_ARN {role_arn} (TKE pod identity)"))
+            }
+            Exchange::Huawei { idp_id, .. } => CredentialSource(format!(
+                "HUAWEICLOUD_SDK_IDP_ID {idp_id} (CCE workload identity)"
+            )),
         };
+        // No redirects: a 307 would carry the pod's token to another host.
         let http = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
             .connect_timeout(Duration::from_secs(10))
             .timeout(Duration::from_secs(30))
             .build()
@@ -416,7 +547,181 @@ impl PodIdentity {
                     "ack-rrsa",
                 )
             }
+            Exchange::Tencent {
+                role_arn,
+                provider_id,
+                token_file,
+                region,
+                sts,
+            } => {
+                let token = read_token(token_file, "TKE_WEB_IDENTITY_TOKEN_FILE").await?;
+                self.tencent(role_arn, provider_id, &token, region, sts)
+                    .await
+            }
+            Exchange::Huawei {
+                idp_id,
+                project_id,
+                token_file,
+                iam,
+            } => {
+                let token = read_token(token_file, "HUAWEICLOUD_SDK_ID_TOKEN_FILE").await?;
+                self.huawei(idp_id, project_id, &token, iam).await
+            }
         }
+    }
+
+    /// Tencent Cloud's `AssumeRoleWithWebIdentity` (API 3.0, unsigned, as
+    /// the SDKs send it): a refusal comes back as HTTP 200 with
+    /// `Response.Error`.
+    async fn tencent(
+        &self,
+        role_arn: &str,
+        provider_id: &str,
+        token: &str,
+        region: &str,
+        sts: &str,
+    ) -> Result<Credentials, String> {
+        let now = SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        let request = serde_json::json!({
+            "ProviderId": provider_id,
+            "WebIdentityToken": token,
+            "RoleArn": role_arn,
+            "RoleSessionName": SESSION,
+            "DurationSeconds": 7200,
+        });
+        let response = self
+            .http
+            .post(format!("{sts}/"))
+            .header(reqwest::header::CONTENT_TYPE, "application/json")
+            .header(reqwest::header::AUTHORIZATION, "SKIP")
+            .header("X-TC-Action", "AssumeRoleWithWebIdentity")
+            .header("X-TC-Version", "2018-08-13")
+            .header("X-TC-Region", region)
+            .header("X-TC-Timestamp", now.to_string())
+            .body(request.to_string())
+            .send()
+            .await
+            .map_err(|e| format!("cannot reach STS at {sts}: {e}"))?;
+        let status = response.status();
+        let body: serde_json::Value = response.json().await.unwrap_or_default();
+        let answer = &body["Response"];
+        if !status.is_success() || answer.get("Error").is_some() {
+            let error = &answer["Error"];
+            return Err(format!(
+                "STS refused AssumeRoleWithWebIdentity for {role_arn} (HTTP {status} {}: {}); \
+                 check the role trusts identity provider {provider_id} and names this pod's \
+                 service account",
+                error["Code"].as_str().unwrap_or_default(),
+                error["Message"].as_str().unwrap_or_default()
+            ));
+        }
+        let c = &answer["Credentials"];
+        let field = |name: &str| {
+            c[name]
+                .as_str()
+                .map(str::to_owned)
+                .ok_or_else(|| format!("STS answered without Credentials.{name}"))
+        };
+        let expires = answer["ExpiredTime"]
+            .as_u64()
+            .map(|t| SystemTime::UNIX_EPOCH + Duration::from_secs(t))
+            .ok_or_else(|| "STS answered without ExpiredTime".to_owned())?;
+        Ok(Credentials::new(
+            field("TmpSecretId")?,
+            field("TmpSecretKey")?,
+            Some(field("Token")?),
+            Some(expires),
+            "tke-pod-identity",
+        ))
+    }
+
+    /// Huawei Cloud IAM: the pod's ID token for a federated token scoped
+    /// to the project, then that token for temporary keys.
+    async fn huawei(
+        &self,
+        idp_id: &str,
+        project_id: &str,
+        token: &str,
+        iam: &str,
+    ) -> Result<Credentials, String> {
+        let refused = |step: &str, status: reqwest::StatusCode, body: &serde_json::Value| {
+            let (code, message) = match body.get("error") {
+                Some(e) => (e["code"].to_string(), e["message"].as_str()),
+                None => (body["error_code"].to_string(), body["error_msg"].as_str()),
+            };
+            format!(
+                "IAM refused {step} for identity provider {idp_id} (HTTP {status} {}: {}); \
+                 check the provider's client ID is the token's audience and its rules map this \
+                 pod's service account to a group that may read the bucket",
+                code.trim_matches('"'),
+                message.unwrap_or_default()
+            )
+        };
+        let request = serde_json::json!({"auth": {
+            "id_token": {"id": token},
+            "scope": {"project": {"id": project_id}},
+        }});
+        let response = self
+            .http
+            .post(format!("{iam}/v3.0/OS-AUTH/id-token/tokens"))
+            .header(
+                reqwest::header::CONTENT_TYPE,
+                "application/json;charset=utf8",
+            )
+            .header("X-Idp-Id", idp_id)
+            .body(request.to_string())
+            .send()
+            .await
+            .map_err(|e| format!("cannot reach IAM at {iam}: {e}"))?;
+        let status = response.status();
+        let federated = response
+            .headers()
+            .get("X-Subject-Token")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        let body: serde_json::Value = response.json().await.unwrap_or_default();
+        if !status.is_success() {
+            return Err(refused("the ID token", status, &body));
+        }
+        let federated =
+            federated.ok_or_else(|| "IAM answered without X-Subject-Token".to_owned())?;
+        let request = serde_json::json!({"auth": {"identity": {
+            "methods": ["token"],
+            "token": {"duration_seconds": 7200},
+        }}});
+        let response = self
+            .http
+            .post(format!("{iam}/v3.0/OS-CREDENTIAL/securitytokens"))
+            .header(
+                reqwest::header::CONTENT_TYPE,
+                "application/json;charset=utf8",
+            )
+            .header("X-Auth-Token", federated)
+            .body(request.to_string())
+            .send()
+            .await
+            .map_err(|e| format!("cannot reach IAM at {iam}: {e}"))?;
+        let status = response.status();
+        let body: serde_json::Value = response.json().await.unwrap_or_default();
+        if !status.is_success() {
+            return Err(refused("temporary keys", status, &body));
+        }
+        let c = &body["credential"];
+        let field = |name: &str| {
+            c[name]
+                .as_str()
+                .map(str::to_owned)
+                .ok_or_else(|| format!("IAM answered without credential.{name}"))
+        };
+        keys(
+            field("access")?,
+            field("secret")?,
+            Some(field("securitytoken")?),
+            &field("expires_at")?,
+            "cce-workload-identity",
+        )
     }
 }
 
@@ -523,6 +828,35 @@ mod tests {
     }
 
     #[test]
+    fn tke_and_cce_pods_name_their_region_where_nothing_else_does() {
+        let identity = IdentityEnv {
+            tencent_region: Some("ap-shanghai".into()),
+            huawei_region: Some("cn-north-4".into()),
+            ..IdentityEnv::default()
+        };
+        let none = Environment::default();
+        let region = |scheme, env: &Environment| identity.with_region(scheme, env).region;
+        assert_eq!(
+            region(SourceScheme::Cos, &none).as_deref(),
+            Some("ap-shanghai")
+        );
+        assert_eq!(
+            region(SourceScheme::Obs, &none).as_deref(),
+            Some("cn-north-4")
+        );
+        assert_eq!(region(SourceScheme::Oss, &none), None);
+        let set = Environment {
+            region: Some("cn-south-1".into()),
+            ..Environment::default()
+        };
+        assert_eq!(
+            region(SourceScheme::Obs, &set).as_deref(),
+            Some("cn-south-1"),
+            "AWS_REGION wins"
+        );
+    }
+
+    #[test]
     fn form_values_are_percent_encoded() {
         assert_eq!(
             form_body(&[("RoleArn", "arn:aws:iam::1:role/r"), ("T", "a b+c")]),
@@ -550,5 +884,18 @@ mod tests {
         assert_eq!(c.access_key_id(), "ASIA1");
         assert!(c.expiry().is_some());
         assert!(keys("a".into(), "b".into(), None, "tomorrow", "x").is_err());
+        // IAM's expiry carries microseconds.
+        let c = keys(
+            "a".into(),
+            "b".into(),
+            None,
+            "2026-12-07T12:00:00.123000Z",
+            "x",
+        )
+        .unwrap();
+        assert_eq!(
+            c.expiry(),
+            Some(SystemTime::UNIX_EPOCH + Duration::from_micros(1_796_644_800_123_000))
+        );
     }
 }

@@ -440,10 +440,102 @@ async fn agent_answer(
     .into_response()
 }
 
+const TKE_ROLE: &str = "qcs::cam::uin/100000000001:roleName/model-reader";
+const CCE_PROJECT: &str = "0a1b2c3d4e5f60718293a4b5c6d7e8f9";
+const FEDERATED: &str = "MIIfederated-token";
+
+/// Tencent Cloud's STS: API 3.0 JSON, the action in a header, unsigned;
+/// a refusal is HTTP 200 with `Response.Error`.
+async fn tencent_answer(
+    axum::extract::State(sts): axum::extract::State<Sts>,
+    headers: axum::http::HeaderMap,
+    axum::Json(body): axum::Json<serde_json::Value>,
+) -> axum::Json<serde_json::Value> {
+    sts.calls.fetch_add(1, Ordering::SeqCst);
+    let header = |k: &str| headers.get(k).and_then(|v| v.to_str().ok()).unwrap_or("");
+    let well_formed = header("x-tc-action") == "AssumeRoleWithWebIdentity"
+        && header("x-tc-version") == "2018-08-13"
+        && header("authorization") == "SKIP"
+        && body["ProviderId"] == "tke-oidc"
+        && body["WebIdentityToken"] == POD_TOKEN;
+    if !well_formed || body["RoleArn"] != TKE_ROLE {
+        return axum::Json(serde_json::json!({"Response": {"Error": {
+            "Code": "InvalidParameter.WebIdentityTokenError",
+            "Message": "role not trusted for this token"}, "RequestId": "r"}}));
+    }
+    let expires = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        + 3600;
+    axum::Json(serde_json::json!({"Response": {
+        "Credentials": {"TmpSecretId": ACCESS_KEY, "TmpSecretKey": SECRET_KEY, "Token": "t"},
+        "ExpiredTime": expires, "Expiration": in_an_hour(), "RequestId": "r"}}))
+}
+
+/// Huawei Cloud IAM: the ID token for a federated token (in
+/// `X-Subject-Token`), that token for temporary keys.
+async fn huawei_token(
+    axum::extract::State(sts): axum::extract::State<Sts>,
+    headers: axum::http::HeaderMap,
+    axum::Json(body): axum::Json<serde_json::Value>,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    sts.calls.fetch_add(1, Ordering::SeqCst);
+    let auth = &body["auth"];
+    if headers.get("x-idp-id").and_then(|v| v.to_str().ok()) != Some("cce-idp")
+        || auth["id_token"]["id"] != POD_TOKEN
+        || auth["scope"]["project"]["id"] != CCE_PROJECT
+    {
+        return (
+            axum::http::StatusCode::UNAUTHORIZED,
+            axum::Json(
+                serde_json::json!({"error": {"code": 401, "title": "Unauthorized",
+                "message": "The request you have made requires authentication."}}),
+            ),
+        )
+            .into_response();
+    }
+    (
+        axum::http::StatusCode::CREATED,
+        [("X-Subject-Token", FEDERATED)],
+        axum::Json(serde_json::json!({"token": {"methods": ["mapped"]}})),
+    )
+        .into_response()
+}
+
+async fn huawei_keys(
+    axum::extract::State(sts): axum::extract::State<Sts>,
+    headers: axum::http::HeaderMap,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    sts.calls.fetch_add(1, Ordering::SeqCst);
+    if headers.get("x-auth-token").and_then(|v| v.to_str().ok()) != Some(FEDERATED) {
+        return (axum::http::StatusCode::UNAUTHORIZED, "no token").into_response();
+    }
+    // IAM's own form: microseconds.
+    let expires = in_an_hour();
+    (
+        axum::http::StatusCode::CREATED,
+        axum::Json(serde_json::json!({"credential": {"access": ACCESS_KEY,
+            "secret": SECRET_KEY, "securitytoken": "st", "expires_at": expires}})),
+    )
+        .into_response()
+}
+
 async fn start_sts() -> (String, Sts) {
     let sts = Sts::default();
     let app = axum::Router::new()
         .route("/", axum::routing::post(sts_answer))
+        .route("/tencent/", axum::routing::post(tencent_answer))
+        .route(
+            "/huawei/v3.0/OS-AUTH/id-token/tokens",
+            axum::routing::post(huawei_token),
+        )
+        .route(
+            "/huawei/v3.0/OS-CREDENTIAL/securitytokens",
+            axum::routing::post(huawei_keys),
+        )
         .route("/v1/credentials", axum::routing::get(agent_answer))
         .with_state(sts.clone());
     let listener = TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], 0)))
@@ -552,4 +644,98 @@ async fn an_ack_pod_with_rrsa_fetches_from_oss_with_no_keys_set() {
     wrong_cloud.env.identity.aws_web_identity_token_file = Some(token_file);
     let e = refusal(&wrong_cloud).await;
     assert!(e.contains("ACK RRSA for oss://"), "{e}");
+}
+
+#[tokio::test]
+async fn a_tke_pod_fetches_from_cos_with_no_keys_set() {
+    let server = start().await;
+    server.upload("m").await;
+    let (sts_url, sts) = start_sts().await;
+    let out = tempfile::tempdir().unwrap();
+    let tke = |dest: &str, role: &str| {
+        let (mut options, token_file) = keyless(
+            &server,
+            "cos://weights/m",
+            &out.path().join(dest),
+            out.path(),
+        );
+        let id = &mut options.env.identity;
+        id.tencent_role_arn = Some(role.into());
+        id.tencent_provider_id = Some("tke-oidc".into());
+        id.tencent_token_file = Some(token_file);
+        id.tencent_region = Some("ap-guangzhou".into());
+        id.tencent_sts_endpoint = Some(format!("{sts_url}/tencent"));
+        options
+    };
+    fetch(&tke("a", TKE_ROLE), Duration::from_secs(1), |_| {})
+        .await
+        .unwrap();
+    assert_model_in(&out.path().join("a"));
+    assert_eq!(sts.calls.load(Ordering::SeqCst), 1, "one exchange");
+
+    // STS says no in a 200: still one line naming the role and the reason.
+    let e = refusal(&tke("b", "qcs::cam::uin/1:roleName/other")).await;
+    assert!(e.contains("roleName/other (TKE pod identity)"), "{e}");
+    assert!(
+        e.contains("InvalidParameter.WebIdentityTokenError: role not trusted"),
+        "{e}"
+    );
+    assert!(!e.contains(POD_TOKEN), "never the token: {e}");
+    assert!(!out.path().join("b").exists());
+
+    let mut half = tke("c", TKE_ROLE);
+    half.env.identity.tencent_provider_id = None;
+    let e = refusal(&half).await;
+    assert!(e.contains("go together"), "{e}");
+}
+
+#[tokio::test]
+async fn a_cce_pod_fetches_from_obs_with_no_keys_set() {
+    let server = start().await;
+    server.upload("m").await;
+    let (sts_url, sts) = start_sts().await;
+    let out = tempfile::tempdir().unwrap();
+    let cce = |dest: &str, idp: &str| {
+        let (mut options, token_file) = keyless(
+            &server,
+            "obs://weights/m",
+            &out.path().join(dest),
+            out.path(),
+        );
+        let id = &mut options.env.identity;
+        id.huawei_idp_id = Some(idp.into());
+        id.huawei_token_file = Some(token_file);
+        id.huawei_project_id = Some(CCE_PROJECT.into());
+        id.huawei_iam_endpoint = Some(format!("{sts_url}/huawei"));
+        options
+    };
+    fetch(&cce("a", "cce-idp"), Duration::from_secs(1), |_| {})
+        .await
+        .unwrap();
+    assert_model_in(&out.path().join("a"));
+    assert_eq!(
+        sts.calls.load(Ordering::SeqCst),
+        2,
+        "a federated token, then keys for it"
+    );
+
+    let e = refusal(&cce("b", "other-idp")).await;
+    assert!(e.contains("other-idp (CCE workload identity)"), "{e}");
+    assert!(e.contains("HTTP 401 Unauthorized 401: The request"), "{e}");
+    assert!(e.contains("audience"), "{e}");
+    assert!(!e.contains(POD_TOKEN), "never the token: {e}");
+    assert!(!out.path().join("b").exists());
+
+    // TKE's variables say nothing to an OBS source.
+    let (mut wrong_cloud, token_file) = keyless(
+        &server,
+        "obs://weights/m",
+        &out.path().join("c"),
+        out.path(),
+    );
+    wrong_cloud.env.identity.tencent_role_arn = Some(TKE_ROLE.into());
+    wrong_cloud.env.identity.tencent_provider_id = Some("tke-oidc".into());
+    wrong_cloud.env.identity.tencent_token_file = Some(token_file);
+    let e = refusal(&wrong_cloud).await;
+    assert!(e.contains("CCE workload identity for obs://"), "{e}");
 }

@@ -11,6 +11,7 @@
 
 mod cache;
 mod engine;
+mod identity;
 mod meta;
 mod objects;
 mod pod;

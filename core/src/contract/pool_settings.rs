@@ -3,14 +3,16 @@
 //! (NCCL or HCCL, and Gloo), a registry mirror images are pulled through
 //! (regions in mainland China cannot reliably pull from docker.io or
 //! quay.io), the Secrets the kubelet pulls them with, and a directory
-//! where the nodes keep fetched models (the node-local cache). A platform
+//! where the nodes keep fetched models (the node-local cache), and on
+//! Huawei Cloud CCE the IAM identity provider the pods' service-account
+//! tokens are exchanged at (CCE has no webhook that says it). A platform
 //! engineer annotates the pool's nodes; discovery reads the annotations
 //! into [`PoolSettings`], every node of a pool agreeing; the operator
 //! applies them to every pod it places there.
 
 use std::collections::BTreeMap;
 
-use crate::fleet::{ModelCache, PoolSettings};
+use crate::fleet::{CceIdentity, ModelCache, PoolSettings};
 
 /// The interface (or NCCL-style list: `eth0`, `eth`, `^docker`, `=eth1`)
 /// the engines' collectives bind to.
@@ -28,6 +30,17 @@ pub const MODEL_CACHE_PATH_ANNOTATION: &str = "modelfleet.io/model-cache-path";
 /// How much each namespace may keep in the cache, as a Kubernetes
 /// quantity: `500Gi`.
 pub const MODEL_CACHE_SIZE_ANNOTATION: &str = "modelfleet.io/model-cache-size";
+
+/// The name of the IAM identity provider (OpenID Connect) that trusts a
+/// CCE cluster's service-account tokens: `cce-cluster-1`. The operator
+/// projects a token for [`CCE_TOKEN_AUDIENCE_ANNOTATION`] into the fetch
+/// container of an `obs://` deployment with no source Secret; needs
+/// [`CCE_PROJECT_ID_ANNOTATION`] too.
+pub const CCE_IDENTITY_PROVIDER_ANNOTATION: &str = "modelfleet.io/cce-identity-provider";
+/// The project the keys are for: 32 hexadecimal digits.
+pub const CCE_PROJECT_ID_ANNOTATION: &str = "modelfleet.io/cce-project-id";
+/// The identity provider's client ID, the token's audience.
+pub const CCE_TOKEN_AUDIENCE_ANNOTATION: &str = "modelfleet.io/cce-token-audience";
 
 /// The settings a node's annotations give, or which one is wrong and how.
 pub fn read(annotations: Option<&BTreeMap<String, String>>) -> Result<PoolSettings, String> {
@@ -99,11 +112,57 @@ pub fn read(annotations: Option<&BTreeMap<String, String>>) -> Result<PoolSettin
             ));
         }
     };
+    let cce_identity = match (
+        get(CCE_IDENTITY_PROVIDER_ANNOTATION),
+        get(CCE_PROJECT_ID_ANNOTATION),
+        get(CCE_TOKEN_AUDIENCE_ANNOTATION),
+    ) {
+        (None, None, None) => None,
+        (Some(provider), Some(project_id), Some(audience)) => {
+            let plain = |v: &str, extra: &str, max: usize| {
+                !v.is_empty()
+                    && v.len() <= max
+                    && v.chars()
+                        .all(|c| c.is_ascii_alphanumeric() || extra.contains(c))
+            };
+            if !plain(&provider, "-_", 64) {
+                return Err(format!(
+                    "annotation {CCE_IDENTITY_PROVIDER_ANNOTATION} {provider:?} is not an \
+                     identity provider's name: letters, digits, '-' and '_', at most 64"
+                ));
+            }
+            if project_id.len() != 32 || !project_id.bytes().all(|b| b.is_ascii_hexdigit()) {
+                return Err(format!(
+                    "annotation {CCE_PROJECT_ID_ANNOTATION} {project_id:?} is not a project ID: \
+                     32 hexadecimal digits, as IAM's My Credentials page lists them"
+                ));
+            }
+            if !plain(&audience, "-_.:/", 128) {
+                return Err(format!(
+                    "annotation {CCE_TOKEN_AUDIENCE_ANNOTATION} {audience:?} is not a client \
+                     ID: letters, digits and -_.:/, at most 128"
+                ));
+            }
+            Some(CceIdentity {
+                provider,
+                project_id: project_id.to_ascii_lowercase(),
+                audience,
+            })
+        }
+        _ => {
+            return Err(format!(
+                "annotations {CCE_IDENTITY_PROVIDER_ANNOTATION}, {CCE_PROJECT_ID_ANNOTATION} and \
+                 {CCE_TOKEN_AUDIENCE_ANNOTATION} go together: set all three (the IAM identity \
+                 provider trusting this cluster, the project, the provider's client ID) or none"
+            ));
+        }
+    };
     Ok(PoolSettings {
         network_interface,
         registry_mirror,
         image_pull_secrets,
         model_cache,
+        cce_identity,
     })
 }
 
@@ -234,6 +293,17 @@ pub fn annotations(settings: &PoolSettings) -> BTreeMap<String, String> {
             cache.bytes.to_string(),
         );
     }
+    if let Some(cce) = &settings.cce_identity {
+        out.insert(
+            CCE_IDENTITY_PROVIDER_ANNOTATION.to_owned(),
+            cce.provider.clone(),
+        );
+        out.insert(CCE_PROJECT_ID_ANNOTATION.to_owned(), cce.project_id.clone());
+        out.insert(
+            CCE_TOKEN_AUDIENCE_ANNOTATION.to_owned(),
+            cce.audience.clone(),
+        );
+    }
     out
 }
 
@@ -315,6 +385,11 @@ mod tests {
                 path: "/var/lib/modelfleet/models".to_owned(),
                 bytes: 500 << 30,
             }),
+            cce_identity: Some(CceIdentity {
+                provider: "cce-cluster-1".to_owned(),
+                project_id: "0a1b2c3d4e5f60718293a4b5c6d7e8f9".to_owned(),
+                audience: "ClientId-modelfleet".to_owned(),
+            }),
         };
         assert_eq!(read(Some(&annotations(&settings))), Ok(settings));
         assert_eq!(read(None), Ok(PoolSettings::default()));
@@ -346,9 +421,33 @@ mod tests {
             (IMAGE_PULL_SECRETS_ANNOTATION, "ok,Not_OK", "Secret names"),
             (MODEL_CACHE_PATH_ANNOTATION, "/data/models", "go together"),
             (MODEL_CACHE_SIZE_ANNOTATION, "500Gi", "go together"),
+            (CCE_IDENTITY_PROVIDER_ANNOTATION, "cce-1", "go together"),
         ] {
             let err = read(Some(&annotated(&[(key, value)]))).unwrap_err();
             assert!(err.contains(key) && err.contains(needle), "{err}");
+        }
+        for (provider, project, audience, needle) in [
+            (
+                "cce 1",
+                "0a1b2c3d4e5f60718293a4b5c6d7e8f9",
+                "c",
+                "identity provider's name",
+            ),
+            ("cce-1", "0a1b2c3d", "c", "32 hexadecimal digits"),
+            (
+                "cce-1",
+                "0a1b2c3d4e5f60718293a4b5c6d7e8f9",
+                "a b",
+                "client ID",
+            ),
+        ] {
+            let err = read(Some(&annotated(&[
+                (CCE_IDENTITY_PROVIDER_ANNOTATION, provider),
+                (CCE_PROJECT_ID_ANNOTATION, project),
+                (CCE_TOKEN_AUDIENCE_ANNOTATION, audience),
+            ])))
+            .unwrap_err();
+            assert!(err.contains(needle), "{err}");
         }
         for (path, size, needle) in [
             ("relative/models", "500Gi", "absolute path"),

@@ -27,6 +27,7 @@ use modelfleet_core::fleet::{ModelCache, NodePool};
 use modelfleet_core::planner::Plan;
 
 use super::engine::{self, HTTP_PORT, LEADER_SCRIPT, MODELS_DIR, RAY_PORT, WORKER_SCRIPT};
+use super::identity;
 use super::meta::Owner;
 use super::sizing;
 
@@ -400,6 +401,10 @@ fn fetch_container(inputs: &PodInputs) -> Container {
         ]);
         mounts.push(mount(CACHE_VOLUME, MODEL_CACHE_MOUNT, false));
     }
+    let cce = identity::cce_identity(inputs);
+    if cce.is_some() {
+        mounts.push(identity::cce_mount());
+    }
     // Where the weights came from (downloaded, the node cache), for the
     // pod's status and so the deployment's.
     command.extend(["--summary-file".to_owned(), TERMINATION_LOG.to_owned()]);
@@ -435,6 +440,7 @@ fn fetch_container(inputs: &PodInputs) -> Container {
             )])),
             ..ResourceRequirements::default()
         }),
+        env: cce.map(|cce| identity::cce_env(cce, &inputs.pool.region)),
         // The source's credentials, for this container alone: the engine
         // never sees them.
         env_from: inputs.source_secret.map(|name| {
@@ -517,6 +523,9 @@ fn volumes(inputs: &PodInputs) -> Vec<Volume> {
             }),
             ..Volume::default()
         });
+    }
+    if let Some(cce) = identity::cce_identity(inputs) {
+        volumes.push(identity::cce_volume(cce));
     }
     if inputs.accelerator.vendor == Vendor::Huawei && inputs.ascend_host_paths {
         volumes.extend(ASCEND_HOST_PATHS.iter().map(|(name, path, kind)| Volume {

@@ -723,3 +723,4 @@ fn engines_require_the_namespace_api_key_when_a_hub_manages_the_cluster() {
 }
 
 mod cache;
+mod identity;
