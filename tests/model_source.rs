@@ -17,7 +17,6 @@ use std::path::Path;
 use std::process::{Command, Output};
 use std::time::Duration;
 
-use base64::Engine as _;
 use kube::api::{Api, PostParams};
 use modelfleet::embedded::{EmbeddedCluster, EmbeddedOptions};
 use modelfleet_core::ModelArch;
@@ -64,16 +63,8 @@ fn write_checkpoint(dir: &Path) -> BTreeMap<String, u64> {
 async fn s3_store() -> LocalS3 {
     let root = tempfile::tempdir().unwrap();
     let files = write_checkpoint(&root.path().join(BUCKET).join(MODEL));
-    let b64 = |s: &str| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(s);
-    for (i, name) in files.keys().enumerate() {
-        let key = format!("{MODEL}/{name}");
-        let info = root.path().join(format!(
-            ".bucket-{}.object-{}.internal.json",
-            b64(BUCKET),
-            b64(&key)
-        ));
-        std::fs::write(info, json!({ "e_tag": format!("{i:032x}") }).to_string()).unwrap();
-    }
+    let keys: Vec<String> = files.keys().map(|name| format!("{MODEL}/{name}")).collect();
+    s3::keep_etags(root.path(), BUCKET, &keys);
     LocalS3::over(root, ACCESS_KEY, SECRET_KEY).await
 }
 

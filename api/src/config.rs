@@ -178,6 +178,18 @@ pub struct ApiSettings {
     )]
     pub webhook_allow_private_addresses: bool,
 
+    /// Let the hub read models from object stores (`s3://`, `oss://`,
+    /// `obs://`, `cos://`, with a source credential a tenant keeps) at
+    /// loopback, private and link-local addresses: for stores inside the
+    /// platform's own network (on-premise MinIO) and tests. Off by
+    /// default: tenants name the endpoint, and the hub must not be made to
+    /// call its own network.
+    #[arg(
+        long = "source-allow-private-addresses",
+        env = "MODELFLEET_SOURCE_ALLOW_PRIVATE_ADDRESSES"
+    )]
+    pub source_allow_private_addresses: bool,
+
     /// How long audit records stay in the database, in days (at least 184,
     /// six months). Older records are removed only once exported.
     #[arg(long = "audit-retention-days", env = "MODELFLEET_AUDIT_RETENTION_DAYS", default_value_t = MIN_AUDIT_RETENTION_DAYS,
@@ -304,6 +316,7 @@ impl Default for ApiSettings {
                 .to_vec(),
             allow_insecure_clusters: false,
             webhook_allow_private_addresses: false,
+            source_allow_private_addresses: false,
             audit_retention_days: MIN_AUDIT_RETENTION_DAYS,
             audit_export: None,
             audit_export_every_hours: DEFAULT_AUDIT_EXPORT_EVERY_HOURS,

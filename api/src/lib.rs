@@ -19,6 +19,7 @@ pub mod http;
 pub mod identity;
 pub mod ids;
 pub mod local_files;
+pub mod net;
 pub mod placement;
 pub mod secret;
 pub mod service;

@@ -547,7 +547,8 @@ async fn every_write_request_is_recorded_once(db: TestDb) {
     )
     .await;
     // So do the hub's reads of a model's files for a tenant (refused here
-    // before any request: the hub holds no credentials for object stores).
+    // before any request: an object store is read only with a source
+    // credential the tenant keeps, and none is named).
     c.check(
         request(
             M::POST,

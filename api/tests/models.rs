@@ -4,9 +4,10 @@
 //! to answer `POST /models/inspect`, and to plan and deploy a model named
 //! only by its source, inline in the ModelDeployment it writes; a gated
 //! model with the token a tenant keeps as a source credential, for that
-//! tenant alone. What it will not do: read object stores, read a gated
-//! model without the tenant's token, or read sources for one tenant
-//! without limit.
+//! tenant alone. What it will not do: read an object store without a
+//! credential the tenant keeps (`models_object_store.rs` reads one with
+//! it), read a gated model without the tenant's token, or read sources
+//! for one tenant without limit.
 
 mod support;
 
@@ -139,7 +140,8 @@ async fn sources_the_hub_does_not_read_are_refused_with_what_to_do(db: TestDb) {
     let hub = Hub::start_with_settings(db, settings(&models)).await;
     let (_, key) = hub.tenant("acme", roomy()).await;
 
-    // An object store: the hub holds no tenant's storage credentials.
+    // An object store without a credential the tenant keeps: the hub
+    // reads one only with the tenant's own keys (models_object_store.rs).
     let reply = hub
         .post(
             "/api/v1/deployments",
@@ -150,7 +152,7 @@ async fn sources_the_hub_does_not_read_are_refused_with_what_to_do(db: TestDb) {
     assert_eq!(reply.status, StatusCode::UNPROCESSABLE_ENTITY);
     let detail = reply.problem(422);
     assert!(
-        detail.contains("no credentials") && detail.contains("modelfleet model --source"),
+        detail.contains("sourceCredential") && detail.contains("modelfleet model --source"),
         "{detail}"
     );
     // A single file is no model's directory; a URL is no source.

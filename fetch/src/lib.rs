@@ -31,6 +31,7 @@
 mod cache;
 mod download;
 pub mod endpoint;
+mod guard;
 mod http;
 mod https;
 mod hub;
@@ -53,6 +54,7 @@ use modelfleet_core::contract::fetch::{FetchSummary, WeightsOrigin};
 
 pub use crate::cache::{Cache, cache_key, fetch_through_cache};
 use crate::endpoint::{EndpointOverrides, Environment};
+pub use crate::guard::ConnectGuard;
 pub use crate::inspect::{Inspected, MAX_HEADERS_BYTES, MAX_SHARDS, inspect};
 use crate::journal::{FileState, Journal, MARKER, Marker, MarkerFile, partial_dir, safe_relative};
 pub use crate::store::CredentialSource;
@@ -116,6 +118,10 @@ pub struct Env {
     pub ca_file: Option<PathBuf>,
     /// The pod's identity, used for an object store when no keys are set.
     pub identity: identity::IdentityEnv,
+    /// Where an object store may be reached, for one who reads on
+    /// someone else's behalf (the hub, for a tenant): checked, pinned and
+    /// without a proxy ([`ConnectGuard`]). `None`: the SDK's own client.
+    pub connect_guard: Option<ConnectGuard>,
 }
 
 impl std::fmt::Debug for Env {
@@ -137,6 +143,7 @@ impl std::fmt::Debug for Env {
             )
             .field("ca_file", &self.ca_file)
             .field("identity", &self.identity)
+            .field("connect_guard", &self.connect_guard)
             .finish()
     }
 }
@@ -163,6 +170,7 @@ impl Env {
                 .filter(|p| !p.is_empty())
                 .map(PathBuf::from),
             identity: identity::IdentityEnv::from_vars(|name| std::env::var(name).ok()),
+            connect_guard: None,
         }
     }
 }

@@ -13,6 +13,7 @@ use aws_credential_types::provider::SharedCredentialsProvider;
 use modelfleet_core::crd::SourceScheme;
 
 use crate::endpoint::Endpoint;
+use crate::guard::ConnectGuard;
 use crate::identity::PodIdentity;
 use crate::store::{Body, CredentialSource, Failure, advice};
 use crate::{Env, FetchError, Object};
@@ -56,10 +57,13 @@ pub(crate) async fn credentials(
     }
 }
 
+/// A client for `endpoint`'s store; with `guard`, one that connects only
+/// where the guard allows ([`crate::guard`]).
 pub(crate) fn client(
     endpoint: &Endpoint,
     credentials: SharedCredentialsProvider,
-) -> aws_sdk_s3::Client {
+    guard: Option<&ConnectGuard>,
+) -> Result<aws_sdk_s3::Client, FetchError> {
     let timeouts = aws_sdk_s3::config::timeout::TimeoutConfig::builder()
         .connect_timeout(Duration::from_secs(10))
         .build();
@@ -76,15 +80,27 @@ pub(crate) fn client(
         // Retries are this module's own (per chunk, resuming mid-chunk).
         .retry_config(aws_sdk_s3::config::retry::RetryConfig::disabled());
     if let Some(url) = &endpoint.url {
+        if let Some(guard) = guard {
+            guard.check_endpoint(url)?;
+        }
         config = config.endpoint_url(url);
     }
-    aws_sdk_s3::Client::from_conf(config.build())
+    if let Some(guard) = guard {
+        config = config.http_client(guard.http_client());
+    }
+    Ok(aws_sdk_s3::Client::from_conf(config.build()))
 }
 
 fn classify<E>(e: &SdkError<E, HttpResponse>) -> Failure
 where
     E: ProvideErrorMetadata + std::error::Error + 'static,
 {
+    if let Some(detail) = crate::guard::refusal(e) {
+        return Failure {
+            transient: false,
+            detail,
+        };
+    }
     match e {
         SdkError::ServiceError(service) => {
             let status = service_status(e);

@@ -109,7 +109,7 @@ impl Plan {
                 let endpoint = endpoint::resolve(source.scheme, &options.endpoint, &env.endpoint)?;
                 let (credentials, from) =
                     s3::credentials(source.scheme, env, &endpoint.region).await?;
-                let client = s3::client(&endpoint, credentials);
+                let client = s3::client(&endpoint, credentials, env.connect_guard.as_ref())?;
                 let objects = s3::list(&client, uri, &source.root, &source.path, &from).await?;
                 let store = Store::S3 {
                     client,

@@ -1,18 +1,22 @@
 //! Models not in the catalog, sized from their own files: the hub reads a
-//! model hub's `config.json` and safetensors headers (never the weights)
-//! for `hf://` and `modelscope://` sources, on a tenant's behalf, with no
-//! credentials of its own — public models, or gated and private ones with
-//! a token the tenant keeps as a source credential — and only from the
-//! model hubs the platform configured (`--hf-endpoint`,
-//! `--modelscope-endpoint`; a credential's own mirror is for its pods,
-//! never followed by the hub), so a tenant names a repository, never a
-//! host.
+//! model's `config.json` and safetensors headers (never the weights) on a
+//! tenant's behalf.
 //!
-//! Object-store sources are not read by the hub: their endpoints (a
-//! tenant's MinIO, a private link) are the tenant's to name, and the hub
-//! does not connect where a tenant says. The tenant runs `modelfleet model
-//! --source` where those credentials are and sends the architecture it
-//! prints.
+//! - `hf://` and `modelscope://`: only from the model hubs the platform
+//!   configured (`--hf-endpoint`, `--modelscope-endpoint`; a credential's
+//!   own mirror is for its pods, never followed by the hub), with no token
+//!   of the hub's own — public models, or gated and private ones with a
+//!   token the tenant keeps as a source credential. A tenant names a
+//!   repository, never a host.
+//! - `s3://`, `oss://`, `obs://`, `cos://`: only with the keys of a source
+//!   credential the tenant keeps, at its `AWS_ENDPOINT_URL` (or the
+//!   cloud's endpoint for its `AWS_REGION`), as the tenant's pods read it.
+//!   There the tenant does name the host, so the hub connects only to
+//!   public addresses ([`crate::net::is_public`]), checked as the name is
+//!   resolved and pinned for the connection, through no proxy
+//!   ([`modelfleet_fetch::ConnectGuard`]), unless the platform allows
+//!   private ones (`--source-allow-private-addresses`). Never with the
+//!   hub's own identity: without the tenant's keys nothing is read.
 //!
 //! What one tenant may make the hub fetch is bounded: a token bucket per
 //! tenant (or staff member), and the answers kept for a while by source.
@@ -25,7 +29,8 @@ use modelfleet_core::checkpoint::id_from_source;
 use modelfleet_core::contract::tenancy;
 use modelfleet_core::crd::{ModelSource, SourceScheme};
 use modelfleet_core::model::ModelArch;
-use modelfleet_fetch::{Env, FetchError};
+use modelfleet_fetch::endpoint::Environment;
+use modelfleet_fetch::{ConnectGuard, Env, FetchError};
 
 use super::throttle::{Limit, Limiter};
 use super::{Caller, Error, Hub, PlanRequest, Result};
@@ -100,11 +105,23 @@ impl Inspections {
     }
 }
 
-/// Whether the hub reads `source` itself: a model hub's repository.
-fn hub_readable(source: &str) -> Result<()> {
+/// What the hub reads a source from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Reach {
+    /// A model hub the platform configured.
+    ModelHub,
+    /// An object store, with a tenant's kept keys only.
+    ObjectStore,
+}
+
+/// Whether the hub reads `source` itself, and from what.
+fn hub_readable(source: &str) -> Result<Reach> {
     let parsed = ModelSource::parse(source).map_err(|e| Error::invalid("source", e.to_string()))?;
     match parsed.scheme {
-        SourceScheme::HuggingFace | SourceScheme::ModelScope => Ok(()),
+        SourceScheme::HuggingFace | SourceScheme::ModelScope => Ok(Reach::ModelHub),
+        SourceScheme::S3 | SourceScheme::Oss | SourceScheme::Obs | SourceScheme::Cos => {
+            Ok(Reach::ObjectStore)
+        }
         SourceScheme::Pvc | SourceScheme::Https => Err(Error::invalid(
             "source",
             format!(
@@ -113,22 +130,81 @@ fn hub_readable(source: &str) -> Result<()> {
                  holding config.json and the safetensors shards)"
             ),
         )),
-        _ => Err(Error::invalid(
-            "source",
-            format!(
-                "the hub holds no credentials for {source}; run `modelfleet model --source \
-                 {source}` where your storage credentials are and send the architecture it \
-                 prints as `architecture`"
-            ),
-        )),
     }
 }
 
+/// What the hub says when it is asked to read an object store without a
+/// credential to read it with.
+fn credential_needed(source: &str) -> Error {
+    Error::invalid(
+        "sourceCredential",
+        format!(
+            "the hub reads {source} only with your own keys: keep them as a source credential \
+             (AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, with AWS_ENDPOINT_URL and AWS_REGION \
+             for where the store answers) and name it as sourceCredential, or run `modelfleet \
+             model --source {source}` where your storage credentials are and send the \
+             architecture it prints as `architecture`"
+        ),
+    )
+}
+
+/// The keys and settings of the credential `name` for reading the object
+/// store at `source`, as its pods would read them (`AWS_*`); what it
+/// lacks is named.
+fn object_store_env(
+    source: &str,
+    name: &str,
+    value: impl Fn(&str) -> Option<String>,
+) -> Result<Env> {
+    let (Some(access_key_id), Some(secret_access_key)) =
+        (value("AWS_ACCESS_KEY_ID"), value("AWS_SECRET_ACCESS_KEY"))
+    else {
+        return Err(Error::invalid(
+            "sourceCredential",
+            format!(
+                "the source credential {name:?} holds no object-store keys: keep \
+                 AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY in it to read {source}"
+            ),
+        ));
+    };
+    let endpoint_url = value("AWS_ENDPOINT_URL");
+    let region = value("AWS_REGION");
+    // The clouds' own endpoints are the region's; a store of one's own is
+    // addressed by its URL (SigV4 then signs for us-east-1 unless told).
+    if region.is_none() && endpoint_url.is_none() {
+        return Err(Error::invalid(
+            "sourceCredential",
+            format!(
+                "the source credential {name:?} says neither where {source} answers nor in \
+                 which region: keep AWS_REGION in it (the bucket's region, such as us-east-1 \
+                 or cn-hangzhou), and AWS_ENDPOINT_URL for a store other than the cloud's own"
+            ),
+        ));
+    }
+    Ok(Env {
+        endpoint: Environment {
+            endpoint_url,
+            region,
+        },
+        access_key_id: Some(access_key_id),
+        secret_access_key: Some(secret_access_key),
+        session_token: value("AWS_SESSION_TOKEN"),
+        ..Env::default()
+    })
+}
+
+/// Allows every address: the platform has allowed private ones.
+fn any_address(_: std::net::IpAddr) -> bool {
+    true
+}
+
 impl Hub {
-    /// Reads the model at `source` (`hf://…` or `modelscope://…`) and
-    /// sizes it; the architecture's id comes from the source's name. With
-    /// `credential` (a tenant and the name of a source credential it
-    /// keeps), its Hugging Face or ModelScope token goes with the reads.
+    /// Reads the model at `source` and sizes it; the architecture's id
+    /// comes from the source's name. With `credential` (a tenant and the
+    /// name of a source credential it keeps), a model hub's source is read
+    /// with its Hugging Face or ModelScope token, an object store with its
+    /// keys, at its endpoint and region; an object store is read with
+    /// nothing else.
     pub async fn inspect_model(
         &self,
         caller: &Caller,
@@ -136,7 +212,10 @@ impl Hub {
         credential: Option<(TenantId, &str)>,
     ) -> Result<InspectedModel> {
         caller.require(Permission::Read)?;
-        hub_readable(source)?;
+        let reach = hub_readable(source)?;
+        if reach == Reach::ObjectStore && credential.is_none() {
+            return Err(credential_needed(source));
+        }
         // A model read with a tenant's token is that tenant's to see: its
         // answer is kept apart from the public one.
         let kept_as = match credential {
@@ -146,23 +225,6 @@ impl Hub {
         if let Some(kept) = self.inspections.kept(&kept_as) {
             return Ok(kept);
         }
-        // Platform staff share one budget.
-        let who = caller
-            .actor
-            .tenant
-            .map_or_else(|| "staff".to_owned(), |t| t.to_string());
-        self.inspections
-            .limiter
-            .take(&who, None, Instant::now())
-            .map_err(|wait| {
-                let seconds = u32::try_from(wait.as_secs().max(1)).unwrap_or(u32::MAX);
-                Error::too_many_requests(
-                    format!(
-                        "too many models read from their sources; retry after {seconds} seconds"
-                    ),
-                    seconds,
-                )
-            })?;
         let mut env = Env {
             hf_endpoint: self.settings.hf_endpoint.clone(),
             modelscope_endpoint: self.settings.modelscope_endpoint.clone(),
@@ -181,9 +243,44 @@ impl Hub {
                     )
                 })?;
             let value = |key: &str| values.get(key).map(|v| v.expose().to_owned());
-            env.hf_token = value("HF_TOKEN");
-            env.modelscope_token = value("MODELSCOPE_API_TOKEN");
+            match reach {
+                Reach::ModelHub => {
+                    env.hf_token = value("HF_TOKEN");
+                    env.modelscope_token = value("MODELSCOPE_API_TOKEN");
+                }
+                Reach::ObjectStore => {
+                    env = object_store_env(source, name, value)?;
+                    let allows: fn(std::net::IpAddr) -> bool =
+                        if self.settings.source_allow_private_addresses {
+                            any_address
+                        } else {
+                            crate::net::is_public
+                        };
+                    env.connect_guard = Some(ConnectGuard::new(
+                        allows,
+                        "not a public address; the hub reads a tenant's object store only at \
+                         public addresses",
+                    ));
+                }
+            }
         }
+        // Platform staff share one budget.
+        let who = caller
+            .actor
+            .tenant
+            .map_or_else(|| "staff".to_owned(), |t| t.to_string());
+        self.inspections
+            .limiter
+            .take(&who, None, Instant::now())
+            .map_err(|wait| {
+                let seconds = u32::try_from(wait.as_secs().max(1)).unwrap_or(u32::MAX);
+                Error::too_many_requests(
+                    format!(
+                        "too many models read from their sources; retry after {seconds} seconds"
+                    ),
+                    seconds,
+                )
+            })?;
         let endpoint = Default::default();
         let read = modelfleet_fetch::inspect(source, &endpoint, &env);
         let inspected = tokio::time::timeout(READ_WITHIN, read)

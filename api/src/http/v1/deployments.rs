@@ -41,8 +41,9 @@ pub struct CreateDeployment {
     pub model: String,
     /// A model the catalog does not know, described as a catalog model is
     /// (the fields `modelfleet model --source` prints); its `id` must be
-    /// `model`. For an `hf://` or `modelscope://` source it may be left
-    /// out: the hub reads the model's config.json and safetensors headers.
+    /// `model`. For an `hf://` or `modelscope://` source, or an object
+    /// store's with `sourceCredential`, it may be left out: the hub reads
+    /// the model's config.json and safetensors headers.
     #[schema(value_type = Option<Object>)]
     pub architecture: Option<modelfleet_core::model::ModelArch>,
     /// Where the weights are (`s3://…`, `oss://…`, `obs://…`, `cos://…`,
@@ -59,7 +60,9 @@ pub struct CreateDeployment {
     /// (`/api/v1/tenants/{id}/source-credentials`): the hub writes it as
     /// the Secret `modelfleet-source-<name>` in each cluster it places the
     /// deployment in, and the deployment's `sourceSecret` names that
-    /// Secret. Give this or `sourceSecret`, not both.
+    /// Secret; the hub also reads the model's files with it when it sizes
+    /// a model the catalog does not know. Give this or `sourceSecret`, not
+    /// both.
     #[schema(example = "store")]
     pub source_credential: Option<String>,
     /// Default 1.

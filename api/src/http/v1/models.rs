@@ -1,5 +1,6 @@
 //! `/api/v1/models/inspect`: a model the catalog does not know, sized from
-//! its own files at an `hf://` or `modelscope://` source — its
+//! its own files at an `hf://` or `modelscope://` source, or an object
+//! store's read with a source credential the tenant keeps — its
 //! config.json and safetensors headers, never the weights. The answer's
 //! `architecture` is what `plans` and `deployments` take. Nothing changes.
 
@@ -22,11 +23,18 @@ pub fn router() -> OpenApiRouter<AppState> {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct InspectRequest {
-    /// `hf://org/model[@revision]` or `modelscope://org/model[@revision]`.
+    /// `hf://org/model[@revision]`, `modelscope://org/model[@revision]`,
+    /// or an object store's `s3://`, `oss://`, `obs://` or
+    /// `cos://bucket/prefix` (with `sourceCredential`).
     #[schema(example = "hf://Qwen/Qwen3-8B")]
     pub source: String,
-    /// A source credential the tenant keeps whose `HF_TOKEN` or
-    /// `MODELSCOPE_API_TOKEN` reads a gated or private model.
+    /// A source credential the tenant keeps. Its `HF_TOKEN` or
+    /// `MODELSCOPE_API_TOKEN` reads a gated or private model; an object
+    /// store is read only with one, with its `AWS_ACCESS_KEY_ID` and
+    /// `AWS_SECRET_ACCESS_KEY` (and `AWS_SESSION_TOKEN`), at its
+    /// `AWS_ENDPOINT_URL` or else the cloud's endpoint for its
+    /// `AWS_REGION`, and only at public addresses unless the platform
+    /// allows private ones.
     pub source_credential: Option<String>,
     /// The tenant whose credential it is (platform admins); tenants leave
     /// it out.
@@ -59,7 +67,7 @@ impl From<InspectedModel> for InspectedModelView {
     }
 }
 
-/// Reads and sizes the model at a model hub's source.
+/// Reads and sizes the model at a model hub's or an object store's source.
 #[utoipa::path(post, path = "/models/inspect", operation_id = "inspect_model", tag = "models", security(("bearer" = [])),
     request_body = InspectRequest,
     responses(

@@ -78,8 +78,10 @@ pub struct PlanRequest {
     #[schema(value_type = Option<Object>)]
     pub architecture: Option<modelfleet_core::model::ModelArch>,
     /// Where the weights are. For a model the catalog does not know and no
-    /// `architecture`, an `hf://` or `modelscope://` source is read (its
-    /// config.json and safetensors headers, never the weights) to size it.
+    /// `architecture`, a public `hf://` or `modelscope://` source is read
+    /// (its config.json and safetensors headers, never the weights) to size
+    /// it; for any other, `POST /models/inspect` with `sourceCredential`
+    /// gives the `architecture`.
     pub source: Option<String>,
     /// Default 1.
     pub replicas: Option<u32>,

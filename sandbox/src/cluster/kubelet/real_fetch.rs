@@ -272,6 +272,8 @@ pub fn fetch_env(vars: &BTreeMap<String, String>) -> Env {
         identity: modelfleet_fetch::identity::IdentityEnv::from_vars(|name| {
             vars.get(name).cloned()
         }),
+        // The pod's own fetch: it reaches what its pod may reach.
+        connect_guard: None,
     }
 }
 
