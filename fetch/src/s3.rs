@@ -50,7 +50,8 @@ pub(crate) async fn credentials(
             None => Err(FetchError::Credentials(
                 "no credentials: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (a \
                  ModelDeployment passes them from its source Secret), or run the pod with an \
-                 identity (EKS IRSA or Pod Identity for s3://, ACK RRSA for oss://)"
+                 identity (EKS IRSA or Pod Identity for s3://, ACK RRSA for oss://, CCE \
+                 workload identity for obs://, TKE pod identity for cos://)"
                     .into(),
             )),
         },

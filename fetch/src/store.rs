@@ -106,7 +106,8 @@ impl Plan {
                 (Store::Https(source), objects, from)
             }
             Plan::S3(source) => {
-                let endpoint = endpoint::resolve(source.scheme, &options.endpoint, &env.endpoint)?;
+                let environment = env.identity.with_region(source.scheme, &env.endpoint);
+                let endpoint = endpoint::resolve(source.scheme, &options.endpoint, &environment)?;
                 let (credentials, from) =
                     s3::credentials(source.scheme, env, &endpoint.region).await?;
                 let client = s3::client(&endpoint, credentials, env.connect_guard.as_ref())?;
