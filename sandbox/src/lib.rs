@@ -9,11 +9,14 @@
 //!   kubelet, workload controllers), acting only through a `kube::Client`.
 //! - [`logs`]: what containers print, written by the kubelet and served
 //!   as `pods/{name}/log`.
+//! - [`engine`]: the simulated vLLM engine each serving pod runs, on a
+//!   loopback port its pod address resolves to.
 //! - [`install`]: `kubectl apply --server-side -f` of a manifest, in
 //!   process (the RBAC a real cluster would have before modelfleet runs).
 
 pub mod api;
 pub mod cluster;
+pub mod engine;
 pub mod install;
 pub mod logs;
 
