@@ -1,5 +1,5 @@
 //! Starting a simulated cluster, and the handle tests hold: fault
-//! injection and shutdown.
+//! injection, the simulated engines' addresses, and shutdown.
 
 use std::time::Duration;
 
@@ -14,6 +14,7 @@ use tokio::task::JoinHandle;
 use super::common::{Backoff, api_code, now, time};
 use super::kubelet::{KubeletHandle, NotRunning};
 use super::{ClusterOptions, deployment, kubelet, lws, nodes, scheduler, volumes};
+use crate::engine::EngineAddresses;
 
 const NOT_READY_TAINT: &str = "node.kubernetes.io/not-ready";
 
@@ -66,6 +67,7 @@ impl ClusterError {
 pub struct ClusterHandle {
     client: Client,
     kubelet: KubeletHandle,
+    engines: EngineAddresses,
     nodes: Vec<String>,
     tasks: Vec<JoinHandle<()>>,
 }
@@ -117,6 +119,7 @@ pub(super) async fn start(
         pod_logs,
         real_fetch,
         scoring,
+        simulated_engines,
     } = options;
     let namespaces: Api<Namespace> = Api::all(client.clone());
     let namespace = Namespace {
@@ -190,8 +193,14 @@ pub(super) async fn start(
             source,
         })?;
     }
-    let (kubelet, kubelet_task) =
-        kubelet::kubelet(client.clone(), timings.clone(), pod_logs, real_fetch);
+    let (kubelet, kubelet_task) = kubelet::kubelet(
+        client.clone(),
+        timings.clone(),
+        pod_logs,
+        real_fetch,
+        simulated_engines,
+    );
+    let engines = kubelet.engines();
     let tasks = vec![
         tokio::spawn(scheduler::run(client.clone(), scoring)),
         tokio::spawn(kubelet_task),
@@ -202,6 +211,7 @@ pub(super) async fn start(
     Ok(ClusterHandle {
         client,
         kubelet,
+        engines,
         nodes: built
             .nodes
             .iter()
@@ -309,12 +319,25 @@ impl ClusterHandle {
         Ok(self.kubelet.fail_pod(namespace, name)?)
     }
 
-    /// Stops the scheduler, kubelet and controllers. What they created stays
-    /// in the API server.
+    /// Where the simulated engines of this cluster's pods listen: a pod's
+    /// `status.podIP` and the engine's port (8000, the `http` port the
+    /// operator's pods name) resolve to a loopback address while the
+    /// pod's serving container is ready. This is the sandbox cluster's
+    /// address for its engines: a gateway connects where
+    /// [`EngineAddresses::resolve`] says, where in a real cluster it would
+    /// connect to the pod address itself. Cheap to clone; clones follow
+    /// the engines as pods come and go.
+    pub fn engine_addresses(&self) -> EngineAddresses {
+        self.engines.clone()
+    }
+
+    /// Stops the scheduler, kubelet, controllers and simulated engines.
+    /// What they created stays in the API server.
     pub async fn shutdown(mut self) {
         for task in &self.tasks {
             task.abort();
         }
+        self.engines.stop_all();
         for task in self.tasks.drain(..) {
             let _ = task.await;
         }
@@ -326,5 +349,6 @@ impl Drop for ClusterHandle {
         for task in &self.tasks {
             task.abort();
         }
+        self.engines.stop_all();
     }
 }

@@ -17,6 +17,7 @@
 //! | Deployment controller | `deployment::rollout::plan` | `deployment::run` |
 //! | LeaderWorkerSet controller | `lws::groups::plan` | `lws::run` |
 //! | PersistentVolume binding | `volumes::bind` | `volumes::run` |
+//! | simulated engines | `kubelet::engines::wanted` | `kubelet::kubelet` |
 //!
 //! The loops are kube-runtime watchers and controllers: a dropped watch is
 //! re-established with back-off, a failed write is retried with back-off,
@@ -91,6 +92,10 @@ pub struct ClusterOptions {
     /// and whole nodes stay free for large ones; an unconfigured
     /// kube-scheduler spreads (`Scoring::LeastAllocated`).
     pub scoring: Scoring,
+    /// Serving (`vllm serve`) containers run a simulated vLLM engine once
+    /// ready, reached through
+    /// [`ClusterHandle::engine_addresses`]. On by default.
+    pub simulated_engines: bool,
 }
 
 impl Default for ClusterOptions {
@@ -102,6 +107,7 @@ impl Default for ClusterOptions {
             pod_logs: PodLogs::default(),
             real_fetch: None,
             scoring: Scoring::BinPackDevices,
+            simulated_engines: true,
         }
     }
 }

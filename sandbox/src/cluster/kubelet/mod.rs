@@ -16,8 +16,11 @@
 //!   nothing: it waits with `CreateContainerConfigError` until they exist.
 //! - `KubeletHandle::fail_pod` crashes a pod's main container, as an engine
 //!   dying of an out-of-memory error would.
+//! - A ready `vllm serve` container runs a simulated engine on a loopback
+//!   port its pod's address resolves to (`engines`), until it stops.
 
 mod config;
+pub mod engines;
 mod fetching;
 pub mod mounts;
 pub mod output;
@@ -42,6 +45,7 @@ use kube::{Client, ResourceExt};
 use super::common::{
     is_terminal, later, name_of, namespace_of, node_is_ready, node_of, now, until,
 };
+use crate::engine::EngineAddresses;
 use crate::logs::PodLogs;
 use output::Printed;
 use real_fetch::RealFetch;
@@ -95,6 +99,9 @@ struct Shared {
     fetches: Mutex<HashMap<String, (tokio::task::JoinHandle<()>, String)>>,
     /// Wakes the reconcile of a pod (a fault, a real fetch that ended).
     wake: mpsc::UnboundedSender<ObjectRef<Pod>>,
+    /// Whether serving containers run simulated engines, and those that do.
+    simulate_engines: bool,
+    engines: EngineAddresses,
 }
 
 /// Per pod uid and container: the run whose lines are in the logs, how
@@ -131,6 +138,9 @@ impl KubeletHandle {
             let fetching = matches!(rt.stage, Stage::Init { index, since }
                 if Some(index) == rt.real_init && since <= now());
             rt.crash(now(), &self.shared.timings);
+            // An engine in that container dies with it, before the
+            // kubelet next looks.
+            self.shared.engines.stop_container(&key, &rt.uid, 0);
             if fetching && let Some(container) = self.shared.abort_fetch(&rt.uid) {
                 let pod = (namespace, name, rt.uid.as_str());
                 let logs = &self.shared.logs;
@@ -150,6 +160,11 @@ impl KubeletHandle {
             .unbounded_send(ObjectRef::new(name).within(namespace));
         Ok(())
     }
+
+    /// The simulated engines this kubelet runs, and where they listen.
+    pub fn engines(&self) -> EngineAddresses {
+        self.shared.engines.clone()
+    }
 }
 
 struct Ctx {
@@ -161,12 +176,14 @@ struct Ctx {
     down_since: Mutex<HashMap<String, Timestamp>>,
 }
 
-/// The kubelet task and the handle to its runtime.
+/// The kubelet task and the handle to its runtime; with
+/// `simulate_engines`, serving containers run simulated engines.
 pub fn kubelet(
     client: Client,
     timings: Timings,
     logs: PodLogs,
     real_fetch: Option<RealFetch>,
+    simulate_engines: bool,
 ) -> (KubeletHandle, impl Future<Output = ()> + Send) {
     let (trigger, faults) = mpsc::unbounded();
     let shared = Arc::new(Shared {
@@ -177,6 +194,8 @@ pub fn kubelet(
         real_fetch,
         fetches: Mutex::new(HashMap::new()),
         wake: trigger.clone(),
+        simulate_engines,
+        engines: EngineAddresses::default(),
     });
     let handle = KubeletHandle {
         shared: shared.clone(),
@@ -194,6 +213,7 @@ pub fn kubelet(
             Controller::new(Api::<Pod>::all(client.clone()), watcher::Config::default());
         let pods = controller.store();
         let by_node = pods.clone();
+        let sweep = engines::sweep(pods.clone(), shared.engines.clone());
         let ctx = Arc::new(Ctx {
             client,
             nodes,
@@ -201,7 +221,7 @@ pub fn kubelet(
             shared,
             down_since: Mutex::new(HashMap::new()),
         });
-        controller
+        let run = controller
             .watches_stream(node_changes, move |node: Node| {
                 let name = node.name_any();
                 by_node
@@ -218,8 +238,8 @@ pub fn kubelet(
                     tracing::debug!(%error, "kubelet");
                 }
                 std::future::ready(())
-            })
-            .await;
+            });
+        futures::join!(run, sweep);
     };
     (handle, task)
 }
@@ -265,6 +285,7 @@ async fn reconcile(pod: Arc<Pod>, ctx: Arc<Ctx>) -> Result<Action, KubeletError>
             return Ok(Action::await_change());
         }
         ctx.runtimes().remove(&key);
+        ctx.stop_engine(&pod);
         ctx.forget_output(&key, pod.metadata.uid.as_deref().unwrap_or_default());
         ctx.remove_volumes(node_name, pod.metadata.uid.as_deref().unwrap_or_default())
             .await;
@@ -283,6 +304,8 @@ async fn reconcile(pod: Arc<Pod>, ctx: Arc<Ctx>) -> Result<Action, KubeletError>
         };
     }
     if let Some(since) = down_since {
+        // Nothing reaches a pod on a node that stopped reporting.
+        ctx.stop_engine(&pod);
         if is_terminal(&pod) {
             return Ok(Action::await_change());
         }
@@ -341,6 +364,7 @@ async fn reconcile(pod: Arc<Pod>, ctx: Arc<Ctx>) -> Result<Action, KubeletError>
             });
             for (key, uid) in &gone {
                 ctx.forget_output(key, uid);
+                ctx.shared.engines.stop(key, uid);
             }
             let rt = match PodRuntime::adopt(&pod, now, timings) {
                 Some(rt) => rt,
@@ -393,6 +417,9 @@ async fn reconcile(pod: Arc<Pod>, ctx: Arc<Ctx>) -> Result<Action, KubeletError>
         };
         (status::render(&pod, rt, &host_ip, now), wake)
     };
+    // The engine listens before its pod reports Ready, as vLLM's server
+    // answers before its probe passes.
+    ctx.sync_engine(&pod, &node).await;
     write_status(&api, &pod, status).await?;
     Ok(match wake {
         Some(at) => Action::requeue(until(now, at).max(Duration::from_millis(1))),
