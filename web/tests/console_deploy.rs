@@ -403,19 +403,26 @@ async fn a_model_not_in_the_catalog_deploys_from_its_model_hub_source() {
             list.body
         );
 
-        // A source the hub cannot read says what to do, and deploys nothing.
+        // A source the hub cannot read (an object store, with no
+        // credential) says what to do on the source form, filled as it was
+        // sent, and deploys nothing.
         let page = browser
             .get("/deploy/source?source=s3%3A%2F%2Fbucket%2Fmine")
             .await;
         assert_eq!(page.status, StatusCode::UNPROCESSABLE_ENTITY);
+        let error = page.one("#source-error");
         assert!(
-            page.one("#error-message")
-                .contains("modelfleet model --source"),
+            error.contains("sourceCredential") && error.contains("modelfleet model --source"),
             "{}",
             page.text()
         );
+        assert_eq!(
+            page.attrs("form#source-form #source", "value"),
+            ["s3://bucket/mine"]
+        );
         let page = browser.get("/deploy/source").await;
         assert_eq!(page.status, StatusCode::UNPROCESSABLE_ENTITY);
+        assert!(page.has("form#source-form"));
         let list = hub.get("/api/v1/deployments", &hub.admin).await;
         assert_eq!(list.body["items"].as_array().map(Vec::len), Some(1));
     })

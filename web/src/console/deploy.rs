@@ -73,16 +73,49 @@ impl ModelCard {
 
 #[derive(Template, WebTemplate)]
 #[template(path = "console/deploy/catalog.html")]
-struct CatalogPage {
+pub(super) struct CatalogPage {
     c: Chrome,
     models: Vec<ModelCard>,
+    /// The source form as it was sent (empty at first): the source, and
+    /// the tenant it is for (platform staff acting for one).
+    source: String,
+    tenant: String,
+    /// The tenant's source credentials the model is read with.
+    credentials: Credentials,
+    /// Why the source could not be read.
+    error: Option<String>,
 }
 
-async fn catalog_page(viewer: Viewer) -> CatalogPage {
+/// The catalog, and the source form filled with `source` and `options`'
+/// tenant and credential, saying `error` when it was refused.
+pub(super) async fn catalog_with(
+    state: &AppState,
+    viewer: &Viewer,
+    options: &Options,
+    source: &str,
+    error: Option<String>,
+) -> CatalogPage {
     CatalogPage {
         c: viewer.chrome("deploy", TEXT),
         models: catalog().iter().map(ModelCard::of).collect(),
+        source: source.to_owned(),
+        tenant: options.tenant.clone(),
+        credentials: credential_choices(state, viewer, options).await,
+        error,
     }
+}
+
+/// `GET /deploy`: the catalog's cards, and the form taking a model's
+/// source (platform staff name the tenant, `?tenant=<id>`).
+async fn catalog_page(
+    State(state): State<AppState>,
+    viewer: Viewer,
+    RawQuery(query): RawQuery,
+) -> CatalogPage {
+    let options = parse_options(query.as_deref().unwrap_or(""))
+        .map(|(options, _)| options)
+        .unwrap_or_default();
+    catalog_with(&state, &viewer, &options, "", None).await
 }
 
 /// The advanced options, as the model page's query string and the deploy
@@ -272,10 +305,17 @@ pub(super) struct ModelPage {
     clouds: Vec<(&'static str, bool)>,
     precisions: Vec<(&'static str, bool)>,
     /// A model read from its source: the tenant's source credentials to
-    /// fetch it with, `(name, chosen)`; none for a catalog model.
-    credentials: Option<Vec<(String, bool)>>,
-    /// The page that lists and adds them.
-    credentials_href: String,
+    /// fetch it with; none for a catalog model.
+    credentials: Option<Credentials>,
+}
+
+/// The source credentials a form offers (`console/deploy/credential.html`):
+/// those of the tenant it is for, and the page listing them.
+#[derive(Debug)]
+pub(super) struct Credentials {
+    /// `(name, chosen)`.
+    choices: Vec<(String, bool)>,
+    href: String,
 }
 
 impl ModelPage {
@@ -350,9 +390,9 @@ pub(super) async fn plan_page(
         .iter()
         .map(|p| (p.name(), options.precision == p.name()))
         .collect();
-    let (credentials, credentials_href) = match source {
-        Some(_) => credential_choices(state, viewer, &options).await,
-        None => (None, String::new()),
+    let credentials = match source {
+        Some(_) => Some(credential_choices(state, viewer, &options).await),
+        None => None,
     };
     ModelPage {
         c: viewer.chrome("deploy", TEXT),
@@ -369,29 +409,27 @@ pub(super) async fn plan_page(
         clouds,
         precisions,
         credentials,
-        credentials_href,
     }
 }
 
-/// The source credentials of the tenant a deploy form is for (the
-/// viewer's, or the one a platform admin names), the chosen one marked,
+/// The source credentials of the tenant a form is for (the viewer's, or
+/// the one platform staff name; never another's), the chosen one marked,
 /// and the page listing them. A tenant whose credentials cannot be read
-/// offers none: planning says what is wrong with the tenant.
-async fn credential_choices(
-    state: &AppState,
-    viewer: &Viewer,
-    options: &Options,
-) -> (Option<Vec<(String, bool)>>, String) {
+/// offers none: reading or planning says what is wrong with the tenant.
+async fn credential_choices(state: &AppState, viewer: &Viewer, options: &Options) -> Credentials {
     let named = options.tenant.parse::<TenantId>().ok();
     let Ok(tenant) = viewer.caller.tenant(named) else {
-        return (Some(Vec::new()), "/credentials".to_owned());
+        return Credentials {
+            choices: Vec::new(),
+            href: "/credentials".to_owned(),
+        };
     };
     let href = if viewer.caller.actor.tenant.is_some() {
         "/credentials".to_owned()
     } else {
         format!("/credentials?tenant={tenant}")
     };
-    let names = match state.hub().source_credentials(&viewer.caller, tenant).await {
+    let choices = match state.hub().source_credentials(&viewer.caller, tenant).await {
         Ok(list) => list
             .into_iter()
             .map(|c| {
@@ -404,7 +442,7 @@ async fn credential_choices(
             Vec::new()
         }
     };
-    (Some(names), href)
+    Credentials { choices, href }
 }
 
 fn hidden_fields(options: &Options) -> Vec<(String, String)> {
@@ -540,13 +578,18 @@ pub(crate) const TEXT: Table = &[
     ("deploy.source_read", "Read and plan", "读取并规划"),
     (
         "deploy.source_missing",
-        "source: give a model's source, like hf://Qwen/Qwen3-8B or modelscope://Qwen/Qwen3-8B",
-        "source：请填写模型来源，例如 hf://Qwen/Qwen3-8B 或 modelscope://Qwen/Qwen3-8B",
+        "source: give a model's source, like hf://Qwen/Qwen3-8B, modelscope://Qwen/Qwen3-8B or s3://my-bucket/qwen3-8b (an object store, with a source credential)",
+        "source：请填写模型来源，例如 hf://Qwen/Qwen3-8B、modelscope://Qwen/Qwen3-8B 或 s3://my-bucket/qwen3-8b（对象存储，需选择来源凭证）",
     ),
     (
         "deploy.source_hint",
-        "A public model on Hugging Face (hf://org/model) or ModelScope (modelscope://org/model): the hub reads its config.json and the headers of its safetensors files, never the weights, and sizes it as a catalog model.",
-        "Hugging Face（hf://组织/模型）或魔搭 ModelScope（modelscope://组织/模型）上的公开模型：平台只读取其 config.json 和 safetensors 文件头（不下载权重），并像目录中的模型一样估算资源。",
+        "A model on Hugging Face (hf://org/model) or ModelScope (modelscope://org/model), or in an object store (s3://bucket/prefix, oss://, obs://, cos://) read with a source credential you keep on the Source credentials page (/credentials): the hub reads its config.json and the headers of its safetensors files, never the weights, and sizes it as a catalog model.",
+        "Hugging Face（hf://组织/模型）或魔搭 ModelScope（modelscope://组织/模型）上的模型，或对象存储中的模型（s3://存储桶/前缀、oss://、obs://、cos://，使用您在“来源凭证”页面（/credentials）保存的来源凭证读取）：平台只读取其 config.json 和 safetensors 文件头（不下载权重），并像目录中的模型一样估算资源。",
+    ),
+    (
+        "deploy.source_credential_hint",
+        "The source credential the hub reads the model with, and the deployment downloads its weights with: an object store's access keys (with its endpoint or region), or a gated or private model's token.",
+        "平台读取模型、部署下载权重时使用的来源凭证：对象存储的访问密钥（及其端点或地域），或受限、私有模型的令牌。",
     ),
     ("deploy.plans", "Ranked plans", "方案排名"),
     (

@@ -1,48 +1,67 @@
-//! Deploying a model the catalog does not know, named by its model hub
-//! source (`hf://org/model`, `modelscope://org/model`): the hub reads its
-//! config.json and safetensors headers (`Hub::inspect_model`), and the
-//! page plans and deploys it as a catalog model's page does, the source
-//! riding along in the forms. Its deploy form also offers the tenant's
-//! source credentials (`credential`): the one chosen is fetched with, as
+//! Deploying a model the catalog does not know, named by its source: a
+//! model hub's (`hf://org/model`, `modelscope://org/model`) or an object
+//! store's (`s3://bucket/prefix`, `oss://`, `obs://`, `cos://`). The hub
+//! reads its config.json and safetensors headers (`Hub::inspect_model`)
+//! with the tenant's source credential the form chose (`credential`: a
+//! gated or private model's token, an object store's keys — which an
+//! object store cannot be read without), and the page plans and deploys
+//! it as a catalog model's page does, the source and the credential
+//! riding along in the forms. The one deployed with is fetched with, as
 //! the source secret `modelfleet-source-<name>` the hub writes for it.
+//! A source that cannot be read comes back to the catalog page's source
+//! form, filled as it was sent, with the hub's reason.
 
 use axum::extract::{RawQuery, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use modelfleet_api::AppState;
+use modelfleet_core::crd::{ModelSource, SourceScheme};
 use modelfleet_core::model::ModelArch;
 
 use super::deploy::{
-    ModelPage, Options, TEXT, default_name, deploy_model, parse_options, plan_page,
+    Options, TEXT, catalog_with, default_name, deploy_model, parse_options, plan_page,
 };
 use super::page::{PageError, Viewer};
 
-/// The form's `source`, or what to do without one.
-fn source_of(viewer: &Viewer, pairs: &[(String, String)]) -> Result<String, PageError> {
+/// The form's `source` (empty when there is none).
+fn source_in(pairs: &[(String, String)]) -> String {
     pairs
         .iter()
         .find(|(name, _)| name == "source")
         .map(|(_, value)| value.trim().to_owned())
-        .filter(|s| !s.is_empty())
-        .ok_or_else(|| {
-            PageError::new(
-                viewer.lang,
-                StatusCode::UNPROCESSABLE_ENTITY,
-                viewer.lang.t(TEXT, "deploy.source_missing"),
-            )
-        })
+        .unwrap_or_default()
+}
+
+/// Whether `source` is an object store's, which the hub reads with a
+/// tenant's kept keys only.
+fn in_object_store(source: &str) -> bool {
+    ModelSource::parse(source).is_ok_and(|s| {
+        matches!(
+            s.scheme,
+            SourceScheme::S3 | SourceScheme::Oss | SourceScheme::Obs | SourceScheme::Cos
+        )
+    })
 }
 
 /// The model at `source`, read with the source credential the form chose
-/// (a gated or private model's token) when the tenant keeps it; a choice
-/// it does not keep is read without, and the deploy form then says what
-/// is wrong with the choice.
+/// when the tenant keeps it. A model hub's source is read without a
+/// choice the tenant does not keep (a public model reads so), and the
+/// deploy form then says what is wrong with the choice; an object store,
+/// which reads with nothing else, is read with the choice as it is, and
+/// the hub says what is wrong with it.
 async fn read(
     state: &AppState,
     viewer: &Viewer,
     source: &str,
     options: &Options,
 ) -> Result<ModelArch, PageError> {
+    if source.is_empty() {
+        return Err(PageError::new(
+            viewer.lang,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            viewer.lang.t(TEXT, "deploy.source_missing"),
+        ));
+    }
     let tenant = viewer
         .caller
         .actor
@@ -51,11 +70,12 @@ async fn read(
     let credential = match (options.credential.as_str(), tenant) {
         ("", _) | (_, None) => None,
         (name, Some(tenant)) => {
-            let kept = state
-                .hub()
-                .source_credentials(&viewer.caller, tenant)
-                .await
-                .is_ok_and(|kept| kept.iter().any(|c| c.name == name));
+            let kept = in_object_store(source)
+                || state
+                    .hub()
+                    .source_credentials(&viewer.caller, tenant)
+                    .await
+                    .is_ok_and(|kept| kept.iter().any(|c| c.name == name));
             kept.then_some((tenant, name))
         }
     };
@@ -67,19 +87,57 @@ async fn read(
         .map_err(|e| viewer.fail(e))
 }
 
-/// `GET /deploy/source?source=…`: the model read from its source, its
-/// plans and the deploy form.
+/// A source that could not be read: the catalog page's source form again,
+/// as it was sent, saying why, with the hub's status. A refusal that is
+/// not about the form (signed out, too many reads, the hub failing) is
+/// answered as any page's.
+async fn unread(
+    state: &AppState,
+    viewer: &Viewer,
+    options: &Options,
+    source: &str,
+    error: PageError,
+) -> Response {
+    let status = error.status();
+    if !status.is_client_error()
+        || status == StatusCode::UNAUTHORIZED
+        || status == StatusCode::TOO_MANY_REQUESTS
+    {
+        return error.into_response();
+    }
+    let page = catalog_with(
+        state,
+        viewer,
+        options,
+        source,
+        Some(error.message().to_owned()),
+    )
+    .await;
+    (status, page).into_response()
+}
+
+/// `GET /deploy/source?source=…&credential=…`: the model read from its
+/// source, its plans and the deploy form.
 pub(super) async fn page(
     State(state): State<AppState>,
     viewer: Viewer,
     RawQuery(query): RawQuery,
-) -> Result<ModelPage, PageError> {
-    let (options, pairs) = parse_options(query.as_deref().unwrap_or(""))
-        .map_err(|message| PageError::new(viewer.lang, StatusCode::BAD_REQUEST, message))?;
-    let source = source_of(&viewer, &pairs)?;
-    let model = read(&state, &viewer, &source, &options).await?;
+) -> Response {
+    let (options, pairs) = match parse_options(query.as_deref().unwrap_or("")) {
+        Ok(parsed) => parsed,
+        Err(message) => {
+            return PageError::new(viewer.lang, StatusCode::BAD_REQUEST, message).into_response();
+        }
+    };
+    let source = source_in(&pairs);
+    let model = match read(&state, &viewer, &source, &options).await {
+        Ok(model) => model,
+        Err(e) => return unread(&state, &viewer, &options, &source, e).await,
+    };
     let name = default_name(&model.id);
-    Ok(plan_page(&state, &viewer, &model, Some(&source), options, name, None).await)
+    plan_page(&state, &viewer, &model, Some(&source), options, name, None)
+        .await
+        .into_response()
 }
 
 /// `POST /deploy/source`: deploys it, as a catalog model's form does.
@@ -95,13 +153,31 @@ pub(super) async fn deploy(
             return PageError::new(viewer.lang, StatusCode::BAD_REQUEST, message).into_response();
         }
     };
-    let source = match source_of(&viewer, &pairs) {
-        Ok(source) => source,
-        Err(e) => return e.into_response(),
-    };
+    let source = source_in(&pairs);
     let model = match read(&state, &viewer, &source, &options).await {
         Ok(model) => model,
-        Err(e) => return e.into_response(),
+        Err(e) => return unread(&state, &viewer, &options, &source, e).await,
     };
     deploy_model(state, viewer, &model, Some(&source), options, &pairs).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn object_stores_are_told_from_model_hubs() {
+        for source in ["s3://b/m", "oss://b/m", "obs://b/m", "cos://b/m"] {
+            assert!(in_object_store(source), "{source}");
+        }
+        for source in [
+            "hf://org/m",
+            "modelscope://org/m",
+            "pvc://claim/m",
+            "nonsense",
+            "",
+        ] {
+            assert!(!in_object_store(source), "{source}");
+        }
+    }
 }
