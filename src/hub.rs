@@ -276,6 +276,12 @@ impl RunningHub {
                 .register_sandbox_cluster(&name, cloud, &region, cluster.hub_client())
                 .await
                 .with_context(|| format!("cannot register sandbox cluster {name}"))?;
+            // The gateway reaches the simulated engines where they listen.
+            let engines = cluster.nodes.engine_addresses();
+            state.registry().route_engines(
+                &name,
+                Arc::new(move |pod_ip: &str, port: u16| engines.resolve(pod_ip, port)),
+            );
             clusters.push(cluster);
         }
 

@@ -15,6 +15,7 @@ pub mod clusters;
 pub mod compliance;
 pub mod config;
 pub mod failover;
+pub mod gateway;
 pub mod http;
 pub mod identity;
 pub mod ids;

@@ -15,6 +15,7 @@
 //! platform admin's word wins over node labels.
 
 mod credentials;
+mod engines;
 mod kube_ops;
 pub mod kubeconfig;
 mod logs;
@@ -37,6 +38,7 @@ use tracing::warn;
 use crate::secret::{Keyring, Secret};
 use crate::store::{Cluster, PoolPrice};
 
+pub use engines::{Engine, ResolveEngine};
 pub use kube_ops::{DEPLOYMENT_ID_LABEL, Decision, FIELD_MANAGER, TENANT_LABEL, namespace_of};
 pub use kubeconfig::KubeconfigPolicy;
 pub use logs::{ContainerLog, PodLogs};
@@ -142,6 +144,9 @@ pub struct ClusterRegistry {
     /// Where a cluster registered by another hub of the same database is
     /// read from when a request needs it before the next refresh.
     source: Arc<std::sync::OnceLock<stored::Source>>,
+    /// Clusters whose engines answer elsewhere than at their pods' IPs
+    /// ([`ClusterRegistry::route_engines`]).
+    engine_routes: Arc<RwLock<BTreeMap<String, ResolveEngine>>>,
 }
 
 impl std::fmt::Debug for ClusterRegistry {

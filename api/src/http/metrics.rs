@@ -45,6 +45,7 @@ pub struct HttpMetrics {
     requests: Family<RequestLabels, Counter>,
     latency: Family<LatencyLabels, Histogram, fn() -> Histogram>,
     audit_failures: Counter,
+    gateway: crate::gateway::GatewayMetrics,
 }
 
 impl Default for HttpMetrics {
@@ -70,16 +71,23 @@ impl Default for HttpMetrics {
             "Requests whose audit record could not be written (alert on any)",
             audit_failures.clone(),
         );
+        let gateway = crate::gateway::GatewayMetrics::register(&mut registry);
         HttpMetrics {
             registry,
             requests,
             latency,
             audit_failures,
+            gateway,
         }
     }
 }
 
 impl HttpMetrics {
+    /// The inference gateway's families, in this registry.
+    pub fn gateway(&self) -> &crate::gateway::GatewayMetrics {
+        &self.gateway
+    }
+
     /// Counts a refused or failed request the audit trail could not record:
     /// what an alert on a stalled audit process watches.
     pub(crate) fn audit_write_failed(&self) {

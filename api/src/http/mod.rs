@@ -10,7 +10,7 @@
 //! the [`crate::service::Hub`], and map what it returns to JSON or a
 //! problem document; the operation checks tenant and role and audits.
 
-mod auth;
+pub(crate) mod auth;
 pub mod document;
 pub mod error;
 pub mod extract;
@@ -55,6 +55,7 @@ pub struct AppState {
     hub: Hub,
     metrics: Arc<HttpMetrics>,
     report_renderer: Option<Arc<dyn ReportRenderer>>,
+    gateway: crate::gateway::Gateway,
 }
 
 impl std::fmt::Debug for AppState {
@@ -76,9 +77,11 @@ impl AppState {
     }
 
     pub fn from_hub(hub: Hub) -> Self {
+        let metrics = Arc::new(HttpMetrics::default());
         AppState {
             hub,
-            metrics: Arc::new(HttpMetrics::default()),
+            gateway: crate::gateway::Gateway::new(metrics.gateway().clone()),
+            metrics,
             report_renderer: None,
         }
     }
@@ -87,6 +90,11 @@ impl AppState {
     /// loops call.
     pub fn hub(&self) -> &Hub {
         &self.hub
+    }
+
+    /// The inference gateway's replicas and connections in this process.
+    pub fn gateway(&self) -> &crate::gateway::Gateway {
+        &self.gateway
     }
 
     /// Where `POST /api/v1/audit/exports` writes.
@@ -271,6 +279,7 @@ pub fn router_with_console(state: AppState, console: Router<AppState>) -> Router
         .layer(DefaultBodyLimit::max(max_body));
     Router::new()
         .merge(v1)
+        .merge(crate::gateway::router(max_body))
         .merge(SwaggerUi::new("/api/docs").url("/api/openapi.json", openapi))
         .route("/healthz", get(health::live))
         .route("/readyz", get(health::ready))

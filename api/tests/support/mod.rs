@@ -464,6 +464,12 @@ async fn start_sandbox(state: &AppState, spec: SandboxSpec) -> Sandbox {
         .register_sandbox_cluster(name, cloud, region, identities.hub.clone())
         .await
         .unwrap();
+    // The gateway reaches the sandbox's engines where they listen.
+    let engines = nodes.engine_addresses();
+    state.registry().route_engines(
+        name,
+        Arc::new(move |pod_ip: &str, port: u16| engines.resolve(pod_ip, port)),
+    );
     let operator = operator.map(|require_admission| {
         let mut settings = Settings::new(name);
         settings.converging_requeue = std::time::Duration::from_millis(200);

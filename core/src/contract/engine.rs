@@ -11,6 +11,10 @@
 //! length, the served model's name).
 
 /// vLLM's OpenAI-compatible server image for NVIDIA GPUs, pinned.
+/// The port every engine answers on (OpenAI API, `/health`, `/metrics`):
+/// the operator starts it there and the gateway calls it there.
+pub const ENGINE_HTTP_PORT: u16 = 8000;
+
 pub const VLLM_IMAGE: &str = "vllm/vllm-openai:v0.13.0";
 /// vllm-ascend's image for Atlas A2 (910B); the same release as [`VLLM_IMAGE`],
 /// since vllm-ascend versions follow the vLLM they plug into.

@@ -11,7 +11,7 @@ use super::BuildError;
 pub use modelfleet_core::contract::engine::{VLLM_ASCEND_A3_IMAGE, VLLM_ASCEND_IMAGE, VLLM_IMAGE};
 
 /// The engine's HTTP port: OpenAI API, `/health`, `/metrics`.
-pub const HTTP_PORT: i32 = 8000;
+pub const HTTP_PORT: i32 = modelfleet_core::contract::engine::ENGINE_HTTP_PORT as i32;
 /// The Ray head's port on the leader of a multi-node replica.
 pub const RAY_PORT: i32 = 6379;
 /// Where weights are mounted in every engine container.

@@ -123,6 +123,17 @@ pub(crate) async fn problems(request: Request, next: Next) -> Response {
     if !(status.is_client_error() || status.is_server_error()) {
         return response;
     }
+    // The inference gateway answers in OpenAI's error shape, which its
+    // clients read.
+    if response
+        .extensions()
+        .get::<crate::gateway::AnswerAsIs>()
+        .is_some()
+    {
+        debug!(%method, route = route.as_deref().unwrap_or("unmatched"),
+            status = status.as_u16(), request_id = request_id.as_deref(), "inference refused");
+        return response;
+    }
     let report = match response.extensions().get::<Arc<ProblemReport>>() {
         Some(report) => ProblemReport::clone(report),
         None => {

@@ -1,0 +1,559 @@
+//! The inference gateway (issue 20): OpenAI's API on the hub's listener —
+//! `GET /v1/models`, `POST /v1/chat/completions`, `/v1/completions` and
+//! `/v1/embeddings` — for a tenant's API keys, where `model` names one of
+//! the tenant's deployments. Each request goes to one Ready replica of it
+//! ([`balance`]), with the engines' API key for the deployment's namespace
+//! (derived from the cluster's admission key: no tenant ever holds it),
+//! and the answer comes back as the engine gives it; a streamed answer
+//! event by event ([`stream`]).
+//!
+//! A request is tried on another replica only before any byte of its
+//! answer, and only when the replica refused the connection or answered
+//! 503; a replica that refused or answered 5xx is left out for a while. A
+//! client that goes away drops the engine's connection, which cancels the
+//! request there.
+
+mod balance;
+mod error;
+mod metrics;
+mod stream;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::body::{Body, Bytes};
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::request::Parts;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use futures::StreamExt;
+use tracing::{debug, warn};
+
+use crate::clusters::Engine;
+use crate::http::AppState;
+use crate::identity::Permission;
+use crate::ids::DeploymentId;
+use crate::store::{Deployment, StoreError};
+pub use error::{AnswerAsIs, OpenAiError};
+pub use metrics::GatewayMetrics;
+use stream::{Events, Usage};
+
+/// How long a deployment's replicas, once listed, are used before they
+/// are listed again.
+const ENGINES_FOR: Duration = Duration::from_secs(2);
+/// How long the last listing serves when listing again fails.
+const STALE_ENGINES_FOR: Duration = Duration::from_secs(30);
+/// Connecting to a replica.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
+/// From sending a request to the answer's headers (a non-streamed answer
+/// comes whole) or between two chunks of a streamed one.
+const ANSWER_TIMEOUT: Duration = Duration::from_secs(600);
+/// The most bytes of a non-streamed answer (embeddings of a large batch).
+const MAX_ANSWER_BYTES: usize = 64 << 20;
+/// Tries of one request, on distinct replicas.
+const TRIES: usize = 3;
+
+/// What the four operations are.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Operation {
+    Chat,
+    Completion,
+    Embedding,
+}
+
+impl Operation {
+    fn path(self) -> &'static str {
+        match self {
+            Operation::Chat => "/v1/chat/completions",
+            Operation::Completion => "/v1/completions",
+            Operation::Embedding => "/v1/embeddings",
+        }
+    }
+
+    fn label(self) -> &'static str {
+        match self {
+            Operation::Chat => "chat",
+            Operation::Completion => "completion",
+            Operation::Embedding => "embedding",
+        }
+    }
+}
+
+/// Each deployment's replicas, and when they were listed.
+type Listed = HashMap<DeploymentId, (Instant, Arc<Vec<Engine>>)>;
+
+/// The gateway's state in one hub process: the replicas it knows, the
+/// requests in flight on each, its HTTP client. Cheap to clone.
+#[derive(Clone)]
+pub struct Gateway {
+    http: reqwest::Client,
+    balancer: Arc<balance::Balancer>,
+    engines: Arc<Mutex<Listed>>,
+    /// One listing per deployment at a time.
+    listing: Arc<tokio::sync::Mutex<()>>,
+    metrics: GatewayMetrics,
+}
+
+impl std::fmt::Debug for Gateway {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Gateway").finish_non_exhaustive()
+    }
+}
+
+impl Gateway {
+    pub fn new(metrics: GatewayMetrics) -> Self {
+        // No proxy (an engine is a pod address, never reached through one
+        // the environment names), no redirects (an engine does not send
+        // one; following it would carry the engine key elsewhere).
+        let http = reqwest::Client::builder()
+            .no_proxy()
+            .redirect(reqwest::redirect::Policy::none())
+            .connect_timeout(CONNECT_TIMEOUT)
+            .read_timeout(ANSWER_TIMEOUT)
+            .tcp_nodelay(true)
+            .build()
+            .expect("a plain HTTP client builds");
+        Gateway {
+            http,
+            balancer: Arc::default(),
+            engines: Arc::default(),
+            listing: Arc::default(),
+            metrics,
+        }
+    }
+
+    /// `deployment`'s Ready replicas, as last listed.
+    async fn engines(
+        &self,
+        state: &AppState,
+        deployment: &Deployment,
+    ) -> Result<Arc<Vec<Engine>>, OpenAiError> {
+        let fresh = |at: &Instant, within: Duration| at.elapsed() < within;
+        let cached = |engines: &Mutex<Listed>| {
+            engines
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .get(&deployment.id)
+                .cloned()
+        };
+        if let Some((at, engines)) = cached(&self.engines)
+            && fresh(&at, ENGINES_FOR)
+        {
+            return Ok(engines);
+        }
+        let _listing = self.listing.lock().await;
+        if let Some((at, engines)) = cached(&self.engines)
+            && fresh(&at, ENGINES_FOR)
+        {
+            return Ok(engines);
+        }
+        let listed = state
+            .registry()
+            .ready_engines(&deployment.cluster, &deployment.namespace, &deployment.name)
+            .await;
+        match listed {
+            Ok(engines) => {
+                let engines = Arc::new(engines);
+                self.engines
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .insert(deployment.id, (Instant::now(), engines.clone()));
+                Ok(engines)
+            }
+            Err(e) => {
+                warn!(deployment = %deployment.id, error = %e, "listing a deployment's engines");
+                match cached(&self.engines) {
+                    Some((at, engines)) if fresh(&at, STALE_ENGINES_FOR) => Ok(engines),
+                    _ => Err(OpenAiError::unavailable(
+                        format!(
+                            "the replicas of `{}` cannot be reached now; retry shortly",
+                            deployment.name
+                        ),
+                        5,
+                    )),
+                }
+            }
+        }
+    }
+}
+
+/// The gateway's routes. The caller merges them beside `/api/v1`.
+pub fn router(max_body: usize) -> Router<AppState> {
+    Router::new()
+        .route("/v1/models", get(models))
+        .route(
+            "/v1/chat/completions",
+            post(|s, p, b| infer(s, p, b, Operation::Chat)),
+        )
+        .route(
+            "/v1/completions",
+            post(|s, p, b| infer(s, p, b, Operation::Completion)),
+        )
+        .route(
+            "/v1/embeddings",
+            post(|s, p, b| infer(s, p, b, Operation::Embedding)),
+        )
+        .layer(DefaultBodyLimit::max(max_body))
+}
+
+/// The tenant an inference request acts for.
+async fn tenant_of(
+    state: &AppState,
+    parts: &Parts,
+) -> Result<(crate::service::Caller, crate::ids::TenantId), OpenAiError> {
+    let caller = crate::http::auth::authenticate(state, parts)
+        .await
+        .map_err(|e| match e.status() {
+            StatusCode::TOO_MANY_REQUESTS => {
+                OpenAiError::too_many("too many failed API keys from this address", 60)
+            }
+            _ => OpenAiError::unauthorized(),
+        })?;
+    caller
+        .require(Permission::Read)
+        .map_err(|_| OpenAiError::forbidden("this key may not call models"))?;
+    let tenant = caller.actor.tenant.ok_or_else(|| {
+        OpenAiError::forbidden(
+            "models are called with a tenant's API key; platform staff have no deployments",
+        )
+    })?;
+    Ok((caller, tenant))
+}
+
+async fn models(State(state): State<AppState>, parts: Parts) -> Result<Response, OpenAiError> {
+    let (caller, _) = tenant_of(&state, &parts).await?;
+    let deployments = state
+        .store()
+        .deployments(caller.scope(), false)
+        .await
+        .map_err(|_| OpenAiError::internal())?;
+    let data: Vec<serde_json::Value> = deployments
+        .iter()
+        .map(|d| {
+            serde_json::json!({
+                "id": d.name,
+                "object": "model",
+                "created": d.created_at.timestamp(),
+                "owned_by": "modelfleet",
+                "root": d.model,
+                "ready": d.ready_replicas > 0,
+            })
+        })
+        .collect();
+    Ok(axum::Json(serde_json::json!({"object": "list", "data": data})).into_response())
+}
+
+/// The request's text whose prefix decides its replica.
+fn prompt_of(request: &serde_json::Map<String, serde_json::Value>) -> Vec<u8> {
+    let mut prompt = Vec::new();
+    if let Some(messages) = request.get("messages").and_then(|m| m.as_array()) {
+        for m in messages {
+            if let Some(role) = m.get("role").and_then(|r| r.as_str()) {
+                prompt.extend_from_slice(role.as_bytes());
+                prompt.push(0);
+            }
+            match m.get("content") {
+                Some(serde_json::Value::String(text)) => prompt.extend_from_slice(text.as_bytes()),
+                Some(other) => prompt.extend_from_slice(other.to_string().as_bytes()),
+                None => {}
+            }
+            prompt.push(0);
+            if prompt.len() >= balance::AFFINITY_BYTES {
+                break;
+            }
+        }
+    } else if let Some(p) = request.get("prompt") {
+        match p {
+            serde_json::Value::String(text) => prompt.extend_from_slice(text.as_bytes()),
+            other => prompt.extend_from_slice(other.to_string().as_bytes()),
+        }
+    }
+    prompt
+}
+
+async fn infer(
+    State(state): State<AppState>,
+    parts: Parts,
+    body: Bytes,
+    operation: Operation,
+) -> Result<Response, OpenAiError> {
+    let (caller, tenant) = tenant_of(&state, &parts).await?;
+    let mut request: serde_json::Map<String, serde_json::Value> = serde_json::from_slice(&body)
+        .map_err(|e| OpenAiError::invalid("body", format!("the body is not a JSON object: {e}")))?;
+    let name = match request.get("model") {
+        Some(serde_json::Value::String(name)) if !name.is_empty() => name.clone(),
+        _ => {
+            return Err(OpenAiError::invalid(
+                "model",
+                "`model` must name one of your deployments",
+            ));
+        }
+    };
+    let deployment = match state
+        .store()
+        .deployment_by_name(caller.scope(), tenant, &name)
+        .await
+    {
+        Ok(d) => d,
+        Err(StoreError::NotFound(_)) => return Err(OpenAiError::model_not_found(&name)),
+        Err(e) => {
+            warn!(error = %e, "reading a deployment for the gateway");
+            return Err(OpenAiError::internal());
+        }
+    };
+    let streamed = operation != Operation::Embedding
+        && request.get("stream").and_then(|s| s.as_bool()) == Some(true);
+    let mut client_wants_usage = false;
+    if streamed {
+        let options = request
+            .entry("stream_options")
+            .or_insert_with(|| serde_json::json!({}));
+        let Some(options) = options.as_object_mut() else {
+            return Err(OpenAiError::invalid(
+                "stream_options",
+                "`stream_options` must be an object",
+            ));
+        };
+        client_wants_usage = options.get("include_usage").and_then(|u| u.as_bool()) == Some(true);
+        options.insert("include_usage".to_owned(), serde_json::Value::Bool(true));
+    }
+    let affinity = balance::affinity(&prompt_of(&request));
+    // The engine serves the model under its own name.
+    request.insert(
+        "model".to_owned(),
+        serde_json::Value::String(deployment.model.clone()),
+    );
+    let upstream_body =
+        Bytes::from(serde_json::to_vec(&request).map_err(|_| OpenAiError::internal())?);
+    let key = state
+        .registry()
+        .admission_key(&deployment.cluster)
+        .map_err(|_| {
+            OpenAiError::unavailable(
+                format!("the cluster of `{name}` is not connected to this hub; retry shortly"),
+                5,
+            )
+        })?
+        .engine_api_key(&deployment.namespace);
+    let gateway = state.gateway();
+    let engines = gateway.engines(&state, &deployment).await?;
+    if engines.is_empty() {
+        return Err(OpenAiError::unavailable(
+            format!(
+                "`{name}` has no ready replica (it is {}); retry when it is Ready",
+                deployment.phase
+            ),
+            5,
+        ));
+    }
+    let labels = metrics::Labels::new(&gateway.metrics, &deployment, operation.label());
+    let started = Instant::now();
+    let mut tried = Vec::new();
+    let mut last_error = None;
+    while tried.len() < TRIES {
+        let Some(lease) = gateway
+            .balancer
+            .pick(&engines, affinity, &tried, Instant::now())
+        else {
+            break;
+        };
+        let addr = lease.engine.addr;
+        tried.push(addr);
+        let sent = gateway
+            .http
+            .post(format!("http://{addr}{}", operation.path()))
+            .bearer_auth(&key)
+            .header(header::CONTENT_TYPE, "application/json")
+            .body(upstream_body.clone())
+            .send();
+        let answer = match tokio::time::timeout(ANSWER_TIMEOUT, sent).await {
+            Err(_) => {
+                labels.failed("timeout");
+                return Err(OpenAiError::gateway_timeout(format!(
+                    "`{name}` did not answer within {} s",
+                    ANSWER_TIMEOUT.as_secs()
+                )));
+            }
+            Ok(Err(e)) if e.is_connect() => {
+                debug!(%addr, error = %e, "an engine refused the connection");
+                gateway.balancer.eject(addr, Instant::now());
+                last_error = Some("a replica refused the connection");
+                continue;
+            }
+            Ok(Err(e)) => {
+                debug!(%addr, error = %e, "an engine's answer failed");
+                gateway.balancer.eject(addr, Instant::now());
+                labels.failed("upstream");
+                return Err(OpenAiError::upstream(format!(
+                    "the replica serving `{name}` failed before answering"
+                )));
+            }
+            Ok(Ok(answer)) => answer,
+        };
+        let status = answer.status();
+        if status.is_server_error() {
+            gateway.balancer.eject(addr, Instant::now());
+        }
+        if status == StatusCode::SERVICE_UNAVAILABLE {
+            last_error = Some("a replica was unavailable");
+            continue;
+        }
+        if streamed && status.is_success() {
+            return Ok(pass_stream(
+                answer,
+                lease,
+                client_wants_usage,
+                labels,
+                started,
+            ));
+        }
+        return pass_whole(answer, lease, labels, started).await;
+    }
+    labels.failed("unavailable");
+    Err(OpenAiError::unavailable(
+        format!(
+            "no replica of `{name}` could take the request ({}); retry shortly",
+            last_error.unwrap_or("all were tried")
+        ),
+        2,
+    ))
+}
+
+/// The headers of an engine's answer that go to the client.
+fn answer_headers(answer: &reqwest::Response) -> Response {
+    let mut response = Response::new(Body::empty());
+    *response.status_mut() = answer.status();
+    response.extensions_mut().insert(AnswerAsIs);
+    for name in [header::CONTENT_TYPE, header::CACHE_CONTROL] {
+        if let Some(value) = answer.headers().get(&name) {
+            response.headers_mut().insert(name, value.clone());
+        }
+    }
+    response
+}
+
+async fn pass_whole(
+    answer: reqwest::Response,
+    lease: balance::Lease,
+    labels: metrics::Labels,
+    started: Instant,
+) -> Result<Response, OpenAiError> {
+    let mut response = answer_headers(&answer);
+    let status = answer.status();
+    let mut body = Vec::new();
+    let mut chunks = answer.bytes_stream();
+    while let Some(chunk) = chunks.next().await {
+        let chunk = chunk.map_err(|_| {
+            labels.failed("upstream");
+            OpenAiError::upstream("the replica's answer was cut off")
+        })?;
+        if body.len() + chunk.len() > MAX_ANSWER_BYTES {
+            labels.failed("too_large");
+            return Err(OpenAiError::upstream(format!(
+                "the replica's answer is larger than {} MiB",
+                MAX_ANSWER_BYTES >> 20
+            )));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    drop(lease);
+    let usage = serde_json::from_slice::<serde_json::Value>(&body)
+        .ok()
+        .and_then(|v| Usage::of(&v));
+    labels.answered(status.as_u16(), usage, started.elapsed(), None);
+    *response.body_mut() = Body::from(body);
+    Ok(response)
+}
+
+/// A streamed answer's record, made once when the stream ends, however
+/// it ends: the engine finished (its status), the engine's stream broke
+/// (502), or the client went away (499, as nginx counts it).
+struct Meter {
+    labels: metrics::Labels,
+    started: Instant,
+    first_byte: Option<Duration>,
+    usage: Option<Usage>,
+    status: u16,
+}
+
+impl Drop for Meter {
+    fn drop(&mut self) {
+        self.labels.answered(
+            self.status,
+            self.usage,
+            self.started.elapsed(),
+            self.first_byte,
+        );
+    }
+}
+
+/// What a streamed answer carries from one chunk to the next.
+struct Passing<S> {
+    upstream: S,
+    events: Events,
+    meter: Meter,
+    /// Dropped with the stream: the replica's request ends.
+    _lease: balance::Lease,
+}
+
+fn pass_stream(
+    answer: reqwest::Response,
+    lease: balance::Lease,
+    client_wants_usage: bool,
+    labels: metrics::Labels,
+    started: Instant,
+) -> Response {
+    let mut response = answer_headers(&answer);
+    response
+        .headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    let status = answer.status().as_u16();
+    let passing = Passing {
+        upstream: answer.bytes_stream(),
+        events: Events::new(client_wants_usage),
+        meter: Meter {
+            labels,
+            started,
+            first_byte: None,
+            usage: None,
+            status: 499,
+        },
+        _lease: lease,
+    };
+    // Ends when the engine's stream does, or when the client goes away
+    // (axum drops it, and with it the engine's connection and the lease).
+    let stream = futures::stream::unfold(Some(passing), move |passing| async move {
+        let mut passing = passing?;
+        loop {
+            match passing.upstream.next().await {
+                Some(Ok(chunk)) => {
+                    let out = passing.events.push(&chunk);
+                    passing.meter.usage = passing.events.usage;
+                    if !out.is_empty() {
+                        passing
+                            .meter
+                            .first_byte
+                            .get_or_insert_with(|| started.elapsed());
+                        return Some((Ok::<Bytes, std::io::Error>(out), Some(passing)));
+                    }
+                }
+                end => {
+                    let tail = passing.events.finish();
+                    passing.meter.usage = passing.events.usage;
+                    passing.meter.status = if matches!(end, Some(Err(_))) {
+                        502
+                    } else {
+                        status
+                    };
+                    drop(passing);
+                    return (!tail.is_empty()).then_some((Ok(tail), None));
+                }
+            }
+        }
+    });
+    *response.body_mut() = Body::from_stream(stream);
+    response
+}

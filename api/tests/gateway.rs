@@ -1,0 +1,275 @@
+//! The inference gateway against sandbox clusters whose engine pods answer
+//! OpenAI's API (the sandbox's simulated engines): a tenant's key calls
+//! its deployment by name, plain and streamed; the usage chunk a client
+//! did not ask for never reaches it, yet every answer's tokens are
+//! counted; refusals are OpenAI's error shape; another tenant's model does
+//! not exist; a replica that stops answering costs no request that had not
+//! started. Each test runs on SQLite and, when
+//! `MODELFLEET_TEST_DATABASE_URL` is set, on PostgreSQL.
+
+mod support;
+
+use axum::body::Body;
+use axum::http::{Method, Request, StatusCode, header};
+use http_body_util::BodyExt;
+use modelfleet_api::store::testing::TestDb;
+use serde_json::{Value, json};
+use support::{Hub, eventually, l40s_hub};
+use tower::ServiceExt;
+
+/// A deployment of the 8B model, once a chat request gets an answer.
+async fn ready(hub: &Hub, key: &str, name: &str, replicas: u32) {
+    let reply = hub
+        .post(
+            "/api/v1/deployments",
+            key,
+            json!({"name": name, "model": "llama-3.1-8b", "replicas": replicas}),
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::ACCEPTED, "{:#}", reply.body);
+    // Before its replicas are Ready: 503, OpenAI's shape, a Retry-After.
+    let early = chat(hub, key, name, "hello").await;
+    if early.status == StatusCode::SERVICE_UNAVAILABLE {
+        assert_eq!(
+            early.body["error"]["type"], "server_error",
+            "{:#}",
+            early.body
+        );
+        assert!(early.headers.contains_key(header::RETRY_AFTER));
+    }
+    eventually("the deployment answers through the gateway", || async {
+        (chat(hub, key, name, "hello").await.status == StatusCode::OK).then_some(())
+    })
+    .await;
+}
+
+async fn chat(hub: &Hub, key: &str, model: &str, prompt: &str) -> support::Reply {
+    hub.post(
+        "/v1/chat/completions",
+        key,
+        json!({"model": model, "messages": [{"role": "user", "content": prompt}]}),
+    )
+    .await
+}
+
+/// A streamed request's events, as the client reads them.
+async fn stream(hub: &Hub, key: &str, body: Value) -> (StatusCode, Vec<String>) {
+    let request = Request::builder()
+        .method(Method::POST)
+        .uri("/v1/chat/completions")
+        .header(header::AUTHORIZATION, format!("Bearer {key}"))
+        .header(header::CONTENT_TYPE, "application/json")
+        .body(Body::from(body.to_string()))
+        .unwrap();
+    let response = hub.router.clone().oneshot(request).await.unwrap();
+    let status = response.status();
+    let bytes = response.into_body().collect().await.unwrap().to_bytes();
+    let text = String::from_utf8(bytes.to_vec()).unwrap();
+    let events = text
+        .split("\n\n")
+        .filter(|e| !e.trim().is_empty())
+        .map(|e| e.trim().strip_prefix("data: ").unwrap_or(e).to_owned())
+        .collect();
+    (status, events)
+}
+
+/// The gateway's token counter for a tenant, from `/metrics`.
+async fn counted_tokens(hub: &Hub, tenant: &str, kind: &str) -> u64 {
+    let metrics = hub.call(Method::GET, "/metrics", None, None).await;
+    let text = metrics.body.as_str().unwrap().to_owned();
+    text.lines()
+        .filter(|l| l.starts_with("modelfleet_hub_gateway_tokens_total{"))
+        .filter(|l| l.contains(&format!("tenant=\"{tenant}\"")))
+        .filter(|l| l.contains(&format!("kind=\"{kind}\"")))
+        .map(|l| l.rsplit(' ').next().unwrap().parse::<u64>().unwrap())
+        .sum()
+}
+
+async fn a_tenant_calls_its_deployment_plain_and_streamed(db: TestDb) {
+    let hub = l40s_hub(db).await;
+    let (tenant, key) = hub.tenant("acme", support::roomy()).await;
+    ready(&hub, &key, "assistant", 1).await;
+
+    let models = hub.get("/v1/models", &key).await;
+    assert_eq!(models.status, StatusCode::OK, "{:#}", models.body);
+    assert_eq!(models.body["object"], "list");
+    assert_eq!(models.body["data"][0]["id"], "assistant");
+    assert_eq!(models.body["data"][0]["root"], "llama-3.1-8b");
+
+    let prompt = "Tell me about the sea in three sentences.";
+    let plain = chat(&hub, &key, "assistant", prompt).await;
+    assert_eq!(plain.status, StatusCode::OK, "{:#}", plain.body);
+    assert_eq!(plain.body["object"], "chat.completion");
+    let text = plain.body["choices"][0]["message"]["content"]
+        .as_str()
+        .unwrap();
+    assert!(!text.is_empty());
+    let usage = plain.body["usage"].clone();
+    assert!(usage["prompt_tokens"].as_u64().unwrap() > 0, "{usage}");
+
+    // Streamed without asking for usage: chunks, then [DONE]; no usage
+    // chunk, though the gateway asked the engine for one.
+    let body = json!({"model": "assistant", "stream": true,
+        "messages": [{"role": "user", "content": prompt}]});
+    let (status, events) = stream(&hub, &key, body.clone()).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        events.last().map(String::as_str),
+        Some("[DONE]"),
+        "{events:?}"
+    );
+    let chunks: Vec<Value> = events[..events.len() - 1]
+        .iter()
+        .map(|e| serde_json::from_str(e).unwrap())
+        .collect();
+    assert!(chunks.len() > 1, "{events:?}");
+    assert!(
+        chunks
+            .iter()
+            .all(|c| !c["choices"].as_array().unwrap().is_empty()),
+        "no usage-only chunk: {events:?}"
+    );
+    let streamed: String = chunks
+        .iter()
+        .filter_map(|c| c["choices"][0]["delta"]["content"].as_str())
+        .collect();
+    assert_eq!(streamed, text, "the same deterministic answer");
+
+    // Asking for it: the last chunk before [DONE] is the usage, equal to
+    // the plain answer's.
+    let mut asking = body;
+    asking["stream_options"] = json!({"include_usage": true});
+    let (_, events) = stream(&hub, &key, asking).await;
+    let last: Value = serde_json::from_str(&events[events.len() - 2]).unwrap();
+    assert_eq!(last["choices"], json!([]), "{events:?}");
+    for field in ["prompt_tokens", "completion_tokens", "total_tokens"] {
+        assert_eq!(last["usage"][field], usage[field], "{field}");
+    }
+
+    // Every answer counted: three of the same prompt, and the readiness
+    // probes' "hello"s before them.
+    let prompts = counted_tokens(&hub, &tenant, "prompt").await;
+    let completions = counted_tokens(&hub, &tenant, "completion").await;
+    assert!(
+        prompts >= 3 * usage["prompt_tokens"].as_u64().unwrap(),
+        "{prompts}"
+    );
+    assert!(
+        completions >= 3 * usage["completion_tokens"].as_u64().unwrap(),
+        "{completions}"
+    );
+
+    let embedded = hub
+        .post(
+            "/v1/embeddings",
+            &key,
+            json!({"model": "assistant", "input": ["one", "two"]}),
+        )
+        .await;
+    assert_eq!(embedded.status, StatusCode::OK, "{:#}", embedded.body);
+    assert_eq!(embedded.body["data"].as_array().unwrap().len(), 2);
+    let completed = hub
+        .post(
+            "/v1/completions",
+            &key,
+            json!({"model": "assistant", "prompt": "Once upon a time", "max_tokens": 5}),
+        )
+        .await;
+    assert_eq!(completed.status, StatusCode::OK, "{:#}", completed.body);
+    assert_eq!(completed.body["usage"]["completion_tokens"], 5);
+}
+
+async fn refusals_are_openai_errors_and_tenants_see_only_their_own(db: TestDb) {
+    let hub = l40s_hub(db).await;
+    let (_, acme) = hub.tenant("acme", support::roomy()).await;
+    let (_, globex) = hub.tenant("globex", support::roomy()).await;
+    ready(&hub, &acme, "secret-model", 1).await;
+
+    let error = |reply: &support::Reply, status: StatusCode, kind: &str| {
+        assert_eq!(reply.status, status, "{:#}", reply.body);
+        assert_eq!(reply.body["error"]["type"], kind, "{:#}", reply.body);
+        assert!(reply.body["error"]["message"].as_str().is_some());
+    };
+    // Another tenant's deployment does not exist for globex.
+    let theirs = chat(&hub, &globex, "secret-model", "hi").await;
+    error(&theirs, StatusCode::NOT_FOUND, "invalid_request_error");
+    assert_eq!(theirs.body["error"]["code"], "model_not_found");
+    let listed = hub.get("/v1/models", &globex).await;
+    assert_eq!(listed.body["data"], json!([]));
+    // No key, a made-up key: 401 in OpenAI's shape.
+    let none = hub
+        .call(
+            Method::POST,
+            "/v1/chat/completions",
+            None,
+            Some(json!({"model": "secret-model", "messages": []})),
+        )
+        .await;
+    error(&none, StatusCode::UNAUTHORIZED, "authentication_error");
+    let made_up = chat(&hub, "mf_not-a-key", "secret-model", "hi").await;
+    error(&made_up, StatusCode::UNAUTHORIZED, "authentication_error");
+    // Bad bodies change nothing and say what was wrong.
+    let not_json = hub
+        .raw(Method::POST, "/v1/chat/completions", &acme, "{not json")
+        .await;
+    error(&not_json, StatusCode::BAD_REQUEST, "invalid_request_error");
+    let no_model = hub
+        .post("/v1/chat/completions", &acme, json!({"messages": []}))
+        .await;
+    error(&no_model, StatusCode::BAD_REQUEST, "invalid_request_error");
+    assert_eq!(no_model.body["error"]["param"], "model");
+    // Platform staff have no deployments to call.
+    let staff = chat(&hub, &hub.admin, "secret-model", "hi").await;
+    error(&staff, StatusCode::FORBIDDEN, "permission_error");
+}
+
+async fn a_stopped_replica_costs_no_request(db: TestDb) {
+    let hub = l40s_hub(db).await;
+    let (_, key) = hub.tenant("acme", support::roomy()).await;
+    ready(&hub, &key, "pair", 2).await;
+    let sandbox = &hub.sandboxes[0];
+    // Both replicas Ready, then one crashes: requests keep succeeding (a
+    // refused connection is retried on the other replica before any byte
+    // went to the client).
+    let pods: kube::Api<k8s_openapi::api::core::v1::Pod> =
+        kube::Api::namespaced(sandbox.kube.clone(), "mf-acme");
+    eventually("two engines are Ready", || async {
+        let listed = pods.list(&Default::default()).await.unwrap().items;
+        let ready = listed
+            .iter()
+            .filter(|p| {
+                p.status
+                    .as_ref()
+                    .and_then(|s| s.conditions.as_ref())
+                    .is_some_and(|c| c.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
+            })
+            .count();
+        (ready == 2).then_some(())
+    })
+    .await;
+    for i in 0..4 {
+        let reply = chat(&hub, &key, "pair", &format!("warm {i}")).await;
+        assert_eq!(reply.status, StatusCode::OK, "{:#}", reply.body);
+    }
+    let victim = pods.list(&Default::default()).await.unwrap().items[0]
+        .metadata
+        .name
+        .clone()
+        .unwrap();
+    sandbox.nodes.fail_pod("mf-acme", &victim).unwrap();
+    for i in 0..10 {
+        let reply = chat(&hub, &key, "pair", &format!("after {i}")).await;
+        assert_eq!(
+            reply.status,
+            StatusCode::OK,
+            "request {i}: {:#}",
+            reply.body
+        );
+    }
+}
+
+modelfleet_api::store_tests!(
+    a_tenant_calls_its_deployment_plain_and_streamed,
+    refusals_are_openai_errors_and_tenants_see_only_their_own,
+    a_stopped_replica_costs_no_request,
+);
