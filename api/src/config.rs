@@ -42,6 +42,13 @@ pub const DEFAULT_AUTH_FAILURE_BURST: u32 = 30;
 pub const DEFAULT_AUTH_FAILURE_REFILL_SECONDS: u32 = 1;
 /// Refusals from one address are recorded one per minute, with a count.
 pub const DEFAULT_REFUSAL_WINDOW_SECONDS: u32 = 60;
+/// Inference requests one API key may make per minute (a burst of this
+/// many, refilled evenly), and a whole tenant.
+pub const DEFAULT_GATEWAY_KEY_REQUESTS_PER_MINUTE: u32 = 600;
+pub const DEFAULT_GATEWAY_TENANT_REQUESTS_PER_MINUTE: u32 = 3000;
+/// The largest inference request body: a 128K-token context in a few
+/// messages, with room.
+pub const DEFAULT_GATEWAY_MAX_BODY_BYTES: usize = 8 * 1024 * 1024;
 
 #[derive(Debug, Clone, PartialEq, Eq, clap::Args)]
 pub struct ApiSettings {
@@ -286,6 +293,24 @@ pub struct ApiSettings {
     #[arg(long = "audit-refusal-window-seconds", env = "MODELFLEET_AUDIT_REFUSAL_WINDOW_SECONDS", default_value_t = DEFAULT_REFUSAL_WINDOW_SECONDS,
           value_parser = clap::value_parser!(u32).range(0..=3600))]
     pub refusal_window_seconds: u32,
+
+    /// Inference requests (`/v1/…`) one API key may make per minute, a
+    /// burst of this many refilled evenly; then 429 with `Retry-After`.
+    /// Per hub process. 0: no limit.
+    #[arg(long = "gateway-key-requests-per-minute", env = "MODELFLEET_GATEWAY_KEY_REQUESTS_PER_MINUTE",
+          default_value_t = DEFAULT_GATEWAY_KEY_REQUESTS_PER_MINUTE)]
+    pub gateway_key_requests_per_minute: u32,
+
+    /// Inference requests all of one tenant's keys may make per minute.
+    /// Per hub process. 0: no limit.
+    #[arg(long = "gateway-tenant-requests-per-minute", env = "MODELFLEET_GATEWAY_TENANT_REQUESTS_PER_MINUTE",
+          default_value_t = DEFAULT_GATEWAY_TENANT_REQUESTS_PER_MINUTE)]
+    pub gateway_tenant_requests_per_minute: u32,
+
+    /// The largest inference request body, in bytes (413 beyond).
+    #[arg(long = "gateway-max-body-bytes", env = "MODELFLEET_GATEWAY_MAX_BODY_BYTES",
+          default_value_t = DEFAULT_GATEWAY_MAX_BODY_BYTES)]
+    pub gateway_max_body_bytes: usize,
 }
 
 /// Where the credentials of an `s3://` audit export location come from.
@@ -332,6 +357,9 @@ impl Default for ApiSettings {
             auth_failure_burst: DEFAULT_AUTH_FAILURE_BURST,
             auth_failure_refill_seconds: DEFAULT_AUTH_FAILURE_REFILL_SECONDS,
             refusal_window_seconds: DEFAULT_REFUSAL_WINDOW_SECONDS,
+            gateway_key_requests_per_minute: DEFAULT_GATEWAY_KEY_REQUESTS_PER_MINUTE,
+            gateway_tenant_requests_per_minute: DEFAULT_GATEWAY_TENANT_REQUESTS_PER_MINUTE,
+            gateway_max_body_bytes: DEFAULT_GATEWAY_MAX_BODY_BYTES,
         }
     }
 }

@@ -12,9 +12,10 @@ mod support;
 use axum::body::Body;
 use axum::http::{Method, Request, StatusCode, header};
 use http_body_util::BodyExt;
+use modelfleet_api::config::ApiSettings;
 use modelfleet_api::store::testing::TestDb;
 use serde_json::{Value, json};
-use support::{Hub, eventually, l40s_hub};
+use support::{Hub, eventually, l40s_hub, l40s_hub_with, test_settings};
 use tower::ServiceExt;
 
 /// A deployment of the 8B model, once a chat request gets an answer.
@@ -268,7 +269,85 @@ async fn a_stopped_replica_costs_no_request(db: TestDb) {
     }
 }
 
+async fn keys_and_tenants_are_held_to_their_request_rates(db: TestDb) {
+    let settings = ApiSettings {
+        gateway_key_requests_per_minute: 3,
+        gateway_tenant_requests_per_minute: 5,
+        gateway_max_body_bytes: 4096,
+        ..test_settings()
+    };
+    let hub = l40s_hub_with(db, settings).await;
+    let (tenant, first) = hub.tenant("acme", support::roomy()).await;
+    let (_, other_tenant) = hub.tenant("globex", support::roomy()).await;
+    let second = hub
+        .post(
+            "/api/v1/api-keys",
+            &hub.admin,
+            json!({"name": "app", "role": "viewer", "tenant": tenant}),
+        )
+        .await;
+    assert_eq!(second.status, StatusCode::CREATED, "{:#}", second.body);
+    let second = second.body["token"].as_str().unwrap().to_owned();
+
+    // Counted before anything is looked up: an unknown model is a 404
+    // within the limit, a 429 past it.
+    let call = |key: String| {
+        let hub = &hub;
+        async move { chat(hub, &key, "nothing", "hi").await }
+    };
+    for _ in 0..3 {
+        assert_eq!(call(first.clone()).await.status, StatusCode::NOT_FOUND);
+    }
+    let limited = call(first.clone()).await;
+    assert_eq!(
+        limited.status,
+        StatusCode::TOO_MANY_REQUESTS,
+        "{:#}",
+        limited.body
+    );
+    assert_eq!(limited.body["error"]["type"], "rate_limit_error");
+    let wait: u64 = limited.headers[header::RETRY_AFTER]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((1..=20).contains(&wait), "one more every 20 s: {wait}");
+    // The tenant's other key has its own bucket, but the tenant's holds
+    // five in all: two more, then 429.
+    for _ in 0..2 {
+        assert_eq!(call(second.clone()).await.status, StatusCode::NOT_FOUND);
+    }
+    let tenant_limited = call(second.clone()).await;
+    assert_eq!(tenant_limited.status, StatusCode::TOO_MANY_REQUESTS);
+    assert!(
+        tenant_limited.body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("organisation"),
+        "{:#}",
+        tenant_limited.body
+    );
+    // Another tenant is not held back by acme's use.
+    assert_eq!(
+        call(other_tenant.clone()).await.status,
+        StatusCode::NOT_FOUND
+    );
+
+    // A body over the gateway's limit: 413 in OpenAI's shape.
+    let big =
+        json!({"model": "nothing", "messages": [{"role": "user", "content": "x".repeat(8192)}]});
+    let refused = hub.post("/v1/chat/completions", &other_tenant, big).await;
+    assert_eq!(
+        refused.status,
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "{:#}",
+        refused.body
+    );
+    assert_eq!(refused.body["error"]["type"], "invalid_request_error");
+}
+
 modelfleet_api::store_tests!(
+    keys_and_tenants_are_held_to_their_request_rates,
     a_tenant_calls_its_deployment_plain_and_streamed,
     refusals_are_openai_errors_and_tenants_see_only_their_own,
     a_stopped_replica_costs_no_request,

@@ -86,6 +86,17 @@ impl OpenAiError {
         }
     }
 
+    pub fn too_large(limit: usize) -> Self {
+        OpenAiError {
+            param: Some("body"),
+            ..Self::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "invalid_request_error",
+                format!("the request body is larger than {limit} bytes"),
+            )
+        }
+    }
+
     pub fn upstream(message: impl Into<String>) -> Self {
         Self::new(StatusCode::BAD_GATEWAY, "server_error", message)
     }

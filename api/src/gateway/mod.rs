@@ -24,6 +24,7 @@ use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::body::{Body, Bytes};
+use axum::extract::rejection::BytesRejection;
 use axum::extract::{DefaultBodyLimit, State};
 use axum::http::request::Parts;
 use axum::http::{HeaderValue, StatusCode, header};
@@ -33,9 +34,13 @@ use futures::StreamExt;
 use tracing::{debug, warn};
 
 use crate::clusters::Engine;
+use crate::config::ApiSettings;
 use crate::http::AppState;
-use crate::identity::Permission;
+use crate::identity::{Permission, Principal};
 use crate::ids::DeploymentId;
+use crate::ids::{ApiKeyId, TenantId};
+use crate::service::Caller;
+use crate::service::throttle::{Limit, Limiter, MAX_KEYS};
 use crate::store::{Deployment, StoreError};
 pub use error::{AnswerAsIs, OpenAiError};
 pub use metrics::GatewayMetrics;
@@ -95,6 +100,8 @@ pub struct Gateway {
     /// One listing per deployment at a time.
     listing: Arc<tokio::sync::Mutex<()>>,
     metrics: GatewayMetrics,
+    per_key: Arc<Limiter<ApiKeyId>>,
+    per_tenant: Arc<Limiter<TenantId>>,
 }
 
 impl std::fmt::Debug for Gateway {
@@ -104,7 +111,7 @@ impl std::fmt::Debug for Gateway {
 }
 
 impl Gateway {
-    pub fn new(metrics: GatewayMetrics) -> Self {
+    pub fn new(metrics: GatewayMetrics, settings: &ApiSettings) -> Self {
         // No proxy (an engine is a pod address, never reached through one
         // the environment names), no redirects (an engine does not send
         // one; following it would carry the engine key elsewhere).
@@ -122,7 +129,35 @@ impl Gateway {
             engines: Arc::default(),
             listing: Arc::default(),
             metrics,
+            per_key: Arc::new(Limiter::new(
+                per_minute(settings.gateway_key_requests_per_minute),
+                MAX_KEYS,
+            )),
+            per_tenant: Arc::new(Limiter::new(
+                per_minute(settings.gateway_tenant_requests_per_minute),
+                MAX_KEYS,
+            )),
         }
+    }
+
+    /// Takes one request from the key's and the tenant's buckets.
+    fn admit(&self, caller: &Caller, tenant: TenantId) -> Result<(), OpenAiError> {
+        let now = Instant::now();
+        let refused = |wait: Duration, whose: &str| {
+            let seconds = u32::try_from(wait.as_secs().max(1)).unwrap_or(u32::MAX);
+            OpenAiError::too_many(
+                format!("Rate limit reached: {whose} requests per minute; retry in {seconds} s"),
+                seconds,
+            )
+        };
+        if let Principal::ApiKey { id, .. } = &caller.actor.principal {
+            self.per_key
+                .take(id, None, now)
+                .map_err(|wait| refused(wait, "this key's"))?;
+        }
+        self.per_tenant
+            .take(&tenant, None, now)
+            .map_err(|wait| refused(wait, "your organisation's"))
     }
 
     /// `deployment`'s Ready replicas, as last listed.
@@ -180,6 +215,14 @@ impl Gateway {
     }
 }
 
+/// A bucket of `n` requests refilled evenly over a minute; 0 is no limit.
+fn per_minute(n: u32) -> Limit {
+    Limit {
+        burst: n,
+        refill: Duration::from_secs(60) / n.max(1),
+    }
+}
+
 /// The gateway's routes. The caller merges them beside `/api/v1`.
 pub fn router(max_body: usize) -> Router<AppState> {
     Router::new()
@@ -200,10 +243,7 @@ pub fn router(max_body: usize) -> Router<AppState> {
 }
 
 /// The tenant an inference request acts for.
-async fn tenant_of(
-    state: &AppState,
-    parts: &Parts,
-) -> Result<(crate::service::Caller, crate::ids::TenantId), OpenAiError> {
+async fn tenant_of(state: &AppState, parts: &Parts) -> Result<(Caller, TenantId), OpenAiError> {
     let caller = crate::http::auth::authenticate(state, parts)
         .await
         .map_err(|e| match e.status() {
@@ -277,10 +317,17 @@ fn prompt_of(request: &serde_json::Map<String, serde_json::Value>) -> Vec<u8> {
 async fn infer(
     State(state): State<AppState>,
     parts: Parts,
-    body: Bytes,
+    body: Result<Bytes, BytesRejection>,
     operation: Operation,
 ) -> Result<Response, OpenAiError> {
     let (caller, tenant) = tenant_of(&state, &parts).await?;
+    state.gateway().admit(&caller, tenant)?;
+    let body = body.map_err(|e| match e.status() {
+        StatusCode::PAYLOAD_TOO_LARGE => {
+            OpenAiError::too_large(state.settings().gateway_max_body_bytes)
+        }
+        _ => OpenAiError::invalid("body", "the request body could not be read"),
+    })?;
     let mut request: serde_json::Map<String, serde_json::Value> = serde_json::from_slice(&body)
         .map_err(|e| OpenAiError::invalid("body", format!("the body is not a JSON object: {e}")))?;
     let name = match request.get("model") {

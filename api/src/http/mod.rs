@@ -78,9 +78,10 @@ impl AppState {
 
     pub fn from_hub(hub: Hub) -> Self {
         let metrics = Arc::new(HttpMetrics::default());
+        let gateway = crate::gateway::Gateway::new(metrics.gateway().clone(), hub.settings());
         AppState {
             hub,
-            gateway: crate::gateway::Gateway::new(metrics.gateway().clone()),
+            gateway,
             metrics,
             report_renderer: None,
         }
@@ -279,7 +280,9 @@ pub fn router_with_console(state: AppState, console: Router<AppState>) -> Router
         .layer(DefaultBodyLimit::max(max_body));
     Router::new()
         .merge(v1)
-        .merge(crate::gateway::router(max_body))
+        .merge(crate::gateway::router(
+            state.settings().gateway_max_body_bytes,
+        ))
         .merge(SwaggerUi::new("/api/docs").url("/api/openapi.json", openapi))
         .route("/healthz", get(health::live))
         .route("/readyz", get(health::ready))
