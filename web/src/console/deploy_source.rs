@@ -116,6 +116,23 @@ async fn unread(
     (status, page).into_response()
 }
 
+/// A form's options, its fields, its source and the model read from it;
+/// or the page that says why not.
+async fn read_form(
+    state: &AppState,
+    viewer: &Viewer,
+    form: &str,
+) -> Result<(Options, Vec<(String, String)>, String, ModelArch), Response> {
+    let (options, pairs) = parse_options(form).map_err(|message| {
+        PageError::new(viewer.lang, StatusCode::BAD_REQUEST, message).into_response()
+    })?;
+    let source = source_in(&pairs);
+    match read(state, viewer, &source, &options).await {
+        Ok(model) => Ok((options, pairs, source, model)),
+        Err(e) => Err(unread(state, viewer, &options, &source, e).await),
+    }
+}
+
 /// `GET /deploy/source?source=…&credential=…`: the model read from its
 /// source, its plans and the deploy form.
 pub(super) async fn page(
@@ -123,17 +140,11 @@ pub(super) async fn page(
     viewer: Viewer,
     RawQuery(query): RawQuery,
 ) -> Response {
-    let (options, pairs) = match parse_options(query.as_deref().unwrap_or("")) {
-        Ok(parsed) => parsed,
-        Err(message) => {
-            return PageError::new(viewer.lang, StatusCode::BAD_REQUEST, message).into_response();
-        }
-    };
-    let source = source_in(&pairs);
-    let model = match read(&state, &viewer, &source, &options).await {
-        Ok(model) => model,
-        Err(e) => return unread(&state, &viewer, &options, &source, e).await,
-    };
+    let (options, _, source, model) =
+        match read_form(&state, &viewer, query.as_deref().unwrap_or("")).await {
+            Ok(read) => read,
+            Err(page) => return page,
+        };
     let name = default_name(&model.id);
     plan_page(&state, &viewer, &model, Some(&source), options, name, None)
         .await
@@ -147,16 +158,9 @@ pub(super) async fn deploy(
     body: axum::body::Bytes,
 ) -> Response {
     let text = String::from_utf8_lossy(&body);
-    let (options, pairs) = match parse_options(&text) {
-        Ok(parsed) => parsed,
-        Err(message) => {
-            return PageError::new(viewer.lang, StatusCode::BAD_REQUEST, message).into_response();
-        }
-    };
-    let source = source_in(&pairs);
-    let model = match read(&state, &viewer, &source, &options).await {
-        Ok(model) => model,
-        Err(e) => return unread(&state, &viewer, &options, &source, e).await,
+    let (options, pairs, source, model) = match read_form(&state, &viewer, &text).await {
+        Ok(read) => read,
+        Err(page) => return page,
     };
     deploy_model(state, viewer, &model, Some(&source), options, &pairs).await
 }
