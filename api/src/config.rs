@@ -49,6 +49,9 @@ pub const DEFAULT_GATEWAY_TENANT_REQUESTS_PER_MINUTE: u32 = 3000;
 /// The largest inference request body: a 128K-token context in a few
 /// messages, with room.
 pub const DEFAULT_GATEWAY_MAX_BODY_BYTES: usize = 8 * 1024 * 1024;
+/// Requests one replica may have in flight through a hub: vLLM's own
+/// default `--max-num-seqs`.
+pub const DEFAULT_GATEWAY_REPLICA_CONCURRENCY: u32 = 256;
 
 #[derive(Debug, Clone, PartialEq, Eq, clap::Args)]
 pub struct ApiSettings {
@@ -311,6 +314,13 @@ pub struct ApiSettings {
     #[arg(long = "gateway-max-body-bytes", env = "MODELFLEET_GATEWAY_MAX_BODY_BYTES",
           default_value_t = DEFAULT_GATEWAY_MAX_BODY_BYTES)]
     pub gateway_max_body_bytes: usize,
+
+    /// Requests a deployment may have in flight through this hub, per
+    /// Ready replica; more get 429 with `Retry-After` instead of queueing
+    /// without end in the engines. 0: no limit.
+    #[arg(long = "gateway-replica-concurrency", env = "MODELFLEET_GATEWAY_REPLICA_CONCURRENCY",
+          default_value_t = DEFAULT_GATEWAY_REPLICA_CONCURRENCY)]
+    pub gateway_replica_concurrency: u32,
 }
 
 /// Where the credentials of an `s3://` audit export location come from.
@@ -360,6 +370,7 @@ impl Default for ApiSettings {
             gateway_key_requests_per_minute: DEFAULT_GATEWAY_KEY_REQUESTS_PER_MINUTE,
             gateway_tenant_requests_per_minute: DEFAULT_GATEWAY_TENANT_REQUESTS_PER_MINUTE,
             gateway_max_body_bytes: DEFAULT_GATEWAY_MAX_BODY_BYTES,
+            gateway_replica_concurrency: DEFAULT_GATEWAY_REPLICA_CONCURRENCY,
         }
     }
 }

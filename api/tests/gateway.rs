@@ -346,7 +346,53 @@ async fn keys_and_tenants_are_held_to_their_request_rates(db: TestDb) {
     assert_eq!(refused.body["error"]["type"], "invalid_request_error");
 }
 
+async fn a_deployment_takes_no_more_requests_than_its_replicas_can(db: TestDb) {
+    let settings = ApiSettings {
+        gateway_replica_concurrency: 1,
+        ..test_settings()
+    };
+    let hub = l40s_hub_with(db, settings).await;
+    let (_, key) = hub.tenant("acme", support::roomy()).await;
+    ready(&hub, &key, "single", 1).await;
+    // A streamed answer the client has not read yet holds the one place.
+    let request = Request::builder()
+        .method(Method::POST)
+        .uri("/v1/chat/completions")
+        .header(header::AUTHORIZATION, format!("Bearer {key}"))
+        .header(header::CONTENT_TYPE, "application/json")
+        .body(Body::from(
+            json!({"model": "single", "stream": true,
+                "messages": [{"role": "user", "content": "a long story"}]})
+            .to_string(),
+        ))
+        .unwrap();
+    let held = hub.router.clone().oneshot(request).await.unwrap();
+    assert_eq!(held.status(), StatusCode::OK);
+    let refused = chat(&hub, &key, "single", "hi").await;
+    assert_eq!(
+        refused.status,
+        StatusCode::TOO_MANY_REQUESTS,
+        "{:#}",
+        refused.body
+    );
+    assert_eq!(refused.body["error"]["type"], "rate_limit_error");
+    assert!(
+        refused.body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("in flight"),
+        "{:#}",
+        refused.body
+    );
+    assert!(refused.headers.contains_key(header::RETRY_AFTER));
+    // The client goes away: its place is free again.
+    drop(held);
+    let answered = chat(&hub, &key, "single", "hi").await;
+    assert_eq!(answered.status, StatusCode::OK, "{:#}", answered.body);
+}
+
 modelfleet_api::store_tests!(
+    a_deployment_takes_no_more_requests_than_its_replicas_can,
     keys_and_tenants_are_held_to_their_request_rates,
     a_tenant_calls_its_deployment_plain_and_streamed,
     refusals_are_openai_errors_and_tenants_see_only_their_own,

@@ -102,6 +102,31 @@ pub struct Gateway {
     metrics: GatewayMetrics,
     per_key: Arc<Limiter<ApiKeyId>>,
     per_tenant: Arc<Limiter<TenantId>>,
+    /// Requests in flight per deployment.
+    in_flight: Arc<Mutex<HashMap<DeploymentId, usize>>>,
+    replica_concurrency: usize,
+}
+
+/// A request's place among its deployment's requests in flight; dropping
+/// it gives the place back.
+struct Slot {
+    in_flight: Arc<Mutex<HashMap<DeploymentId, usize>>>,
+    deployment: DeploymentId,
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        let mut in_flight = self
+            .in_flight
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if let Some(n) = in_flight.get_mut(&self.deployment) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                in_flight.remove(&self.deployment);
+            }
+        }
+    }
 }
 
 impl std::fmt::Debug for Gateway {
@@ -137,7 +162,35 @@ impl Gateway {
                 per_minute(settings.gateway_tenant_requests_per_minute),
                 MAX_KEYS,
             )),
+            in_flight: Arc::default(),
+            replica_concurrency: settings.gateway_replica_concurrency as usize,
         }
+    }
+
+    /// A place for one more request of `deployment`, whose `replicas` are
+    /// Ready, within the replicas' concurrency.
+    fn slot(&self, deployment: &Deployment, replicas: usize) -> Result<Slot, OpenAiError> {
+        let mut in_flight = self
+            .in_flight
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        let n = in_flight.entry(deployment.id).or_insert(0);
+        let limit = self.replica_concurrency.saturating_mul(replicas);
+        if self.replica_concurrency > 0 && *n >= limit {
+            return Err(OpenAiError::too_many(
+                format!(
+                    "`{}` has {limit} requests in flight, all its {replicas} ready replicas take \
+                     at once; retry in a moment",
+                    deployment.name
+                ),
+                1,
+            ));
+        }
+        *n += 1;
+        Ok(Slot {
+            in_flight: self.in_flight.clone(),
+            deployment: deployment.id,
+        })
     }
 
     /// Takes one request from the key's and the tenant's buckets.
@@ -158,6 +211,14 @@ impl Gateway {
         self.per_tenant
             .take(&tenant, None, now)
             .map_err(|wait| refused(wait, "your organisation's"))
+    }
+
+    /// Lists `deployment`'s replicas anew at the next request.
+    fn forget(&self, deployment: DeploymentId) {
+        self.engines
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(&deployment);
     }
 
     /// `deployment`'s Ready replicas, as last listed.
@@ -386,7 +447,7 @@ async fn infer(
         })?
         .engine_api_key(&deployment.namespace);
     let gateway = state.gateway();
-    let engines = gateway.engines(&state, &deployment).await?;
+    let mut engines = gateway.engines(&state, &deployment).await?;
     if engines.is_empty() {
         return Err(OpenAiError::unavailable(
             format!(
@@ -397,15 +458,27 @@ async fn infer(
         ));
     }
     let labels = metrics::Labels::new(&gateway.metrics, &deployment, operation.label());
+    let slot = gateway.slot(&deployment, engines.len()).inspect_err(|_| {
+        labels.failed("concurrency");
+    })?;
     let started = Instant::now();
     let mut tried = Vec::new();
     let mut last_error = None;
+    let mut listed_again = false;
     while tried.len() < TRIES {
         let Some(lease) = gateway
             .balancer
             .pick(&engines, affinity, &tried, Instant::now())
         else {
-            break;
+            // Every replica of the last listing failed: it may be up to
+            // two seconds old, so list once more before giving up.
+            if listed_again {
+                break;
+            }
+            listed_again = true;
+            gateway.forget(deployment.id);
+            engines = gateway.engines(&state, &deployment).await?;
+            continue;
         };
         let addr = lease.engine.addr;
         tried.push(addr);
@@ -451,13 +524,13 @@ async fn infer(
         if streamed && status.is_success() {
             return Ok(pass_stream(
                 answer,
-                lease,
+                (lease, slot),
                 client_wants_usage,
                 labels,
                 started,
             ));
         }
-        return pass_whole(answer, lease, labels, started).await;
+        return pass_whole(answer, (lease, slot), labels, started).await;
     }
     labels.failed("unavailable");
     Err(OpenAiError::unavailable(
@@ -484,7 +557,7 @@ fn answer_headers(answer: &reqwest::Response) -> Response {
 
 async fn pass_whole(
     answer: reqwest::Response,
-    lease: balance::Lease,
+    lease: (balance::Lease, Slot),
     labels: metrics::Labels,
     started: Instant,
 ) -> Result<Response, OpenAiError> {
@@ -543,12 +616,12 @@ struct Passing<S> {
     events: Events,
     meter: Meter,
     /// Dropped with the stream: the replica's request ends.
-    _lease: balance::Lease,
+    _lease: (balance::Lease, Slot),
 }
 
 fn pass_stream(
     answer: reqwest::Response,
-    lease: balance::Lease,
+    lease: (balance::Lease, Slot),
     client_wants_usage: bool,
     labels: metrics::Labels,
     started: Instant,
