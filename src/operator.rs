@@ -86,11 +86,10 @@ pub fn run(args: OperatorArgs) -> anyhow::Result<ExitCode> {
             }),
         };
         let (shutdown, stop) = Shutdown::channel();
+        let signals = crate::signals::Stop::install()?;
         tokio::spawn(async move {
-            match crate::signals::stopped().await {
-                Ok(()) => shutdown.trigger(),
-                Err(e) => tracing::error!(error = %e, "cannot wait for SIGTERM or Ctrl-C"),
-            }
+            signals.wait().await;
+            shutdown.trigger();
         });
         runner::run(client, options, stop).await?;
         Ok(ExitCode::SUCCESS)

@@ -62,6 +62,8 @@ pub fn run(args: SandboxArgs) -> anyhow::Result<ExitCode> {
         let mut options = EmbeddedOptions::new(args.name.clone(), fleet);
         options.time_factor = args.time_factor;
         options.listen = Some(SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), args.port));
+        // Caught before the cluster answers, so an early stop is clean.
+        let stop = crate::signals::Stop::install()?;
         let cluster = EmbeddedCluster::start(options).await?;
         cluster.write_kubeconfig(&args.kubeconfig)?;
         let url = cluster
@@ -75,7 +77,7 @@ pub fn run(args: SandboxArgs) -> anyhow::Result<ExitCode> {
         println!("  kubectl apply -f manifests/examples/llama-3.1-8b-l40s.yaml");
         println!("  kubectl get md -w");
         println!("Ctrl-C or SIGTERM stops it.");
-        crate::signals::stopped().await?;
+        stop.wait().await;
         cluster.shutdown().await;
         Ok(ExitCode::SUCCESS)
     })

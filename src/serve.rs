@@ -138,6 +138,9 @@ pub fn api(args: ApiArgs) -> anyhow::Result<ExitCode> {
 fn run_hub(options: HubOptions) -> anyhow::Result<ExitCode> {
     let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
     runtime.block_on(async {
+        // Caught before anything answers, so a stop that comes early is
+        // still a clean one.
+        let stop = crate::signals::Stop::install()?;
         let hub = RunningHub::start(options).await?;
         let data_dir = hub.data_dir.display();
         println!("modelfleet is up");
@@ -188,7 +191,7 @@ fn run_hub(options: HubOptions) -> anyhow::Result<ExitCode> {
         }
         tracing::info!(url = %hub.url, clusters = hub.state.registry().names().len(), "the hub is up");
         println!("Ctrl-C or SIGTERM stops it.");
-        crate::signals::stopped().await?;
+        stop.wait().await;
         tracing::info!("stopping: draining requests, ending background loops");
         hub.shutdown().await;
         Ok(ExitCode::SUCCESS)

@@ -1,16 +1,36 @@
 //! How the long-running subcommands (`api`, `serve`, `operator`,
 //! `sandbox`) are told to stop: Ctrl-C (SIGINT) or SIGTERM, which
 //! Kubernetes sends a pod it stops.
+//!
+//! The handlers are installed before the listener opens ([`Stop::install`]):
+//! a SIGTERM that arrives between the first answered request and the
+//! moment the process starts waiting for it still stops it cleanly,
+//! instead of killing it.
 
 use anyhow::Context as _;
+use tokio::signal::unix::{Signal, SignalKind, signal};
 
-/// Waits for SIGINT or SIGTERM.
-pub async fn stopped() -> anyhow::Result<()> {
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-        .context("cannot wait for SIGTERM")?;
-    tokio::select! {
-        interrupted = tokio::signal::ctrl_c() => interrupted.context("cannot wait for Ctrl-C")?,
-        _ = term.recv() => {}
+/// SIGINT and SIGTERM, caught from the moment this is made.
+#[derive(Debug)]
+pub struct Stop {
+    interrupt: Signal,
+    terminate: Signal,
+}
+
+impl Stop {
+    /// Catches SIGINT and SIGTERM from now on.
+    pub fn install() -> anyhow::Result<Stop> {
+        Ok(Stop {
+            interrupt: signal(SignalKind::interrupt()).context("cannot catch Ctrl-C")?,
+            terminate: signal(SignalKind::terminate()).context("cannot catch SIGTERM")?,
+        })
     }
-    Ok(())
+
+    /// Waits for either (at once when one came already).
+    pub async fn wait(mut self) {
+        tokio::select! {
+            _ = self.interrupt.recv() => {}
+            _ = self.terminate.recv() => {}
+        }
+    }
 }
