@@ -321,6 +321,15 @@ pub struct ApiSettings {
     #[arg(long = "gateway-replica-concurrency", env = "MODELFLEET_GATEWAY_REPLICA_CONCURRENCY",
           default_value_t = DEFAULT_GATEWAY_REPLICA_CONCURRENCY)]
     pub gateway_replica_concurrency: u32,
+
+    /// A directory where the gateway appends each answered request's
+    /// tokens before they reach the database, so a gateway that crashes or
+    /// is killed loses none: at start it writes what an earlier run left
+    /// there. One directory per gateway process (an emptyDir in a pod).
+    /// Unset: kept in memory until written (at most a second), and written
+    /// when the process stops cleanly.
+    #[arg(long = "gateway-spool-dir", env = "MODELFLEET_GATEWAY_SPOOL_DIR")]
+    pub gateway_spool_dir: Option<std::path::PathBuf>,
 }
 
 /// Where the credentials of an `s3://` audit export location come from.
@@ -371,6 +380,7 @@ impl Default for ApiSettings {
             gateway_tenant_requests_per_minute: DEFAULT_GATEWAY_TENANT_REQUESTS_PER_MINUTE,
             gateway_max_body_bytes: DEFAULT_GATEWAY_MAX_BODY_BYTES,
             gateway_replica_concurrency: DEFAULT_GATEWAY_REPLICA_CONCURRENCY,
+            gateway_spool_dir: None,
         }
     }
 }

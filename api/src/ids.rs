@@ -116,6 +116,11 @@ id_type!(
     ClusterId
 );
 id_type!(
+    /// One request through the inference gateway: the key of its metered
+    /// tokens, so they are counted once however often they are written.
+    RequestId
+);
+id_type!(
     /// A signed-in user's session.
     SessionId
 );

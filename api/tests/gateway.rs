@@ -11,9 +11,14 @@ mod support;
 
 use axum::body::Body;
 use axum::http::{Method, Request, StatusCode, header};
+use chrono::{TimeDelta, Utc};
 use http_body_util::BodyExt;
 use modelfleet_api::config::ApiSettings;
+use modelfleet_api::gateway::Metering;
+use modelfleet_api::identity::Scope;
+use modelfleet_api::ids::{RequestId, TenantId};
 use modelfleet_api::store::testing::TestDb;
+use modelfleet_api::store::{TokenFilter, TokenRecord};
 use serde_json::{Value, json};
 use support::{Hub, eventually, l40s_hub, l40s_hub_with, test_settings};
 use tower::ServiceExt;
@@ -391,7 +396,157 @@ async fn a_deployment_takes_no_more_requests_than_its_replicas_can(db: TestDb) {
     assert_eq!(answered.status, StatusCode::OK, "{:#}", answered.body);
 }
 
+/// The tenant's metered tokens in the store, once the gateway has written
+/// what it took: `(requests, input, output)`.
+async fn metered(hub: &Hub, tenant: &str) -> (u64, u64, u64) {
+    hub.state.gateway().flush().await.unwrap();
+    let totals = hub
+        .store
+        .token_totals(
+            Scope::All,
+            &TokenFilter {
+                tenant: Some(tenant.parse().unwrap()),
+                from: Utc::now() - TimeDelta::days(3650),
+                to: Utc::now() + TimeDelta::days(3650),
+                deployment: None,
+                api_key: None,
+            },
+        )
+        .await
+        .unwrap();
+    totals.iter().fold((0, 0, 0), |(r, i, o), t| {
+        (r + t.requests, i + t.input_tokens, o + t.output_tokens)
+    })
+}
+
+fn usage_of(body: &Value) -> (u64, u64) {
+    (
+        body["usage"]["prompt_tokens"].as_u64().unwrap(),
+        body["usage"]["completion_tokens"].as_u64().unwrap_or(0),
+    )
+}
+
+async fn every_answer_is_metered_once_under_its_request_id(db: TestDb) {
+    let hub = l40s_hub(db).await;
+    let (tenant, key) = hub.tenant("acme", support::roomy()).await;
+    ready(&hub, &key, "assistant", 1).await;
+    let (_, other_key) = hub.tenant("globex", support::roomy()).await;
+    ready(&hub, &other_key, "assistant", 1).await;
+    let before = metered(&hub, &tenant).await;
+
+    let mut seen = (0, 0);
+    let mut ids = std::collections::BTreeSet::new();
+    let add = |seen: &mut (u64, u64), (i, o): (u64, u64)| {
+        seen.0 += i;
+        seen.1 += o;
+    };
+    for prompt in ["one", "two words", "and now three words"] {
+        let reply = chat(&hub, &key, "assistant", prompt).await;
+        assert_eq!(reply.status, StatusCode::OK, "{:#}", reply.body);
+        add(&mut seen, usage_of(&reply.body));
+        let id = reply.headers["x-request-id"].to_str().unwrap().to_owned();
+        assert!(ids.insert(id), "each request has its own id");
+    }
+    let embedded = hub
+        .post(
+            "/v1/embeddings",
+            &key,
+            json!({"model": "assistant", "input": ["one", "two"]}),
+        )
+        .await;
+    assert_eq!(embedded.status, StatusCode::OK, "{:#}", embedded.body);
+    add(&mut seen, usage_of(&embedded.body));
+    // Streamed, asking for usage and not: both are metered, the second
+    // from the usage chunk the client never saw (the same prompt, so the
+    // same tokens).
+    let body = json!({"model": "assistant", "stream": true,
+        "stream_options": {"include_usage": true},
+        "messages": [{"role": "user", "content": "a streamed question"}]});
+    let (_, events) = stream(&hub, &key, body.clone()).await;
+    let last: Value = serde_json::from_str(&events[events.len() - 2]).unwrap();
+    let streamed = usage_of(&last);
+    add(&mut seen, streamed);
+    let mut quiet = body;
+    quiet.as_object_mut().unwrap().remove("stream_options");
+    let (status, _) = stream(&hub, &key, quiet).await;
+    assert_eq!(status, StatusCode::OK);
+    add(&mut seen, streamed);
+    // Another tenant's calls are not this tenant's usage.
+    let theirs = chat(&hub, &other_key, "assistant", "not yours").await;
+    assert_eq!(theirs.status, StatusCode::OK);
+
+    let after = metered(&hub, &tenant).await;
+    assert_eq!(after.0 - before.0, 6, "six requests");
+    assert_eq!(
+        (after.1 - before.1, after.2 - before.2),
+        seen,
+        "the tokens metered are the tokens the client was told"
+    );
+    // Writing again (what a replayed spool does) adds nothing.
+    assert_eq!(metered(&hub, &tenant).await, after);
+}
+
+async fn a_spool_left_by_a_stopped_gateway_is_written_once(db: TestDb) {
+    let hub = l40s_hub(db).await;
+    let (tenant, key) = hub.tenant("acme", support::roomy()).await;
+    ready(&hub, &key, "assistant", 1).await;
+    let tenant_id: TenantId = tenant.parse().unwrap();
+    let deployment = hub
+        .store
+        .deployment_by_name(Scope::All, tenant_id, "assistant")
+        .await
+        .unwrap();
+    let before = metered(&hub, &tenant).await;
+    let dir = tempfile::tempdir().unwrap();
+    let record = |n: u64| TokenRecord {
+        request: RequestId::new(),
+        tenant: tenant_id,
+        deployment: deployment.id,
+        api_key: None,
+        model: deployment.model.clone(),
+        cluster: deployment.cluster.clone(),
+        operation: "chat".to_owned(),
+        status: 200,
+        input_tokens: n,
+        output_tokens: 2 * n,
+        at: Utc::now(),
+    };
+    {
+        // A gateway that took three requests and stopped without writing.
+        let gone = Metering::new(hub.store.clone(), Some(dir.path())).unwrap();
+        for n in 1..=3 {
+            gone.record(record(n));
+        }
+        assert_eq!(gone.pending(), 3);
+    }
+    assert_eq!(metered(&hub, &tenant).await, before, "not written yet");
+    // The next one writes them first, then its own.
+    let next = Metering::new(hub.store.clone(), Some(dir.path())).unwrap();
+    next.record(record(10));
+    assert_eq!(next.flush().await.unwrap(), 4);
+    let after = metered(&hub, &tenant).await;
+    assert_eq!(
+        (after.0 - before.0, after.1 - before.1, after.2 - before.2),
+        (4, 16, 32)
+    );
+    assert_eq!(
+        std::fs::read_dir(dir.path()).unwrap().count(),
+        1,
+        "only the (empty) current file is left"
+    );
+    // A batch written, whose removal was lost, is written again: no change.
+    let replayed = record(100);
+    next.record(replayed.clone());
+    next.record(replayed);
+    next.flush().await.unwrap();
+    let again = metered(&hub, &tenant).await;
+    assert_eq!(again.0 - after.0, 1, "one request id, one row");
+    assert_eq!(again.1 - after.1, 100);
+}
+
 modelfleet_api::store_tests!(
+    every_answer_is_metered_once_under_its_request_id,
+    a_spool_left_by_a_stopped_gateway_is_written_once,
     a_deployment_takes_no_more_requests_than_its_replicas_can,
     keys_and_tenants_are_held_to_their_request_rates,
     a_tenant_calls_its_deployment_plain_and_streamed,

@@ -15,6 +15,7 @@
 
 mod balance;
 mod error;
+mod meter;
 mod metrics;
 mod stream;
 
@@ -38,11 +39,12 @@ use crate::config::ApiSettings;
 use crate::http::AppState;
 use crate::identity::{Permission, Principal};
 use crate::ids::DeploymentId;
-use crate::ids::{ApiKeyId, TenantId};
+use crate::ids::{ApiKeyId, RequestId, TenantId};
 use crate::service::Caller;
 use crate::service::throttle::{Limit, Limiter, MAX_KEYS};
-use crate::store::{Deployment, StoreError};
+use crate::store::{Deployment, Store, StoreError, TokenRecord};
 pub use error::{AnswerAsIs, OpenAiError};
+pub use meter::{FlushError, Metering};
 pub use metrics::GatewayMetrics;
 use stream::{Events, Usage};
 
@@ -105,6 +107,7 @@ pub struct Gateway {
     /// Requests in flight per deployment.
     in_flight: Arc<Mutex<HashMap<DeploymentId, usize>>>,
     replica_concurrency: usize,
+    metering: Metering,
 }
 
 /// A request's place among its deployment's requests in flight; dropping
@@ -136,7 +139,16 @@ impl std::fmt::Debug for Gateway {
 }
 
 impl Gateway {
-    pub fn new(metrics: GatewayMetrics, settings: &ApiSettings) -> Self {
+    pub fn new(metrics: GatewayMetrics, settings: &ApiSettings, store: Store) -> Self {
+        let spool = settings.gateway_spool_dir.as_deref();
+        let metering = Metering::new(store.clone(), spool).unwrap_or_else(|e| {
+            tracing::error!(
+                dir = %spool.map(|d| d.display().to_string()).unwrap_or_default(),
+                error = %e,
+                "the gateway's spool directory cannot be used; metered tokens wait in memory"
+            );
+            Metering::new(store, None).expect("a meter without a spool needs no files")
+        });
         // No proxy (an engine is a pod address, never reached through one
         // the environment names), no redirects (an engine does not send
         // one; following it would carry the engine key elsewhere).
@@ -164,7 +176,19 @@ impl Gateway {
             )),
             in_flight: Arc::default(),
             replica_concurrency: settings.gateway_replica_concurrency as usize,
+            metering,
         }
+    }
+
+    /// The meter that records each answered request's tokens.
+    pub fn metering(&self) -> &Metering {
+        &self.metering
+    }
+
+    /// Writes every metered request taken so far: what a stopping process
+    /// calls after its last answer.
+    pub async fn flush(&self) -> Result<u64, FlushError> {
+        self.metering.flush().await
     }
 
     /// A place for one more request of `deployment`, whose `replicas` are
@@ -383,6 +407,12 @@ async fn infer(
 ) -> Result<Response, OpenAiError> {
     let (caller, tenant) = tenant_of(&state, &parts).await?;
     state.gateway().admit(&caller, tenant)?;
+    if state.gateway().metering.is_backed_up() {
+        return Err(OpenAiError::unavailable(
+            "requests cannot be metered right now (the usage database is behind); retry shortly",
+            10,
+        ));
+    }
     let body = body.map_err(|e| match e.status() {
         StatusCode::PAYLOAD_TOO_LARGE => {
             OpenAiError::too_large(state.settings().gateway_max_body_bytes)
@@ -428,7 +458,8 @@ async fn infer(
         client_wants_usage = options.get("include_usage").and_then(|u| u.as_bool()) == Some(true);
         options.insert("include_usage".to_owned(), serde_json::Value::Bool(true));
     }
-    let affinity = balance::affinity(&prompt_of(&request));
+    let prompt = prompt_of(&request);
+    let affinity = balance::affinity(&prompt);
     // The engine serves the model under its own name.
     request.insert(
         "model".to_owned(),
@@ -461,6 +492,26 @@ async fn infer(
     let slot = gateway.slot(&deployment, engines.len()).inspect_err(|_| {
         labels.failed("concurrency");
     })?;
+    let bill = Bill {
+        metering: gateway.metering.clone(),
+        record: TokenRecord {
+            request: RequestId::new(),
+            tenant,
+            deployment: deployment.id,
+            api_key: match &caller.actor.principal {
+                Principal::ApiKey { id, .. } => Some(*id),
+                _ => None,
+            },
+            model: deployment.model.clone(),
+            cluster: deployment.cluster.clone(),
+            operation: operation.label().to_owned(),
+            status: 0,
+            input_tokens: 0,
+            output_tokens: 0,
+            at: crate::store::now(),
+        },
+        prompt_bytes: prompt_bytes(&request),
+    };
     let started = Instant::now();
     let mut tried = Vec::new();
     let mut last_error = None;
@@ -526,11 +577,11 @@ async fn infer(
                 answer,
                 (lease, slot),
                 client_wants_usage,
-                labels,
+                (labels, bill),
                 started,
             ));
         }
-        return pass_whole(answer, (lease, slot), labels, started).await;
+        return pass_whole(answer, (lease, slot), (labels, bill), started).await;
     }
     labels.failed("unavailable");
     Err(OpenAiError::unavailable(
@@ -542,11 +593,15 @@ async fn infer(
     ))
 }
 
-/// The headers of an engine's answer that go to the client.
-fn answer_headers(answer: &reqwest::Response) -> Response {
+/// The headers of an engine's answer that go to the client, and the
+/// request's id (what its metered tokens are recorded under).
+fn answer_headers(answer: &reqwest::Response, request: RequestId) -> Response {
     let mut response = Response::new(Body::empty());
     *response.status_mut() = answer.status();
     response.extensions_mut().insert(AnswerAsIs);
+    if let Ok(id) = HeaderValue::from_str(&request.to_string()) {
+        response.headers_mut().insert("x-request-id", id);
+    }
     for name in [header::CONTENT_TYPE, header::CACHE_CONTROL] {
         if let Some(value) = answer.headers().get(&name) {
             response.headers_mut().insert(name, value.clone());
@@ -558,10 +613,10 @@ fn answer_headers(answer: &reqwest::Response) -> Response {
 async fn pass_whole(
     answer: reqwest::Response,
     lease: (balance::Lease, Slot),
-    labels: metrics::Labels,
+    (labels, bill): (metrics::Labels, Bill),
     started: Instant,
 ) -> Result<Response, OpenAiError> {
-    let mut response = answer_headers(&answer);
+    let mut response = answer_headers(&answer, bill.record.request);
     let status = answer.status();
     let mut body = Vec::new();
     let mut chunks = answer.bytes_stream();
@@ -584,6 +639,7 @@ async fn pass_whole(
         .ok()
         .and_then(|v| Usage::of(&v));
     labels.answered(status.as_u16(), usage, started.elapsed(), None);
+    bill.settle(status.as_u16(), usage);
     *response.body_mut() = Body::from(body);
     Ok(response)
 }
@@ -591,15 +647,18 @@ async fn pass_whole(
 /// A streamed answer's record, made once when the stream ends, however
 /// it ends: the engine finished (its status), the engine's stream broke
 /// (502), or the client went away (499, as nginx counts it).
-struct Meter {
+struct StreamEnd {
     labels: metrics::Labels,
+    bill: Option<Bill>,
     started: Instant,
     first_byte: Option<Duration>,
     usage: Option<Usage>,
+    /// Events with choices passed so far.
+    choice_events: u64,
     status: u16,
 }
 
-impl Drop for Meter {
+impl Drop for StreamEnd {
     fn drop(&mut self) {
         self.labels.answered(
             self.status,
@@ -607,6 +666,63 @@ impl Drop for Meter {
             self.started.elapsed(),
             self.first_byte,
         );
+        if let Some(bill) = self.bill.take() {
+            // A stream cut before its usage chunk (the client left, the
+            // engine broke) is metered by what passed: one output token
+            // per event, and the prompt at four bytes a token.
+            let usage = self.usage.or_else(|| {
+                (self.choice_events > 0).then(|| Usage {
+                    prompt_tokens: bill.prompt_bytes.div_ceil(4) as u64,
+                    completion_tokens: self.choice_events,
+                })
+            });
+            bill.settle(self.status, usage);
+        }
+    }
+}
+
+/// What a request's metered tokens are recorded as, once its answer ends.
+struct Bill {
+    metering: Metering,
+    record: TokenRecord,
+    /// The bytes of its prompt text.
+    prompt_bytes: usize,
+}
+
+impl Bill {
+    /// Records the request's tokens, if it used any.
+    fn settle(mut self, status: u16, usage: Option<Usage>) {
+        let Some(usage) = usage else { return };
+        if usage.prompt_tokens == 0 && usage.completion_tokens == 0 {
+            return;
+        }
+        self.record.status = status;
+        self.record.input_tokens = usage.prompt_tokens;
+        self.record.output_tokens = usage.completion_tokens;
+        self.record.at = crate::store::now();
+        self.metering.record(self.record);
+    }
+}
+
+/// The bytes of a request's prompt text: its messages' contents, its
+/// prompt or its input.
+fn prompt_bytes(request: &serde_json::Map<String, serde_json::Value>) -> usize {
+    let text = |v: &serde_json::Value| match v {
+        serde_json::Value::String(s) => s.len(),
+        other => other.to_string().len(),
+    };
+    if let Some(messages) = request.get("messages").and_then(|m| m.as_array()) {
+        messages
+            .iter()
+            .filter_map(|m| m.get("content"))
+            .map(text)
+            .sum()
+    } else {
+        request
+            .get("prompt")
+            .or_else(|| request.get("input"))
+            .map(text)
+            .unwrap_or(0)
     }
 }
 
@@ -614,7 +730,7 @@ impl Drop for Meter {
 struct Passing<S> {
     upstream: S,
     events: Events,
-    meter: Meter,
+    end: StreamEnd,
     /// Dropped with the stream: the replica's request ends.
     _lease: (balance::Lease, Slot),
 }
@@ -623,10 +739,10 @@ fn pass_stream(
     answer: reqwest::Response,
     lease: (balance::Lease, Slot),
     client_wants_usage: bool,
-    labels: metrics::Labels,
+    (labels, bill): (metrics::Labels, Bill),
     started: Instant,
 ) -> Response {
-    let mut response = answer_headers(&answer);
+    let mut response = answer_headers(&answer, bill.record.request);
     response
         .headers_mut()
         .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
@@ -634,9 +750,11 @@ fn pass_stream(
     let passing = Passing {
         upstream: answer.bytes_stream(),
         events: Events::new(client_wants_usage),
-        meter: Meter {
+        end: StreamEnd {
             labels,
+            bill: Some(bill),
             started,
+            choice_events: 0,
             first_byte: None,
             usage: None,
             status: 499,
@@ -651,10 +769,11 @@ fn pass_stream(
             match passing.upstream.next().await {
                 Some(Ok(chunk)) => {
                     let out = passing.events.push(&chunk);
-                    passing.meter.usage = passing.events.usage;
+                    passing.end.usage = passing.events.usage;
+                    passing.end.choice_events = passing.events.choice_events;
                     if !out.is_empty() {
                         passing
-                            .meter
+                            .end
                             .first_byte
                             .get_or_insert_with(|| started.elapsed());
                         return Some((Ok::<Bytes, std::io::Error>(out), Some(passing)));
@@ -662,8 +781,9 @@ fn pass_stream(
                 }
                 end => {
                     let tail = passing.events.finish();
-                    passing.meter.usage = passing.events.usage;
-                    passing.meter.status = if matches!(end, Some(Err(_))) {
+                    passing.end.usage = passing.events.usage;
+                    passing.end.choice_events = passing.events.choice_events;
+                    passing.end.status = if matches!(end, Some(Err(_))) {
                         502
                     } else {
                         status

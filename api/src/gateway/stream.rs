@@ -33,6 +33,9 @@ pub struct Events {
     pub client_wants_usage: bool,
     /// The usage the stream reported, once it has.
     pub usage: Option<Usage>,
+    /// Events that carried choices: about one output token each, what a
+    /// stream cut before its usage chunk is metered by.
+    pub choice_events: u64,
 }
 
 /// The end of an event: a blank line.
@@ -54,6 +57,7 @@ impl Events {
             buffer: BytesMut::new(),
             client_wants_usage,
             usage: None,
+            choice_events: 0,
         }
     }
 
@@ -97,6 +101,13 @@ impl Events {
         let Ok(chunk) = serde_json::from_str::<serde_json::Value>(&data) else {
             return true;
         };
+        if chunk
+            .get("choices")
+            .and_then(serde_json::Value::as_array)
+            .is_some_and(|c| !c.is_empty())
+        {
+            self.choice_events += 1;
+        }
         if let Some(usage) = Usage::of(&chunk) {
             self.usage = Some(usage);
             let only_usage = chunk
@@ -144,6 +155,7 @@ mod tests {
         let out = events.push(format!("{CHUNK}{USAGE}{DONE}").as_bytes());
         assert_eq!(out, format!("{CHUNK}{DONE}").as_bytes());
         assert_eq!(events.usage.map(|u| u.prompt_tokens), Some(12));
+        assert_eq!(events.choice_events, 1, "the usage chunk has no choices");
         assert!(events.finish().is_empty());
     }
 

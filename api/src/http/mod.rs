@@ -78,7 +78,11 @@ impl AppState {
 
     pub fn from_hub(hub: Hub) -> Self {
         let metrics = Arc::new(HttpMetrics::default());
-        let gateway = crate::gateway::Gateway::new(metrics.gateway().clone(), hub.settings());
+        let gateway = crate::gateway::Gateway::new(
+            metrics.gateway().clone(),
+            hub.settings(),
+            hub.store().clone(),
+        );
         AppState {
             hub,
             gateway,

@@ -41,6 +41,7 @@ mod reachability;
 mod sessions;
 mod source_credentials;
 mod tenants;
+mod tokens;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
 mod totp;
@@ -87,6 +88,7 @@ pub use reachability::LostCluster;
 pub use sessions::{CreatedSession, SESSION_TOKEN_PREFIX, Session, SessionAuthError};
 pub use source_credentials::{CredentialPlace, KeyHint, SourceCredential};
 pub use tenants::{NewTenant, Tenant};
+pub use tokens::{MAX_TOKEN_BATCH, TokenFilter, TokenRecord, TokenTotal, hour_of};
 pub use totp::TotpEnrolment;
 pub use users::{LoginError, LoginPolicy, NewUser, User};
 
