@@ -981,3 +981,280 @@ mod billing_properties {
         assert_eq!(tiny.round(Currency::Usd).unwrap().micros(), 0);
     }
 }
+
+/// Token pricing: a tenant billed by its calls. Amounts by hand again:
+/// `tokens × price per million ÷ 1 000 000`, rounded half up to the cent
+/// once per line.
+mod billing_tokens {
+    use super::*;
+    use modelfleet_core::billing::{
+        InvoiceBuilder, TokenDirection, TokenPrice, TokenPriceCatalog, TokenUsage, invoice_csv,
+    };
+
+    const MODEL: &str = "llama-3.1-8b";
+
+    /// llama-3.1-8b: 0.50 / 1.50 USD per million input / output tokens
+    /// from 10 November, 0.40 / 1.20 from 20 November.
+    fn token_prices() -> TokenPriceCatalog {
+        let mut catalog = TokenPriceCatalog::new();
+        for (from, input, output) in [
+            ("2026-11-10T00:00:00Z", "0.50", "1.50"),
+            ("2026-11-20T00:00:00Z", "0.40", "1.20"),
+        ] {
+            catalog
+                .insert(TokenPrice {
+                    model: MODEL.to_owned(),
+                    per_million_input: usd(input),
+                    per_million_output: usd(output),
+                    effective_from: t(from),
+                })
+                .unwrap();
+        }
+        catalog
+    }
+
+    fn tokens(deployment: &str, model: &str, hour: &str, input: u64, output: u64) -> TokenUsage {
+        TokenUsage {
+            deployment: deployment.to_owned(),
+            deployment_name: format!("{deployment}-name"),
+            tenant: "acme".to_owned(),
+            model: model.to_owned(),
+            hour: t(hour),
+            requests: 1,
+            input_tokens: input,
+            output_tokens: output,
+        }
+    }
+
+    fn usage() -> (Vec<UsageInterval>, Vec<TokenUsage>) {
+        let intervals = vec![
+            // "chat" serves llama-3.1-8b on 2 H100s for 48 h, across the
+            // hour its first token price takes effect.
+            h100(
+                "chat",
+                2,
+                "2026-11-09T00:00:00Z",
+                Some("2026-11-11T00:00:00Z"),
+            ),
+            // "embed" serves a model with no token price: 1 h on 1 H100.
+            h100(
+                "embed",
+                1,
+                "2026-11-12T00:00:00Z",
+                Some("2026-11-12T01:00:00Z"),
+            ),
+        ];
+        let tokens = vec![
+            // Before the first price: covered by the device time.
+            tokens("chat", MODEL, "2026-11-09T23:00:00Z", 1_000_000, 50_000),
+            tokens("chat", MODEL, "2026-11-10T05:00:00Z", 1_234_567, 3_000),
+            tokens("chat", MODEL, "2026-11-15T13:00:00Z", 765_433, 3_000),
+            // After the price change, no output (an embedding, say).
+            tokens("chat", MODEL, "2026-11-25T10:00:00Z", 12_500, 0),
+            // December's tokens are not November's.
+            tokens("chat", MODEL, "2026-12-01T00:00:00Z", 9_000_000, 0),
+            tokens("embed", "bge-m3", "2026-11-12T00:00:00Z", 5_000_000, 0),
+        ];
+        (intervals, tokens)
+    }
+
+    fn discounts() -> Discounts {
+        Discounts::new([
+            Discount::new(DiscountScope::All, 1000).unwrap(),
+            Discount::new(DiscountScope::Cloud(Cloud::Aws), 2000).unwrap(),
+        ])
+        .unwrap()
+    }
+
+    fn build(on_tokens: bool, now: UnixSeconds) -> Vec<Invoice> {
+        let (intervals, usage) = usage();
+        let catalog = catalog();
+        let prices = token_prices();
+        let discounts = discounts();
+        let mut builder = InvoiceBuilder::new("acme", november(), &catalog, &discounts, now);
+        if on_tokens {
+            builder.bill_by_tokens(
+                &prices,
+                [
+                    ("chat".to_owned(), MODEL.to_owned()),
+                    ("embed".to_owned(), "bge-m3".to_owned()),
+                ],
+            );
+        }
+        for interval in &intervals {
+            builder.add(interval).unwrap();
+        }
+        for tokens in &usage {
+            builder.add_tokens(tokens).unwrap();
+        }
+        let invoices = builder.finish().unwrap();
+        for invoice in &invoices {
+            check_invariants(invoice);
+        }
+        invoices
+    }
+
+    #[test]
+    fn token_lines_replace_device_time_from_the_first_price_and_round_once() {
+        let invoices = build(true, december());
+        assert_eq!(invoices.len(), 1);
+        let invoice = &invoices[0];
+        assert_eq!(invoice.status, InvoiceStatus::Final);
+        let got: Vec<_> = invoice
+            .lines
+            .iter()
+            .map(|l| {
+                (
+                    l.description.as_str(),
+                    l.list_amount,
+                    l.discount_amount,
+                    l.amount,
+                )
+            })
+            .collect();
+        assert_eq!(
+            got,
+            [
+                // 24 h × 2 devices until the price took effect =
+                // 172 800 device-seconds × 6.88 / 3600 = 330.24;
+                // AWS's own 20 % = 66.048 → 66.05.
+                (
+                    "chat-name: 48.0000 device-hours of h100-80gb (on-demand) on aws us-east-1 \
+                     at 6.88 USD per device-hour",
+                    usd("330.24"),
+                    usd("66.05"),
+                    usd("264.19")
+                ),
+                // 1 234 567 + 765 433 = 2 000 000 × 0.50 = 1.00; the
+                // all-clouds 10 % = 0.10.
+                (
+                    "chat-name: 2000000 input tokens of llama-3.1-8b at 0.50 USD per million \
+                     input tokens",
+                    usd("1.00"),
+                    usd("0.10"),
+                    usd("0.90")
+                ),
+                // 3 000 × 1.50 = 0.0045 per hour would round to 0.00 twice;
+                // the line's 6 000 × 1.50 = 0.009 rounds once → 0.01;
+                // 10 % = 0.0009 → 0.00.
+                (
+                    "chat-name: 6000 output tokens of llama-3.1-8b at 1.50 USD per million \
+                     output tokens",
+                    usd("0.01"),
+                    usd("0.00"),
+                    usd("0.01")
+                ),
+                // The new price: 12 500 × 0.40 = 0.005 → half up 0.01.
+                (
+                    "chat-name: 12500 input tokens of llama-3.1-8b at 0.40 USD per million \
+                     input tokens",
+                    usd("0.01"),
+                    usd("0.00"),
+                    usd("0.01")
+                ),
+                // No token price for bge-m3: billed by time, 6.88; 20 % = 1.376 → 1.38.
+                (
+                    "embed-name: 1.0000 device-hours of h100-80gb (on-demand) on aws us-east-1 \
+                     at 6.88 USD per device-hour",
+                    usd("6.88"),
+                    usd("1.38"),
+                    usd("5.50")
+                ),
+            ]
+        );
+        assert_eq!(invoice.list_total, usd("338.14"));
+        assert_eq!(invoice.total, usd("270.61"));
+        // The 48 h device line is 24 h: the other 24 are billed by tokens.
+        assert_eq!(
+            invoice.lines[0].usage.as_ref().unwrap().device_seconds,
+            172_800
+        );
+        let first = invoice.lines[1].tokens.as_ref().unwrap();
+        assert_eq!(
+            (first.direction, first.tokens, first.discount_basis_points),
+            (TokenDirection::Input, 2_000_000, 1000)
+        );
+        assert_eq!(invoice.lines[1].charge_start, t("2026-11-10T05:00:00Z"));
+        assert_eq!(invoice.lines[1].charge_end, t("2026-11-15T14:00:00Z"));
+    }
+
+    #[test]
+    fn a_tenant_on_time_gets_no_token_lines() {
+        let invoices = build(false, december());
+        let invoice = &invoices[0];
+        assert!(invoice.lines.iter().all(|l| l.tokens.is_none()));
+        // All 48 h of "chat": 345 600 × 6.88 / 3600 = 660.48; 20 % = 132.096 → 132.10.
+        assert_eq!(
+            (invoice.lines[0].list_amount, invoice.lines[0].amount),
+            (usd("660.48"), usd("528.38"))
+        );
+        assert_eq!(invoice.lines.len(), 2);
+    }
+
+    #[test]
+    fn a_draft_counts_the_tokens_so_far_and_another_tenants_are_refused() {
+        let invoices = build(true, mid_november());
+        assert_eq!(invoices[0].status, InvoiceStatus::Draft);
+        assert_eq!(invoices[0].total, usd("270.61"));
+
+        let catalog = catalog();
+        let prices = token_prices();
+        let discounts = Discounts::none();
+        let mut builder = InvoiceBuilder::new("acme", november(), &catalog, &discounts, december());
+        builder.bill_by_tokens(&prices, []);
+        let mut theirs = tokens("x", MODEL, "2026-11-12T00:00:00Z", 1, 1);
+        theirs.tenant = "globex".to_owned();
+        let err = builder.add_tokens(&theirs).unwrap_err();
+        assert!(
+            matches!(err, BillingError::WrongTenantTokens { .. }),
+            "{err}"
+        );
+        assert!(err.to_string().contains("globex"), "{err}");
+    }
+
+    #[test]
+    fn focus_and_csv_carry_tokens_and_old_invoices_read_back() {
+        let invoices = build(true, december());
+        let invoice = &invoices[0];
+        let rows = focus_rows(invoice, "Acme Corp");
+        let row = &rows[1];
+        assert_eq!(row.consumed_quantity, "2000000");
+        assert_eq!(row.consumed_unit, "Tokens");
+        assert_eq!(row.pricing_quantity, "2.000000");
+        assert_eq!(row.pricing_unit, "1000000 Tokens");
+        assert_eq!(row.list_unit_price, "0.50");
+        assert_eq!(row.list_cost, "1.00");
+        assert_eq!(row.billed_cost, "0.90");
+        assert_eq!(row.sku_id, "tokens/llama-3.1-8b/input");
+        assert_eq!(row.resource_id, "chat");
+        assert!(
+            row.tags
+                .contains("\"modelfleet.io/model\":\"llama-3.1-8b\"")
+        );
+        assert_eq!(rows[0].consumed_unit, "Device-Seconds");
+
+        let csv = invoice_csv(invoice, "inv-1");
+        let mut lines = csv.lines();
+        let header = lines.next().unwrap();
+        assert!(
+            header.ends_with("price_unit,model,token_direction,tokens"),
+            "{header}"
+        );
+        let token_row = lines.nth(1).unwrap();
+        assert!(
+            token_row.ends_with("million input tokens,llama-3.1-8b,input,2000000"),
+            "{token_row}"
+        );
+        assert!(token_row.contains(",chat,chat-name,"), "{token_row}");
+
+        // An invoice issued before token lines existed has no `tokens`
+        // keys; it reads back exactly, and device lines still write none.
+        let json = serde_json::to_string(&build(false, december())[0]).unwrap();
+        assert!(!json.contains("\"tokens\""), "{json}");
+        let back: Invoice = serde_json::from_str(&json).unwrap();
+        assert_eq!(back, build(false, december())[0]);
+        let json = serde_json::to_string(invoice).unwrap();
+        let back: Invoice = serde_json::from_str(&json).unwrap();
+        assert_eq!(&back, invoice);
+    }
+}

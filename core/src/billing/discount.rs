@@ -92,6 +92,12 @@ impl Discounts {
         Ok(set)
     }
 
+    /// Basis points off a charge tied to no cloud (tokens): the
+    /// all-clouds discount.
+    pub fn basis_points_overall(&self) -> u32 {
+        self.all.unwrap_or(0)
+    }
+
     /// Basis points off a charge on `cloud`.
     pub fn basis_points_for(&self, cloud: Cloud) -> u32 {
         self.by_cloud

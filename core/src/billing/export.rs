@@ -49,6 +49,9 @@ const SERVICE_NAME: &str = "modelfleet model serving";
 /// One of FOCUS's allowed ServiceCategory values.
 const SERVICE_CATEGORY: &str = "AI and Machine Learning";
 const RESOURCE_TYPE: &str = "Model deployment";
+/// FOCUS units: a count of tokens, and the million tokens prices are per.
+const TOKEN_UNIT: &str = "Tokens";
+const MILLION_TOKENS_UNIT: &str = "1000000 Tokens";
 
 /// One FOCUS row: an invoice line as FinOps tools read it. Costs are decimal
 /// text in the billing currency, times are ISO 8601 in UTC, and empty text
@@ -71,15 +74,16 @@ pub struct FocusRow {
     pub effective_cost: String,
     /// Before discount.
     pub list_cost: String,
-    /// Per device-hour.
+    /// Per device-hour, or per million tokens.
     pub list_unit_price: String,
-    /// Exact, in device-seconds.
+    /// Exact, in device-seconds or tokens.
     pub consumed_quantity: String,
     pub consumed_unit: String,
-    /// Device-hours, four decimals (display precision of the quantity).
+    /// Device-hours, four decimals (display precision of the quantity), or
+    /// millions of tokens, six decimals (exact).
     pub pricing_quantity: String,
     pub pricing_unit: String,
-    /// The cloud the devices ran on.
+    /// The cloud the devices ran on; `modelfleet` for tokens.
     pub service_provider: String,
     pub service_name: String,
     pub service_category: String,
@@ -89,7 +93,8 @@ pub struct FocusRow {
     pub resource_id: String,
     pub resource_name: String,
     pub resource_type: String,
-    /// The price key: `cloud/region/accelerator/capacity`.
+    /// The price key: `cloud/region/accelerator/capacity`, or
+    /// `tokens/<model>/<input|output>`.
     pub sku_id: String,
     pub sub_account_id: String,
     pub sub_account_name: String,
@@ -210,6 +215,31 @@ pub fn focus_rows(invoice: &Invoice, account_name: &str) -> Vec<FocusRow> {
                 );
                 row.tags = serde_json::to_string(&tags).expect("a map of strings is JSON");
             }
+            if let (ChargeCategory::Usage, Some(tokens)) = (line.category, &line.tokens) {
+                let tags: BTreeMap<&str, String> = [
+                    (
+                        "modelfleet.io/discount-basis-points",
+                        tokens.discount_basis_points.to_string(),
+                    ),
+                    ("modelfleet.io/model", tokens.model.clone()),
+                    (
+                        "modelfleet.io/token-direction",
+                        tokens.direction.to_string(),
+                    ),
+                ]
+                .into_iter()
+                .collect();
+                row.list_unit_price = tokens.unit_price.amount_string();
+                row.consumed_quantity = tokens.tokens.to_string();
+                row.consumed_unit = TOKEN_UNIT.to_owned();
+                row.pricing_quantity = tokens.million_tokens();
+                row.pricing_unit = MILLION_TOKENS_UNIT.to_owned();
+                row.resource_id = tokens.deployment.clone();
+                row.resource_name = tokens.deployment_name.clone();
+                row.resource_type = RESOURCE_TYPE.to_owned();
+                row.sku_id = format!("tokens/{}/{}", tokens.model, tokens.direction);
+                row.tags = serde_json::to_string(&tags).expect("a map of strings is JSON");
+            }
             row
         })
         .collect()
@@ -323,8 +353,10 @@ pub fn write_usage_csv(rows: &[UsageRow], out: &mut impl fmt::Write) -> fmt::Res
     Ok(())
 }
 
-/// The columns of an invoice's CSV: one row per line.
-pub const INVOICE_COLUMNS: [&str; 23] = [
+/// The columns of an invoice's CSV: one row per line. `unit_price` is per
+/// `price_unit`; a token line fills `model`, `token_direction` and
+/// `tokens`, a device line the device columns.
+pub const INVOICE_COLUMNS: [&str; 27] = [
     "invoice_id",
     "tenant",
     "period",
@@ -348,6 +380,10 @@ pub const INVOICE_COLUMNS: [&str; 23] = [
     "amount",
     "charge_start",
     "charge_end",
+    "price_unit",
+    "model",
+    "token_direction",
+    "tokens",
 ];
 
 /// An invoice as CSV, one row per line; `amount` sums to the total.
@@ -369,8 +405,21 @@ pub fn write_invoice_csv(
     };
     for (n, line) in invoice.lines.iter().enumerate() {
         let usage = line.usage.as_ref();
+        let tokens = line.tokens.as_ref();
         let text =
             |f: &dyn Fn(&super::invoice::LineUsage) -> String| usage.map(f).unwrap_or_default();
+        let token = |f: &dyn Fn(&super::invoice::TokenLineUsage) -> String| {
+            tokens.map(f).unwrap_or_default()
+        };
+        let either = |d: &dyn Fn(&super::invoice::LineUsage) -> String,
+                      t: &dyn Fn(&super::invoice::TokenLineUsage) -> String| {
+            usage.map(d).or_else(|| tokens.map(t)).unwrap_or_default()
+        };
+        let price_unit = match (usage, tokens) {
+            (Some(_), _) => "device-hour".to_owned(),
+            (None, Some(t)) => format!("million {} tokens", t.direction),
+            (None, None) => String::new(),
+        };
         write_record(
             out,
             [
@@ -382,21 +431,31 @@ pub fn write_invoice_csv(
                 (n + 1).to_string(),
                 line.category.name().to_owned(),
                 line.description.clone(),
-                text(&|u| u.deployment.clone()),
-                text(&|u| u.deployment_name.clone()),
+                either(&|u| u.deployment.clone(), &|t| t.deployment.clone()),
+                either(&|u| u.deployment_name.clone(), &|t| {
+                    t.deployment_name.clone()
+                }),
                 text(&|u| u.cloud.to_string()),
                 text(&|u| u.region.clone()),
                 text(&|u| u.accelerator.clone()),
                 text(&|u| u.capacity.to_string()),
                 text(&|u| u.device_seconds.to_string()),
                 text(&|u| u.device_hours()),
-                text(&|u| u.unit_price.amount_string()),
-                text(&|u| u.discount_basis_points.to_string()),
+                either(&|u| u.unit_price.amount_string(), &|t| {
+                    t.unit_price.amount_string()
+                }),
+                either(&|u| u.discount_basis_points.to_string(), &|t| {
+                    t.discount_basis_points.to_string()
+                }),
                 minor_unit_string(line.list_amount),
                 minor_unit_string(line.discount_amount),
                 minor_unit_string(line.amount),
                 line.charge_start.to_rfc3339(),
                 line.charge_end.to_rfc3339(),
+                price_unit,
+                token(&|t| t.model.clone()),
+                token(&|t| t.direction.to_string()),
+                token(&|t| t.tokens.to_string()),
             ],
         )?;
     }

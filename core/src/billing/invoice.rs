@@ -12,6 +12,9 @@ use super::rating::{
     ExactAmount, UsageInterval, for_each_piece, format_device_hours, minor_unit_micros,
 };
 use super::time::{BillingPeriod, UnixSeconds};
+use super::tokens::{
+    TokenAmount, TokenDirection, TokenPriceCatalog, TokenUsage, format_million_tokens,
+};
 use crate::fleet::Cloud;
 use crate::money::{Currency, Money};
 
@@ -104,6 +107,29 @@ impl LineUsage {
     }
 }
 
+/// What a token line is for: one deployment's input or output tokens of
+/// one model, at one price per million.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TokenLineUsage {
+    pub deployment: String,
+    pub deployment_name: String,
+    pub model: String,
+    pub direction: TokenDirection,
+    /// The exact quantity.
+    pub tokens: u64,
+    /// Price per million tokens of this direction.
+    pub unit_price: Money,
+    /// The discount applied, in basis points.
+    pub discount_basis_points: u32,
+}
+
+impl TokenLineUsage {
+    /// The quantity in millions, six decimals (exact).
+    pub fn million_tokens(&self) -> String {
+        format_million_tokens(self.tokens)
+    }
+}
+
 /// One line of an invoice. `list_amount = discount_amount + amount`, all in
 /// whole minor units of the invoice's currency.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -114,8 +140,12 @@ pub struct InvoiceLine {
     /// month for adjustments.
     pub charge_start: UnixSeconds,
     pub charge_end: UnixSeconds,
-    /// `None` for credits and adjustments.
+    /// Device usage; `None` for token lines, credits and adjustments.
     pub usage: Option<LineUsage>,
+    /// Token usage; `None` for every other line (and absent from invoices
+    /// issued before token pricing, which read back unchanged).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tokens: Option<TokenLineUsage>,
     pub list_amount: Money,
     pub discount_amount: Money,
     pub amount: Money,
@@ -148,7 +178,36 @@ pub struct InvoiceBuilder<'a> {
     discounts: &'a Discounts,
     names: Interner,
     lines: HashMap<LineKey, LineTally>,
+    /// Set for a tenant on token pricing.
+    tokens: Option<TokenBilling<'a>>,
+    token_lines: HashMap<TokenLineKey, TokenTally>,
     adjustments: Vec<Adjustment>,
+}
+
+/// What token billing needs: the prices, and each deployment's model, to
+/// know from when its device time gives way to its tokens.
+#[derive(Debug)]
+struct TokenBilling<'a> {
+    catalog: &'a TokenPriceCatalog,
+    models: HashMap<String, String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+struct TokenLineKey {
+    deployment: u32,
+    model: u32,
+    direction: TokenDirection,
+    currency: Currency,
+    unit_micros: i64,
+}
+
+#[derive(Debug)]
+struct TokenTally {
+    deployment_name: String,
+    tokens: u64,
+    exact: TokenAmount,
+    first: UnixSeconds,
+    last: UnixSeconds,
 }
 
 /// A line's identity with its strings interned, so adding a piece to an
@@ -215,8 +274,84 @@ impl<'a> InvoiceBuilder<'a> {
             discounts,
             names: Interner::default(),
             lines: HashMap::new(),
+            tokens: None,
+            token_lines: HashMap::new(),
             adjustments: Vec::new(),
         }
+    }
+
+    /// Bills the tenant by tokens (see the rules in [`crate::billing`]):
+    /// `models` names each deployment's model. A deployment whose model
+    /// has a token price is billed by [`InvoiceBuilder::add_tokens`] from
+    /// the hour its model was first priced, and by its device time only
+    /// before that. Without this call, tokens add nothing.
+    pub fn bill_by_tokens(
+        &mut self,
+        catalog: &'a TokenPriceCatalog,
+        models: impl IntoIterator<Item = (String, String)>,
+    ) {
+        self.tokens = Some(TokenBilling {
+            catalog,
+            models: models.into_iter().collect(),
+        });
+    }
+
+    /// When `deployment`'s device time stops being billed, if it does.
+    fn tokens_from(&self, deployment: &str) -> Option<UnixSeconds> {
+        let billing = self.tokens.as_ref()?;
+        billing.catalog.priced_from(billing.models.get(deployment)?)
+    }
+
+    /// Rates one hour of a deployment's tokens into the token lines, at
+    /// the price of its model in force in that hour. Tokens of a tenant
+    /// billed by time, of an hour outside the month, or of a model with no
+    /// price in force then (that time is billed by devices) add nothing.
+    pub fn add_tokens(&mut self, usage: &TokenUsage) -> Result<(), BillingError> {
+        if usage.tenant != self.tenant {
+            return Err(BillingError::WrongTenantTokens {
+                deployment: usage.deployment.clone(),
+                expected: self.tenant.clone(),
+                found: usage.tenant.clone(),
+            });
+        }
+        let Some(catalog) = self.tokens.as_ref().map(|b| b.catalog) else {
+            return Ok(());
+        };
+        if !self.window.contains(&usage.hour) {
+            return Ok(());
+        }
+        let Some(price) = catalog.price_at(&usage.model, usage.hour) else {
+            return Ok(());
+        };
+        let overflow = || BillingError::Overflow(format!("deployment {}", usage.deployment));
+        let hour_end = UnixSeconds(usage.hour.0.checked_add(3600).ok_or_else(overflow)?);
+        for direction in [TokenDirection::Input, TokenDirection::Output] {
+            let tokens = usage.tokens(direction);
+            if tokens == 0 {
+                continue;
+            }
+            let per_million = price.per_million(direction);
+            let key = TokenLineKey {
+                deployment: self.names.id(&usage.deployment),
+                model: self.names.id(&usage.model),
+                direction,
+                currency: per_million.currency(),
+                unit_micros: per_million.micros(),
+            };
+            let exact = TokenAmount::of(tokens, per_million).ok_or_else(overflow)?;
+            let tally = self.token_lines.entry(key).or_insert_with(|| TokenTally {
+                deployment_name: usage.deployment_name.clone(),
+                tokens: 0,
+                exact: TokenAmount::default(),
+                first: usage.hour,
+                last: hour_end,
+            });
+            tally.tokens = tally.tokens.checked_add(tokens).ok_or_else(overflow)?;
+            tally.exact = tally.exact.checked_add(exact).ok_or_else(overflow)?;
+            tally.first = tally.first.min(usage.hour);
+            tally.last = tally.last.max(hour_end);
+        }
+        Ok(())
     }
 
     /// Rates one interval into the lines. Intervals outside the month add
@@ -230,11 +365,17 @@ impl<'a> InvoiceBuilder<'a> {
                 found: interval.tenant.clone(),
             });
         }
+        // A deployment billed by tokens from some hour has no device time
+        // billed from that hour on.
+        let mut window = self.window.clone();
+        if let Some(from) = self.tokens_from(&interval.deployment) {
+            window.end = window.end.min(from);
+        }
+        let window = &window;
         let Self {
             names,
             lines,
             catalog,
-            window,
             now,
             ..
         } = self;
@@ -296,12 +437,30 @@ impl<'a> InvoiceBuilder<'a> {
             let line = self.usage_line(&key, tally)?;
             let sort_key = (
                 self.names.name(key.deployment).to_owned(),
-                key.cloud,
-                self.names.name(key.region).to_owned(),
-                self.names.name(key.accelerator).to_owned(),
-                key.capacity,
-                line.charge_start,
-                key.unit_micros,
+                LineSort::Device(
+                    key.cloud,
+                    self.names.name(key.region).to_owned(),
+                    self.names.name(key.accelerator).to_owned(),
+                    key.capacity,
+                    line.charge_start,
+                    key.unit_micros,
+                ),
+            );
+            by_currency
+                .entry(key.currency)
+                .or_default()
+                .push((sort_key, line));
+        }
+        for (key, tally) in std::mem::take(&mut self.token_lines) {
+            let line = self.token_line(&key, tally)?;
+            let sort_key = (
+                self.names.name(key.deployment).to_owned(),
+                LineSort::Tokens(
+                    self.names.name(key.model).to_owned(),
+                    line.charge_start,
+                    key.direction,
+                    key.unit_micros,
+                ),
             );
             by_currency
                 .entry(key.currency)
@@ -330,6 +489,7 @@ impl<'a> InvoiceBuilder<'a> {
                     charge_start: self.window.start,
                     charge_end: self.window.end,
                     usage: None,
+                    tokens: None,
                     list_amount: adjustment.amount,
                     discount_amount: Money::zero(adjustment.amount.currency()),
                     amount: adjustment.amount,
@@ -400,6 +560,55 @@ impl<'a> InvoiceBuilder<'a> {
             charge_start: tally.first,
             charge_end: tally.last,
             usage: Some(usage),
+            tokens: None,
+            list_amount,
+            discount_amount,
+            amount,
+        })
+    }
+
+    /// Rounds a token line's exact sum once, then takes the tenant's
+    /// all-clouds discount off it.
+    fn token_line(
+        &self,
+        key: &TokenLineKey,
+        tally: TokenTally,
+    ) -> Result<InvoiceLine, BillingError> {
+        let deployment = self.names.name(key.deployment);
+        let overflow = || BillingError::Overflow(format!("deployment {deployment}"));
+        let currency = key.currency;
+        let basis_points = self.discounts.basis_points_overall();
+        let list_amount = tally.exact.round(currency).ok_or_else(overflow)?;
+        let discount_amount = tally
+            .exact
+            .round_share(basis_points, currency)
+            .ok_or_else(overflow)?;
+        let amount = Money::from_micros(list_amount.micros() - discount_amount.micros(), currency);
+        let tokens = TokenLineUsage {
+            deployment: deployment.to_owned(),
+            deployment_name: tally.deployment_name,
+            model: self.names.name(key.model).to_owned(),
+            direction: key.direction,
+            tokens: tally.tokens,
+            unit_price: Money::from_micros(key.unit_micros, currency),
+            discount_basis_points: basis_points,
+        };
+        let description = format!(
+            "{}: {} {} tokens of {} at {} per million {} tokens",
+            tokens.deployment_name,
+            tokens.tokens,
+            tokens.direction,
+            tokens.model,
+            tokens.unit_price,
+            tokens.direction,
+        );
+        Ok(InvoiceLine {
+            category: ChargeCategory::Usage,
+            description,
+            charge_start: tally.first,
+            charge_end: tally.last,
+            usage: None,
+            tokens: Some(tokens),
             list_amount,
             discount_amount,
             amount,
@@ -407,7 +616,16 @@ impl<'a> InvoiceBuilder<'a> {
     }
 }
 
-type LineSortKey = (String, Cloud, String, String, Capacity, UnixSeconds, i64);
+/// Lines sort by deployment, then its device lines (by cloud, region,
+/// accelerator, capacity, time and price), then its token lines (by
+/// model, time, input before output, and price).
+type LineSortKey = (String, LineSort);
+
+#[derive(Debug, PartialEq, Eq, PartialOrd, Ord)]
+enum LineSort {
+    Device(Cloud, String, String, Capacity, UnixSeconds, i64),
+    Tokens(String, UnixSeconds, TokenDirection, i64),
+}
 
 /// A tenant's invoices for `period`: one per currency, draft until the month
 /// has ended at `now`, final after. Open intervals are rated up to `now`.

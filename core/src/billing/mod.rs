@@ -37,6 +37,22 @@
 //! line amount is `list − discount`, so `list = discount + amount` holds on
 //! every line and the invoice total is the exact sum of its lines.
 //!
+//! **Tokens.** A tenant on token pricing pays for the tokens its
+//! deployments answered instead of their devices' time, deployment by
+//! deployment: a deployment whose model has a token price is billed by its
+//! metered tokens from the hour that model's first token price took effect
+//! (its device time from then on is not billed); before that, and for
+//! models without a token price, by device time as above. Input and output
+//! tokens are separate lines, each per deployment, model and price in
+//! force: `tokens × price per million`, kept exactly in millionths of a
+//! micro-unit ([`TokenAmount`]), summed over the line's hours and rounded
+//! once, half up, to the minor unit. Token prices take effect on whole
+//! hours (tokens are summed by the hour), so an hour's tokens always have
+//! one price. The tenant's discount for all clouds applies (a token is
+//! priced per model, wherever it was served; a cloud's own discount is for
+//! that cloud's devices). The tenant's pricing model in force when a month
+//! is rated applies to the whole month, as its discounts do.
+//!
 //! **Invoices.** One invoice per tenant, month and currency (prices are
 //! never converted between currencies). It is a draft while the month has
 //! not ended at `now`, and final afterwards.
@@ -47,6 +63,7 @@ mod export;
 mod invoice;
 mod rating;
 mod time;
+mod tokens;
 
 pub use catalog::{Capacity, Price, PriceCatalog, PriceKey, PriceSource};
 pub use discount::{Discount, DiscountScope, Discounts, FULL_BASIS_POINTS};
@@ -56,13 +73,17 @@ pub use export::{
 };
 pub use invoice::{
     Adjustment, ChargeCategory, Invoice, InvoiceBuilder, InvoiceLine, InvoiceStatus, LineUsage,
-    build_invoices,
+    TokenLineUsage, build_invoices,
 };
 pub use rating::{
     ExactAmount, MINIMUM_BILLED_SECONDS, RatedPiece, UsageInterval, format_device_hours,
     minor_unit_micros, minor_unit_string, rate_interval,
 };
 pub use time::{BillingPeriod, UnixSeconds};
+pub use tokens::{
+    TOKENS_PER_PRICE_UNIT, TokenAmount, TokenDirection, TokenPrice, TokenPriceCatalog, TokenUsage,
+    format_million_tokens,
+};
 
 use crate::money::Money;
 
@@ -127,6 +148,32 @@ pub enum BillingError {
     AdjustmentNotInMinorUnits { description: String, amount: Money },
     #[error("adjustment {description:?} is zero; leave it out")]
     ZeroAdjustment { description: String },
+    #[error(
+        "the token price of {model} is in {input} for input and {output} for output; \
+         give both in one currency"
+    )]
+    TokenPriceCurrencies {
+        model: String,
+        input: crate::money::Currency,
+        output: crate::money::Currency,
+    },
+    #[error(
+        "the token price of {model} would take effect at {effective_from}, which is not a whole \
+         hour; tokens are summed by the hour, so prices take effect on the hour (e.g. 2026-12-01T13:00:00Z)"
+    )]
+    TokenPriceOffHour {
+        model: String,
+        effective_from: UnixSeconds,
+    },
+    #[error(
+        "tokens of deployment {deployment} belong to tenant {found}, \
+         not to {expected} whose invoice is being built"
+    )]
+    WrongTenantTokens {
+        deployment: String,
+        expected: String,
+        found: String,
+    },
     #[error("the amounts overflowed while rating {0}; the usage or prices are implausibly large")]
     Overflow(String),
 }

@@ -92,7 +92,7 @@ impl ExactAmount {
 /// `n / d` rounded to the nearest integer, ties toward +∞ ("half up");
 /// `d` must be positive. Usage charges are never negative, so for them this
 /// is also "half away from zero".
-fn div_round_half_up(n: i128, d: i128) -> Option<i128> {
+pub(crate) fn div_round_half_up(n: i128, d: i128) -> Option<i128> {
     if d <= 0 {
         return None;
     }
