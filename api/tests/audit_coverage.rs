@@ -463,6 +463,7 @@ async fn every_write_request_is_recorded_once(db: TestDb) {
         S::UNPROCESSABLE_ENTITY,
     )
     .await;
+    Box::pin(token_pricing(&mut c, &tenant, &key, &admin)).await;
     let adjustments = format!("/api/v1/tenants/{tenant}/adjustments");
     let credit = json!({"kind": "credit", "amount": "10.00 USD", "description": "SLA credit"});
     let (_, record) = c
@@ -953,3 +954,67 @@ modelfleet_api::store_tests!(
     every_write_request_is_recorded_once,
     a_change_that_cannot_be_audited_does_not_happen,
 );
+
+/// Token prices (on whole hours) and a tenant's pricing model: platform
+/// admins' changes, refused to tenants and for bad input.
+async fn token_pricing(c: &mut Coverage<'_>, tenant: &str, key: &str, admin: &str) {
+    use Method as M;
+    use StatusCode as S;
+    // Token prices likewise, on whole hours.
+    let tokens = json!({"model": "llama-3.1-8b", "pricePerMillionInput": "0.50 USD",
+        "pricePerMillionOutput": "1.50 USD"});
+    let (_, record) = c
+        .check(
+            request(
+                M::POST,
+                "/api/v1/prices/tokens",
+                Some(admin),
+                Some(tokens.clone()),
+            ),
+            S::CREATED,
+        )
+        .await;
+    assert_eq!(record.event.object_ref.resource, "tokenprices");
+    c.check(
+        request(M::POST, "/api/v1/prices/tokens", Some(key), Some(tokens)),
+        S::FORBIDDEN,
+    )
+    .await;
+    let off_hour = json!({"model": "llama-3.1-8b", "pricePerMillionInput": "0.50 USD",
+        "pricePerMillionOutput": "1.50 USD", "effectiveFrom": "2099-01-01T00:30:00Z"});
+    c.check(
+        request(
+            M::POST,
+            "/api/v1/prices/tokens",
+            Some(admin),
+            Some(off_hour),
+        ),
+        S::UNPROCESSABLE_ENTITY,
+    )
+    .await;
+
+    let pricing = format!("/api/v1/tenants/{tenant}/pricing");
+    let on_tokens = json!({"pricingModel": "tokens"});
+    let (_, record) = c
+        .check(
+            request(M::PUT, &pricing, Some(admin), Some(on_tokens.clone())),
+            S::OK,
+        )
+        .await;
+    assert_eq!(record.event.object_ref.resource, "pricingmodel");
+    c.check(
+        request(M::PUT, &pricing, Some(key), Some(on_tokens)),
+        S::FORBIDDEN,
+    )
+    .await;
+    c.check(
+        request(
+            M::PUT,
+            &pricing,
+            Some(admin),
+            Some(json!({"pricingModel": "free"})),
+        ),
+        S::UNPROCESSABLE_ENTITY,
+    )
+    .await;
+}

@@ -3,7 +3,8 @@
 //! check and its alerts, and billing exports to object storage.
 //!
 //! Every amount is decided by `modelfleet_core::billing` from what the
-//! store holds: price catalog, replica intervals, discounts, adjustments.
+//! store holds: price catalog, replica intervals, discounts, adjustments,
+//! and for a tenant on token pricing the token prices and metered tokens.
 //! A month's invoices are issued ("finalized") once, [`finalize_after`]
 //! after it ends — time for cluster sync to observe the month's last
 //! releases — by the first request that asks for them or by the billing
@@ -17,14 +18,19 @@ pub mod schedule;
 mod usage;
 pub mod webhook;
 
+use std::collections::BTreeMap;
+
 use chrono::{DateTime, Utc};
 use modelfleet_core::billing::{
-    Adjustment, BillingError, BillingPeriod, Invoice, InvoiceStatus, UnixSeconds, build_invoices,
+    Adjustment, BillingError, BillingPeriod, Invoice, InvoiceBuilder, InvoiceStatus,
+    TokenPriceCatalog, TokenUsage, UnixSeconds,
 };
 
 use crate::identity::{Actor, Scope};
-use crate::ids::{InvoiceId, TenantId};
-use crate::store::{Store, StoreError, UsageFilter, finalize_after, now, period_times};
+use crate::ids::{DeploymentId, InvoiceId, TenantId};
+use crate::store::{
+    PricingModel, Store, StoreError, TokenFilter, UsageFilter, finalize_after, now, period_times,
+};
 
 pub use alerts::{alert_body, dispatch_alerts};
 pub use budget::{
@@ -32,7 +38,8 @@ pub use budget::{
 };
 pub use exports::{BillingExport, BillingExportError, ExportedObject, export_period};
 pub use usage::{
-    GroupBy, MAX_RANGE_DAYS, UsageGroup, UsageQuery, UsageReport, check_range, usage_report,
+    GroupBy, MAX_RANGE_DAYS, TokenGroup, UsageGroup, UsageQuery, UsageReport, check_range,
+    usage_report,
 };
 
 /// Who the hub's own billing work is recorded as.
@@ -88,15 +95,85 @@ async fn rate_month(
         .into_iter()
         .map(|a| a.adjustment)
         .collect();
-    Ok(build_invoices(
-        &tenant.to_string(),
-        period,
-        &intervals,
-        &catalog,
-        &discounts,
-        &adjustments,
-        unix(at),
-    )?)
+    let on_tokens = store.pricing_model(Scope::All, tenant).await? == PricingModel::Tokens;
+    let token_prices = if on_tokens {
+        store.token_price_catalog().await?
+    } else {
+        TokenPriceCatalog::new()
+    };
+    let mut builder =
+        InvoiceBuilder::new(&tenant.to_string(), period, &catalog, &discounts, unix(at));
+    let mut tokens = Vec::new();
+    if on_tokens {
+        let models = store.deployment_models(Scope::All, tenant).await?;
+        builder.bill_by_tokens(
+            &token_prices,
+            models.into_iter().map(|(d, m)| (d.to_string(), m)),
+        );
+        tokens = token_usage(store, Scope::All, tenant, from, to).await?;
+    }
+    for interval in &intervals {
+        builder.add(interval)?;
+    }
+    for usage in &tokens {
+        builder.add_tokens(usage)?;
+    }
+    for adjustment in adjustments {
+        builder.adjust(adjustment)?;
+    }
+    Ok(builder.finish()?)
+}
+
+/// A tenant's metered tokens in `[from, to)`, by deployment, model and
+/// hour (keys summed together), as billing rates them.
+pub(crate) async fn token_usage(
+    store: &Store,
+    scope: Scope,
+    tenant: TenantId,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+) -> Result<Vec<TokenUsage>, StoreError> {
+    let totals = store
+        .token_totals(
+            scope,
+            &TokenFilter {
+                tenant: Some(tenant),
+                from,
+                to,
+                deployment: None,
+                api_key: None,
+            },
+        )
+        .await?;
+    let mut by_hour: BTreeMap<(DeploymentId, String, DateTime<Utc>), TokenUsage> = BTreeMap::new();
+    for t in totals {
+        let usage = by_hour
+            .entry((t.deployment, t.model.clone(), t.hour))
+            .or_insert_with(|| TokenUsage {
+                deployment: t.deployment.to_string(),
+                deployment_name: t.deployment_name.clone(),
+                tenant: t.tenant.to_string(),
+                model: t.model.clone(),
+                hour: unix(t.hour),
+                requests: 0,
+                input_tokens: 0,
+                output_tokens: 0,
+            });
+        let overflow = || StoreError::Corrupt("token totals");
+        usage.requests = usage
+            .requests
+            .checked_add(t.requests)
+            .ok_or_else(overflow)?;
+        usage.input_tokens = usage
+            .input_tokens
+            .checked_add(t.input_tokens)
+            .ok_or_else(overflow)?;
+        usage.output_tokens = usage
+            .output_tokens
+            .checked_add(t.output_tokens)
+            .ok_or_else(overflow)?;
+    }
+    Ok(by_hour.into_values().collect())
 }
 
 /// Whether `period`'s invoices are due to be issued at `at`.

@@ -1,5 +1,14 @@
-//! Usage reports: device time and its cost over any time range, grouped by
-//! day, deployment, cloud or accelerator.
+//! Usage reports: device time and metered tokens, and their cost, over any
+//! time range, grouped by day, deployment, model, API key, cloud or
+//! accelerator.
+//!
+//! Tokens are reported beside device time (`tokens`), with their cost
+//! where the tenant is on token pricing and the model had a token price in
+//! that hour; device time a token-priced deployment is not billed for (see
+//! the rules in `modelfleet_core::billing`) is left out of `groups`, as it
+//! is of the invoice. Device time belongs to no API key, so grouped by
+//! key only tokens are reported; tokens were served by no one cloud or
+//! accelerator, so grouped (or filtered) by those only device time is.
 //!
 //! Each group's cost is summed exactly and rounded once, half up, to the
 //! cent or fen — the invoice's rule — so a group that is one invoice line
@@ -11,8 +20,9 @@ use std::ops::Range;
 
 use chrono::{DateTime, TimeDelta, Utc};
 use modelfleet_core::billing::{
-    Discounts, ExactAmount, FULL_BASIS_POINTS, UnixSeconds, UsageInterval, format_device_hours,
-    minor_unit_micros, rate_interval,
+    Discounts, ExactAmount, FULL_BASIS_POINTS, TOKENS_PER_PRICE_UNIT, TokenAmount,
+    TokenPriceCatalog, UnixSeconds, UsageInterval, format_device_hours, minor_unit_micros,
+    rate_interval,
 };
 use modelfleet_core::fleet::Cloud;
 use modelfleet_core::money::{Currency, Money};
@@ -21,7 +31,7 @@ use serde::Serialize;
 use super::BillingServiceError;
 use crate::identity::Scope;
 use crate::ids::{DeploymentId, TenantId};
-use crate::store::{Store, StoreError, UsageFilter, now};
+use crate::store::{PricingModel, Store, StoreError, TokenFilter, UsageFilter, now};
 
 /// The longest range one report covers.
 pub const MAX_RANGE_DAYS: i64 = 366;
@@ -32,6 +42,10 @@ pub const MAX_RANGE_DAYS: i64 = 366;
 pub enum GroupBy {
     Day,
     Deployment,
+    /// The catalog model a deployment serves.
+    Model,
+    /// The API key that called (tokens only).
+    Key,
     Cloud,
     Accelerator,
 }
@@ -43,10 +57,12 @@ impl std::str::FromStr for GroupBy {
         match s {
             "day" => Ok(GroupBy::Day),
             "deployment" => Ok(GroupBy::Deployment),
+            "model" => Ok(GroupBy::Model),
+            "key" => Ok(GroupBy::Key),
             "cloud" => Ok(GroupBy::Cloud),
             "accelerator" => Ok(GroupBy::Accelerator),
             other => Err(format!(
-                "{other:?} is not a grouping; use day, deployment, cloud or accelerator"
+                "{other:?} is not a grouping; use day, deployment, model, key, cloud or accelerator"
             )),
         }
     }
@@ -87,6 +103,33 @@ pub struct UsageGroup {
     pub cost: Money,
 }
 
+/// One group's metered tokens, and their cost where they are billed by
+/// tokens: one group per key and currency, and one without a currency for
+/// tokens billed by device time (a tenant on time pricing, or a model
+/// without a token price in that hour).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TokenGroup {
+    /// The day, deployment id, model id, or API key id (`none` for
+    /// signed-in users, the console).
+    pub key: String,
+    /// The deployment's or key's name when grouped by deployment or key.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// Answered requests.
+    pub requests: u64,
+    pub input_tokens: u64,
+    pub output_tokens: u64,
+    /// `None` for tokens billed by time; then no costs either.
+    pub currency: Option<Currency>,
+    /// At list token prices.
+    pub list_cost: Option<Money>,
+    /// The tenant's (all-clouds) discount.
+    pub discount: Option<Money>,
+    /// What is billed: `list_cost − discount`.
+    pub cost: Option<Money>,
+}
+
 /// A usage report.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -94,8 +137,55 @@ pub struct UsageReport {
     pub from: DateTime<Utc>,
     pub to: DateTime<Utc>,
     pub group_by: GroupBy,
-    /// In key order, then currency.
+    /// Device time, in key order, then currency.
     pub groups: Vec<UsageGroup>,
+    /// Tokens, in key order, then currency (unpriced first).
+    pub tokens: Vec<TokenGroup>,
+}
+
+#[derive(Default)]
+struct TokenTally {
+    name: Option<String>,
+    requests: u64,
+    input_tokens: u64,
+    output_tokens: u64,
+    /// In millionths of a micro-unit.
+    list: i128,
+    /// The same times the discount's basis points.
+    discount: i128,
+}
+
+/// What the report needs to know of each tenant it covers.
+struct TenantBilling {
+    discounts: Discounts,
+    on_tokens: bool,
+    /// Deployment id → model.
+    models: HashMap<String, String>,
+}
+
+async fn tenant_billing(
+    store: &Store,
+    tenant: &str,
+    cache: &mut HashMap<String, TenantBilling>,
+) -> Result<(), StoreError> {
+    if cache.contains_key(tenant) {
+        return Ok(());
+    }
+    let id: TenantId = tenant
+        .parse()
+        .map_err(|_| StoreError::Corrupt("usage tenant"))?;
+    let billing = TenantBilling {
+        discounts: store.discount_set(Scope::All, id).await?,
+        on_tokens: store.pricing_model(Scope::All, id).await? == PricingModel::Tokens,
+        models: store
+            .deployment_models(Scope::All, id)
+            .await?
+            .into_iter()
+            .map(|(d, m)| (d.to_string(), m))
+            .collect(),
+    };
+    cache.insert(tenant.to_owned(), billing);
+    Ok(())
 }
 
 #[derive(Default)]
@@ -180,9 +270,10 @@ pub async fn usage_report(
     };
     let intervals = store.usage_intervals(scope, &filter).await?;
     let catalog = store.price_catalog().await?;
+    let token_prices = store.token_price_catalog().await?;
     let open_until = unix(now());
     let window = unix(query.from)..unix_end(query.to);
-    let mut discounts: HashMap<String, Discounts> = HashMap::new();
+    let mut tenants: HashMap<String, TenantBilling> = HashMap::new();
     let mut groups: BTreeMap<(String, Currency), Tally> = BTreeMap::new();
     let wanted = |i: &UsageInterval| {
         query.cloud.is_none_or(|c| c == i.cloud)
@@ -191,21 +282,28 @@ pub async fn usage_report(
                 .as_deref()
                 .is_none_or(|a| a == i.accelerator)
     };
-    for interval in intervals.iter().filter(|i| wanted(i)) {
-        if !discounts.contains_key(&interval.tenant) {
-            let tenant: TenantId = interval
-                .tenant
-                .parse()
-                .map_err(|_| StoreError::Corrupt("interval tenant"))?;
-            let set = store.discount_set(Scope::All, tenant).await?;
-            discounts.insert(interval.tenant.clone(), set);
-        }
-        let basis_points = discounts[&interval.tenant].basis_points_for(interval.cloud);
+    let device_time = query.group_by != GroupBy::Key;
+    for interval in intervals.iter().filter(|i| device_time && wanted(i)) {
+        tenant_billing(store, &interval.tenant, &mut tenants).await?;
+        let billing = &tenants[&interval.tenant];
+        let basis_points = billing.discounts.basis_points_for(interval.cloud);
+        let model = billing.models.get(&interval.deployment);
+        // Device time from the hour the model was first token-priced is
+        // billed by tokens for a tenant on token pricing.
+        let billed_until = model
+            .filter(|_| billing.on_tokens)
+            .and_then(|m| token_prices.priced_from(m));
         let windows: Vec<Range<UnixSeconds>> = match query.group_by {
             GroupBy::Day => days(&window).collect(),
             _ => vec![window.clone()],
         };
-        for w in windows {
+        for mut w in windows {
+            if let Some(until) = billed_until {
+                w.end = w.end.min(until);
+                if w.start >= w.end {
+                    continue;
+                }
+            }
             for piece in rate_interval(interval, &catalog, w.clone(), open_until)? {
                 let (key, name) = match query.group_by {
                     GroupBy::Day => (day_key(w.start), None),
@@ -213,6 +311,9 @@ pub async fn usage_report(
                         interval.deployment.clone(),
                         Some(interval.deployment_name.clone()),
                     ),
+                    GroupBy::Model => (model.cloned().unwrap_or_default(), None),
+                    // Device time belongs to no key (left out above).
+                    GroupBy::Key => continue,
                     GroupBy::Cloud => (interval.cloud.name().to_owned(), None),
                     GroupBy::Accelerator => (interval.accelerator.clone(), None),
                 };
@@ -252,12 +353,127 @@ pub async fn usage_report(
             cost,
         });
     }
+    let tokens = if query.cloud.is_none()
+        && query.accelerator.is_none()
+        && !matches!(query.group_by, GroupBy::Cloud | GroupBy::Accelerator)
+    {
+        token_groups(store, scope, query, &token_prices, &mut tenants).await?
+    } else {
+        Vec::new()
+    };
     Ok(UsageReport {
         from: query.from,
         to: query.to,
         group_by: query.group_by,
         groups: out,
+        tokens,
     })
+}
+
+/// The query's tokens, grouped, with their cost where billed by tokens.
+async fn token_groups(
+    store: &Store,
+    scope: Scope,
+    query: &UsageQuery,
+    prices: &TokenPriceCatalog,
+    tenants: &mut HashMap<String, TenantBilling>,
+) -> Result<Vec<TokenGroup>, BillingServiceError> {
+    let totals = store
+        .token_totals(
+            scope,
+            &TokenFilter {
+                tenant: query.tenant,
+                from: query.from,
+                to: query.to,
+                deployment: query.deployment,
+                api_key: None,
+            },
+        )
+        .await?;
+    let overflow = || {
+        BillingServiceError::Rating(modelfleet_core::billing::BillingError::Overflow(
+            "a token usage group".to_owned(),
+        ))
+    };
+    let mut groups: BTreeMap<(String, Option<Currency>), TokenTally> = BTreeMap::new();
+    for t in totals {
+        let tenant = t.tenant.to_string();
+        tenant_billing(store, &tenant, tenants).await?;
+        let billing = &tenants[&tenant];
+        let price = prices
+            .price_at(&t.model, unix(t.hour))
+            .filter(|_| billing.on_tokens);
+        let (key, name) = match query.group_by {
+            GroupBy::Day => (day_key(unix(t.hour)), None),
+            GroupBy::Deployment => (t.deployment.to_string(), Some(t.deployment_name.clone())),
+            GroupBy::Model => (t.model.clone(), None),
+            GroupBy::Key => match t.api_key {
+                Some(key) => (key.to_string(), t.api_key_name.clone()),
+                None => ("none".to_owned(), Some("signed-in users".to_owned())),
+            },
+            GroupBy::Cloud | GroupBy::Accelerator => continue,
+        };
+        let tally = groups
+            .entry((key, price.map(|p| p.currency())))
+            .or_default();
+        tally.name = name;
+        tally.requests = tally
+            .requests
+            .checked_add(t.requests)
+            .ok_or_else(overflow)?;
+        tally.input_tokens = tally
+            .input_tokens
+            .checked_add(t.input_tokens)
+            .ok_or_else(overflow)?;
+        tally.output_tokens = tally
+            .output_tokens
+            .checked_add(t.output_tokens)
+            .ok_or_else(overflow)?;
+        if let Some(price) = price {
+            let input = TokenAmount::of(t.input_tokens, price.per_million_input);
+            let output = TokenAmount::of(t.output_tokens, price.per_million_output);
+            let TokenAmount(exact) = input
+                .zip(output)
+                .and_then(|(i, o)| i.checked_add(o))
+                .ok_or_else(overflow)?;
+            let basis_points = billing.discounts.basis_points_overall();
+            tally.list = tally.list.checked_add(exact).ok_or_else(overflow)?;
+            tally.discount = exact
+                .checked_mul(i128::from(basis_points))
+                .and_then(|d| tally.discount.checked_add(d))
+                .ok_or_else(overflow)?;
+        }
+    }
+    let per_million = i128::from(TOKENS_PER_PRICE_UNIT);
+    let mut out = Vec::with_capacity(groups.len());
+    for ((key, currency), tally) in groups {
+        let costs = match currency {
+            None => None,
+            Some(currency) => {
+                let list = round_half_up(tally.list, per_million, currency).ok_or_else(overflow)?;
+                let discount = round_half_up(
+                    tally.discount,
+                    per_million * i128::from(FULL_BASIS_POINTS),
+                    currency,
+                )
+                .ok_or_else(overflow)?;
+                let cost = Money::from_micros(list.micros() - discount.micros(), currency);
+                Some((list, discount, cost))
+            }
+        };
+        out.push(TokenGroup {
+            key,
+            name: tally.name,
+            requests: tally.requests,
+            input_tokens: tally.input_tokens,
+            output_tokens: tally.output_tokens,
+            currency,
+            list_cost: costs.map(|c| c.0),
+            discount: costs.map(|c| c.1),
+            cost: costs.map(|c| c.2),
+        });
+    }
+    Ok(out)
 }
 
 #[cfg(test)]

@@ -86,6 +86,15 @@ impl OpenAiError {
         }
     }
 
+    /// The tenant's budget is spent and set to refuse at its limit: what
+    /// OpenAI answers an account out of credit, so clients stop retrying.
+    pub fn insufficient_quota(message: impl Into<String>) -> Self {
+        OpenAiError {
+            code: Some("insufficient_quota"),
+            ..Self::new(StatusCode::TOO_MANY_REQUESTS, "insufficient_quota", message)
+        }
+    }
+
     pub fn too_large(limit: usize) -> Self {
         OpenAiError {
             param: Some("body"),

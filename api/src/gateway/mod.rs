@@ -14,6 +14,7 @@
 //! request there.
 
 mod balance;
+mod budget;
 mod error;
 mod meter;
 mod metrics;
@@ -107,6 +108,8 @@ pub struct Gateway {
     /// Requests in flight per deployment.
     in_flight: Arc<Mutex<HashMap<DeploymentId, usize>>>,
     replica_concurrency: usize,
+    /// Tenants' budget verdicts, cached a few seconds.
+    budgets: Arc<budget::BudgetGate>,
     metering: Metering,
 }
 
@@ -176,6 +179,7 @@ impl Gateway {
             )),
             in_flight: Arc::default(),
             replica_concurrency: settings.gateway_replica_concurrency as usize,
+            budgets: Arc::default(),
             metering,
         }
     }
@@ -407,6 +411,7 @@ async fn infer(
 ) -> Result<Response, OpenAiError> {
     let (caller, tenant) = tenant_of(&state, &parts).await?;
     state.gateway().admit(&caller, tenant)?;
+    state.gateway().budgets.check(state.store(), tenant).await?;
     if state.gateway().metering.is_backed_up() {
         return Err(OpenAiError::unavailable(
             "requests cannot be metered right now (the usage database is behind); retry shortly",

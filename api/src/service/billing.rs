@@ -27,7 +27,9 @@ use crate::billing::{
 use crate::identity::{Permission, Scope};
 use crate::ids::{DeploymentId, InvoiceId, TenantId};
 use crate::secret::Secret;
-use crate::store::{BudgetAlert, NewBudget, StoredAdjustment, UsageFilter, period_times};
+use crate::store::{
+    BudgetAlert, NewBudget, PricingModel, StoredAdjustment, UsageFilter, period_times,
+};
 
 /// What a usage report covers and how it is grouped.
 #[derive(Debug, Clone, Default, Deserialize, utoipa::IntoParams)]
@@ -45,7 +47,8 @@ pub struct UsageParams {
     pub cloud: Option<Cloud>,
     /// An accelerator id, e.g. `h100-80gb`.
     pub accelerator: Option<String>,
-    /// `day` (default), `deployment`, `cloud` or `accelerator`.
+    /// `day` (default), `deployment`, `model`, `key` (API key: tokens
+    /// only), `cloud` or `accelerator` (device time only).
     pub group_by: Option<String>,
     /// A tenant's usage (platform staff; everyone else sees their own).
     /// Platform staff who name none see every tenant's.
@@ -119,9 +122,10 @@ impl std::str::FromStr for InvoiceFormat {
 }
 
 /// How an invoice's amounts are computed and rounded, in words.
-pub const ROUNDING: &str = "per second, 60 seconds minimum per replica interval; each line's exact \
-    amount rounded once, half up, to the cent (USD) or fen (CNY); discount rounded the same way \
-    and subtracted; the total is the sum of the lines";
+pub const ROUNDING: &str = "per second, 60 seconds minimum per replica interval; tokens at the \
+    price per million in force in their hour; each line's exact amount rounded once, half up, to \
+    the cent (USD) or fen (CNY); discount rounded the same way and subtracted; the total is the \
+    sum of the lines";
 
 /// A CSV file to download: its name and its text.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -143,8 +147,9 @@ pub fn period(text: Option<&str>) -> Result<BillingPeriod> {
 }
 
 impl Hub {
-    /// Device time and its cost over a time range, grouped. Each group is
-    /// summed exactly and rounded once, half up, to the cent or fen.
+    /// Device time and tokens, and their cost, over a time range,
+    /// grouped. Each group is summed exactly and rounded once, half up, to
+    /// the cent or fen.
     pub async fn usage(&self, caller: &Caller, params: UsageParams) -> Result<UsageReport> {
         caller.require(Permission::Read)?;
         let tenant = match (caller.actor.tenant, params.tenant) {
@@ -429,6 +434,28 @@ impl Hub {
         caller.require(Permission::ManagePlatform)?;
         let mut tx = self.store.begin(&caller.actor).await?;
         tx.set_discounts(tenant, discounts).await?;
+        tx.commit_with(StatusCode::OK).await?;
+        Ok(())
+    }
+
+    /// How a tenant is billed: `time` (device-hours) or `tokens`.
+    pub async fn pricing_model(&self, caller: &Caller, tenant: TenantId) -> Result<PricingModel> {
+        caller.require(Permission::Read)?;
+        Ok(self.store.pricing_model(caller.scope(), tenant).await?)
+    }
+
+    /// Sets how a tenant is billed; it applies to every month not yet
+    /// final, as discounts do. Platform admins.
+    pub async fn set_pricing_model(
+        &self,
+        caller: &Caller,
+        tenant: TenantId,
+        model: PricingModel,
+    ) -> Result<()> {
+        self.store.tenant(caller.scope(), tenant).await?;
+        caller.require(Permission::ManagePlatform)?;
+        let mut tx = self.store.begin(&caller.actor).await?;
+        tx.set_pricing_model(tenant, model).await?;
         tx.commit_with(StatusCode::OK).await?;
         Ok(())
     }

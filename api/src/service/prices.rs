@@ -1,6 +1,8 @@
 //! The price catalog billing rates usage with. Anyone signed in reads it
 //! (tenants see what their deployments cost); platform admins add prices,
-//! which take effect now or later, never in the past.
+//! which take effect now or later, never in the past. Token prices (per
+//! million input and output tokens of a model) sit beside them and take
+//! effect on whole hours.
 
 use chrono::{DateTime, Utc};
 use http::StatusCode;
@@ -12,7 +14,7 @@ use utoipa::ToSchema;
 
 use super::{Caller, Error, Hub, Result};
 use crate::identity::Permission;
-use crate::store::{NewPrice, StoredPrice};
+use crate::store::{NewPrice, NewTokenPrice, StoredPrice, StoredTokenPrice};
 
 /// A request to add a price.
 #[derive(Debug, Clone, Deserialize, ToSchema)]
@@ -91,5 +93,72 @@ impl Hub {
         tx.commit_with(StatusCode::CREATED).await?;
         let in_force = stored.effective_from <= crate::store::now();
         Ok(CatalogPrice { stored, in_force })
+    }
+}
+
+/// A request to add a model's token price.
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct CreateTokenPrice {
+    /// The catalog model id deployments serve, e.g. `llama-3.1-8b`.
+    pub model: String,
+    /// Per million input (prompt) tokens, e.g. `"0.50 USD"`.
+    #[schema(value_type = crate::http::schema::MoneySchema)]
+    pub price_per_million_input: Money,
+    /// Per million output (completion) tokens, in the same currency.
+    #[schema(value_type = crate::http::schema::MoneySchema)]
+    pub price_per_million_output: Money,
+    /// A whole UTC hour not yet begun (e.g. `2026-12-01T00:00:00Z`); the
+    /// next whole hour when absent. Tokens are summed by the hour, so a
+    /// price cannot start part-way through one.
+    pub effective_from: Option<DateTime<Utc>>,
+}
+
+/// A token price in the catalog, and whether it is the one in force now
+/// for its model.
+#[derive(Debug, Clone)]
+pub struct CatalogTokenPrice {
+    pub stored: StoredTokenPrice,
+    pub in_force: bool,
+}
+
+impl Hub {
+    /// Every token price, past, present and future, by model and time.
+    pub async fn token_prices(&self, caller: &Caller) -> Result<Vec<CatalogTokenPrice>> {
+        caller.require(Permission::Read)?;
+        let prices = self.store.token_prices().await?;
+        let now = crate::store::now();
+        let mut items = Vec::with_capacity(prices.len());
+        for (i, stored) in prices.iter().enumerate() {
+            let started = stored.effective_from <= now;
+            let next_started = prices
+                .get(i + 1)
+                .is_some_and(|n| n.price.model == stored.price.model && n.effective_from <= now);
+            items.push(CatalogTokenPrice {
+                stored: stored.clone(),
+                in_force: started && !next_started,
+            });
+        }
+        Ok(items)
+    }
+
+    /// Adds a model's token price (platform admins), audited with it.
+    pub async fn create_token_price(
+        &self,
+        caller: &Caller,
+        request: CreateTokenPrice,
+    ) -> Result<CatalogTokenPrice> {
+        caller.require(Permission::ManagePlatform)?;
+        let new = NewTokenPrice {
+            model: request.model,
+            per_million_input: request.price_per_million_input,
+            per_million_output: request.price_per_million_output,
+            effective_from: request.effective_from,
+        };
+        let mut tx = self.store.begin(&caller.actor).await?;
+        let stored = tx.set_token_price(&new).await?;
+        tx.commit_with(StatusCode::CREATED).await?;
+        let in_force = stored.effective_from <= crate::store::now();
+        Ok(CatalogTokenPrice { stored, in_force })
     }
 }

@@ -41,6 +41,7 @@ mod reachability;
 mod sessions;
 mod source_credentials;
 mod tenants;
+mod token_prices;
 mod tokens;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
@@ -88,6 +89,7 @@ pub use reachability::LostCluster;
 pub use sessions::{CreatedSession, SESSION_TOKEN_PREFIX, Session, SessionAuthError};
 pub use source_credentials::{CredentialPlace, KeyHint, SourceCredential};
 pub use tenants::{NewTenant, Tenant};
+pub use token_prices::{NewTokenPrice, PricingModel, StoredTokenPrice, next_whole_hour};
 pub use tokens::{MAX_TOKEN_BATCH, TokenFilter, TokenRecord, TokenTotal, hour_of};
 pub use totp::TotpEnrolment;
 pub use users::{LoginError, LoginPolicy, NewUser, User};

@@ -70,9 +70,18 @@ pub struct InvoiceLineView {
     pub device_seconds: Option<u64>,
     /// The same in hours, four decimals.
     pub device_hours: Option<String>,
-    /// Per device-hour.
+    /// Per device-hour, or per million tokens on a token line.
     #[schema(value_type = Option<crate::http::schema::MoneySchema>)]
     pub unit_price: Option<Money>,
+    /// A token line's catalog model.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub model: Option<String>,
+    /// A token line's `input` or `output`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub token_direction: Option<String>,
+    /// A token line's tokens: the exact quantity.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tokens: Option<u64>,
     /// `admin` or `default` (a list price nobody confirmed).
     pub price_source: Option<String>,
     /// The discount, in basis points (1500 = 15 %).
@@ -125,20 +134,30 @@ pub fn summary(i: &TenantInvoice) -> InvoiceSummary {
 
 fn line_view(line: &InvoiceLine) -> InvoiceLineView {
     let u = line.usage.as_ref();
+    let t = line.tokens.as_ref();
     InvoiceLineView {
         category: line.category.name().to_owned(),
         description: line.description.clone(),
-        deployment_id: u.map(|u| u.deployment.clone()),
-        deployment_name: u.map(|u| u.deployment_name.clone()),
+        deployment_id: u
+            .map(|u| u.deployment.clone())
+            .or_else(|| t.map(|t| t.deployment.clone())),
+        deployment_name: u
+            .map(|u| u.deployment_name.clone())
+            .or_else(|| t.map(|t| t.deployment_name.clone())),
         cloud: u.map(|u| u.cloud),
         region: u.map(|u| u.region.clone()),
         accelerator: u.map(|u| u.accelerator.clone()),
         capacity: u.map(|u| u.capacity.name().to_owned()),
         device_seconds: u.map(|u| u.device_seconds),
         device_hours: u.map(|u| u.device_hours()),
-        unit_price: u.map(|u| u.unit_price),
+        unit_price: u.map(|u| u.unit_price).or_else(|| t.map(|t| t.unit_price)),
+        model: t.map(|t| t.model.clone()),
+        token_direction: t.map(|t| t.direction.name().to_owned()),
+        tokens: t.map(|t| t.tokens),
         price_source: u.map(|u| u.price_source.name().to_owned()),
-        discount_basis_points: u.map(|u| u.discount_basis_points),
+        discount_basis_points: u
+            .map(|u| u.discount_basis_points)
+            .or_else(|| t.map(|t| t.discount_basis_points)),
         list_amount: line.list_amount,
         discount_amount: line.discount_amount,
         amount: line.amount,

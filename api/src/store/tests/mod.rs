@@ -11,6 +11,7 @@ mod race;
 mod schema;
 mod sync;
 mod tenants;
+mod token_prices;
 
 use modelfleet_core::model::ParamCount;
 use modelfleet_core::money::{Currency, Money};

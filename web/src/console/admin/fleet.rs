@@ -182,6 +182,15 @@ struct PriceRow {
     in_force: bool,
 }
 
+#[derive(Debug)]
+struct TokenPriceRow {
+    model: String,
+    input: String,
+    output: String,
+    effective_from: String,
+    in_force: bool,
+}
+
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(default)]
 pub(super) struct PriceForm {
@@ -199,6 +208,7 @@ pub(super) struct PriceForm {
 struct PricesPage {
     c: Chrome,
     prices: Vec<PriceRow>,
+    token_prices: Vec<TokenPriceRow>,
     clouds: Vec<&'static str>,
     currencies: Vec<&'static str>,
     draft: PriceForm,
@@ -235,6 +245,24 @@ async fn render_prices(
             }
         })
         .collect();
+    let token_prices = state
+        .hub()
+        .token_prices(&viewer.caller)
+        .await
+        .map_err(|e| viewer.fail(e))?
+        .into_iter()
+        .map(|p| TokenPriceRow {
+            model: p.stored.price.model,
+            input: p.stored.price.per_million_input.to_string(),
+            output: p.stored.price.per_million_output.to_string(),
+            effective_from: p
+                .stored
+                .effective_from
+                .format("%Y-%m-%d %H:%M UTC")
+                .to_string(),
+            in_force: p.in_force,
+        })
+        .collect();
     let (status, error) = match refused {
         Some(r) => (r.status, Some(r.message)),
         None => (StatusCode::OK, None),
@@ -242,6 +270,7 @@ async fn render_prices(
     let page = PricesPage {
         c: viewer.chrome("admin", TEXT),
         prices: rows,
+        token_prices,
         clouds: Cloud::ALL.iter().map(|c| c.name()).collect(),
         currencies: Currency::ALL.iter().map(|c| c.code()).collect(),
         draft,

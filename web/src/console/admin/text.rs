@@ -174,4 +174,25 @@ pub(crate) const TEXT: Table = &[
     ("admin.in_force", "In force", "当前生效"),
     ("admin.on_demand", "On demand", "按需"),
     ("admin.spot", "Spot", "竞价"),
+    (
+        "admin.token_prices",
+        "Token prices (tenants on token pricing; set with POST /api/v1/prices/tokens)",
+        "Token 价格（适用于按 token 计费的租户；通过 POST /api/v1/prices/tokens 设置）",
+    ),
+    ("admin.model", "Model", "模型"),
+    (
+        "admin.per_million_input",
+        "Per million input tokens",
+        "每百万输入 token",
+    ),
+    (
+        "admin.per_million_output",
+        "Per million output tokens",
+        "每百万输出 token",
+    ),
+    (
+        "admin.no_token_prices",
+        "No token prices yet.",
+        "尚无 token 价格。",
+    ),
 ];

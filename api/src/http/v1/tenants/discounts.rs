@@ -1,5 +1,6 @@
 //! `/api/v1/tenants/{id}/discounts`: what a tenant pays less than list
-//! prices (set by platform admins).
+//! prices, and `/api/v1/tenants/{id}/pricing`: whether it pays for device
+//! time or for tokens (both set by platform admins).
 
 use axum::Json;
 use axum::extract::{Path, State};
@@ -13,9 +14,12 @@ use super::tenant_id;
 use crate::http::error::Problem;
 use crate::http::extract::ApiJson;
 use crate::http::{ApiError, AppState, Caller};
+use crate::store::PricingModel;
 
 pub fn router() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new().routes(routes!(show_discounts, set_discounts))
+    OpenApiRouter::new()
+        .routes(routes!(show_discounts, set_discounts))
+        .routes(routes!(show_pricing, set_pricing))
 }
 
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
@@ -112,4 +116,63 @@ pub async fn set_discounts(
     let list = body.parse()?;
     state.hub().set_discounts(&caller, tenant, &list).await?;
     Ok(Json(Discounts::of(&list)))
+}
+
+/// How a tenant is billed.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Pricing {
+    /// `time` (the default: device-hours) or `tokens` (each deployment
+    /// whose model has a token price is billed by its input and output
+    /// tokens; the others by time). Applies to every month not yet final.
+    pub pricing_model: String,
+}
+
+/// How a tenant is billed.
+#[utoipa::path(get, path = "/tenants/{id}/pricing", tag = "billing", security(("bearer" = [])),
+    params(("id" = uuid::Uuid, Path, description = "The tenant's id")),
+    responses(
+        (status = 200, body = Pricing),
+        (status = 404, body = Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn show_pricing(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Json<Pricing>, ApiError> {
+    let tenant = tenant_id(&id)?;
+    let model = state.hub().pricing_model(&caller, tenant).await?;
+    Ok(Json(Pricing {
+        pricing_model: model.name().to_owned(),
+    }))
+}
+
+/// Sets how a tenant is billed. Platform admins.
+#[utoipa::path(put, path = "/tenants/{id}/pricing", tag = "billing", security(("bearer" = [])),
+    params(("id" = uuid::Uuid, Path, description = "The tenant's id")),
+    request_body = Pricing,
+    responses(
+        (status = 200, body = Pricing),
+        (status = 403, body = Problem, content_type = "application/problem+json"),
+        (status = 404, body = Problem, content_type = "application/problem+json"),
+        (status = 422, body = Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn set_pricing(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    ApiJson(body): ApiJson<Pricing>,
+) -> Result<Json<Pricing>, ApiError> {
+    let tenant = tenant_id(&id)?;
+    let model: PricingModel = body
+        .pricing_model
+        .parse()
+        .map_err(|reason: String| ApiError::invalid("pricingModel", reason))?;
+    state
+        .hub()
+        .set_pricing_model(&caller, tenant, model)
+        .await?;
+    Ok(Json(Pricing {
+        pricing_model: model.name().to_owned(),
+    }))
 }
