@@ -27,7 +27,7 @@ use modelfleet_core::fleet::Fleet;
 use modelfleet_operator::controller::Settings;
 use modelfleet_operator::runner::{self, Options, Shutdown};
 use modelfleet_sandbox::cluster::{
-    ClusterHandle, ClusterOptions, RealFetch, SimulatedCluster, Timings,
+    ClusterHandle, ClusterOptions, PodNetwork, RealFetch, SimulatedCluster, Timings,
 };
 use modelfleet_sandbox::{ApiServer, ApiServerOptions, ServingHandle, SnapshotKeeper};
 use tokio::task::JoinHandle;
@@ -57,6 +57,12 @@ pub struct EmbeddedOptions {
     /// nodes' disks under this directory (see the sandbox's
     /// `kubelet::real_fetch`); simulated when `None`.
     pub real_fetch_disks: Option<PathBuf>,
+    /// Give pods loopback addresses (`127.<block>.<n>.<m>`) and let each
+    /// engine listen at its pod's address, so other processes of this
+    /// machine — a `modelfleet gateway` — reach them (see the sandbox's
+    /// `PodNetwork`); otherwise only this process does, through
+    /// [`ClusterHandle::engine_addresses`].
+    pub loopback_pods: bool,
 }
 
 /// How often a cluster with a snapshot file writes it while its objects
@@ -101,6 +107,7 @@ impl EmbeddedOptions {
             snapshot: None,
             fetch_bytes_per_second: Timings::default().fetch_bytes_per_second,
             real_fetch_disks: None,
+            loopback_pods: false,
         }
     }
 }
@@ -147,6 +154,10 @@ impl EmbeddedCluster {
             image_repository: modelfleet_operator::build::MODELFLEET_IMAGE_REPOSITORY.to_owned(),
             disks,
         });
+        if options.loopback_pods {
+            cluster_options.pod_network = PodNetwork::loopback()
+                .context("cannot take a block of loopback addresses for the pods")?;
+        }
         let nodes = SimulatedCluster::start(client.clone(), &options.fleet, cluster_options)
             .await
             .with_context(|| format!("cannot start the simulated nodes of {}", options.name))?;

@@ -35,6 +35,13 @@ pub struct SandboxArgs {
     /// Scales how long simulated models take to load (1.0 is real time).
     #[arg(long, default_value_t = 0.05)]
     time_factor: f64,
+    /// Give pods loopback addresses (127.<block>.<n>.<m>, Linux only) and
+    /// let each model's simulated engine answer at its pod's address, so
+    /// anything on this machine — a hub's `modelfleet gateway`, curl —
+    /// reaches it as a pod network would. Otherwise pods get addresses
+    /// nothing answers on.
+    #[arg(long, env = "MODELFLEET_SANDBOX_LOOPBACK_PODS")]
+    loopback_pods: bool,
 }
 
 pub fn read_fleet(path: &Path) -> anyhow::Result<Fleet> {
@@ -62,6 +69,7 @@ pub fn run(args: SandboxArgs) -> anyhow::Result<ExitCode> {
         let mut options = EmbeddedOptions::new(args.name.clone(), fleet);
         options.time_factor = args.time_factor;
         options.listen = Some(SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), args.port));
+        options.loopback_pods = args.loopback_pods;
         // Caught before the cluster answers, so an early stop is clean.
         let stop = crate::signals::Stop::install()?;
         let cluster = EmbeddedCluster::start(options).await?;

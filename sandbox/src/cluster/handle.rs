@@ -70,6 +70,8 @@ pub struct ClusterHandle {
     engines: EngineAddresses,
     nodes: Vec<String>,
     tasks: Vec<JoinHandle<()>>,
+    /// Held while the cluster runs (a loopback block is this process's).
+    _pod_network: super::PodNetwork,
 }
 
 impl std::fmt::Debug for ClusterHandle {
@@ -120,6 +122,7 @@ pub(super) async fn start(
         real_fetch,
         scoring,
         simulated_engines,
+        pod_network,
     } = options;
     let namespaces: Api<Namespace> = Api::all(client.clone());
     let namespace = Namespace {
@@ -148,7 +151,7 @@ pub(super) async fn start(
         .await
         .map_err(ClusterError::Crd)?;
     }
-    let built = nodes::fleet_nodes(fleet, &reserved_namespace, now());
+    let built = nodes::fleet_nodes_on(fleet, &reserved_namespace, now(), &pod_network);
     let node_api: Api<Node> = Api::all(client.clone());
     for node in &built.nodes {
         let name = node.metadata.name.clone().unwrap_or_default();
@@ -218,6 +221,7 @@ pub(super) async fn start(
             .filter_map(|n| n.metadata.name.clone())
             .collect(),
         tasks,
+        _pod_network: pod_network,
     })
 }
 

@@ -48,6 +48,7 @@ pub mod events;
 pub mod kubelet;
 pub mod lws;
 pub mod nodes;
+pub mod pod_network;
 pub mod resources;
 pub mod scheduler;
 pub mod volumes;
@@ -60,6 +61,7 @@ mod handle;
 pub use handle::{ClusterError, ClusterHandle};
 pub use kubelet::real_fetch::RealFetch;
 pub use kubelet::runtime::Timings;
+pub use pod_network::PodNetwork;
 pub use scheduler::filter::Scoring;
 
 use kube::Client;
@@ -96,6 +98,10 @@ pub struct ClusterOptions {
     /// ready, reached through
     /// [`ClusterHandle::engine_addresses`]. On by default.
     pub simulated_engines: bool,
+    /// Where pods get their addresses ([`PodNetwork`]): by default as in a
+    /// real cluster, where only [`ClusterHandle::engine_addresses`] finds
+    /// the engines; on loopback, where any process of this machine does.
+    pub pod_network: PodNetwork,
 }
 
 impl Default for ClusterOptions {
@@ -108,6 +114,7 @@ impl Default for ClusterOptions {
             real_fetch: None,
             scoring: Scoring::BinPackDevices,
             simulated_engines: true,
+            pod_network: PodNetwork::default(),
         }
     }
 }

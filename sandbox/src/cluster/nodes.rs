@@ -31,6 +31,8 @@ use modelfleet_core::contract::node_labels::{
 };
 use modelfleet_core::fleet::{CapacityType, Cloud, Fleet, NodePool};
 
+use super::pod_network::PodNetwork;
+
 use super::common::{hex_id, time};
 use super::resources::format_kibibytes;
 
@@ -56,6 +58,16 @@ pub struct FleetNodes {
 /// `reserved_namespace` holds each node's used devices, so anyone counting
 /// pods sees the same free capacity the fleet describes.
 pub fn fleet_nodes(fleet: &Fleet, reserved_namespace: &str, created: Timestamp) -> FleetNodes {
+    fleet_nodes_on(fleet, reserved_namespace, created, &PodNetwork::Simulated)
+}
+
+/// [`fleet_nodes`], the nodes' pod CIDRs from `network`.
+pub fn fleet_nodes_on(
+    fleet: &Fleet,
+    reserved_namespace: &str,
+    created: Timestamp,
+    network: &PodNetwork,
+) -> FleetNodes {
     let mut seen = BTreeSet::new();
     let shared_names: BTreeSet<&str> = fleet
         .pools
@@ -84,7 +96,14 @@ pub fn fleet_nodes(fleet: &Fleet, reserved_namespace: &str, created: Timestamp) 
             .saturating_sub(pool.partly_free.len() as u32);
         for i in 0..pool.nodes_total {
             let name = format!("{prefix}-{i}");
-            let node = node(pool, accelerator, &name, index, created);
+            let mut node = node(pool, accelerator, &name, index, created);
+            if !matches!(network, PodNetwork::Simulated) {
+                let cidr = network.pod_cidr(index);
+                if let Some(spec) = node.spec.as_mut() {
+                    spec.pod_cidr = Some(cidr.clone());
+                    spec.pod_cidrs = Some(vec![cidr]);
+                }
+            }
             let used = if i < busy {
                 pool.devices_per_node
             } else {

@@ -55,7 +55,13 @@ impl std::fmt::Debug for Engine {
 impl Engine {
     /// Listens on 127.0.0.1 on a port the OS picks and serves `spec`.
     pub async fn start(spec: EngineSpec) -> std::io::Result<Engine> {
-        let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).await?;
+        Engine::start_on(spec, SocketAddr::from((Ipv4Addr::LOCALHOST, 0))).await
+    }
+
+    /// Listens at `addr` (a pod's own address on a loopback pod network,
+    /// see [`crate::cluster::PodNetwork`]) and serves `spec`.
+    pub async fn start_on(spec: EngineSpec, addr: SocketAddr) -> std::io::Result<Engine> {
+        let listener = TcpListener::bind(addr).await?;
         let addr = listener.local_addr()?;
         let state = Arc::new(State {
             queue: Queue::new(spec.max_num_seqs, spec.kv_cache_tokens),

@@ -109,7 +109,17 @@ impl Ctx {
         else {
             return;
         };
-        let engine = match Engine::start(spec).await {
+        // On a loopback pod network the engine answers at its pod's own
+        // address, as a real pod does; otherwise on a loopback port that
+        // `EngineAddresses::resolve` maps the pod's address to.
+        let started = match pod_ip.parse::<std::net::IpAddr>() {
+            Ok(ip) if ip.is_loopback() => {
+                let port = spec.port;
+                Engine::start_on(spec, std::net::SocketAddr::new(ip, port)).await
+            }
+            _ => Engine::start(spec).await,
+        };
+        let engine = match started {
             Ok(engine) => engine,
             Err(error) => {
                 tracing::warn!(pod = %key.1, %error, "cannot start a simulated engine");
