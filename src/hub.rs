@@ -423,7 +423,7 @@ const CLUSTER_REFRESH: Duration = Duration::from_secs(5);
 
 /// Connects the clusters registered (by any hub of the database) since
 /// this one started, every [`CLUSTER_REFRESH`].
-async fn refresh_clusters(state: AppState, mut stop: watch::Receiver<bool>) {
+pub async fn refresh_clusters(state: AppState, mut stop: watch::Receiver<bool>) {
     loop {
         tokio::select! {
             () = tokio::time::sleep(CLUSTER_REFRESH) => {}

@@ -5,4 +5,5 @@
 //! each other beyond ARCHITECTURE.md's table; this is where they meet.
 
 pub mod embedded;
+pub mod gateway;
 pub mod hub;

@@ -4,6 +4,7 @@
 mod audit;
 mod catalog;
 mod fetch;
+mod gateway_cli;
 mod logging;
 mod model;
 mod operator;
@@ -62,6 +63,10 @@ enum Command {
     /// the clusters registered in its database (PostgreSQL, or SQLite in
     /// the data directory); no simulated clusters.
     Api(Box<serve::ApiArgs>),
+    /// Run the inference gateway alone: OpenAI's API for tenants' API
+    /// keys, routed to their deployments' engines, from the hubs' database
+    /// (never migrated) and key; stateless, so any number run side by side.
+    Gateway(Box<gateway_cli::GatewayArgs>),
     /// Bring the hub's database schema up to date.
     Migrate(serve::MigrateArgs),
     /// The audit trail: verify its hash chain and its exports.
@@ -84,6 +89,7 @@ fn main() -> ExitCode {
         Command::Sandbox(args) => sandbox::run(args),
         Command::Serve(args) => serve::serve(*args),
         Command::Api(args) => serve::api(*args),
+        Command::Gateway(args) => gateway_cli::run(*args),
         Command::Migrate(args) => serve::migrate(args),
         Command::Audit(args) => audit::run(args),
     };

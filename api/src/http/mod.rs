@@ -264,6 +264,25 @@ pub fn router(state: AppState) -> Router {
     router_with_console(state, Router::new())
 }
 
+/// The inference gateway alone, as `modelfleet gateway` serves it: the
+/// gateway's `/v1/…` routes with the probes and `/metrics`, behind the same
+/// layers as on the hub's listener (request ids, client addresses behind
+/// trusted proxies, request metrics) — no `/api/v1`, no console.
+pub fn gateway_router(state: AppState) -> Router {
+    Router::new()
+        .merge(crate::gateway::router(
+            state.settings().gateway_max_body_bytes,
+        ))
+        .route("/healthz", get(health::live))
+        .route("/readyz", get(health::ready))
+        .route("/metrics", get(metrics::render))
+        .with_state(state.clone())
+        .layer(from_fn_with_state(state.metrics.clone(), metrics::track))
+        .layer(from_fn_with_state(state.clone(), layers::client_addr))
+        .layer(from_fn(layers::problems))
+        .layer(from_fn(layers::request_id))
+}
+
 /// [`router`] with the web console's pages at the root. The console passes
 /// the same audit layer and body limit as the API (its writes and refusals
 /// are recorded alike), and answers its errors as HTML pages of its own,

@@ -148,9 +148,40 @@ pub async fn migrate(url: &str) -> Result<(), StoreError> {
     Ok(())
 }
 
+/// Where a database's schema stands against this build's migrations.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Schema {
+    /// The newest migration applied to it; `None` when none ever was (an
+    /// empty database, or not a hub's).
+    pub applied: Option<i64>,
+    /// The newest migration this build knows.
+    pub expected: i64,
+}
+
+impl Schema {
+    /// Every migration this build needs is applied (a newer hub may have
+    /// applied more: they only add, so an older reader still works).
+    pub fn is_current(&self) -> bool {
+        self.applied.is_some_and(|applied| applied >= self.expected)
+    }
+}
+
 impl Store {
     /// Opens the database at `url` and applies pending migrations.
     pub async fn connect(url: &str) -> Result<Store, StoreError> {
+        let store = Store::open_unmigrated(url).await?;
+        match &store.pools {
+            Pools::Postgres(pool) => POSTGRES_MIGRATIONS.run(pool).await,
+            Pools::Sqlite { write, .. } => SQLITE_MIGRATIONS.run(write).await,
+        }
+        .map_err(StoreError::Migrate)?;
+        Ok(store)
+    }
+
+    /// Opens the database at `url` as it is, never changing its schema:
+    /// what `modelfleet gateway` does, which leaves migrating to the hub
+    /// and checks [`Store::schema`] before it serves.
+    pub async fn open_unmigrated(url: &str) -> Result<Store, StoreError> {
         let pools = match Backend::of_url(url)? {
             Backend::Postgres => Pools::Postgres(
                 PgPoolOptions::new()
@@ -162,16 +193,48 @@ impl Store {
             ),
             Backend::Sqlite => sqlite_pools(url).await?,
         };
-        let store = Store {
+        Ok(Store {
             pools,
             login_policy: LoginPolicy::default(),
+        })
+    }
+
+    /// The newest migration applied to this database, and the newest this
+    /// build knows.
+    pub async fn schema(&self) -> Result<Schema, StoreError> {
+        const APPLIED: &str = "SELECT MAX(version) FROM _sqlx_migrations WHERE success";
+        let applied = match &self.pools {
+            Pools::Postgres(pool) => {
+                let exists: bool =
+                    sqlx::query_scalar("SELECT to_regclass('_sqlx_migrations') IS NOT NULL")
+                        .fetch_one(pool)
+                        .await?;
+                if exists {
+                    sqlx::query_scalar(APPLIED).fetch_one(pool).await?
+                } else {
+                    None
+                }
+            }
+            Pools::Sqlite { read, .. } => {
+                let exists: i64 = sqlx::query_scalar(
+                    "SELECT COUNT(*) FROM sqlite_master \
+                     WHERE type = 'table' AND name = '_sqlx_migrations'",
+                )
+                .fetch_one(read)
+                .await?;
+                if exists > 0 {
+                    sqlx::query_scalar(APPLIED).fetch_one(read).await?
+                } else {
+                    None
+                }
+            }
         };
-        match &store.pools {
-            Pools::Postgres(pool) => POSTGRES_MIGRATIONS.run(pool).await,
-            Pools::Sqlite { write, .. } => SQLITE_MIGRATIONS.run(write).await,
-        }
-        .map_err(StoreError::Migrate)?;
-        Ok(store)
+        let migrator = match self.backend() {
+            Backend::Postgres => &POSTGRES_MIGRATIONS,
+            Backend::Sqlite => &SQLITE_MIGRATIONS,
+        };
+        let expected = migrator.iter().map(|m| m.version).max().unwrap_or(0);
+        Ok(Schema { applied, expected })
     }
 
     pub fn with_login_policy(mut self, policy: LoginPolicy) -> Store {
