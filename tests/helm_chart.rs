@@ -16,6 +16,7 @@ use k8s_openapi::api::admissionregistration::v1::{
     ValidatingAdmissionPolicy, ValidatingAdmissionPolicyBinding,
 };
 use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
 use k8s_openapi::api::core::v1::{ConfigMap, PodSpec, Secret, Service, ServiceAccount};
 use k8s_openapi::api::networking::v1::{Ingress, NetworkPolicy};
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
@@ -75,6 +76,7 @@ fn check_types(objects: &[Value]) {
             "Role" => drop(typed::<Role>(doc)),
             "RoleBinding" => drop(typed::<RoleBinding>(doc)),
             "PodDisruptionBudget" => drop(typed::<PodDisruptionBudget>(doc)),
+            "HorizontalPodAutoscaler" => drop(typed::<HorizontalPodAutoscaler>(doc)),
             "NetworkPolicy" => drop(typed::<NetworkPolicy>(doc)),
             "Ingress" => drop(typed::<Ingress>(doc)),
             "ValidatingAdmissionPolicy" => drop(typed::<ValidatingAdmissionPolicy>(doc)),
@@ -400,6 +402,179 @@ fn the_hub_runs_api_with_its_settings_secrets_and_probes_and_no_cluster_credenti
         pdb.spec.unwrap().selector.unwrap().match_labels,
         hub.spec.unwrap().selector.match_labels
     );
+}
+
+#[test]
+fn the_gateway_runs_beside_the_hubs_on_their_database_and_key_and_scales_on_cpu() {
+    let tools = Tools::offline();
+    // Off unless asked for: the hubs answer /v1 themselves.
+    let plain = tools.template(&[&ci("hub-values.yaml")], &[]).unwrap();
+    assert!(
+        !has(&plain, "Deployment", "modelfleet-gateway"),
+        "{}",
+        names(&plain)
+    );
+
+    let objects = tools.template(&[&ci("gateway-values.yaml")], &[]).unwrap();
+    check_types(&objects);
+    let hub = deployment(&objects, "modelfleet-api");
+    let gateway = deployment(&objects, "modelfleet-gateway");
+    let spec = pod_spec(&gateway);
+    assert_restricted("modelfleet-gateway", &spec);
+    // The tenant namespaces' NetworkPolicy lets exactly these pods reach
+    // the engines.
+    let (label, value) = modelfleet_core::contract::tenancy::GATEWAY_POD_LABEL;
+    let pod_labels = gateway
+        .spec
+        .clone()
+        .unwrap()
+        .template
+        .metadata
+        .unwrap()
+        .labels
+        .unwrap();
+    assert_eq!(pod_labels[label], value);
+    assert_eq!(
+        NAMESPACE,
+        modelfleet_core::contract::tenancy::GATEWAY_NAMESPACE
+    );
+    assert_eq!(spec.automount_service_account_token, Some(false));
+    let container = &spec.containers[0];
+    let args = container.args.clone().unwrap();
+    assert_eq!(args[0], "gateway", "{args:?}");
+    assert!(args.contains(&"--log-format=json".to_owned()), "{args:?}");
+    assert_eq!(
+        probe_path(container.liveness_probe.as_ref()).as_deref(),
+        Some("/healthz")
+    );
+    assert_eq!(
+        probe_path(container.readiness_probe.as_ref()).as_deref(),
+        Some("/readyz")
+    );
+    assert_eq!(container.ports.as_ref().unwrap()[0].container_port, 8080);
+    // A read-only root: what it writes goes to its own emptyDirs.
+    let mounts = container.volume_mounts.clone().unwrap();
+    assert!(mounts.iter().any(|m| m.mount_path == "/tmp"));
+
+    // The hubs' database and key, from the same Secrets, and their
+    // settings; nothing secret in the pod spec.
+    let env_of = |d: &Deployment| pod_spec(d).containers[0].env.clone().unwrap();
+    let secret_refs = |d: &Deployment| {
+        env_of(d)
+            .into_iter()
+            .filter_map(|e| {
+                let r = e.value_from?.secret_key_ref?;
+                Some((e.name, r.name, r.key))
+            })
+            .filter(|(name, _, _)| {
+                name == "MODELFLEET_DATABASE_URL" || name == "MODELFLEET_SECRET_KEY"
+            })
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(secret_refs(&gateway), secret_refs(&hub));
+    assert_eq!(secret_refs(&gateway).len(), 2);
+    assert!(env_of(&gateway).iter().all(|e| e.value.is_none()));
+    let from: Vec<String> = container
+        .env_from
+        .clone()
+        .unwrap()
+        .into_iter()
+        .map(|e| e.config_map_ref.unwrap().name)
+        .collect();
+    assert_eq!(from, ["modelfleet-api", "modelfleet-gateway"]);
+    let config: ConfigMap = typed(find(&objects, "ConfigMap", "modelfleet-gateway"));
+    let data = config.data.unwrap();
+    assert_eq!(data["MODELFLEET_GATEWAY_DRAIN_SECONDS"], "20");
+    assert_eq!(data["MODELFLEET_GATEWAY_MAX_BODY_BYTES"], "8388608");
+    assert_eq!(data["MODELFLEET_GATEWAY_KEY_REQUESTS_PER_MINUTE"], "600");
+    // Metered tokens are spooled on the pod's emptyDir, not the read-only root.
+    assert!(data["MODELFLEET_GATEWAY_SPOOL_DIR"].starts_with("/var/lib/modelfleet/"));
+    assert!(mounts.iter().any(|m| m.mount_path == "/var/lib/modelfleet"));
+
+    // Stopping: endpoints let go (preStop), requests drain, then room.
+    let stop = container.lifecycle.clone().unwrap().pre_stop.unwrap();
+    assert_eq!(stop.sleep.unwrap().seconds, 5);
+    assert_eq!(spec.termination_grace_period_seconds, Some(5 + 20 + 5));
+
+    // The autoscaler owns the replica count; the budget keeps one per
+    // disruption; the Service and its monitor select the pods.
+    assert_eq!(gateway.spec.as_ref().unwrap().replicas, None);
+    let hpa: HorizontalPodAutoscaler = typed(find(
+        &objects,
+        "HorizontalPodAutoscaler",
+        "modelfleet-gateway",
+    ));
+    let hpa_spec = hpa.spec.unwrap();
+    assert_eq!(hpa_spec.scale_target_ref.name, "modelfleet-gateway");
+    assert_eq!(hpa_spec.scale_target_ref.kind, "Deployment");
+    assert_eq!((hpa_spec.min_replicas, hpa_spec.max_replicas), (Some(2), 8));
+    let selector = gateway.spec.clone().unwrap().selector.match_labels;
+    let pdb: PodDisruptionBudget =
+        typed(find(&objects, "PodDisruptionBudget", "modelfleet-gateway"));
+    assert_eq!(pdb.spec.unwrap().selector.unwrap().match_labels, selector);
+    let service: Service = typed(find(&objects, "Service", "modelfleet-gateway"));
+    let service_spec = service.spec.unwrap();
+    assert_eq!(service_spec.selector, selector);
+    assert_eq!(service_spec.ports.unwrap()[0].port, 80);
+    let monitor = find(&objects, "ServiceMonitor", "modelfleet-gateway");
+    assert_eq!(monitor["spec"]["endpoints"][0]["path"], "/metrics");
+    let policy: NetworkPolicy = typed(find(&objects, "NetworkPolicy", "modelfleet-gateway"));
+    assert_eq!(
+        policy.spec.unwrap().pod_selector.unwrap().match_labels,
+        selector
+    );
+
+    // Without the autoscaler the chart sets the replicas itself.
+    let fixed = tools
+        .template(
+            &[&ci("gateway-values.yaml")],
+            &["gateway.autoscaling.enabled=false", "gateway.replicas=3"],
+        )
+        .unwrap();
+    assert!(!has(
+        &fixed,
+        "HorizontalPodAutoscaler",
+        "modelfleet-gateway"
+    ));
+    assert_eq!(
+        deployment(&fixed, "modelfleet-gateway")
+            .spec
+            .unwrap()
+            .replicas,
+        Some(3)
+    );
+
+    // NOTES say how to call it.
+    let install = tools.helm(&[
+        "install",
+        "modelfleet",
+        chart().to_str().unwrap(),
+        "-n",
+        NAMESPACE,
+        "-f",
+        ci("gateway-values.yaml").to_str().unwrap(),
+        "--dry-run=client",
+    ]);
+    assert!(install.ok, "{}", install.stderr);
+    let notes = &install.stdout[install.stdout.find("NOTES:").unwrap()..];
+    for line in [
+        "http://modelfleet-gateway.modelfleet-system.svc/v1",
+        "kubectl -n modelfleet-system port-forward svc/modelfleet-gateway 8081:80",
+        "curl http://127.0.0.1:8081/v1/chat/completions",
+    ] {
+        assert!(notes.contains(line), "{notes}");
+    }
+    let plain_notes = tools.helm(&[
+        "install",
+        "modelfleet",
+        chart().to_str().unwrap(),
+        "-n",
+        NAMESPACE,
+        "-f",
+        ci("hub-values.yaml").to_str().unwrap(),
+        "--dry-run=client",
+    ]);
+    assert!(!plain_notes.stdout.contains("modelfleet-gateway"));
 }
 
 fn base64_decode(text: &str) -> Vec<u8> {
@@ -785,6 +960,31 @@ fn bad_values_are_refused_with_a_message_saying_what_to_fix() {
             &member,
             &["operator.cluster="],
             "member mode needs operator.cluster",
+        ),
+        (
+            &member,
+            &["gateway.enabled=true"],
+            "gateway.enabled needs hub mode",
+        ),
+        (
+            &hub,
+            &["gateway.enabled=true", "gateway.replicas=0"],
+            "at '/gateway/replicas': minimum: got 0, want 1",
+        ),
+        (
+            &hub,
+            &[
+                "gateway.enabled=true",
+                "gateway.autoscaling.enabled=true",
+                "gateway.autoscaling.minReplicas=5",
+                "gateway.autoscaling.maxReplicas=3",
+            ],
+            "gateway.autoscaling.minReplicas (5) is above gateway.autoscaling.maxReplicas (3)",
+        ),
+        (
+            &hub,
+            &["gateway.settings.replicaConcurrency=-1"],
+            "at '/gateway/settings/replicaConcurrency': minimum: got -1, want 0",
         ),
     ];
     for (file, sets, message) in cases {

@@ -24,6 +24,9 @@ product's code (core/src/contract/tenancy.rs). One release per cluster.
 {{- if not .Values.operator.enabled -}}
 {{- fail "member mode runs the operator: operator.enabled must be true" -}}
 {{- end -}}
+{{- if .Values.gateway.enabled -}}
+{{- fail "gateway.enabled needs hub mode: the gateway runs beside the hubs, on their database; install it with the hub" -}}
+{{- end -}}
 {{- if not .Values.operator.cluster -}}
 {{- fail "member mode needs operator.cluster: this cluster's name as registered with the hub" -}}
 {{- end -}}
@@ -37,12 +40,18 @@ product's code (core/src/contract/tenancy.rs). One release per cluster.
 {{- if and .Values.hub.ingress.enabled (not .Values.hub.ingress.host) -}}
 {{- fail "hub.ingress.enabled needs hub.ingress.host" -}}
 {{- end -}}
+{{- if and .Values.gateway.enabled .Values.gateway.autoscaling.enabled (gt (int .Values.gateway.autoscaling.minReplicas) (int .Values.gateway.autoscaling.maxReplicas)) -}}
+{{- fail (printf "gateway.autoscaling.minReplicas (%v) is above gateway.autoscaling.maxReplicas (%v): raise maxReplicas or lower minReplicas" .Values.gateway.autoscaling.minReplicas .Values.gateway.autoscaling.maxReplicas) -}}
+{{- end -}}
 {{- if and .Values.hub.httpRoute.enabled (not .Values.hub.httpRoute.parentRefs) -}}
 {{- fail "hub.httpRoute.enabled needs hub.httpRoute.parentRefs: the Gateway (and its HTTPS listener) to attach to" -}}
 {{- end -}}
 {{- end -}}
 
 {{- define "modelfleet.hubEnabled" -}}{{ if eq .Values.mode "hub" }}true{{ end }}{{- end -}}
+
+{{/* `modelfleet gateway` runs beside the hubs, on their database: hub mode only. */}}
+{{- define "modelfleet.gatewayEnabled" -}}{{ if and (eq .Values.mode "hub") .Values.gateway.enabled }}true{{ end }}{{- end -}}
 
 {{- define "modelfleet.memberAccessEnabled" -}}
 {{- if kindIs "bool" .Values.memberAccess.enabled -}}
