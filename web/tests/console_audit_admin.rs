@@ -10,7 +10,8 @@ use std::sync::Arc;
 
 use axum::http::StatusCode;
 use modelfleet_api::audit::{CSV_HEADER, ExportTarget};
-use modelfleet_api::{AppState, Role};
+use modelfleet_api::store::NewTokenPrice;
+use modelfleet_api::{Actor, AppState, Role};
 use support::{Browser, Hub, Page, enrolled_staff, on_sqlite, tenant_with_admin, user};
 
 /// The hub's state as `serve` gives it: a report renderer for the PDF and
@@ -695,6 +696,23 @@ async fn clusters_show_their_pools_and_prices_can_be_added() {
         );
         assert!(page.has("#form-error"));
         assert_eq!(page.texts("#prices td.price").len(), rows);
+
+        // Token prices (set through the API) are listed beside them.
+        assert!(page.has("#no-token-prices"));
+        let mut tx = hub.store.begin(&Actor::system("test")).await.unwrap();
+        tx.set_token_price(&NewTokenPrice {
+            model: "llama-3.1-8b".to_owned(),
+            per_million_input: "0.50 USD".parse().unwrap(),
+            per_million_output: "1.50 USD".parse().unwrap(),
+            effective_from: None,
+        })
+        .await
+        .unwrap();
+        tx.commit().await.unwrap();
+        let page = ops.get("/admin/prices").await;
+        assert_eq!(page.texts("#token-prices td.model"), ["llama-3.1-8b"]);
+        assert_eq!(page.texts("#token-prices td.input-price"), ["0.50 USD"]);
+        assert_eq!(page.texts("#token-prices td.output-price"), ["1.50 USD"]);
     })
     .await;
 }
