@@ -316,6 +316,13 @@ mod gateway {
             .parse()
             .expect("an address");
         let data_dir = tempfile::tempdir().expect("a temporary directory");
+        // The hub keeps its sealing key there: its owner's alone, whatever
+        // the umask.
+        std::fs::set_permissions(
+            data_dir.path(),
+            std::os::unix::fs::PermissionsExt::from_mode(0o700),
+        )
+        .expect("the data directory made private");
         // As `modelfleet serve` runs: a multi-threaded runtime on every core.
         let runtime = tokio::runtime::Runtime::new().unwrap();
         runtime.block_on(async {
