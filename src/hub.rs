@@ -385,6 +385,10 @@ impl RunningHub {
                 task.abort();
             }
         }
+        // The last answers' tokens, before the database closes.
+        if let Err(e) = self.state.gateway().flush().await {
+            tracing::error!(error = %e, "metered tokens could not be written before stopping");
+        }
         for cluster in self.clusters {
             cluster.shutdown().await;
         }

@@ -208,6 +208,7 @@ async fn create_demo_tenant(tx: &mut crate::store::Tx) -> Result<DemoCredentials
             NewApiKey {
                 name: "initial".to_owned(),
                 role: Role::TenantAdmin,
+                inference_only: false,
                 expires_at: None,
             },
         )

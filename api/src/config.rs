@@ -52,6 +52,8 @@ pub const DEFAULT_GATEWAY_MAX_BODY_BYTES: usize = 8 * 1024 * 1024;
 /// Requests one replica may have in flight through a hub: vLLM's own
 /// default `--max-num-seqs`.
 pub const DEFAULT_GATEWAY_REPLICA_CONCURRENCY: u32 = 256;
+pub const DEFAULT_GATEWAY_KEY_TOKENS_PER_MINUTE: u64 = 1_000_000;
+pub const DEFAULT_GATEWAY_TENANT_TOKENS_PER_MINUTE: u64 = 5_000_000;
 
 #[derive(Debug, Clone, PartialEq, Eq, clap::Args)]
 pub struct ApiSettings {
@@ -322,6 +324,19 @@ pub struct ApiSettings {
           default_value_t = DEFAULT_GATEWAY_REPLICA_CONCURRENCY)]
     pub gateway_replica_concurrency: u32,
 
+    /// Tokens (prompt and completion) one API key's requests may use per
+    /// minute, refilled evenly; a key in debt gets 429 with `Retry-After`
+    /// until the refill pays it back. Per hub process. 0: no limit.
+    #[arg(long = "gateway-key-tokens-per-minute", env = "MODELFLEET_GATEWAY_KEY_TOKENS_PER_MINUTE",
+          default_value_t = DEFAULT_GATEWAY_KEY_TOKENS_PER_MINUTE)]
+    pub gateway_key_tokens_per_minute: u64,
+
+    /// Tokens all of one tenant's requests may use per minute. Per hub
+    /// process. 0: no limit.
+    #[arg(long = "gateway-tenant-tokens-per-minute", env = "MODELFLEET_GATEWAY_TENANT_TOKENS_PER_MINUTE",
+          default_value_t = DEFAULT_GATEWAY_TENANT_TOKENS_PER_MINUTE)]
+    pub gateway_tenant_tokens_per_minute: u64,
+
     /// A directory where the gateway appends each answered request's
     /// tokens before they reach the database, so a gateway that crashes or
     /// is killed loses none: at start it writes what an earlier run left
@@ -380,6 +395,8 @@ impl Default for ApiSettings {
             gateway_tenant_requests_per_minute: DEFAULT_GATEWAY_TENANT_REQUESTS_PER_MINUTE,
             gateway_max_body_bytes: DEFAULT_GATEWAY_MAX_BODY_BYTES,
             gateway_replica_concurrency: DEFAULT_GATEWAY_REPLICA_CONCURRENCY,
+            gateway_key_tokens_per_minute: DEFAULT_GATEWAY_KEY_TOKENS_PER_MINUTE,
+            gateway_tenant_tokens_per_minute: DEFAULT_GATEWAY_TENANT_TOKENS_PER_MINUTE,
             gateway_spool_dir: None,
         }
     }

@@ -439,6 +439,7 @@ async fn every_write_request_is_recorded_once(db: TestDb) {
     c.check(request(M::DELETE, &budget, Some(&key), None), S::NOT_FOUND)
         .await;
     Box::pin(source_credentials(&mut c, &tenant, &key)).await;
+    Box::pin(input_screen(&mut c, &tenant, &key)).await;
     let discounts = format!("/api/v1/tenants/{tenant}/discounts");
     let aws15 = json!({"items": [{"scope": "aws", "basisPoints": 1500}]});
     let (_, record) = c
@@ -904,6 +905,36 @@ async fn source_credentials(c: &mut Coverage<'_>, tenant: &str, key: &str) {
             .unwrap()
             .contains(store_secret)
     );
+}
+
+/// The gateway's input screen: a tenant admin sets it; a bad pattern is
+/// refused and recorded as such.
+async fn input_screen(c: &mut Coverage<'_>, tenant: &str, key: &str) {
+    use Method as M;
+    use StatusCode as S;
+    let screen = format!("/api/v1/tenants/{tenant}/input-screen");
+    let (_, record) = c
+        .check(
+            request(
+                M::PUT,
+                &screen,
+                Some(key),
+                Some(json!({"maxPromptBytes": 4096, "denyPatterns": ["forbidden"]})),
+            ),
+            S::OK,
+        )
+        .await;
+    assert_eq!(record.event.object_ref.resource, "input-screens");
+    c.check(
+        request(
+            M::PUT,
+            &screen,
+            Some(key),
+            Some(json!({"denyPatterns": ["(unclosed"]})),
+        ),
+        S::UNPROCESSABLE_ENTITY,
+    )
+    .await;
 }
 
 /// A change that cannot be audited does not happen: with the chain's head

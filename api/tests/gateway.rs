@@ -288,7 +288,7 @@ async fn keys_and_tenants_are_held_to_their_request_rates(db: TestDb) {
         .post(
             "/api/v1/api-keys",
             &hub.admin,
-            json!({"name": "app", "role": "viewer", "tenant": tenant}),
+            json!({"name": "app", "role": "developer", "tenant": tenant}),
         )
         .await;
     assert_eq!(second.status, StatusCode::CREATED, "{:#}", second.body);
@@ -544,7 +544,150 @@ async fn a_spool_left_by_a_stopped_gateway_is_written_once(db: TestDb) {
     assert_eq!(again.1 - after.1, 100);
 }
 
+async fn inference_only_keys_call_models_and_nothing_else(db: TestDb) {
+    let hub = l40s_hub(db).await;
+    let (_, admin) = hub.tenant("acme", support::roomy()).await;
+    ready(&hub, &admin, "assistant", 1).await;
+    let created = hub
+        .post(
+            "/api/v1/api-keys",
+            &admin,
+            json!({"name": "chatbot", "role": "developer", "inferenceOnly": true}),
+        )
+        .await;
+    assert_eq!(created.status, StatusCode::CREATED, "{:#}", created.body);
+    assert_eq!(created.body["key"]["inferenceOnly"], true);
+    let app = created.body["token"].as_str().unwrap().to_owned();
+
+    let answered = chat(&hub, &app, "assistant", "hello").await;
+    assert_eq!(answered.status, StatusCode::OK, "{:#}", answered.body);
+    assert_eq!(hub.get("/v1/models", &app).await.status, StatusCode::OK);
+    // Nothing through /api/v1, though a developer could.
+    for (method, path, body) in [
+        (Method::GET, "/api/v1/deployments", None),
+        (
+            Method::POST,
+            "/api/v1/deployments",
+            Some(json!({"name": "more", "model": "llama-3.1-8b"})),
+        ),
+        (
+            Method::POST,
+            "/api/v1/api-keys",
+            Some(json!({"name": "another", "role": "developer"})),
+        ),
+    ] {
+        let refused = hub.call(method.clone(), path, Some(&app), body).await;
+        assert_eq!(
+            refused.status,
+            StatusCode::FORBIDDEN,
+            "{method} {path}: {:#}",
+            refused.body
+        );
+    }
+
+    // A key whose role may not call models cannot be limited to them…
+    let viewer_app = hub
+        .post(
+            "/api/v1/api-keys",
+            &admin,
+            json!({"name": "looker", "role": "viewer", "inferenceOnly": true}),
+        )
+        .await;
+    assert!(viewer_app.status.is_client_error(), "{:#}", viewer_app.body);
+    assert!(
+        viewer_app
+            .body
+            .to_string()
+            .contains("tenant-admin or developer"),
+        "{:#}",
+        viewer_app.body
+    );
+    // …and a viewer's key reads, but does not spend on models.
+    let viewer = hub
+        .post(
+            "/api/v1/api-keys",
+            &admin,
+            json!({"name": "looker", "role": "viewer"}),
+        )
+        .await;
+    assert_eq!(viewer.status, StatusCode::CREATED, "{:#}", viewer.body);
+    let viewer = viewer.body["token"].as_str().unwrap().to_owned();
+    assert_eq!(
+        hub.get("/api/v1/deployments", &viewer).await.status,
+        StatusCode::OK
+    );
+    let refused = chat(&hub, &viewer, "assistant", "hello").await;
+    assert_eq!(refused.status, StatusCode::FORBIDDEN, "{:#}", refused.body);
+    assert_eq!(refused.body["error"]["type"], "permission_error");
+}
+
+async fn a_key_is_held_to_its_tokens_per_minute(db: TestDb) {
+    let settings = ApiSettings {
+        gateway_key_tokens_per_minute: 60,
+        ..test_settings()
+    };
+    let hub = l40s_hub_with(db, settings).await;
+    let (tenant, key) = hub.tenant("acme", support::roomy()).await;
+    ready(&hub, &key, "assistant", 1).await;
+    // The readiness probes' tokens may have spent the minute already; a
+    // fresh key starts with a full one.
+    let fresh = hub
+        .post(
+            "/api/v1/api-keys",
+            &hub.admin,
+            json!({"name": "app", "role": "developer", "tenant": tenant}),
+        )
+        .await;
+    let fresh = fresh.body["token"].as_str().unwrap().to_owned();
+    let mut used = 0;
+    let limited = loop {
+        let reply = chat(&hub, &fresh, "assistant", "tell me a long story please").await;
+        if reply.status != StatusCode::OK {
+            break reply;
+        }
+        used += reply.body["usage"]["total_tokens"].as_u64().unwrap();
+        assert!(used < 200, "still answering after {used} tokens");
+    };
+    assert!(
+        used >= 60,
+        "held back only once the minute's tokens are spent: {used}"
+    );
+    assert_eq!(
+        limited.status,
+        StatusCode::TOO_MANY_REQUESTS,
+        "{:#}",
+        limited.body
+    );
+    assert!(
+        limited.body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("tokens per minute"),
+        "{:#}",
+        limited.body
+    );
+    let wait: u64 = limited.headers[header::RETRY_AFTER]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((1..=200).contains(&wait), "{wait}");
+    // Another key of the tenant has its own minute.
+    let other = hub
+        .post(
+            "/api/v1/api-keys",
+            &hub.admin,
+            json!({"name": "other", "role": "developer", "tenant": tenant}),
+        )
+        .await;
+    let other = other.body["token"].as_str().unwrap().to_owned();
+    let other = chat(&hub, &other, "assistant", "hi").await;
+    assert_eq!(other.status, StatusCode::OK, "{:#}", other.body);
+}
+
 modelfleet_api::store_tests!(
+    a_key_is_held_to_its_tokens_per_minute,
+    inference_only_keys_call_models_and_nothing_else,
     every_answer_is_metered_once_under_its_request_id,
     a_spool_left_by_a_stopped_gateway_is_written_once,
     a_deployment_takes_no_more_requests_than_its_replicas_can,

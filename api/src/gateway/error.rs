@@ -106,6 +106,26 @@ impl OpenAiError {
         }
     }
 
+    /// A prompt the tenant's input screen refuses (`gateway::screen`):
+    /// the message names the rule, never the prompt.
+    pub fn input_refused(param: &'static str, message: impl Into<String>) -> Self {
+        OpenAiError {
+            code: Some("input_refused"),
+            param: Some(param),
+            ..Self::new(StatusCode::BAD_REQUEST, "invalid_request_error", message)
+        }
+    }
+
+    /// The tenant's input classifier did not answer and its screen fails
+    /// closed.
+    pub fn screen_unavailable(message: impl Into<String>) -> Self {
+        OpenAiError {
+            code: Some("input_screen_unavailable"),
+            retry_after: Some(5),
+            ..Self::new(StatusCode::SERVICE_UNAVAILABLE, "server_error", message)
+        }
+    }
+
     pub fn upstream(message: impl Into<String>) -> Self {
         Self::new(StatusCode::BAD_GATEWAY, "server_error", message)
     }

@@ -16,6 +16,7 @@
 mod balance;
 mod budget;
 mod error;
+mod limits;
 mod meter;
 mod metrics;
 mod stream;
@@ -47,6 +48,7 @@ use crate::store::{Deployment, Store, StoreError, TokenRecord};
 pub use error::{AnswerAsIs, OpenAiError};
 pub use meter::{FlushError, Metering};
 pub use metrics::GatewayMetrics;
+use limits::TokenRate;
 use stream::{Events, Usage};
 
 /// How long a deployment's replicas, once listed, are used before they
@@ -111,6 +113,8 @@ pub struct Gateway {
     /// Tenants' budget verdicts, cached a few seconds.
     budgets: Arc<budget::BudgetGate>,
     metering: Metering,
+    key_tokens: Arc<TokenRate<ApiKeyId>>,
+    tenant_tokens: Arc<TokenRate<TenantId>>,
 }
 
 /// A request's place among its deployment's requests in flight; dropping
@@ -181,6 +185,8 @@ impl Gateway {
             replica_concurrency: settings.gateway_replica_concurrency as usize,
             budgets: Arc::default(),
             metering,
+            key_tokens: Arc::new(TokenRate::new(settings.gateway_key_tokens_per_minute)),
+            tenant_tokens: Arc::new(TokenRate::new(settings.gateway_tenant_tokens_per_minute)),
         }
     }
 
@@ -231,6 +237,21 @@ impl Gateway {
                 seconds,
             )
         };
+        let refused_tokens = |wait: Duration, whose: &str| {
+            let seconds = u32::try_from(wait.as_secs().max(1)).unwrap_or(u32::MAX);
+            OpenAiError::too_many(
+                format!("Rate limit reached: {whose} tokens per minute; retry in {seconds} s"),
+                seconds,
+            )
+        };
+        if let Principal::ApiKey { id, .. } = &caller.actor.principal {
+            self.key_tokens
+                .admit(id, now)
+                .map_err(|wait| refused_tokens(wait, "this key's"))?;
+        }
+        self.tenant_tokens
+            .admit(&tenant, now)
+            .map_err(|wait| refused_tokens(wait, "your organisation's"))?;
         if let Principal::ApiKey { id, .. } = &caller.actor.principal {
             self.per_key
                 .take(id, None, now)
@@ -341,9 +362,12 @@ async fn tenant_of(state: &AppState, parts: &Parts) -> Result<(Caller, TenantId)
             }
             _ => OpenAiError::unauthorized(),
         })?;
-    caller
-        .require(Permission::Read)
-        .map_err(|_| OpenAiError::forbidden("this key may not call models"))?;
+    caller.require(Permission::Infer).map_err(|_| {
+        OpenAiError::forbidden(
+            "your role may not call models; a tenant-admin or developer key (or an \
+             inference-only key) may",
+        )
+    })?;
     let tenant = caller.actor.tenant.ok_or_else(|| {
         OpenAiError::forbidden(
             "models are called with a tenant's API key; platform staff have no deployments",
@@ -499,6 +523,7 @@ async fn infer(
     })?;
     let bill = Bill {
         metering: gateway.metering.clone(),
+        rates: (gateway.key_tokens.clone(), gateway.tenant_tokens.clone()),
         record: TokenRecord {
             request: RequestId::new(),
             tenant,
@@ -559,13 +584,22 @@ async fn infer(
                 last_error = Some("a replica refused the connection");
                 continue;
             }
+            Ok(Err(e)) if e.is_timeout() => {
+                gateway.balancer.eject(addr, Instant::now());
+                labels.failed("timeout");
+                return Err(OpenAiError::gateway_timeout(format!(
+                    "`{name}` did not answer within {} s",
+                    ANSWER_TIMEOUT.as_secs()
+                )));
+            }
             Ok(Err(e)) => {
+                // Reset, or gone before its headers (a replica stopped
+                // mid-request): nothing reached the client, so another
+                // replica may answer it.
                 debug!(%addr, error = %e, "an engine's answer failed");
                 gateway.balancer.eject(addr, Instant::now());
-                labels.failed("upstream");
-                return Err(OpenAiError::upstream(format!(
-                    "the replica serving `{name}` failed before answering"
-                )));
+                last_error = Some("a replica failed before answering");
+                continue;
             }
             Ok(Ok(answer)) => answer,
         };
@@ -577,16 +611,59 @@ async fn infer(
             last_error = Some("a replica was unavailable");
             continue;
         }
+        let head = answer_headers(&answer, bill.record.request);
         if streamed && status.is_success() {
+            // The first chunk is awaited here, so a replica that breaks
+            // before it sends anything is one more try, not a failure.
+            let mut upstream = answer.bytes_stream();
+            let first = loop {
+                match upstream.next().await {
+                    Some(Ok(chunk)) if chunk.is_empty() => {}
+                    Some(Ok(chunk)) => break Some(chunk),
+                    Some(Err(_)) => break None,
+                    None => break Some(Bytes::new()),
+                }
+            };
+            let Some(first) = first else {
+                gateway.balancer.eject(addr, Instant::now());
+                last_error = Some("a replica's stream broke before its first event");
+                continue;
+            };
+            let upstream = futures::stream::iter([Ok(first)]).chain(upstream);
             return Ok(pass_stream(
-                answer,
+                head,
+                status.as_u16(),
+                upstream,
                 (lease, slot),
                 client_wants_usage,
                 (labels, bill),
                 started,
             ));
         }
-        return pass_whole(answer, (lease, slot), (labels, bill), started).await;
+        match read_whole(answer).await {
+            Ok(body) => {
+                return Ok(pass_whole(
+                    head,
+                    status,
+                    body,
+                    (lease, slot),
+                    (labels, bill),
+                    started,
+                ));
+            }
+            Err(Whole::CutOff) => {
+                gateway.balancer.eject(addr, Instant::now());
+                last_error = Some("a replica's answer was cut off");
+                continue;
+            }
+            Err(Whole::TooLarge) => {
+                labels.failed("too_large");
+                return Err(OpenAiError::upstream(format!(
+                    "the replica's answer is larger than {} MiB",
+                    MAX_ANSWER_BYTES >> 20
+                )));
+            }
+        }
     }
     labels.failed("unavailable");
     Err(OpenAiError::unavailable(
@@ -615,30 +692,35 @@ fn answer_headers(answer: &reqwest::Response, request: RequestId) -> Response {
     response
 }
 
-async fn pass_whole(
-    answer: reqwest::Response,
-    lease: (balance::Lease, Slot),
-    (labels, bill): (metrics::Labels, Bill),
-    started: Instant,
-) -> Result<Response, OpenAiError> {
-    let mut response = answer_headers(&answer, bill.record.request);
-    let status = answer.status();
+/// Why a plain answer could not be read whole.
+enum Whole {
+    /// The replica's connection broke before its end.
+    CutOff,
+    TooLarge,
+}
+
+/// A plain answer's body, whole.
+async fn read_whole(answer: reqwest::Response) -> Result<Vec<u8>, Whole> {
     let mut body = Vec::new();
     let mut chunks = answer.bytes_stream();
     while let Some(chunk) = chunks.next().await {
-        let chunk = chunk.map_err(|_| {
-            labels.failed("upstream");
-            OpenAiError::upstream("the replica's answer was cut off")
-        })?;
+        let chunk = chunk.map_err(|_| Whole::CutOff)?;
         if body.len() + chunk.len() > MAX_ANSWER_BYTES {
-            labels.failed("too_large");
-            return Err(OpenAiError::upstream(format!(
-                "the replica's answer is larger than {} MiB",
-                MAX_ANSWER_BYTES >> 20
-            )));
+            return Err(Whole::TooLarge);
         }
         body.extend_from_slice(&chunk);
     }
+    Ok(body)
+}
+
+fn pass_whole(
+    mut response: Response,
+    status: StatusCode,
+    body: Vec<u8>,
+    lease: (balance::Lease, Slot),
+    (labels, bill): (metrics::Labels, Bill),
+    started: Instant,
+) -> Response {
     drop(lease);
     let usage = serde_json::from_slice::<serde_json::Value>(&body)
         .ok()
@@ -646,7 +728,7 @@ async fn pass_whole(
     labels.answered(status.as_u16(), usage, started.elapsed(), None);
     bill.settle(status.as_u16(), usage);
     *response.body_mut() = Body::from(body);
-    Ok(response)
+    response
 }
 
 /// A streamed answer's record, made once when the stream ends, however
@@ -689,6 +771,8 @@ impl Drop for StreamEnd {
 /// What a request's metered tokens are recorded as, once its answer ends.
 struct Bill {
     metering: Metering,
+    /// The key's and the tenant's tokens per minute.
+    rates: (Arc<TokenRate<ApiKeyId>>, Arc<TokenRate<TenantId>>),
     record: TokenRecord,
     /// The bytes of its prompt text.
     prompt_bytes: usize,
@@ -705,6 +789,12 @@ impl Bill {
         self.record.input_tokens = usage.prompt_tokens;
         self.record.output_tokens = usage.completion_tokens;
         self.record.at = crate::store::now();
+        let used = usage.prompt_tokens.saturating_add(usage.completion_tokens);
+        let now = Instant::now();
+        if let Some(key) = &self.record.api_key {
+            self.rates.0.spend(key, used, now);
+        }
+        self.rates.1.spend(&self.record.tenant, used, now);
         self.metering.record(self.record);
     }
 }
@@ -740,20 +830,23 @@ struct Passing<S> {
     _lease: (balance::Lease, Slot),
 }
 
-fn pass_stream(
-    answer: reqwest::Response,
+fn pass_stream<S>(
+    mut response: Response,
+    status: u16,
+    upstream: S,
     lease: (balance::Lease, Slot),
     client_wants_usage: bool,
     (labels, bill): (metrics::Labels, Bill),
     started: Instant,
-) -> Response {
-    let mut response = answer_headers(&answer, bill.record.request);
+) -> Response
+where
+    S: futures::Stream<Item = reqwest::Result<Bytes>> + Unpin + Send + 'static,
+{
     response
         .headers_mut()
         .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
-    let status = answer.status().as_u16();
     let passing = Passing {
-        upstream: answer.bytes_stream(),
+        upstream,
         events: Events::new(client_wants_usage),
         end: StreamEnd {
             labels,

@@ -20,6 +20,9 @@ pub enum Principal {
     ApiKey {
         id: ApiKeyId,
         prefix: String,
+        /// The key calls models and nothing else.
+        #[serde(skip_serializing_if = "std::ops::Not::not")]
+        inference_only: bool,
     },
     /// The hub itself: bootstrap, cluster sync, failover, sign-in.
     System {
@@ -148,6 +151,16 @@ impl Actor {
 
     /// May this actor do `permission` at all (platform-wide actions)?
     pub fn check_role(&self, permission: Permission) -> Result<(), Denied> {
+        let limited = matches!(
+            self.principal,
+            Principal::ApiKey {
+                inference_only: true,
+                ..
+            }
+        );
+        if limited && permission != Permission::Infer {
+            return Err(Denied::Forbidden);
+        }
         if self.role.grants(permission) {
             Ok(())
         } else {

@@ -36,6 +36,9 @@ pub enum Permission {
     Read,
     /// Read audit records and compliance reports.
     ReadAudit,
+    /// Call the tenant's models through the inference gateway (which
+    /// spends its money, so not a reader's right).
+    Infer,
 }
 
 impl Role {
@@ -61,8 +64,10 @@ impl Role {
         use Permission::*;
         match self {
             Role::PlatformAdmin => true,
-            Role::TenantAdmin => matches!(permission, ManageTenant | Deploy | Read | ReadAudit),
-            Role::Developer => matches!(permission, Deploy | Read),
+            Role::TenantAdmin => {
+                matches!(permission, ManageTenant | Deploy | Read | ReadAudit | Infer)
+            }
+            Role::Developer => matches!(permission, Deploy | Read | Infer),
             Role::Auditor => matches!(permission, Read | ReadAudit),
             Role::Viewer => matches!(permission, Read),
         }
@@ -84,7 +89,7 @@ impl Role {
     /// a user) — nobody gives more than they have.
     pub fn beyond(self, holder: Role) -> Option<Permission> {
         use Permission::*;
-        [ManagePlatform, ManageTenant, Deploy, Read, ReadAudit]
+        [ManagePlatform, ManageTenant, Deploy, Read, ReadAudit, Infer]
             .into_iter()
             .find(|&p| self.grants(p) && !holder.grants(p))
     }

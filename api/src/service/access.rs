@@ -51,6 +51,11 @@ pub struct CreateApiKey {
     /// tenant-admin, developer, auditor or viewer.
     #[schema(value_type = crate::http::schema::RoleSchema)]
     pub role: Role,
+    /// Limits the key to calling the tenant's models (`/v1/…`): it can do
+    /// nothing through `/api/v1`, whatever its role. The role must be one
+    /// that may call models (tenant-admin or developer).
+    #[serde(default)]
+    pub inference_only: bool,
     pub expires_at: Option<DateTime<Utc>>,
     /// The key's tenant; platform admins must name it.
     #[schema(value_type = Option<uuid::Uuid>)]
@@ -199,6 +204,7 @@ impl Hub {
         let CreateApiKey {
             name,
             role,
+            inference_only,
             expires_at,
             tenant,
         } = request;
@@ -213,6 +219,7 @@ impl Hub {
                 NewApiKey {
                     name,
                     role,
+                    inference_only,
                     expires_at,
                 },
             )

@@ -24,6 +24,7 @@ pub mod clusters;
 mod deployments;
 pub mod error;
 mod fleet;
+pub mod input_screen;
 pub mod models;
 pub mod placement;
 mod plans;

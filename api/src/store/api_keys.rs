@@ -22,6 +22,8 @@ pub struct ApiKey {
     /// Public: `mf_<prefix>` identifies the key in lists and audit records.
     pub prefix: String,
     pub role: Role,
+    /// Calls the tenant's models through the gateway and nothing else.
+    pub inference_only: bool,
     pub created_at: DateTime<Utc>,
     pub expires_at: Option<DateTime<Utc>>,
     pub revoked_at: Option<DateTime<Utc>>,
@@ -32,6 +34,8 @@ pub struct ApiKey {
 pub struct NewApiKey {
     pub name: String,
     pub role: Role,
+    /// Limits the key to inference; its role must allow inference.
+    pub inference_only: bool,
     pub expires_at: Option<DateTime<Utc>>,
 }
 
@@ -51,6 +55,7 @@ pub struct AuthenticatedKey {
     pub role: Role,
     pub name: String,
     pub prefix: String,
+    pub inference_only: bool,
 }
 
 impl AuthenticatedKey {
@@ -60,6 +65,7 @@ impl AuthenticatedKey {
             principal: Principal::ApiKey {
                 id: self.id,
                 prefix: self.prefix.clone(),
+                inference_only: self.inference_only,
             },
             tenant: Some(self.tenant),
             role: self.role,
@@ -101,6 +107,7 @@ struct Row {
     prefix: String,
     digest: Vec<u8>,
     role: String,
+    inference_only: bool,
     created_at: DateTime<Utc>,
     expires_at: Option<DateTime<Utc>>,
     revoked_at: Option<DateTime<Utc>>,
@@ -110,7 +117,7 @@ struct Row {
 macro_rules! select {
     ($tail:literal) => {
         concat!(
-            "SELECT id, tenant_id, name, prefix, digest, role, created_at, expires_at, \
+            "SELECT id, tenant_id, name, prefix, digest, role, inference_only, created_at, expires_at, \
              revoked_at, last_used_at FROM api_keys ",
             $tail
         )
@@ -125,6 +132,7 @@ impl Row {
             name: self.name,
             prefix: self.prefix,
             role: self.role.parse().map_err(|_| StoreError::Corrupt("role"))?,
+            inference_only: self.inference_only,
             created_at: self.created_at,
             expires_at: self.expires_at,
             revoked_at: self.revoked_at,
@@ -147,8 +155,18 @@ impl Tx {
         let NewApiKey {
             name,
             role,
+            inference_only,
             expires_at,
         } = new;
+        if inference_only && !role.grants(Permission::Infer) {
+            return Err(StoreError::invalid(
+                "inferenceOnly",
+                format!(
+                    "a key limited to inference needs a role that may call models \
+                     (tenant-admin or developer), not {role}"
+                ),
+            ));
+        }
         if role == Role::PlatformAdmin {
             return Err(StoreError::invalid(
                 "role",
@@ -185,17 +203,19 @@ impl Tx {
             name,
             prefix: generated.prefix,
             role,
+            inference_only,
             created_at: at,
             expires_at,
             revoked_at: None,
             last_used_at: None,
         };
         on_conn!(self.conn(), c => sqlx::query(
-            "INSERT INTO api_keys (id, tenant_id, name, prefix, digest, role, created_at, expires_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+            "INSERT INTO api_keys (id, tenant_id, name, prefix, digest, role, created_at, expires_at, \
+             inference_only) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
         )
         .bind(key.id).bind(tenant).bind(&key.name).bind(&key.prefix)
         .bind(&generated.digest[..]).bind(role.name()).bind(at).bind(expires_at)
+        .bind(inference_only)
         .execute(c).await.map(|r| r.rows_affected()))
         .map_err(StoreError::unique("API key", &key.name))?;
         self.note("create", "apikeys", Some(tenant), key.id.0, &key.prefix);
@@ -302,6 +322,7 @@ impl Store {
             role: key.role,
             name: key.name,
             prefix: key.prefix,
+            inference_only: key.inference_only,
         })
     }
 }

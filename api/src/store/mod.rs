@@ -33,6 +33,7 @@ mod error;
 mod events;
 mod hub_lock;
 mod idempotency;
+mod input_screen;
 mod intervals;
 pub mod lease;
 mod prices;
@@ -82,6 +83,10 @@ pub use error::StoreError;
 pub use events::{DeploymentEvent, EventKind, NewEvent};
 pub use hub_lock::{HoldError, HubLock};
 pub use idempotency::{IdempotencyClaim, StoredResponse};
+pub use input_screen::{
+    InputScreen, MAX_DENY_PATTERNS, MAX_PATTERN_CHARS, MAX_PROMPT_BYTES_LIMIT, NewInputScreen,
+    deny_set,
+};
 pub use intervals::{NewInterval, PoolLocation, ReplicaInterval};
 pub use lease::{Elector, StartupLock};
 pub use prices::{NewPrice, StoredPrice};

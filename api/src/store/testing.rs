@@ -144,6 +144,32 @@ fn with_database(admin_url: &str, name: &str) -> String {
     }
 }
 
+/// Runs `test` to its end on a four-worker Tokio runtime whose thread has
+/// a 16 MiB stack: a long API test is one large future, polled in place,
+/// and in a debug build its frames outgrow a test thread's 2 MiB. A panic
+/// in the test is the caller's panic.
+pub fn on_large_stack<F, Fut>(test: F)
+where
+    F: FnOnce() -> Fut + Send + 'static,
+    Fut: Future<Output = ()>,
+{
+    let thread = std::thread::Builder::new()
+        .name(std::thread::current().name().unwrap_or("test").to_owned())
+        .stack_size(16 << 20)
+        .spawn(move || {
+            tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(4)
+                .enable_all()
+                .build()
+                .expect("a test runtime")
+                .block_on(test());
+        })
+        .expect("a test thread");
+    if let Err(panic) = thread.join() {
+        std::panic::resume_unwind(panic);
+    }
+}
+
 /// Declares, for each async fn `name(db: TestDb)`, a module `name` with
 /// two tests: `sqlite` and `postgres`.
 #[macro_export]
@@ -151,14 +177,18 @@ macro_rules! store_tests {
     ($($name:ident),* $(,)?) => {
         $(
             mod $name {
-                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-                async fn sqlite() {
-                    $crate::store::testing::run($crate::store::Backend::Sqlite, super::$name).await;
+                #[test]
+                fn sqlite() {
+                    $crate::store::testing::on_large_stack(|| async {
+                        $crate::store::testing::run($crate::store::Backend::Sqlite, super::$name).await;
+                    });
                 }
 
-                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-                async fn postgres() {
-                    $crate::store::testing::run($crate::store::Backend::Postgres, super::$name).await;
+                #[test]
+                fn postgres() {
+                    $crate::store::testing::on_large_stack(|| async {
+                        $crate::store::testing::run($crate::store::Backend::Postgres, super::$name).await;
+                    });
                 }
             }
         )*

@@ -38,6 +38,8 @@ pub struct ApiKeyView {
     pub prefix: String,
     #[schema(value_type = crate::http::schema::RoleSchema)]
     pub role: Role,
+    /// Calls the tenant's models (`/v1/…`) and nothing else.
+    pub inference_only: bool,
     pub created_at: DateTime<Utc>,
     pub expires_at: Option<DateTime<Utc>>,
     pub revoked_at: Option<DateTime<Utc>>,
@@ -52,6 +54,7 @@ impl From<ApiKey> for ApiKeyView {
             name: k.name,
             prefix: k.prefix,
             role: k.role,
+            inference_only: k.inference_only,
             created_at: k.created_at,
             expires_at: k.expires_at,
             revoked_at: k.revoked_at,

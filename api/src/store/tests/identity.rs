@@ -177,6 +177,7 @@ async fn api_keys_authenticate_until_revoked_or_expired(db: TestDb) {
             NewApiKey {
                 name: "ci".into(),
                 role: Role::Developer,
+                inference_only: false,
                 expires_at: None,
             },
         )
@@ -188,6 +189,7 @@ async fn api_keys_authenticate_until_revoked_or_expired(db: TestDb) {
             NewApiKey {
                 name: "short".into(),
                 role: Role::Viewer,
+                inference_only: false,
                 expires_at: Some(Utc::now() + TimeDelta::milliseconds(1500)),
             },
         )
@@ -199,6 +201,7 @@ async fn api_keys_authenticate_until_revoked_or_expired(db: TestDb) {
             NewApiKey {
                 name: "x".into(),
                 role: Role::Viewer,
+                inference_only: false,
                 expires_at: None
             }
         )
@@ -311,6 +314,7 @@ async fn secrets_are_stored_sealed(db: TestDb) {
             NewApiKey {
                 name: "k".into(),
                 role: Role::Viewer,
+                inference_only: false,
                 expires_at: None,
             },
         )

@@ -2,11 +2,13 @@
 //! create them and set their quotas; a tenant's own callers see only
 //! their tenant. A tenant's billing settings are beside this module:
 //! `budget`, `discounts`, `adjustments`; and the keys its deployments fetch
-//! weights with, `source_credentials`.
+//! weights with, `source_credentials`; what the gateway refuses,
+//! `input_screen`.
 
 pub mod adjustments;
 pub mod budget;
 pub mod discounts;
+pub mod input_screen;
 pub mod second_factor;
 pub mod source_credentials;
 
@@ -38,6 +40,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .merge(second_factor::router())
         .merge(adjustments::router())
         .merge(source_credentials::router())
+        .merge(input_screen::router())
 }
 
 /// The tenant a path names.
