@@ -19,6 +19,7 @@ mod error;
 mod limits;
 mod meter;
 mod metrics;
+mod screen;
 mod stream;
 
 use std::collections::HashMap;
@@ -112,6 +113,8 @@ pub struct Gateway {
     replica_concurrency: usize,
     /// Tenants' budget verdicts, cached a few seconds.
     budgets: Arc<budget::BudgetGate>,
+    /// Tenants' input screens, cached; the classifier's client.
+    screens: Arc<screen::Screens>,
     metering: Metering,
     key_tokens: Arc<TokenRate<ApiKeyId>>,
     tenant_tokens: Arc<TokenRate<TenantId>>,
@@ -184,6 +187,7 @@ impl Gateway {
             in_flight: Arc::default(),
             replica_concurrency: settings.gateway_replica_concurrency as usize,
             budgets: Arc::default(),
+            screens: Arc::default(),
             metering,
             key_tokens: Arc::new(TokenRate::new(settings.gateway_key_tokens_per_minute)),
             tenant_tokens: Arc::new(TokenRate::new(settings.gateway_tenant_tokens_per_minute)),
@@ -450,6 +454,7 @@ async fn infer(
     })?;
     let mut request: serde_json::Map<String, serde_json::Value> = serde_json::from_slice(&body)
         .map_err(|e| OpenAiError::invalid("body", format!("the body is not a JSON object: {e}")))?;
+    screen::check(&state, &caller, tenant, operation, &request).await?;
     let name = match request.get("model") {
         Some(serde_json::Value::String(name)) if !name.is_empty() => name.clone(),
         _ => {
