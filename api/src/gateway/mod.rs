@@ -47,9 +47,9 @@ use crate::service::Caller;
 use crate::service::throttle::{Limit, Limiter, MAX_KEYS};
 use crate::store::{Deployment, Store, StoreError, TokenRecord};
 pub use error::{AnswerAsIs, OpenAiError};
+use limits::TokenRate;
 pub use meter::{FlushError, Metering};
 pub use metrics::GatewayMetrics;
-use limits::TokenRate;
 use stream::{Events, Usage};
 
 /// How long a deployment's replicas, once listed, are used before they

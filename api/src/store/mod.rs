@@ -42,10 +42,10 @@ mod reachability;
 mod sessions;
 mod source_credentials;
 mod tenants;
-mod token_prices;
-mod tokens;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
+mod token_prices;
+mod tokens;
 mod totp;
 mod users;
 
