@@ -471,12 +471,34 @@ async fn every_answer_is_metered_once_under_its_request_id(db: TestDb) {
     let (status, _) = stream(&hub, &key, quiet).await;
     assert_eq!(status, StatusCode::OK);
     add(&mut seen, streamed);
+    // A client that names its own request id, the same twice, is still
+    // metered twice: the id the gateway meters under is its own, and is
+    // the one the client is told.
+    for _ in 0..2 {
+        let request = Request::builder()
+            .method(Method::POST)
+            .uri("/v1/chat/completions")
+            .header(header::AUTHORIZATION, format!("Bearer {key}"))
+            .header(header::CONTENT_TYPE, "application/json")
+            .header("x-request-id", "chosen-by-the-client")
+            .body(Body::from(
+                json!({"model": "assistant", "messages": [{"role": "user", "content": "again"}]})
+                    .to_string(),
+            ))
+            .unwrap();
+        let reply = hub.send(request).await;
+        assert_eq!(reply.status, StatusCode::OK, "{:#}", reply.body);
+        add(&mut seen, usage_of(&reply.body));
+        let id = reply.headers["x-request-id"].to_str().unwrap().to_owned();
+        assert_ne!(id, "chosen-by-the-client");
+        assert!(ids.insert(id), "each request has its own id");
+    }
     // Another tenant's calls are not this tenant's usage.
     let theirs = chat(&hub, &other_key, "assistant", "not yours").await;
     assert_eq!(theirs.status, StatusCode::OK);
 
     let after = metered(&hub, &tenant).await;
-    assert_eq!(after.0 - before.0, 6, "six requests");
+    assert_eq!(after.0 - before.0, 8, "eight requests");
     assert_eq!(
         (after.1 - before.1, after.2 - before.2),
         seen,
@@ -484,6 +506,32 @@ async fn every_answer_is_metered_once_under_its_request_id(db: TestDb) {
     );
     // Writing again (what a replayed spool does) adds nothing.
     assert_eq!(metered(&hub, &tenant).await, after);
+
+    // Each row keeps its timings: the two streamed answers a time to
+    // first token and per output token, every answer its duration.
+    let deployment = hub
+        .store
+        .deployment_by_name(Scope::All, tenant.parse().unwrap(), "assistant")
+        .await
+        .unwrap();
+    let traffic = hub
+        .store
+        .deployment_traffic(
+            Scope::All,
+            deployment.id,
+            Utc::now() - TimeDelta::hours(1),
+            Utc::now() + TimeDelta::seconds(1),
+        )
+        .await
+        .unwrap();
+    assert_eq!(traffic.requests, after.0, "{traffic:?}");
+    let ttft = traffic.ttft_ms.expect("streamed answers are timed");
+    assert_eq!(ttft.samples, 2, "{traffic:?}");
+    let tpot = traffic.tpot_ms.expect("streamed answers of several tokens");
+    assert!(
+        tpot.p50 > 0.0,
+        "the simulated engine takes time per token: {traffic:?}"
+    );
 }
 
 async fn a_spool_left_by_a_stopped_gateway_is_written_once(db: TestDb) {
@@ -510,6 +558,8 @@ async fn a_spool_left_by_a_stopped_gateway_is_written_once(db: TestDb) {
         input_tokens: n,
         output_tokens: 2 * n,
         at: Utc::now(),
+        first_token_ms: None,
+        duration_ms: None,
     };
     {
         // A gateway that took three requests and stopped without writing.
@@ -685,7 +735,75 @@ async fn a_key_is_held_to_its_tokens_per_minute(db: TestDb) {
     assert_eq!(other.status, StatusCode::OK, "{:#}", other.body);
 }
 
+/// The gateway keeps keys and deployments it read moments ago; a key
+/// revoked through the hub stops working at once all the same, and a
+/// deleted deployment is soon unknown.
+async fn a_revoked_key_and_a_deleted_deployment_stop_answering(db: TestDb) {
+    let hub = l40s_hub(db).await;
+    let (_, admin) = hub.tenant("acme", support::roomy()).await;
+    ready(&hub, &admin, "assistant", 1).await;
+    let created = hub
+        .post(
+            "/api/v1/api-keys",
+            &admin,
+            json!({"name": "app", "role": "developer"}),
+        )
+        .await;
+    assert_eq!(created.status, StatusCode::CREATED, "{:#}", created.body);
+    let app = created.body["token"].as_str().unwrap().to_owned();
+    let id = created.body["key"]["id"].as_str().unwrap().to_owned();
+    for _ in 0..3 {
+        let answered = chat(&hub, &app, "assistant", "hello").await;
+        assert_eq!(answered.status, StatusCode::OK, "{:#}", answered.body);
+    }
+    let revoked = hub
+        .call(
+            Method::DELETE,
+            &format!("/api/v1/api-keys/{id}"),
+            Some(&admin),
+            None,
+        )
+        .await;
+    assert_eq!(revoked.status, StatusCode::OK, "{:#}", revoked.body);
+    let refused = chat(&hub, &app, "assistant", "hello").await;
+    assert_eq!(
+        refused.status,
+        StatusCode::UNAUTHORIZED,
+        "{:#}",
+        refused.body
+    );
+    assert_eq!(refused.body["error"]["code"], "invalid_api_key");
+    // The tenant's other key still works.
+    assert_eq!(
+        chat(&hub, &admin, "assistant", "hello").await.status,
+        StatusCode::OK
+    );
+
+    let listed = hub.get("/api/v1/deployments", &admin).await;
+    let deployment = listed.body["items"][0]["id"].as_str().unwrap().to_owned();
+    let deleted = hub
+        .call(
+            Method::DELETE,
+            &format!("/api/v1/deployments/{deployment}"),
+            Some(&admin),
+            None,
+        )
+        .await;
+    assert!(deleted.status.is_success(), "{:#}", deleted.body);
+    eventually(
+        "the deleted deployment is unknown to the gateway",
+        || async {
+            let gone = chat(&hub, &admin, "assistant", "hello").await;
+            (gone.status == StatusCode::NOT_FOUND
+                && gone.body["error"]["code"] == "model_not_found")
+                .then_some(())
+        },
+    )
+    .await;
+}
+
 modelfleet_api::store_tests!(
+    a_revoked_key_and_a_deleted_deployment_stop_answering,
     a_key_is_held_to_its_tokens_per_minute,
     inference_only_keys_call_models_and_nothing_else,
     every_answer_is_metered_once_under_its_request_id,

@@ -56,6 +56,8 @@ fn tokens(
         input_tokens: input,
         output_tokens: output,
         at,
+        first_token_ms: None,
+        duration_ms: None,
     }
 }
 

@@ -1,7 +1,8 @@
-//! The gateway's Prometheus metrics, per tenant, deployment and
+//! The gateway's Prometheus metrics, per tenant, deployment, cluster and
 //! operation: requests by status, tokens by kind, failures by reason, the
-//! time to an answer's first byte and to its end. Labels are deployment
-//! ids and tenant ids, never what a client sent.
+//! time to an answer's first byte, first token and end, and the time per
+//! output token. Labels are ids and cluster names, never what a client
+//! sent.
 
 use std::time::Duration;
 
@@ -18,6 +19,7 @@ use crate::store::Deployment;
 struct Target {
     tenant: String,
     deployment: String,
+    cluster: String,
     operation: String,
 }
 
@@ -25,6 +27,7 @@ struct Target {
 struct Answered {
     tenant: String,
     deployment: String,
+    cluster: String,
     operation: String,
     status: u16,
 }
@@ -33,6 +36,7 @@ struct Answered {
 struct Tokens {
     tenant: String,
     deployment: String,
+    cluster: String,
     operation: String,
     kind: &'static str,
 }
@@ -41,6 +45,7 @@ struct Tokens {
 struct Failed {
     tenant: String,
     deployment: String,
+    cluster: String,
     operation: String,
     reason: &'static str,
 }
@@ -48,6 +53,11 @@ struct Failed {
 fn seconds() -> Histogram {
     // 5 ms to about 80 s.
     Histogram::new(exponential_buckets(0.005, 2.0, 15))
+}
+
+fn per_token() -> Histogram {
+    // 1 ms to about 1 s: a token takes a few to a few hundred milliseconds.
+    Histogram::new(exponential_buckets(0.001, 2.0, 11))
 }
 
 type Seconds = Family<Target, Histogram, fn() -> Histogram>;
@@ -59,6 +69,8 @@ pub struct GatewayMetrics {
     tokens: Family<Tokens, Counter>,
     failures: Family<Failed, Counter>,
     first_byte: Seconds,
+    first_token: Seconds,
+    per_output_token: Seconds,
     duration: Seconds,
 }
 
@@ -70,6 +82,8 @@ impl GatewayMetrics {
             tokens: Family::default(),
             failures: Family::default(),
             first_byte: Family::new_with_constructor(seconds),
+            first_token: Family::new_with_constructor(seconds),
+            per_output_token: Family::new_with_constructor(per_token),
             duration: Family::new_with_constructor(seconds),
         };
         registry.register(
@@ -91,6 +105,16 @@ impl GatewayMetrics {
             "gateway_time_to_first_byte_seconds",
             "From a request's arrival to the first byte of a streamed answer",
             metrics.first_byte.clone(),
+        );
+        registry.register(
+            "gateway_time_to_first_token_seconds",
+            "From a request's arrival to the first streamed event carrying choices (TTFT)",
+            metrics.first_token.clone(),
+        );
+        registry.register(
+            "gateway_time_per_output_token_seconds",
+            "A streamed answer's time from its first token to its end, per output token after the first (TPOT)",
+            metrics.per_output_token.clone(),
         );
         registry.register(
             "gateway_request_duration_seconds",
@@ -115,6 +139,7 @@ impl Labels {
             target: Target {
                 tenant: deployment.tenant.to_string(),
                 deployment: deployment.id.to_string(),
+                cluster: deployment.cluster.clone(),
                 operation: operation.to_owned(),
             },
         }
@@ -127,6 +152,7 @@ impl Labels {
         usage: Option<Usage>,
         took: Duration,
         first_byte: Option<Duration>,
+        first_token: Option<Duration>,
     ) {
         let t = &self.target;
         self.metrics
@@ -134,6 +160,7 @@ impl Labels {
             .get_or_create(&Answered {
                 tenant: t.tenant.clone(),
                 deployment: t.deployment.clone(),
+                cluster: t.cluster.clone(),
                 operation: t.operation.clone(),
                 status,
             })
@@ -148,6 +175,7 @@ impl Labels {
                     .get_or_create(&Tokens {
                         tenant: t.tenant.clone(),
                         deployment: t.deployment.clone(),
+                        cluster: t.cluster.clone(),
                         operation: t.operation.clone(),
                         kind,
                     })
@@ -164,6 +192,20 @@ impl Labels {
                 .get_or_create(t)
                 .observe(first.as_secs_f64());
         }
+        if let Some(first) = first_token {
+            self.metrics
+                .first_token
+                .get_or_create(t)
+                .observe(first.as_secs_f64());
+            let after_first = usage.map_or(0, |u| u.completion_tokens).saturating_sub(1);
+            if after_first > 0 {
+                let decoding = took.saturating_sub(first).as_secs_f64();
+                self.metrics
+                    .per_output_token
+                    .get_or_create(t)
+                    .observe(decoding / after_first as f64);
+            }
+        }
     }
 
     /// The gateway gave up on a request.
@@ -174,6 +216,7 @@ impl Labels {
             .get_or_create(&Failed {
                 tenant: t.tenant.clone(),
                 deployment: t.deployment.clone(),
+                cluster: t.cluster.clone(),
                 operation: t.operation.clone(),
                 reason,
             })

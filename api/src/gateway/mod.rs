@@ -15,6 +15,7 @@
 
 mod balance;
 mod budget;
+pub(crate) mod cache;
 mod error;
 mod limits;
 mod meter;
@@ -118,6 +119,9 @@ pub struct Gateway {
     metering: Metering,
     key_tokens: Arc<TokenRate<ApiKeyId>>,
     tenant_tokens: Arc<TokenRate<TenantId>>,
+    /// Keys that authenticated and deployments found by name, moments ago.
+    keys: Arc<cache::KeyCache>,
+    deployments: Arc<cache::DeploymentCache>,
 }
 
 /// A request's place among its deployment's requests in flight; dropping
@@ -191,6 +195,8 @@ impl Gateway {
             metering,
             key_tokens: Arc::new(TokenRate::new(settings.gateway_key_tokens_per_minute)),
             tenant_tokens: Arc::new(TokenRate::new(settings.gateway_tenant_tokens_per_minute)),
+            keys: Arc::default(),
+            deployments: Arc::default(),
         }
     }
 
@@ -358,7 +364,7 @@ pub fn router(max_body: usize) -> Router<AppState> {
 
 /// The tenant an inference request acts for.
 async fn tenant_of(state: &AppState, parts: &Parts) -> Result<(Caller, TenantId), OpenAiError> {
-    let caller = crate::http::auth::authenticate(state, parts)
+    let caller = crate::http::auth::authenticate_cached(state, parts, &state.gateway().keys)
         .await
         .map_err(|e| match e.status() {
             StatusCode::TOO_MANY_REQUESTS => {
@@ -464,17 +470,23 @@ async fn infer(
             ));
         }
     };
-    let deployment = match state
-        .store()
-        .deployment_by_name(caller.scope(), tenant, &name)
-        .await
-    {
-        Ok(d) => d,
-        Err(StoreError::NotFound(_)) => return Err(OpenAiError::model_not_found(&name)),
-        Err(e) => {
-            warn!(error = %e, "reading a deployment for the gateway");
-            return Err(OpenAiError::internal());
-        }
+    let deployment = match state.gateway().deployments.get(tenant, &name) {
+        Some(d) => d,
+        None => match state
+            .store()
+            .deployment_by_name(caller.scope(), tenant, &name)
+            .await
+        {
+            Ok(d) => {
+                state.gateway().deployments.put(&d);
+                d
+            }
+            Err(StoreError::NotFound(_)) => return Err(OpenAiError::model_not_found(&name)),
+            Err(e) => {
+                warn!(error = %e, "reading a deployment for the gateway");
+                return Err(OpenAiError::internal());
+            }
+        },
     };
     let streamed = operation != Operation::Embedding
         && request.get("stream").and_then(|s| s.as_bool()) == Some(true);
@@ -544,6 +556,8 @@ async fn infer(
             input_tokens: 0,
             output_tokens: 0,
             at: crate::store::now(),
+            first_token_ms: None,
+            duration_ms: None,
         },
         prompt_bytes: prompt_bytes(&request),
     };
@@ -730,8 +744,9 @@ fn pass_whole(
     let usage = serde_json::from_slice::<serde_json::Value>(&body)
         .ok()
         .and_then(|v| Usage::of(&v));
-    labels.answered(status.as_u16(), usage, started.elapsed(), None);
-    bill.settle(status.as_u16(), usage);
+    let took = started.elapsed();
+    labels.answered(status.as_u16(), usage, took, None, None);
+    bill.settle(status.as_u16(), usage, took, None);
     *response.body_mut() = Body::from(body);
     response
 }
@@ -744,6 +759,8 @@ struct StreamEnd {
     bill: Option<Bill>,
     started: Instant,
     first_byte: Option<Duration>,
+    /// When the first event carrying choices passed.
+    first_token: Option<Duration>,
     usage: Option<Usage>,
     /// Events with choices passed so far.
     choice_events: u64,
@@ -752,11 +769,13 @@ struct StreamEnd {
 
 impl Drop for StreamEnd {
     fn drop(&mut self) {
+        let took = self.started.elapsed();
         self.labels.answered(
             self.status,
             self.usage,
-            self.started.elapsed(),
+            took,
             self.first_byte,
+            self.first_token,
         );
         if let Some(bill) = self.bill.take() {
             // A stream cut before its usage chunk (the client left, the
@@ -768,7 +787,7 @@ impl Drop for StreamEnd {
                     completion_tokens: self.choice_events,
                 })
             });
-            bill.settle(self.status, usage);
+            bill.settle(self.status, usage, took, self.first_token);
         }
     }
 }
@@ -784,8 +803,15 @@ struct Bill {
 }
 
 impl Bill {
-    /// Records the request's tokens, if it used any.
-    fn settle(mut self, status: u16, usage: Option<Usage>) {
+    /// Records the request's tokens, if it used any, with how long it
+    /// took and (streamed) when its first token passed.
+    fn settle(
+        mut self,
+        status: u16,
+        usage: Option<Usage>,
+        took: Duration,
+        first_token: Option<Duration>,
+    ) {
         let Some(usage) = usage else { return };
         if usage.prompt_tokens == 0 && usage.completion_tokens == 0 {
             return;
@@ -794,6 +820,9 @@ impl Bill {
         self.record.input_tokens = usage.prompt_tokens;
         self.record.output_tokens = usage.completion_tokens;
         self.record.at = crate::store::now();
+        let millis = |d: Duration| u32::try_from(d.as_millis()).unwrap_or(u32::MAX);
+        self.record.duration_ms = Some(millis(took));
+        self.record.first_token_ms = first_token.map(millis);
         let used = usage.prompt_tokens.saturating_add(usage.completion_tokens);
         let now = Instant::now();
         if let Some(key) = &self.record.api_key {
@@ -859,6 +888,7 @@ where
             started,
             choice_events: 0,
             first_byte: None,
+            first_token: None,
             usage: None,
             status: 499,
         },
@@ -874,6 +904,9 @@ where
                     let out = passing.events.push(&chunk);
                     passing.end.usage = passing.events.usage;
                     passing.end.choice_events = passing.events.choice_events;
+                    if passing.end.choice_events > 0 && passing.end.first_token.is_none() {
+                        passing.end.first_token = Some(started.elapsed());
+                    }
                     if !out.is_empty() {
                         passing
                             .end

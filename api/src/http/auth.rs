@@ -15,9 +15,10 @@ use tracing::debug;
 use super::AppState;
 use super::error::ApiError;
 use super::layers::audit::{RequestAudit, origin};
+use crate::gateway::cache::KeyCache;
 use crate::service::Pending;
 use crate::service::throttle::Source;
-use crate::store::{KeyAuthError, SESSION_TOKEN_PREFIX, SessionAuthError};
+use crate::store::{AuthenticatedKey, KeyAuthError, SESSION_TOKEN_PREFIX, SessionAuthError};
 
 /// The authenticated caller of a request.
 pub use crate::service::Caller;
@@ -32,15 +33,63 @@ pub(crate) async fn authenticate(state: &AppState, parts: &Parts) -> Result<Call
     Ok(caller)
 }
 
-async fn authenticate_token(state: &AppState, parts: &Parts) -> Result<Caller, ApiError> {
-    let token = parts
+fn bearer_token(parts: &Parts) -> Result<&str, ApiError> {
+    parts
         .headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "))
         .map(str::trim)
-        .ok_or_else(ApiError::unauthorized)?;
+        .ok_or_else(ApiError::unauthorized)
+}
+
+async fn authenticate_token(state: &AppState, parts: &Parts) -> Result<Caller, ApiError> {
+    let token = bearer_token(parts)?;
     throttled(state, parts, authenticate_with(state, parts, token)).await
+}
+
+/// Authenticates as [`authenticate`] does, but answers a tenant API key
+/// that authenticated moments ago from `keys` without reading the
+/// database: the inference gateway's path (see `gateway::cache`).
+pub(crate) async fn authenticate_cached(
+    state: &AppState,
+    parts: &Parts,
+    keys: &KeyCache,
+) -> Result<Caller, ApiError> {
+    let token = bearer_token(parts)?;
+    if token.starts_with(SESSION_TOKEN_PREFIX) {
+        return authenticate(state, parts).await;
+    }
+    let store = state.store();
+    let key = match keys.get(store, token) {
+        Some(key) => key,
+        None => {
+            let revocations = store.key_revocations();
+            let key = throttled(state, parts, check_api_key(state, token)).await?;
+            keys.put(store, token, key.clone(), revocations);
+            key
+        }
+    };
+    let caller = Caller {
+        actor: key.actor(origin(parts)),
+        session: None,
+        pending: None,
+    };
+    if let Some(tracking) = parts.extensions.get::<RequestAudit>() {
+        tracking.authenticated(&caller.actor);
+    }
+    Ok(caller)
+}
+
+async fn check_api_key(state: &AppState, token: &str) -> Result<AuthenticatedKey, ApiError> {
+    match state.store().authenticate_api_key(token).await {
+        Ok(key) => Ok(key),
+        Err(KeyAuthError::Store(e)) => Err(e.into()),
+        Err(e) => {
+            debug!(reason = e.metric_label(), "API key refused");
+            Err(ApiError::unauthorized())
+        }
+    }
 }
 
 /// Checks credentials within the failure budget of the request's source
@@ -129,18 +178,12 @@ async fn authenticate_with(
             }
         }
     } else {
-        match store.authenticate_api_key(token).await {
-            Ok(key) => Ok(Caller {
-                actor: key.actor(origin),
-                session: None,
-                pending: None,
-            }),
-            Err(KeyAuthError::Store(e)) => Err(e.into()),
-            Err(e) => {
-                debug!(reason = e.metric_label(), "API key refused");
-                Err(ApiError::unauthorized())
-            }
-        }
+        let key = check_api_key(state, token).await?;
+        Ok(Caller {
+            actor: key.actor(origin),
+            session: None,
+            pending: None,
+        })
     }
 }
 

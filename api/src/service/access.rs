@@ -234,6 +234,7 @@ impl Hub {
         let mut tx = self.store.begin(&caller.actor).await?;
         let key = tx.revoke_api_key(id).await?;
         tx.commit_with(StatusCode::OK).await?;
+        self.store.api_key_revoked();
         Ok(key)
     }
 

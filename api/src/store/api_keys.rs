@@ -56,6 +56,7 @@ pub struct AuthenticatedKey {
     pub name: String,
     pub prefix: String,
     pub inference_only: bool,
+    pub expires_at: Option<DateTime<Utc>>,
 }
 
 impl AuthenticatedKey {
@@ -323,6 +324,7 @@ impl Store {
             name: key.name,
             prefix: key.prefix,
             inference_only: key.inference_only,
+            expires_at: key.expires_at,
         })
     }
 }

@@ -95,7 +95,10 @@ pub use sessions::{CreatedSession, SESSION_TOKEN_PREFIX, Session, SessionAuthErr
 pub use source_credentials::{CredentialPlace, KeyHint, SourceCredential};
 pub use tenants::{NewTenant, Tenant};
 pub use token_prices::{NewTokenPrice, PricingModel, StoredTokenPrice, next_whole_hour};
-pub use tokens::{MAX_TOKEN_BATCH, TokenFilter, TokenRecord, TokenTotal, hour_of};
+pub use tokens::{
+    MAX_TOKEN_BATCH, Percentiles, TRAFFIC_SAMPLE, TokenFilter, TokenRecord, TokenTotal, Traffic,
+    hour_of,
+};
 pub use totp::TotpEnrolment;
 pub use users::{LoginError, LoginPolicy, NewUser, User};
 
@@ -137,6 +140,9 @@ impl Backend {
 pub struct Store {
     pools: Pools,
     login_policy: LoginPolicy,
+    /// Counts API key revocations committed through this process (clones
+    /// share it): what caches of authenticated keys check to drop theirs.
+    key_revocations: std::sync::Arc<std::sync::atomic::AtomicU64>,
 }
 
 #[derive(Debug, Clone)]
@@ -201,6 +207,7 @@ impl Store {
         Ok(Store {
             pools,
             login_policy: LoginPolicy::default(),
+            key_revocations: std::sync::Arc::default(),
         })
     }
 
@@ -245,6 +252,20 @@ impl Store {
     pub fn with_login_policy(mut self, policy: LoginPolicy) -> Store {
         self.login_policy = policy;
         self
+    }
+
+    /// How many API key revocations this process has committed; a cache
+    /// of authenticated keys made before the latest one is stale.
+    pub fn key_revocations(&self) -> u64 {
+        self.key_revocations
+            .load(std::sync::atomic::Ordering::Acquire)
+    }
+
+    /// Tells this process's caches of authenticated keys that a key was
+    /// revoked (called once the revocation has committed).
+    pub fn api_key_revoked(&self) {
+        self.key_revocations
+            .fetch_add(1, std::sync::atomic::Ordering::AcqRel);
     }
 
     /// How sign-in failures are handled.

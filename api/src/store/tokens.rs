@@ -14,7 +14,7 @@ use super::{Store, StoreError, on_conn, visible};
 use crate::identity::{Actor, Scope};
 use crate::ids::{ApiKeyId, DeploymentId, RequestId, TenantId};
 
-/// The most rows one statement writes (12 parameters each, far below
+/// The most rows one statement writes (14 parameters each, far below
 /// either database's limit on parameters).
 pub const MAX_TOKEN_BATCH: usize = 500;
 
@@ -36,6 +36,13 @@ pub struct TokenRecord {
     pub input_tokens: u64,
     pub output_tokens: u64,
     pub at: DateTime<Utc>,
+    /// From arrival to the first event carrying choices (streamed answers).
+    #[serde(default)]
+    pub first_token_ms: Option<u32>,
+    /// From arrival to the answer's end; `None` in records spooled by a
+    /// gateway older than the field.
+    #[serde(default)]
+    pub duration_ms: Option<u32>,
 }
 
 /// The hour `at` falls in: what rows are summed by.
@@ -70,6 +77,59 @@ pub struct TokenTotal {
     pub output_tokens: u64,
 }
 
+/// What a deployment's gateway traffic looked like over a window: the
+/// console's figures.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Traffic {
+    pub requests: u64,
+    /// Requests answered with a status of 400 or more (499: the client
+    /// left first).
+    pub errors: u64,
+    pub input_tokens: u64,
+    pub output_tokens: u64,
+    /// Time to first token of streamed answers, in milliseconds.
+    pub ttft_ms: Option<Percentiles>,
+    /// Time per output token after the first, in milliseconds, of
+    /// streamed answers with at least two output tokens.
+    pub tpot_ms: Option<Percentiles>,
+}
+
+/// Nearest-rank percentiles of a sample.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct Percentiles {
+    pub samples: u64,
+    pub p50: f64,
+    pub p90: f64,
+    pub p99: f64,
+}
+
+impl Percentiles {
+    /// The percentiles of `values`, or `None` when there are none.
+    pub fn of(mut values: Vec<f64>) -> Option<Percentiles> {
+        if values.is_empty() {
+            return None;
+        }
+        values.sort_by(f64::total_cmp);
+        let rank = |p: f64| {
+            // Nearest rank: the smallest value with at least p of the
+            // sample at or below it.
+            let n = values.len();
+            let i = ((p * n as f64).ceil() as usize).clamp(1, n) - 1;
+            values[i]
+        };
+        Some(Percentiles {
+            samples: values.len() as u64,
+            p50: rank(0.50),
+            p90: rank(0.90),
+            p99: rank(0.99),
+        })
+    }
+}
+
+/// The most recent requests of a window whose timings the percentiles
+/// are taken from: enough for a stable p99, bounded for a busy one.
+pub const TRAFFIC_SAMPLE: i64 = 20_000;
+
 type TotalRow = (
     TenantId,
     DeploymentId,
@@ -96,19 +156,21 @@ impl Store {
             return Ok(0);
         }
         let mut tx = self.begin(&Actor::system("gateway")).await?;
+        const COLUMNS: usize = 14;
         let mut added = 0;
         for batch in records.chunks(MAX_TOKEN_BATCH) {
             let mut sql = String::from(
                 "INSERT INTO token_usage (request_id, tenant_id, deployment_id, api_key_id, \
-                 model, cluster, operation, status, input_tokens, output_tokens, at, hour) VALUES ",
+                 model, cluster, operation, status, input_tokens, output_tokens, at, hour, \
+                 first_token_ms, duration_ms) VALUES ",
             );
             for i in 0..batch.len() {
-                let b = i * 12;
+                let b = i * COLUMNS;
                 if i > 0 {
                     sql.push_str(", ");
                 }
                 sql.push('(');
-                for c in 1..=12 {
+                for c in 1..=COLUMNS {
                     if c > 1 {
                         sql.push_str(", ");
                     }
@@ -141,7 +203,9 @@ impl Store {
                         .bind(*input)
                         .bind(*output)
                         .bind(r.at)
-                        .bind(hour_of(r.at));
+                        .bind(hour_of(r.at))
+                        .bind(r.first_token_ms.map(i64::from))
+                        .bind(r.duration_ms.map(i64::from));
                 }
                 q.execute(c).await.map(|r| r.rows_affected())
             })?;
@@ -194,5 +258,53 @@ impl Store {
                 })
             })
             .collect()
+    }
+
+    /// One deployment's traffic in `[from, to)`: counts over every
+    /// request, timings over the newest [`TRAFFIC_SAMPLE`].
+    pub async fn deployment_traffic(
+        &self,
+        scope: Scope,
+        deployment: DeploymentId,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+    ) -> Result<Traffic, StoreError> {
+        // Visibility is the deployment's: another tenant's is not found.
+        self.deployment(scope, deployment).await?;
+        let mut reader = self.reader().await?;
+        let (requests, errors, input, output): (i64, i64, i64, i64) = on_conn!(reader.conn(), c => sqlx::query_as(
+                "SELECT COUNT(*), CAST(COALESCE(SUM(CASE WHEN status >= 400 THEN 1 ELSE 0 END), 0) AS BIGINT), \
+                 CAST(COALESCE(SUM(input_tokens), 0) AS BIGINT), CAST(COALESCE(SUM(output_tokens), 0) AS BIGINT) \
+                 FROM token_usage WHERE deployment_id = $1 AND at >= $2 AND at < $3",
+            )
+            .bind(deployment)
+            .bind(from)
+            .bind(to)
+            .fetch_one(c).await)?;
+        let timings: Vec<(i64, i64, i64)> = on_conn!(reader.conn(), c => sqlx::query_as(
+            "SELECT first_token_ms, duration_ms, output_tokens FROM token_usage \
+             WHERE deployment_id = $1 AND at >= $2 AND at < $3 \
+             AND first_token_ms IS NOT NULL AND duration_ms IS NOT NULL AND status < 400 \
+             ORDER BY at DESC LIMIT $4",
+        )
+        .bind(deployment)
+        .bind(from)
+        .bind(to)
+        .bind(TRAFFIC_SAMPLE)
+        .fetch_all(c).await)?;
+        let ttft = timings.iter().map(|t| t.0 as f64).collect();
+        let tpot = timings
+            .iter()
+            .filter(|t| t.2 > 1 && t.1 >= t.0)
+            .map(|t| (t.1 - t.0) as f64 / (t.2 - 1) as f64)
+            .collect();
+        Ok(Traffic {
+            requests: count(requests, "token requests")?,
+            errors: count(errors, "token errors")?,
+            input_tokens: count(input, "input tokens")?,
+            output_tokens: count(output, "output tokens")?,
+            ttft_ms: Percentiles::of(ttft),
+            tpot_ms: Percentiles::of(tpot),
+        })
     }
 }

@@ -101,7 +101,11 @@ pub(crate) async fn request_id(mut request: Request, next: Next) -> Response {
         .map_or_else(|| uuid::Uuid::new_v4().to_string(), str::to_owned);
     request.extensions_mut().insert(RequestId(id.clone()));
     let mut response = next.run(request).await;
-    if let Ok(value) = HeaderValue::from_str(&id) {
+    // The gateway answers with its own id (what the request is metered
+    // under, never one a client chose); everything else with this one.
+    if !response.headers().contains_key(REQUEST_ID_HEADER)
+        && let Ok(value) = HeaderValue::from_str(&id)
+    {
         response.headers_mut().insert(REQUEST_ID_HEADER, value);
     }
     response

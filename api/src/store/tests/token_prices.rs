@@ -169,6 +169,8 @@ fn record(d: &Deployment, at: DateTime<Utc>, input: u64, output: u64) -> TokenRe
         input_tokens: input,
         output_tokens: output,
         at,
+        first_token_ms: None,
+        duration_ms: None,
     }
 }
 
@@ -309,7 +311,75 @@ async fn a_tenant_on_token_pricing_is_invoiced_its_tokens_and_its_budget_counts_
     );
 }
 
+/// The console's figures: counts over the window, timings from streamed
+/// answers, another tenant's deployment not found.
+async fn a_deployments_traffic_counts_its_window_and_takes_percentiles_of_timings(db: TestDb) {
+    let store = &db.store;
+    let acme = tenant(store, "acme", Quota::unlimited()).await;
+    let globex = tenant(store, "globex", Quota::unlimited()).await;
+    let chat = deploy(store, acme.id, "chat").await;
+    let other = deploy(store, acme.id, "other").await;
+    let to = now();
+    let from = to - TimeDelta::minutes(15);
+    let mut rows = Vec::new();
+    // 100 streamed answers: TTFT 1..=100 ms, 11 output tokens over a
+    // further 10 × (1..=100) ms, so TPOT 1..=100 ms.
+    for i in 1..=100u32 {
+        let mut r = record(&chat, to - TimeDelta::seconds(i64::from(i)), 5, 11);
+        r.first_token_ms = Some(i);
+        r.duration_ms = Some(i + 10 * i);
+        rows.push(r);
+    }
+    // A plain answer (no first token), an error, one outside the window
+    // and one of another deployment: counted or not, never timed.
+    let mut plain = record(&chat, to - TimeDelta::seconds(1), 7, 3);
+    plain.duration_ms = Some(900);
+    let mut refused = record(&chat, to - TimeDelta::seconds(2), 1, 1);
+    refused.status = 499;
+    refused.first_token_ms = Some(10_000);
+    refused.duration_ms = Some(10_000);
+    let old = record(&chat, from - TimeDelta::seconds(1), 1000, 1000);
+    let elsewhere = record(&other, to - TimeDelta::seconds(1), 1000, 1000);
+    rows.extend([plain, refused, old, elsewhere]);
+    store.record_tokens(&rows).await.unwrap();
+
+    let seen = store
+        .deployment_traffic(Scope::Tenant(acme.id), chat.id, from, to)
+        .await
+        .unwrap();
+    assert_eq!(seen.requests, 102);
+    assert_eq!(seen.errors, 1);
+    assert_eq!(seen.input_tokens, 100 * 5 + 7 + 1);
+    assert_eq!(seen.output_tokens, 100 * 11 + 3 + 1);
+    let ttft = seen.ttft_ms.expect("streamed answers were timed");
+    assert_eq!(
+        (ttft.samples, ttft.p50, ttft.p90, ttft.p99),
+        (100, 50.0, 90.0, 99.0)
+    );
+    let tpot = seen.tpot_ms.expect("answers of 11 tokens have a TPOT");
+    assert_eq!((tpot.samples, tpot.p50, tpot.p99), (100, 50.0, 99.0));
+
+    // No traffic: zero counts and no percentiles.
+    let quiet = store
+        .deployment_traffic(Scope::All, other.id, to, to + TimeDelta::minutes(1))
+        .await
+        .unwrap();
+    assert_eq!(
+        (quiet.requests, quiet.ttft_ms, quiet.tpot_ms),
+        (0, None, None)
+    );
+
+    // Another tenant cannot read it.
+    assert!(matches!(
+        store
+            .deployment_traffic(Scope::Tenant(globex.id), chat.id, from, to)
+            .await,
+        Err(StoreError::NotFound(_))
+    ));
+}
+
 crate::store_tests!(
+    a_deployments_traffic_counts_its_window_and_takes_percentiles_of_timings,
     admins_set_token_prices_on_whole_hours_and_each_is_audited,
     bad_token_prices_are_refused_and_change_nothing,
     a_tenant_on_token_pricing_is_invoiced_its_tokens_and_its_budget_counts_them,
