@@ -4,18 +4,22 @@
 //! `input_refused` in OpenAI's shape and an audit record, and lets the rest
 //! through to the model. Another tenant's screen is never applied to, nor
 //! visible to, a tenant; bad settings are refused with the field and a fix
-//! and change nothing. Each test runs on SQLite and, when
-//! `MODELFLEET_TEST_DATABASE_URL` is set, on PostgreSQL.
+//! and change nothing. Each post to a classifier is signed with the
+//! tenant's secret (`Modelfleet-Signature`, as budget webhooks), which is
+//! never shown again, nor written into an audit record. Each test runs on
+//! SQLite and, when `MODELFLEET_TEST_DATABASE_URL` is set, on PostgreSQL.
 
 mod support;
 
 use std::sync::{Arc, Mutex};
 
 use axum::Json;
+use axum::body::Bytes;
 use axum::extract::State;
-use axum::http::{Method, StatusCode};
+use axum::http::{HeaderMap, Method, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::post;
+use modelfleet_api::billing::webhook::{self, DELIVERY_HEADER, SIGNATURE_HEADER};
 use modelfleet_api::config::ApiSettings;
 use modelfleet_api::store::testing::TestDb;
 use modelfleet_core::audit::Record;
@@ -235,14 +239,36 @@ async fn size_and_patterns_refuse_and_other_tenants_are_untouched(db: TestDb) {
     );
 }
 
+/// The secret acme's classifier checks the hub's posts with.
+const SECRET: &str = "acme-classifier-secret-7f3a9c1e";
+
 /// What the test classifier saw, and how it answers: inputs containing
 /// "bomb" are flagged.
 #[derive(Clone, Default)]
 struct Classifier {
     seen: Arc<Mutex<Vec<Value>>>,
+    /// Each post as it came: its signature and delivery headers, and its
+    /// body's bytes (what the signature signs).
+    posts: Arc<Mutex<Vec<Posted>>>,
 }
 
-async fn classify(State(c): State<Classifier>, Json(body): Json<Value>) -> Response {
+#[derive(Clone, Debug)]
+struct Posted {
+    signature: Option<String>,
+    delivery: Option<String>,
+    content_type: Option<String>,
+    body: Bytes,
+}
+
+async fn classify(State(c): State<Classifier>, headers: HeaderMap, raw: Bytes) -> Response {
+    let header = |name: &str| headers.get(name).map(|v| v.to_str().unwrap().to_owned());
+    c.posts.lock().unwrap().push(Posted {
+        signature: header(SIGNATURE_HEADER),
+        delivery: header(DELIVERY_HEADER),
+        content_type: header("content-type"),
+        body: raw.clone(),
+    });
+    let body: Value = serde_json::from_slice(&raw).unwrap();
     let flagged = body["input"]
         .as_array()
         .unwrap()
@@ -291,11 +317,12 @@ async fn a_classifier_refuses_and_allows(db: TestDb) {
         &hub,
         &admin,
         &acme,
-        json!({"classifierUrl": format!("{base}/classify")}),
+        json!({"classifierUrl": format!("{base}/classify"), "classifierSecret": SECRET}),
     )
     .await;
     assert_eq!(set.status, StatusCode::OK, "{:#}", set.body);
     assert_eq!(set.body["classifierFailOpen"], false);
+    assert_eq!(set.body["classifierSigned"], true);
 
     let bread = chat(&hub, &admin, "assistant", "How do I bake bread?").await;
     assert_eq!(bread.status, StatusCode::OK, "{:#}", bread.body);
@@ -332,7 +359,13 @@ async fn a_classifier_refuses_and_allows(db: TestDb) {
         format!("{base}/moved"),
         format!("http://{nothing}/classify"),
     ] {
-        let set = put(&hub, &admin, &acme, json!({"classifierUrl": url})).await;
+        let set = put(
+            &hub,
+            &admin,
+            &acme,
+            json!({"classifierUrl": url, "classifierSecret": SECRET}),
+        )
+        .await;
         assert_eq!(set.status, StatusCode::OK, "{:#}", set.body);
         let closed = chat(&hub, &admin, "assistant", "How do I bake bread?").await;
         assert_eq!(
@@ -347,7 +380,8 @@ async fn a_classifier_refuses_and_allows(db: TestDb) {
             &hub,
             &admin,
             &acme,
-            json!({"classifierUrl": url, "classifierFailOpen": true}),
+            json!({"classifierUrl": url, "classifierSecret": SECRET,
+                   "classifierFailOpen": true}),
         )
         .await;
         assert_eq!(set.status, StatusCode::OK, "{:#}", set.body);
@@ -356,6 +390,198 @@ async fn a_classifier_refuses_and_allows(db: TestDb) {
     }
     // The redirect was not followed: the classifier heard nothing more.
     assert_eq!(seen.seen.lock().unwrap().len(), 2);
+}
+
+/// Runs `sql` on the test's database behind the hub's back (a screen as
+/// an older hub wrote it).
+async fn raw_sql(url: &str, sql: &str) {
+    use sqlx::Connection as _;
+    if url.starts_with("postgres") {
+        let mut c = sqlx::PgConnection::connect(url).await.unwrap();
+        sqlx::query(sqlx::AssertSqlSafe(sql.to_owned()))
+            .execute(&mut c)
+            .await
+            .unwrap();
+    } else {
+        let mut c = sqlx::SqliteConnection::connect(&format!("sqlite://{url}"))
+            .await
+            .unwrap();
+        sqlx::query(sqlx::AssertSqlSafe(sql.to_owned()))
+            .execute(&mut c)
+            .await
+            .unwrap();
+    }
+}
+
+/// Each post to the classifier is signed: the signature checks with the
+/// tenant's secret (`billing::webhook::verify`, as a receiver of budget
+/// alerts would) and with no other, over the very bytes posted, and each
+/// post has its own delivery id. The secret is never shown (GET and PUT
+/// say `classifierSigned`), nor in the audit trail, nor in errors; a URL
+/// without a secret, or a secret without a URL, is refused and changes
+/// nothing. A screen stored before secrets were required still posts,
+/// unsigned, and says so; one whose secret does not open is not posted
+/// to at all.
+async fn classifier_posts_are_signed_and_the_secret_never_shown(db: TestDb) {
+    let url = db.url.clone();
+    let hub = l40s_hub_with(db, settings(true)).await;
+    let (acme, admin) = hub.tenant("acme", support::roomy()).await;
+    let (globex, globex_admin) = hub.tenant("globex", support::roomy()).await;
+    let developer = key(&hub, &acme, "developer").await;
+    ready(&hub, &admin, "assistant").await;
+    let (base, classifier) = classifier().await;
+    let classify_url = format!("{base}/classify");
+    let no_secret_in = |what: &str, v: &Value| {
+        let text = v.to_string();
+        assert!(!text.contains(SECRET), "{what}: {text}");
+    };
+
+    let set = put(
+        &hub,
+        &admin,
+        &acme,
+        json!({"classifierUrl": classify_url, "classifierSecret": SECRET}),
+    )
+    .await;
+    assert_eq!(set.status, StatusCode::OK, "{:#}", set.body);
+    assert_eq!(set.body["classifierSigned"], true, "{:#}", set.body);
+    assert!(set.body.get("classifierSecret").is_none(), "{:#}", set.body);
+    no_secret_in("PUT", &set.body);
+    for token in [&admin, &developer] {
+        let read = hub.get(&screen_path(&acme), token).await;
+        assert_eq!(read.status, StatusCode::OK, "{:#}", read.body);
+        assert_eq!(read.body["classifierSigned"], true, "{:#}", read.body);
+        no_secret_in("GET", &read.body);
+    }
+
+    for prompt in ["How do I bake bread?", "How do I build a bomb?"] {
+        chat(&hub, &developer, "assistant", prompt).await;
+    }
+    let posts = classifier.posts.lock().unwrap().clone();
+    assert_eq!(posts.len(), 2, "{posts:#?}");
+    for post in &posts {
+        let signature = post.signature.as_deref().expect("a signed post");
+        assert!(signature.starts_with("t="), "{signature}");
+        let t: i64 = signature[2..].split(',').next().unwrap().parse().unwrap();
+        assert!(
+            (chrono::Utc::now().timestamp() - t).abs() < 60,
+            "{signature}"
+        );
+        assert!(webhook::verify(SECRET.as_bytes(), signature, &post.body));
+        assert!(!webhook::verify(
+            b"another-tenant-secret-0000",
+            signature,
+            &post.body
+        ));
+        let mut altered = post.body.to_vec();
+        altered.extend_from_slice(b" ");
+        assert!(!webhook::verify(SECRET.as_bytes(), signature, &altered));
+        assert!(!signature.contains(SECRET));
+        assert_eq!(post.content_type.as_deref(), Some("application/json"));
+        let body = String::from_utf8(post.body.to_vec()).unwrap();
+        assert!(!body.contains(SECRET), "{body}");
+    }
+    let ids: Vec<&str> = posts
+        .iter()
+        .map(|p| p.delivery.as_deref().expect("a delivery id"))
+        .collect();
+    assert_ne!(ids[0], ids[1], "each post has its own delivery id");
+    // The flagged one was refused, and its record holds no secret.
+    assert_eq!(refusals(&hub).await.len(), 1);
+
+    // A URL without a secret, a secret without a URL: refused, and the
+    // signed screen stays.
+    let before = hub.get(&screen_path(&acme), &admin).await;
+    for (body, says) in [
+        (
+            json!({"classifierUrl": classify_url}),
+            "a classifier needs a secret",
+        ),
+        (json!({"classifierSecret": SECRET}), "signs nothing"),
+        (
+            json!({"classifierUrl": classify_url, "classifierSecret": format!("{SECRET}{}", "x".repeat(256))}),
+            "characters",
+        ),
+    ] {
+        let reply = put(&hub, &admin, &acme, body.clone()).await;
+        assert_eq!(
+            reply.status,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "{body}: {:#}",
+            reply.body
+        );
+        let text = reply.body.to_string();
+        assert!(text.contains("classifierSecret"), "{text}");
+        assert!(text.contains(says), "{text}");
+        no_secret_in("a refused PUT", &reply.body);
+    }
+    assert_eq!(hub.get(&screen_path(&acme), &admin).await.body, before.body);
+
+    // globex's classifier has a secret of its own.
+    let theirs = put(
+        &hub,
+        &globex_admin,
+        &globex,
+        json!({"classifierUrl": classify_url,
+               "classifierSecret": "globex-classifier-secret-0d1e2f3a"}),
+    )
+    .await;
+    assert_eq!(theirs.status, StatusCode::OK, "{:#}", theirs.body);
+
+    // Nothing in the audit trail holds acme's secret: not the records of
+    // the changes, not those of the refusals.
+    let records = hub.store.audit_records_after(0, 100_000).await.unwrap();
+    let changes: Vec<_> = records
+        .iter()
+        .filter(|r| r.event.object_ref.resource == "input-screens")
+        .collect();
+    assert!(changes.len() >= 2, "{changes:#?}");
+    let trail = serde_json::to_string(&records).unwrap();
+    assert!(!trail.contains(SECRET));
+
+    // A screen an older hub wrote (a URL, no secret) still screens,
+    // unsigned, and says so.
+    let acme_id: modelfleet_api::ids::TenantId = acme.parse().unwrap();
+    raw_sql(
+        &url,
+        &format!("UPDATE input_screens SET classifier_secret = NULL WHERE tenant_id = '{acme}'"),
+    )
+    .await;
+    hub.state.gateway().forget_screen(acme_id);
+    let read = hub.get(&screen_path(&acme), &admin).await;
+    assert_eq!(read.body["classifierSigned"], false, "{:#}", read.body);
+    assert_eq!(read.body["classifierUrl"], classify_url);
+    let bread = chat(&hub, &developer, "assistant", "How do I bake bread?").await;
+    assert_eq!(bread.status, StatusCode::OK, "{:#}", bread.body);
+    let last = classifier.posts.lock().unwrap().last().unwrap().clone();
+    assert_eq!(last.signature, None, "{last:#?}");
+    assert!(last.delivery.is_some());
+
+    // A secret that does not open here (globex's, copied into acme's row:
+    // sealed for another tenant) is no judgement — never an unsigned post.
+    raw_sql(
+        &url,
+        &format!(
+            "UPDATE input_screens SET classifier_secret = (SELECT classifier_secret FROM \
+             input_screens WHERE tenant_id = '{globex}') WHERE tenant_id = '{acme}'"
+        ),
+    )
+    .await;
+    hub.state.gateway().forget_screen(acme_id);
+    assert_eq!(
+        hub.get(&screen_path(&acme), &admin).await.body["classifierSigned"],
+        true
+    );
+    let posted = classifier.posts.lock().unwrap().len();
+    let closed = chat(&hub, &developer, "assistant", "How do I bake bread?").await;
+    assert_eq!(
+        closed.status,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "{:#}",
+        closed.body
+    );
+    assert_eq!(closed.body["error"]["code"], "input_screen_unavailable");
+    assert_eq!(classifier.posts.lock().unwrap().len(), posted);
 }
 
 /// Bad settings get 422 naming the field and how to fix it, and change
@@ -433,6 +659,30 @@ async fn bad_settings_are_refused_and_change_nothing(db: TestDb) {
             "classifierFailOpen",
             "classifierUrl",
         ),
+        // A classifier needs a secret, a secret a classifier, of 16 to
+        // 256 characters.
+        (
+            json!({"classifierUrl": "https://screen.example.com/classify"}),
+            "classifierSecret",
+            "give classifierSecret",
+        ),
+        (
+            json!({"classifierSecret": SECRET}),
+            "classifierSecret",
+            "give classifierUrl too",
+        ),
+        (
+            json!({"classifierUrl": "https://screen.example.com/classify",
+                   "classifierSecret": "too-short"}),
+            "classifierSecret",
+            "use 16 to 256",
+        ),
+        (
+            json!({"classifierUrl": "https://screen.example.com/classify",
+                   "classifierSecret": "s".repeat(257)}),
+            "classifierSecret",
+            "has 257 characters",
+        ),
     ];
     for (body, field, says) in cases {
         let reply = put(&hub, &admin, &acme, body.clone()).await;
@@ -445,6 +695,7 @@ async fn bad_settings_are_refused_and_change_nothing(db: TestDb) {
         let text = reply.body.to_string();
         assert!(text.contains(field), "{body}: {text}");
         assert!(text.contains(says), "{body}: {text}");
+        assert!(!text.contains(SECRET), "{body}: {text}");
     }
     let unknown = put(&hub, &admin, &acme, json!({"denyList": ["x"]})).await;
     assert!(unknown.status.is_client_error(), "{:#}", unknown.body);
@@ -479,6 +730,7 @@ async fn a_flood_of_refusals_is_recorded_within_a_budget(db: TestDb) {
 modelfleet_api::store_tests!(
     size_and_patterns_refuse_and_other_tenants_are_untouched,
     a_classifier_refuses_and_allows,
+    classifier_posts_are_signed_and_the_secret_never_shown,
     bad_settings_are_refused_and_change_nothing,
     a_flood_of_refusals_is_recorded_within_a_budget,
 );

@@ -22,6 +22,14 @@
 //!   [`PublicOnly`] which refuses it if any address is not public (and the
 //!   connection uses those addresses); no proxy, no redirect, at most
 //!   [`CLASSIFIER_TIMEOUT`] and [`MAX_CLASSIFIER_ANSWER`] bytes of answer.
+//! - **Posts in the hub's name**: each post is signed as budget webhooks'
+//!   deliveries are (`Modelfleet-Signature`, [`webhook::sign`]) with the
+//!   tenant's secret, so a classifier can refuse posts that are not the
+//!   hub's. The secret is opened when the screen is read, kept in the
+//!   cached screen as a [`Secret`] (never printed), and never logged. A
+//!   classifier set before secrets were required is posted to unsigned
+//!   (the API shows `classifierSigned: false`); one whose secret this hub
+//!   cannot open is not posted to at all (no judgement).
 //! - **The audit trail flooded by refusals**: each tenant's refusals are
 //!   recorded one by one up to [`AUDIT_BURST`], then one every
 //!   [`AUDIT_REFILL`]; the refusals in between are counted, and the next
@@ -44,6 +52,7 @@ use crate::billing::webhook;
 use crate::http::AppState;
 use crate::ids::TenantId;
 use crate::net::is_public;
+use crate::secret::Secret;
 use crate::service::Caller;
 use crate::service::throttle::{Limit, Limiter, MAX_KEYS};
 use crate::store::{AuditEntry, InputScreen, deny_set};
@@ -72,6 +81,18 @@ struct Compiled {
     screen: InputScreen,
     deny: Option<RegexSet>,
     classifier: Option<Url>,
+    signing: Signing,
+}
+
+/// How posts to a tenant's classifier are signed.
+enum Signing {
+    /// No secret is stored: no classifier, or one set before secrets were
+    /// required.
+    Unsigned,
+    Key(Secret),
+    /// A secret is stored that this hub cannot open (a key it lacks): the
+    /// classifier is not posted to, rather than posted to unsigned.
+    Unopenable,
 }
 
 /// The screens this process knows, the classifier clients, and the audit
@@ -220,7 +241,13 @@ async fn judge(
         ));
     }
     let url = compiled.classifier.as_ref()?;
-    match classify(state, screens, url, tenant, operation, request, &texts).await {
+    let post = Post {
+        url,
+        signing: &compiled.signing,
+        tenant,
+        operation,
+    };
+    match classify(state, screens, &post, request, &texts).await {
         Ok(Verdict::Allowed) => None,
         Ok(Verdict::Flagged(reason)) => Some(refuse(
             "classifier",
@@ -266,10 +293,10 @@ impl Screens {
         }
         let read = state
             .store()
-            .input_screen(crate::identity::Scope::All, tenant)
+            .input_screen_opened(state.keyring(), tenant)
             .await;
-        let screen = match read {
-            Ok(screen) => screen,
+        let (screen, secret) = match read {
+            Ok(read) => read,
             Err(e) => {
                 warn!(%tenant, error = %e, "reading a tenant's input screen");
                 return match cached {
@@ -278,7 +305,16 @@ impl Screens {
                 };
             }
         };
-        let compiled = Arc::new(compile(screen));
+        let signing = match secret {
+            None => Signing::Unsigned,
+            Some(Ok(secret)) => Signing::Key(secret),
+            Some(Err(e)) => {
+                warn!(%tenant, error = %e,
+                    "a tenant's classifier secret does not open; its classifier is not posted to");
+                Signing::Unopenable
+            }
+        };
+        let compiled = Arc::new(compile(screen, signing));
         let mut cache = self.cached.lock().unwrap_or_else(PoisonError::into_inner);
         if cache.len() >= MAX_KEYS {
             cache.retain(|_, (at, _)| at.elapsed() < SCREEN_FOR);
@@ -333,7 +369,7 @@ impl Screens {
 
 /// A stored screen compiled. Patterns were checked when they were set; a
 /// pattern that no longer compiles (a newer limit) is left out, loudly.
-fn compile(screen: InputScreen) -> Compiled {
+fn compile(screen: InputScreen, signing: Signing) -> Compiled {
     let deny = if screen.deny_patterns.is_empty() {
         None
     } else {
@@ -353,6 +389,7 @@ fn compile(screen: InputScreen) -> Compiled {
         screen,
         deny,
         classifier,
+        signing,
     }
 }
 
@@ -401,34 +438,60 @@ enum Verdict {
     Flagged(Option<String>),
 }
 
-/// Posts the prompt to the tenant's classifier. The error says why there
-/// is no judgement, in words that hold no part of the URL but its origin.
+/// Where and how one request's prompt is posted.
+struct Post<'a> {
+    url: &'a Url,
+    signing: &'a Signing,
+    tenant: TenantId,
+    operation: Operation,
+}
+
+/// Posts the prompt to the tenant's classifier, signed with the tenant's
+/// secret. The error says why there is no judgement, in words that hold
+/// no part of the URL but its origin, and never the secret.
 async fn classify(
     state: &AppState,
     screens: &Screens,
-    url: &Url,
-    tenant: TenantId,
-    operation: Operation,
+    post: &Post<'_>,
     request: &serde_json::Map<String, serde_json::Value>,
     texts: &[&str],
 ) -> Result<Verdict, String> {
+    use reqwest::header::CONTENT_TYPE;
     let allow_private = state.settings().webhook_allow_private_addresses;
     // A literal address never reaches the resolver: check it here.
-    webhook::check_receiver(url.as_str(), allow_private)
+    webhook::check_receiver(post.url.as_str(), allow_private)
         .map_err(|_| "its URL names an address that is not public".to_owned())?;
-    let body = serde_json::json!({
+    let body = serde_json::to_vec(&serde_json::json!({
         "input": texts,
-        "tenant": tenant.to_string(),
+        "tenant": post.tenant.to_string(),
         "model": request.get("model"),
-        "endpoint": operation.path(),
-    });
-    let sent = screens
+        "endpoint": post.operation.path(),
+    }))
+    .map_err(|_| "the prompt could not be written as JSON".to_owned())?;
+    let mut sending = screens
         .client(allow_private)
-        .post(url.clone())
-        .json(&body)
-        .send()
-        .await
-        .map_err(|e| describe(&e))?;
+        .post(post.url.clone())
+        .header(CONTENT_TYPE, "application/json")
+        .header(webhook::DELIVERY_HEADER, uuid::Uuid::new_v4().to_string());
+    match post.signing {
+        Signing::Key(secret) => {
+            let signature = webhook::sign(
+                secret.expose().as_bytes(),
+                chrono::Utc::now().timestamp(),
+                &body,
+            );
+            sending = sending.header(webhook::SIGNATURE_HEADER, signature);
+        }
+        Signing::Unsigned => {}
+        Signing::Unopenable => {
+            return Err(
+                "the hub cannot open the secret that signs its posts; a tenant admin \
+                 should set the input screen again"
+                    .to_owned(),
+            );
+        }
+    }
+    let sent = sending.body(body).send().await.map_err(|e| describe(&e))?;
     let status = sent.status();
     if !status.is_success() {
         return Err(format!("it answered HTTP {}", status.as_u16()));

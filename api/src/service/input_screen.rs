@@ -1,7 +1,9 @@
 //! A tenant's input screen as callers use it: read by anyone of the
 //! tenant (a classifier URL only masked unless they may manage it), set by
 //! its tenant admins and platform admins, audited with its transaction.
-//! The gateway applies it (`crate::gateway::screen`).
+//! The gateway applies it (`crate::gateway::screen`). The classifier's
+//! signing secret goes in and never comes out: views say only whether the
+//! classifier's posts are signed.
 
 use chrono::{DateTime, Utc};
 use http::StatusCode;
@@ -12,11 +14,13 @@ use super::{Caller, Error, Hub, Result};
 use crate::billing::webhook::{self, WebhookError};
 use crate::identity::Permission;
 use crate::ids::TenantId;
+use crate::secret::Secret;
 use crate::store::{InputScreen, NewInputScreen};
 
 /// A tenant's input screen as callers set it; every field replaces what
 /// was set before, and a field left out turns its rule off.
-#[derive(Debug, Clone, Default, Deserialize, ToSchema)]
+// Its `Debug` (below) leaves the classifier's secret out.
+#[derive(Clone, Default, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct SetInputScreen {
     /// The largest prompt, in UTF-8 bytes of its text (chat messages'
@@ -34,8 +38,17 @@ pub struct SetInputScreen {
     /// `{"input": ["…"], "tenant", "model", "endpoint"}` to be judged: an
     /// answer `{"flagged": true}` (or OpenAI's moderation shape, a result
     /// with `"flagged": true`) refuses it. http(s), public addresses only
-    /// (as budget webhooks); the answer must come within 2 s.
+    /// (as budget webhooks); the answer must come within 2 s. Requires
+    /// `classifierSecret`.
     pub classifier_url: Option<String>,
+    /// Signs each post to the classifier, as budget webhooks' deliveries:
+    /// `Modelfleet-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256(secret,
+    /// "<t>.<body>")>`, so the classifier can tell the hub's posts from
+    /// anyone's. 16 to 256 characters; required with `classifierUrl`, and
+    /// refused without it. Stored encrypted, never shown again (the screen
+    /// says `classifierSigned`).
+    #[schema(write_only)]
+    pub classifier_secret: Option<String>,
     /// Whether a classifier that does not answer in time, answers an
     /// error or something unreadable lets the request through (true) or
     /// refuses it with 503 (false, the default).
@@ -46,6 +59,22 @@ pub struct SetInputScreen {
     /// rule that refused it.
     #[serde(default)]
     pub store_prompts: bool,
+}
+
+impl std::fmt::Debug for SetInputScreen {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SetInputScreen")
+            .field("max_prompt_bytes", &self.max_prompt_bytes)
+            .field("deny_patterns", &self.deny_patterns)
+            .field("classifier_url", &self.classifier_url)
+            .field(
+                "classifier_secret",
+                &self.classifier_secret.as_ref().map(|_| "<redacted>"),
+            )
+            .field("classifier_fail_open", &self.classifier_fail_open)
+            .field("store_prompts", &self.store_prompts)
+            .finish()
+    }
 }
 
 /// A tenant's input screen.
@@ -60,6 +89,11 @@ pub struct InputScreenView {
     /// The classifier's URL; only its origin (`https://host/…`) for those
     /// who may not change the screen.
     pub classifier_url: Option<String>,
+    /// Whether the classifier's posts are signed with a secret the tenant
+    /// set. False with a classifier set before secrets were required: its
+    /// posts go unsigned until the screen is set again with
+    /// `classifierSecret`.
+    pub classifier_signed: bool,
     pub classifier_fail_open: bool,
     pub store_prompts: bool,
     /// Whether any rule is set.
@@ -76,6 +110,7 @@ impl InputScreenView {
             max_prompt_bytes,
             deny_patterns,
             classifier_url,
+            classifier_signed,
             classifier_fail_open,
             store_prompts,
             updated_at,
@@ -91,6 +126,7 @@ impl InputScreenView {
                     webhook::masked(&url)
                 }
             }),
+            classifier_signed,
             classifier_fail_open,
             store_prompts,
             screens,
@@ -125,9 +161,14 @@ impl Hub {
             max_prompt_bytes,
             deny_patterns,
             classifier_url,
+            classifier_secret,
             classifier_fail_open,
             store_prompts,
         } = request;
+        // A `Secret` at once (never printed, zeroed when dropped); the
+        // store checks that it goes with a URL, and its length, in errors
+        // that never hold it.
+        let classifier_secret = classifier_secret.map(Secret::new);
         let classifier_url = classifier_url.map(|u| u.trim().to_owned());
         if let Some(url) = &classifier_url {
             webhook::check_receiver(url, self.settings.webhook_allow_private_addresses).map_err(
@@ -148,11 +189,12 @@ impl Hub {
             max_prompt_bytes,
             deny_patterns,
             classifier_url,
+            classifier_secret,
             classifier_fail_open,
             store_prompts,
         };
         let mut tx = self.store.begin(&caller.actor).await?;
-        let screen = tx.set_input_screen(tenant, &new).await?;
+        let screen = tx.set_input_screen(&self.keyring, tenant, &new).await?;
         tx.commit_with(StatusCode::OK).await?;
         Ok(InputScreenView::of(screen, true))
     }
