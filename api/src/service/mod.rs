@@ -32,6 +32,7 @@ pub mod prices;
 pub mod source_credentials;
 pub mod tenants;
 pub mod throttle;
+pub mod traffic;
 
 use std::sync::Arc;
 use std::time::Duration;
