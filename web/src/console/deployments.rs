@@ -11,7 +11,7 @@ use askama_web::WebTemplate;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::{Form, Router};
 use chrono::{DateTime, Utc};
 use modelfleet_api::AppState;
@@ -23,6 +23,7 @@ use modelfleet_api::store::Deployment;
 use modelfleet_core::crd::{Phase, WeightsFrom};
 use serde::Deserialize;
 
+use super::deployment_traffic::{TrafficView, traffic_of};
 use super::i18n::{Lang, Table};
 use super::page::{Chrome, PageError, Viewer};
 
@@ -32,6 +33,11 @@ pub fn routes() -> Router<AppState> {
         .route("/deployments/{id}", get(detail))
         .route("/deployments/{id}/live", get(live))
         .route("/deployments/{id}/logs", get(super::deployment_logs::logs))
+        .route("/deployments/{id}/try", post(super::try_it::try_it))
+        .route(
+            "/deployments/{id}/traffic",
+            get(super::deployment_traffic::traffic),
+        )
         .route("/deployments/{id}/scale", get(scale_confirm).post(scale))
         .route("/deployments/{id}/delete", get(delete_confirm).post(delete))
 }
@@ -191,6 +197,15 @@ pub(super) fn parse_id(lang: Lang, id: &str) -> Result<DeploymentId, PageError> 
 }
 
 async fn live_of(state: &AppState, viewer: &Viewer, id: DeploymentId) -> Result<Live, PageError> {
+    Ok(live_and_deployment(state, viewer, id).await?.0)
+}
+
+/// [`live_of`], and the deployment it shows.
+async fn live_and_deployment(
+    state: &AppState,
+    viewer: &Viewer,
+    id: DeploymentId,
+) -> Result<(Live, Deployment), PageError> {
     let hub = state.hub();
     let detail = hub
         .deployment_detail(&viewer.caller, &DeploymentRef::Id(id))
@@ -252,18 +267,19 @@ async fn live_of(state: &AppState, viewer: &Viewer, id: DeploymentId) -> Result<
             size: format!("{:.2} GiB", w.bytes as f64 / f64::from(1u32 << 30)),
         })
         .collect();
-    Ok(Live {
+    let live = Live {
         steps: progress(d.phase),
         weights,
         polling: changing(&d),
-        d: d.into(),
+        d: d.clone().into(),
         conditions,
         endpoint,
         cluster_note: None,
         events,
         cost_so_far,
         device_hours,
-    })
+    };
+    Ok((live, d))
 }
 
 fn join_pool(cluster: Option<String>, pool: Option<String>) -> String {
@@ -280,6 +296,10 @@ struct DetailPage {
     c: Chrome,
     live: Live,
     can_change: bool,
+    /// Offered the "Try it" box (`try_it`).
+    can_try: bool,
+    max_message_chars: usize,
+    traffic: TrafficView,
 }
 
 #[derive(Template, WebTemplate)]
@@ -295,11 +315,14 @@ async fn detail(
     Path(id): Path<String>,
 ) -> Result<DetailPage, PageError> {
     let id = parse_id(viewer.lang, &id)?;
-    let live = live_of(&state, &viewer, id).await?;
+    let (live, d) = live_and_deployment(&state, &viewer, id).await?;
     Ok(DetailPage {
+        traffic: traffic_of(&state, &viewer, &d).await,
         c: viewer.chrome("deployments", TEXT),
         can_change: viewer.can(modelfleet_api::identity::Permission::Deploy)
             && live.d.deleted_at.is_none(),
+        can_try: super::try_it::may_try(&viewer) && live.d.deleted_at.is_none(),
+        max_message_chars: super::try_it::MAX_MESSAGE_CHARS,
         live,
     })
 }
@@ -589,6 +612,113 @@ pub(crate) const TEXT: Table = &[
         "Replicas must be a whole number, 0 or more",
         "副本数必须是大于或等于 0 的整数",
     ),
+    ("traffic.title", "Traffic", "流量"),
+    ("traffic.window", "Over the last", "统计范围：最近"),
+    ("traffic.minutes", "minutes", "分钟"),
+    ("traffic.requests", "Requests", "请求"),
+    ("traffic.requests_count", "requests", "个请求"),
+    ("traffic.errors", "errors", "个错误"),
+    ("traffic.input", "Input tokens", "输入 token"),
+    ("traffic.output", "Output tokens", "输出 token"),
+    ("traffic.tokens", "tokens", "个 token"),
+    (
+        "traffic.ttft",
+        "Time to first token (p50 / p90 / p99)",
+        "首 token 延迟（p50 / p90 / p99）",
+    ),
+    (
+        "traffic.tpot",
+        "Time per output token (p50 / p90 / p99)",
+        "每输出 token 耗时（p50 / p90 / p99）",
+    ),
+    ("traffic.answers", "streamed answers", "个流式回答"),
+    ("traffic.no_streams", "No streamed answers", "没有流式回答"),
+    (
+        "traffic.cost",
+        "Cost per million tokens",
+        "每百万 token 费用",
+    ),
+    ("traffic.per_input", "per 1M input", "每百万输入"),
+    ("traffic.per_output", "per 1M output", "每百万输出"),
+    (
+        "traffic.by_tokens",
+        "billed by tokens at the price list's prices",
+        "按 token 计费，价目表价格",
+    ),
+    ("traffic.per_million", "per 1M tokens", "每百万 token"),
+    (
+        "traffic.by_time",
+        "billed by device time; the window's device cost",
+        "按卡时计费；本时段卡时费用",
+    ),
+    ("traffic.no_traffic", "No traffic", "无流量"),
+    (
+        "traffic.nothing_billed",
+        "Nothing billed in the window",
+        "本时段未产生费用",
+    ),
+    (
+        "traffic.unpriced",
+        "Billed by device time, which cannot be priced yet:",
+        "按卡时计费，但尚无法定价：",
+    ),
+    (
+        "traffic.unavailable",
+        "The figures cannot be read now.",
+        "暂时无法读取统计数据。",
+    ),
+    (
+        "traffic.not_allowed",
+        "Your role may not read usage.",
+        "您的角色无权查看用量。",
+    ),
+    ("try.title", "Try it", "试用"),
+    (
+        "try.billed",
+        "Your message goes to this deployment through the inference gateway, as you: it is metered and billed like any other call to the model.",
+        "消息以您的身份经推理网关发送到此部署：与其他模型调用一样计量和计费。",
+    ),
+    ("try.message", "Message", "消息"),
+    ("try.send", "Send", "发送"),
+    ("try.sending", "Waiting for the answer…", "等待回答…"),
+    ("try.answer", "Answer", "回答"),
+    (
+        "try.empty",
+        "Write a message first: an empty message is not sent.",
+        "请先输入消息：空消息不会发送。",
+    ),
+    (
+        "try.too_long",
+        "The message is too long; shorten it. Characters used / allowed:",
+        "消息过长，请缩短。已用 / 允许的字符数：",
+    ),
+    (
+        "try.forbidden",
+        "Your role may not call models; a tenant admin or developer may.",
+        "您的角色无权调用模型；租户管理员或开发者可以。",
+    ),
+    (
+        "try.deleted",
+        "This deployment is deleted; it answers nothing.",
+        "此部署已删除，不再应答。",
+    ),
+    (
+        "try.signed_out",
+        "You are signed out; sign in again.",
+        "您已退出登录，请重新登录。",
+    ),
+    (
+        "try.refused",
+        "The console refused this. Reload the page and try again.",
+        "控制台拒绝了此请求。请刷新页面后重试。",
+    ),
+    (
+        "try.failed",
+        "The answer broke off before it was complete.",
+        "回答在完成前中断。",
+    ),
+    ("try.usage_in", "tokens in", "输入 token"),
+    ("try.usage_out", "tokens out", "输出 token"),
 ];
 
 #[cfg(test)]

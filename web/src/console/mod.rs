@@ -35,12 +35,14 @@ mod csrf;
 pub mod deploy;
 mod deploy_source;
 mod deployment_logs;
+mod deployment_traffic;
 pub mod deployments;
 pub mod i18n;
 mod page;
 pub mod session;
 #[cfg(test)]
 mod tests;
+mod try_it;
 
 use axum::Router;
 use axum::extract::{Path, Request};
@@ -135,6 +137,11 @@ const ASSETS: &[(&str, &str, &[u8])] = &[
         "htmx.min.js",
         "text/javascript; charset=utf-8",
         include_bytes!("../../static/htmx.min.js"),
+    ),
+    (
+        "try.js",
+        "text/javascript; charset=utf-8",
+        include_bytes!("../../static/try.js"),
     ),
 ];
 

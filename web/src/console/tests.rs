@@ -32,8 +32,8 @@ fn own_table(file: &str) -> Option<Table> {
         "i18n.rs" | "tests.rs" | "cookie.rs" | "chart.rs" => return None,
         // The deploy page for a model named by its source.
         "deploy_source.rs" => "deploy",
-        // The deployment's logs page.
-        "deployment_logs.rs" => "deployments",
+        // The deployment's logs page, its "Try it" box, its traffic.
+        "deployment_logs.rs" | "try_it.rs" | "deployment_traffic.rs" => "deployments",
         // The source credentials page and its text.
         "credentials/mod.rs" | "credentials/form.rs" | "credentials/text.rs" => "credentials",
         f => f.split('/').next().unwrap_or(f).trim_end_matches(".rs"),
