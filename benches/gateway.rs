@@ -337,10 +337,13 @@ mod gateway {
             options.fleet = fleet;
             options.time_factor = 0.001;
             options.requeue = Duration::from_millis(500);
-            // The bench sends far more than a key's default rate.
+            // The bench sends far more than a key's default rates, of
+            // requests and of tokens.
             options.settings = ApiSettings {
                 gateway_key_requests_per_minute: 0,
                 gateway_tenant_requests_per_minute: 0,
+                gateway_key_tokens_per_minute: 0,
+                gateway_tenant_tokens_per_minute: 0,
                 ..ApiSettings::default()
             };
             let hub = RunningHub::start(options).await.expect("the hub starts");

@@ -140,7 +140,7 @@ impl RunningGateway {
             };
             // Peer addresses count failed keys per client address.
             let app = app.into_make_service_with_connect_info::<SocketAddr>();
-            if let Err(e) = axum::serve(listener, app)
+            if let Err(e) = axum::serve(crate::hub::without_delay(listener), app)
                 .with_graceful_shutdown(shutdown)
                 .await
             {

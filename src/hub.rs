@@ -340,7 +340,7 @@ impl RunningHub {
             };
             // Peer addresses go into the audit trail as sourceIPs.
             let app = app.into_make_service_with_connect_info::<SocketAddr>();
-            if let Err(e) = axum::serve(listener, app)
+            if let Err(e) = axum::serve(without_delay(listener), app)
                 .with_graceful_shutdown(shutdown)
                 .await
             {
@@ -519,4 +519,20 @@ pub fn clusters_of(fleet: &Fleet) -> BTreeMap<String, Fleet> {
             .push(pool.clone());
     }
     clusters
+}
+
+/// `listener` with Nagle's algorithm off on each accepted connection: a
+/// streamed answer's events (and a small answer after its headers) leave
+/// at once, instead of waiting up to the peer's delayed ACK (40 ms on
+/// Linux) for the previous segment to be acknowledged.
+pub(crate) fn without_delay(
+    listener: tokio::net::TcpListener,
+) -> axum::serve::TapIo<tokio::net::TcpListener, fn(&mut tokio::net::TcpStream)> {
+    use axum::serve::ListenerExt as _;
+    fn no_delay(tcp: &mut tokio::net::TcpStream) {
+        if let Err(e) = tcp.set_nodelay(true) {
+            tracing::debug!(error = %e, "cannot set TCP_NODELAY on a connection");
+        }
+    }
+    listener.tap_io(no_delay as fn(&mut tokio::net::TcpStream))
 }
