@@ -93,6 +93,17 @@ async fn an_admin_runs_a_team_members_account_from_start_to_end(db: TestDb) {
         reply.body["type"],
         format!("{PROBLEMS}password-change-required")
     );
+    // Nor does the session call models through the gateway meanwhile.
+    let reply = hub.get("/v1/models", &session).await;
+    assert_eq!(reply.status, StatusCode::FORBIDDEN, "{:#}", reply.body);
+    assert!(
+        reply.body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("new password"),
+        "{:#}",
+        reply.body
+    );
     let me = hub.get("/api/v1/users/me", &session).await;
     assert_eq!(me.body["mustChangePassword"], true, "{:#}", me.body);
     let change = |current: &str, new: &str| json!({"currentPassword": current, "newPassword": new});

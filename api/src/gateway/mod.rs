@@ -45,6 +45,7 @@ use crate::identity::{Permission, Principal};
 use crate::ids::DeploymentId;
 use crate::ids::{ApiKeyId, RequestId, TenantId};
 use crate::service::Caller;
+use crate::service::Pending;
 use crate::service::throttle::{Limit, Limiter, MAX_KEYS};
 use crate::store::{Deployment, Store, StoreError, TokenRecord};
 pub use error::{AnswerAsIs, OpenAiError};
@@ -372,6 +373,23 @@ async fn tenant_of(state: &AppState, parts: &Parts) -> Result<(Caller, TenantId)
             }
             _ => OpenAiError::unauthorized(),
         })?;
+    // A person's session that must first change its password or enrol a
+    // second factor does nothing else: not on `/api/v1`, not here.
+    match caller.pending {
+        Some(Pending::PasswordChange) => {
+            return Err(OpenAiError::forbidden(
+                "this account must choose a new password before anything else: change it \
+                 (POST /api/v1/users/me/password, or the console) and sign in again",
+            ));
+        }
+        Some(Pending::SecondFactor) => {
+            return Err(OpenAiError::forbidden(
+                "your role must sign in with a second factor: enrol an authenticator app \
+                 first (POST /api/v1/users/me/totp, or the console)",
+            ));
+        }
+        None => {}
+    }
     caller.require(Permission::Infer).map_err(|_| {
         OpenAiError::forbidden(
             "your role may not call models; a tenant-admin or developer key (or an \
