@@ -6,7 +6,9 @@
 //! once and compiled for both through [`on_conn!`]: `$n` placeholders,
 //! typed ids (see `ids.rs`) and `chrono` times mean the same text works on
 //! both. Where the dialects differ (row locks, how a write transaction
-//! starts) the code matches on the backend explicitly.
+//! starts) the code matches on the backend explicitly — and so does the one
+//! statement with thousands of parameters, the gateway's batch of metered
+//! tokens, which takes positional `?`s on SQLite (`tokens.rs` says why).
 //!
 //! Reads go through [`Store`] and take the caller's [`Scope`], so a row of
 //! another tenant is `NotFound`. Every change goes through a [`Tx`]: it is
