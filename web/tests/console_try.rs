@@ -380,6 +380,17 @@ async fn bad_tries_are_refused_with_a_clear_error_and_reach_no_model() {
         )
         .await;
         assert_eq!(refused.status, StatusCode::NOT_FOUND, "{}", refused.text());
+        // A developer of another tenant, signed in with their own session
+        // and CSRF token, neither calls this deployment nor reads its
+        // figures.
+        let (globex, _) = hub.tenant("globex", roomy()).await;
+        user(&hub, Some(globex.parse().unwrap()), "gina", Role::Developer).await;
+        let mut outsider = Browser::new(&hub);
+        outsider.sign_in("gina").await;
+        let refused = try_message(&hub, &outsider, &id, "hi").await;
+        assert_eq!(refused.status, StatusCode::NOT_FOUND, "{}", refused.text());
+        let figures = outsider.get(&format!("/deployments/{id}/traffic")).await;
+        assert_eq!(figures.status, StatusCode::NOT_FOUND, "{}", figures.text());
 
         // Its device time has no price: the figures say so, and still count.
         let figures = developer.get(&format!("/deployments/{id}/traffic")).await;
