@@ -10,12 +10,13 @@ use modelfleet_core::precision::Precision;
 use modelfleet_core::quota::{Footprint, check_admission};
 
 use super::super::quotas::{load_quota, load_usage, lock_tenant};
-use super::super::{Store, StoreError, Tx, now, on_conn};
+use super::super::{Conn, Store, StoreError, Tx, now, on_conn};
 use modelfleet_core::crd::{Phase, PodWeights};
 
 use super::{Deployment, LiveCondition, Row};
 use crate::identity::Permission;
 use crate::ids::DeploymentId;
+use uuid::Uuid;
 
 /// Where failover moves a deployment: a plan's pool and shape.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -242,8 +243,6 @@ impl Tx {
 }
 
 impl Store {
-    /// Live deployments placed on `cluster`, every tenant's: what cluster
-    /// sync compares the cluster's ModelDeployments with.
     /// The ModelDeployment the hub last applied for deployment `id`, as
     /// JSON; `None` when it applied none (kubectl did, or the row predates
     /// keeping it).
@@ -255,11 +254,52 @@ impl Store {
         Ok(found.and_then(|(object,)| object))
     }
 
+    /// Live deployments placed on `cluster`, every tenant's: what cluster
+    /// sync compares the cluster's ModelDeployments with.
     pub async fn cluster_deployments(&self, cluster: &str) -> Result<Vec<Deployment>, StoreError> {
         let mut reader = self.reader().await?;
         let rows: Vec<Row> = on_conn!(reader.conn(), c => sqlx::query_as(
             select!("WHERE cluster = $1 AND deleted_at IS NULL ORDER BY tenant_id, name"))
             .bind(cluster).fetch_all(c).await)?;
+        rows.into_iter().map(Deployment::try_from).collect()
+    }
+
+    /// The deployments of `ids`, every tenant's, released ones included,
+    /// in no particular order; an id with no row is left out. One query
+    /// however many ids: what a cluster sync pass reads the rows with that
+    /// its ModelDeployments name and [`Store::cluster_deployments`] did not
+    /// return (released, or moved to another cluster), instead of one
+    /// query per object.
+    pub async fn deployments_by_id(
+        &self,
+        ids: &[DeploymentId],
+    ) -> Result<Vec<Deployment>, StoreError> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut reader = self.reader().await?;
+        // The ids travel as one parameter, so no list nears either
+        // database's limit on parameters and the statement text never
+        // changes: an array on PostgreSQL; on SQLite, which has no arrays,
+        // a JSON array of the ids as the column stores them (hyphenated
+        // text, as `Display` writes them) that `json_each` unpacks.
+        let rows: Vec<Row> = match reader.conn() {
+            Conn::Postgres(c) => {
+                let ids: Vec<Uuid> = ids.iter().map(|id| id.0).collect();
+                sqlx::query_as(select!("WHERE id = ANY($1)"))
+                    .bind(ids)
+                    .fetch_all(c)
+                    .await?
+            }
+            Conn::Sqlite(c) => {
+                let ids: Vec<String> = ids.iter().map(ToString::to_string).collect();
+                let ids = serde_json::Value::from(ids).to_string();
+                sqlx::query_as(select!("WHERE id IN (SELECT value FROM json_each($1))"))
+                    .bind(ids)
+                    .fetch_all(c)
+                    .await?
+            }
+        };
         rows.into_iter().map(Deployment::try_from).collect()
     }
 

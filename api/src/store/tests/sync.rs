@@ -10,6 +10,7 @@ use modelfleet_core::quota::{Limit, Quota};
 
 use super::{member, platform, tenant, usd};
 use crate::identity::{Role, Scope};
+use crate::ids::DeploymentId;
 use crate::store::testing::TestDb;
 use crate::store::{
     DeploymentRequest, DeploymentStatus, EventKind, NewEvent, NewInterval, Relocation, StoreError,
@@ -342,7 +343,52 @@ async fn a_cluster_is_removed_only_once_it_holds_nothing(db: TestDb) {
     ));
 }
 
+/// What a sync pass reads the rows its objects name with: live, released
+/// and moved rows in one query, ids with no row left out, and as many ids
+/// as a large cluster names (one parameter, far from any limit).
+async fn deployments_by_id_reads_every_named_row_at_once(db: TestDb) {
+    let store = &db.store;
+    let a = tenant(store, "acme", Quota::unlimited()).await;
+    let b = tenant(store, "globex", Quota::unlimited()).await;
+    let mut tx = store.begin(&platform()).await.unwrap();
+    let live = tx
+        .admit_deployment(a.id, DeploymentRequest::test("live", 1))
+        .await
+        .unwrap();
+    let released = tx
+        .admit_deployment(a.id, DeploymentRequest::test("released", 1))
+        .await
+        .unwrap();
+    let moved = tx
+        .admit_deployment(
+            b.id,
+            DeploymentRequest {
+                cluster: "elsewhere".into(),
+                ..DeploymentRequest::test("moved", 1)
+            },
+        )
+        .await
+        .unwrap();
+    let released = tx.release_deployment(released.id).await.unwrap();
+    tx.commit().await.unwrap();
+
+    assert!(store.deployments_by_id(&[]).await.unwrap().is_empty());
+    let mut ids: Vec<DeploymentId> = (0..5000).map(|_| DeploymentId::new()).collect();
+    ids.extend([moved.id, released.id, live.id, live.id]);
+    let mut found = store.deployments_by_id(&ids).await.unwrap();
+    found.sort_by(|x, y| x.name.cmp(&y.name));
+    // Each as `deployment` reads it, whichever tenant and cluster.
+    let mut expected = Vec::new();
+    for id in [live.id, moved.id, released.id] {
+        expected.push(store.deployment(Scope::All, id).await.unwrap());
+    }
+    assert_eq!(found, expected);
+    assert!(found[2].deleted_at.is_some());
+    assert_eq!(found[1].cluster, "elsewhere");
+}
+
 crate::store_tests!(
+    deployments_by_id_reads_every_named_row_at_once,
     intervals_are_recorded_once_and_closed_once,
     a_move_releases_and_admits_in_one_step,
     a_cluster_is_removed_only_once_it_holds_nothing,
