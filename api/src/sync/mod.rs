@@ -43,12 +43,16 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
+use k8s_openapi::api::core::v1::Pod;
+use kube::runtime::reflector::Store as Cache;
+use modelfleet_core::crd::ModelDeployment;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tracing::{info, warn};
 
 use crate::clusters::ClusterError;
 use crate::identity::Actor;
+use crate::ids::DeploymentId;
 use crate::service::Hub;
 use crate::store::{StoreError, now};
 
@@ -219,6 +223,27 @@ pub async fn run(state: Hub, mut stop: watch::Receiver<bool>) {
 /// [`run`] on its own task.
 pub fn spawn(state: Hub, stop: watch::Receiver<bool>) -> JoinHandle<()> {
     tokio::spawn(run(state, stop))
+}
+
+/// What one cluster's sync carries from pass to pass: since when each
+/// deployment the hub placed there has been missing from it.
+#[doc(hidden)]
+#[derive(Debug, Default)]
+pub struct Missing(BTreeMap<DeploymentId, Instant>);
+
+/// One pass of `cluster`'s sync over caches the caller filled, as [`run`]
+/// makes after every change it watches: for the bench that measures a
+/// pass (`benches/sync_pass.rs`) and the tests that drive one. The hub
+/// itself runs [`run`].
+#[doc(hidden)]
+pub async fn pass(
+    state: &Hub,
+    cluster: &str,
+    mds: &Cache<ModelDeployment>,
+    pods: &Cache<Pod>,
+    missing: &mut Missing,
+) -> Result<(), SyncError> {
+    cluster::pass(state, cluster, mds, pods, &mut missing.0).await
 }
 
 #[cfg(test)]
