@@ -4,7 +4,7 @@
 //! compares the whole picture, not the event — so a missed event, a hub
 //! restart or a second hub replica all converge to the same rows.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -17,6 +17,7 @@ use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Client, ResourceExt};
 use modelfleet_core::accelerator::Accelerator;
 use modelfleet_core::billing::Capacity;
+use modelfleet_core::contract::admission::AdmissionKey;
 use modelfleet_core::contract::labels::DEPLOYMENT_LABEL;
 use modelfleet_core::contract::namespace::tenant_of_namespace;
 use modelfleet_core::crd::ModelDeployment;
@@ -25,7 +26,6 @@ use tracing::{debug, warn};
 
 use super::{Reach, SyncError, actor, admit, missing, observe};
 use crate::clusters::DEPLOYMENT_ID_LABEL;
-use crate::identity::Scope;
 use crate::ids::DeploymentId;
 use crate::service::Hub;
 use crate::store::{Deployment, NewInterval, PoolLocation, Source, now};
@@ -139,6 +139,12 @@ async fn seen(state: &Hub, cluster: &str, at: DateTime<Utc>) -> Result<(), SyncE
 /// One comparison of the cluster with the database. `missing` carries,
 /// from pass to pass, since when each deployment the hub placed here has
 /// been missing from the cluster.
+///
+/// The rows it compares are read once per pass (the cluster's live rows,
+/// and in a second query only when some object names a row that is not
+/// live here), not once per object: a cluster of thousands of
+/// ModelDeployments that changed nothing costs a few queries. Per object
+/// the database is written only when something changed.
 pub(super) async fn pass(
     state: &Hub,
     cluster: &str,
@@ -152,7 +158,17 @@ pub(super) async fn pass(
     let taken_at = now();
     let mds = mds.state();
     let pods = pods.state();
+    // Read after the picture was taken, so that every object in it finds
+    // its row: the hub admits a row before it applies its object.
     let live = state.store().cluster_deployments(cluster).await?;
+    let elsewhere = state
+        .store()
+        .deployments_by_id(&not_live(&mds, &live))
+        .await?;
+    let known = Known {
+        rows: live.iter().chain(&elsewhere).map(|r| (r.id, r)).collect(),
+        key: state.registry().admission_key(cluster).ok(),
+    };
 
     // ModelDeployments → rows (and rows' status).
     let mut owners: BTreeMap<(String, String), Deployment> = BTreeMap::new();
@@ -165,7 +181,7 @@ pub(super) async fn pass(
             continue;
         };
         let name = md.name_any();
-        match one(state, cluster, md, &namespace, &name, &uid).await {
+        match one(state, cluster, &known, md, &namespace, &name, &uid).await {
             Ok(Some((row, counts))) => {
                 if counts {
                     present.insert(uid);
@@ -227,18 +243,51 @@ pub(super) async fn pass(
     intervals(state, cluster, &pods, &owners).await
 }
 
+/// What a pass reads once and each of its objects looks up.
+struct Known<'a> {
+    /// Every row the pass's objects name by their id label.
+    rows: HashMap<DeploymentId, &'a Deployment>,
+    /// The cluster's admission key (an HMAC to derive); `None` when the
+    /// hub has none, and then each object that needs it fails as it did
+    /// when it asked on its own.
+    key: Option<AdmissionKey>,
+}
+
+/// The ids the ModelDeployments of a pass carry in their id label that
+/// are not among `live`: rows released, or moved to another cluster, whose
+/// objects are still here (or ids with no row at all).
+fn not_live(mds: &[Arc<ModelDeployment>], live: &[Deployment]) -> Vec<DeploymentId> {
+    let live: HashSet<DeploymentId> = live.iter().map(|r| r.id).collect();
+    let named: BTreeSet<DeploymentId> = mds
+        .iter()
+        .filter_map(|md| labelled_id(md))
+        .filter(|id| !live.contains(id))
+        .collect();
+    named.into_iter().collect()
+}
+
+/// The deployment id the hub wrote on a ModelDeployment, if it carries a
+/// well-formed one (anyone can copy or write the label: [`ours`] checks it
+/// against the row).
+fn labelled_id(md: &ModelDeployment) -> Option<DeploymentId> {
+    md.labels()
+        .get(DEPLOYMENT_ID_LABEL)
+        .and_then(|v| v.parse::<DeploymentId>().ok())
+}
+
 /// Syncs one ModelDeployment: its row, and whether the row still counts
 /// (the object exists and is not being deleted).
 async fn one(
     state: &Hub,
     cluster: &str,
+    known: &Known<'_>,
     md: &ModelDeployment,
     namespace: &str,
     name: &str,
     uid: &str,
 ) -> Result<Option<(Deployment, bool)>, SyncError> {
     let alive = md.metadata.deletion_timestamp.is_none();
-    match ours(state, cluster, md, namespace, name, uid).await? {
+    match ours(&known.rows, cluster, md, namespace, name, uid) {
         Ours::Tracked(row) => {
             // Its namespace keeps what a tenant namespace has (a cluster
             // set up before tenant namespaces had it gets it here).
@@ -250,7 +299,7 @@ async fn one(
             }
             // A spec changed since its admission is decided on first.
             let row = if alive {
-                super::readmit::check(state, cluster, md, row).await?
+                super::readmit::check(state, cluster, known.key.as_ref(), md, row).await?
             } else {
                 row
             };
@@ -282,41 +331,34 @@ enum Ours {
 }
 
 /// Which row a ModelDeployment is, by the id label the hub wrote, checked
-/// against the row so that a copied label claims nothing.
-async fn ours(
-    state: &Hub,
+/// against the row so that a copied label claims nothing. `rows` holds
+/// every row the pass's objects name, read at the start of the pass: a
+/// lookup here, not a query per object.
+fn ours(
+    rows: &HashMap<DeploymentId, &Deployment>,
     cluster: &str,
     md: &ModelDeployment,
     namespace: &str,
     name: &str,
     uid: &str,
-) -> Result<Ours, SyncError> {
-    let Some(id) = md
-        .labels()
-        .get(DEPLOYMENT_ID_LABEL)
-        .and_then(|v| v.parse::<DeploymentId>().ok())
-    else {
-        return Ok(Ours::No);
-    };
-    let row = match state.store().deployment(Scope::All, id).await {
-        Ok(row) => row,
-        Err(crate::StoreError::NotFound(_)) => return Ok(Ours::No),
-        Err(e) => return Err(e.into()),
+) -> Ours {
+    let Some(&row) = labelled_id(md).and_then(|id| rows.get(&id)) else {
+        return Ours::No;
     };
     if row.namespace != namespace || row.name != name {
-        return Ok(Ours::No);
+        return Ours::No;
     }
     let here = row.cluster == cluster
         && row.deleted_at.is_none()
         && row.resource_uid.as_deref().is_none_or(|u| u == uid);
     if here {
-        Ok(Ours::Tracked(row))
+        Ours::Tracked(row.clone())
     } else if row.deleted_at.is_some() || row.cluster != cluster {
-        Ok(Ours::Stale(row))
+        Ours::Stale(row.clone())
     } else {
         // Placed here but recorded with another object's uid: the hub's
         // object was replaced by someone else's.
-        Ok(Ours::No)
+        Ours::No
     }
 }
 

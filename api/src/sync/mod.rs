@@ -37,6 +37,8 @@ mod admit;
 mod cluster;
 mod missing;
 mod observe;
+#[cfg(test)]
+mod pass_tests;
 mod readmit;
 
 use std::collections::BTreeMap;

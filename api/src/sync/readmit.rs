@@ -14,7 +14,7 @@
 
 use kube::ResourceExt;
 use modelfleet_core::contract::admission::{
-    self as contract, MESSAGE_ANNOTATION, REASON_ANNOTATION, REASON_BUDGET_EXHAUSTED,
+    self as contract, AdmissionKey, MESSAGE_ANNOTATION, REASON_ANNOTATION, REASON_BUDGET_EXHAUSTED,
     REASON_CHANGED, REASON_QUOTA_EXCEEDED, Sealed,
 };
 use modelfleet_core::crd::ModelDeployment;
@@ -28,15 +28,24 @@ use crate::store::{AuditEntry, Deployment, now};
 const IN_FLIGHT_SECONDS: i64 = 60;
 
 /// Checks a tracked deployment's seal and decides about a change. Returns
-/// the row as it is after the decision.
+/// the row as it is after the decision. `key` is the cluster's admission
+/// key when the caller derived it already (once per pass).
 pub(super) async fn check(
     state: &Hub,
     cluster: &str,
+    key: Option<&AdmissionKey>,
     md: &ModelDeployment,
     row: Deployment,
 ) -> Result<Deployment, SyncError> {
-    let key = state.registry().admission_key(cluster)?;
-    let changed = match contract::check(md, &key) {
+    let derived;
+    let key = match key {
+        Some(key) => key,
+        None => {
+            derived = state.registry().admission_key(cluster)?;
+            &derived
+        }
+    };
+    let changed = match contract::check(md, key) {
         Sealed::Current => return Ok(row),
         Sealed::Changed { admitted } => contract::changed_fields(&admitted, &md.spec),
         // Just written by the hub: this picture of it may be from between
