@@ -41,6 +41,11 @@ use axum::http::{Request, StatusCode, header};
 use futures::StreamExt;
 use hyper_util::rt::TokioIo;
 
+/// The allocator `modelfleet` runs with (src/main.rs), since this binary is
+/// the hub the gateway is measured in.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// The answer's text, which tells that a proxy reached the mock.
 const MOCK_TEXT: &str = "The sea is wide.";
 /// The model the mock serves.

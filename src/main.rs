@@ -19,6 +19,10 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+/// mimalloc, not glibc's malloc: see the dependency's note in Cargo.toml.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// modelfleet: serve large language models on GPU and NPU node pools across clouds.
 #[derive(Debug, Parser)]
 #[command(name = "modelfleet", version, about, long_about = None)]
