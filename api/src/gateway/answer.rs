@@ -68,9 +68,7 @@ pub(super) fn pass_whole(
     started: Instant,
 ) -> Response {
     drop(lease);
-    let usage = serde_json::from_slice::<serde_json::Value>(&body)
-        .ok()
-        .and_then(|v| Usage::of(&v));
+    let usage = super::stream::usage_of_answer(&body);
     let took = started.elapsed();
     labels.answered(status.as_u16(), usage, took, None, None);
     bill.settle(status.as_u16(), usage, took, None);

@@ -19,7 +19,7 @@
 
 use std::collections::HashMap;
 use std::hash::Hash;
-use std::sync::{Mutex, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use sha2::{Digest, Sha256};
@@ -136,7 +136,9 @@ impl KeyCache {
 /// Deployments found by tenant and name in the last [`DEPLOYMENT_FOR`].
 #[derive(Debug)]
 pub struct DeploymentCache {
-    deployments: Timed<(TenantId, String), Deployment>,
+    // Shared, not cloned per request: a deployment row is a few dozen
+    // allocations (its conditions, its pods' weights).
+    deployments: Timed<(TenantId, String), Arc<Deployment>>,
 }
 
 impl Default for DeploymentCache {
@@ -148,12 +150,12 @@ impl Default for DeploymentCache {
 }
 
 impl DeploymentCache {
-    pub fn get(&self, tenant: TenantId, name: &str) -> Option<Deployment> {
+    pub fn get(&self, tenant: TenantId, name: &str) -> Option<Arc<Deployment>> {
         self.deployments
             .get(&(tenant, name.to_owned()), Instant::now())
     }
 
-    pub fn put(&self, deployment: &Deployment) {
+    pub fn put(&self, deployment: &Arc<Deployment>) {
         self.deployments.put(
             (deployment.tenant, deployment.name.clone()),
             deployment.clone(),

@@ -25,6 +25,7 @@ mod screen;
 mod stream;
 
 use std::collections::HashMap;
+use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -71,7 +72,7 @@ const MAX_ANSWER_BYTES: usize = 64 << 20;
 const TRIES: usize = 3;
 
 /// What the four operations are.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 enum Operation {
     Chat,
     Completion,
@@ -124,7 +125,19 @@ pub struct Gateway {
     /// Keys that authenticated and deployments found by name, moments ago.
     keys: Arc<cache::KeyCache>,
     deployments: Arc<cache::DeploymentCache>,
+    /// The `Authorization` each cluster's engines in each namespace take.
+    engine_keys: Arc<Mutex<EngineKeys>>,
+    /// Each engine's URL per operation, parsed once.
+    urls: Arc<Mutex<HashMap<(SocketAddr, Operation), reqwest::Url>>>,
 }
+
+/// Engine keys by cluster, then namespace: HMACs of the hub's key, derived
+/// once per process rather than twice per request (the keyring is fixed
+/// for a process's life).
+/// Engine URLs kept at most; more are engines long gone.
+const MAX_ENGINE_URLS: usize = 10_000;
+
+type EngineKeys = HashMap<String, HashMap<String, header::HeaderValue>>;
 
 /// A request's place among its deployment's requests in flight; dropping
 /// it gives the place back.
@@ -199,7 +212,69 @@ impl Gateway {
             tenant_tokens: Arc::new(TokenRate::new(settings.gateway_tenant_tokens_per_minute)),
             keys: Arc::default(),
             deployments: Arc::default(),
+            engine_keys: Arc::default(),
+            urls: Arc::default(),
         }
+    }
+
+    /// Where `operation` goes on the engine at `addr`.
+    fn url(&self, addr: SocketAddr, operation: Operation) -> Result<reqwest::Url, OpenAiError> {
+        let mut urls = self.urls.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(url) = urls.get(&(addr, operation)) {
+            return Ok(url.clone());
+        }
+        let url = reqwest::Url::parse(&format!("http://{addr}{}", operation.path()))
+            .map_err(|_| OpenAiError::internal())?;
+        // Engines come and go (pods are replaced): keep the map bounded.
+        if urls.len() >= MAX_ENGINE_URLS {
+            urls.clear();
+        }
+        urls.insert((addr, operation), url.clone());
+        Ok(url)
+    }
+
+    /// What a request to `deployment`'s engines authenticates with.
+    fn engine_authorization(
+        &self,
+        state: &AppState,
+        deployment: &Deployment,
+    ) -> Result<header::HeaderValue, OpenAiError> {
+        let known = |keys: &EngineKeys| {
+            keys.get(&deployment.cluster)
+                .and_then(|n| n.get(&deployment.namespace))
+                .cloned()
+        };
+        if let Some(value) = known(
+            &self
+                .engine_keys
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner),
+        ) {
+            return Ok(value);
+        }
+        let key = state
+            .registry()
+            .admission_key(&deployment.cluster)
+            .map_err(|_| {
+                OpenAiError::unavailable(
+                    format!(
+                        "the cluster of `{}` is not connected to this hub; retry shortly",
+                        deployment.name
+                    ),
+                    5,
+                )
+            })?
+            .engine_api_key(&deployment.namespace);
+        let mut value = header::HeaderValue::try_from(format!("Bearer {key}"))
+            .map_err(|_| OpenAiError::internal())?;
+        value.set_sensitive(true);
+        self.engine_keys
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .entry(deployment.cluster.clone())
+            .or_default()
+            .insert(deployment.namespace.clone(), value.clone());
+        Ok(value)
     }
 
     /// The meter that records each answered request's tokens.
@@ -497,6 +572,7 @@ async fn infer(
             .await
         {
             Ok(d) => {
+                let d = Arc::new(d);
                 state.gateway().deployments.put(&d);
                 d
             }
@@ -532,17 +608,8 @@ async fn infer(
     );
     let upstream_body =
         Bytes::from(serde_json::to_vec(&request).map_err(|_| OpenAiError::internal())?);
-    let key = state
-        .registry()
-        .admission_key(&deployment.cluster)
-        .map_err(|_| {
-            OpenAiError::unavailable(
-                format!("the cluster of `{name}` is not connected to this hub; retry shortly"),
-                5,
-            )
-        })?
-        .engine_api_key(&deployment.namespace);
     let gateway = state.gateway();
+    let authorization = gateway.engine_authorization(&state, &deployment)?;
     let mut engines = gateway.engines(&state, &deployment).await?;
     if engines.is_empty() {
         return Err(OpenAiError::unavailable(
@@ -603,8 +670,8 @@ async fn infer(
         tried.push(addr);
         let sent = gateway
             .http
-            .post(format!("http://{addr}{}", operation.path()))
-            .bearer_auth(&key)
+            .post(gateway.url(addr, operation)?)
+            .header(header::AUTHORIZATION, authorization.clone())
             .header(header::CONTENT_TYPE, "application/json")
             .body(upstream_body.clone())
             .send();

@@ -14,15 +14,103 @@ pub struct Usage {
 }
 
 impl Usage {
-    /// The `usage` object of an OpenAI answer, if it has one.
-    pub fn of(answer: &serde_json::Value) -> Option<Usage> {
-        let usage = answer.get("usage")?.as_object()?;
+    /// The tokens of an answer's `usage` object, if it says how many.
+    fn of(usage: &serde_json::Value) -> Option<Usage> {
+        let usage = usage.as_object()?;
         let field = |name: &str| usage.get(name).and_then(serde_json::Value::as_u64);
         Some(Usage {
             prompt_tokens: field("prompt_tokens")?,
             completion_tokens: field("completion_tokens").unwrap_or(0),
         })
     }
+}
+
+/// What the gateway reads of an answer or a streamed chunk: whether it has
+/// choices, and its usage. Parsed without building the rest — the answer's
+/// text is checked and skipped, never copied (a whole `serde_json::Value`
+/// per answer was a measurable share of the gateway's CPU).
+#[derive(Debug, Default, serde::Deserialize)]
+struct Reading {
+    #[serde(default)]
+    choices: Choices,
+    #[serde(default)]
+    usage: Option<serde_json::Value>,
+}
+
+/// An answer's `choices`: absent (or not a list), empty, or not.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+enum Choices {
+    #[default]
+    NotAList,
+    Empty,
+    Some,
+}
+
+impl<'de> serde::Deserialize<'de> for Choices {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl<'de> serde::de::Visitor<'de> for Visitor {
+            type Value = Choices;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("any JSON value")
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                mut seq: A,
+            ) -> Result<Choices, A::Error> {
+                let mut any = false;
+                while seq.next_element::<serde::de::IgnoredAny>()?.is_some() {
+                    any = true;
+                }
+                Ok(if any { Choices::Some } else { Choices::Empty })
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<Choices, A::Error> {
+                while map
+                    .next_entry::<serde::de::IgnoredAny, serde::de::IgnoredAny>()?
+                    .is_some()
+                {}
+                Ok(Choices::NotAList)
+            }
+            fn visit_bool<E>(self, _: bool) -> Result<Choices, E> {
+                Ok(Choices::NotAList)
+            }
+            fn visit_i64<E>(self, _: i64) -> Result<Choices, E> {
+                Ok(Choices::NotAList)
+            }
+            fn visit_u64<E>(self, _: u64) -> Result<Choices, E> {
+                Ok(Choices::NotAList)
+            }
+            fn visit_f64<E>(self, _: f64) -> Result<Choices, E> {
+                Ok(Choices::NotAList)
+            }
+            fn visit_str<E>(self, _: &str) -> Result<Choices, E> {
+                Ok(Choices::NotAList)
+            }
+            fn visit_unit<E>(self) -> Result<Choices, E> {
+                Ok(Choices::NotAList)
+            }
+        }
+        deserializer.deserialize_any(Visitor)
+    }
+}
+
+impl Reading {
+    /// `text` read, or nothing when it is not a JSON object.
+    fn of(text: &[u8]) -> Reading {
+        serde_json::from_slice(text).unwrap_or_default()
+    }
+
+    fn usage(&self) -> Option<Usage> {
+        self.usage.as_ref().and_then(Usage::of)
+    }
+}
+
+/// The usage a plain (not streamed) answer reports.
+pub fn usage_of_answer(body: &[u8]) -> Option<Usage> {
+    Reading::of(body).usage()
 }
 
 /// Splits a byte stream into server-sent events and filters them.
@@ -89,32 +177,37 @@ impl Events {
         let Ok(text) = std::str::from_utf8(event) else {
             return true;
         };
-        let data: String = text
+        let mut lines = text
             .lines()
             .filter_map(|l| l.strip_prefix("data:"))
-            .map(str::trim_start)
-            .collect::<Vec<_>>()
-            .join("\n");
+            .map(str::trim_start);
+        // An event's data is its `data:` lines joined; nearly always one,
+        // read where it lies.
+        let joined;
+        let data = match (lines.next(), lines.next()) {
+            (None, _) => return true,
+            (Some(one), None) => one,
+            (Some(first), Some(second)) => {
+                joined = [first, second]
+                    .into_iter()
+                    .chain(lines)
+                    .collect::<Vec<_>>()
+                    .join("\n");
+                joined.as_str()
+            }
+        };
         if data.is_empty() || data == "[DONE]" {
             return true;
         }
-        let Ok(chunk) = serde_json::from_str::<serde_json::Value>(&data) else {
+        let Ok(chunk) = serde_json::from_str::<Reading>(data) else {
             return true;
         };
-        if chunk
-            .get("choices")
-            .and_then(serde_json::Value::as_array)
-            .is_some_and(|c| !c.is_empty())
-        {
+        if chunk.choices == Choices::Some {
             self.choice_events += 1;
         }
-        if let Some(usage) = Usage::of(&chunk) {
+        if let Some(usage) = chunk.usage() {
             self.usage = Some(usage);
-            let only_usage = chunk
-                .get("choices")
-                .and_then(serde_json::Value::as_array)
-                .is_some_and(Vec::is_empty);
-            if only_usage && !self.client_wants_usage {
+            if chunk.choices == Choices::Empty && !self.client_wants_usage {
                 return false;
             }
         }
@@ -157,6 +250,50 @@ mod tests {
         assert_eq!(events.usage.map(|u| u.prompt_tokens), Some(12));
         assert_eq!(events.choice_events, 1, "the usage chunk has no choices");
         assert!(events.finish().is_empty());
+    }
+
+    #[test]
+    fn an_answers_usage_is_read_whatever_else_it_holds() {
+        let answer = br#"{"id":"x","choices":[{"message":{"content":"a \"quoted\" text"}}],
+            "usage":{"prompt_tokens":7,"completion_tokens":2,"total_tokens":9}}"#;
+        assert_eq!(
+            usage_of_answer(answer),
+            Some(Usage {
+                prompt_tokens: 7,
+                completion_tokens: 2
+            })
+        );
+        // Embeddings report no completion tokens.
+        assert_eq!(
+            usage_of_answer(br#"{"data":[],"usage":{"prompt_tokens":4,"total_tokens":4}}"#),
+            Some(Usage {
+                prompt_tokens: 4,
+                completion_tokens: 0
+            })
+        );
+        for no_usage in [
+            &br#"{"choices":[]}"#[..],
+            br#"{"usage":null}"#,
+            br#"{"usage":{"prompt_tokens":-1}}"#,
+            br#"{"usage":{"completion_tokens":3}}"#,
+            br#"[1,2]"#,
+            b"not json",
+        ] {
+            assert_eq!(usage_of_answer(no_usage), None, "{no_usage:?}");
+        }
+    }
+
+    #[test]
+    fn a_chunk_whose_choices_are_not_a_list_counts_no_token_and_is_kept() {
+        let mut events = Events::new(false);
+        let odd = "data: {\"choices\":{\"a\":[1]},\"usage\":{\"prompt_tokens\":5}}\n\n";
+        assert_eq!(
+            events.push(odd.as_bytes()),
+            odd.as_bytes(),
+            "not a usage-only chunk"
+        );
+        assert_eq!(events.choice_events, 0);
+        assert_eq!(events.usage.map(|u| u.prompt_tokens), Some(5));
     }
 
     #[test]
