@@ -17,6 +17,7 @@ mod answer;
 mod balance;
 mod budget;
 pub(crate) mod cache;
+mod engines;
 mod error;
 mod limits;
 mod meter;
@@ -40,7 +41,6 @@ use axum::routing::{get, post};
 use futures::StreamExt;
 use tracing::{debug, warn};
 
-use crate::clusters::Engine;
 use crate::config::ApiSettings;
 use crate::http::AppState;
 use crate::identity::{Permission, Principal};
@@ -56,11 +56,6 @@ use limits::TokenRate;
 pub use meter::{FlushError, Metering};
 pub use metrics::GatewayMetrics;
 
-/// How long a deployment's replicas, once listed, are used before they
-/// are listed again.
-const ENGINES_FOR: Duration = Duration::from_secs(2);
-/// How long the last listing serves when listing again fails.
-const STALE_ENGINES_FOR: Duration = Duration::from_secs(30);
 /// Connecting to a replica.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
 /// From sending a request to the answer's headers (a non-streamed answer
@@ -97,16 +92,13 @@ impl Operation {
     }
 }
 
-/// Each deployment's replicas, and when they were listed.
-type Listed = HashMap<DeploymentId, (Instant, Arc<Vec<Engine>>)>;
-
 /// The gateway's state in one hub process: the replicas it knows, the
 /// requests in flight on each, its HTTP client. Cheap to clone.
 #[derive(Clone)]
 pub struct Gateway {
     http: reqwest::Client,
     balancer: Arc<balance::Balancer>,
-    engines: Arc<Mutex<Listed>>,
+    engines: Arc<Mutex<engines::Listed>>,
     /// One listing per deployment at a time.
     listing: Arc<tokio::sync::Mutex<()>>,
     metrics: GatewayMetrics,
@@ -126,18 +118,10 @@ pub struct Gateway {
     keys: Arc<cache::KeyCache>,
     deployments: Arc<cache::DeploymentCache>,
     /// The `Authorization` each cluster's engines in each namespace take.
-    engine_keys: Arc<Mutex<EngineKeys>>,
+    engine_keys: Arc<Mutex<engines::EngineKeys>>,
     /// Each engine's URL per operation, parsed once.
     urls: Arc<Mutex<HashMap<(SocketAddr, Operation), reqwest::Url>>>,
 }
-
-/// Engine keys by cluster, then namespace: HMACs of the hub's key, derived
-/// once per process rather than twice per request (the keyring is fixed
-/// for a process's life).
-/// Engine URLs kept at most; more are engines long gone.
-const MAX_ENGINE_URLS: usize = 10_000;
-
-type EngineKeys = HashMap<String, HashMap<String, header::HeaderValue>>;
 
 /// A request's place among its deployment's requests in flight; dropping
 /// it gives the place back.
@@ -217,66 +201,6 @@ impl Gateway {
         }
     }
 
-    /// Where `operation` goes on the engine at `addr`.
-    fn url(&self, addr: SocketAddr, operation: Operation) -> Result<reqwest::Url, OpenAiError> {
-        let mut urls = self.urls.lock().unwrap_or_else(PoisonError::into_inner);
-        if let Some(url) = urls.get(&(addr, operation)) {
-            return Ok(url.clone());
-        }
-        let url = reqwest::Url::parse(&format!("http://{addr}{}", operation.path()))
-            .map_err(|_| OpenAiError::internal())?;
-        // Engines come and go (pods are replaced): keep the map bounded.
-        if urls.len() >= MAX_ENGINE_URLS {
-            urls.clear();
-        }
-        urls.insert((addr, operation), url.clone());
-        Ok(url)
-    }
-
-    /// What a request to `deployment`'s engines authenticates with.
-    fn engine_authorization(
-        &self,
-        state: &AppState,
-        deployment: &Deployment,
-    ) -> Result<header::HeaderValue, OpenAiError> {
-        let known = |keys: &EngineKeys| {
-            keys.get(&deployment.cluster)
-                .and_then(|n| n.get(&deployment.namespace))
-                .cloned()
-        };
-        if let Some(value) = known(
-            &self
-                .engine_keys
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner),
-        ) {
-            return Ok(value);
-        }
-        let key = state
-            .registry()
-            .admission_key(&deployment.cluster)
-            .map_err(|_| {
-                OpenAiError::unavailable(
-                    format!(
-                        "the cluster of `{}` is not connected to this hub; retry shortly",
-                        deployment.name
-                    ),
-                    5,
-                )
-            })?
-            .engine_api_key(&deployment.namespace);
-        let mut value = header::HeaderValue::try_from(format!("Bearer {key}"))
-            .map_err(|_| OpenAiError::internal())?;
-        value.set_sensitive(true);
-        self.engine_keys
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .entry(deployment.cluster.clone())
-            .or_default()
-            .insert(deployment.namespace.clone(), value.clone());
-        Ok(value)
-    }
-
     /// The meter that records each answered request's tokens.
     pub fn metering(&self) -> &Metering {
         &self.metering
@@ -347,68 +271,6 @@ impl Gateway {
         self.per_tenant
             .take(&tenant, None, now)
             .map_err(|wait| refused(wait, "your organisation's"))
-    }
-
-    /// Lists `deployment`'s replicas anew at the next request.
-    fn forget(&self, deployment: DeploymentId) {
-        self.engines
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .remove(&deployment);
-    }
-
-    /// `deployment`'s Ready replicas, as last listed.
-    async fn engines(
-        &self,
-        state: &AppState,
-        deployment: &Deployment,
-    ) -> Result<Arc<Vec<Engine>>, OpenAiError> {
-        let fresh = |at: &Instant, within: Duration| at.elapsed() < within;
-        let cached = |engines: &Mutex<Listed>| {
-            engines
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .get(&deployment.id)
-                .cloned()
-        };
-        if let Some((at, engines)) = cached(&self.engines)
-            && fresh(&at, ENGINES_FOR)
-        {
-            return Ok(engines);
-        }
-        let _listing = self.listing.lock().await;
-        if let Some((at, engines)) = cached(&self.engines)
-            && fresh(&at, ENGINES_FOR)
-        {
-            return Ok(engines);
-        }
-        let listed = state
-            .registry()
-            .ready_engines(&deployment.cluster, &deployment.namespace, &deployment.name)
-            .await;
-        match listed {
-            Ok(engines) => {
-                let engines = Arc::new(engines);
-                self.engines
-                    .lock()
-                    .unwrap_or_else(PoisonError::into_inner)
-                    .insert(deployment.id, (Instant::now(), engines.clone()));
-                Ok(engines)
-            }
-            Err(e) => {
-                warn!(deployment = %deployment.id, error = %e, "listing a deployment's engines");
-                match cached(&self.engines) {
-                    Some((at, engines)) if fresh(&at, STALE_ENGINES_FOR) => Ok(engines),
-                    _ => Err(OpenAiError::unavailable(
-                        format!(
-                            "the replicas of `{}` cannot be reached now; retry shortly",
-                            deployment.name
-                        ),
-                        5,
-                    )),
-                }
-            }
-        }
     }
 }
 
